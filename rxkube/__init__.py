@@ -1,0 +1,1 @@
+"""rxkube: reactive-stream combinators for Kubernetes watches."""

@@ -1,0 +1,162 @@
+"""One exception hierarchy for everything rxkube raises or sends to ``on_error``.
+
+API errors carry the Kubernetes ``Status`` the server sent (code, reason,
+message) and ``retry_after`` when the server asked for a delay. ``transient``
+tells a retry policy whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RxKubeError(Exception):
+    """Base class of every rxkube error."""
+
+    transient: bool = False
+    """Whether retrying the same operation later may succeed."""
+
+
+class ApiError(RxKubeError):
+    """The API server answered with a failure ``Status``.
+
+    Attributes:
+        code: the HTTP status code (or the Status ``code``).
+        reason: the Status ``reason`` (``NotFound``, ``Expired``, ...), may be empty.
+        message: the Status ``message``.
+        status: the whole Status object as sent, or a synthetic one.
+        retry_after: seconds the server asked to wait (``Retry-After``), if any.
+        request: a short description of the request, for messages.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        reason: str = "",
+        message: str = "",
+        *,
+        status: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+        request: str = "",
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.status: dict[str, Any] = status if status is not None else {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+        self.retry_after = retry_after
+        self.request = request
+        where = f" ({request})" if request else ""
+        super().__init__(f"{code} {reason or 'Error'}: {message}{where}")
+
+
+class BadRequest(ApiError):
+    """400: the request was malformed (for example an invalid selector)."""
+
+
+class Unauthorized(ApiError):
+    """401: credentials are missing or expired; a refreshed token may fix it."""
+
+    transient = True
+
+
+class Forbidden(ApiError):
+    """403: RBAC denies the request; it may be granted later."""
+
+    transient = True
+
+
+class NotFound(ApiError):
+    """404: the object or resource does not exist."""
+
+
+class Conflict(ApiError):
+    """409: the object exists already, or its resourceVersion is stale."""
+
+
+class Gone(ApiError):
+    """410: the resourceVersion or continue token is too old (compacted)."""
+
+    transient = True
+
+
+class Invalid(ApiError):
+    """422: the object failed validation."""
+
+
+class TooManyRequests(ApiError):
+    """429: the server is throttling; honour ``retry_after``."""
+
+    transient = True
+
+
+class ServerError(ApiError):
+    """5xx: the server failed; usually transient."""
+
+    transient = True
+
+
+_BY_CODE: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+    422: Invalid,
+    429: TooManyRequests,
+}
+
+
+def api_error(
+    code: int,
+    status: dict[str, Any] | None = None,
+    *,
+    retry_after: float | None = None,
+    request: str = "",
+) -> ApiError:
+    """Build the typed ApiError for an HTTP status code and an optional Status body.
+
+    Args:
+        code: HTTP status code (or the ``code`` of a Status in a watch ERROR event).
+        status: the decoded Status object, if the server sent one.
+        retry_after: seconds from a ``Retry-After`` header or the Status details.
+        request: a short description of the request, for the message.
+    """
+    if status is not None and not isinstance(status, dict):
+        status = None
+    reason = str(status.get("reason", "")) if status else ""
+    message = str(status.get("message", "")) if status else ""
+    if retry_after is None and status:
+        details = status.get("details") or {}
+        if isinstance(details, dict) and details.get("retryAfterSeconds") is not None:
+            retry_after = float(details["retryAfterSeconds"])
+    cls = _BY_CODE.get(code) or (ServerError if code >= 500 else ApiError)
+    return cls(code, reason, message, status=status, retry_after=retry_after, request=request)
+
+
+class TransportError(RxKubeError):
+    """The connection to the API server failed: refused, reset, TLS, or DNS."""
+
+    transient = True
+
+
+class WatchStalled(TransportError):
+    """A watch connection stayed silent past its idle timeout and was treated as dead."""
+
+
+class DecodeError(RxKubeError):
+    """The server sent bytes that are not the JSON the protocol requires (a garbled line)."""
+
+    transient = True
+
+
+class ConfigError(RxKubeError):
+    """rxkube could not be configured: no kubeconfig, unknown context, unknown resource."""
