@@ -1,0 +1,205 @@
+"""``python -m benchmarks [--quick] [--json PATH]``: run every measurement, print the report.
+
+One run starts the benchmark API server in its own process, then runs each measurement
+in a fresh process of its own against it (the limit, rxkube's scenarios, each peer),
+prints the Markdown report with every ratio, and writes all figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import psutil
+
+from . import report, worker
+from .measure import Params
+from .server import ServerProcess
+from .workload import NAMESPACE
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sizes of one run."""
+
+    pods: int
+    events: int
+    lever_events: int
+    peer_events: int
+    fanout_events: int
+    fanout: tuple[int, ...]
+    page_size: int
+
+
+FULL = Plan(
+    pods=10_000,
+    events=100_000,
+    lever_events=10_000,
+    peer_events=10_000,
+    fanout_events=10_000,
+    fanout=(1, 10, 100),
+    page_size=500,
+)
+QUICK = Plan(
+    pods=300,
+    events=600,
+    lever_events=300,
+    peer_events=300,
+    fanout_events=300,
+    fanout=(1, 3),
+    page_size=100,
+)
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": psutil.virtual_memory().total / 2**30,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(result key, measurement name, Params overrides) for every run, in order."""
+    # The limit runs right after rxkube and replays the very events rxkube consumed.
+    runs: list[tuple[str, str, dict[str, Any]]] = [
+        ("rxkube", "rxkube", {"option": "full"}),
+        ("limit", "limit", {}),
+        ("limit", "limit", {"traced": True, "events": 0}),
+        ("rxkube", "rxkube", {"option": "full", "traced": True, "events": 0}),
+    ]
+    for lever in ("drop_managed_fields", "metadata_only", "metadata_watcher", "intern", "share"):
+        key = f"rxkube:{lever}"
+        runs.append((key, "rxkube", {"option": lever, "events": plan.lever_events}))
+        runs.append((key, "rxkube", {"option": lever, "traced": True, "events": 0}))
+    runs.append(("rxkube:relist", "rxkube_relist", {"option": "full", "events": 0}))
+    runs.append(("rxkube:relist", "rxkube_relist", {"option": "full", "traced": True, "events": 0}))
+    for n in plan.fanout:
+        runs.append(
+            (
+                f"rxkube:shared:{n}",
+                "rxkube_shared",
+                {"subscribers": n, "events": plan.fanout_events},
+            )
+        )
+    runs.append(("options", "rxkube_read", {"events": 0}))
+    for peer in peers:
+        runs.append((peer, peer, {"events": plan.peer_events}))
+        runs.append((peer, peer, {"traced": True, "events": 0}))
+    return runs
+
+
+def _available_peers() -> list[str]:
+    import importlib.util
+
+    modules = {
+        "kubernetes_informer": "kubernetes.informer",
+        "kubernetes_watch": "kubernetes.watch",
+        "kr8s": "kr8s",
+        "lightkube": "lightkube",
+    }
+    found = []
+    for name, module in modules.items():
+        try:
+            if importlib.util.find_spec(module) is not None:
+                found.append(name)
+        except ModuleNotFoundError:
+            pass
+    return found
+
+
+def _merge(into: dict[str, Any], figures: dict[str, Any], traced: bool) -> None:
+    # A traced run's timings are slowed by tracemalloc: keep only its memory figures.
+    for key, value in figures.items():
+        if not traced or "traced" in key:
+            into[key] = value
+
+
+def run(plan: Plan, only: set[str] | None = None, log: Any = sys.stderr) -> dict[str, Any]:
+    """Run the plan against a fresh server and return every figure."""
+    machine = _machine()
+    peers = _available_peers()
+    results: dict[str, Any] = {"machine": machine, "runs": {}}
+    with ServerProcess(plan.pods) as server:
+        params = Params(
+            url=server.url,
+            kubeconfig=server.kubeconfig,
+            namespace=NAMESPACE,
+            pods=plan.pods,
+            events=plan.events,
+            page_size=plan.page_size,
+        )
+        results["params"] = {
+            **plan.__dict__,
+            "fanout": list(plan.fanout),
+            "load_s": server.load_s,
+            "peers": peers,
+        }
+        ctl = server.control()
+        for key, name, overrides in _measurements(plan, peers):
+            if only and key.split(":")[0] not in only and key not in only:
+                continue
+            p = replace(params, **overrides)
+            what = f"{key}{' (traced)' if p.traced else ''}"
+            print(f"… {what}", end="", file=log, flush=True)
+            start = time.perf_counter()
+            try:
+                figures = worker.run(name, p, server)
+            except Exception as exc:  # one failed measurement must not lose the others
+                figures = {"error": str(exc)}
+                print(f"  FAILED: {str(exc).splitlines()[-1] if str(exc) else exc}", file=log)
+            else:
+                print(f"  {time.perf_counter() - start:.1f} s", file=log)
+            _merge(results["runs"].setdefault(key, {}), figures, p.traced)
+            if name != "rxkube" or p.traced:
+                ctl.compact()
+        ctl.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the script works")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        default="benchmarks/results.json",
+        help="where to write every figure (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAME",
+        action="append",
+        help="run only these measurements (e.g. limit, rxkube, kr8s); repeatable",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    results = run(plan, set(args.only) if args.only else None)
+    results["wall_s"] = time.perf_counter() - started
+    text = report.render(results)
+    print(text)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"figures written to {args.json} ({results['wall_s']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The limit: reading the bytes off the socket, and ``orjson.loads`` over those same bytes.
+
+No client can build a cache faster than it can read the server's answer and parse it, so
+these two figures are what every other one is compared with. The reads use urllib3 (the
+transport rxkube uses too) with the same page size and the same watch as the clients, on
+the same server; the parse runs ``orjson.loads`` over exactly the bytes that were read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import urllib3
+
+from .measure import MemoryProbe, Params, Result
+from .server import Control
+
+_CHUNK = 1 << 16
+
+
+def _pods_path(p: Params) -> str:
+    return f"{p.url}/api/v1/namespaces/{p.namespace}/pods"
+
+
+def read_list(http: urllib3.PoolManager, p: Params) -> tuple[list[bytes], str]:
+    """Read every page of the pod list; return the raw bodies and the list's resourceVersion."""
+    pages: list[bytes] = []
+    fields: dict[str, str] = {"limit": str(p.page_size)}
+    while True:
+        resp = http.request("GET", _pods_path(p), fields=fields, preload_content=True)
+        if resp.status != 200:
+            raise RuntimeError(f"list failed: HTTP {resp.status}: {resp.data[:200]!r}")
+        body = resp.data
+        pages.append(body)
+        meta = orjson.loads(body)["metadata"] if len(pages) == 1 else _tail_meta(body)
+        token = meta.get("continue")
+        if not token:
+            first = orjson.loads(pages[0])["metadata"]
+            return pages, str(first["resourceVersion"])
+        fields = {"limit": str(p.page_size), "continue": token}
+
+
+def _tail_meta(body: bytes) -> dict[str, Any]:
+    # Only the list's metadata is needed between pages; parsing the whole page here
+    # would count the parse in the read. The envelope's metadata comes before "items".
+    head = body[: body.find(b'"items"')].rstrip(b", ")
+    if head.startswith(b"{"):
+        try:
+            meta: dict[str, Any] = orjson.loads(head + b"}").get("metadata", {})
+            return meta
+        except orjson.JSONDecodeError:
+            pass
+    meta = orjson.loads(body).get("metadata", {})
+    return meta
+
+
+def read_watch(http: urllib3.PoolManager, p: Params, rv: str, lines: int) -> list[bytes]:
+    """Open a watch from ``rv`` and read raw lines until ``lines`` of them have arrived."""
+    resp = http.request(
+        "GET",
+        _pods_path(p),
+        fields={"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true"},
+        preload_content=False,
+        timeout=urllib3.Timeout(connect=10, read=60),
+    )
+    if resp.status != 200:
+        raise RuntimeError(f"watch failed: HTTP {resp.status}")
+    chunks: list[bytes] = []
+    seen = 0
+    try:
+        while seen < lines:
+            chunk = resp.read(_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            seen += chunk.count(b"\n")
+    finally:
+        resp.close()
+    return b"".join(chunks).split(b"\n")[:lines]
+
+
+def measure_limit(p: Params, ctl: Control) -> Result:
+    """Raw read and orjson parse of the list pages and of the watch stream."""
+    http = urllib3.PoolManager(maxsize=2)
+    result: Result = {"pods": p.pods, "events": p.events}
+
+    start = time.perf_counter()
+    pages, _ = read_list(http, p)
+    read_s = time.perf_counter() - start
+    total = sum(len(b) for b in pages)
+    result.update(list_read_s=read_s, list_bytes=total, bytes_per_pod=total / p.pods)
+
+    probe = MemoryProbe(p.traced)
+    probe.start()
+    start = time.perf_counter()
+    cache: dict[str, Any] = {}
+    for body in pages:
+        for item in orjson.loads(body)["items"]:
+            cache[item["metadata"]["name"]] = item
+    parse_s = time.perf_counter() - start
+    held = probe.held()
+    probe.stop()
+    assert len(cache) == p.pods, f"listed {len(cache)} pods, expected {p.pods}"
+    result.update(list_parse_s=parse_s, list_read_parse_s=read_s + parse_s)
+    result["mem_traced_per_pod" if p.traced else "mem_rss_per_pod"] = held / p.pods
+    del pages
+
+    if p.events and not p.traced:
+        # Replay the events rxkube's measurement just consumed, when the server still has
+        # them: the very same bytes. Otherwise make a batch of our own.
+        batch = ctl.info()["last_batch"]
+        if batch is None or batch[1] - batch[0] < p.events:
+            batch = ctl.modify(p.events)["last_batch"]
+        start = time.perf_counter()
+        lines = read_watch(http, p, str(batch[0]), p.events)
+        watch_read_s = time.perf_counter() - start
+        loads = orjson.loads
+        start = time.perf_counter()
+        for line in lines:
+            loads(line)
+        watch_parse_s = time.perf_counter() - start
+        result.update(
+            watch_read_s=watch_read_s,
+            watch_parse_s=watch_parse_s,
+            watch_bytes=sum(len(x) + 1 for x in lines),
+            read_events_per_s=p.events / watch_read_s,
+            parse_events_per_s=p.events / watch_parse_s,
+        )
+    http.clear()
+    return result

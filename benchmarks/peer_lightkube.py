@@ -1,0 +1,49 @@
+"""Peer: lightkube, with its sync client and its dataclass models.
+
+``client.list(Pod, chunk_size=500)`` into a dict of models, then
+``client.watch(Pod, resource_version=<the list's resourceVersion>)``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .measure import MemoryProbe, Params, Result, cache_figures
+from .server import Control
+
+
+def measure(p: Params, ctl: Control) -> Result:
+    """lightkube: time to a complete cache, memory per pod, watch events/s."""
+    from lightkube import Client, KubeConfig
+    from lightkube.resources.core_v1 import Pod
+
+    client = Client(config=KubeConfig.from_file(p.kubeconfig))
+    probe = MemoryProbe(p.traced)
+    probe.start()
+    start = time.perf_counter()
+    cache: dict[str, Any] = {}
+    listing = client.list(Pod, namespace=p.namespace, chunk_size=p.page_size)
+    for pod in listing:
+        cache[pod.metadata.name] = pod
+    rv = listing.resourceVersion
+    ready_s = time.perf_counter() - start
+    held = probe.held()
+    probe.stop()
+    assert len(cache) == p.pods, f"lightkube listed {len(cache)} pods"
+    watch_s = None
+    if p.events and not p.traced:
+        ctl.modify(p.events)
+        seen = 0
+        start = time.perf_counter()
+        stream = client.watch(Pod, namespace=p.namespace, resource_version=rv)
+        for kind, pod in stream:
+            if kind != "MODIFIED":
+                continue
+            cache[pod.metadata.name] = pod
+            seen += 1
+            if seen == p.events:
+                break
+        watch_s = time.perf_counter() - start
+        stream.close()
+    return cache_figures(p, ready_s, held, watch_s)

@@ -1,0 +1,236 @@
+"""rxkube's own scenarios: list to a ready store, watch throughput, fan-out, memory levers.
+
+The pipeline measured is the one users write::
+
+    watcher(api).pipe(reflect(writer), applied_objects()).subscribe(on_next)
+
+against the benchmark server in its own process. The MODIFIED events are written after
+the list and before the watch opens (see ``measure.Gate``), so the watch replays them as
+fast as rxkube reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from .compact import InternStrings, ShareSubtrees
+from .limit import read_list
+from .measure import Counter, Gate, MemoryProbe, Params, Result, RssPeak, cache_figures, rss
+from .server import Control
+
+_TIMEOUT = 600.0
+
+
+class _GatedApi:
+    """An ``Api`` whose watch requests wait for the benchmark's gate; all else passes through."""
+
+    def __init__(self, api: Any, gate: Gate) -> None:
+        self._api = api
+        self._gate = gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+    def watch_stream(self, *args: Any, **kwargs: Any) -> Any:
+        self._gate.wait()
+        return self._api.watch_stream(*args, **kwargs)
+
+
+def _drop_managed_fields(obj: dict[str, Any]) -> None:
+    obj["metadata"].pop("managedFields", None)
+
+
+def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
+    """The source Observable for ``p.option`` and the store reader/writer pair."""
+    from rxkube.client import Api, Client
+    from rxkube.operators import metadata_only, modify
+    from rxkube.protocol import Config
+    from rxkube.store import store
+    from rxkube.watcher import metadata_watcher, watcher
+
+    api = _GatedApi(Api(Client.from_kubeconfig(p.kubeconfig), "pods", namespace=p.namespace), gate)
+    config = Config(page_size=p.page_size)
+    levers: dict[str, Callable[[], list[Any]]] = {
+        "full": list,
+        "drop_managed_fields": lambda: [modify(_drop_managed_fields)],
+        "metadata_only": lambda: [metadata_only()],
+        "metadata_watcher": list,
+        "intern": lambda: [modify(InternStrings())],
+        "share": lambda: [modify(ShareSubtrees())],
+    }
+    source = (metadata_watcher if p.option == "metadata_watcher" else watcher)(api, config)
+    reader, writer = store("pods")
+    return source.pipe(*levers[p.option or "full"]()), (reader, writer)
+
+
+def measure_cache(p: Params, ctl: Control) -> Result:
+    """watcher → [lever] → reflect → applied_objects → subscriber: ready time, memory, events/s."""
+    from rxkube.operators import applied_objects
+    from rxkube.store import reflect
+
+    gate = Gate()
+    probe = MemoryProbe(p.traced)
+    source, (reader, writer) = _pipeline(p, gate)
+    counter = Counter(p.pods + p.events)
+    probe.start()
+    start = time.perf_counter()
+    subscription = source.pipe(reflect(writer), applied_objects()).subscribe(counter.hit)
+    try:
+        reader.wait_until_ready(_TIMEOUT)
+        ready_s = time.perf_counter() - start
+        held = probe.held()
+        assert len(reader) == p.pods, f"store holds {len(reader)} pods"
+        watch_s = None
+        if p.events and not p.traced:
+            ctl.modify(p.events)
+            gate.open()
+            counter.wait(_TIMEOUT)
+            watch_s = counter.done_at - gate.opened_at
+    finally:
+        gate.open()
+        subscription.dispose()
+        probe.stop()
+    return cache_figures(p, ready_s, held, watch_s)
+
+
+def measure_relist(p: Params, ctl: Control) -> Result:
+    """Peak memory while a full store relists (the old state stays served until the swap)."""
+    from rxkube.operators import applied_objects
+    from rxkube.store import reflect
+
+    gate = Gate()
+    gate.open()
+    probe = MemoryProbe(p.traced)
+    source, (reader, writer) = _pipeline(p, gate)
+    counter = Counter(2 * p.pods)
+    probe.start()
+    base_rss = rss()
+    subscription = source.pipe(reflect(writer), applied_objects()).subscribe(counter.hit)
+    try:
+        reader.wait_until_ready(_TIMEOUT)
+        steady = probe.held()
+        probe.reset_peak()
+        with RssPeak() as peak:
+            start = time.perf_counter()
+            ctl.relist()
+            counter.wait(_TIMEOUT)
+            relist_s = time.perf_counter() - start
+        result: Result = {"relist_s": relist_s}
+        if p.traced:
+            result.update(
+                relist_steady_traced_per_pod=steady / p.pods,
+                relist_peak_traced_per_pod=probe.peak() / p.pods,
+            )
+        else:
+            result.update(
+                relist_steady_rss_per_pod=steady / p.pods,
+                relist_peak_rss_per_pod=(peak.peak - base_rss) / p.pods,
+            )
+        return result
+    finally:
+        subscription.dispose()
+        probe.stop()
+
+
+def measure_shared(p: Params, ctl: Control) -> Result:
+    """``store_shared`` fan-out to ``p.subscribers`` subscribers: per-event cost."""
+    from rxkube.client import Api, Client
+    from rxkube.dispatcher import reflect_shared, store_shared
+    from rxkube.protocol import Config
+    from rxkube.watcher import watcher
+
+    gate = Gate()
+    api = _GatedApi(Api(Client.from_kubeconfig(p.kubeconfig), "pods", namespace=p.namespace), gate)
+    reader, writer = store_shared(1024)
+    # Every subscriber gets each listed object (at InitDone) and each applied one.
+    counters = [Counter(p.pods + p.events) for _ in range(p.subscribers)]
+    subscriptions = [reader.subscribe().subscribe(c.hit) for c in counters]
+    start = time.perf_counter()
+    source = watcher(api, Config(page_size=p.page_size)).pipe(reflect_shared(writer))
+    subscriptions.append(source.subscribe())
+    try:
+        reader.wait_until_ready(_TIMEOUT)
+        ready_s = time.perf_counter() - start
+        for c in counters:
+            c.wait(_TIMEOUT)
+        ctl.modify(p.events)
+        gate.open()
+        for c in counters:
+            c.wait(_TIMEOUT)
+        watch_s = max(c.done_at for c in counters) - gate.opened_at
+    finally:
+        gate.open()
+        for s in reversed(subscriptions):
+            s.dispose()
+    return {
+        "ready_s": ready_s,
+        "watch_s": watch_s,
+        "events_per_s": p.events / watch_s,
+        "us_per_event": watch_s / p.events * 1e6,
+    }
+
+
+def _typical_read(obj: dict[str, Any]) -> int:
+    """What a controller reads of a pod: labels, owner, phase, node, images, readiness."""
+    meta = obj["metadata"]
+    n = len(meta["labels"]["app.kubernetes.io/name"]) + len(meta["ownerReferences"][0]["uid"])
+    n += len(obj["status"]["phase"]) + len(obj["spec"]["nodeName"])
+    for container in obj["spec"]["containers"]:
+        n += len(container["image"])
+    for status in obj["status"]["containerStatuses"]:
+        n += status["ready"]
+    return n
+
+
+def _decoded_through(fn: Callable[[Any], Any]) -> Callable[[bytes], Any]:
+    def ingest(data: bytes) -> Any:
+        return fn(orjson.loads(data))
+
+    return ingest
+
+
+def measure_read_cost(p: Params, ctl: Control) -> Result:
+    """Each storage option on the same list bytes: memory per pod, ingest and read cost.
+
+    Options: plain orjson dicts; ``InternStrings``; ``ShareSubtrees``; the encoded bytes
+    kept and decoded on each read. Memory is traced; times are taken untraced.
+    """
+    import urllib3
+
+    pages, _ = read_list(urllib3.PoolManager(), p)
+    encoded = [orjson.dumps(item) for page in pages for item in orjson.loads(page)["items"]]
+    del pages
+    options: dict[str, Callable[[], Callable[[bytes], Any]]] = {
+        "dicts": lambda: orjson.loads,
+        "intern": lambda: _decoded_through(InternStrings()),
+        "share": lambda: _decoded_through(ShareSubtrees()),
+        "raw_bytes": lambda: lambda b: bytes(memoryview(b)),
+    }
+    reads: dict[str, Callable[[Any], int]] = {
+        "raw_bytes": lambda b: _typical_read(orjson.loads(b)),
+    }
+    result: Result = {}
+    for name, make in options.items():
+        ingest = make()
+        probe = MemoryProbe(True)
+        probe.start()
+        cache = [ingest(b) for b in encoded]
+        result[f"{name}_traced_per_pod"] = probe.held() / len(encoded)
+        probe.stop()
+        del cache
+        ingest = make()
+        start = time.perf_counter()
+        cache = [ingest(b) for b in encoded]
+        result[f"{name}_ingest_us"] = (time.perf_counter() - start) / len(encoded) * 1e6
+        read = reads.get(name, _typical_read)
+        start = time.perf_counter()
+        for _ in range(3):
+            for obj in cache:
+                read(obj)
+        result[f"{name}_read_us"] = (time.perf_counter() - start) / (3 * len(encoded)) * 1e6
+        del cache
+    return result

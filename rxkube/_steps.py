@@ -1,0 +1,199 @@
+"""The logic of each operator, written once and driven by both faces.
+
+A *step* is a small callable fed one item at a time that returns the items to
+emit for it (none, one or several). ``rxkube.operators`` drives steps from
+``on_next``; ``rxkube.aio`` drives the same steps from ``async for``. Steps that
+keep state (``PredicateFilter``) are created anew for every subscription or
+iteration, and take time from a clock they are given, so tests can use virtual time.
+
+``Retrier`` is the decision half of ``backoff()``: given an error and the time,
+how long to wait before resubscribing, or whether to give up. Each face supplies
+the waiting (a scheduler timer, ``asyncio.sleep``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TypeAlias, TypeVar
+
+from .backoff import BackoffPolicy
+from .errors import RxKubeError
+from .events import Apply, Delete, Event, InitApply, Object, ObjectFn
+from .predicates import Predicate
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+Step: TypeAlias = Callable[[_A], Sequence[_B]]
+"""Item in, items out."""
+
+Clock: TypeAlias = Callable[[], float]
+"""Seconds on some monotonic scale."""
+
+log = logging.getLogger("rxkube.backoff")
+
+_NOTHING: tuple[()] = ()
+
+
+def applied_objects() -> Step[Event, Object]:
+    """The object of every ``InitApply`` and ``Apply``."""
+
+    def step(event: Event) -> Sequence[Object]:
+        if isinstance(event, (Apply, InitApply)):
+            return (event.obj,)
+        return _NOTHING
+
+    return step
+
+
+def touched_objects() -> Step[Event, Object]:
+    """The object of every ``InitApply``, ``Apply`` and ``Delete``."""
+
+    def step(event: Event) -> Sequence[Object]:
+        if isinstance(event, (Apply, InitApply, Delete)):
+            return (event.obj,)
+        return _NOTHING
+
+    return step
+
+
+def modify(fn: ObjectFn) -> Step[Event, Event]:
+    """Every event, with ``fn`` applied to its object."""
+
+    def step(event: Event) -> Sequence[Event]:
+        return (event.modify(fn),)
+
+    return step
+
+
+def partial_metadata(obj: Object) -> Object:
+    """Return only ``apiVersion``, ``kind`` and ``metadata`` of ``obj`` (shared, not copied)."""
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": obj.get("metadata", {}),
+    }
+
+
+def metadata_only() -> Step[Event, Event]:
+    """Every event, its object reduced to apiVersion, kind and metadata."""
+    return modify(partial_metadata)
+
+
+_Key: TypeAlias = tuple[object, object, object]
+
+
+class PredicateFilter:
+    """Pass an applied object only when its predicate value changed; always pass the rest.
+
+    Values are remembered per name + namespace + uid, so an object deleted and
+    created again passes. An entry not seen for ``ttl`` seconds is forgotten (the
+    object then passes once more), which bounds the memory to the objects seen in
+    the last ``ttl`` seconds. ``Delete`` always passes and forgets its object;
+    ``Init`` and ``InitDone`` pass.
+    """
+
+    def __init__(self, predicate: Predicate, ttl: float, clock: Clock) -> None:
+        if ttl <= 0:
+            raise ValueError(f"predicate_filter: ttl must be positive, not {ttl!r}")
+        self._predicate = predicate
+        self._ttl = ttl
+        self._clock = clock
+        # key -> (hash of the predicate value, last seen); oldest-seen first.
+        self._seen: OrderedDict[_Key, tuple[int, float]] = OrderedDict()
+
+    def __call__(self, event: Event) -> Sequence[Event]:
+        """Return ``(event,)`` if it passes, ``()`` if it is filtered out."""
+        if not isinstance(event, (Apply, InitApply, Delete)):
+            return (event,)
+        now = self._clock()
+        seen = self._seen
+        expired = now - self._ttl
+        while seen:
+            oldest = next(iter(seen.values()))
+            if oldest[1] > expired:
+                break
+            seen.popitem(last=False)
+        key = _key(event.obj)
+        if isinstance(event, Delete):
+            seen.pop(key, None)
+            return (event,)
+        value = self._predicate(event.obj)
+        if value is None:
+            return (event,)
+        digest = hash(value)
+        previous = seen.pop(key, None)
+        seen[key] = (digest, now)
+        if previous is not None and previous[0] == digest:
+            return _NOTHING
+        return (event,)
+
+    def __len__(self) -> int:
+        """The number of objects remembered."""
+        return len(self._seen)
+
+
+def _key(obj: Object) -> _Key:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace"), meta.get("name"), meta.get("uid"))
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``backoff()`` retries after ``error``: only rxkube errors marked transient."""
+    return isinstance(error, RxKubeError) and error.transient
+
+
+class Retrier:
+    """Decide, for each error of a stream, whether and after how long to resubscribe.
+
+    Args:
+        policy: the delays; reset when created and when a resubscribed stream ran
+            ``reset_after`` seconds without an error.
+        reset_after: seconds without an error after which the policy resets (``None``: never).
+        on_retry: called with the error and the delay before each retry.
+    """
+
+    def __init__(
+        self,
+        policy: BackoffPolicy,
+        reset_after: float | None,
+        on_retry: Callable[[BaseException, float], object] | None,
+    ) -> None:
+        policy.reset()
+        self._policy = policy
+        self._reset_after = reset_after
+        self._on_retry = on_retry
+        self._started: float | None = None
+
+    def started(self, now: float) -> None:
+        """Record that the stream was (re)subscribed at ``now``."""
+        self._started = now
+
+    def delay(self, error: BaseException, now: float) -> float | None:
+        """Return the seconds to wait before resubscribing after ``error``, or ``None`` to give up.
+
+        Honours ``retry_after`` of the error (the server's ``Retry-After``): the delay
+        is never shorter. Logs the retry at WARNING and calls ``on_retry``; an
+        exception from ``on_retry`` propagates.
+        """
+        if not is_transient(error):
+            return None
+        if (
+            self._reset_after is not None
+            and self._started is not None
+            and now - self._started >= self._reset_after
+        ):
+            self._policy.reset()
+        delay = self._policy.next_delay()
+        if delay is None:
+            log.warning("giving up after %s: the backoff policy allows no more retries", error)
+            return None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > delay:
+            delay = float(retry_after)
+        log.warning("retrying in %.2f s after %s: %s", delay, type(error).__name__, error)
+        if self._on_retry is not None:
+            self._on_retry(error, delay)
+        return delay

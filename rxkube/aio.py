@@ -1,0 +1,705 @@
+"""The asyncio face: watchers as async iterables, the operators on async iterables, and bridges.
+
+``watcher(api)`` gives the same events as ``rxkube.watcher.watcher(api)``, as an
+async iterable::
+
+    async for event in rxkube.aio.watcher(api):
+        ...
+
+The watch still runs on its own thread; events reach the event loop through a
+bounded queue, and when the consumer is slow the queue fills and the watch thread
+waits, so backpressure reaches the API server as it does in Rx.
+
+Async iterables here are *sources* (``AsyncSource``): like Observables they are
+cold, and every ``async for`` starts afresh (a new watch). That is what lets
+``backoff()`` start its source again after an error. The operators are those of
+``rxkube.operators`` with the same logic (``rxkube._steps``), and chain with
+``AsyncSource.pipe``::
+
+    source = rxkube.aio.watcher(api).pipe(
+        rxkube.aio.reflect(writer), rxkube.aio.default_backoff(), rxkube.aio.applied_objects()
+    )
+
+Each operator also has an aiostream face, ``op.pipe(...)``, for pipelines built on
+``rxkube.aio.stream(...)`` (aiostream is an optional extra: ``pip install
+'rxkube[aiostream]'``)::
+
+    xs = rxkube.aio.stream(rxkube.aio.watcher(api)) | rxkube.aio.reflect.pipe(writer)
+
+Leaving an ``async for`` early (``break``), cancelling the consuming task or calling
+``aclose()`` disposes the subscription, which closes the watch's connection. As
+with async generators, a cancelled ``__anext__`` ends the iterator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from . import _steps
+from . import watcher as _watcher
+from .backoff import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from .events import Event, Object, ObjectFn
+from .predicates import Predicate
+
+if TYPE_CHECKING:
+    from aiostream.core import Stream
+
+    from .client import Api
+    from .protocol import Config
+    from .store import Writer
+
+__all__ = [
+    "DEFAULT_MAXSIZE",
+    "AsyncOperator",
+    "AsyncSource",
+    "ObservableIterator",
+    "applied_objects",
+    "backoff",
+    "default_backoff",
+    "defer",
+    "from_async",
+    "iterate",
+    "metadata_only",
+    "metadata_watcher",
+    "modify",
+    "predicate_filter",
+    "reflect",
+    "stream",
+    "touched_objects",
+    "watcher",
+]
+
+_T = TypeVar("_T")
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_C = TypeVar("_C")
+_D = TypeVar("_D")
+_P = ParamSpec("_P")
+
+DEFAULT_MAXSIZE = 128
+"""Items a bridge queues before the producing thread waits for the consumer."""
+
+_WAIT_SLICE = 1.0
+"""A waiting producer wakes this often (seconds) to check whether the consumer is gone."""
+
+_AIOSTREAM_MISSING = (
+    "this needs aiostream, an optional extra of rxkube (aiostream is GPL-3.0-or-later): "
+    "pip install 'rxkube[aiostream]'"
+)
+
+
+# --- Observable -> async iterator -------------------------------------------------
+
+
+class _Channel(Generic[_T]):
+    """The bounded queue between a producing thread and the consuming event loop.
+
+    The producer's callbacks hold only the channel, never the iterator, so an
+    iterator the consumer drops is collected and disposes the subscription.
+    Waking the loop costs a ``call_soon_threadsafe`` only when the consumer is idle;
+    while it is busy, items just accumulate (up to ``maxsize``).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int) -> None:
+        self.loop = loop
+        self.maxsize = maxsize
+        self.loop_thread = threading.get_ident()
+        self.lock = threading.Lock()
+        self.not_full = threading.Condition(self.lock)
+        self.items: deque[_T] = deque()
+        self.end: BaseException | None = None
+        self.ended = False
+        self.closed = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def on_next(self, item: _T) -> None:
+        with self.lock:
+            # The loop's own thread must never wait for the loop: it would deadlock.
+            if threading.get_ident() != self.loop_thread:
+                while len(self.items) >= self.maxsize and not self.closed:
+                    self.not_full.wait(_WAIT_SLICE)
+            if self.closed or self.ended:
+                return
+            self.items.append(item)
+            waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            self._wake(waiter)
+
+    def on_error(self, error: Exception) -> None:
+        self._finish(error)
+
+    def on_completed(self) -> None:
+        self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        with self.lock:
+            if self.closed or self.ended:
+                return
+            self.ended, self.end = True, error
+            waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            self._wake(waiter)
+
+    def _wake(self, waiter: asyncio.Future[None]) -> None:
+        if threading.get_ident() == self.loop_thread:
+            _resolve(waiter)
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
+            self.loop.call_soon_threadsafe(_resolve, waiter)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.items.clear()
+            self.not_full.notify_all()
+            waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            waiter.cancel()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class ObservableIterator(AsyncIterator[_T]):
+    """An async iterator over one subscription of an Observable, through a bounded queue.
+
+    Made by ``iterate()``. The subscription starts at the first ``__anext__`` and is
+    disposed when the Observable ends, on ``aclose()``, when ``__anext__`` is
+    cancelled or fails, and when the iterator is garbage (``break``).
+    """
+
+    def __init__(self, observable: Observable[_T], maxsize: int) -> None:
+        self._done = True
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, not {maxsize!r}")
+        self._observable = observable
+        self._maxsize = maxsize
+        self._channel: _Channel[_T] | None = None
+        self._subscription: abc.DisposableBase | None = None
+        self._done = False
+
+    def __aiter__(self) -> ObservableIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        if self._done:
+            raise StopAsyncIteration
+        channel = self._channel or self._start()
+        try:
+            while True:
+                with channel.lock:
+                    if channel.items:
+                        item = channel.items.popleft()
+                        if len(channel.items) + 1 >= channel.maxsize:  # a producer may wait
+                            channel.not_full.notify()
+                        return item
+                    if channel.ended:
+                        break
+                    waiter = channel.waiter = channel.loop.create_future()
+                await waiter
+        except BaseException:
+            self._close()
+            raise
+        self._close()
+        if channel.end is not None:
+            raise channel.end
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Dispose the subscription; further ``__anext__`` calls end the iteration."""
+        self._close()
+
+    def _start(self) -> _Channel[_T]:
+        channel: _Channel[_T] = _Channel(asyncio.get_running_loop(), self._maxsize)
+        self._channel = channel
+        try:
+            self._subscription = self._observable.subscribe(
+                channel.on_next, channel.on_error, channel.on_completed
+            )
+        except BaseException:
+            self._close()
+            raise
+        return channel
+
+    def _close(self) -> None:
+        self._done = True
+        subscription, self._subscription = self._subscription, None
+        if self._channel is not None:
+            self._channel.close()
+        if subscription is not None:
+            subscription.dispose()
+
+    def __del__(self) -> None:
+        if not self._done:
+            self._close()
+
+
+def iterate(
+    observable: Observable[_T], *, maxsize: int = DEFAULT_MAXSIZE
+) -> ObservableIterator[_T]:
+    """Iterate an Observable asynchronously, with backpressure on its producer.
+
+    Items are queued, at most ``maxsize`` of them; when the queue is full the
+    thread calling ``on_next`` (a watch's thread) waits until the consumer catches
+    up. An item produced on the event loop's own thread cannot wait for the loop,
+    so it is queued even when the queue is full: keep producers that emit without
+    end synchronously off the loop (e.g. ``subscribe_on(ThreadPoolScheduler())``).
+    An error of the Observable is raised by ``__anext__`` after the items before it.
+
+    Args:
+        observable: the source; subscribed at the first ``__anext__``.
+        maxsize: how many items may wait in the queue.
+
+    Returns:
+        A one-shot async iterator; see ``ObservableIterator`` for when it disposes.
+
+    Example:
+        >>> import asyncio, reactivex
+        >>> async def main():
+        ...     return [x async for x in iterate(reactivex.of(1, 2, 3))]
+        >>> asyncio.run(main())
+        [1, 2, 3]
+    """
+    return ObservableIterator(observable, maxsize)
+
+
+# --- cold async sources and operators ---------------------------------------------
+
+
+class AsyncSource(AsyncIterable[_T]):
+    """A cold async iterable: every ``async for`` calls the factory and starts afresh.
+
+    Operators of this module take and return sources, and ``backoff()`` relies on
+    being able to start its source again.
+
+    Args:
+        factory: makes the async iterable (or iterator) of one iteration.
+    """
+
+    def __init__(self, factory: Callable[[], AsyncIterable[_T]]) -> None:
+        self._factory = factory
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        return aiter(self._factory())
+
+    @overload
+    def pipe(self) -> AsyncSource[_T]: ...
+    @overload
+    def pipe(self, op1: Callable[[AsyncSource[_T]], AsyncSource[_A]], /) -> AsyncSource[_A]: ...
+    @overload
+    def pipe(
+        self,
+        op1: Callable[[AsyncSource[_T]], AsyncSource[_A]],
+        op2: Callable[[AsyncSource[_A]], AsyncSource[_B]],
+        /,
+    ) -> AsyncSource[_B]: ...
+    @overload
+    def pipe(
+        self,
+        op1: Callable[[AsyncSource[_T]], AsyncSource[_A]],
+        op2: Callable[[AsyncSource[_A]], AsyncSource[_B]],
+        op3: Callable[[AsyncSource[_B]], AsyncSource[_C]],
+        /,
+    ) -> AsyncSource[_C]: ...
+    @overload
+    def pipe(
+        self,
+        op1: Callable[[AsyncSource[_T]], AsyncSource[_A]],
+        op2: Callable[[AsyncSource[_A]], AsyncSource[_B]],
+        op3: Callable[[AsyncSource[_B]], AsyncSource[_C]],
+        op4: Callable[[AsyncSource[_C]], AsyncSource[_D]],
+        /,
+    ) -> AsyncSource[_D]: ...
+    @overload
+    def pipe(
+        self, *operators: Callable[[AsyncSource[Any]], AsyncSource[Any]]
+    ) -> AsyncSource[Any]: ...
+
+    def pipe(self, *operators: Callable[[AsyncSource[Any]], AsyncSource[Any]]) -> AsyncSource[Any]:
+        """Apply operators left to right, like ``Observable.pipe``.
+
+        Example:
+            >>> import asyncio
+            >>> from rxkube.events import Apply, Init
+            >>> async def events():
+            ...     yield Init()
+            ...     yield Apply({"n": 1})
+            >>> async def main():
+            ...     return [o async for o in defer(events).pipe(applied_objects())]
+            >>> asyncio.run(main())
+            [{'n': 1}]
+        """
+        source: AsyncSource[Any] = self
+        for operator in operators:
+            source = operator(source)
+        return source
+
+
+def defer(factory: Callable[[], AsyncIterable[_T]]) -> AsyncSource[_T]:
+    """Make a source that calls ``factory`` for every iteration (e.g. an async generator function).
+
+    Example:
+        >>> import asyncio
+        >>> async def numbers():
+        ...     yield 1
+        >>> source = defer(numbers)
+        >>> async def main():
+        ...     return [x async for x in source] + [x async for x in source]
+        >>> asyncio.run(main())
+        [1, 1]
+    """
+    return AsyncSource(factory)
+
+
+class AsyncOperator(Generic[_A, _P, _B]):
+    """An rxkube operator on async iterables, with an aiostream face.
+
+    ``op(*args)`` returns a function from a source to a source, like an Rx
+    operator; ``op.pipe(*args)`` returns aiostream's pipe function, for
+    ``stream(...) | op.pipe(*args)`` (needs ``rxkube[aiostream]``); ``op.raw(source,
+    *args)`` is the async iterator of a single iteration.
+
+    Args:
+        raw: makes the async iterator of one iteration from a source and the arguments.
+    """
+
+    def __init__(
+        self, raw: Callable[Concatenate[AsyncIterable[_A], _P], AsyncIterator[_B]]
+    ) -> None:
+        self.raw = raw
+        self.__name__ = raw.__name__
+        self.__doc__ = raw.__doc__
+        self._aiostream_operator: Any = None
+
+    def __call__(
+        self, *args: _P.args, **kwargs: _P.kwargs
+    ) -> Callable[[AsyncIterable[_A]], AsyncSource[_B]]:
+        """Return the operator as a function from a source to a source."""
+        raw = self.raw
+
+        def apply(source: AsyncIterable[_A]) -> AsyncSource[_B]:
+            raw(source, *args, **kwargs)  # fail on bad arguments now, not at iteration
+            return AsyncSource(lambda: raw(source, *args, **kwargs))
+
+        return apply
+
+    def pipe(
+        self, *args: _P.args, **kwargs: _P.kwargs
+    ) -> Callable[[AsyncIterable[_A]], Stream[_B]]:
+        """Return the operator as an aiostream pipe function: ``xs | op.pipe(*args)``."""
+        if self._aiostream_operator is None:
+            pipable_operator = _aiostream().core.pipable_operator
+            this = self.raw
+
+            @functools.wraps(this)
+            def raw(source: AsyncIterable[_A], /, *args: Any, **kwargs: Any) -> AsyncIterator[_B]:
+                return this(source, *args, **kwargs)
+
+            self._aiostream_operator = pipable_operator(raw)
+        pipe: Callable[[AsyncIterable[_A]], Stream[_B]] = self._aiostream_operator.pipe(
+            *args, **kwargs
+        )
+        return pipe
+
+    def __repr__(self) -> str:
+        return f"rxkube.aio.{self.__name__}"
+
+
+async def _drive(source: AsyncIterable[_A], step: _steps.Step[_A, _B]) -> AsyncIterator[_B]:
+    """The async face of a step: feed it each item of one iteration of ``source``."""
+    async with _iterating(source) as iterator:
+        async for item in iterator:
+            for output in step(item):
+                yield output
+
+
+@contextlib.asynccontextmanager
+async def _iterating(source: AsyncIterable[_T]) -> AsyncIterator[AsyncIterator[_T]]:
+    """One iteration of ``source``, closed at the end however it ends."""
+    iterator = aiter(source)
+    if isinstance(iterator, contextlib.AbstractAsyncContextManager):
+        # aiostream's Streamer: its context must be entered, and closes it on exit.
+        async with iterator:
+            yield iterator
+        return
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+@AsyncOperator
+def applied_objects(source: AsyncIterable[Event]) -> AsyncIterator[Object]:
+    """The object of every ``InitApply`` and ``Apply`` event, as ``rxkube.operators.applied_objects``."""
+    return _drive(source, _steps.applied_objects())
+
+
+@AsyncOperator
+def touched_objects(source: AsyncIterable[Event]) -> AsyncIterator[Object]:
+    """The object of every ``InitApply``, ``Apply`` and ``Delete`` event, as ``rxkube.operators.touched_objects``."""
+    return _drive(source, _steps.touched_objects())
+
+
+@AsyncOperator
+def modify(source: AsyncIterable[Event], fn: ObjectFn) -> AsyncIterator[Event]:
+    """Every event with ``fn`` applied to its object, as ``rxkube.operators.modify``."""
+    return _drive(source, _steps.modify(fn))
+
+
+@AsyncOperator
+def metadata_only(source: AsyncIterable[Event]) -> AsyncIterator[Event]:
+    """Every event, its object reduced to apiVersion, kind and metadata, as ``rxkube.operators.metadata_only``."""
+    return _drive(source, _steps.metadata_only())
+
+
+@AsyncOperator
+def predicate_filter(
+    source: AsyncIterable[Event], predicate: Predicate, ttl: float = 3600.0
+) -> AsyncIterator[Event]:
+    """Drop applied objects whose predicate value did not change, as ``rxkube.operators.predicate_filter``.
+
+    Deletions always pass; each iteration has its own memory; ``ttl`` is measured
+    with ``time.monotonic``.
+    """
+    return _drive(source, _steps.PredicateFilter(predicate, ttl, time.monotonic))
+
+
+@AsyncOperator
+def reflect(source: AsyncIterable[Event], writer: Writer) -> AsyncIterator[Event]:
+    """Apply every event to ``writer`` (a store's ``Writer``), then pass it on, as ``rxkube.store.reflect``."""
+
+    def step(event: Event) -> tuple[Event]:
+        writer.apply(event)
+        return (event,)
+
+    return _drive(source, step)
+
+
+@AsyncOperator
+def backoff(
+    source: AsyncIterable[Any],
+    policy: BackoffPolicy,
+    *,
+    on_retry: Callable[[BaseException, float], object] | None = None,
+    reset_after: float | None = RESET_AFTER,
+) -> AsyncIterator[Any]:
+    """Iterate ``source`` again after a transient error, waiting as ``policy`` says.
+
+    The same decisions as ``rxkube.operators.backoff`` (transient errors only,
+    ``Retry-After``, WARNING logs, ``on_retry``, reset after ``reset_after`` seconds
+    without errors), with ``asyncio.sleep`` for the wait. ``source`` must start
+    afresh on each iteration (a watcher, an operator's result, ``defer(...)``), not
+    be a one-shot iterator.
+    """
+    return _retry(source, policy, on_retry, reset_after)
+
+
+@AsyncOperator
+def default_backoff(
+    source: AsyncIterable[Any],
+    *,
+    on_retry: Callable[[BaseException, float], object] | None = None,
+) -> AsyncIterator[Any]:
+    """``backoff()`` with a fresh ``ExponentialBackoff()`` (0.8 s, doubling, 30 s, jitter; reset after 120 s)."""
+    return _retry(source, ExponentialBackoff(), on_retry, RESET_AFTER)
+
+
+def _retry(
+    source: AsyncIterable[_T],
+    policy: BackoffPolicy,
+    on_retry: Callable[[BaseException, float], object] | None,
+    reset_after: float | None,
+) -> AsyncIterator[_T]:
+    if isinstance(source, AsyncIterator):
+        raise TypeError(
+            f"backoff() needs a source it can iterate again, not the one-shot iterator {source!r}: "
+            "pass a watcher or an operator's result, or wrap the factory in rxkube.aio.defer()"
+        )
+    return _retrying(source, _steps.Retrier(policy, reset_after, on_retry))
+
+
+async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> AsyncIterator[_T]:
+    """The async face of ``_steps.Retrier``: iterate, and after an error sleep and iterate again."""
+    loop = asyncio.get_running_loop()
+    while True:
+        retrier.started(loop.time())
+        async with _iterating(source) as iterator:
+            while True:
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except Exception as error:
+                    delay = retrier.delay(error, loop.time())
+                    if delay is None:
+                        raise
+                    break
+                yield item
+        await asyncio.sleep(delay)
+
+
+# --- watchers ----------------------------------------------------------------------
+
+
+def watcher(
+    api: Api, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
+) -> AsyncSource[Event]:
+    """``rxkube.watcher.watcher`` as an async source: each ``async for`` runs one watch.
+
+    Args:
+        api: the resource (and namespace) to watch.
+        config: selectors, timeouts, paging and the initial list strategy.
+        maxsize: events queued before the watch thread waits for the consumer.
+
+    Example:
+        >>> async for event in rxkube.aio.watcher(api):  # doctest: +SKIP
+        ...     print(event)
+    """
+    observable = _watcher.watcher(api, config)
+    return AsyncSource(lambda: iterate(observable, maxsize=maxsize))
+
+
+def metadata_watcher(
+    api: Api, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
+) -> AsyncSource[Event]:
+    """``rxkube.watcher.metadata_watcher`` as an async source (objects are PartialObjectMetadata).
+
+    Args:
+        api: the resource (and namespace) to watch.
+        config: selectors, timeouts, paging and the initial list strategy.
+        maxsize: events queued before the watch thread waits for the consumer.
+    """
+    observable = _watcher.metadata_watcher(api, config)
+    return AsyncSource(lambda: iterate(observable, maxsize=maxsize))
+
+
+# --- async iterable -> Observable ----------------------------------------------------
+
+_running: set[asyncio.Future[None]] = set()
+"""Pumps of ``from_async`` subscriptions: asyncio keeps only weak references to tasks."""
+
+
+def from_async(
+    source: AsyncIterable[_T], *, loop: asyncio.AbstractEventLoop | None = None
+) -> Observable[_T]:
+    """An Observable that iterates ``source`` on an event loop for each subscription.
+
+    ``on_next`` runs on the loop's thread, one item at a time: the iteration
+    awaits nothing else between items, so a slow observer slows the source.
+    Disposing the subscription cancels the iteration (and closes the iterator).
+
+    Args:
+        source: iterated once per subscription.
+        loop: the loop to run on; by default the running loop of the thread that
+            subscribes (subscribing from elsewhere then needs ``loop``).
+
+    Example:
+        >>> import asyncio
+        >>> async def numbers():
+        ...     yield 1
+        ...     yield 2
+        >>> async def main():
+        ...     done = asyncio.Event()
+        ...     from_async(defer(numbers)).subscribe(print, on_completed=done.set)
+        ...     await done.wait()
+        >>> asyncio.run(main())
+        1
+        2
+    """
+
+    def subscribe(
+        observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        target = loop or current
+        if target is None:
+            raise RuntimeError(
+                "from_async(): subscribe on an event loop's thread, or pass loop= to run on"
+            )
+        pump = _pump(source, observer)
+        future: asyncio.Future[None]
+        if target is current:
+            future = target.create_task(pump)
+        else:
+            future = asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(pump, target), loop=target
+            )
+        _running.add(future)
+        future.add_done_callback(_running.discard)
+
+        def cancel() -> None:
+            if target.is_closed():
+                return
+            try:
+                if asyncio.get_running_loop() is target:
+                    future.cancel()
+                    return
+            except RuntimeError:
+                pass
+            target.call_soon_threadsafe(future.cancel)
+
+        return Disposable(cancel)
+
+    return Observable(subscribe)
+
+
+async def _pump(source: AsyncIterable[_T], observer: abc.ObserverBase[_T]) -> None:
+    try:
+        async with _iterating(source) as iterator:
+            async for item in iterator:
+                observer.on_next(item)
+    except Exception as error:
+        observer.on_error(error)
+    else:
+        observer.on_completed()
+
+
+# --- aiostream -----------------------------------------------------------------------
+
+
+def _aiostream() -> Any:
+    """Import aiostream, or explain how to install it."""
+    try:
+        import aiostream
+    except ImportError as exc:
+        raise ImportError(_AIOSTREAM_MISSING) from exc
+    return aiostream
+
+
+def stream(
+    source: AsyncIterable[_T] | Observable[_T], *, maxsize: int = DEFAULT_MAXSIZE
+) -> Stream[_T]:
+    """An aiostream ``Stream`` of a source or an Observable, for aiostream pipelines.
+
+    Needs the optional extra: ``pip install 'rxkube[aiostream]'``. Every iteration of
+    the stream iterates the source afresh (subscribes to the Observable anew, with
+    a queue of ``maxsize``). The rxkube operators pipe in with ``op.pipe(...)``::
+
+        xs = stream(rxkube.aio.watcher(api)) | rxkube.aio.applied_objects.pipe()
+
+    Raises:
+        ImportError: aiostream is not installed.
+    """
+    core = _aiostream().core
+    if isinstance(source, Observable):
+        observable = source
+        return core.Stream(lambda: iterate(observable, maxsize=maxsize))  # type: ignore[no-any-return]
+    iterable = source
+    return core.Stream(lambda: aiter(iterable))  # type: ignore[no-any-return]

@@ -1,0 +1,308 @@
+"""ReactiveX operators for watch streams: kube-rs ``WatchStreamExt`` as pipeable functions.
+
+Each function returns an operator (``Callable[[Observable[A]], Observable[B]]``) for
+``Observable.pipe``::
+
+    watcher(api).pipe(reflect(writer), default_backoff(), applied_objects())
+
+The logic of each operator lives in ``rxkube._steps`` and is shared with the
+async-iterator operators of ``rxkube.aio``, so both behave the same. Exceptions
+raised by user functions (``modify``'s ``fn``, a predicate) go to ``on_error``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import (
+    CompositeDisposable,
+    SerialDisposable,
+    SingleAssignmentDisposable,
+)
+from reactivex.scheduler import TimeoutScheduler
+
+from . import _steps
+from .backoff import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from .events import Event, Object, ObjectFn
+from .predicates import Predicate
+
+__all__ = [
+    "applied_objects",
+    "backoff",
+    "default_backoff",
+    "metadata_only",
+    "modify",
+    "predicate_filter",
+    "touched_objects",
+]
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_T = TypeVar("_T")
+
+OnRetry = Callable[[BaseException, float], object]
+"""``on_retry(error, delay)``: called before each retry."""
+
+
+def applied_objects() -> Callable[[Observable[Event]], Observable[Object]]:
+    """Emit the object of every ``InitApply`` and ``Apply`` event; drop the other events.
+
+    Returns:
+        An operator from events to objects.
+
+    Example:
+        >>> import reactivex
+        >>> from rxkube.events import Apply, Delete, Init, InitApply, InitDone
+        >>> events = [Init(), InitApply({"n": 1}), InitDone(), Apply({"n": 2}), Delete({"n": 1})]
+        >>> _ = reactivex.from_iterable(events).pipe(applied_objects()).subscribe(print)
+        {'n': 1}
+        {'n': 2}
+    """
+    return _step_operator(_steps.applied_objects)
+
+
+def touched_objects() -> Callable[[Observable[Event]], Observable[Object]]:
+    """Emit the object of every ``InitApply``, ``Apply`` and ``Delete`` event.
+
+    Returns:
+        An operator from events to objects.
+
+    Example:
+        >>> import reactivex
+        >>> from rxkube.events import Apply, Delete
+        >>> _ = reactivex.of(Apply({"n": 1}), Delete({"n": 1})).pipe(touched_objects()).subscribe(print)
+        {'n': 1}
+        {'n': 1}
+    """
+    return _step_operator(_steps.touched_objects)
+
+
+def modify(fn: ObjectFn) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Apply ``fn`` to the object of every event, before it reaches a store.
+
+    The main memory lever: drop what you never read (``managedFields``, big
+    annotations, status) before the store keeps it. ``fn`` may change the object in
+    place and return ``None``, or return a new object.
+
+    Args:
+        fn: the transformation.
+
+    Returns:
+        An operator from events to events.
+
+    Example:
+        >>> import reactivex
+        >>> from rxkube.events import Apply
+        >>> def drop_managed_fields(obj):
+        ...     obj["metadata"].pop("managedFields", None)
+        >>> pod = {"metadata": {"name": "a", "managedFields": [{}]}}
+        >>> _ = reactivex.of(Apply(pod)).pipe(modify(drop_managed_fields)).subscribe(print)
+        Apply(obj={'metadata': {'name': 'a'}})
+    """
+    return _step_operator(lambda: _steps.modify(fn))
+
+
+def metadata_only() -> Callable[[Observable[Event]], Observable[Event]]:
+    """Reduce the object of every event to its ``apiVersion``, ``kind`` and ``metadata``.
+
+    Client-side ``PartialObjectMetadata`` for streams that cannot use
+    ``metadata_watcher()``; unlike the server's, the object keeps its own apiVersion
+    and kind. The metadata dict is shared with the original object, not copied.
+
+    Returns:
+        An operator from events to events.
+
+    Example:
+        >>> import reactivex
+        >>> from rxkube.events import Apply
+        >>> pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {}}
+        >>> _ = reactivex.of(Apply(pod)).pipe(metadata_only()).subscribe(print)
+        Apply(obj={'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'a'}})
+    """
+    return _step_operator(_steps.metadata_only)
+
+
+def predicate_filter(
+    predicate: Predicate,
+    ttl: float = 3600.0,
+    *,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Drop ``InitApply``/``Apply`` events whose predicate value has not changed.
+
+    Values are remembered per name + namespace + uid, so a recreated object passes.
+    An object not seen for ``ttl`` seconds is forgotten and passes again, which
+    bounds memory. Unlike kube-rs, ``Delete`` events always pass (and make the
+    filter forget the object), as do ``Init`` and ``InitDone``. Put it *after*
+    ``reflect()``: a store fed a filtered relist would lose the filtered objects.
+
+    Args:
+        predicate: what must change, from ``rxkube.predicates`` (combine with ``|``).
+        ttl: seconds after which an object not seen is forgotten.
+        scheduler: the clock for ``ttl`` (``time.monotonic`` when not given).
+
+    Returns:
+        An operator from events to events; each subscription has its own memory.
+
+    Example:
+        >>> import reactivex
+        >>> from rxkube.events import Apply
+        >>> from rxkube.predicates import generation
+        >>> def pod(gen, rv):
+        ...     return {"metadata": {"name": "a", "generation": gen, "resourceVersion": rv}}
+        >>> events = [Apply(pod(1, "10")), Apply(pod(1, "11")), Apply(pod(2, "12"))]
+        >>> src = reactivex.from_iterable(events).pipe(predicate_filter(generation))
+        >>> _ = src.subscribe(lambda e: print(e.obj["metadata"]["resourceVersion"]))
+        10
+        12
+    """
+    clock = time.monotonic if scheduler is None else _clock_of(scheduler)
+    # Fail on a bad ttl here, not at subscription.
+    _steps.PredicateFilter(predicate, ttl, clock)
+    return _step_operator(lambda: _steps.PredicateFilter(predicate, ttl, clock))
+
+
+def backoff(
+    policy: BackoffPolicy,
+    *,
+    on_retry: OnRetry | None = None,
+    reset_after: float | None = RESET_AFTER,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Resubscribe to the source after a transient error, waiting as ``policy`` says.
+
+    Only errors whose ``transient`` is true are retried (network errors, stalls,
+    garbled lines, 5xx, 429, 410, 401/403); any other error, or the policy giving up
+    (``next_delay()`` returning ``None``), goes to ``on_error``. The delay is never
+    shorter than the server's ``Retry-After``. Each retry is logged at WARNING on the
+    ``rxkube.backoff`` logger and passed to ``on_retry``. The policy is reset when a
+    subscription starts and once a resubscribed source has run ``reset_after``
+    seconds without an error.
+
+    Args:
+        policy: the delays (any object with ``next_delay()`` and ``reset()``).
+        on_retry: called as ``on_retry(error, delay)`` before each wait; what it
+            raises goes to ``on_error``.
+        reset_after: seconds without errors after which the policy resets (``None``: never).
+        scheduler: runs the timers and gives the time; by default the scheduler
+            given to ``subscribe``, else ``TimeoutScheduler``.
+
+    Returns:
+        An operator that mirrors the source, resubscribing after transient errors.
+        Subscriptions share ``policy``: use one per subscription, or ``default_backoff()``.
+
+    Example:
+        >>> from rxkube.backoff import ExponentialBackoff
+        >>> retrying = backoff(ExponentialBackoff(initial=1.0, max_delay=60.0))
+        >>> watcher(api).pipe(retrying)  # doctest: +SKIP
+    """
+    return _retrying(lambda: policy, on_retry, reset_after, scheduler)
+
+
+def default_backoff(
+    *,
+    on_retry: OnRetry | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """``backoff()`` with client-go's and kube-rs's policy: 0.8 s, doubling up to 30 s, jittered.
+
+    The policy resets after 120 s without errors; every subscription gets its own.
+
+    Args:
+        on_retry: called as ``on_retry(error, delay)`` before each wait.
+        scheduler: runs the timers (see ``backoff()``).
+
+    Returns:
+        An operator that mirrors the source, resubscribing after transient errors.
+
+    Example:
+        >>> watcher(api).pipe(reflect(writer), default_backoff(), applied_objects())  # doctest: +SKIP
+    """
+    return _retrying(ExponentialBackoff, on_retry, RESET_AFTER, scheduler)
+
+
+def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:
+    def clock() -> float:
+        return scheduler.to_seconds(scheduler.now)
+
+    return clock
+
+
+def _step_operator(
+    make_step: Callable[[], _steps.Step[_A, _B]],
+) -> Callable[[Observable[_A]], Observable[_B]]:
+    """The Rx face of a step: a fresh step per subscription, driven from ``on_next``."""
+
+    def operator(source: Observable[_A]) -> Observable[_B]:
+        def subscribe(
+            observer: abc.ObserverBase[_B], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            step = make_step()
+
+            def on_next(item: _A) -> None:
+                try:
+                    outputs = step(item)
+                except Exception as exc:
+                    observer.on_error(exc)
+                    return
+                for output in outputs:
+                    observer.on_next(output)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return Observable(subscribe)
+
+    return operator
+
+
+def _retrying(
+    make_policy: Callable[[], BackoffPolicy],
+    on_retry: OnRetry | None,
+    reset_after: float | None,
+    scheduler: abc.SchedulerBase | None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """``retry_when`` with a policy: the Rx face of ``_steps.Retrier``."""
+
+    def operator(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            timers = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
+            now = _clock_of(timers)
+            retrier = _steps.Retrier(make_policy(), reset_after, on_retry)
+            # Two slots: a source that fails while being subscribed schedules its
+            # retry timer before its own subscription is stored; keeping the timer
+            # in a slot of its own means storing that subscription cannot cancel it.
+            subscription = SerialDisposable()
+            timer = SerialDisposable()
+
+            def attach(_scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
+                inner = SingleAssignmentDisposable()
+                subscription.disposable = inner
+                retrier.started(now())
+                inner.disposable = source.subscribe(
+                    observer.on_next, on_error, observer.on_completed, scheduler=subscribe_scheduler
+                )
+
+            def on_error(error: Exception) -> None:
+                try:
+                    delay = retrier.delay(error, now())
+                except Exception as exc:
+                    observer.on_error(exc)
+                    return
+                if delay is None:
+                    observer.on_error(error)
+                else:
+                    timer.disposable = timers.schedule_relative(delay, attach)
+
+            attach()
+            return CompositeDisposable(subscription, timer)
+
+        return Observable(subscribe)
+
+    return operator

@@ -1,0 +1,406 @@
+"""The list/watch protocol as a pure state machine: no I/O, no threads, no clock.
+
+``WatchMachine`` decides what to request next and what each answer means. A driver
+(the Rx face in ``watcher.py``, or a test) performs the requests and feeds the answers
+back; the machine returns the events to emit and raises a typed ``rxkube.errors``
+exception for any failure it cannot recover from itself.
+
+States (one per class below) and their transitions::
+
+    Listing(cont=None) --200, more pages--> Listing(cont) --last page--> Watching(rv)
+    Listing --410 (too old rv, expired continue token)--> Listing(consistent relist)
+    StreamingList --initial-events-end bookmark--> Watching(rv)
+    StreamingList --refused (HTTP 400/422, ERROR event, ended early)--> Listing (for good)
+    Watching --clean end--> Watching(rv)  (a new watch from rv, no relist)
+    Watching --ERROR 410 / HTTP 410--> Listing or StreamingList (a full relist)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import DecodeError, api_error
+from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+"""The annotation on the bookmark that closes the initial events of a streaming list."""
+
+_MAX_TIMEOUT = 295
+_STALL_MARGIN = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """How a watcher lists and watches.
+
+    Args:
+        label_selector: e.g. ``"app=web,tier in (a,b)"``; validated at construction.
+        field_selector: e.g. ``"metadata.name=x"``; validated at construction.
+        timeout: the server-side watch timeout in seconds (``timeoutSeconds``), 1 to 294.
+            A connection silent for longer than ``timeout + 5`` s is treated as dead.
+        list_semantic: ``"most_recent"`` lists with a consistent read; ``"any"`` asks for
+            ``resourceVersion=0``, served from the API server's cache, possibly stale.
+        page_size: items per list page; ``None`` lists everything in one response.
+        bookmarks: ask for BOOKMARK events, so resuming a watch rarely needs a relist.
+        initial_list_strategy: ``"list_watch"`` (list pages, then watch) or
+            ``"streaming_list"`` (``sendInitialEvents`` on the watch that starts each
+            relist, falling back to list+watch for good when the server refuses it).
+
+    Example:
+        >>> Config(label_selector="app=web", page_size=100).page_size
+        100
+    """
+
+    label_selector: str | None = None
+    field_selector: str | None = None
+    timeout: int = 290
+    list_semantic: Literal["most_recent", "any"] = "most_recent"
+    page_size: int | None = 500
+    bookmarks: bool = True
+    initial_list_strategy: Literal["list_watch", "streaming_list"] = "list_watch"
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.timeout, int)
+            or isinstance(self.timeout, bool)
+            or not 0 < self.timeout < _MAX_TIMEOUT
+        ):
+            raise ValueError(
+                f"Config.timeout must be a whole number of seconds from 1 to {_MAX_TIMEOUT - 1}, "
+                f"got {self.timeout!r}"
+            )
+        if self.list_semantic not in ("most_recent", "any"):
+            raise ValueError(
+                f"Config.list_semantic must be 'most_recent' or 'any', got {self.list_semantic!r}"
+            )
+        if self.page_size is not None and (
+            not isinstance(self.page_size, int)
+            or isinstance(self.page_size, bool)
+            or self.page_size < 1
+        ):
+            raise ValueError(
+                f"Config.page_size must be a positive integer or None, got {self.page_size!r}"
+            )
+        if self.initial_list_strategy not in ("list_watch", "streaming_list"):
+            raise ValueError(
+                "Config.initial_list_strategy must be 'list_watch' or 'streaming_list', "
+                f"got {self.initial_list_strategy!r}"
+            )
+        if not isinstance(self.bookmarks, bool):
+            raise ValueError(f"Config.bookmarks must be True or False, got {self.bookmarks!r}")
+        if self.label_selector is not None:
+            from .selectors import LabelSelector
+
+            try:
+                LabelSelector.parse(self.label_selector)
+            except ValueError as exc:
+                raise ValueError(f"Config.label_selector is invalid: {exc}") from None
+        if self.field_selector is not None:
+            from .selectors import FieldSelector
+
+            try:
+                FieldSelector.parse(self.field_selector)
+            except ValueError as exc:
+                raise ValueError(f"Config.field_selector is invalid: {exc}") from None
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds of silence after which a watch connection is treated as dead."""
+        return self.timeout + _STALL_MARGIN
+
+    def _selector_params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if self.label_selector:
+            params["labelSelector"] = self.label_selector
+        if self.field_selector:
+            params["fieldSelector"] = self.field_selector
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class ListRequest:
+    """GET the collection with these query parameters; answer with ``on_list``."""
+
+    params: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """Open a watch on the collection with these query parameters.
+
+    Answer with ``on_watch_failed`` if the status is not 200, else ``on_watch_event``
+    per line and ``on_watch_end`` at the clean end of the response.
+    """
+
+    params: dict[str, str]
+    idle_timeout: float
+
+
+Request = ListRequest | WatchRequest
+
+
+# The states. ``resume`` is a resourceVersion to list from with NotOlderThan; ``None``
+# means a consistent read (or ``0`` under list_semantic="any" on the very first list).
+# While watching, the resume point lives in ``WatchMachine._rv``, updated per event.
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    resume: str | None
+    cont: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamingList:
+    resume: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Watching:
+    pass
+
+
+_WATCHING = _Watching()
+
+_State = _Listing | _StreamingList | _Watching
+
+
+class WatchMachine:
+    """The list/watch state machine of one watcher subscription.
+
+    Args:
+        config: the watcher's configuration.
+        resume_version: the last resourceVersion a previous subscription saw; the first
+            list then asks for ``resourceVersionMatch=NotOlderThan`` from it, so the
+            server may answer from its cache without going back in time.
+        name: what is watched (e.g. ``"pods in default"``), for error messages.
+    """
+
+    def __init__(
+        self, config: Config, resume_version: str | None = None, *, name: str = ""
+    ) -> None:
+        self._config = config
+        self._name = name
+        self._streaming = config.initial_list_strategy == "streaming_list"
+        self._first_list = True
+        self._rv: str | None = resume_version
+        self._state: _State = self._relist_state(resume_version)
+        self._restarted = False
+
+    @property
+    def resource_version(self) -> str | None:
+        """The resourceVersion a new subscription can resume from, if one is known."""
+        return self._rv
+
+    @property
+    def stream_done(self) -> bool:
+        """Whether the open watch is no longer wanted: the driver should close it and
+        ask for ``next_request()`` (after an ERROR 410 or a refused streaming list)."""
+        return self._restarted
+
+    def next_request(self) -> Request:
+        """The request to perform next."""
+        self._restarted = False
+        cfg = self._config
+        state = self._state
+        params = cfg._selector_params()
+        if state is _WATCHING:
+            assert self._rv is not None
+            params.update(watch="1", resourceVersion=self._rv, timeoutSeconds=str(cfg.timeout))
+            if cfg.bookmarks:
+                params["allowWatchBookmarks"] = "true"
+            return WatchRequest(params, cfg.idle_timeout)
+        if isinstance(state, _StreamingList):
+            params.update(
+                watch="1",
+                sendInitialEvents="true",
+                resourceVersionMatch="NotOlderThan",
+                allowWatchBookmarks="true",
+                timeoutSeconds=str(cfg.timeout),
+            )
+            if state.resume is not None:
+                params["resourceVersion"] = state.resume
+            elif self._first_list and cfg.list_semantic == "any":
+                params["resourceVersion"] = "0"
+            return WatchRequest(params, cfg.idle_timeout)
+        assert isinstance(state, _Listing)
+        if cfg.page_size is not None:
+            params["limit"] = str(cfg.page_size)
+        if state.cont is not None:
+            params["continue"] = state.cont
+        elif state.resume is not None:
+            params.update(resourceVersion=state.resume, resourceVersionMatch="NotOlderThan")
+        elif self._first_list and cfg.list_semantic == "any":
+            params["resourceVersion"] = "0"
+        return ListRequest(params)
+
+    # -- answers to a ListRequest ------------------------------------------------------
+
+    def on_list(self, status: int, body: Any, *, retry_after: float | None = None) -> list[Event]:
+        """Feed the answer to a ListRequest: the HTTP status and the decoded JSON body.
+
+        Returns the events to emit: ``Init`` with the first page, ``InitApply`` per item,
+        ``InitDone`` after the last page. A 410 (too old resourceVersion, expired continue
+        token) restarts with a consistent relist and returns no events.
+
+        Raises:
+            ApiError: any other failure status, typed by code.
+            DecodeError: a 200 answer that is not a list.
+        """
+        state = self._state
+        if not isinstance(state, _Listing):
+            raise RuntimeError(f"on_list called in state {state!r}")
+        if status == 410:
+            self._restart(None)
+            return []
+        if status != 200:
+            raise api_error(status, body, retry_after=retry_after, request=self._describe("list"))
+        try:
+            items = body["items"] or []
+            meta = body["metadata"]
+            kind = body.get("kind", "")
+            api_version = body.get("apiVersion", "")
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise DecodeError(
+                f"{self._describe('list')}: the answer is not a Kubernetes list (missing {exc})"
+            ) from None
+        item_kind = kind[:-4] if kind.endswith("List") else kind
+        events: list[Event] = [Init()] if state.cont is None else []
+        for item in items:
+            # List items carry no kind/apiVersion on the wire; watch objects do.
+            if "kind" not in item:
+                item["kind"] = item_kind
+                item["apiVersion"] = api_version
+            events.append(InitApply(item))
+        cont = meta.get("continue")
+        if cont:
+            self._state = _Listing(state.resume, cont)
+            return events
+        rv = meta.get("resourceVersion")
+        if not rv:
+            raise DecodeError(f"{self._describe('list')}: the answer has no resourceVersion")
+        self._finish_initial(rv)
+        events.append(InitDone())
+        return events
+
+    # -- answers to a WatchRequest -----------------------------------------------------
+
+    def on_watch_opened(self) -> list[Event]:
+        """Feed a 200 answer to a WatchRequest, before its first line."""
+        return [Init()] if isinstance(self._state, _StreamingList) else []
+
+    def on_watch_failed(
+        self, status: int, body: Any, *, retry_after: float | None = None
+    ) -> list[Event]:
+        """Feed a non-200 answer to a WatchRequest.
+
+        A 410 relists; a streaming list refused with 400 or 422 falls back to
+        list+watch. Anything else raises the typed ApiError.
+        """
+        if status == 410:
+            self._restart(None)
+            return []
+        if isinstance(self._state, _StreamingList) and status in (400, 422):
+            self._fall_back()
+            return []
+        raise api_error(status, body, retry_after=retry_after, request=self._describe("watch"))
+
+    def on_watch_event(self, event: Any) -> list[Event]:
+        """Feed one decoded watch line (``{"type": ..., "object": ...}``).
+
+        Raises:
+            ApiError: an ERROR event other than 410 (typed by its code).
+            DecodeError: a line that is not a watch event.
+        """
+        try:
+            kind = event["type"]
+            obj: Object = event["object"]
+        except (TypeError, KeyError):
+            raise DecodeError(
+                f"{self._describe('watch')}: a line is not a watch event: {event!r:.200}"
+            ) from None
+        if self._state is _WATCHING:
+            if kind == "ADDED" or kind == "MODIFIED":
+                self._rv = _rv_of(obj)
+                return [Apply(obj)]
+            if kind == "DELETED":
+                self._rv = _rv_of(obj)
+                return [Delete(obj)]
+            if kind == "BOOKMARK":
+                self._rv = _rv_of(obj)
+                return []
+        elif isinstance(self._state, _StreamingList):
+            # Initial events come in arbitrary resourceVersion order: no resume point
+            # is taken from them, only from the closing bookmark.
+            if kind == "ADDED" or kind == "MODIFIED":
+                return [InitApply(obj)]
+            if kind == "BOOKMARK":
+                annotations = (obj.get("metadata") or {}).get("annotations") or {}
+                if annotations.get(INITIAL_EVENTS_END) == "true":
+                    self._finish_initial(_rv_of(obj))
+                    return [InitDone()]
+                return []
+            if kind == "DELETED":
+                raise DecodeError(
+                    f"{self._describe('watch')}: DELETED before the initial-events-end bookmark"
+                )
+        else:
+            raise RuntimeError(f"on_watch_event called in state {self._state!r}")
+        if kind == "ERROR":
+            return self._on_error_event(obj)
+        raise DecodeError(f"{self._describe('watch')}: unknown watch event type {kind!r:.50}")
+
+    def on_watch_end(self) -> list[Event]:
+        """Feed the clean end of a watch response (e.g. after ``timeoutSeconds``).
+
+        A watch resumes from the last resourceVersion without a relist; a streaming
+        list that ended before its initial-events-end bookmark (a server that ignores
+        ``sendInitialEvents``) falls back to list+watch.
+        """
+        if isinstance(self._state, _StreamingList):
+            self._fall_back()
+        return []
+
+    # -- transitions -------------------------------------------------------------------
+
+    def _on_error_event(self, status: Any) -> list[Event]:
+        code = status.get("code") if isinstance(status, dict) else None
+        if code == 410:
+            self._restart(None)
+            return []
+        if isinstance(self._state, _StreamingList):
+            self._fall_back()
+            return []
+        raise api_error(
+            code if isinstance(code, int) else 500, status, request=self._describe("watch")
+        )
+
+    def _finish_initial(self, rv: str) -> None:
+        self._first_list = False
+        self._rv = rv
+        self._state = _WATCHING
+
+    def _restart(self, resume: str | None) -> None:
+        self._rv = resume
+        self._state = self._relist_state(resume)
+        self._restarted = True
+
+    def _fall_back(self) -> None:
+        self._streaming = False
+        resume = self._state.resume if isinstance(self._state, _StreamingList) else None
+        self._restart(resume)
+
+    def _relist_state(self, resume: str | None) -> _State:
+        return _StreamingList(resume) if self._streaming else _Listing(resume)
+
+    def _describe(self, verb: str) -> str:
+        return f"{verb} {self._name}" if self._name else verb
+
+
+def _rv_of(obj: Object) -> str:
+    try:
+        rv = obj["metadata"]["resourceVersion"]
+    except (TypeError, KeyError):
+        raise DecodeError("a watch event object has no metadata.resourceVersion") from None
+    if not isinstance(rv, str) or not rv:
+        raise DecodeError(f"a watch event object has an invalid resourceVersion {rv!r}")
+    return rv

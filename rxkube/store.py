@@ -1,0 +1,770 @@
+"""The reflector cache: a Store of the last-seen state of every object, and its one Writer.
+
+``store()`` returns a ``(Store, Writer)`` pair. The Writer applies watch events: ``Init``
+starts a side buffer, ``InitApply`` fills it and ``InitDone`` swaps it in as one step,
+while ``Apply``/``Delete`` change the live map. The Store is the reader, shared freely
+across threads: readers see the complete old state until a relist's swap, never half of
+it. ``reflect(writer)`` is the Rx operator that feeds a Writer from a watcher.
+
+Thread safety does not lean on the GIL: one lock guards every change of the map and
+its indexes, and it is held only for O(1) steps (the swap of a relist is a pointer
+assignment; the new map and indexes are built beforehand, outside the lock, by the
+writer alone). Single-key reads (``get``, ``in``, ``len``) take no lock at all: they
+are one operation on a dict, which free-threaded CPython keeps atomic as well.
+
+Objects are stored by reference, never copied: do not mutate them. Change objects
+before they reach the store (``Event.modify`` or the ``modify()`` operator), e.g. to drop
+``managedFields``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+
+from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from .selectors import LabelSelector
+
+__all__ = [
+    "IndexFn",
+    "ObjectRef",
+    "Store",
+    "Writer",
+    "index_label",
+    "index_namespace",
+    "index_owner_uid",
+    "reflect",
+    "reflector",
+    "store",
+]
+
+_Key: TypeAlias = tuple[str | None, str]
+"""How the store keys an object: ``(namespace or None, name)``."""
+
+IndexFn: TypeAlias = Callable[[Object], "str | Iterable[str] | None"]
+"""An index function: the index keys of an object (one string, several, or None for none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """A hashable reference to one object: name, namespace, and optionally kind and group.
+
+    ``namespace`` is ``None`` for cluster-scoped objects (an empty string is read as
+    ``None``). A store looks objects up by name and namespace; when ``kind`` (or
+    ``group``) is set, it must also match the object's, if the object carries one.
+
+    Args:
+        name: ``metadata.name``.
+        namespace: ``metadata.namespace``; ``None`` for cluster-scoped objects.
+        kind: the object kind, e.g. ``"Pod"``; empty when unknown.
+        group: the API group, ``""`` for the core group.
+
+    Example:
+        >>> ref = ObjectRef("web", "default", kind="Pod")
+        >>> str(ref)
+        'Pod default/web'
+        >>> ref == ObjectRef.from_obj(
+        ...     {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "web", "namespace": "default"}}
+        ... )
+        True
+    """
+
+    name: str
+    namespace: str | None = None
+    kind: str = ""
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        if self.namespace == "":
+            object.__setattr__(self, "namespace", None)
+
+    @classmethod
+    def from_obj(cls, obj: Object) -> ObjectRef:
+        """The reference of an object: its name, namespace, kind and group.
+
+        Example:
+            >>> ObjectRef.from_obj({"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1"}})
+            ObjectRef(name='n1', namespace=None, kind='Node', group='')
+        """
+        meta = obj.get("metadata") or {}
+        group, slash, _ = str(obj.get("apiVersion", "")).rpartition("/")
+        return cls(
+            str(meta.get("name", "")),
+            meta.get("namespace") or None,
+            str(obj.get("kind", "")),
+            group if slash else "",
+        )
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        kind = f"{self.kind}.{self.group}" if self.kind and self.group else self.kind
+        return f"{kind} {where}" if kind else where
+
+
+def _key_of(obj: Object) -> _Key:
+    try:
+        meta = obj["metadata"]
+        return (meta.get("namespace") or None, meta["name"])
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError(
+            f"a store needs objects with metadata.name; got {str(obj)[:200]}"
+        ) from None
+
+
+def _matches_ref(obj: Object, ref: ObjectRef) -> bool:
+    """Whether an object found by name and namespace also has the ref's kind and group."""
+    if ref.kind and obj.get("kind", ref.kind) != ref.kind:
+        return False
+    if ref.group and "apiVersion" in obj:
+        group, slash, _ = str(obj["apiVersion"]).rpartition("/")
+        return (group if slash else "") == ref.group
+    return True
+
+
+def index_namespace(obj: Object) -> str | None:
+    """Index function: an object's namespace (cluster-scoped objects are not indexed).
+
+    Example:
+        >>> reader, writer = store()
+        >>> reader.add_index("namespace", index_namespace)
+        >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
+        >>> [o["metadata"]["name"] for o in reader.by_index("namespace", "prod")]
+        ['web']
+    """
+    namespace: str | None = obj["metadata"].get("namespace")
+    return namespace or None
+
+
+def index_label(key: str) -> IndexFn:
+    """Index function factory: the value of one label (objects without it are not indexed).
+
+    Args:
+        key: the label key, e.g. ``"app"``.
+
+    Example:
+        >>> reader, writer = store()
+        >>> reader.add_index("app", index_label("app"))
+        >>> writer.apply(Apply({"metadata": {"name": "a", "labels": {"app": "web"}}}))
+        >>> len(reader.by_index("app", "web"))
+        1
+    """
+
+    def by_label(obj: Object) -> str | None:
+        labels = obj["metadata"].get("labels")
+        return labels.get(key) if labels else None
+
+    by_label.__name__ = f"index_label_{key}"
+    return by_label
+
+
+def index_owner_uid(obj: Object) -> list[str]:
+    """Index function: the uid of every owner in ``metadata.ownerReferences``.
+
+    Example:
+        >>> reader, writer = store()
+        >>> reader.add_index("owner", index_owner_uid)
+        >>> pod = {"metadata": {"name": "p", "ownerReferences": [{"uid": "rs-1"}]}}
+        >>> writer.apply(Apply(pod))
+        >>> reader.by_index("owner", "rs-1") == [pod]
+        True
+    """
+    owners = obj["metadata"].get("ownerReferences") or ()
+    return [ref["uid"] for ref in owners if "uid" in ref]
+
+
+class _Index:
+    """One index: key -> the objects under it, and object -> its keys (to undo them)."""
+
+    __slots__ = ("buckets", "fn", "keys_of", "name")
+
+    def __init__(self, name: str, fn: IndexFn) -> None:
+        self.name = name
+        self.fn = fn
+        self.buckets: dict[str, dict[_Key, Object]] = {}
+        # The keys each object was filed under, so that an update or delete removes
+        # exactly those even if the index function would now answer differently.
+        self.keys_of: dict[_Key, tuple[str, ...]] = {}
+
+    def keys_for(self, obj: Object) -> tuple[str, ...]:
+        try:
+            keys = self.fn(obj)
+        except Exception as exc:
+            exc.add_note(f"in index {self.name!r} of object {ObjectRef.from_obj(obj)}")
+            raise
+        if keys is None:
+            return ()
+        if isinstance(keys, str):
+            return (keys,)
+        return tuple(keys)
+
+    def put(self, key: _Key, obj: Object, keys: tuple[str, ...]) -> None:
+        old = self.keys_of.get(key)
+        if old:
+            self._unfile(key, (k for k in old if k not in keys))
+        if keys:
+            self.keys_of[key] = keys
+            buckets = self.buckets
+            for index_key in keys:
+                bucket = buckets.get(index_key)
+                if bucket is None:
+                    buckets[index_key] = {key: obj}
+                else:
+                    bucket[key] = obj
+        elif old:
+            del self.keys_of[key]
+
+    def remove(self, key: _Key) -> None:
+        old = self.keys_of.pop(key, None)
+        if old:
+            self._unfile(key, old)
+
+    def _unfile(self, key: _Key, index_keys: Iterable[str]) -> None:
+        buckets = self.buckets
+        for index_key in index_keys:
+            bucket = buckets.get(index_key)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del buckets[index_key]
+
+    def rebuilt(self, objects: dict[_Key, Object]) -> _Index:
+        """A new index of the same function over ``objects``."""
+        index = _Index(self.name, self.fn)
+        for key, obj in objects.items():
+            index.put(key, obj, index.keys_for(obj))
+        return index
+
+
+class Store:
+    """The reader of a reflector's cache: the last-seen state of every object.
+
+    A Store is filled by its one :class:`Writer` (see :func:`store`) and may be read from
+    any thread at any time. Reads never wait for a relist: until ``InitDone`` swaps the new
+    list in, readers see the complete previous state.
+
+    Objects are the very dicts the watcher decoded, shared by reference: treat them as
+    read-only (mutating one would change what every reader sees and could desync the
+    indexes). Transform objects before the store with ``modify()`` instead.
+
+    Example:
+        >>> reader, writer = store()
+        >>> for event in (Init(), InitApply({"metadata": {"name": "n1"}}), InitDone()):
+        ...     writer.apply(event)
+        >>> reader.is_ready(), len(reader), "n1" in reader
+        (True, 1, True)
+        >>> reader.get("n1")
+        {'metadata': {'name': 'n1'}}
+    """
+
+    def __init__(self, name: str = "") -> None:
+        """Create an empty store; use :func:`store` to get one with its Writer.
+
+        Args:
+            name: what the store holds, for messages (e.g. ``"pods"``).
+        """
+        self._name = name
+        self._kind = ""
+        self._lock = threading.Lock()
+        self._objects: dict[_Key, Object] = {}
+        # Copy-on-write: replaced as a whole (under the lock) by add_index and by the
+        # swap of a relist, so the writer can tell whether it changed meanwhile.
+        self._indexes: dict[str, _Index] = {}
+        self._ready = threading.Event()
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._listed = 0  # objects buffered so far by a relist in progress, for messages
+        self._has_writer = False
+
+    # -- reading -----------------------------------------------------------------------
+
+    def state(self) -> list[Object]:
+        """A snapshot of every object: a new list, unaffected by later changes.
+
+        Example:
+            >>> reader, writer = store()
+            >>> writer.apply(Apply({"metadata": {"name": "a"}}))
+            >>> snapshot = reader.state()
+            >>> writer.apply(Delete({"metadata": {"name": "a"}}))
+            >>> len(snapshot), len(reader)
+            (1, 0)
+        """
+        with self._lock:
+            return list(self._objects.values())
+
+    def get(self, name: str | ObjectRef, namespace: str | None = None) -> Object | None:
+        """The object with this name (and namespace), or ``None``.
+
+        A cluster-scoped object is found with or without a namespace. With an
+        :class:`ObjectRef` carrying a kind or group, the object must match them too.
+
+        Args:
+            name: the object's name, or an :class:`ObjectRef`.
+            namespace: its namespace (ignored when ``name`` is an ObjectRef).
+
+        Example:
+            >>> reader, writer = store()
+            >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
+            >>> reader.get("web", "prod")["metadata"]["name"]
+            'web'
+            >>> reader.get(ObjectRef("web", "prod")) is reader.get("web", "prod")
+            True
+            >>> reader.get("web") is None
+            True
+        """
+        if isinstance(name, ObjectRef):
+            ref: ObjectRef | None = name
+            key: _Key = (name.namespace, name.name)
+        else:
+            ref = None
+            key = (namespace or None, name)
+        objects = self._objects
+        obj = objects.get(key)
+        if obj is None and key[0] is not None:
+            obj = objects.get((None, key[1]))  # a cluster-scoped object asked with a namespace
+        if obj is not None and ref is not None and not _matches_ref(obj, ref):
+            return None
+        return obj
+
+    def find(self, pred: Callable[[Object], bool]) -> Object | None:
+        """The first object (in no particular order) for which ``pred`` is true, or ``None``.
+
+        Example:
+            >>> reader, writer = store()
+            >>> writer.apply(Apply({"metadata": {"name": "a"}, "spec": {"x": 1}}))
+            >>> reader.find(lambda o: o["spec"]["x"] == 1)["metadata"]["name"]
+            'a'
+        """
+        for obj in self.state():
+            if pred(obj):
+                return obj
+        return None
+
+    def filter(
+        self,
+        pred: Callable[[Object], bool] | None = None,
+        *,
+        label_selector: str | LabelSelector | None = None,
+    ) -> list[Object]:
+        """The objects that satisfy ``pred`` and match ``label_selector`` (both optional).
+
+        Args:
+            pred: a predicate on objects.
+            label_selector: a label selector such as ``"app=web,tier!=db"``.
+
+        Raises:
+            ValueError: the label selector is invalid.
+
+        Example:
+            >>> reader, writer = store()
+            >>> writer.apply(Apply({"metadata": {"name": "a", "labels": {"app": "web"}}}))
+            >>> writer.apply(Apply({"metadata": {"name": "b", "labels": {"app": "db"}}}))
+            >>> [o["metadata"]["name"] for o in reader.filter(label_selector="app=web")]
+            ['a']
+        """
+        objects = self.state()
+        if label_selector is not None:
+            selector = (
+                LabelSelector.parse(label_selector)
+                if isinstance(label_selector, str)
+                else label_selector
+            )
+            objects = [o for o in objects if selector.matches(o["metadata"].get("labels") or {})]
+        if pred is not None:
+            objects = [o for o in objects if pred(o)]
+        return objects
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __contains__(self, item: object) -> bool:
+        """``name in store`` (cluster-scoped), ``ObjectRef in store`` or ``obj in store`` (by key)."""
+        if isinstance(item, str | ObjectRef):
+            return self.get(item) is not None
+        if isinstance(item, dict):
+            meta = item.get("metadata")
+            if isinstance(meta, dict) and "name" in meta:
+                return self.get(meta["name"], meta.get("namespace")) is not None
+        return False
+
+    def __iter__(self) -> Iterator[Object]:
+        """Iterate over a snapshot (see :meth:`state`)."""
+        return iter(self.state())
+
+    def __repr__(self) -> str:
+        ready = "ready" if self.is_ready() else "not ready"
+        return f"<{type(self).__name__} {self._describe()}: {len(self)} objects, {ready}>"
+
+    # -- readiness ---------------------------------------------------------------------
+
+    def is_ready(self) -> bool:
+        """Whether a first complete list has been applied (the store may be read as truth).
+
+        Example:
+            >>> reader, writer = store()
+            >>> reader.is_ready()
+            False
+            >>> writer.apply(Init()); writer.apply(InitDone())
+            >>> reader.is_ready()
+            True
+        """
+        return self._ready.is_set()
+
+    def wait_until_ready(self, timeout: float | None = None) -> None:
+        """Block the calling thread until the first complete list has been applied.
+
+        For scripts and threads; in a coroutine use :meth:`wait_ready`.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits for as long as it takes.
+
+        Raises:
+            TimeoutError: not ready in time; the message names the store.
+
+        Example:
+            >>> reader, writer = store(name="pods")
+            >>> reader.wait_until_ready(timeout=0.01)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            TimeoutError: store of pods is not ready after 0.01 s: no complete list has been received yet...
+        """
+        if not self._ready.wait(timeout):
+            raise TimeoutError(self._not_ready_message(timeout))
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait, without blocking the event loop, until the first complete list is applied.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits for as long as it takes.
+
+        Raises:
+            TimeoutError: not ready in time; the message names the store.
+
+        Example:
+            >>> async def main(reader: Store) -> None:
+            ...     await reader.wait_ready(timeout=30)
+            ...     print(len(reader), "objects")
+        """
+        if self._ready.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        waiter = (loop, loop.create_future())
+        with self._lock:
+            if self._ready.is_set():
+                return
+            self._async_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter[1], timeout)
+        except TimeoutError:
+            raise TimeoutError(self._not_ready_message(timeout)) from None
+        finally:
+            with self._lock:
+                if waiter in self._async_waiters:
+                    self._async_waiters.remove(waiter)
+
+    def _describe(self) -> str:
+        return self._name or (f"{self._kind} objects" if self._kind else "objects")
+
+    def _not_ready_message(self, timeout: float | None) -> str:
+        listed = self._listed
+        progress = (
+            f"a list is in progress ({listed} objects so far)"
+            if listed
+            else "no complete list has been received yet"
+        )
+        return (
+            f"store of {self._describe()} is not ready after {timeout} s: {progress}; "
+            "check that its watch is subscribed and can reach the API server"
+        )
+
+    def _set_ready(self) -> None:
+        """Mark ready and wake async waiters; call with the lock held."""
+        self._ready.set()
+        waiters, self._async_waiters = self._async_waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there
+                loop.call_soon_threadsafe(_resolve, future)
+
+    # -- indexes -----------------------------------------------------------------------
+
+    def add_index(self, name: str, fn: IndexFn) -> None:
+        """Add (or replace) an index, built at once and kept up to date from then on.
+
+        ``fn`` returns the keys an object is filed under: a string, several strings, or
+        ``None`` for none. It must be a pure function of the object, quick, and must not
+        call back into the store (it runs under the store's lock here).
+
+        Args:
+            name: the index name, used with :meth:`by_index`.
+            fn: the index function, e.g. :func:`index_namespace`,
+                ``index_label("app")`` or :func:`index_owner_uid`.
+
+        Example:
+            >>> reader, writer = store()
+            >>> reader.add_index("node", lambda pod: pod.get("spec", {}).get("nodeName"))
+            >>> writer.apply(Apply({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}}))
+            >>> [p["metadata"]["name"] for p in reader.by_index("node", "n1")]
+            ['p']
+        """
+        with self._lock:
+            index = _Index(name, fn).rebuilt(self._objects)
+            self._indexes = {**self._indexes, name: index}
+
+    def by_index(self, name: str, key: str) -> list[Object]:
+        """The objects an index files under ``key`` (a new list; empty if none).
+
+        Raises:
+            KeyError: there is no index of that name.
+
+        Example:
+            >>> reader, writer = store()
+            >>> reader.add_index("namespace", index_namespace)
+            >>> reader.by_index("namespace", "nowhere")
+            []
+        """
+        with self._lock:
+            index = self._indexes.get(name)
+            if index is None:
+                raise KeyError(
+                    f"no index {name!r} on store of {self._describe()}; "
+                    f"indexes: {sorted(self._indexes) or 'none'} (add one with add_index)"
+                )
+            bucket = index.buckets.get(key)
+            return list(bucket.values()) if bucket else []
+
+    def index_keys(self, name: str) -> list[str]:
+        """Every key an index currently has objects under.
+
+        Raises:
+            KeyError: there is no index of that name.
+
+        Example:
+            >>> reader, writer = store()
+            >>> reader.add_index("namespace", index_namespace)
+            >>> writer.apply(Apply({"metadata": {"name": "a", "namespace": "prod"}}))
+            >>> reader.index_keys("namespace")
+            ['prod']
+        """
+        with self._lock:
+            if name not in self._indexes:
+                raise KeyError(f"no index {name!r} on store of {self._describe()}")
+            return list(self._indexes[name].buckets)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Writer:
+    """The one writer of a :class:`Store`: applies watch events to it.
+
+    Get it from :func:`store` (or ``store_shared``); it is fed by :func:`reflect`. Apply
+    events from one thread at a time (one watch); the Store may be read meanwhile from
+    any thread.
+
+    Example:
+        >>> reader, writer = store()
+        >>> writer.apply(Init())
+        >>> writer.apply(InitApply({"metadata": {"name": "a"}}))
+        >>> len(reader)  # the relist is not complete: readers still see the old state
+        0
+        >>> writer.apply(InitDone())
+        >>> len(reader)
+        1
+    """
+
+    def __init__(self, store: Store) -> None:
+        """Attach the writer to ``store``; prefer :func:`store`, which returns both.
+
+        Raises:
+            ValueError: the store has a writer already.
+        """
+        with store._lock:
+            if store._has_writer:
+                raise ValueError(f"store of {store._describe()} has a writer already")
+            store._has_writer = True
+        self._store = store
+        self._buffer: dict[_Key, Object] = {}
+
+    @property
+    def store(self) -> Store:
+        """The Store this writer fills (its reader)."""
+        return self._store
+
+    def apply(self, event: Event) -> None:
+        """Apply one watch event to the store.
+
+        ``Init`` starts a side buffer (a repeated ``Init`` restarts it), ``InitApply``
+        fills it, ``InitDone`` swaps it in as one step and marks the store ready;
+        ``Apply`` adds or replaces an object and ``Delete`` removes it.
+
+        Raises:
+            ValueError: the object has no ``metadata.name``.
+            Exception: whatever an index function raised (the store is left unchanged).
+        """
+        if isinstance(event, Apply):
+            obj = event.obj
+            self._put(_key_of(obj), obj)
+        elif isinstance(event, Delete):
+            self._remove(_key_of(event.obj))
+        elif isinstance(event, InitApply):
+            obj = event.obj
+            self._buffer[_key_of(obj)] = obj
+            self._store._listed = len(self._buffer)
+        elif isinstance(event, Init):
+            self._buffer = {}
+            self._store._listed = 0
+        elif isinstance(event, InitDone):
+            self._swap()
+        else:
+            raise TypeError(f"not a watch event: {event!r}")
+
+    def _put(self, key: _Key, obj: Object) -> None:
+        store = self._store
+        if not store._kind:
+            store._kind = str(obj.get("kind", ""))
+        while True:
+            # Index functions are user code: run them outside the lock, then retry in the
+            # rare case an index was added meanwhile.
+            indexes = store._indexes
+            keys = [(index, index.keys_for(obj)) for index in indexes.values()]
+            with store._lock:
+                if store._indexes is indexes:
+                    store._objects[key] = obj
+                    for index, index_keys in keys:
+                        index.put(key, obj, index_keys)
+                    return
+
+    def _remove(self, key: _Key) -> None:
+        store = self._store
+        with store._lock:
+            if store._objects.pop(key, None) is not None:
+                for index in store._indexes.values():
+                    index.remove(key)
+
+    def _swap(self) -> None:
+        store = self._store
+        objects, self._buffer = self._buffer, {}
+        if not store._kind and objects:
+            store._kind = str(next(iter(objects.values())).get("kind", ""))
+        while True:
+            indexes = store._indexes
+            rebuilt = {name: index.rebuilt(objects) for name, index in indexes.items()}
+            with store._lock:
+                if store._indexes is indexes:
+                    store._objects = objects
+                    store._indexes = rebuilt
+                    store._listed = 0
+                    if not store._ready.is_set():
+                        store._set_ready()
+                    return
+
+
+def store(name: str = "") -> tuple[Store, Writer]:
+    """Create a store and its one writer.
+
+    Args:
+        name: what the store holds (e.g. ``"pods"``), used in messages.
+
+    Returns:
+        ``(reader, writer)``: share the reader freely; feed the writer with :func:`reflect`.
+
+    Example:
+        >>> reader, writer = store("pods")
+        >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "default"}}))
+        >>> reader.get("web", "default") is not None
+        True
+    """
+    reader = Store(name)
+    return reader, Writer(reader)
+
+
+_Sink: TypeAlias = tuple[
+    Callable[[Event], None], Callable[[], None] | None, Callable[[], None] | None
+]
+"""What one subscription of an applying operator calls: (apply, on completed, on dispose)."""
+
+
+def _applying(bind: Callable[[], _Sink]) -> Callable[[Observable[Event]], Observable[Event]]:
+    """An operator that applies each event before passing it on.
+
+    ``bind`` is called once per subscription and returns ``(apply, completed, dispose)``:
+    ``apply`` runs on each event (its exception goes to ``on_error``, which disposes the
+    source), ``completed`` before ``on_completed`` is passed on, ``dispose`` when the
+    subscription is disposed (before the source is). Errors pass through untouched.
+    """
+
+    def operator(source: Observable[Event]) -> Observable[Event]:
+        def subscribe(
+            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            apply, completed, dispose = bind()
+            forward = observer.on_next
+
+            def on_next(event: Event) -> None:
+                try:
+                    apply(event)
+                except Exception as exc:
+                    observer.on_error(exc)
+                    return
+                forward(event)
+
+            def on_completed() -> None:
+                if completed is not None:
+                    completed()
+                observer.on_completed()
+
+            subscription = source.subscribe(
+                on_next, observer.on_error, on_completed, scheduler=scheduler
+            )
+            if dispose is None:
+                return subscription
+            return CompositeDisposable(Disposable(dispose), subscription)
+
+        return Observable(subscribe)
+
+    return operator
+
+
+def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Operator: apply each event to ``writer``'s store, then pass the event on unchanged.
+
+    Errors pass through untouched, and the store keeps serving its last good state while
+    the source is retried (a resubscribed watcher relists, and the swap at ``InitDone``
+    brings the store up to date). The events are applied on the thread that emits them,
+    i.e. the watch's own thread.
+
+    Args:
+        writer: the writer from :func:`store`.
+
+    Returns:
+        A function from an Observable of events to the same Observable, reflected.
+
+    Example:
+        >>> from reactivex import of
+        >>> reader, writer = store()
+        >>> events = of(Init(), InitApply({"metadata": {"name": "a"}}), InitDone())
+        >>> _ = events.pipe(reflect(writer)).subscribe()
+        >>> reader.is_ready(), len(reader)
+        (True, 1)
+    """
+    return _applying(lambda: (writer.apply, None, None))
+
+
+def reflector(writer: Writer, source: Observable[Event]) -> Observable[Event]:
+    """Function form of :func:`reflect`, as in kube-rs: ``reflector(writer, watcher(...))``.
+
+    Example:
+        >>> from reactivex import of
+        >>> reader, writer = store()
+        >>> _ = reflector(writer, of(Apply({"metadata": {"name": "a"}}))).subscribe()
+        >>> len(reader)
+        1
+    """
+    return source.pipe(reflect(writer))

@@ -1,0 +1,15 @@
+"""``rxkube.testing``: a Kubernetes API server for tests, in your own process.
+
+:class:`ApiServer` speaks the list/watch protocol the way kube-apiserver v1.32 does
+(resourceVersions, pagination, bookmarks, streaming lists, 410 after compaction,
+selectors, metadata-only responses), with a synchronous object API for tests and
+:class:`Faults` to break things on purpose. Installing rxkube also installs the pytest
+fixtures ``apiserver``, ``apiserver_factory`` and ``kubeconfig``; see ``docs/testing.md``.
+"""
+
+from __future__ import annotations
+
+from ._faults import Faults
+from ._server import DEFAULT_NAMESPACES, ApiServer, ResourceLike
+
+__all__ = ["DEFAULT_NAMESPACES", "ApiServer", "Faults", "ResourceLike"]

@@ -1,0 +1,697 @@
+"""The HTTP face of the test API server: routing, request options, and kube-apiserver's answers.
+
+One aiohttp handler serves every path. It authenticates, applies armed faults, routes
+to discovery or to a resource verb, and turns every failure into a ``Status`` body:
+never a traceback, and the server stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..selectors import FieldSelector, LabelSelector
+from . import _discovery
+from ._faults import Faults
+from ._patch import PatchFailed, json_patch, merge_patch
+from ._status import StatusError, invalid_options, status_success, too_large_resource_version
+from ._store import (
+    ResourceVersionTooOld,
+    ServedResource,
+    Store,
+    Stored,
+    WatchFilter,
+    event_line,
+)
+from ._watch import WatchHub, WatchStream
+
+log = logging.getLogger("rxkube.testing")
+
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's limit on a request body (etcd's object size limit)."""
+
+_JSON = "application/json"
+_META_LIST = "PartialObjectMetadataList"
+_META = "PartialObjectMetadata"
+_INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter, or use the continue token "
+    "in this response to retrieve the remainder of the results. Continuing with the "
+    "provided token results in an inconsistent list - objects that were created, modified, "
+    "or deleted between the time the first chunk was returned and now may show up in the list."
+)
+_NOT_FOUND = "the server could not find the requested resource"
+
+
+@dataclass(slots=True)
+class ServerOptions:
+    """Behaviour a test may change while the server runs.
+
+    Attributes:
+        bookmark_interval: seconds between BOOKMARK events on watches that asked for
+            them; None sends none (as a real server may).
+        streaming_lists: serve ``sendInitialEvents=true`` watches; when False they get an
+            ERROR event with code 500, as from an etcd without progress notifications.
+        too_large_wait: how long a read at a resourceVersion newer than the server's
+            waits before answering 504 (kube-apiserver waits 3 s).
+    """
+
+    bookmark_interval: float | None = 1.0
+    streaming_lists: bool = True
+    too_large_wait: float = 3.0
+
+
+@dataclass(slots=True)
+class _Route:
+    served: ServedResource
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    watch_path: bool
+
+
+def _bool_param(query: Any, name: str) -> bool | None:
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    if value in ("true", "1", "True"):
+        return True
+    if value in ("false", "0", "False"):
+        return False
+    raise StatusError(400, f"invalid boolean value {value!r} for parameter {name}")
+
+
+def _int_param(query: Any, name: str) -> int:
+    value = query.get(name, "")
+    if value == "":
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise StatusError(400, f"invalid integer value {value!r} for parameter {name}") from None
+
+
+def _parse_rv(value: str) -> int:
+    try:
+        rv = int(value)
+    except ValueError:
+        rv = -1
+    if rv < 0:
+        raise StatusError(400, f"invalid resource version: {value!r}")
+    return rv
+
+
+def encode_continue(rv: int, start: str) -> str:
+    """A continue token in kube-apiserver's format (base64url JSON, no padding)."""
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    """The revision and start key of a continue token; 400 when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = orjson.loads(raw)
+        rv, start = data["rv"], data["start"]
+        if (
+            data.get("v") != "meta.k8s.io/v1"
+            or not isinstance(rv, int)
+            or not isinstance(start, str)
+        ):
+            raise ValueError("unexpected content")
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise StatusError(
+            400,
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ) from None
+    if rv == 0 or rv < -1:
+        raise StatusError(
+            400,
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    if not start or "/.." in start or start.startswith(".."):
+        raise StatusError(400, "continue key is not valid: invalid start key")
+    return rv, start
+
+
+def negotiate_metadata(accept: str, *, want_list: bool, lenient: bool) -> bool:
+    """Whether the client asked for metadata-only objects; 406 for nothing acceptable.
+
+    Alternatives are tried in order; ``as=Table`` and protobuf are skipped (not served).
+    """
+    if not accept.strip():
+        return False
+    for alternative in accept.split(","):
+        media, *params = (part.strip() for part in alternative.split(";"))
+        if media not in (_JSON, "application/*", "*/*"):
+            continue
+        options = dict(p.split("=", 1) for p in params if "=" in p)
+        as_kind = options.get("as")
+        if as_kind is None:
+            return False
+        if options.get("g") != "meta.k8s.io" or options.get("v") not in ("v1", "v1beta1"):
+            continue
+        if as_kind == _META_LIST and (want_list or lenient):
+            return True
+        if as_kind == _META and (not want_list or lenient):
+            return True
+    raise StatusError(
+        406,
+        f"only the following media types are accepted: {_JSON}, "
+        f"{_JSON};as={_META_LIST if want_list else _META};g=meta.k8s.io;v=v1",
+        reason="NotAcceptable",
+    )
+
+
+def _decode_body(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StatusError(400, f"couldn't get version/kind; json parse error: {exc}") from None
+
+
+def _decode_object(data: bytes) -> dict[str, Any]:
+    obj = _decode_body(data)
+    if not isinstance(obj, dict):
+        raise StatusError(
+            400, "couldn't get version/kind; json parse error: the body is not a JSON object"
+        )
+    if not isinstance(obj.get("metadata", {}), dict):
+        raise StatusError(400, "metadata must be a JSON object")
+    return obj
+
+
+def patch_function(
+    content_type: str, data: Any, *, strategic_ok: bool
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The function applying a decoded patch body of a given media type to an object.
+
+    Merge patches follow RFC 7386; a strategic merge patch (built-in kinds only, as on
+    kube-apiserver) is applied as a merge patch too: list merge keys and ``$patch``
+    directives are not implemented. A failed JSON patch operation answers 422.
+    """
+    if content_type == "application/json-patch+json":
+        if not isinstance(data, list):
+            raise StatusError(
+                400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+            )
+
+        def apply_json(current: dict[str, Any]) -> dict[str, Any]:
+            try:
+                patched: dict[str, Any] = json_patch(current, data)
+            except ValueError as exc:
+                raise StatusError(400, str(exc)) from None
+            except PatchFailed as exc:
+                raise StatusError(422, str(exc), reason="Invalid") from None
+            return patched
+
+        return apply_json
+    if content_type == "application/merge-patch+json" or (
+        content_type == "application/strategic-merge-patch+json" and strategic_ok
+    ):
+        if not isinstance(data, dict):
+            raise StatusError(400, "the merge patch must be a JSON object")
+
+        def apply_merge(current: dict[str, Any]) -> dict[str, Any]:
+            patched: dict[str, Any] = merge_patch(current, data)
+            if not isinstance(patched.get("metadata"), dict):
+                raise StatusError(400, "metadata must be a JSON object")
+            return patched
+
+        return apply_merge
+    accepted = "application/json-patch+json, application/merge-patch+json"
+    if strategic_ok:
+        accepted += ", application/strategic-merge-patch+json"
+    raise StatusError(
+        415,
+        f"the body of the request was in an unknown format - accepted media types include: {accepted}",
+    )
+
+
+def _json_response(body: bytes, status: int = 200, content_type: str = _JSON) -> web.Response:
+    return web.Response(body=body, status=status, headers={"Content-Type": content_type})
+
+
+def status_response(error: StatusError) -> web.Response:
+    """The HTTP response carrying a failure Status."""
+    response = _json_response(orjson.dumps(error.status()), error.code)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+class ApiApp:
+    """The aiohttp application serving one store.
+
+    Args:
+        store: objects and history.
+        hub: the open watches.
+        faults: armed faults.
+        options: behaviour that may change at run time.
+        token: the bearer token every request must carry, or None.
+        server_address: ``host:port`` for the ``/api`` document.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        hub: WatchHub,
+        faults: Faults,
+        options: ServerOptions,
+        *,
+        token: str | None,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.faults = faults
+        self.options = options
+        self.token = token
+        self.server_address = ""
+
+    def application(self) -> web.Application:
+        """A new aiohttp application routing everything to :meth:`handle`."""
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one request; every failure becomes a ``Status`` response."""
+        try:
+            if (
+                self.token is not None
+                and request.headers.get("Authorization") != f"Bearer {self.token}"
+            ):
+                raise StatusError(401, "Unauthorized")
+            return await self._dispatch(request)
+        except StatusError as error:
+            return status_response(error)
+        except web.HTTPException as exc:
+            return status_response(StatusError(exc.status, exc.text or exc.reason))
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.exception(
+                "rxkube test API server: unexpected error on %s %s", request.method, request.path
+            )
+            return status_response(StatusError(500, f"Internal error occurred: {exc!r}"))
+
+    # ---------------------------------------------------------------- routing
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        method = request.method
+        if (
+            not parts
+            or parts[0] not in ("api", "apis")
+            or len(parts) <= (2 if parts[0] == "api" else 3)
+        ):
+            await self._before(request, "discovery")
+            return self._discovery(parts, method)
+        route = self._route(parts)
+        verb = self._verb(method, route, request)
+        await self._before(request, verb)
+        query = request.query
+        accept = request.headers.get("Accept", "")
+        if verb == "list":
+            meta = negotiate_metadata(accept, want_list=True, lenient=False)
+            return await self._list(route, query, meta)
+        if verb == "watch":
+            meta = negotiate_metadata(accept, want_list=False, lenient=True)
+            return await self._watch(request, route, query, meta)
+        meta = negotiate_metadata(accept, want_list=False, lenient=False)
+        if verb == "get":
+            assert route.name is not None
+            stored = self.store.get(route.served, route.namespace, route.name)
+            return _json_response(stored.encoded(meta))
+        if verb == "create":
+            obj = _decode_object(await request.read())
+            stored = self.store.create(route.served, obj, route.namespace, via_http=True)
+            return _json_response(stored.encoded(meta), 201)
+        if verb == "update":
+            assert route.name is not None
+            obj = _decode_object(await request.read())
+            stored = self.store.update(
+                route.served, route.namespace, route.name, obj,
+                subresource=route.subresource, via_http=True,
+            )  # fmt: skip
+            return _json_response(stored.encoded(meta))
+        if verb == "patch":
+            return await self._patch(request, route, meta)
+        if verb == "delete":
+            return await self._delete(request, route, meta)
+        return await self._delete_collection(route, query, meta)
+
+    async def _before(self, request: web.Request, verb: str) -> None:
+        delay = self.faults.take_delay(verb)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        failure = self.faults.take_failure(verb)
+        if failure is not None:
+            raise failure
+
+    def _route(self, parts: list[str]) -> _Route:
+        if parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        watch_path = bool(rest) and rest[0] == "watch"
+        if watch_path:
+            rest = rest[1:]
+        namespace: str | None = None
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise StatusError(404, _NOT_FOUND, details={})
+        served = self.store.lookup(group, version, rest[0])
+        if served is None or (namespace is not None and not served.resource.namespaced):
+            raise StatusError(404, _NOT_FOUND, details={})
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else None
+        if subresource is not None and (subresource != "status" or not served.status_subresource):
+            raise StatusError(404, _NOT_FOUND, details={})
+        return _Route(served, namespace, name, subresource, watch_path)
+
+    @staticmethod
+    def _verb(method: str, route: _Route, request: web.Request) -> str:
+        named = route.name is not None
+        if route.watch_path or (
+            method == "GET" and not named and _bool_param(request.query, "watch")
+        ):
+            if method != "GET":
+                raise StatusError(
+                    405, "the server does not allow this method on the requested resource"
+                )
+            return "watch"
+        verbs = {
+            ("GET", True): "get",
+            ("GET", False): "list",
+            ("POST", False): "create",
+            ("PUT", True): "update",
+            ("PATCH", True): "patch",
+            ("DELETE", True): "delete",
+            ("DELETE", False): "deletecollection",
+        }
+        verb = verbs.get((method, named))
+        if verb is None or (route.subresource and verb not in ("get", "update", "patch")):
+            raise StatusError(
+                405, "the server does not allow this method on the requested resource"
+            )
+        return verb
+
+    def _discovery(self, parts: list[str], method: str) -> web.Response:
+        if method != "GET":
+            raise StatusError(
+                405, "the server does not allow this method on the requested resource"
+            )
+        served = self.store.served()
+        path = "/".join(parts)
+        doc: dict[str, Any] | None = None
+        if path == "version":
+            doc = _discovery.KUBERNETES_VERSION
+        elif path in ("healthz", "livez", "readyz"):
+            return web.Response(text="ok", content_type="text/plain")
+        elif path == "api":
+            doc = _discovery.api_versions(self.server_address)
+        elif path == "apis":
+            doc = _discovery.api_group_list(served)
+        elif len(parts) == 2 and parts[0] == "api":
+            doc = _discovery.api_resource_list(served, "", parts[1])
+        elif len(parts) == 2:
+            doc = _discovery.api_group(served, parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = _discovery.api_resource_list(served, parts[1], parts[2])
+        if doc is None:
+            raise StatusError(404, _NOT_FOUND, details={})
+        return _json_response(orjson.dumps(doc))
+
+    # -------------------------------------------------------------------- reads
+
+    @staticmethod
+    def _filter(route: _Route, query: Any, metadata_only: bool) -> WatchFilter:
+        try:
+            labels = LabelSelector.parse(query.get("labelSelector", ""))
+            fields = FieldSelector.parse(query.get("fieldSelector", ""))
+        except ValueError as exc:
+            raise StatusError(400, str(exc)) from None
+        for name in fields.fields - route.served.selectable_fields:
+            raise StatusError(400, f"field label not supported: {name}")
+        return WatchFilter(route.namespace, labels, fields, metadata_only)
+
+    async def _wait_for_rv(self, rv: int) -> None:
+        """Wait (like kube-apiserver, up to a few seconds) for the store to reach ``rv``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.too_large_wait
+        while self.store.rv < rv:
+            if loop.time() >= deadline:
+                raise too_large_resource_version(rv, self.store.rv)
+            await asyncio.sleep(0.02)
+
+    async def _list(self, route: _Route, query: Any, metadata_only: bool) -> web.Response:
+        flt = self._filter(route, query, metadata_only)
+        rv_param = query.get("resourceVersion", "")
+        match = query.get("resourceVersionMatch", "")
+        token = query.get("continue", "")
+        limit = max(0, _int_param(query, "limit"))
+        causes: list[tuple[str, str]] = []
+        if match:
+            if not rv_param:
+                causes.append(
+                    (
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    )
+                )
+            if token:
+                causes.append(
+                    (
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    )
+                )
+            if match not in ("Exact", "NotOlderThan"):
+                raise StatusError(
+                    422,
+                    f'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""',
+                )
+            if match == "Exact" and rv_param == "0":
+                causes.append(
+                    (
+                        "resourceVersionMatch",
+                        'resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+                    )
+                )
+        if query.get("sendInitialEvents"):
+            causes.append(("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+        if causes:
+            raise invalid_options(causes)
+        at_rv: int | None = None
+        start = ""
+        token_rv: int | None = None
+        if token:
+            if rv_param:
+                raise StatusError(
+                    400, "specifying resource version is not allowed when using continue"
+                )
+            continue_rv, start = decode_continue(token)
+            at_rv = None if continue_rv == -1 else continue_rv
+        elif rv_param == "0":
+            limit = 0  # served from the watch cache, which ignores limit
+        elif rv_param:
+            wanted = _parse_rv(rv_param)
+            await self._wait_for_rv(wanted)
+            if match == "Exact" or (not match and limit):
+                at_rv = wanted
+        try:
+            page = self.store.list(
+                route.served, flt, at_rv=at_rv, limit=limit, start=start, token_rv=token_rv
+            )
+        except ResourceVersionTooOld:
+            if token:
+                raise StatusError(
+                    410,
+                    _INCONSISTENT_CONTINUE,
+                    reason="Expired",
+                    continue_token=encode_continue(-1, start),
+                ) from None
+            raise StatusError(
+                410, "The resourceVersion for the provided list is too old.", reason="Expired"
+            ) from None
+        return self._list_response(route.served, page.rv, page.items, metadata_only, page)
+
+    @staticmethod
+    def _list_response(
+        served: ServedResource,
+        rv: int,
+        items: list[Stored],
+        metadata_only: bool,
+        page: Any = None,
+    ) -> web.Response:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if page is not None and page.next_start is not None:
+            meta["continue"] = encode_continue(page.token_rv, page.next_start)
+            if page.remaining is not None:
+                meta["remainingItemCount"] = page.remaining
+        res = served.resource
+        if metadata_only:
+            kind, api_version = _META_LIST, "meta.k8s.io/v1"
+        else:
+            kind, api_version = f"{res.kind}List", res.api_version
+        head = orjson.dumps({"kind": kind, "apiVersion": api_version, "metadata": meta})
+        body = b"".join(
+            (head[:-1], b',"items":[', b",".join(s.encoded(metadata_only) for s in items), b"]}")
+        )
+        return _json_response(body)
+
+    async def _watch(
+        self, request: web.Request, route: _Route, query: Any, metadata_only: bool
+    ) -> web.StreamResponse:
+        flt = self._filter(route, query, metadata_only)
+        rv_param = query.get("resourceVersion", "")
+        match = query.get("resourceVersionMatch", "")
+        send_initial = _bool_param(query, "sendInitialEvents")
+        bookmarks = bool(_bool_param(query, "allowWatchBookmarks"))
+        timeout = max(0, _int_param(query, "timeoutSeconds"))
+        causes: list[tuple[str, str]] = []
+        if send_initial is not None and match != "NotOlderThan":
+            causes.append(
+                (
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )
+            )
+        if match and send_initial is None:
+            causes.append(
+                (
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )
+            )
+        if causes:
+            raise invalid_options(causes)
+        from_rv = _parse_rv(rv_param) if rv_param not in ("", "0") else None
+        if send_initial:
+            initial, from_rv = "stream", None
+        elif send_initial is False:
+            initial = "none"
+        else:
+            initial = "none" if from_rv is not None else "state"
+        served = route.served
+        stream = WatchStream(self.hub, self.faults)
+        stalled = self.faults.take_stall()
+        response = web.StreamResponse(status=200, headers={"Content-Type": _JSON})
+        response.enable_chunked_encoding()
+        self.hub.add(stream)
+        try:
+            await response.prepare(request)
+            if stalled:
+                await stream.wait_closed()
+                if stream.closing == "abrupt" and request.transport is not None:
+                    request.transport.abort()
+                    return response
+                await response.write_eof()
+                return response
+            if send_initial and not self.options.streaming_lists:
+                error = StatusError(
+                    500,
+                    "Internal error occurred: unable to serve the initial events: "
+                    "etcd RequestWatchProgress is disabled",
+                )
+                await response.write(event_line("ERROR", orjson.dumps(error.status())))
+                await response.write_eof()
+                return response
+            try:
+                unregister = self.store.watch(
+                    served,
+                    flt,
+                    stream,
+                    from_rv=from_rv,
+                    initial=initial,  # type: ignore[arg-type]
+                    end_bookmark=bookmarks,
+                )
+            except ResourceVersionTooOld as exc:
+                error = StatusError(410, str(exc), reason="Expired")
+                await response.write(event_line("ERROR", orjson.dumps(error.status())))
+                await response.write_eof()
+                return response
+            floor = from_rv or 0
+
+            def bookmark() -> None:
+                self.store.bookmark(served, metadata_only, stream, floor)
+
+            try:
+                await stream.run(
+                    request,
+                    response,
+                    timeout=float(timeout) if timeout else None,
+                    bookmark=bookmark if bookmarks else None,
+                    bookmark_interval=lambda: self.options.bookmark_interval,
+                )
+            finally:
+                unregister()
+            return response
+        finally:
+            self.hub.remove(stream)
+
+    # ------------------------------------------------------------------- writes
+
+    async def _patch(
+        self, request: web.Request, route: _Route, metadata_only: bool
+    ) -> web.Response:
+        assert route.name is not None
+        content_type = request.content_type
+        data = _decode_body(await request.read())
+        apply = patch_function(content_type, data, strategic_ok=route.served.strategic_merge)
+        stored = self.store.patch(
+            route.served, route.namespace, route.name, apply,
+            subresource=route.subresource, via_http=True,
+        )  # fmt: skip
+        return _json_response(stored.encoded(metadata_only))
+
+    async def _delete(
+        self, request: web.Request, route: _Route, metadata_only: bool
+    ) -> web.Response:
+        assert route.name is not None
+        uid = rv = None
+        data = await request.read()
+        if data.strip():
+            options = _decode_body(data)
+            preconditions = options.get("preconditions") if isinstance(options, dict) else None
+            if isinstance(preconditions, dict):
+                uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
+        stored, gone = self.store.delete(
+            route.served, route.namespace, route.name, precondition_uid=uid, precondition_rv=rv
+        )
+        if gone and not route.served.returns_deleted_object:
+            meta = stored.obj["metadata"]
+            return _json_response(
+                orjson.dumps(status_success(route.served.resource, meta["name"], meta["uid"]))
+            )
+        return _json_response(stored.encoded(metadata_only))
+
+    async def _delete_collection(
+        self, route: _Route, query: Any, metadata_only: bool
+    ) -> web.Response:
+        flt = self._filter(route, query, False)
+        deleted: list[Stored] = []
+        for stored in self.store.list(route.served, flt).items:
+            meta = stored.obj["metadata"]
+            try:
+                last, _ = self.store.delete(route.served, meta.get("namespace"), meta["name"])
+            except StatusError as exc:
+                if exc.code == 404:
+                    continue
+                raise
+            deleted.append(last)
+        return self._list_response(route.served, self.store.rv, deleted, metadata_only)

@@ -1,0 +1,595 @@
+"""``ApiServer``: the in-process Kubernetes API server's lifecycle and its test-side object API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import yaml
+from aiohttp import web
+
+from ..errors import ConfigError
+from ..resource import BUILTIN_RESOURCES, Resource, match_resource
+from ..selectors import FieldSelector, LabelSelector
+from ._app import ApiApp, ServerOptions, patch_function
+from ._faults import Faults
+from ._status import StatusError
+from ._store import Object, ServedResource, Store, WatchFilter, builtin_served, deep_copy
+from ._watch import WatchHub
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+ResourceLike = Resource | str
+"""A resource as a :class:`~rxkube.resource.Resource` or a name: ``"pods"``, ``"Pod"``,
+``"deployments.apps"``, ``"apps/v1/deployments"``."""
+
+_T = TypeVar("_T")
+
+DEFAULT_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+"""The namespaces a new server has, as a fresh cluster does."""
+
+
+class ApiServer:
+    """A Kubernetes API server in your test process, following the list/watch protocol.
+
+    Use it as a context manager, synchronously (it runs its own event loop on a thread
+    named ``rxkube-apiserver``) or asynchronously (it runs on the caller's loop)::
+
+        with ApiServer() as srv:
+            srv.create("configmaps", {"metadata": {"name": "a"}, "data": {"k": "v"}})
+            client = srv.client()
+
+        async with ApiServer(token="s3cret", tls=True) as srv:
+            ...
+
+    Args:
+        token: a bearer token every request must carry; without it a request gets a
+            401 ``Status``. None (the default) accepts any request.
+        tls: serve HTTPS with a freshly generated certificate authority (needs the
+            ``cryptography`` package); ``ca_file`` names its certificate.
+        host: the address to listen on.
+        port: the port; 0 (the default) picks a free one.
+        bookmark_interval: seconds between BOOKMARK events on watches that allow them;
+            None sends none (a real server does not promise any).
+        compact_every: compact history automatically every this many writes (keeping
+            about that many writes of history); None never compacts on its own.
+        streaming_lists: serve ``sendInitialEvents=true`` watches; False refuses them with
+            an ERROR event (code 500), as a server on an older etcd does.
+        too_large_wait: seconds a read at a future resourceVersion waits before 504.
+        namespaces: the namespaces that exist at start.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bookmark_interval: float | None = 1.0,
+        compact_every: int | None = None,
+        streaming_lists: bool = True,
+        too_large_wait: float = 3.0,
+        namespaces: Iterable[str] = DEFAULT_NAMESPACES,
+    ) -> None:
+        self.token = token
+        self.host = host
+        self._port = port
+        self._tls = tls
+        self.store = Store(compact_every)
+        self._hub = WatchHub(self.store)
+        self.faults = Faults(self._hub)
+        """Fault injection: see :class:`~rxkube.testing.Faults`."""
+        self._options = ServerOptions(bookmark_interval, streaming_lists, too_large_wait)
+        self._app = ApiApp(self.store, self._hub, self.faults, self._options, token=token)
+        self._resolved: dict[tuple[ResourceLike, int], ServedResource] = {}
+        for resource in BUILTIN_RESOURCES:
+            self.store.add_resource(builtin_served(resource))
+        for name in namespaces:
+            self.create("namespaces", {"metadata": {"name": name}, "status": {"phase": "Active"}})
+        self.url = ""
+        """The base URL, e.g. ``http://127.0.0.1:40123``; set once started."""
+        self.ca_file: str | None = None
+        """The CA certificate (PEM) to verify the server with when ``tls=True``."""
+        self._tmpdir: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> ApiServer:
+        await self.astart()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.astop()
+
+    def start(self, timeout: float = 30.0) -> ApiServer:
+        """Start serving on a new event loop in a thread named ``rxkube-apiserver``."""
+        if self._runner is not None or self._thread is not None:
+            raise RuntimeError("this ApiServer is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.astart())
+            except BaseException as exc:  # reported to start()'s caller
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.astop())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="rxkube-apiserver", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError(f"the test API server did not start within {timeout} s")
+        if failure:
+            self._thread.join(timeout)
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop a server started with :meth:`start`: close every connection, end the thread."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"the test API server did not stop within {timeout} s")
+        self._thread = None
+        self._loop = None
+
+    async def astart(self) -> ApiServer:
+        """Start serving on the running event loop."""
+        if self._runner is not None:
+            raise RuntimeError("this ApiServer is already running")
+        self._loop = asyncio.get_running_loop()
+        self._hub.bind(self._loop)
+        ssl_context = self._ssl_context() if self._tls else None
+        runner = web.AppRunner(
+            self._app.application(),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=2.0,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = runner.addresses[0][1]
+        self._port = port  # a restarted or re-used server keeps its address
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
+        self._app.server_address = f"{host}:{port}"
+        return self
+
+    async def astop(self) -> None:
+        """Stop a server started with :meth:`astart` (or on its own loop)."""
+        runner = self._runner
+        if runner is None:
+            return
+        self._runner = None
+        self._hub.close_all()
+        await runner.cleanup()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+            self.ca_file = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        from ._tls import generate_certificates
+
+        certificates = generate_certificates()
+        self._tmpdir = tempfile.mkdtemp(prefix="rxkube-apiserver-")
+        ca_file = os.path.join(self._tmpdir, "ca.crt")
+        cert_file = os.path.join(self._tmpdir, "server.crt")
+        key_file = os.path.join(self._tmpdir, "server.key")
+        for path, data in (
+            (ca_file, certificates.ca_pem),
+            (cert_file, certificates.cert_pem),
+            (key_file, certificates.key_pem),
+        ):
+            with open(path, "wb") as handle:
+                handle.write(data)
+        self._ca_pem = certificates.ca_pem
+        self.ca_file = ca_file
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        return context
+
+    def _on_loop(self, fn: Callable[[], _T], timeout: float = 10.0) -> _T:
+        """Run ``fn`` on the server's loop and return its result, from any thread."""
+        loop = self._loop
+        if loop is None or self._runner is None:
+            raise RuntimeError("the test API server is not running")
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn()
+        except RuntimeError:
+            pass
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(call)
+        return future.result(timeout)
+
+    def restart(self) -> None:
+        """Drop every open connection, watches included, and keep all state.
+
+        To clients this looks like a kube-apiserver restart behind a stable address:
+        their reads fail mid-way, and their resourceVersions stay valid afterwards.
+        """
+
+        def drop() -> None:
+            self._hub.close_all(abrupt=True)
+            runner = self._runner
+            if runner is not None and runner.server is not None:
+                for handler in runner.server.connections:
+                    if handler.transport is not None:
+                        handler.transport.abort()
+
+        self._on_loop(drop)
+
+    # -------------------------------------------------------------- configuration
+
+    @property
+    def bookmark_interval(self) -> float | None:
+        """Seconds between BOOKMARK events on watches that allow them (None: none)."""
+        return self._options.bookmark_interval
+
+    @bookmark_interval.setter
+    def bookmark_interval(self, value: float | None) -> None:
+        self._options.bookmark_interval = value
+
+    @property
+    def streaming_lists(self) -> bool:
+        """Whether ``sendInitialEvents=true`` watches are served (False: ERROR 500 event)."""
+        return self._options.streaming_lists
+
+    @streaming_lists.setter
+    def streaming_lists(self, value: bool) -> None:
+        self._options.streaming_lists = value
+
+    @property
+    def resource_version(self) -> int:
+        """The current (latest) resourceVersion of the whole server."""
+        return self.store.rv
+
+    def open_watches(self) -> int:
+        """How many watch connections are open right now (stalled ones included)."""
+        return self._hub.count()
+
+    def compact(self) -> int:
+        """Compact history at the current resourceVersion, and return it.
+
+        Afterwards, anything older answers 410 Expired: a list at an older exact
+        resourceVersion, a continue token issued before, a watch from an older
+        resourceVersion (an ERROR event). Reads at the returned version still work.
+        """
+        return self.store.compact()
+
+    def add_resource(
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        plural: str,
+        namespaced: bool = True,
+        *,
+        status_subresource: bool = True,
+        short_names: Iterable[str] = (),
+        selectable_fields: Iterable[str] = (),
+    ) -> Resource:
+        """Serve a custom resource, as installing a CustomResourceDefinition would.
+
+        Args:
+            group: the API group, e.g. ``"example.com"``.
+            version: the version, e.g. ``"v1"``.
+            kind: the kind, e.g. ``"Widget"``.
+            plural: the plural used in URLs, e.g. ``"widgets"``.
+            namespaced: whether objects live in namespaces.
+            status_subresource: whether ``/status`` exists (the main endpoint then
+                ignores status changes and ``generation`` ignores status).
+            short_names: short names announced by discovery.
+            selectable_fields: extra field paths usable in field selectors.
+
+        Returns:
+            the :class:`~rxkube.resource.Resource`, usable with every method here.
+        """
+        resource = Resource(group, version, kind, plural, namespaced, tuple(short_names))
+        self.store.add_resource(
+            ServedResource(
+                resource,
+                singular=kind.lower(),
+                status_subresource=status_subresource,
+                fields=frozenset(selectable_fields),
+                returns_deleted_object=True,
+                strategic_merge=False,
+            )
+        )
+        return resource
+
+    def resource(self, resource: ResourceLike) -> Resource:
+        """The served :class:`~rxkube.resource.Resource` a name or Resource refers to."""
+        return self._served(resource).resource
+
+    def _served(self, resource: ResourceLike) -> ServedResource:
+        key = (resource, self.store.generation)
+        cached = self._resolved.get(key)
+        if cached is not None:
+            return cached
+        found = self._resolve(resource)
+        self._resolved[key] = found
+        return found
+
+    def _resolve(self, resource: ResourceLike) -> ServedResource:
+        served = self.store.served()
+        if isinstance(resource, Resource):
+            found = self.store.lookup(resource.group, resource.version, resource.plural)
+        else:
+            match = match_resource([s.resource for s in served], resource)
+            found = next((s for s in served if match is not None and s.resource == match), None)
+        if found is None:
+            raise ConfigError(
+                f"the test API server does not serve {resource!r}; use srv.add_resource() first"
+            )
+        return found
+
+    # --------------------------------------------------------- test-side objects
+
+    @staticmethod
+    def _namespace(
+        served: ServedResource, namespace: str | None, obj: Mapping[str, Any] | None = None
+    ) -> str | None:
+        if not served.resource.namespaced:
+            return None
+        if namespace:
+            return namespace
+        meta = (obj or {}).get("metadata") or {}
+        found: str | None = meta.get("namespace") if isinstance(meta, dict) else None
+        return found or "default"
+
+    @staticmethod
+    def _raise(error: StatusError, what: str) -> Exception:
+        return error.to_api_error(what)
+
+    def create(
+        self, resource: ResourceLike, obj: Mapping[str, Any], *, namespace: str | None = None
+    ) -> Object:
+        """Create an object directly in storage and return it as stored.
+
+        Unlike a create through HTTP, the status is kept as given and the namespace need
+        not exist (like writing to etcd). ``uid``, ``creationTimestamp``,
+        ``resourceVersion`` and ``generation`` are filled in; the namespace defaults to
+        the object's, then ``default``.
+
+        Raises:
+            rxkube.errors.Conflict: an object with that name exists (AlreadyExists).
+            rxkube.errors.ApiError: another failure, e.g. an invalid name (422).
+        """
+        served = self._served(resource)
+        try:
+            stored = self.store.create(
+                served, deep_copy(obj), self._namespace(served, namespace, obj), via_http=False
+            )
+        except StatusError as error:
+            raise self._raise(error, f"create {served.resource.full_name}") from None
+        return stored.copy_obj()
+
+    def get(self, resource: ResourceLike, name: str, *, namespace: str | None = None) -> Object:
+        """The current state of an object (a copy).
+
+        Raises:
+            rxkube.errors.NotFound: it does not exist.
+        """
+        served = self._served(resource)
+        try:
+            return self.store.get(served, self._namespace(served, namespace), name).copy_obj()
+        except StatusError as error:
+            raise self._raise(error, f"get {served.resource.full_name} {name}") from None
+
+    def list(
+        self,
+        resource: ResourceLike,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[Object]:
+        """The current objects of a resource (copies), in the server's key order.
+
+        Args:
+            resource: the resource.
+            namespace: one namespace; None for all.
+            label_selector: a label selector, e.g. ``"app=web"``.
+            field_selector: a field selector, e.g. ``"metadata.name=a"``.
+        """
+        served = self._served(resource)
+        flt = WatchFilter(
+            namespace if served.resource.namespaced else None,
+            LabelSelector.parse(label_selector),
+            FieldSelector.parse(field_selector),
+        )
+        return [stored.copy_obj() for stored in self.store.list(served, flt).items]
+
+    def replace(
+        self,
+        resource: ResourceLike,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: Literal["status"] | None = None,
+    ) -> Object:
+        """Replace an object (or only its status with ``subresource="status"``).
+
+        ``metadata.resourceVersion`` in ``obj``, when set, must be current (409 otherwise);
+        the status is taken as given. Removing the last finalizer of an object being
+        deleted deletes it.
+
+        Raises:
+            rxkube.errors.NotFound: it does not exist.
+            rxkube.errors.Conflict: its resourceVersion is stale.
+        """
+        served = self._served(resource)
+        copied = deep_copy(obj)
+        name = (copied.get("metadata") or {}).get("name", "")
+        try:
+            stored = self.store.update(
+                served,
+                self._namespace(served, namespace, copied),
+                name,
+                copied,
+                subresource=subresource,
+                via_http=False,
+            )
+        except StatusError as error:
+            raise self._raise(error, f"replace {served.resource.full_name} {name}") from None
+        return stored.copy_obj()
+
+    def patch(
+        self,
+        resource: ResourceLike,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str | None = None,
+        patch_type: Literal["merge", "json"] = "merge",
+        subresource: Literal["status"] | None = None,
+    ) -> Object:
+        """Patch an object with a JSON merge patch (a dict) or a JSON patch (a list of ops).
+
+        Raises:
+            rxkube.errors.NotFound: it does not exist.
+            rxkube.errors.Invalid: a JSON patch operation failed (e.g. a ``test``).
+        """
+        served = self._served(resource)
+        content_type = (
+            "application/merge-patch+json"
+            if patch_type == "merge"
+            else "application/json-patch+json"
+        )
+        try:
+            apply = patch_function(content_type, deep_copy({"p": patch})["p"], strategic_ok=False)
+            stored = self.store.patch(
+                served,
+                self._namespace(served, namespace),
+                name,
+                apply,
+                subresource=subresource,
+                via_http=False,
+            )
+        except StatusError as error:
+            raise self._raise(error, f"patch {served.resource.full_name} {name}") from None
+        return stored.copy_obj()
+
+    def delete(self, resource: ResourceLike, name: str, *, namespace: str | None = None) -> Object:
+        """Delete an object; returns its last state.
+
+        An object with finalizers is only marked (``deletionTimestamp``) and stays until
+        its finalizers are removed.
+
+        Raises:
+            rxkube.errors.NotFound: it does not exist.
+        """
+        served = self._served(resource)
+        try:
+            stored, _ = self.store.delete(served, self._namespace(served, namespace), name)
+        except StatusError as error:
+            raise self._raise(error, f"delete {served.resource.full_name} {name}") from None
+        return stored.copy_obj()
+
+    # -------------------------------------------------------------------- clients
+
+    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+        """A kubeconfig (as a dict) for this server: its URL, CA and token."""
+        if not self.url:
+            raise RuntimeError("the test API server is not running")
+        cluster: dict[str, Any] = {"server": self.url}
+        if self._tls:
+            cluster["certificate-authority-data"] = base64.b64encode(self._ca_pem).decode()
+        user: dict[str, Any] = {"token": self.token} if self.token is not None else {}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "rxkube-test", "cluster": cluster}],
+            "users": [{"name": "rxkube-test", "user": user}],
+            "contexts": [
+                {
+                    "name": "rxkube-test",
+                    "context": {
+                        "cluster": "rxkube-test",
+                        "user": "rxkube-test",
+                        "namespace": namespace,
+                    },
+                }
+            ],
+            "current-context": "rxkube-test",
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "default") -> Path:
+        """Write a kubeconfig for this server (context ``rxkube-test``) and return its path.
+
+        The official ``kubernetes`` client (``config.load_kube_config(path)``), kubectl
+        and rxkube's own client all accept it.
+        """
+        target = Path(path)
+        target.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        return target
+
+    def client(self) -> Client:
+        """A ready :class:`rxkube.client.Client` for this server (token and CA included)."""
+        from ..client import Client
+
+        if not self.url:
+            raise RuntimeError("the test API server is not running")
+        return Client(self.url, token=self.token, ca_file=self.ca_file, verify_ssl=True)

@@ -1,0 +1,914 @@
+"""The test server's storage: objects, their history since the last compaction, and watch fan-out.
+
+It plays etcd plus the watch cache: one global, strictly increasing revision stamped on
+every write; a per-resource change log from which older states are rebuilt (consistent
+pages, exact reads, watches from a past resourceVersion); compaction that makes older
+revisions answer 410. Each object is encoded once with orjson when it is written, and
+each watch event line is built once per write and shared by every watcher it matches.
+
+Everything here is synchronous and guarded by one lock, so the HTTP handlers on the
+server's loop and the test's own thread can both write.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from ..resource import Resource
+from ..selectors import FieldSelector, LabelSelector
+from ._status import (
+    StatusError,
+    already_exists,
+    conflict,
+    invalid,
+    not_found,
+)
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+Object = dict[str, Any]
+
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+_META_KIND = b'"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1"'
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_CONFLICT = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+
+
+_last_timestamp: tuple[int, str] = (0, "")
+
+
+def now_timestamp() -> str:
+    """The current UTC time in the RFC 3339 form Kubernetes uses (second precision)."""
+    global _last_timestamp
+    second = int(time.time())
+    if _last_timestamp[0] != second:
+        text = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _last_timestamp = (second, text)
+    return _last_timestamp[1]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedResource:
+    """A resource the server serves, with the server-side behaviour that differs by kind.
+
+    Attributes:
+        resource: group, version, kind, plural and scope.
+        singular: the singular name announced by discovery.
+        status_subresource: ``/status`` exists; the main endpoint then ignores status
+            changes and a create through HTTP resets the status.
+        fields: field paths usable in field selectors besides ``metadata.name`` and
+            ``metadata.namespace``.
+        returns_deleted_object: a delete answers with the object rather than a ``Status``.
+        create_status: the status an HTTP create sets (pods start ``Pending``).
+        strategic_merge: strategic merge patches are accepted (built-in kinds only).
+    """
+
+    resource: Resource
+    singular: str
+    status_subresource: bool = False
+    fields: frozenset[str] = frozenset()
+    returns_deleted_object: bool = False
+    create_status: Mapping[str, Any] | None = None
+    strategic_merge: bool = True
+
+    @property
+    def selectable_fields(self) -> frozenset[str]:
+        """Every field path a field selector may use on this resource."""
+        fields = {"metadata.name"} | set(self.fields)
+        if self.resource.namespaced:
+            fields.add("metadata.namespace")
+        return frozenset(fields)
+
+
+_POD_FIELDS = frozenset(
+    {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    }
+)
+_EVENT_FIELDS = frozenset(
+    {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "type",
+    }
+)
+
+
+def builtin_served(resource: Resource) -> ServedResource:
+    """How the server treats one of :data:`rxkube.resource.BUILTIN_RESOURCES`."""
+    plural = resource.plural
+    return ServedResource(
+        resource,
+        singular=resource.kind.lower(),
+        status_subresource=plural
+        in ("pods", "services", "namespaces", "nodes", "deployments", "replicasets"),
+        fields={
+            "pods": _POD_FIELDS,
+            "events": _EVENT_FIELDS,
+            "secrets": frozenset({"type"}),
+            "namespaces": frozenset({"status.phase"}),
+            "nodes": frozenset({"spec.unschedulable"}),
+            "replicasets": frozenset({"status.replicas"}),
+        }.get(plural, frozenset()),
+        returns_deleted_object=plural == "pods",
+        create_status={"phase": "Pending"} if plural == "pods" else None,
+    )
+
+
+class Stored:
+    """One version of an object: the dict (never mutated once stored) and its encoding."""
+
+    __slots__ = ("_meta_raw", "key", "namespace", "obj", "raw", "rv")
+
+    def __init__(self, obj: Object, rv: int, key: str, namespace: str) -> None:
+        self.obj = obj
+        self.rv = rv
+        self.key = key
+        self.namespace = namespace
+        self.raw = orjson.dumps(obj)
+        self._meta_raw: bytes | None = None
+
+    @property
+    def meta_raw(self) -> bytes:
+        """The object encoded as a ``PartialObjectMetadata``."""
+        if self._meta_raw is None:
+            self._meta_raw = (
+                b"{" + _META_KIND + b',"metadata":' + orjson.dumps(self.obj["metadata"]) + b"}"
+            )
+        return self._meta_raw
+
+    def encoded(self, metadata_only: bool) -> bytes:
+        """The full or the metadata-only encoding."""
+        return self.meta_raw if metadata_only else self.raw
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The object's labels."""
+        labels: Mapping[str, str] = self.obj["metadata"].get("labels") or {}
+        return labels
+
+    def copy_obj(self) -> Object:
+        """A deep copy of the object, safe to hand out."""
+        copied: Object = orjson.loads(self.raw)
+        return copied
+
+
+def event_line(event_type: str, raw: bytes) -> bytes:
+    """One watch stream line: ``{"type":...,"object":...}`` and a newline."""
+    return b'{"type":"' + event_type.encode() + b'","object":' + raw + b"}\n"
+
+
+class Change:
+    """One write in a resource's history.
+
+    ``obj`` is the state after the write; for a deletion it is the last state stamped
+    with the deletion's resourceVersion, as watchers receive it. ``prev`` is the state
+    before the write (``None`` for a creation).
+    """
+
+    __slots__ = ("_lines", "_prev_at_rv", "key", "obj", "prev", "rv", "type")
+
+    def __init__(self, event_type: EventType, obj: Stored, prev: Stored | None) -> None:
+        self.type: EventType = event_type
+        self.obj = obj
+        self.prev = prev
+        self.rv = obj.rv
+        self.key = obj.key
+        self._lines: dict[tuple[str, bool, bool], bytes] = {}
+        self._prev_at_rv: Stored | None = None
+
+    def gone_view(self) -> Stored:
+        """What a watcher that no longer sees the object receives in its DELETED event."""
+        if self.type == "DELETED" or self.prev is None:
+            return self.obj
+        if self._prev_at_rv is None:
+            obj = dict(self.prev.obj)
+            obj["metadata"] = {**self.prev.obj["metadata"], "resourceVersion": str(self.rv)}
+            self._prev_at_rv = Stored(obj, self.rv, self.key, self.obj.namespace)
+        return self._prev_at_rv
+
+    def line(self, event_type: EventType, metadata_only: bool) -> bytes:
+        """The watch line for this change as ``event_type``, built once and shared."""
+        gone = event_type == "DELETED"
+        cache_key = (event_type, metadata_only, gone)
+        line = self._lines.get(cache_key)
+        if line is None:
+            source = self.gone_view() if gone else self.obj
+            line = event_line(event_type, source.encoded(metadata_only))
+            self._lines[cache_key] = line
+        return line
+
+
+class WatchSink(Protocol):
+    """Where a registered watch's lines go: called with the store lock held."""
+
+    def push(self, line: bytes) -> None:
+        """Queue one line for the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFilter:
+    """What one watch selects: a namespace, selectors and the metadata-only encoding."""
+
+    namespace: str | None = None
+    labels: LabelSelector = field(default_factory=LabelSelector)
+    fields: FieldSelector = field(default_factory=FieldSelector)
+    metadata_only: bool = False
+
+    def passes(self, stored: Stored) -> bool:
+        """Whether an object state is selected."""
+        if self.namespace is not None and stored.namespace != self.namespace:
+            return False
+        if self.labels and not self.labels.matches(stored.labels):
+            return False
+        return not self.fields or self.fields.matches(stored.obj)
+
+    def line(self, change: Change) -> bytes | None:
+        """The line this watch receives for a change, if any (kube-apiserver's cacher rules).
+
+        An object that starts matching arrives as ADDED, one that stops matching as
+        DELETED (its previous state at the change's resourceVersion).
+        """
+        if change.type == "DELETED":
+            return change.line("DELETED", self.metadata_only) if self.passes(change.obj) else None
+        now = self.passes(change.obj)
+        before = change.prev is not None and self.passes(change.prev)
+        if now:
+            return change.line("MODIFIED" if before else "ADDED", self.metadata_only)
+        if before:
+            return change.line("DELETED", self.metadata_only)
+        return None
+
+
+@dataclass(slots=True)
+class _Registration:
+    filter: WatchFilter
+    sink: WatchSink
+
+
+@dataclass(slots=True)
+class _ResourceState:
+    served: ServedResource
+    live: dict[str, Stored] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+    log: list[Change] = field(default_factory=list)
+    log_rvs: list[int] = field(default_factory=list)
+    watches: list[_Registration] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ListPage:
+    """One page of a list.
+
+    Attributes:
+        rv: the resourceVersion the page is consistent at.
+        items: the selected objects, in key order.
+        next_start: where the next page starts (relative to the list's key prefix), or None.
+        token_rv: the resourceVersion to put in the continue token (-1: latest).
+        remaining: ``remainingItemCount``, when known (no selectors).
+    """
+
+    rv: int
+    items: list[Stored]
+    next_start: str | None
+    token_rv: int
+    remaining: int | None
+
+
+class ResourceVersionTooOld(Exception):
+    """The requested resourceVersion has been compacted."""
+
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({compacted})")
+        self.requested = requested
+        self.compacted = compacted
+
+
+def _content(obj: Mapping[str, Any], served: ServedResource) -> dict[str, Any]:
+    """The part of an object whose change bumps ``metadata.generation``."""
+    skip = (
+        ("metadata", "status", "kind", "apiVersion")
+        if served.status_subresource
+        else (
+            "metadata",
+            "kind",
+            "apiVersion",
+        )
+    )
+    return {k: v for k, v in obj.items() if k not in skip}
+
+
+class Store:
+    """Objects of every served resource, their history, and the registered watches.
+
+    Args:
+        compact_every: compact automatically every this many writes, at the revision
+            reached at the previous automatic compaction (so about this many writes of
+            history stay available), as kube-apiserver's periodic compaction does.
+    """
+
+    def __init__(self, compact_every: int | None = None) -> None:
+        self.lock = threading.Lock()
+        self.rv = 0
+        self.compacted_rv = 0
+        self.compact_every = compact_every
+        self._writes_since_compaction = 0
+        self._auto_compact_mark = 0
+        self._resources: dict[tuple[str, str, str], _ResourceState] = {}
+        self.generation = 0
+        """Bumped whenever a resource is added (callers cache name lookups by it)."""
+
+    # ----------------------------------------------------------------- resources
+
+    def add_resource(self, served: ServedResource) -> None:
+        """Serve a resource; adding one that exists with the same definition is a no-op."""
+        res = served.resource
+        key = (res.group, res.version, res.plural)
+        with self.lock:
+            existing = self._resources.get(key)
+            if existing is not None:
+                if existing.served.resource != res:
+                    raise ValueError(f"resource {res.full_name} is already served as {existing}")
+                return
+            self._resources[key] = _ResourceState(served)
+            self.generation += 1
+
+    def served(self) -> list[ServedResource]:
+        """Every served resource, in the order added."""
+        with self.lock:
+            return [state.served for state in self._resources.values()]
+
+    def lookup(self, group: str, version: str, plural: str) -> ServedResource | None:
+        """The served resource at a URL's group, version and plural."""
+        state = self._resources.get((group, version, plural))
+        return state.served if state else None
+
+    def _state(self, served: ServedResource) -> _ResourceState:
+        res = served.resource
+        return self._resources[(res.group, res.version, res.plural)]
+
+    @staticmethod
+    def key(served: ServedResource, namespace: str | None, name: str) -> str:
+        """The storage key of an object (etcd order: namespace, then name)."""
+        return f"{namespace}/{name}" if served.resource.namespaced else name
+
+    # -------------------------------------------------------------------- writes
+
+    def _commit(
+        self, state: _ResourceState, event_type: EventType, obj: Object, prev: Stored | None
+    ) -> Stored:
+        """Stamp the next revision on ``obj``, store it, log the change and fan it out."""
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        namespace = obj["metadata"].get("namespace", "")
+        key = (
+            prev.key
+            if prev is not None
+            else self.key(state.served, namespace, obj["metadata"]["name"])
+        )
+        stored = Stored(obj, self.rv, key, namespace)
+        if event_type == "DELETED":
+            del state.live[key]
+            del state.keys[bisect.bisect_left(state.keys, key)]
+        else:
+            if prev is None:
+                bisect.insort(state.keys, key)
+            state.live[key] = stored
+        change = Change(event_type, stored, prev)
+        state.log.append(change)
+        state.log_rvs.append(self.rv)
+        for registration in state.watches:
+            line = registration.filter.line(change)
+            if line is not None:
+                registration.sink.push(line)
+        self._writes_since_compaction += 1
+        if self.compact_every and self._writes_since_compaction >= self.compact_every:
+            self._compact_locked(self._auto_compact_mark)
+            self._auto_compact_mark = self.rv
+            self._writes_since_compaction = 0
+        return stored
+
+    def _check_namespace(self, namespace: str) -> None:
+        namespaces = self._resources.get(("", "v1", "namespaces"))
+        if namespaces is not None and namespace not in namespaces.live:
+            raise StatusError(
+                404,
+                f'namespaces "{namespace}" not found',
+                details={"name": namespace, "kind": "namespaces"},
+            )
+
+    def create(
+        self,
+        served: ServedResource,
+        obj: Object,
+        namespace: str | None,
+        *,
+        via_http: bool,
+    ) -> Stored:
+        """Create an object; ``obj`` is owned by the store from now on.
+
+        Through HTTP (``via_http``) the server applies kube-apiserver's create strategy:
+        the namespace must exist, the status is reset, system fields are assigned. The
+        test-side API writes the object as given (status included), like a direct etcd write.
+
+        Raises:
+            StatusError: 400 for a namespace mismatch, 404 for a missing namespace,
+                409 AlreadyExists, 422 for an invalid name.
+        """
+        res = served.resource
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        self._check_kind(served, obj)
+        name = meta.get("name") or ""
+        if not name and meta.get("generateName"):
+            suffix = "".join(random.choices(_NAME_SUFFIX_CHARS, k=5))
+            name = meta["name"] = f"{meta['generateName']}{suffix}"
+        self._check_name(served, name)
+        if res.namespaced:
+            namespace = self._resolve_namespace(
+                meta, namespace, default=None if via_http else "default"
+            )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        obj = {"kind": res.kind, "apiVersion": res.api_version, **obj}
+        for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
+            meta.pop(system, None)
+        if via_http or not meta.get("uid"):
+            meta["uid"] = str(uuid.uuid4())
+        if via_http or not meta.get("creationTimestamp"):
+            meta["creationTimestamp"] = now_timestamp()
+        meta["generation"] = 1
+        if via_http and served.status_subresource:
+            if served.create_status is not None:
+                obj["status"] = dict(served.create_status)
+            else:
+                obj.pop("status", None)
+        with self.lock:
+            if via_http and res.namespaced and namespace:
+                self._check_namespace(namespace)
+            state = self._state(served)
+            if self.key(served, namespace, name) in state.live:
+                raise already_exists(res, name)
+            return self._commit(state, "ADDED", obj, None)
+
+    @staticmethod
+    def _check_kind(served: ServedResource, obj: Object) -> None:
+        res = served.resource
+        if not isinstance(obj.get("metadata"), dict):
+            raise StatusError(400, "metadata must be an object")
+        if obj.get("kind") not in (None, "", res.kind):
+            raise StatusError(
+                400,
+                f"the kind in the data ({obj['kind']}) does not match the expected kind ({res.kind})",
+            )
+        if obj.get("apiVersion") not in (None, "", res.api_version):
+            raise StatusError(
+                400,
+                f"the API version in the data ({obj['apiVersion']}) does not match the "
+                f"expected API version ({res.api_version})",
+            )
+
+    @staticmethod
+    def _check_name(served: ServedResource, name: Any) -> None:
+        res = served.resource
+        if not name:
+            raise invalid(
+                res, "", [("metadata.name", "Required value: name or generateName is required")]
+            )
+        pattern = _DNS_LABEL if res.plural == "namespaces" else _DNS_SUBDOMAIN
+        limit = 63 if res.plural == "namespaces" else 253
+        if not isinstance(name, str) or len(name) > limit or not pattern.fullmatch(name):
+            raise invalid(
+                res,
+                str(name),
+                [
+                    (
+                        "metadata.name",
+                        f'Invalid value: "{name}": a lowercase RFC 1123 '
+                        f"{'label' if limit == 63 else 'subdomain'} must consist of lower case "
+                        "alphanumeric characters, '-' or '.', and must start and end with an "
+                        "alphanumeric character",
+                    )
+                ],
+            )
+
+    @staticmethod
+    def _resolve_namespace(meta: Object, namespace: str | None, *, default: str | None) -> str:
+        given = meta.get("namespace") or None
+        if namespace and given and given != namespace:
+            raise StatusError(
+                400,
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
+        resolved = namespace or given or default
+        if not resolved:
+            raise StatusError(400, "the namespace of the object is required")
+        return resolved
+
+    def get(self, served: ServedResource, namespace: str | None, name: str) -> Stored:
+        """The current state of an object.
+
+        Raises:
+            StatusError: 404 when it does not exist.
+        """
+        with self.lock:
+            stored = self._state(served).live.get(self.key(served, namespace, name))
+        if stored is None:
+            raise not_found(served.resource, name)
+        return stored
+
+    def update(
+        self,
+        served: ServedResource,
+        namespace: str | None,
+        name: str,
+        obj: Object,
+        *,
+        subresource: str | None = None,
+        via_http: bool,
+    ) -> Stored:
+        """Replace an object (PUT), or only its status with ``subresource="status"``.
+
+        A ``metadata.resourceVersion`` in ``obj`` is a precondition (409 when stale).
+        Through HTTP the main endpoint keeps the stored status of a resource that has a
+        status subresource. An update that changes nothing writes nothing. Removing the
+        last finalizer of an object being deleted deletes it.
+        """
+        self._check_kind(served, obj)
+        with self.lock:
+            return self._update_locked(served, namespace, name, obj, subresource, via_http)
+
+    def patch(
+        self,
+        served: ServedResource,
+        namespace: str | None,
+        name: str,
+        apply: Callable[[Object], Object],
+        *,
+        subresource: str | None = None,
+        via_http: bool,
+    ) -> Stored:
+        """Patch an object: ``apply`` gets a copy of the current object and returns the new one."""
+        with self.lock:
+            current = self._state(served).live.get(self.key(served, namespace, name))
+            if current is None:
+                raise not_found(served.resource, name)
+            patched = apply(current.copy_obj())
+            if not isinstance(patched, dict):
+                raise StatusError(422, "the patched object is not a JSON object", reason="Invalid")
+            self._check_kind(served, patched)
+            return self._update_locked(served, namespace, name, patched, subresource, via_http)
+
+    def _update_locked(
+        self,
+        served: ServedResource,
+        namespace: str | None,
+        name: str,
+        obj: Object,
+        subresource: str | None,
+        via_http: bool,
+    ) -> Stored:
+        res = served.resource
+        state = self._state(served)
+        current = state.live.get(self.key(served, namespace, name))
+        if current is None:
+            raise not_found(res, name)
+        meta = obj["metadata"]
+        if meta.get("name") not in (None, "", name):
+            raise StatusError(
+                400,
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})",
+            )
+        if res.namespaced:
+            self._resolve_namespace(meta, namespace, default=None)
+        wanted_rv = meta.get("resourceVersion")
+        if wanted_rv not in (None, "") and str(wanted_rv) != str(current.rv):
+            raise conflict(res, name, _CONFLICT)
+        old = current.obj
+        old_meta = old["metadata"]
+        if meta.get("uid") not in (None, "", old_meta["uid"]):
+            raise conflict(
+                res,
+                name,
+                f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta['uid']}",
+            )
+        if subresource == "status":
+            new: Object = dict(old)
+            new["metadata"] = dict(old_meta)
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+        else:
+            new = {**obj, "kind": res.kind, "apiVersion": res.api_version}
+            if via_http and served.status_subresource:
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+        new_meta = new["metadata"]
+        for system in (
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
+            if system in old_meta:
+                new_meta[system] = old_meta[system]
+            else:
+                new_meta.pop(system, None)
+        terminating = "deletionTimestamp" in old_meta
+        if terminating:
+            added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
+            if added:
+                raise invalid(
+                    res,
+                    name,
+                    [
+                        (
+                            "metadata.finalizers",
+                            f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
+                        )
+                    ],
+                )
+        generation = old_meta.get("generation", 1)
+        if _content(new, served) != _content(old, served):
+            generation += 1
+        new_meta["generation"] = generation
+        new_meta["resourceVersion"] = old_meta["resourceVersion"]
+        if new == old:
+            return current
+        if terminating and not new_meta.get("finalizers"):
+            return self._commit(state, "DELETED", new, current)
+        return self._commit(state, "MODIFIED", new, current)
+
+    def delete(
+        self,
+        served: ServedResource,
+        namespace: str | None,
+        name: str,
+        *,
+        precondition_uid: str | None = None,
+        precondition_rv: str | None = None,
+    ) -> tuple[Stored, bool]:
+        """Delete an object; returns its last state and whether it is gone now.
+
+        An object with finalizers gets a ``deletionTimestamp`` (a MODIFIED event) and stays
+        until an update removes its last finalizer.
+        """
+        res = served.resource
+        with self.lock:
+            state = self._state(served)
+            current = state.live.get(self.key(served, namespace, name))
+            if current is None:
+                raise not_found(res, name)
+            old_meta = current.obj["metadata"]
+            if precondition_uid and precondition_uid != old_meta["uid"]:
+                raise conflict(
+                    res,
+                    name,
+                    f"Precondition failed: UID in precondition: {precondition_uid}, UID in object meta: {old_meta['uid']}",
+                )
+            if precondition_rv and precondition_rv != old_meta["resourceVersion"]:
+                raise conflict(
+                    res,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: {precondition_rv}, "
+                    f"ResourceVersion in object meta: {old_meta['resourceVersion']}",
+                )
+            new: Object = dict(current.obj)
+            new["metadata"] = dict(old_meta)
+            if old_meta.get("finalizers"):
+                if "deletionTimestamp" in old_meta:
+                    return current, False
+                new["metadata"]["deletionTimestamp"] = now_timestamp()
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
+                return self._commit(state, "MODIFIED", new, current), False
+            return self._commit(state, "DELETED", new, current), True
+
+    # --------------------------------------------------------------------- reads
+
+    def _snapshot(
+        self, state: _ResourceState, at_rv: int | None
+    ) -> tuple[list[str], Callable[[str], Stored | None], bool]:
+        """Sorted keys, a lookup giving the state at ``at_rv``, and whether that is now."""
+        if at_rv is not None and at_rv < self.compacted_rv:
+            raise ResourceVersionTooOld(at_rv, self.compacted_rv)
+        if at_rv is None or not state.log_rvs or at_rv >= state.log_rvs[-1]:
+            return state.keys, state.live.get, True
+        overlay: dict[str, Stored | None] = {}
+        for change in reversed(state.log[bisect.bisect_right(state.log_rvs, at_rv) :]):
+            overlay[change.key] = change.prev
+        keys = sorted(set(state.keys) | overlay.keys())
+        live = state.live
+
+        def lookup(key: str) -> Stored | None:
+            return overlay[key] if key in overlay else live.get(key)
+
+        return keys, lookup, False
+
+    def list(
+        self,
+        served: ServedResource,
+        flt: WatchFilter,
+        *,
+        at_rv: int | None = None,
+        limit: int = 0,
+        start: str = "",
+        token_rv: int | None = None,
+    ) -> ListPage:
+        """One page of the objects a filter selects, consistent at ``at_rv`` (None: now).
+
+        Args:
+            served: the resource.
+            flt: namespace and selectors.
+            at_rv: read the state at this revision (exact read); None for the latest.
+            limit: page size; 0 for everything.
+            start: the first key to consider, relative to the namespace prefix.
+            token_rv: the revision for the next continue token (defaults to the read's).
+
+        Raises:
+            ResourceVersionTooOld: ``at_rv`` has been compacted.
+        """
+        with self.lock:
+            state = self._state(served)
+            read_rv = self.rv if at_rv is None else at_rv
+            keys, lookup, is_now = self._snapshot(state, at_rv)
+            prefix = f"{flt.namespace}/" if flt.namespace and served.resource.namespaced else ""
+            lo = bisect.bisect_left(keys, prefix + start)
+            hi = bisect.bisect_left(keys, prefix + "\U0010ffff") if prefix else len(keys)
+            unfiltered = not flt.labels and not flt.fields
+            items: list[Stored] = []
+            next_start: str | None = None
+            remaining: int | None = None
+            for index in range(lo, hi):
+                stored = lookup(keys[index])
+                if stored is None or not flt.passes(stored):
+                    continue
+                items.append(stored)
+                if limit and len(items) >= limit:
+                    rest = (
+                        hi - index - 1
+                        if is_now
+                        else sum(1 for k in keys[index + 1 : hi] if lookup(k) is not None)
+                    )
+                    if rest:
+                        next_start = keys[index][len(prefix) :] + "\x00"
+                        remaining = rest if unfiltered else None
+                    break
+            return ListPage(
+                read_rv,
+                items,
+                next_start,
+                token_rv if token_rv is not None else read_rv,
+                remaining,
+            )
+
+    # ------------------------------------------------------------------- watches
+
+    def watch(
+        self,
+        served: ServedResource,
+        flt: WatchFilter,
+        sink: WatchSink,
+        *,
+        from_rv: int | None,
+        initial: Literal["none", "state", "stream"],
+        end_bookmark: bool = False,
+    ) -> Callable[[], None]:
+        """Register a watch; returns the function that unregisters it.
+
+        Args:
+            served: the resource.
+            flt: namespace, selectors and encoding.
+            sink: receives every line, first the initial ones, under the store lock.
+            from_rv: replay the changes after this revision (``initial="none"``).
+            initial: ``"state"``: an ADDED per current object (a watch without
+                resourceVersion); ``"stream"``: the same, then, if ``end_bookmark``, a
+                BOOKMARK annotated ``k8s.io/initial-events-end`` at the current revision
+                (a streaming list); ``"none"``: only changes after ``from_rv`` (or from now).
+
+        Raises:
+            ResourceVersionTooOld: ``from_rv`` has been compacted.
+        """
+        with self.lock:
+            state = self._state(served)
+            if initial == "none" and from_rv is not None:
+                if from_rv < self.compacted_rv:
+                    raise ResourceVersionTooOld(from_rv, self.compacted_rv)
+                for change in state.log[bisect.bisect_right(state.log_rvs, from_rv) :]:
+                    line = flt.line(change)
+                    if line is not None:
+                        sink.push(line)
+            elif initial != "none":
+                prefix = f"{flt.namespace}/" if flt.namespace and served.resource.namespaced else ""
+                keys = state.keys
+                lo = bisect.bisect_left(keys, prefix)
+                hi = bisect.bisect_left(keys, prefix + "\U0010ffff") if prefix else len(keys)
+                for key in keys[lo:hi]:
+                    stored = state.live[key]
+                    if flt.passes(stored):
+                        sink.push(event_line("ADDED", stored.encoded(flt.metadata_only)))
+                if initial == "stream" and end_bookmark:
+                    sink.push(self._bookmark_locked(served, flt.metadata_only, self.rv, True))
+            registration = _Registration(flt, sink)
+            state.watches.append(registration)
+
+        def unregister() -> None:
+            with self.lock:
+                if registration in state.watches:
+                    state.watches.remove(registration)
+
+        return unregister
+
+    def bookmark(
+        self, served: ServedResource, metadata_only: bool, sink: WatchSink, floor: int
+    ) -> None:
+        """Queue a BOOKMARK at the current revision (never below ``floor``) on ``sink``."""
+        with self.lock:
+            sink.push(self._bookmark_locked(served, metadata_only, max(self.rv, floor), False))
+
+    @staticmethod
+    def _bookmark_locked(
+        served: ServedResource, metadata_only: bool, rv: int, initial_end: bool
+    ) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        if metadata_only:
+            body = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+            }
+        else:
+            res = served.resource
+            body = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
+        return BookmarkLine(event_line("BOOKMARK", orjson.dumps(body)))
+
+    # ---------------------------------------------------------------- compaction
+
+    def compact(self, rv: int | None = None) -> int:
+        """Forget history older than ``rv`` (default: the current revision); returns it.
+
+        Afterwards a list at an older exact revision, a continue token from before, or a
+        watch from an older revision answers 410 Expired.
+        """
+        with self.lock:
+            return self._compact_locked(self.rv if rv is None else rv)
+
+    def _compact_locked(self, rv: int) -> int:
+        target = min(rv, self.rv)
+        if target <= self.compacted_rv:
+            return self.compacted_rv
+        for state in self._resources.values():
+            cut = bisect.bisect_right(state.log_rvs, target)
+            del state.log[:cut]
+            del state.log_rvs[:cut]
+        self.compacted_rv = target
+        return target
+
+
+class BookmarkLine(bytes):
+    """A BOOKMARK line: fault injection does not count these as events."""
+
+    __slots__ = ()
+
+
+def deep_copy(obj: Mapping[str, Any]) -> Object:
+    """A deep copy of a JSON-compatible mapping (fast, via orjson)."""
+    copied: Object = orjson.loads(orjson.dumps(obj))
+    return copied

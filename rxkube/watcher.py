@@ -1,0 +1,291 @@
+"""Watchers as ReactiveX Observables: the Rx driver of the list/watch state machine.
+
+Each subscription runs one daemon thread (``rxkube-watch-<plural>``) that performs
+the requests ``WatchMachine`` asks for, decodes each line with orjson and calls
+``on_next`` on that thread, so a slow consumer slows only its own watch and TCP
+backpressure reaches the server. Pass ``scheduler=`` to ``subscribe`` to have
+``on_next`` run on that scheduler instead (backpressure is kept: the watch thread
+waits while too many batches are pending there). Disposing the subscription closes
+the connection and ends the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from .errors import DecodeError
+from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from .protocol import Config, ListRequest, WatchMachine
+
+if TYPE_CHECKING:
+    from .client import Api, WatchStream
+
+__all__ = ["metadata_watcher", "watch", "watch_object", "watcher"]
+
+log = logging.getLogger(__name__)
+
+_PENDING_BATCHES = 64
+"""Batches a scheduler may hold before the watch thread waits for it to catch up."""
+
+
+def watcher(api: Api, config: Config | None = None) -> Observable[Event]:
+    """Watch a resource: an Observable of events that keeps a view correct forever.
+
+    Every subscription lists the resource (``Init``, ``InitApply`` per object,
+    ``InitDone``), then watches it (``Apply``/``Delete``), re-watching from the last
+    resourceVersion when the server ends a watch and relisting after ``410 Gone``.
+    Other failures (network, 5xx, 429, 401/403, a stalled connection) go to
+    ``on_error`` as ``rxkube.errors`` exceptions: add ``default_backoff()`` to
+    resubscribe. A resubscription relists from the last resourceVersion seen
+    (``resourceVersionMatch=NotOlderThan``), so consumers stay consistent.
+
+    Args:
+        api: the resource (and namespace, if any) to watch.
+        config: selectors, timeouts, paging and the initial list strategy.
+
+    Returns:
+        A cold Observable: each subscription opens its own list/watch.
+
+    Example:
+        >>> reader, writer = store()                                  # doctest: +SKIP
+        >>> watcher(Api(client, "pods")).pipe(reflect(writer)).subscribe()  # doctest: +SKIP
+    """
+    return _watch(api, config or Config(), metadata_only=False)
+
+
+watch = watcher
+"""Alias of :func:`watcher`."""
+
+
+def metadata_watcher(api: Api, config: Config | None = None) -> Observable[Event]:
+    """Like :func:`watcher`, but the server sends only apiVersion, kind and metadata.
+
+    Objects arrive as ``PartialObjectMetadata``: the cheapest way to watch many
+    objects when their spec and status are not needed.
+    """
+    return _watch(api, config or Config(), metadata_only=True)
+
+
+def watch_object(api: Api, name: str) -> Observable[Object | None]:
+    """Watch one object: its latest state each time it changes, ``None`` while it does not exist.
+
+    Args:
+        api: the resource; for a namespaced resource ``api`` must have a namespace.
+        name: the object's name.
+
+    Raises:
+        ValueError: ``name`` is empty, or the resource is namespaced and ``api`` has no namespace.
+    """
+    if not name:
+        raise ValueError("watch_object needs an object name")
+    if api.resource.namespaced and not api.namespace:
+        raise ValueError(
+            f"watch_object({name!r}): {api.resource.plural} are namespaced; "
+            "give the Api a namespace"
+        )
+    source = watcher(api, Config(field_selector=f"metadata.name={name}"))
+
+    def subscribe(
+        observer: abc.ObserverBase[Object | None], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        listed: list[Object | None] = [None]
+        last: list[str | None] = ["<nothing yet>"]
+
+        def send(obj: Object | None) -> None:
+            rv = None if obj is None else obj.get("metadata", {}).get("resourceVersion")
+            if rv != last[0]:
+                last[0] = rv
+                observer.on_next(obj)
+
+        def on_event(event: Event) -> None:
+            match event:
+                case Init():
+                    listed[0] = None
+                case InitApply(obj):
+                    listed[0] = obj
+                case InitDone():
+                    send(listed[0])
+                case Apply(obj):
+                    send(obj)
+                case Delete():
+                    send(None)
+
+        return source.subscribe(
+            on_event, observer.on_error, observer.on_completed, scheduler=scheduler
+        )
+
+    return reactivex.create(subscribe)
+
+
+def _watch(api: Api, config: Config, *, metadata_only: bool) -> Observable[Event]:
+    # The resume point outlives a subscription, so a resubscription after an error
+    # relists from where the last one was instead of from scratch.
+    resume: list[str | None] = [None]
+
+    def subscribe(
+        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        run = _WatchRun(api, config, metadata_only, observer, scheduler, resume)
+        thread = threading.Thread(
+            target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
+        )
+        thread.start()
+        return Disposable(run.stop)
+
+    return reactivex.create(subscribe)
+
+
+class _ConsumerError(Exception):
+    """An exception raised by a subscriber's own callback, not by the watch."""
+
+
+class _WatchRun:
+    """One subscription: the thread body driving a WatchMachine over the Api."""
+
+    def __init__(
+        self,
+        api: Api,
+        config: Config,
+        metadata_only: bool,
+        observer: abc.ObserverBase[Event],
+        scheduler: abc.SchedulerBase | None,
+        resume: list[str | None],
+    ) -> None:
+        self._api = api
+        self._config = config
+        self._metadata_only = metadata_only
+        self._observer = observer
+        self._scheduler = scheduler
+        self._pending = threading.BoundedSemaphore(_PENDING_BATCHES) if scheduler else None
+        self._resume = resume
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: WatchStream | None = None
+        where = f" in {api.namespace}" if api.namespace else ""
+        self._name = f"{api.resource.full_name}{where}"
+
+    def stop(self) -> None:
+        """Stop the watch: closes the open connection, which ends the thread."""
+        self._stopped.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except _ConsumerError as exc:
+            log.error(
+                "a subscriber of the %s watch raised; watch stopped",
+                self._name,
+                exc_info=exc.__cause__,
+            )
+        except Exception as exc:
+            if not self._stopped.is_set():
+                self._deliver_error(exc)
+
+    def _loop(self) -> None:
+        machine = WatchMachine(self._config, self._resume[0], name=self._name)
+        try:
+            self._drive(machine)
+        finally:
+            self._resume[0] = machine.resource_version
+
+    def _drive(self, machine: WatchMachine) -> None:
+        api, metadata_only = self._api, self._metadata_only
+        while not self._stopped.is_set():
+            request = machine.next_request()
+            if isinstance(request, ListRequest):
+                response = api.list_page(request.params, metadata_only=metadata_only)
+                if self._stopped.is_set():
+                    return
+                if response.status == 200:
+                    events = machine.on_list(200, response.json())
+                else:
+                    err = response.error()
+                    events = machine.on_list(err.code, err.status, retry_after=err.retry_after)
+                self._emit(events)
+            else:
+                stream = api.watch_stream(
+                    request.params, metadata_only=metadata_only, idle_timeout=request.idle_timeout
+                )
+                with self._lock:
+                    self._stream = stream
+                try:
+                    if not self._stopped.is_set():
+                        self._follow(machine, stream)
+                finally:
+                    with self._lock:
+                        self._stream = None
+                    stream.close()
+
+    def _follow(self, machine: WatchMachine, stream: WatchStream) -> None:
+        if stream.status != 200:
+            err = stream.error()
+            self._emit(machine.on_watch_failed(err.code, err.status, retry_after=err.retry_after))
+            return
+        self._emit(machine.on_watch_opened())
+        loads, on_event, emit = orjson.loads, machine.on_watch_event, self._emit
+        for line in stream.lines():
+            try:
+                decoded = loads(line)
+            except orjson.JSONDecodeError:
+                raise DecodeError(
+                    f"watch {self._name}: the server sent a line that is not JSON: {line[:200]!r}"
+                ) from None
+            events = on_event(decoded)
+            if events:
+                emit(events)
+            if machine.stream_done:
+                return
+        if not self._stopped.is_set():
+            self._emit(machine.on_watch_end())
+
+    def _emit(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        if self._scheduler is None:
+            on_next = self._observer.on_next
+            try:
+                for event in events:
+                    on_next(event)
+            except Exception as exc:
+                raise _ConsumerError() from exc
+            return
+        self._hand_over(lambda: _send_all(self._observer.on_next, events))
+
+    def _deliver_error(self, exc: Exception) -> None:
+        if self._scheduler is None:
+            self._observer.on_error(exc)
+        else:
+            self._hand_over(lambda: self._observer.on_error(exc))
+
+    def _hand_over(self, action: Callable[[], None]) -> None:
+        assert self._scheduler is not None and self._pending is not None
+        pending = self._pending
+        while not pending.acquire(timeout=0.1):
+            if self._stopped.is_set():
+                return
+
+        def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+            try:
+                if not self._stopped.is_set():
+                    action()
+            finally:
+                pending.release()
+
+        self._scheduler.schedule(run)
+
+
+def _send_all(on_next: Callable[[Event], None], events: Sequence[Event]) -> None:
+    for event in events:
+        on_next(event)

@@ -1,0 +1,660 @@
+"""rxkube.aio: the Observable <-> async bridges, the async operators and the aiostream face.
+
+Every test runs its own event loop with ``run()``, which also fails the test if a
+task is left behind. Producers run on threads named ``rxkube-test-*`` so the suite's
+leak check sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import doctest
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+import reactivex
+from aiostream import stream as aiostream_stream
+from aiostream.core import Stream
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+from reactivex.subject import Subject
+
+import rxkube.aio
+from rxkube import aio, operators, predicates
+from rxkube.backoff import ExponentialBackoff
+from rxkube.errors import NotFound, TransportError
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from rxkube.store import store
+
+_T = TypeVar("_T")
+
+TIMEOUT = 10.0
+
+
+def run(test: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``test()`` on a new loop; fail if it leaves a task behind."""
+
+    async def main() -> _T:
+        result = await asyncio.wait_for(test(), TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        # Async generators dropped by a ``break`` are closed by tasks the loop starts.
+        while (left := asyncio.all_tasks() - {asyncio.current_task()}) and (
+            time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.001)
+        assert not left, f"tasks left running: {left}"
+        return result
+
+    return asyncio.run(main())
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (without blocking the loop) for ``condition``, at most TIMEOUT seconds."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
+
+
+class Tracked:
+    """A cold Observable that records its subscriptions and disposals."""
+
+    def __init__(self, emit: Callable[[abc.ObserverBase[Any]], None] | None = None) -> None:
+        self.subscribed = 0
+        self.disposed = threading.Event()
+        self.observer: abc.ObserverBase[Any] | None = None
+        self._emit = emit
+        self.observable: Observable[Any] = reactivex.create(self._subscribe)
+
+    def _subscribe(
+        self, observer: abc.ObserverBase[Any], _: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        self.subscribed += 1
+        self.observer = observer
+        if self._emit is not None:
+            self._emit(observer)
+        return Disposable(self.disposed.set)
+
+
+class Producer:
+    """A thread that sends items to an observer, recording how far it got."""
+
+    def __init__(self, observer: abc.ObserverBase[int], count: int) -> None:
+        self.calling = 0  # the item whose on_next is running or done
+        self.sent = 0  # on_next calls that returned
+        self._observer = observer
+        self._count = count
+        self.thread = threading.Thread(target=self._run, name="rxkube-test-producer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for i in range(self._count):
+            self.calling = i + 1
+            self._observer.on_next(i)
+            self.sent = i + 1
+        self._observer.on_completed()
+
+    def join(self) -> None:
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
+
+
+def events() -> list[Event]:
+    a1 = {"metadata": {"name": "a", "uid": "1", "generation": 1, "resourceVersion": "1"}}
+    a2 = {"metadata": {"name": "a", "uid": "1", "generation": 1, "resourceVersion": "2"}}
+    a3 = {"metadata": {"name": "a", "uid": "1", "generation": 2, "resourceVersion": "3"}}
+    b = {"metadata": {"name": "b", "uid": "2", "generation": 1, "resourceVersion": "4"}}
+    return [Init(), InitApply(a1), InitApply(b), InitDone(), Apply(a2), Apply(a3), Delete(b)]
+
+
+def source_of(items: list[_T]) -> aio.AsyncSource[_T]:
+    async def generate() -> AsyncIterator[_T]:
+        for item in items:
+            yield item
+
+    return aio.defer(generate)
+
+
+async def collect(source: Any) -> list[Any]:
+    return [item async for item in source]
+
+
+async def collect_stream(xs: Stream[Any]) -> list[Any]:
+    async with xs.stream() as streamer:
+        items = [item async for item in streamer]
+    return items
+
+
+# --- iterate: Observable -> async iterator -------------------------------------------
+
+
+def test_iterate_yields_a_threads_items_in_order_and_ends_on_completion() -> None:
+    subject: Subject[int] = Subject()
+
+    async def test() -> list[int]:
+        iterator = aio.iterate(subject)
+        first = asyncio.ensure_future(anext(iterator))
+        await until(lambda: bool(subject.observers), "the subscription")
+        producer = Producer(subject, 500)
+        items = [await first, *[item async for item in iterator]]
+        producer.join()
+        return items
+
+    assert run(test) == list(range(500))
+
+
+def test_iterate_subscribes_at_the_first_anext_only() -> None:
+    tracked = Tracked(lambda observer: observer.on_completed())
+
+    async def test() -> None:
+        iterator = aio.iterate(tracked.observable)
+        assert tracked.subscribed == 0
+        assert await collect(iterator) == []
+        assert tracked.subscribed == 1
+
+    run(test)
+
+
+async def producing(
+    count: int, maxsize: int
+) -> tuple[Tracked, aio.ObservableIterator[int], Producer]:
+    """Iterate a Tracked observable fed by a Producer thread, up to its first item."""
+    tracked = Tracked()
+    iterator = aio.iterate(tracked.observable, maxsize=maxsize)
+    first = asyncio.ensure_future(anext(iterator))
+    await until(lambda: tracked.observer is not None, "the subscription")
+    assert tracked.observer is not None
+    producer = Producer(tracked.observer, count)
+    assert await first == 0
+    return tracked, iterator, producer
+
+
+def test_iterate_blocks_the_producer_thread_while_the_queue_is_full() -> None:
+    async def test() -> None:
+        _, iterator, producer = await producing(20, maxsize=3)
+        # Three items fill the queue; the producer's next on_next waits.
+        await until(lambda: producer.calling == 5, "the producer to block")
+        assert producer.sent == 4
+        assert await anext(iterator) == 1
+        await until(lambda: producer.calling == 6, "the producer to move on by one")
+        assert producer.sent == 5
+        assert [item async for item in iterator] == list(range(2, 20))
+        producer.join()
+
+    run(test)
+
+
+def test_iterate_raises_the_error_after_the_items_before_it() -> None:
+    boom = TransportError("connection reset")
+
+    def emit(observer: abc.ObserverBase[int]) -> None:
+        def send() -> None:
+            observer.on_next(1)
+            observer.on_next(2)
+            observer.on_error(boom)
+
+        threading.Thread(target=send, name="rxkube-test-error").start()
+
+    tracked = Tracked(emit)
+
+    async def test() -> list[int]:
+        seen: list[int] = []
+        with pytest.raises(TransportError) as raised:
+            async for item in aio.iterate(tracked.observable):
+                seen.append(item)
+        assert raised.value is boom
+        return seen
+
+    assert run(test) == [1, 2]
+    assert tracked.disposed.is_set()
+
+
+def test_leaving_the_loop_early_disposes_the_subscription_and_frees_the_producer() -> None:
+    async def test() -> Producer:
+        tracked, iterator, producer = await producing(1000, maxsize=2)
+        async for item in iterator:
+            if item == 3:
+                break
+        del iterator  # the iterator is garbage: nothing holds it but this frame
+        assert tracked.disposed.wait(TIMEOUT)
+        return producer
+
+    producer = run(test)
+    producer.join()  # its blocked on_next returned
+    assert producer.sent == 1000
+
+
+def test_break_out_of_async_for_disposes_at_once() -> None:
+    def ten(observer: abc.ObserverBase[Any]) -> None:
+        for i in range(10):
+            observer.on_next(i)
+
+    tracked = Tracked(ten)
+
+    async def test() -> None:
+        async for item in aio.iterate(tracked.observable):
+            if item == 2:
+                break
+        assert tracked.disposed.is_set()
+
+    run(test)
+
+
+def test_cancelling_the_consuming_task_disposes_the_subscription() -> None:
+    tracked = Tracked()
+    received: list[int] = []
+
+    async def consume() -> None:
+        async for item in aio.iterate(tracked.observable):
+            received.append(item)
+
+    async def test() -> None:
+        task = asyncio.create_task(consume())
+        await until(lambda: tracked.observer is not None, "the subscription")
+        assert tracked.observer is not None
+        tracked.observer.on_next(1)  # from the loop thread: queued without waiting
+        await until(lambda: received == [1], "the first item")
+        task.cancel()
+        await asyncio.wait([task], timeout=TIMEOUT)
+        assert task.cancelled()
+        # The task (and its CancelledError's traceback) is still referenced here.
+        assert tracked.disposed.is_set()
+
+    run(test)
+
+
+def test_aclose_disposes_and_ends_the_iteration() -> None:
+    tracked = Tracked(lambda observer: observer.on_next(1))
+
+    async def test() -> None:
+        iterator = aio.iterate(tracked.observable)
+        assert await anext(iterator) == 1
+        await iterator.aclose()
+        assert tracked.disposed.is_set()
+        with pytest.raises(StopAsyncIteration):
+            await anext(iterator)
+
+    run(test)
+
+
+def test_a_producer_on_the_loop_thread_never_waits() -> None:
+    async def test() -> list[int]:
+        return await collect(aio.iterate(reactivex.from_iterable(range(100)), maxsize=1))
+
+    assert run(test) == list(range(100))
+
+
+def test_iterate_rejects_an_empty_queue() -> None:
+    with pytest.raises(ValueError, match="maxsize"):
+        aio.iterate(reactivex.empty(), maxsize=0)
+
+
+# --- from_async: async iterable -> Observable ------------------------------------------
+
+
+def test_from_async_emits_items_and_completes_on_the_loop() -> None:
+    async def test() -> tuple[list[int], list[bool]]:
+        items: list[int] = []
+        done: list[bool] = []
+        finished = asyncio.Event()
+
+        def complete() -> None:
+            done.append(True)
+            finished.set()
+
+        aio.from_async(source_of([1, 2, 3])).subscribe(items.append, on_completed=complete)
+        await asyncio.wait_for(finished.wait(), TIMEOUT)
+        return items, done
+
+    assert run(test) == ([1, 2, 3], [True])
+
+
+def test_from_async_sends_the_iterations_error_to_on_error() -> None:
+    async def failing() -> AsyncIterator[int]:
+        yield 1
+        raise NotFound(404, "NotFound", "pods 'x' not found")
+
+    async def test() -> list[Exception]:
+        errors: list[Exception] = []
+        failed = asyncio.Event()
+
+        def on_error(error: Exception) -> None:
+            errors.append(error)
+            failed.set()
+
+        aio.from_async(aio.defer(failing)).subscribe(on_error=on_error)
+        await asyncio.wait_for(failed.wait(), TIMEOUT)
+        return errors
+
+    assert [type(e) for e in run(test)] == [NotFound]
+
+
+def test_disposing_from_async_cancels_the_iteration_and_closes_it() -> None:
+    async def test() -> None:
+        finished = asyncio.Event()
+        started = asyncio.Event()
+
+        async def forever() -> AsyncIterator[int]:
+            try:
+                started.set()
+                while True:
+                    await asyncio.sleep(3600)
+                    yield 1
+            finally:
+                finished.set()
+
+        subscription = aio.from_async(aio.defer(forever)).subscribe()
+        await asyncio.wait_for(started.wait(), TIMEOUT)
+        subscription.dispose()
+        await asyncio.wait_for(finished.wait(), TIMEOUT)
+
+    run(test)
+
+
+def test_from_async_subscribed_from_another_thread_runs_on_the_given_loop() -> None:
+    async def test() -> list[int]:
+        loop = asyncio.get_running_loop()
+        items: list[int] = []
+        finished = asyncio.Event()
+
+        def subscribe() -> None:
+            aio.from_async(source_of([1, 2]), loop=loop).subscribe(
+                items.append, on_completed=lambda: finished.set()
+            )
+
+        thread = threading.Thread(target=subscribe, name="rxkube-test-subscriber")
+        thread.start()
+        await asyncio.wait_for(finished.wait(), TIMEOUT)
+        thread.join(TIMEOUT)
+        return items
+
+    assert run(test) == [1, 2]
+
+
+def test_from_async_without_a_loop_says_what_to_do() -> None:
+    with pytest.raises(RuntimeError, match="loop="):
+        aio.from_async(source_of([1])).subscribe()
+
+
+def test_bridges_round_trip() -> None:
+    async def test() -> list[int]:
+        return await collect(aio.iterate(aio.from_async(source_of([1, 2, 3]))))
+
+    assert run(test) == [1, 2, 3]
+
+
+# --- async operators: the same semantics as the Rx operators ------------------------
+
+
+def rx_results(
+    events: list[Event], operator: Callable[[Observable[Event]], Observable[Any]]
+) -> list[Any]:
+    out: list[Any] = []
+    reactivex.from_iterable(events).pipe(operator).subscribe(out.append)
+    return out
+
+
+def strip_status(obj: Object) -> None:
+    obj.pop("status", None)
+
+
+@pytest.mark.parametrize(
+    ("rx_operator", "async_operator"),
+    [
+        (operators.applied_objects(), aio.applied_objects()),
+        (operators.touched_objects(), aio.touched_objects()),
+        (operators.modify(strip_status), aio.modify(strip_status)),
+        (operators.metadata_only(), aio.metadata_only()),
+        (
+            operators.predicate_filter(predicates.generation),
+            aio.predicate_filter(predicates.generation),
+        ),
+        (
+            operators.predicate_filter(predicates.resource_version | predicates.labels),
+            aio.predicate_filter(predicates.resource_version | predicates.labels),
+        ),
+    ],
+    ids=["applied", "touched", "modify", "metadata_only", "generation", "combined"],
+)
+def test_async_operators_agree_with_the_rx_operators(rx_operator: Any, async_operator: Any) -> None:
+    twice = [*events(), *events()]  # a relist after a watch
+    expected = rx_results(twice, rx_operator)
+
+    async def test() -> list[Any]:
+        return await collect(source_of(twice).pipe(async_operator))
+
+    assert run(test) == expected
+    assert expected  # the comparison is not vacuous
+
+
+def test_async_reflect_fills_a_store_and_passes_events_on() -> None:
+    reader, writer = store("pods")
+
+    async def test() -> list[Object]:
+        return await collect(source_of(events()).pipe(aio.reflect(writer), aio.applied_objects()))
+
+    objects = run(test)
+    assert len(objects) == 4
+    assert reader.is_ready()
+    assert [obj["metadata"]["name"] for obj in reader.state()] == ["a"]
+
+
+def test_async_operator_sources_start_afresh_on_each_iteration() -> None:
+    source = source_of(events()).pipe(aio.predicate_filter(predicates.generation))
+
+    async def test() -> tuple[list[Event], list[Event]]:
+        return await collect(source), await collect(source)
+
+    first, second = run(test)
+    assert first == second
+
+
+def test_an_exception_of_a_user_function_propagates_from_the_async_operator() -> None:
+    def broken(obj: Object) -> Object:
+        raise TypeError("broken")
+
+    async def test() -> None:
+        with pytest.raises(TypeError, match="broken"):
+            await collect(source_of(events()).pipe(aio.modify(broken)))
+
+    run(test)
+
+
+def test_async_operators_check_their_arguments_when_applied() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        source_of(events()).pipe(aio.predicate_filter(predicates.generation, ttl=-1))
+
+
+def test_breaking_out_of_an_operator_chain_disposes_the_bridge() -> None:
+    def send(observer: abc.ObserverBase[Any]) -> None:
+        for event in events():
+            observer.on_next(event)
+
+    tracked = Tracked(send)
+
+    async def test() -> None:
+        source = aio.AsyncSource(lambda: aio.iterate(tracked.observable)).pipe(
+            aio.modify(strip_status), aio.applied_objects()
+        )
+        async for _ in source:
+            break
+        await until(tracked.disposed.is_set, "the subscription to be disposed")
+
+    run(test)
+
+
+# --- async backoff ----------------------------------------------------------------
+
+
+class Flaky:
+    """An async source whose first ``failures`` iterations yield one item and fail."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures = failures
+        self.error = error
+        self.iterations = 0
+        self.closed = 0
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str]:
+        self.iterations += 1
+        try:
+            yield f"try {self.iterations}"
+            if self.iterations <= self.failures:
+                raise self.error
+        finally:
+            self.closed += 1
+
+
+def fast() -> ExponentialBackoff:
+    return ExponentialBackoff(initial=0.001, max_delay=0.004, jitter=0.0)
+
+
+def test_async_backoff_iterates_again_after_transient_errors() -> None:
+    flaky = Flaky(3, TransportError("reset"))
+    retries: list[tuple[BaseException, float]] = []
+
+    async def test() -> list[str]:
+        op = aio.backoff(fast(), on_retry=lambda e, d: retries.append((e, d)))
+        return await collect(aio.defer(lambda: flaky).pipe(op))
+
+    assert run(test) == ["try 1", "try 2", "try 3", "try 4"]
+    assert [d for _, d in retries] == [0.001, 0.002, 0.004]
+    assert flaky.closed == 4
+
+
+def test_async_backoff_propagates_other_errors() -> None:
+    flaky = Flaky(1, TypeError("bug"))
+
+    async def test() -> None:
+        with pytest.raises(TypeError, match="bug"):
+            await collect(aio.defer(lambda: flaky).pipe(aio.default_backoff()))
+
+    run(test)
+    assert flaky.iterations == 1
+
+
+def test_async_backoff_gives_up_when_the_policy_does() -> None:
+    class Twice:
+        tries = 0
+
+        def next_delay(self) -> float | None:
+            self.tries += 1
+            return 0.0 if self.tries <= 2 else None
+
+        def reset(self) -> None:
+            self.tries = 0
+
+    flaky = Flaky(10, TransportError("down"))
+
+    async def test() -> None:
+        with pytest.raises(TransportError):
+            await collect(aio.defer(lambda: flaky).pipe(aio.backoff(Twice())))
+
+    run(test)
+    assert flaky.iterations == 3
+
+
+def test_async_backoff_resets_the_policy_after_reset_after_seconds() -> None:
+    flaky = Flaky(3, TransportError("reset"))
+    delays: list[float] = []
+
+    async def test() -> None:
+        op = aio.backoff(fast(), reset_after=0.0, on_retry=lambda e, d: delays.append(d))
+        await collect(aio.defer(lambda: flaky).pipe(op))
+
+    run(test)
+    assert delays == [0.001, 0.001, 0.001]
+
+
+def test_async_backoff_refuses_a_one_shot_iterator() -> None:
+    async def once() -> AsyncIterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match="iterate again"):
+        aio.backoff(fast())(once())
+
+
+def test_cancelling_during_the_backoff_wait_ends_quietly() -> None:
+    flaky = Flaky(1, TransportError("reset"))
+    slow = ExponentialBackoff(initial=3600.0, jitter=0.0)
+
+    async def test() -> None:
+        task = asyncio.create_task(collect(aio.defer(lambda: flaky).pipe(aio.backoff(slow))))
+        await until(lambda: flaky.closed == 1, "the first failure")
+        task.cancel()
+        await asyncio.wait([task], timeout=TIMEOUT)
+        assert task.cancelled()
+
+    run(test)
+    assert flaky.iterations == 1
+
+
+# --- aiostream ----------------------------------------------------------------------
+
+
+def test_aiostream_pipeline_with_rxkube_pipe_operators() -> None:
+    reader, writer = store("pods")
+
+    async def test() -> list[Object]:
+        xs = (
+            aio.stream(source_of(events()))
+            | aio.reflect.pipe(writer)
+            | aio.predicate_filter.pipe(predicates.generation)
+            | aio.applied_objects.pipe()
+        )
+        return await collect_stream(xs)
+
+    names = [obj["metadata"]["resourceVersion"] for obj in run(test)]
+    assert names == ["1", "4", "3"]
+    assert len(reader) == 1
+
+
+def test_aiostream_stream_of_an_observable() -> None:
+    async def test() -> list[int]:
+        def tenfold(x: int, *_: int) -> int:
+            return x * 10
+
+        xs = aio.stream(reactivex.of(1, 2, 3)) | aiostream_stream.map.pipe(tenfold)
+        return await collect_stream(xs)
+
+    assert run(test) == [10, 20, 30]
+
+
+def test_aiostream_backoff_iterates_the_stream_again() -> None:
+    flaky = Flaky(2, TransportError("reset"))
+
+    async def test() -> list[str]:
+        xs = aio.stream(aio.defer(lambda: flaky)) | aio.backoff.pipe(fast())
+        return await collect_stream(xs)
+
+    assert run(test) == ["try 1", "try 2", "try 3"]
+
+
+def test_without_aiostream_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiostream", None)
+    with pytest.raises(ImportError, match=r"pip install 'rxkube\[aiostream\]'"):
+        aio.stream(source_of([1]))
+    fresh = aio.AsyncOperator(aio.applied_objects.raw)
+    with pytest.raises(ImportError, match="GPL"):
+        fresh.pipe()
+
+
+def test_rxkube_aio_imports_without_aiostream() -> None:
+    code = (
+        "import sys; sys.modules['aiostream'] = None\n"
+        "import rxkube.aio, rxkube.operators\n"
+        "assert 'aiostream' not in [m for m in sys.modules if sys.modules[m]]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=TIMEOUT)
+
+
+def test_docstring_examples_run() -> None:
+    assert doctest.testmod(rxkube.aio).failed == 0

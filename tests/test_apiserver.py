@@ -1,0 +1,955 @@
+"""Conformance of rxkube.testing.ApiServer with kube-apiserver, over plain HTTP (http.client).
+
+Each test names the kube-apiserver behaviour it checks; the expected answers come from
+../shared/reference/apiserver.md and the Kubernetes source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from rxkube.errors import Conflict, Invalid, NotFound
+from rxkube.testing import ApiServer
+
+META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+META = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` is true, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+class Http:
+    """A tiny HTTP client for one server: JSON requests and line-by-line watches."""
+
+    def __init__(self, srv: ApiServer, token: str | None = None) -> None:
+        self.url = urllib.parse.urlsplit(srv.url)
+        self.token = token
+        self.ca_file = srv.ca_file
+
+    def connect(self, timeout: float = 10.0) -> http.client.HTTPConnection:
+        host, port = self.url.hostname or "", self.url.port or 0
+        if self.url.scheme == "https":
+            context = ssl.create_default_context(cafile=self.ca_file)
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        out = {"Accept": "application/json", **(headers or {})}
+        if self.token:
+            out["Authorization"] = f"Bearer {self.token}"
+        return out
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> tuple[int, Any, http.client.HTTPResponse]:
+        conn = self.connect()
+        try:
+            data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
+            hdrs = self._headers(headers)
+            if data is not None:
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, self.path(path, params), body=data, headers=hdrs)
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw.startswith(b"{") else raw, response
+        finally:
+            conn.close()
+
+    @staticmethod
+    def path(path: str, params: dict[str, Any]) -> str:
+        query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
+        return path + ("?" + urllib.parse.urlencode(query) if query else "")
+
+    def get(self, path: str, **params: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("GET", path, **params)
+        return status, body
+
+    @contextmanager
+    def watch(
+        self, path: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0, **params: Any
+    ) -> Iterator[Watch]:
+        conn = self.connect(timeout)
+        try:
+            conn.request("GET", self.path(path, {"watch": "1", **params}), headers=self._headers(headers))
+            yield Watch(conn, conn.getresponse())
+        finally:
+            conn.close()
+
+
+class Watch:
+    """An open watch response read one JSON line at a time."""
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self.conn = conn
+        self.response = response
+        self.status = response.status
+
+    def raw_line(self) -> bytes:
+        return self.response.readline()
+
+    def next(self) -> dict[str, Any]:
+        line = self.response.readline()
+        assert line, "the watch ended"
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    def events(self, count: int, *, skip_bookmarks: bool = True) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while len(out) < count:
+            event = self.next()
+            if skip_bookmarks and event["type"] == "BOOKMARK":
+                continue
+            out.append(event)
+        return out
+
+    def ended(self) -> bool:
+        return self.response.readline() == b""
+
+
+def pod(name: str, **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    }
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer(bookmark_interval=0.2, too_large_wait=0.2) as server:
+        yield server
+
+
+@pytest.fixture
+def api(srv: ApiServer) -> Http:
+    return Http(srv)
+
+
+# ------------------------------------------------------------------ objects
+
+
+def test_create_fills_system_fields_and_rv_increases_globally(srv: ApiServer, api: Http) -> None:
+    status, created, _ = api.request("POST", PODS, pod("a"))
+    assert status == 201
+    meta = created["metadata"]
+    assert created["kind"] == "Pod" and created["apiVersion"] == "v1"
+    assert meta["namespace"] == "default" and meta["uid"] and meta["creationTimestamp"]
+    assert meta["generation"] == 1
+    assert created["status"] == {"phase": "Pending"}
+    status, cm, _ = api.request("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}})
+    assert status == 201
+    assert int(cm["metadata"]["resourceVersion"]) == int(meta["resourceVersion"]) + 1
+    assert srv.resource_version == int(cm["metadata"]["resourceVersion"])
+
+
+def test_create_with_generate_name(api: Http) -> None:
+    status, created, _ = api.request("POST", PODS, {"metadata": {"generateName": "web-"}})
+    assert status == 201
+    assert created["metadata"]["name"].startswith("web-") and len(created["metadata"]["name"]) == 9
+
+
+def test_create_existing_answers_409_already_exists(api: Http) -> None:
+    api.request("POST", PODS, pod("a"))
+    status, body, _ = api.request("POST", PODS, pod("a"))
+    assert status == 409
+    assert body["kind"] == "Status" and body["reason"] == "AlreadyExists" and body["code"] == 409
+    assert body["message"] == 'pods "a" already exists'
+    assert body["details"] == {"name": "a", "kind": "pods"}
+
+
+def test_get_missing_answers_404_status(api: Http) -> None:
+    status, body = api.get(f"{PODS}/nope")
+    assert status == 404
+    assert body["reason"] == "NotFound" and body["message"] == 'pods "nope" not found'
+    status, body = api.get("/apis/apps/v1/namespaces/default/deployments/nope")
+    assert body["message"] == 'deployments.apps "nope" not found'
+    assert body["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
+
+
+def test_create_in_missing_namespace_answers_404(api: Http) -> None:
+    status, body, _ = api.request("POST", "/api/v1/namespaces/ghost/pods", pod("a"))
+    assert status == 404 and body["message"] == 'namespaces "ghost" not found'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code", "reason"),
+    [
+        ("POST", PODS, b"{not json", 400, "BadRequest"),
+        ("POST", PODS, b"[1]", 400, "BadRequest"),
+        ("POST", PODS, {"metadata": {"name": "Bad_Name"}}, 422, "Invalid"),
+        ("POST", PODS, {"metadata": {}}, 422, "Invalid"),
+        ("POST", PODS, {"kind": "Service", "metadata": {"name": "a"}}, 400, "BadRequest"),
+        ("GET", "/api/v1/widgets", None, 404, "NotFound"),
+        ("GET", "/apis/nope.io/v1/things", None, 404, "NotFound"),
+        ("GET", "/api/v1/namespaces/default/nodes", None, 404, "NotFound"),
+        ("POST", f"{PODS}/a", {}, 405, "MethodNotAllowed"),
+        ("GET", f"{PODS}/a/log", None, 404, "NotFound"),
+    ],
+)
+def test_errors_are_status_objects(
+    api: Http, method: str, path: str, body: Any, code: int, reason: str
+) -> None:
+    status, answer, response = api.request(method, path, body)
+    assert status == code
+    assert response.getheader("Content-Type") == "application/json"
+    assert answer["kind"] == "Status" and answer["status"] == "Failure"
+    assert answer["code"] == code and answer["reason"] == reason and answer["message"]
+
+
+def test_namespace_mismatch_answers_400(api: Http) -> None:
+    body = {"metadata": {"name": "a", "namespace": "other"}}
+    status, answer, _ = api.request("POST", PODS, body)
+    assert status == 400 and "does not match the namespace" in answer["message"]
+
+
+def test_request_body_over_3mib_answers_413(api: Http) -> None:
+    big = {"metadata": {"name": "big"}, "data": {"x": "y" * (3 * 1024 * 1024 + 10)}}
+    status, answer, _ = api.request("POST", "/api/v1/namespaces/default/configmaps", big)
+    assert status == 413 and answer["kind"] == "Status"
+
+
+def test_replace_with_stale_resource_version_answers_409_conflict(api: Http) -> None:
+    _, created, _ = api.request("POST", PODS, pod("a"))
+    fresh = dict(created, spec={"containers": [{"name": "c", "image": "nginx:2"}]})
+    status, replaced, _ = api.request("PUT", f"{PODS}/a", fresh)
+    assert status == 200
+    assert replaced["metadata"]["generation"] == 2
+    status, body, _ = api.request("PUT", f"{PODS}/a", created)
+    assert status == 409 and body["reason"] == "Conflict"
+    assert "the object has been modified" in body["message"]
+
+
+def test_generation_bumps_on_spec_changes_only(api: Http) -> None:
+    _, obj, _ = api.request("POST", PODS, pod("a"))
+    obj["metadata"]["labels"] = {"x": "y"}
+    _, obj, _ = api.request("PUT", f"{PODS}/a", obj)
+    assert obj["metadata"]["generation"] == 1
+    _, obj, _ = api.request("PATCH", f"{PODS}/a", {"spec": {"nodeName": "n"}},
+                            headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+    assert obj["metadata"]["generation"] == 2
+
+
+def test_update_that_changes_nothing_writes_nothing(srv: ApiServer, api: Http) -> None:
+    _, obj, _ = api.request("POST", PODS, pod("a"))
+    before = srv.resource_version
+    status, same, _ = api.request("PUT", f"{PODS}/a", obj)
+    assert status == 200 and same["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    assert srv.resource_version == before
+
+
+def test_merge_patch_and_json_patch(api: Http) -> None:
+    api.request("POST", PODS, pod("a", app="web", tier="x"))
+    status, obj, _ = api.request(
+        "PATCH", f"{PODS}/a", {"metadata": {"labels": {"tier": None, "new": "1"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )  # fmt: skip
+    assert status == 200 and obj["metadata"]["labels"] == {"app": "web", "new": "1"}
+    ops = [
+        {"op": "test", "path": "/metadata/labels/app", "value": "web"},
+        {"op": "add", "path": "/metadata/labels/a~1b", "value": "slash"},
+        {"op": "remove", "path": "/metadata/labels/new"},
+        {"op": "add", "path": "/spec/containers/-", "value": {"name": "d", "image": "busybox"}},
+    ]
+    status, obj, _ = api.request("PATCH", f"{PODS}/a", ops, headers={"Content-Type": "application/json-patch+json"})
+    assert status == 200
+    assert obj["metadata"]["labels"] == {"app": "web", "a/b": "slash"}
+    assert [c["name"] for c in obj["spec"]["containers"]] == ["c", "d"]
+
+
+def test_failed_json_patch_test_answers_422_and_changes_nothing(srv: ApiServer, api: Http) -> None:
+    api.request("POST", PODS, pod("a", app="web"))
+    before = srv.resource_version
+    ops = [{"op": "test", "path": "/metadata/labels/app", "value": "db"}]
+    status, body, _ = api.request("PATCH", f"{PODS}/a", ops, headers={"Content-Type": "application/json-patch+json"})
+    assert status == 422 and body["reason"] == "Invalid" and "test failed" in body["message"]
+    assert srv.resource_version == before
+    status, body, _ = api.request("PATCH", f"{PODS}/a", {"op": "x"}, headers={"Content-Type": "application/json-patch+json"})
+    assert status == 400
+
+
+def test_patch_with_unsupported_content_type_answers_415(srv: ApiServer, api: Http) -> None:
+    widgets = srv.add_resource("example.com", "v1", "Widget", "widgets")
+    srv.create(widgets, {"metadata": {"name": "w"}})
+    path = "/apis/example.com/v1/namespaces/default/widgets/w"
+    status, body, _ = api.request("PATCH", path, {}, headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert status == 415 and body["reason"] == "UnsupportedMediaType"
+    status, _, _ = api.request("PATCH", f"{PODS}/x", {}, headers={"Content-Type": "application/apply-patch+yaml"})
+    assert status == 415
+
+
+def test_delete_with_finalizers_waits_for_their_removal(srv: ApiServer, api: Http) -> None:
+    body = {"metadata": {"name": "f", "finalizers": ["example.com/keep"]}}
+    _, created, _ = api.request("POST", "/api/v1/namespaces/default/configmaps", body)
+    path = "/api/v1/namespaces/default/configmaps/f"
+    with api.watch("/api/v1/namespaces/default/configmaps", resourceVersion=created["metadata"]["resourceVersion"]) as w:
+        status, marked, _ = api.request("DELETE", path)
+        assert status == 200 and marked["metadata"]["deletionTimestamp"]
+        assert marked["metadata"]["generation"] == 2
+        assert api.get(path)[0] == 200
+        status, again, _ = api.request("DELETE", path)
+        assert again["metadata"]["resourceVersion"] == marked["metadata"]["resourceVersion"]
+        status, gone, _ = api.request("PATCH", path, {"metadata": {"finalizers": None}},
+                                      headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+        assert status == 200
+        assert api.get(path)[0] == 404
+        assert [e["type"] for e in w.events(2)] == ["MODIFIED", "DELETED"]
+
+
+def test_delete_answers_object_or_status_like_the_real_server(api: Http) -> None:
+    api.request("POST", PODS, pod("a"))
+    status, body, _ = api.request("DELETE", f"{PODS}/a")
+    assert status == 200 and body["kind"] == "Pod"
+    api.request("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}})
+    status, body, _ = api.request("DELETE", "/api/v1/namespaces/default/configmaps/c")
+    assert body["kind"] == "Status" and body["status"] == "Success"
+    assert body["details"]["name"] == "c"
+    status, body, _ = api.request("DELETE", f"{PODS}/a")
+    assert status == 404
+
+
+def test_delete_precondition_mismatch_answers_409(api: Http) -> None:
+    api.request("POST", PODS, pod("a"))
+    options = {"preconditions": {"resourceVersion": "1"}}
+    status, body, _ = api.request("DELETE", f"{PODS}/a", options)
+    assert status == 409 and "Precondition failed" in body["message"]
+
+
+def test_delete_collection_with_selector(srv: ApiServer, api: Http) -> None:
+    for i in range(4):
+        srv.create("pods", pod(f"p{i}", app="x" if i % 2 else "y"))
+    status, body, _ = api.request("DELETE", PODS, labelSelector="app=x")
+    assert status == 200 and [i["metadata"]["name"] for i in body["items"]] == ["p1", "p3"]
+    assert [p["metadata"]["name"] for p in srv.list("pods")] == ["p0", "p2"]
+
+
+def test_status_subresource_separates_spec_and_status(api: Http) -> None:
+    _, obj, _ = api.request("POST", PODS, pod("a"))
+    obj["status"] = {"phase": "Running"}
+    obj["spec"]["nodeName"] = "n1"
+    _, main, _ = api.request("PUT", f"{PODS}/a", obj)
+    assert main["status"] == {"phase": "Pending"} and main["spec"]["nodeName"] == "n1"
+    main["status"] = {"phase": "Running"}
+    main["spec"]["nodeName"] = "n2"
+    status, updated, _ = api.request("PUT", f"{PODS}/a/status", main)
+    assert status == 200
+    assert updated["status"] == {"phase": "Running"} and updated["spec"]["nodeName"] == "n1"
+    assert updated["metadata"]["generation"] == main["metadata"]["generation"]
+    status, patched, _ = api.request("PATCH", f"{PODS}/a/status", {"status": {"phase": "Failed"}},
+                                     headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+    assert patched["status"]["phase"] == "Failed"
+    assert api.get(f"{PODS}/a/status")[1]["status"]["phase"] == "Failed"
+    assert api.get("/api/v1/namespaces/default/configmaps/x/status")[0] == 404
+
+
+# ------------------------------------------------------------ auth and TLS
+
+
+def test_token_is_required_when_configured() -> None:
+    with ApiServer(token="s3cret") as server:
+        status, body = Http(server).get("/api/v1/pods")
+        assert status == 401 and body["reason"] == "Unauthorized" and body["code"] == 401
+        status, body = Http(server, token="wrong").get("/version")
+        assert status == 401
+        assert Http(server, token="s3cret").get("/api/v1/pods")[0] == 200
+
+
+def test_tls_with_generated_ca(tmp_path: Path) -> None:
+    with ApiServer(tls=True, token="t") as server:
+        assert server.url.startswith("https://") and server.ca_file
+        assert Http(server, token="t").get("/version")[1]["major"] == "1"
+        config = server.write_kubeconfig(tmp_path / "kubeconfig").read_text()
+        assert "certificate-authority-data" in config and "token: t" in config
+        insecure = http.client.HTTPSConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=5,
+                                               context=ssl.create_default_context())  # fmt: skip
+        with pytest.raises(ssl.SSLError):
+            insecure.request("GET", "/version")
+        insecure.close()
+
+
+# ------------------------------------------------------------------- discovery
+
+
+def test_discovery_documents(srv: ApiServer, api: Http) -> None:
+    srv.add_resource("example.com", "v1alpha1", "Widget", "widgets", namespaced=False)
+    assert api.get("/version")[1]["gitVersion"].startswith("v1.32")
+    assert api.get("/api")[1]["versions"] == ["v1"]
+    groups = {g["name"]: g for g in api.get("/apis")[1]["groups"]}
+    assert {"apps", "coordination.k8s.io", "example.com"} <= set(groups)
+    assert groups["example.com"]["preferredVersion"]["groupVersion"] == "example.com/v1alpha1"
+    core = {r["name"]: r for r in api.get("/api/v1")[1]["resources"]}
+    assert core["pods"]["kind"] == "Pod" and core["pods"]["namespaced"] and "watch" in core["pods"]["verbs"]
+    assert "pods/status" in core and not core["nodes"]["namespaced"]
+    widgets = api.get("/apis/example.com/v1alpha1")[1]["resources"]
+    assert widgets[0]["name"] == "widgets" and widgets[0]["namespaced"] is False
+    assert api.get("/apis/apps")[1]["kind"] == "APIGroup"
+    assert api.get("/apis/nope")[0] == 404
+
+
+# -------------------------------------------------------------------- lists
+
+
+def test_list_label_selectors(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a", app="web", tier="front"))
+    srv.create("pods", pod("b", app="web"))
+    srv.create("pods", pod("c", app="db"))
+
+    def names(selector: str) -> list[str]:
+        status, body = api.get(PODS, labelSelector=selector)
+        assert status == 200, body
+        return [i["metadata"]["name"] for i in body["items"]]
+
+    assert names("app=web") == ["a", "b"]
+    assert names("app==web") == ["a", "b"]
+    assert names("app!=web") == ["c"]
+    assert names("app in (db,web),tier") == ["a"]
+    assert names("app notin (web)") == ["c"]
+    assert names("!tier") == ["b", "c"]
+    status, body = api.get(PODS, labelSelector="app in web")
+    assert status == 400 and body["reason"] == "BadRequest" and "invalid label selector" in body["message"]
+
+
+def test_list_field_selectors(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", {**pod("a"), "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}})
+    srv.create("pods", {**pod("b"), "spec": {"nodeName": "n2"}, "status": {"phase": "Pending"}})
+    srv.create("pods", pod("c"), namespace="kube-system")
+
+    def names(path: str, selector: str) -> list[str]:
+        status, body = api.get(path, fieldSelector=selector)
+        assert status == 200, body
+        return [i["metadata"]["name"] for i in body["items"]]
+
+    assert names("/api/v1/pods", "spec.nodeName=n1") == ["a"]
+    assert names("/api/v1/pods", "status.phase!=Pending") == ["a", "c"]
+    assert names("/api/v1/pods", "metadata.namespace=kube-system") == ["c"]
+    assert names(PODS, "metadata.name=b") == ["b"]
+    status, body = api.get("/api/v1/namespaces/default/configmaps", fieldSelector="spec.nodeName=n1")
+    assert status == 400 and body["message"] == "field label not supported: spec.nodeName"
+    status, body = api.get(PODS, fieldSelector="metadata.name")
+    assert status == 400
+
+
+def test_pagination_is_consistent_at_the_first_pages_resource_version(srv: ApiServer, api: Http) -> None:
+    for i in range(50):
+        srv.create("pods", pod(f"p{i:02}"))
+    pages: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        params: dict[str, Any] = {"limit": 10}
+        if token:
+            params["continue"] = token
+        status, body = api.get(PODS, **params)
+        assert status == 200, body
+        pages.append(body)
+        if len(pages) == 1:
+            srv.delete("pods", "p45")  # later pages still show the first page's state
+            srv.create("pods", pod("p99"))
+        token = body["metadata"].get("continue", "")
+        if not token:
+            break
+    assert len(pages) == 5
+    assert {p["metadata"]["resourceVersion"] for p in pages} == {pages[0]["metadata"]["resourceVersion"]}
+    assert [p["metadata"].get("remainingItemCount") for p in pages] == [40, 30, 20, 10, None]
+    names = [i["metadata"]["name"] for p in pages for i in p["items"]]
+    assert names == [f"p{i:02}" for i in range(50)]
+
+
+def test_pagination_with_selector_has_no_remaining_count(srv: ApiServer, api: Http) -> None:
+    for i in range(6):
+        srv.create("pods", pod(f"p{i}", app="x"))
+    status, body = api.get(PODS, limit=2, labelSelector="app=x")
+    assert body["metadata"]["continue"] and "remainingItemCount" not in body["metadata"]
+
+
+def test_continue_token_expires_with_compaction(srv: ApiServer, api: Http) -> None:
+    for i in range(5):
+        srv.create("pods", pod(f"p{i}"))
+    _, first = api.get(PODS, limit=2)
+    srv.create("pods", pod("p9"))
+    srv.compact()
+    status, body = api.get(PODS, limit=2, **{"continue": first["metadata"]["continue"]})
+    assert status == 410 and body["reason"] == "Expired" and body["code"] == 410
+    assert body["message"].startswith("The provided continue parameter is too old to display a consistent list result.")
+    fresh = body["metadata"]["continue"]
+    decoded = json.loads(base64.urlsafe_b64decode(fresh + "=" * (-len(fresh) % 4)))
+    assert decoded["rv"] == -1
+    status, rest = api.get(PODS, limit=10, **{"continue": fresh})
+    assert status == 200
+    assert [i["metadata"]["name"] for i in rest["items"]] == ["p2", "p3", "p4", "p9"]
+    assert rest["metadata"]["resourceVersion"] == str(srv.resource_version)
+
+
+def test_invalid_continue_token_answers_400(api: Http) -> None:
+    assert api.get(PODS, limit=1, **{"continue": "garbage!"})[0] == 400
+
+
+def test_list_resource_version_semantics(srv: ApiServer, api: Http) -> None:
+    for i in range(3):
+        srv.create("pods", pod(f"p{i}"))
+    rv = srv.resource_version
+    srv.create("pods", pod("p3"))
+    _, exact = api.get(PODS, resourceVersion=rv, resourceVersionMatch="Exact")
+    assert len(exact["items"]) == 3 and exact["metadata"]["resourceVersion"] == str(rv)
+    _, legacy = api.get(PODS, resourceVersion=rv, limit=10)  # rv + limit: exact
+    assert len(legacy["items"]) == 3
+    _, newer = api.get(PODS, resourceVersion=rv, resourceVersionMatch="NotOlderThan")
+    assert len(newer["items"]) == 4
+    _, any_rv = api.get(PODS, resourceVersion="0", limit=1)  # served from cache: no paging
+    assert len(any_rv["items"]) == 4 and "continue" not in any_rv["metadata"]
+    status, body = api.get(PODS, resourceVersion=srv.resource_version + 100)
+    assert status == 504 and body["reason"] == "Timeout"
+    assert body["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    srv.compact()
+    status, body = api.get(PODS, resourceVersion=rv, resourceVersionMatch="Exact")
+    assert status == 410 and body["reason"] == "Expired"
+    assert body["message"] == "The resourceVersion for the provided list is too old."
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"resourceVersionMatch": "Exact"},
+        {"resourceVersion": "0", "resourceVersionMatch": "Exact"},
+        {"resourceVersion": "1", "resourceVersionMatch": "Newest"},
+        {"sendInitialEvents": "true"},
+    ],
+)
+def test_invalid_list_options_answer_422(api: Http, params: dict[str, str]) -> None:
+    status, body = api.get(PODS, **params)
+    assert status == 422 and body["reason"] == "Invalid"
+    assert body["message"].startswith('ListOptions.meta.k8s.io "" is invalid')
+
+
+def test_continue_with_resource_version_answers_400(srv: ApiServer, api: Http) -> None:
+    for i in range(3):
+        srv.create("pods", pod(f"p{i}"))
+    _, first = api.get(PODS, limit=1)
+    status, _ = api.get(PODS, resourceVersion="1", **{"continue": first["metadata"]["continue"]})
+    assert status == 400
+
+
+def test_metadata_only_list_and_get(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a", app="web"))
+    status, body, response = api.request("GET", PODS, headers={"Accept": META_LIST})
+    assert status == 200 and body["kind"] == "PartialObjectMetadataList"
+    assert body["apiVersion"] == "meta.k8s.io/v1"
+    item = body["items"][0]
+    assert item["kind"] == "PartialObjectMetadata" and set(item) == {"kind", "apiVersion", "metadata"}
+    assert item["metadata"]["labels"] == {"app": "web"}
+    status, body, _ = api.request("GET", f"{PODS}/a", headers={"Accept": META})
+    assert body["kind"] == "PartialObjectMetadata" and "spec" not in body
+    kubectl_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    status, body, _ = api.request("GET", PODS, headers={"Accept": kubectl_accept})
+    assert body["kind"] == "PodList"
+    status, body, _ = api.request("GET", PODS, headers={"Accept": "application/vnd.kubernetes.protobuf"})
+    assert status == 406 and body["reason"] == "NotAcceptable"
+
+
+# ------------------------------------------------------------------ watches
+
+
+def test_watch_from_resource_version_sends_events_strictly_after_it(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a"))
+    rv = srv.resource_version
+    srv.create("pods", pod("b"))
+    srv.patch("pods", "a", {"metadata": {"labels": {"x": "1"}}})
+    with api.watch(PODS, resourceVersion=rv) as w:
+        assert w.status == 200
+        assert w.response.getheader("Content-Type") == "application/json"
+        assert w.response.getheader("Transfer-Encoding") == "chunked"
+        srv.delete("pods", "b")
+        events = w.events(3)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b"),
+    ]  # fmt: skip
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert rvs == sorted(rvs) and rvs[0] > rv
+
+
+def test_watch_without_resource_version_starts_with_synthetic_added(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a"))
+    srv.create("pods", pod("b"))
+    with api.watch(PODS) as w:
+        first = w.events(2)
+        srv.create("pods", pod("c"))
+        later = w.events(1)
+    assert [e["type"] for e in first] == ["ADDED", "ADDED"]
+    assert later[0]["type"] == "ADDED" and later[0]["object"]["metadata"]["name"] == "c"
+
+
+def test_watch_legacy_watch_path(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a"))
+    with api.watch("/api/v1/watch/namespaces/default/pods") as w:
+        assert w.next()["object"]["metadata"]["name"] == "a"
+
+
+def test_bookmarks_at_the_configured_interval_and_only_when_allowed(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a"))
+    rv = srv.resource_version
+    with api.watch(PODS, resourceVersion=rv, allowWatchBookmarks=True) as w:
+        event = w.next()
+    assert event["type"] == "BOOKMARK"
+    assert event["object"] == {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}}
+    with api.watch(PODS, resourceVersion=rv, timeoutSeconds=1) as w:
+        assert w.ended()  # no bookmark without allowWatchBookmarks
+    srv.bookmark_interval = None
+    with api.watch(PODS, resourceVersion=rv, allowWatchBookmarks=True, timeoutSeconds=1) as w:
+        assert w.ended()
+
+
+def test_timeout_seconds_ends_the_watch_cleanly(api: Http) -> None:
+    started = time.monotonic()
+    with api.watch(PODS, timeoutSeconds=1) as w:
+        assert w.ended()
+    assert 0.9 < time.monotonic() - started < 5
+
+
+def test_streaming_list_sends_added_then_initial_events_end_bookmark(srv: ApiServer, api: Http) -> None:
+    for i in range(3):
+        srv.create("pods", pod(f"p{i}"))
+    rv = srv.resource_version
+    params = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": True}
+    with api.watch(PODS, **params) as w:
+        events = w.events(4, skip_bookmarks=False)
+        srv.create("pods", pod("p3"))
+        later = w.events(1)
+    assert [e["type"] for e in events] == ["ADDED"] * 3 + ["BOOKMARK"]
+    end = events[3]["object"]["metadata"]
+    assert end["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert end["resourceVersion"] == str(rv)
+    assert later[0]["object"]["metadata"]["name"] == "p3"
+
+
+def test_streaming_list_refused_like_an_old_etcd(srv: ApiServer, api: Http) -> None:
+    srv.streaming_lists = False
+    params = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": True}
+    with api.watch(PODS, **params) as w:
+        assert w.status == 200
+        event = w.next()
+        assert event["type"] == "ERROR" and event["object"]["code"] == 500
+        assert w.ended()
+
+
+def test_invalid_watch_options_answer_422(api: Http) -> None:
+    status, body = api.get(PODS, watch="1", sendInitialEvents="true")
+    assert status == 422
+    status, body = api.get(PODS, watch="1", resourceVersionMatch="NotOlderThan")
+    assert status == 422
+
+
+def test_label_selector_transitions_arrive_as_added_and_deleted(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a", app="web"))
+    rv = srv.resource_version
+    with api.watch(PODS, resourceVersion=rv, labelSelector="app=web") as w:
+        srv.patch("pods", "a", {"metadata": {"labels": {"app": "db"}}})
+        srv.patch("pods", "a", {"metadata": {"labels": {"extra": "1"}}})  # unseen
+        srv.patch("pods", "a", {"metadata": {"labels": {"app": "web"}}})
+        events = w.events(2)
+    gone, back = events
+    assert gone["type"] == "DELETED"
+    assert gone["object"]["metadata"]["labels"] == {"app": "web"}  # the previous state...
+    assert gone["object"]["metadata"]["resourceVersion"] == str(rv + 1)  # ...at the change's rv
+    assert back["type"] == "ADDED" and back["object"]["metadata"]["labels"] == {"app": "web", "extra": "1"}
+
+
+def test_watch_from_compacted_resource_version_gets_error_410_event(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a"))
+    old = srv.resource_version
+    srv.create("pods", pod("b"))
+    srv.compact()
+    with api.watch(PODS, resourceVersion=old) as w:
+        assert w.status == 200
+        event = w.next()
+        assert w.ended()
+    assert event["type"] == "ERROR"
+    status = event["object"]
+    assert status["kind"] == "Status" and status["code"] == 410 and status["reason"] == "Expired"
+    assert status["message"].startswith("too old resource version")
+    with api.watch(PODS, resourceVersion=srv.resource_version, timeoutSeconds=1) as w:
+        assert w.ended()  # the compaction point itself is still valid
+
+
+def test_metadata_only_watch(srv: ApiServer, api: Http) -> None:
+    rv = srv.resource_version
+    with api.watch(PODS, resourceVersion=rv, headers={"Accept": META}) as w:
+        srv.create("pods", pod("a", app="web"))
+        event = w.next()
+    assert event["object"]["kind"] == "PartialObjectMetadata"
+    assert set(event["object"]) == {"kind", "apiVersion", "metadata"}
+
+
+def test_watch_single_object_by_field_selector(srv: ApiServer, api: Http) -> None:
+    rv = srv.resource_version
+    with api.watch(PODS, resourceVersion=rv, fieldSelector="metadata.name=b") as w:
+        srv.create("pods", pod("a"))
+        srv.create("pods", pod("b"))
+        event = w.next()
+    assert event["object"]["metadata"]["name"] == "b"
+
+
+def test_open_watches_counts_connections_and_drops_closed_ones(srv: ApiServer, api: Http) -> None:
+    assert srv.open_watches() == 0
+    with api.watch(PODS, resourceVersion=srv.resource_version, allowWatchBookmarks=True) as w1:
+        w1.next()
+        with api.watch(PODS, resourceVersion=srv.resource_version, allowWatchBookmarks=True) as w2:
+            w2.next()
+            assert srv.open_watches() == 2
+        wait_for(lambda: srv.open_watches() == 1)
+    wait_for(lambda: srv.open_watches() == 0)
+
+
+def test_automatic_compaction_every_n_writes() -> None:
+    with ApiServer(compact_every=10) as server:
+        api = Http(server)
+        start = server.resource_version
+        for i in range(25):
+            server.create("configmaps", {"metadata": {"name": f"c{i}"}})
+        with api.watch("/api/v1/namespaces/default/configmaps", resourceVersion=start) as w:
+            assert w.next()["type"] == "ERROR"
+        with api.watch("/api/v1/namespaces/default/configmaps", resourceVersion=server.resource_version - 5) as w:
+            assert w.next()["object"]["metadata"]["name"] == "c20"
+
+
+# ------------------------------------------------------------------- faults
+
+
+def test_fail_requests_with_status_and_retry_after(srv: ApiServer, api: Http) -> None:
+    srv.faults.fail_requests(429, count=2, verb="list", retry_after=3)
+    assert api.get(f"{PODS}/x")[0] == 404  # a get is not a list
+    status, body, response = api.request("GET", PODS)
+    assert status == 429 and body["reason"] == "TooManyRequests"
+    assert response.getheader("Retry-After") == "3" and body["details"]["retryAfterSeconds"] == 3
+    assert api.get(PODS)[0] == 429
+    assert api.get(PODS)[0] == 200
+    for code, reason in [(500, "InternalError"), (503, "ServiceUnavailable"), (403, "Forbidden")]:
+        srv.faults.fail_requests(code)
+        status, body = api.get("/version")
+        assert (status, body["reason"]) == (code, reason)
+
+
+def test_fail_watch_requests(srv: ApiServer, api: Http) -> None:
+    srv.faults.fail_requests(503, verb="watch")
+    status, body = api.get(PODS, watch="1")
+    assert status == 503 and body["kind"] == "Status"
+
+
+def test_delay_responses(srv: ApiServer, api: Http) -> None:
+    srv.faults.delay_responses(0.5, count=1)
+    started = time.monotonic()
+    assert api.get(PODS)[0] == 200
+    assert time.monotonic() - started >= 0.5
+    started = time.monotonic()
+    api.get(PODS)
+    assert time.monotonic() - started < 0.5
+
+
+def test_close_watches_now(srv: ApiServer, api: Http) -> None:
+    with api.watch(PODS, resourceVersion=srv.resource_version, allowWatchBookmarks=True) as w:
+        w.next()
+        srv.faults.close_watches()
+        while w.raw_line():
+            pass
+    wait_for(lambda: srv.open_watches() == 0)
+
+
+def test_close_watches_after_n_events(srv: ApiServer, api: Http) -> None:
+    srv.faults.close_watches(after_events=2)
+    with api.watch(PODS, resourceVersion=srv.resource_version) as w:
+        for i in range(4):
+            srv.create("pods", pod(f"p{i}"))
+        events = w.events(2)
+        assert w.ended()
+    assert [e["object"]["metadata"]["name"] for e in events] == ["p0", "p1"]
+
+
+def test_close_watches_abruptly(srv: ApiServer, api: Http) -> None:
+    srv.faults.close_watches(after_events=1, abrupt=True)
+    with api.watch(PODS, resourceVersion=srv.resource_version) as w:
+        srv.create("pods", pod("a"))
+        w.next()
+        with pytest.raises(http.client.IncompleteRead):  # no terminating chunk
+            w.response.read()
+
+
+def test_corrupt_next_event_garbled(srv: ApiServer, api: Http) -> None:
+    srv.faults.corrupt_next_event("garbled")
+    with api.watch(PODS, resourceVersion=srv.resource_version) as w:
+        srv.create("pods", pod("a"))
+        srv.create("pods", pod("b"))
+        line = w.raw_line()
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(line)
+        assert w.next()["object"]["metadata"]["name"] == "b"
+
+
+def test_corrupt_next_event_truncated(srv: ApiServer, api: Http) -> None:
+    srv.faults.corrupt_next_event("truncated")
+    with api.watch(PODS, resourceVersion=srv.resource_version) as w:
+        srv.create("pods", pod("a"))
+        with pytest.raises(http.client.IncompleteRead) as info:  # the connection was dropped
+            w.response.read()
+    assert info.value.partial.startswith(b'{"type":"ADDED"')
+    assert not info.value.partial.endswith(b"\n")
+
+
+def test_stalled_watch_sends_headers_then_nothing(srv: ApiServer, api: Http) -> None:
+    srv.faults.stall_watches()
+    with api.watch(PODS, timeout=0.5, allowWatchBookmarks=True, timeoutSeconds=1) as w:
+        assert w.status == 200
+        srv.create("pods", pod("a"))
+        with pytest.raises(TimeoutError):
+            w.raw_line()
+        assert srv.open_watches() == 1
+    wait_for(lambda: srv.open_watches() == 0)
+
+
+def test_restart_drops_connections_and_keeps_state(srv: ApiServer, api: Http) -> None:
+    srv.create("pods", pod("a"))
+    rv = srv.resource_version
+    with api.watch(PODS, resourceVersion=rv) as w:
+        srv.create("pods", pod("b"))
+        w.next()
+        srv.restart()
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            w.response.read()
+    wait_for(lambda: srv.open_watches() == 0)
+    with api.watch(PODS, resourceVersion=rv) as w:
+        assert w.next()["object"]["metadata"]["name"] == "b"
+    assert [p["metadata"]["name"] for p in srv.list("pods")] == ["a", "b"]
+
+
+def test_faults_clear(srv: ApiServer, api: Http) -> None:
+    srv.faults.fail_requests(500, count=5)
+    srv.faults.clear()
+    assert api.get(PODS)[0] == 200
+
+
+# --------------------------------------------------------- test-side object API
+
+
+def test_object_api_writes_like_etcd_and_raises_typed_errors(srv: ApiServer) -> None:
+    created = srv.create("Pod", {**pod("a"), "status": {"phase": "Running"}}, namespace="kube-system")
+    assert created["status"] == {"phase": "Running"}  # kept as given, unlike HTTP create
+    assert srv.get("pods", "a", namespace="kube-system")["metadata"]["uid"] == created["metadata"]["uid"]
+    with pytest.raises(Conflict):
+        srv.create("pods", pod("a"), namespace="kube-system")
+    with pytest.raises(NotFound):
+        srv.get("pods", "a")
+    stale = dict(created)
+    srv.patch("po", "a", {"metadata": {"labels": {"x": "1"}}}, namespace="kube-system")
+    with pytest.raises(Conflict):
+        srv.replace("pods", stale)
+    with pytest.raises(Invalid):
+        srv.patch("pods", "a", [{"op": "test", "path": "/kind", "value": "Node"}], namespace="kube-system", patch_type="json")
+    status = srv.replace("pods", {**srv.get("pods", "a", namespace="kube-system"), "status": {"phase": "Failed"}},
+                         subresource="status")  # fmt: skip
+    assert status["status"]["phase"] == "Failed"
+    assert srv.list("pods", label_selector="x=1")[0]["metadata"]["name"] == "a"
+    assert srv.list("pods", namespace="default") == []
+    srv.delete("pods", "a", namespace="kube-system")
+    assert srv.list("pods") == []
+
+
+def test_custom_resources(srv: ApiServer, api: Http) -> None:
+    widgets = srv.add_resource("example.com", "v1", "Widget", "widgets", short_names=["wd"])
+    assert srv.resource("wd") == widgets
+    srv.create("widgets.example.com", {"metadata": {"name": "w"}, "spec": {"size": 1}})
+    status, body = api.get("/apis/example.com/v1/namespaces/default/widgets")
+    assert status == 200 and body["kind"] == "WidgetList" and body["items"][0]["apiVersion"] == "example.com/v1"
+    status, body, _ = api.request("DELETE", "/apis/example.com/v1/namespaces/default/widgets/w")
+    assert body["kind"] == "Widget"  # custom resources answer deletes with the object
+
+
+def test_async_server_runs_on_the_callers_loop() -> None:
+    async def main() -> None:
+        async with ApiServer() as server:
+            assert not any(t.name == "rxkube-apiserver" for t in threading.enumerate())
+            server.create("pods", pod("a"))
+            loop = asyncio.get_running_loop()
+            status, body = await loop.run_in_executor(None, Http(server).get, PODS)
+            assert status == 200 and body["items"][0]["metadata"]["name"] == "a"
+
+    asyncio.run(main())
+
+
+def test_sync_server_thread_is_named_and_ends(srv: ApiServer) -> None:
+    assert any(t.name == "rxkube-apiserver" for t in threading.enumerate())
+
+
+def test_server_stays_up_after_a_client_drops_mid_request(srv: ApiServer, api: Http) -> None:
+    host, port = api.url.hostname or "", api.url.port or 0
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    assert api.get("/version")[0] == 200
+
+
+def test_pytest_fixtures(apiserver: ApiServer, kubeconfig: Path) -> None:
+    assert apiserver.url and kubeconfig.exists()
+    assert Http(apiserver).get("/version")[0] == 200
+
+
+@pytest.mark.rxkube_apiserver(token="from-marker", bookmark_interval=None)
+def test_pytest_marker_configures_the_fixture(apiserver: ApiServer) -> None:
+    assert apiserver.token == "from-marker" and apiserver.bookmark_interval is None
+    assert Http(apiserver).get("/version")[0] == 401
+
+
+def test_standalone_mode_prints_url_and_kubeconfig_and_stops_on_sigint(tmp_path: Path) -> None:
+    objects = tmp_path / "objects.yaml"
+    objects.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seeded}\n---\n"
+                       "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\n")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rxkube.testing", "--kubeconfig", str(tmp_path / "kc"), "--load", str(objects)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("loaded 2 objects")
+        url = lines[1].rsplit(" ", 1)[1].strip()
+        assert lines[2].strip() == f"kubeconfig: {tmp_path / 'kc'}"
+        parts = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+        conn.request("GET", "/api/v1/namespaces/default/configmaps/seeded")
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -1,0 +1,371 @@
+"""The ``rxkube`` command line: demo, watch and serve, and its one-line errors.
+
+Commands that run until interrupted are started as real processes (``python -m rxkube``)
+and read line by line with deadlines; errors are checked in-process through ``main()``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rxkube.cli import main
+from rxkube.client import Api, Client
+from rxkube.testing import ApiServer
+
+DEADLINE = 30.0
+"""Seconds any one expected line or exit may take, even on a busy machine."""
+
+
+def pod(name: str, **labels: str) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "nginx"}]},
+    }
+
+
+class Proc:
+    """A ``python -m rxkube`` process whose output lines can be awaited."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "rxkube", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.stderr_lines: list[str] = []
+        assert self.popen.stdout is not None and self.popen.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._pump_stdout, daemon=True),
+            threading.Thread(target=self._pump_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump_stdout(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.stderr_lines.append(line.rstrip("\n"))
+
+    def expect(self, pattern: str, timeout: float = DEADLINE) -> str:
+        """Wait for a stdout line matching ``pattern`` (a regex); return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(0.0, left))
+            except queue.Empty:
+                line = None
+                left = 0
+            if line is not None:
+                self.seen.append(line)
+                if re.search(pattern, line):
+                    return line
+                continue
+            raise AssertionError(
+                f"no line matching {pattern!r} within {timeout} s"
+                f"{' (the process ended)' if left > 0 else ''}; stdout so far:\n"
+                + "\n".join(self.seen)
+                + "\nstderr:\n"
+                + "\n".join(self.stderr_lines)
+            )
+
+    def interrupt(self) -> int:
+        """Send Ctrl+C and wait for the exit status."""
+        self.popen.send_signal(signal.SIGINT)
+        return self.wait()
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        code = self.popen.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=DEADLINE)
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def kubeconfig(srv: ApiServer, tmp_path: Path) -> Path:
+    path = tmp_path / "kubeconfig"
+    srv.write_kubeconfig(path)
+    return path
+
+
+@pytest.fixture
+def pods(srv: ApiServer) -> Iterator[Api]:
+    client = srv.client()
+    try:
+        yield Api(client, "pods", namespace="default")
+    finally:
+        client.close()
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("rxkube: error: ")
+    return lines[0]
+
+
+# -- usage --------------------------------------------------------------------------
+
+
+def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "watch", "serve"):
+        assert command in out
+
+
+def test_no_command_prints_usage_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: rxkube" in capsys.readouterr().err
+
+
+def test_bad_option_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "soon"]) == 2
+    assert "not a number" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rxkube", "watch", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "--field-selector" in done.stdout
+
+
+# -- errors a user can cause ----------------------------------------------------------
+
+
+def test_watch_without_kubeconfig_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    assert main(["watch", "pods"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "kubeconfig" in line
+
+
+def test_watch_with_unknown_context_fails_in_one_line(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["watch", "pods", "--kubeconfig", str(kubeconfig), "--context", "nope"]) == 1
+    assert "nope" in one_error_line(capsys.readouterr().err)
+
+
+def test_watch_of_unreachable_server_fails_in_one_line(
+    srv: ApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "kubeconfig"
+    srv.write_kubeconfig(path)
+    text = re.sub(r"server: \S+", f"server: http://127.0.0.1:{port}", path.read_text())
+    path.write_text(text)
+    assert main(["watch", "pods", "--kubeconfig", str(path)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_watch_of_unknown_resource_fails_in_one_line(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["watch", "widgets", "--kubeconfig", str(kubeconfig)]) == 1
+    assert "widgets" in one_error_line(capsys.readouterr().err)
+
+
+def test_watch_with_invalid_label_selector_fails_in_one_line(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["watch", "pods", "-l", "app in (web", "--kubeconfig", str(kubeconfig)]) == 1
+    assert "label selector" in one_error_line(capsys.readouterr().err)
+
+
+def test_watch_with_field_the_server_rejects_fails_in_one_line(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["watch", "pods", "--field-selector", "spec.nope=x", "--kubeconfig", str(kubeconfig)]
+    assert main(argv) == 1
+    assert "spec.nope" in one_error_line(capsys.readouterr().err)
+
+
+# -- watch ----------------------------------------------------------------------------
+
+
+def test_watch_lists_then_prints_one_line_per_change_and_survives_a_relist(
+    srv: ApiServer, kubeconfig: Path, pods: Api
+) -> None:
+    pods.create(pod("web-0", app="web"))
+    pods.create(pod("web-1", app="web"))
+    proc = Proc("watch", "pods", "-n", "default", "--kubeconfig", str(kubeconfig))
+    try:
+        proc.expect(r"^EVENT\s+NAME\s+STATUS\s+AGE$")
+        proc.expect(r"^ADDED\s+web-0\s+Pending")
+        proc.expect(r"^ADDED\s+web-1\s+Pending")
+        pods.patch("web-0", {"status": {"phase": "Running"}}, subresource="status")
+        proc.expect(r"^MODIFIED\s+web-0\s+Running")
+        pods.delete("web-1")
+        proc.expect(r"^DELETED\s+web-1")
+
+        # While the watch is down, its history is compacted away: 410 Gone, a relist,
+        # and only what changed meanwhile is printed.
+        srv.faults.delay_responses(1.0, 1, verb="watch")
+        srv.faults.close_watches()
+        pods.create(pod("web-2"))
+        srv.compact()
+        proc.expect(r"^ADDED\s+web-2\s+Pending")
+        pods.delete("web-0")
+        proc.expect(r"^DELETED\s+web-0")
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+    stderr = "\n".join(proc.stderr_lines)
+    assert "Traceback" not in stderr
+    assert "listed 2 pods" in stderr
+    assert "relisted 2 pods" in stderr
+    assert [line.split()[:2] for line in proc.seen if "web-2" in line] == [["ADDED", "web-2"]]
+
+
+def test_watch_json_output_is_one_event_per_line(
+    srv: ApiServer, kubeconfig: Path, pods: Api
+) -> None:
+    import json
+
+    pods.create(pod("web-0"))
+    proc = Proc("watch", "po", "-A", "-o", "json", "--kubeconfig", str(kubeconfig))
+    try:
+        first = json.loads(proc.expect(r'"type":"ADDED"'))
+        assert first["object"]["metadata"]["name"] == "web-0"
+        pods.patch("web-0", {"metadata": {"labels": {"tier": "a"}}})
+        changed = json.loads(proc.expect(r'"type":"MODIFIED"'))
+        assert changed["object"]["metadata"]["labels"] == {"tier": "a"}
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+
+
+def test_watch_metadata_only_wide_shows_labels(
+    kubeconfig: Path, pods: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pods.create(pod("web-0", app="web"))
+    argv = ["watch", "pods", "-A", "--metadata-only", "-o", "wide", "--kubeconfig", str(kubeconfig)]
+    proc = Proc(*argv)
+    try:
+        header = proc.expect(r"^EVENT")
+        assert header.split() == [
+            "EVENT",
+            "NAMESPACE",
+            "NAME",
+            "STATUS",
+            "AGE",
+            "RESOURCE-VERSION",
+            "LABELS",
+        ]
+        assert "app=web" in proc.expect(r"web-0")
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+
+
+# -- demo -----------------------------------------------------------------------------
+
+
+def test_demo_shows_the_cache_matching_the_server_without_a_terminal() -> None:
+    proc = Proc("demo", "--duration", "3", "--pods", "12")
+    try:
+        proc.expect(r"watcher → default_backoff → reflect_shared")
+        proc.expect(r"^\[ *\d+\.\d s\] pods=\d+")
+        proc.expect(r"^✓ .*cache == server")
+        proc.expect(r"^✓ \d+/\d+ checks: the cache matched the server through [1-9]\d* relist")
+        assert proc.wait() == 0
+    finally:
+        proc.kill()
+    assert not any(line.startswith("✗") for line in proc.seen)
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
+def test_demo_redraws_in_place_on_a_terminal() -> None:
+    import io
+
+    from rxkube._demo import run_demo
+
+    out = io.StringIO()
+    assert run_demo(duration=1.5, pods=6, out=out, seed=1, tty=True) == 0
+    text = out.getvalue()
+    assert "\x1b[" in text  # cursor movement: the frame is redrawn, not appended
+    assert "HTTP watches open 1" in text
+    assert "checks: the cache matched the server" in text
+
+
+def test_demo_ends_cleanly_on_ctrl_c() -> None:
+    proc = Proc("demo", "--duration", "60")
+    try:
+        proc.expect(r"^\[ *\d+\.\d s\] pods=")
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
+# -- serve ----------------------------------------------------------------------------
+
+
+def test_serve_writes_a_kubeconfig_that_clients_can_use(tmp_path: Path) -> None:
+    path = tmp_path / "served.yaml"
+    proc = Proc("serve", "--kubeconfig", str(path))
+    try:
+        proc.expect(r"^kubeconfig: " + re.escape(str(path)))
+        with Client.from_kubeconfig(str(path)) as client:
+            api = Api(client, "configmaps", namespace="default")
+            api.create({"metadata": {"name": "hello"}, "data": {"a": "b"}})
+            assert [o["metadata"]["name"] for o in api.list()["items"]] == ["hello"]
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
+def test_serve_help_is_the_test_servers_own(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: rxkube serve")
+    assert "--kubeconfig" in out

@@ -1,0 +1,819 @@
+"""Client and Api over real HTTP: configuration, TLS, auth, CRUD, discovery, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from aiohttp import web
+from kubernetes import client as k8s_client
+
+from rxkube.client import ACCEPT_METADATA, Api, Client, WatchStream
+from rxkube.errors import (
+    ConfigError,
+    Conflict,
+    DecodeError,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    TransportError,
+    Unauthorized,
+    WatchStalled,
+)
+from rxkube.resource import Resource
+from rxkube.testing import ApiServer
+
+TOKEN = "s3cret"
+
+# -- a throwaway server for raw stream behaviour (stalls, truncation, chunk boundaries) ---
+
+
+class RawServer:
+    """An aiohttp app on its own loop thread, only for transport behaviour the test API
+    server has no reason to offer: chunk boundaries, half-sent lines, silent sockets."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl_context = ssl_context
+        self.loop = asyncio.new_event_loop()
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/stall", self._stall)
+        app.router.add_get("/split", self._split_lines)
+        app.router.add_get("/truncated", self._truncated)
+        app.router.add_get("/no-headers", self._no_headers)
+        app.router.add_get("/throttled", self._throttled)
+        app.router.add_get("/whoami", self._whoami)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        self._port = 0
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="test-raw-server", daemon=True
+        )
+        self._thread.start()
+        assert ready.wait(5.0), "raw server did not start"
+
+    def _run(self, ready: threading.Event) -> None:
+        async def start() -> None:
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl_context)
+            await site.start()
+            self._port = self._runner.addresses[0][1]
+
+        self.loop.run_until_complete(start())
+        ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.close()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self._release.set)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5.0)
+        assert not self._thread.is_alive()
+
+    async def _stall(self, request: web.Request) -> web.StreamResponse:
+        """One line, then silence until the test ends."""
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b'{"type":"ADDED"}\n')
+        await self._release.wait()
+        return response
+
+    async def _split_lines(self, request: web.Request) -> web.StreamResponse:
+        """Lines cut across chunk boundaries, blank lines, a last line without newline."""
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for piece in (b'{"a":', b"1}\n\n", b'{"b":2}\n{"c"', b":3}\n", b"\n", b'{"d":4}'):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    async def _truncated(self, request: web.Request) -> web.StreamResponse:
+        """A complete line, half a line, then the connection drops before the last chunk."""
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b'{"a":1}\n{"b":')
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    async def _no_headers(self, request: web.Request) -> web.StreamResponse:
+        """Accepts the request and never answers."""
+        await self._release.wait()
+        return web.Response()
+
+    async def _throttled(self, request: web.Request) -> web.StreamResponse:
+        """429 with Retry-After and a plain-text body, as a proxy might send."""
+        return web.Response(status=429, text="slow down\n", headers={"Retry-After": "7"})
+
+    async def _whoami(self, request: web.Request) -> web.StreamResponse:
+        """The common name of the client certificate the TLS handshake verified."""
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        subject = dict(pair[0] for pair in (peer or {}).get("subject", ()))
+        return web.json_response({"user": subject.get("commonName")})
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.close()
+
+
+def _open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _read_in_thread(
+    stream: WatchStream,
+) -> tuple[threading.Thread, list[bytes], list[BaseException]]:
+    lines: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for line in stream.lines():
+                lines.append(line)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="rxkube-test-reader", daemon=True)
+    thread.start()
+    return thread, lines, errors
+
+
+# -- streams -------------------------------------------------------------------------------
+
+
+def test_lines_are_split_across_chunks_and_blank_lines_dropped(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client, client.stream("/split", idle_timeout=5) as stream:
+        assert stream.status == 200
+        assert list(stream.lines()) == [b'{"a":1}', b'{"b":2}', b'{"c":3}', b'{"d":4}']
+
+
+def test_close_from_another_thread_ends_a_blocked_read_within_a_second(
+    raw_server: RawServer,
+) -> None:
+    baseline = _open_sockets()
+    client = Client(raw_server.url)
+    stream = client.stream("/stall", idle_timeout=30)
+    thread, lines, errors = _read_in_thread(stream)
+    # After the first line the reader is back in recv(), waiting for data that never comes.
+    assert wait_until(lambda: bool(lines) and stream._reading)
+    started = time.monotonic()
+    stream.close()
+    thread.join(1.0)
+    assert not thread.is_alive(), "lines() still blocked 1 s after close()"
+    assert time.monotonic() - started < 1.0
+    assert errors == []
+    stream.close()  # idempotent
+    client.close()
+    assert wait_until(lambda: _open_sockets() <= baseline), "a socket was left open"
+
+
+def test_idle_stream_raises_watch_stalled(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client, client.stream("/stall", idle_timeout=0.3) as stream:
+        lines = stream.lines()
+        assert next(lines) == b'{"type":"ADDED"}'
+        started = time.monotonic()
+        with pytest.raises(WatchStalled, match=r"no data for 0\.3 s"):
+            next(lines)
+        assert 0.25 < time.monotonic() - started < 3
+
+
+def test_missing_response_headers_raise_watch_stalled(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client, pytest.raises(WatchStalled, match="/no-headers"):
+        client.stream("/no-headers", idle_timeout=0.3)
+
+
+def test_truncated_stream_raises_transport_error(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client, client.stream("/truncated", idle_timeout=5) as stream:
+        lines = stream.lines()
+        assert next(lines) == b'{"a":1}'
+        with pytest.raises(TransportError, match="connection broken") as info:
+            next(lines)
+        assert not isinstance(info.value, WatchStalled)
+
+
+def test_stream_closed_before_reading_yields_nothing(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client:
+        stream = client.stream("/stall", idle_timeout=5)
+        stream.close()
+        assert list(stream.lines()) == []
+
+
+def test_stream_error_reads_a_non_status_body(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client:
+        stream = client.stream("/throttled", idle_timeout=5)
+        assert stream.status == 429
+        err = stream.error()
+        assert isinstance(err, TooManyRequests)
+        assert err.retry_after == 7.0
+        assert err.message == "slow down"
+        assert "GET /throttled" in str(err)
+
+
+def test_a_body_that_is_not_json_is_a_decode_error(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client:
+        response = client.request("GET", "/throttled")
+        with pytest.raises(DecodeError, match="GET /throttled"):
+            response.json()
+
+
+def test_connection_refused_raises_transport_error_naming_server_and_request() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = f"http://127.0.0.1:{port}"
+    with Client(server, connect_timeout=2) as client:
+        with pytest.raises(TransportError) as info:
+            client.request("GET", "/api/v1/pods")
+        assert str(info.value) == f"GET /api/v1/pods on {server} failed: connection refused"
+        with pytest.raises(TransportError, match="connection refused"):
+            client.stream("/api/v1/pods", params={"watch": "1"}, idle_timeout=1)
+
+
+# -- the test API server -------------------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[ApiServer]:
+    with ApiServer(bookmark_interval=None) as srv:
+        yield srv
+
+
+@pytest.fixture
+def tls_server() -> Iterator[ApiServer]:
+    with ApiServer(token=TOKEN, tls=True, bookmark_interval=None) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: ApiServer) -> Iterator[Client]:
+    with Client(server.url) as c:
+        yield c
+
+
+def _write_yaml(path: Path, document: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def _names(listing: dict[str, Any]) -> list[str]:
+    return sorted(item["metadata"]["name"] for item in listing["items"])
+
+
+def _configmap(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}
+
+
+# -- configuration: kubeconfig, exec plugins, in-cluster, Configuration ---------------------
+
+
+def test_kubeconfig_with_token_and_ca_connects(tls_server: ApiServer, tmp_path: Path) -> None:
+    path = tls_server.write_kubeconfig(tmp_path / "config")
+    with Client.from_kubeconfig(str(path)) as client:
+        assert client.server == tls_server.url
+        assert "default" in _names(Api(client, "namespaces").list())
+
+
+def test_kubeconfig_from_the_kubeconfig_variable(
+    tls_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing"
+    path = tls_server.write_kubeconfig(tmp_path / "config")
+    monkeypatch.setenv("KUBECONFIG", f"{missing}{os.pathsep}{path}")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with Client.default() as client:
+        assert client.server == tls_server.url
+
+
+def test_request_without_token_is_a_401_and_api_raises_unauthorized(
+    tls_server: ApiServer,
+) -> None:
+    with Client(tls_server.url, ca_file=tls_server.ca_file) as client:
+        response = client.request("GET", "/api/v1/namespaces")
+        assert response.status == 401
+        with pytest.raises(Unauthorized) as info:
+            response.raise_for_status()
+        assert info.value.status["kind"] == "Status"
+        with pytest.raises(Unauthorized, match="GET /api/v1/namespaces/default/configmaps/x"):
+            Api(client, "configmaps", namespace="default").get("x")
+
+
+def test_untrusted_server_certificate_raises_transport_error(tls_server: ApiServer) -> None:
+    with Client(tls_server.url, token=TOKEN) as client, pytest.raises(TransportError) as info:
+        client.request("GET", "/api/v1/namespaces")
+    message = str(info.value)
+    assert message.startswith(f"GET /api/v1/namespaces on {tls_server.url} failed: TLS certificate")
+    assert "\n" not in message
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_insecure_skip_tls_verify_accepts_any_certificate(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    config = tls_server.kubeconfig()
+    cluster = config["clusters"][0]["cluster"]
+    del cluster["certificate-authority-data"]
+    cluster["insecure-skip-tls-verify"] = True
+    with Client.from_kubeconfig(_write_yaml(tmp_path / "config", config)) as client:
+        assert client.request("GET", "/api/v1/namespaces").status == 200
+
+
+def test_named_context_is_used_and_an_unknown_one_is_a_config_error(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    config = tls_server.kubeconfig()
+    config["clusters"].append({"name": "elsewhere", "cluster": {"server": "https://192.0.2.1"}})
+    config["contexts"].append({"name": "prod", "context": {"cluster": "elsewhere", "user": "x"}})
+    config["current-context"] = "prod"
+    path = _write_yaml(tmp_path / "config", config)
+    with Client.from_kubeconfig(path) as current:
+        assert current.server == "https://192.0.2.1"
+    with Client.from_kubeconfig(path, context="rxkube-test") as named:
+        assert named.request("GET", "/api/v1/namespaces").status == 200
+    with pytest.raises(ConfigError) as info:
+        Client.from_kubeconfig(path, context="staging")
+    assert str(info.value) == (
+        f"context 'staging' not found in kubeconfig {path} (contexts: rxkube-test, prod)"
+    )
+
+
+def test_missing_configuration_is_one_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError, match=r"no kubeconfig found at .*missing"):
+        Client.from_kubeconfig(str(tmp_path / "missing"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ConfigError) as info:
+        Client.default()
+    assert "not in a cluster" in str(info.value)
+    assert "no kubeconfig found" in str(info.value)
+
+
+def _exec_plugin(tmp_path: Path, token: str, expires_in: datetime.timedelta) -> Path:
+    """A kubeconfig whose user runs an exec credential plugin; each run is logged."""
+    script = tmp_path / "plugin.py"
+    script.write_text(
+        "import datetime, json, pathlib\n"
+        f"pathlib.Path({str(tmp_path / 'runs')!r}).open('a').write('run\\n')\n"
+        "expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta("
+        f"seconds={expires_in.total_seconds()})\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1',"
+        " 'kind': 'ExecCredential', 'status': {"
+        f"'token': {token!r}, 'expirationTimestamp': expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}}}}))\n"
+    )
+    return script
+
+
+def _runs(tmp_path: Path) -> int:
+    runs = tmp_path / "runs"
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "runs_after_two_requests"),
+    [(datetime.timedelta(hours=1), 1), (datetime.timedelta(minutes=1), 3)],
+    ids=["valid-token-is-kept", "expiring-token-is-refreshed"],
+)
+def test_exec_plugin_token_is_used_and_refreshed_when_expiring(
+    tls_server: ApiServer,
+    tmp_path: Path,
+    expires_in: datetime.timedelta,
+    runs_after_two_requests: int,
+) -> None:
+    script = _exec_plugin(tmp_path, TOKEN, expires_in)
+    config = tls_server.kubeconfig()
+    config["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": sys.executable,
+            "args": [str(script)],
+        }
+    }
+    with Client.from_kubeconfig(_write_yaml(tmp_path / "config", config)) as client:
+        assert _runs(tmp_path) == 1
+        namespaces = Api(client, "namespaces")
+        namespaces.get("default")
+        namespaces.get("kube-system")
+        # Within five minutes of expiry the loader runs the plugin again before a request.
+        assert _runs(tmp_path) == runs_after_two_requests
+
+
+def test_tls_server_name_is_the_name_verified(tls_server: ApiServer) -> None:
+    ca = tls_server.ca_file
+    with Client(tls_server.url, token=TOKEN, ca_file=ca, tls_server_name="localhost") as client:
+        assert client.request("GET", "/api/v1/namespaces").status == 200
+    with (
+        Client(tls_server.url, ca_file=ca, tls_server_name="wrong.example") as client,
+        pytest.raises(TransportError, match=r"not valid for 'wrong\.example'"),
+    ):
+        client.request("GET", "/api/v1/namespaces")
+
+
+def test_in_cluster_service_account(
+    tls_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", tls_server.url.rsplit(":", 1)[1])
+    assert tls_server.ca_file is not None
+    with Client.in_cluster(token_file=str(token_file), ca_file=tls_server.ca_file) as client:
+        assert client.server == tls_server.url
+        assert Api(client, "namespaces").get("default")["metadata"]["name"] == "default"
+
+
+def test_default_outside_a_pod_without_service_account_falls_back_to_kubeconfig(
+    tls_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setenv("KUBECONFIG", str(tls_server.write_kubeconfig(tmp_path / "config")))
+    with Client.default() as client:
+        assert client.server == tls_server.url
+    with pytest.raises(ConfigError, match="not running in a Kubernetes cluster"):
+        Client.in_cluster()
+
+
+def test_from_configuration_refreshes_the_token_before_each_request(
+    tls_server: ApiServer,
+) -> None:
+    configuration = k8s_client.Configuration(
+        host=tls_server.url,
+        api_key={"authorization": "expired"},
+        api_key_prefix={"authorization": "Bearer"},
+        ssl_ca_cert=tls_server.ca_file,
+    )
+    refreshed: list[str] = []
+
+    def refresh(cfg: k8s_client.Configuration) -> None:
+        refreshed.append("refresh")
+        cfg.api_key["authorization"] = TOKEN
+
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
+    with Client.from_configuration(configuration) as client:
+        namespaces = Api(client, "namespaces")
+        namespaces.get("default")
+        namespaces.get("kube-system")
+    assert refreshed == ["refresh", "refresh"]
+
+
+def _issue_pki(directory: Path) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate for "jane"."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+
+    def certificate(name: str, key: Any, *, ca: bool, san: Any = None) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san is not None:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    files: dict[str, str] = {}
+
+    def write(name: str, data: bytes) -> None:
+        files[name] = str(directory / name)
+        (directory / name).write_bytes(data)
+
+    def key_pem(key: Any) -> bytes:
+        return bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    pem = serialization.Encoding.PEM
+    write("ca.crt", certificate("test CA", ca_key, ca=True).public_bytes(pem))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    write("server.crt", certificate("server", server_key, ca=False, san=loopback).public_bytes(pem))
+    write("server.key", key_pem(server_key))
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    write("client.crt", certificate("jane", client_key, ca=False).public_bytes(pem))
+    write("client.key", key_pem(client_key))
+    return files
+
+
+def test_client_certificate_from_kubeconfig_is_presented(tmp_path: Path) -> None:
+    pki = _issue_pki(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki["ca.crt"])
+    context.load_cert_chain(pki["server.crt"], pki["server.key"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    mtls = RawServer(context)
+    try:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {"server": mtls.url, "certificate-authority": pki["ca.crt"]},
+                }
+            ],
+            "users": [
+                {
+                    "name": "jane",
+                    "user": {
+                        "client-certificate": pki["client.crt"],
+                        "client-key": pki["client.key"],
+                    },
+                }
+            ],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "jane"}}],
+            "current-context": "c",
+        }
+        with Client.from_kubeconfig(_write_yaml(tmp_path / "config", config)) as client:
+            assert client.request("GET", "/whoami").json() == {"user": "jane"}
+        with Client(mtls.url, ca_file=pki["ca.crt"]) as anonymous, pytest.raises(TransportError):
+            anonymous.request("GET", "/whoami")
+    finally:
+        mtls.close()
+
+
+def test_unreadable_client_certificate_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot load client certificate"):
+        Client("https://127.0.0.1:1", client_cert_file=str(tmp_path / "nope.crt"))
+
+
+# -- CRUD ------------------------------------------------------------------------------------
+
+
+def test_create_get_replace_delete_round_trip(client: Client) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    created = configmaps.create(_configmap("a"))
+    assert created["metadata"]["namespace"] == "default"
+    assert configmaps.get("a")["data"] == {"k": "v"}
+    with pytest.raises(Conflict, match="POST /api/v1/namespaces/default/configmaps"):
+        configmaps.create(_configmap("a"))
+
+    created["data"] = {"k": "changed"}
+    replaced = configmaps.replace(created)
+    assert replaced["data"] == {"k": "changed"}
+    created["data"] = {"k": "stale"}
+    with pytest.raises(Conflict):
+        configmaps.replace(created)  # its resourceVersion is no longer current
+
+    configmaps.delete("a")
+    with pytest.raises(NotFound) as info:
+        configmaps.get("a")
+    assert info.value.reason == "NotFound"
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "patch"),
+    [
+        ("merge", {"data": {"k": None, "new": "1"}}),
+        ("strategic", {"data": {"k": None, "new": "1"}}),
+        (
+            "json",
+            [{"op": "remove", "path": "/data/k"}, {"op": "add", "path": "/data/new", "value": "1"}],
+        ),
+    ],
+)
+def test_patch_types(client: Client, patch_type: Any, patch: Any) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    configmaps.create(_configmap("a"))
+    assert configmaps.patch("a", patch, type=patch_type)["data"] == {"new": "1"}
+
+
+def test_failed_json_patch_test_is_invalid(client: Client) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    configmaps.create(_configmap("a"))
+    with pytest.raises(Invalid):
+        configmaps.patch("a", [{"op": "test", "path": "/data/k", "value": "other"}], type="json")
+
+
+def test_server_side_apply(client: Client) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    intent = {"apiVersion": "v1", "kind": "ConfigMap", **_configmap("a")}
+    with pytest.raises(ValueError, match="field_manager"):
+        configmaps.patch("a", intent, type="apply")
+    with pytest.raises(ValueError, match="force"):
+        configmaps.patch("a", intent, force=True)
+    probe = client.request(
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/a",
+        params={"fieldManager": "probe"},
+        body=orjson.dumps(intent),
+        content_type="application/apply-patch+yaml",
+    )
+    if probe.status == 415:
+        pytest.skip("the test API server does not implement server-side apply")
+    applied = configmaps.patch("a", intent, type="apply", field_manager="tests", force=True)
+    assert applied["data"] == {"k": "v"}
+
+
+def test_status_subresource_of_a_custom_resource(server: ApiServer, client: Client) -> None:
+    server.add_resource("example.com", "v1", "Widget", "widgets")
+    widgets = Api(client, "widgets", namespace="default")
+    created = widgets.create({"metadata": {"name": "w"}, "spec": {"size": 1}})
+    created["status"] = {"ready": True}
+    assert widgets.replace_status(created)["status"] == {"ready": True}
+    patched = widgets.patch("w", {"status": {"ready": False}}, subresource="status")
+    assert patched["status"] == {"ready": False}
+
+
+def test_list_follows_continue_tokens_and_filters(server: ApiServer, client: Client) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    for i in range(7):
+        configmaps.create(_configmap(f"cm-{i}", tier="web" if i % 2 else "db"))
+    server.create("configmaps", _configmap("elsewhere"), namespace="kube-system")
+
+    paged = configmaps.list(limit=3)
+    assert _names(paged) == [f"cm-{i}" for i in range(7)]
+    assert "continue" not in paged["metadata"]
+    assert paged["metadata"]["resourceVersion"]
+
+    assert _names(configmaps.list(label_selector="tier=web")) == ["cm-1", "cm-3", "cm-5"]
+    assert _names(configmaps.list(field_selector="metadata.name=cm-2")) == ["cm-2"]
+    everywhere = Api(client, "configmaps").list(limit=4)
+    assert "elsewhere" in _names(everywhere)
+
+
+def test_metadata_only_reads(client: Client) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    configmaps.create(_configmap("a"))
+    one = configmaps.get("a", metadata_only=True)
+    assert one["kind"] == "PartialObjectMetadata"
+    assert "data" not in one
+    listing = configmaps.list(metadata_only=True)
+    assert listing["kind"] == "PartialObjectMetadataList"
+    assert [item["metadata"]["name"] for item in listing["items"]] == ["a"]
+
+
+def test_namespaced_calls_need_a_namespace_and_cluster_scoped_ones_ignore_it(
+    client: Client,
+) -> None:
+    with pytest.raises(ValueError, match="configmaps are namespaced"):
+        Api(client, "configmaps").get("a")
+    nodes = Api(client, "nodes", namespace="ignored")
+    assert nodes.namespace is None
+    nodes.create({"metadata": {"name": "node-1"}})
+    assert nodes.get("node-1")["metadata"]["name"] == "node-1"
+    assert Api(client, "ns").get("default")["kind"] == "Namespace"
+
+
+def test_too_many_requests_carries_retry_after(server: ApiServer, client: Client) -> None:
+    server.faults.fail_requests(429, retry_after=3, verb="get")
+    with pytest.raises(TooManyRequests) as info:
+        Api(client, "namespaces").get("default")
+    assert info.value.retry_after == 3.0
+    assert info.value.request == "GET /api/v1/namespaces/default"
+
+
+# -- discovery -------------------------------------------------------------------------------
+
+
+def test_resolves_custom_resources_through_discovery(server: ApiServer, client: Client) -> None:
+    widget = server.add_resource("example.com", "v1", "Widget", "widgets", short_names=["wd"])
+    for name in ("widgets", "wd", "Widget", "widgets.example.com", "example.com/v1/widgets"):
+        assert client.resolve(name) == widget
+    assert client.resolve("deployments.apps") == Resource("apps", "v1", "Deployment", "deployments")
+    widgets = Api(client, "example.com/v1/widgets", namespace="default")
+    widgets.create({"metadata": {"name": "w1"}})
+    assert _names(widgets.list()) == ["w1"]
+
+
+def test_unknown_resource_is_a_config_error_until_it_is_installed(
+    server: ApiServer, client: Client
+) -> None:
+    with pytest.raises(ConfigError, match="does not have a resource type 'gadgets'"):
+        Api(client, "gadgets")
+    gadget = server.add_resource("example.com", "v1", "Gadget", "gadgets", namespaced=False)
+    assert client.resolve("gadgets") == gadget  # the cached discovery is refreshed on a miss
+
+
+# -- watches on the test API server ----------------------------------------------------------
+
+
+def test_watch_stream_over_tls_closes_promptly_and_frees_the_connection(
+    tls_server: ApiServer,
+) -> None:
+    with tls_server.client() as client:
+        configmaps = Api(client, "configmaps", namespace="default")
+        rv = configmaps.list()["metadata"]["resourceVersion"]
+        stream = configmaps.watch_stream({"resourceVersion": rv}, idle_timeout=30)
+        assert stream.status == 200
+        thread, lines, errors = _read_in_thread(stream)
+        configmaps.create(_configmap("a"))
+        assert wait_until(lambda: bool(lines) and stream._reading)
+        assert orjson.loads(lines[0])["type"] == "ADDED"
+        assert tls_server.open_watches() == 1
+        started = time.monotonic()
+        stream.close()
+        thread.join(1.0)
+        assert not thread.is_alive(), "lines() still blocked 1 s after close()"
+        assert time.monotonic() - started < 1.0
+        assert errors == []
+        assert wait_until(lambda: tls_server.open_watches() == 0)
+
+
+def test_watch_dropped_by_the_server_raises_transport_error(
+    server: ApiServer, client: Client
+) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    rv = configmaps.list()["metadata"]["resourceVersion"]
+    with configmaps.watch_stream({"resourceVersion": rv}, idle_timeout=10) as stream:
+        lines = stream.lines()
+        configmaps.create(_configmap("a"))
+        assert orjson.loads(next(lines))["type"] == "ADDED"
+        server.faults.close_watches(abrupt=True)
+        with pytest.raises(TransportError, match="connection broken") as info:
+            next(lines)
+        assert not isinstance(info.value, WatchStalled)
+
+
+def test_stalled_watch_raises_watch_stalled(server: ApiServer, client: Client) -> None:
+    server.faults.stall_watches()
+    stream = Api(client, "configmaps").watch_stream({}, idle_timeout=0.3)
+    with stream, pytest.raises(WatchStalled, match="GET /api/v1/configmaps"):
+        list(stream.lines())
+
+
+def test_metadata_only_watch(client: Client) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    rv = configmaps.list()["metadata"]["resourceVersion"]
+    with configmaps.watch_stream(
+        {"resourceVersion": rv}, metadata_only=True, idle_timeout=10
+    ) as stream:
+        assert stream.headers["Content-Type"].startswith("application/json")
+        configmaps.create(_configmap("a"))
+        event = orjson.loads(next(stream.lines()))
+    assert event["type"] == "ADDED"
+    assert event["object"]["kind"] == "PartialObjectMetadata"
+    assert "data" not in event["object"]
+
+
+def test_watch_that_ends_cleanly_returns_its_connection_for_reuse(
+    server: ApiServer, client: Client
+) -> None:
+    configmaps = Api(client, "configmaps", namespace="default")
+    configmaps.list()
+    baseline = _open_sockets()  # one pooled connection, both of its ends
+    for _ in range(5):
+        with configmaps.watch_stream({}, idle_timeout=10) as stream:
+            server.faults.close_watches()  # a clean end, as timeoutSeconds gives
+            assert list(stream.lines()) == []
+        configmaps.list()
+    assert _open_sockets() == baseline
+
+
+def test_accept_header_constants_are_the_kubernetes_ones() -> None:
+    assert ACCEPT_METADATA == (
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+    )

@@ -1,0 +1,783 @@
+"""The controller: triggers, scheduling rules end to end, threads and loops, stopping.
+
+Streams are driven by hand (a Subject reflected into a store) where the test needs to
+control every event, and by ApiServer where HTTP matters (relations, shared watches).
+Nothing sleeps to wait: every wait is on a condition with a generous timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from reactivex import Observable
+from reactivex.subject import Subject
+
+from rxkube.client import Api
+from rxkube.controller import (
+    Action,
+    Controller,
+    ControllerConfig,
+    ObjectMissing,
+    ReconcileFailed,
+    Reconciled,
+    ReconcileResult,
+    current_reason,
+    shutdown_signals,
+)
+from rxkube.dispatcher import reflect_shared, store_shared
+from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
+from rxkube.operators import applied_objects, default_backoff
+from rxkube.store import ObjectRef, reflect, store
+from rxkube.testing import ApiServer
+from rxkube.watcher import watcher
+
+TIMEOUT = 30.0
+
+
+def cm(name: str, namespace: str = "default", **extra: Any) -> Object:
+    obj: Object = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
+    }
+    obj.update(extra)
+    return obj
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+class Results:
+    """Collects a controller's results and end, and waits on conditions over them."""
+
+    def __init__(self) -> None:
+        self.items: list[ReconcileResult] = []
+        self.log: list[str] = []
+        self.error: Exception | None = None
+        self.ended = threading.Event()
+        self._cond = threading.Condition()
+
+    def on_next(self, item: ReconcileResult) -> None:
+        with self._cond:
+            self.items.append(item)
+            self.log.append(f"result {item.ref.name}")
+            self._cond.notify_all()
+
+    def on_error(self, error: Exception) -> None:
+        with self._cond:
+            self.error = error
+            self.log.append("error")
+            self.ended.set()
+            self._cond.notify_all()
+
+    def on_completed(self) -> None:
+        with self._cond:
+            self.log.append("completed")
+            self.ended.set()
+            self._cond.notify_all()
+
+    def wait(self, condition: Callable[[list[ReconcileResult]], bool]) -> list[ReconcileResult]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: condition(self.items), TIMEOUT):
+                raise AssertionError(f"condition not met; results: {self.items}")
+            return list(self.items)
+
+    def names(self) -> list[str]:
+        with self._cond:
+            return [r.ref.name for r in self.items]
+
+    def wait_ended(self) -> None:
+        assert self.ended.wait(TIMEOUT), "the controller did not end"
+
+
+class Manual:
+    """A hand-driven watch: events go through a Subject into a store."""
+
+    def __init__(self) -> None:
+        self.reader, self.writer = store("configmaps")
+        self.subject: Subject[Event] = Subject()
+        self.stream: Observable[Object] = self.subject.pipe(reflect(self.writer), applied_objects())
+
+    def listed(self, *objs: Object) -> None:
+        self.subject.on_next(Init())
+        for obj in objs:
+            self.subject.on_next(InitApply(obj))
+        self.subject.on_next(InitDone())
+
+    def apply(self, obj: Object) -> None:
+        self.subject.on_next(Apply(obj))
+
+
+def start(
+    controller: Controller,
+    reconcile: Callable[[Object, Any], Any],
+    *,
+    error_policy: Callable[[Object, Exception, Any], Action] | None = None,
+    stop: Observable[Any] | None = None,
+    **kwargs: Any,
+) -> tuple[Results, Any]:
+    results = Results()
+    subscription = controller.run(
+        reconcile,
+        error_policy or (lambda _o, _e, _c: Action.await_change()),
+        None,
+        stop=stop,
+        **kwargs,
+    ).subscribe(results.on_next, results.on_error, results.on_completed)
+    return results, subscription
+
+
+@pytest.fixture
+def manual() -> Iterator[Manual]:
+    yield Manual()
+
+
+def done(_obj: Object, _ctx: Any) -> Action:
+    return Action.await_change()
+
+
+# -- triggers and readiness --------------------------------------------------------------
+
+
+def test_reconciles_every_listed_object_then_each_change(manual: Manual) -> None:
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), done)
+    try:
+        manual.listed(cm("a"), cm("b"))
+        results.wait(lambda items: len(items) == 2)
+        manual.apply(cm("a", data={"k": "v"}))
+        items = results.wait(lambda items: len(items) == 3)
+        assert sorted(r.ref.name for r in items[:2]) == ["a", "b"]
+        last = items[2]
+        assert isinstance(last, Reconciled)
+        assert last.ref == ObjectRef("a", "default", kind="ConfigMap")
+        assert last.reason == "object updated"
+    finally:
+        sub.dispose()
+
+
+def test_no_reconcile_starts_before_the_store_is_ready(manual: Manual) -> None:
+    ready_when_called: list[bool] = []
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        ready_when_called.append(manual.reader.is_ready())
+        return Action.await_change()
+
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile)
+    try:
+        manual.apply(cm("early"))  # in the store, but the store is not ready
+        manual.subject.on_next(Init())
+        manual.subject.on_next(InitApply(cm("early")))
+        manual.subject.on_next(InitApply(cm("b")))
+        assert results.items == []
+        manual.subject.on_next(InitDone())
+        results.wait(lambda items: len(items) == 2)
+        assert ready_when_called == [True, True]
+    finally:
+        sub.dispose()
+
+
+def test_reconciles_wait_for_every_store_the_controller_reads(manual: Manual) -> None:
+    related_reader, related_writer = store("secrets")
+    related: Subject[Object] = Subject()
+    secondary_ready: list[bool] = []
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        secondary_ready.append(related_reader.is_ready())
+        return Action.await_change()
+
+    controller = Controller.for_stream(manual.stream, manual.reader).watches_shared_stream(
+        related, lambda _obj: None, reader=related_reader
+    )
+    results, sub = start(controller, reconcile)
+    try:
+        manual.listed(cm("a"))
+        wait_until(lambda: manual.reader.is_ready())
+        assert results.items == []
+        related_writer.apply(Init())
+        related_writer.apply(InitDone())
+        results.wait(lambda items: len(items) == 1)
+        assert secondary_ready == [True]
+    finally:
+        sub.dispose()
+
+
+def test_an_object_gone_before_its_turn_is_reported_not_reconciled(manual: Manual) -> None:
+    related: Subject[Object] = Subject()
+    called: list[str] = []
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        called.append(obj["metadata"]["name"])
+        return Action.await_change()
+
+    controller = Controller.for_stream(manual.stream, manual.reader).watches_shared_stream(
+        related, lambda obj: ObjectRef(obj["metadata"]["name"], "default")
+    )
+    results, sub = start(controller, reconcile)
+    try:
+        manual.listed(cm("a"))
+        results.wait(lambda items: len(items) == 1)
+        related.on_next({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "ghost"}})
+        items = results.wait(lambda items: len(items) == 2)
+        missing = items[1]
+        assert isinstance(missing, ObjectMissing)
+        assert missing.ref == ObjectRef("ghost", "default", kind="ConfigMap")
+        assert missing.reason == "related object updated: Secret ghost"
+        assert called == ["a"]
+    finally:
+        sub.dispose()
+
+
+def test_reconcile_all_on_requeues_every_object(manual: Manual) -> None:
+    reload: Subject[str] = Subject()
+    controller = Controller.for_stream(manual.stream, manual.reader).reconcile_all_on(reload)
+    results, sub = start(controller, done)
+    try:
+        manual.listed(cm("a"), cm("b"), cm("c"))
+        results.wait(lambda items: len(items) == 3)
+        reload.on_next("config changed")
+        items = results.wait(lambda items: len(items) == 6)
+        assert sorted(r.ref.name for r in items[3:]) == ["a", "b", "c"]
+        assert {r.reason for r in items[3:]} == {"reconcile all requested"}
+    finally:
+        sub.dispose()
+
+
+def test_the_reason_is_available_inside_reconcile(manual: Manual) -> None:
+    seen: list[str | None] = []
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        seen.append(current_reason())
+        return Action.await_change()
+
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile)
+    try:
+        manual.listed(cm("a"))
+        items = results.wait(lambda items: len(items) == 1)
+        assert seen == ["object updated"] == [items[0].reason]
+        assert current_reason() is None
+    finally:
+        sub.dispose()
+
+
+# -- actions and errors ----------------------------------------------------------------------
+
+
+def test_requeue_reconciles_again_after_the_delay(manual: Manual) -> None:
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        return Action.requeue(0.05)
+
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile)
+    try:
+        manual.listed(cm("a"))
+        items = results.wait(lambda items: len(items) >= 3)
+        assert [r.reason for r in items[:3]] == [
+            "object updated",
+            "reconciler requested retry",
+            "reconciler requested retry",
+        ]
+    finally:
+        sub.dispose()
+
+
+def test_a_failed_reconcile_is_reported_and_retried_as_the_error_policy_says(
+    manual: Manual,
+) -> None:
+    attempts: list[int] = []
+    policy_calls: list[tuple[str, str]] = []
+
+    def reconcile(obj: Object, ctx: Any) -> Action:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("boom")
+        return Action.await_change()
+
+    def error_policy(obj: Object, error: Exception, ctx: Any) -> Action:
+        policy_calls.append((obj["metadata"]["name"], str(error)))
+        return Action.requeue(0.01)
+
+    results, sub = start(
+        Controller.for_stream(manual.stream, manual.reader), reconcile, error_policy=error_policy
+    )
+    try:
+        manual.listed(cm("a"))
+        failed, ok = results.wait(lambda items: len(items) == 2)
+        assert isinstance(failed, ReconcileFailed)
+        assert str(failed.error) == "boom"
+        assert failed.action == Action.requeue(0.01)
+        assert isinstance(ok, Reconciled)
+        assert ok.reason == "error policy requested retry"
+        assert policy_calls == [("a", "boom")]
+    finally:
+        sub.dispose()
+
+
+def test_a_reconcile_returning_something_else_than_an_action_fails(manual: Manual) -> None:
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), lambda _o, _c: "done")
+    try:
+        manual.listed(cm("a"))
+        (failed,) = results.wait(lambda items: len(items) == 1)
+        assert isinstance(failed, ReconcileFailed)
+        assert isinstance(failed.error, TypeError)
+    finally:
+        sub.dispose()
+
+
+def test_a_raising_error_policy_waits_for_the_next_change(manual: Manual) -> None:
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        raise RuntimeError("reconcile failed")
+
+    def error_policy(obj: Object, error: Exception, _ctx: Any) -> Action:
+        raise RuntimeError("policy failed too")
+
+    results, sub = start(
+        Controller.for_stream(manual.stream, manual.reader), reconcile, error_policy=error_policy
+    )
+    try:
+        manual.listed(cm("a"))
+        (failed,) = results.wait(lambda items: len(items) == 1)
+        assert isinstance(failed, ReconcileFailed)
+        assert failed.action == Action.await_change()
+    finally:
+        sub.dispose()
+
+
+def test_action_requeue_refuses_negative_delays() -> None:
+    with pytest.raises(ValueError):
+        Action.requeue(-1)
+
+
+# -- scheduling rules, end to end ----------------------------------------------------------
+
+
+def test_one_object_is_never_reconciled_twice_at_once(manual: Manual) -> None:
+    release = threading.Event()
+    running = threading.Event()
+    lock = threading.Lock()
+    active: list[int] = [0]
+    most: list[int] = [0]
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        running.set()
+        release.wait(TIMEOUT)
+        with lock:
+            active[0] -= 1
+        return Action.await_change()
+
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile)
+    try:
+        manual.listed(cm("a"))
+        assert running.wait(TIMEOUT)
+        for n in range(5):  # changes while "a" is being reconciled
+            manual.apply(cm("a", data={"n": str(n)}))
+        release.set()
+        items = results.wait(lambda items: len(items) == 2)
+        assert [r.reason for r in items] == ["object updated", "object updated"]
+        assert most[0] == 1
+        # The five changes were merged into one reconcile, which ran after the first.
+        assert results.names() == ["a", "a"]
+    finally:
+        sub.dispose()
+
+
+def test_concurrency_limit_caps_reconciles_running_at_once(manual: Manual) -> None:
+    lock = threading.Lock()
+    active: list[int] = [0]
+    most: list[int] = [0]
+    two_running = threading.Event()
+    release = threading.Event()
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            if active[0] == 2:
+                two_running.set()
+        release.wait(TIMEOUT)
+        with lock:
+            active[0] -= 1
+        return Action.await_change()
+
+    controller = Controller.for_stream(manual.stream, manual.reader).with_config(
+        ControllerConfig(concurrency=2)
+    )
+    results, sub = start(controller, reconcile)
+    try:
+        manual.listed(*(cm(name) for name in "abcdef"))
+        assert two_running.wait(TIMEOUT)
+        release.set()
+        results.wait(lambda items: len(items) == 6)
+        assert most[0] == 2
+        worker_threads = {t.name for t in threading.enumerate() if "rxkube-reconcile" in t.name}
+        assert len(worker_threads) <= 2
+    finally:
+        sub.dispose()
+
+
+def test_debounce_turns_a_burst_of_changes_into_one_reconcile(manual: Manual) -> None:
+    controller = Controller.for_stream(manual.stream, manual.reader).with_config(
+        ControllerConfig(debounce=0.2, concurrency=1)
+    )
+    results, sub = start(controller, done)
+    try:
+        manual.listed()
+        wait_until(manual.reader.is_ready)
+        for n in range(5):
+            manual.apply(cm("a", data={"n": str(n)}))
+        manual.apply(cm("marker"))  # due after "a": when it is done, "a" has run
+        results.wait(lambda items: any(r.ref.name == "marker" for r in items))
+        assert results.names() == ["a", "marker"]
+    finally:
+        sub.dispose()
+
+
+def test_a_change_during_a_long_requeue_reconciles_at_once(manual: Manual) -> None:
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        return Action.requeue(3600)
+
+    results, sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile)
+    try:
+        manual.listed(cm("a"))
+        results.wait(lambda items: len(items) == 1)
+        manual.apply(cm("a", data={"k": "v"}))
+        items = results.wait(lambda items: len(items) == 2)
+        assert items[1].reason == "object updated"
+    finally:
+        sub.dispose()
+
+
+# -- where reconciles run ---------------------------------------------------------------
+
+
+def test_plain_reconciles_run_on_named_worker_threads(manual: Manual) -> None:
+    threads: list[str] = []
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        threads.append(threading.current_thread().name)
+        return Action.await_change()
+
+    controller = Controller.for_stream(manual.stream, manual.reader).with_config(
+        ControllerConfig(name="cms")
+    )
+    results, sub = start(controller, reconcile)
+    try:
+        manual.listed(cm("a"))
+        results.wait(lambda items: len(items) == 1)
+        assert threads[0].startswith("rxkube-reconcile-cms-")
+    finally:
+        sub.dispose()
+
+
+def test_coroutine_reconciles_run_on_a_loop_the_controller_owns(manual: Manual) -> None:
+    threads: list[str] = []
+
+    async def reconcile(obj: Object, _ctx: Any) -> Action:
+        await asyncio.sleep(0)
+        threads.append(threading.current_thread().name)
+        assert current_reason() == "object updated"
+        return Action.await_change()
+
+    stop: Subject[None] = Subject()
+    results, _sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile, stop=stop)
+    manual.listed(cm("a"), cm("b"))
+    results.wait(lambda items: len(items) == 2)
+    assert all(isinstance(r, Reconciled) for r in results.items)
+    assert threads[0].startswith("rxkube-controller-loop-")
+    stop.on_next(None)
+    results.wait_ended()
+
+
+def test_coroutine_reconciles_run_on_the_callers_loop_from_async_code(manual: Manual) -> None:
+    async def main() -> list[ReconcileResult]:
+        loop = asyncio.get_running_loop()
+        loops: list[asyncio.AbstractEventLoop] = []
+        got: list[ReconcileResult] = []
+        finished: asyncio.Future[None] = loop.create_future()
+
+        async def reconcile(obj: Object, _ctx: Any) -> Action:
+            loops.append(asyncio.get_running_loop())
+            return Action.await_change()
+
+        def on_next(result: ReconcileResult) -> None:
+            got.append(result)
+            if len(got) == 2:
+                loop.call_soon_threadsafe(finished.set_result, None)
+
+        subscription = (
+            Controller.for_stream(manual.stream, manual.reader)
+            .run(reconcile, lambda _o, _e, _c: Action.await_change(), None)
+            .subscribe(on_next)
+        )
+        try:
+            manual.listed(cm("a"), cm("b"))
+            await asyncio.wait_for(finished, TIMEOUT)
+        finally:
+            subscription.dispose()
+        assert loops == [loop, loop]
+        return got
+
+    assert len(asyncio.run(main())) == 2
+
+
+# -- stopping ----------------------------------------------------------------------------
+
+
+def test_stop_lets_running_reconciles_finish_then_completes(manual: Manual) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        started.set()
+        release.wait(TIMEOUT)
+        return Action.requeue(0)
+
+    stop: Subject[None] = Subject()
+    results, _sub = start(Controller.for_stream(manual.stream, manual.reader), reconcile, stop=stop)
+    manual.listed(cm("a"))
+    assert started.wait(TIMEOUT)
+    stop.on_next(None)
+    manual.apply(cm("b"))  # after the stop: never reconciled
+    assert not results.ended.is_set()
+    release.set()
+    results.wait_ended()
+    assert results.log == ["result a", "completed"]
+
+
+def test_a_second_stop_completes_at_once(manual: Manual) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        started.set()
+        release.wait(TIMEOUT)
+        return Action.await_change()
+
+    stop: Subject[None] = Subject()
+    controller = Controller.for_stream(manual.stream, manual.reader)
+    results, _sub = start(controller, reconcile, stop=stop)
+    try:
+        manual.listed(cm("a"))
+        assert started.wait(TIMEOUT)
+        stop.on_next(None)
+        stop.on_next(None)
+        results.wait_ended()
+        assert results.log == ["completed"]
+        assert controller.metrics.snapshot().in_flight == 0
+    finally:
+        release.set()
+
+
+def test_the_controller_completes_when_its_stream_completes(manual: Manual) -> None:
+    results, _sub = start(Controller.for_stream(manual.stream, manual.reader), done)
+    manual.listed(cm("a"))
+    results.wait(lambda items: len(items) == 1)
+    manual.subject.on_completed()
+    results.wait_ended()
+    assert results.log == ["result a", "completed"]
+
+
+def test_a_trigger_failing_for_good_ends_the_controller_with_its_error(manual: Manual) -> None:
+    related: Subject[Object] = Subject()
+    controller = Controller.for_stream(manual.stream, manual.reader).watches_shared_stream(
+        related, lambda _obj: None
+    )
+    results, _sub = start(controller, done)
+    manual.listed(cm("a"))
+    results.wait(lambda items: len(items) == 1)
+    related.on_error(ValueError("broken mapper input"))
+    results.wait_ended()
+    assert isinstance(results.error, ValueError)
+
+
+def test_stop_on_sigterm_with_shutdown_signals(manual: Manual) -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    with shutdown_signals() as stop:
+        results, _sub = start(Controller.for_stream(manual.stream, manual.reader), done, stop=stop)
+        manual.listed(cm("a"))
+        results.wait(lambda items: len(items) == 1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        results.wait_ended()
+    assert results.log == ["result a", "completed"]
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_shutdown_signals_refuses_other_threads() -> None:
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            with shutdown_signals():
+                pass
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=use)
+    thread.start()
+    thread.join(TIMEOUT)
+    assert len(errors) == 1
+
+
+def test_a_controller_runs_once_at_a_time(manual: Manual) -> None:
+    controller = Controller.for_stream(manual.stream, manual.reader)
+    first, sub = start(controller, done)
+    try:
+        second, _ = start(controller, done)
+        second.wait_ended()
+        assert isinstance(second.error, RuntimeError)
+        assert not first.ended.is_set()
+    finally:
+        sub.dispose()
+
+
+def test_metrics_count_reconciles_errors_requeues_and_missing_objects(manual: Manual) -> None:
+    related: Subject[Object] = Subject()
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        if obj["metadata"]["name"] == "bad":
+            raise RuntimeError("bad")
+        return Action.requeue(3600)
+
+    controller = Controller.for_stream(manual.stream, manual.reader).watches_shared_stream(
+        related, lambda obj: ObjectRef("ghost", "default")
+    )
+    results, sub = start(controller, reconcile)
+    try:
+        manual.listed(cm("a"), cm("bad"))
+        results.wait(lambda items: len(items) == 2)
+        related.on_next(cm("x"))
+        results.wait(lambda items: len(items) == 3)
+        wait_until(lambda: controller.metrics.snapshot().queue_depth == 1)
+        snap = controller.metrics.snapshot()
+        assert (snap.reconciles, snap.errors, snap.requeues, snap.missing) == (2, 1, 1, 1)
+        assert snap.in_flight == 0
+        assert snap.duration.count == 2
+        assert snap.duration.buckets[-1] == (float("inf"), 2)
+    finally:
+        sub.dispose()
+
+
+# -- over HTTP -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer() as server:
+        yield server
+
+
+def test_controller_watches_its_resource_and_disposal_closes_the_watch(srv: ApiServer) -> None:
+    srv.create("configmaps", cm("a"))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    results, sub = start(Controller(api), done)
+    results.wait(lambda items: len(items) == 1)
+    srv.patch("configmaps", "a", {"data": {"k": "v"}}, namespace="default")
+    results.wait(lambda items: len(items) == 2)
+    assert srv.open_watches() == 1
+    sub.dispose()
+    wait_until(lambda: srv.open_watches() == 0)
+
+
+def test_owns_reconciles_the_owner_when_an_owned_object_changes(srv: ApiServer) -> None:
+    owner = srv.create("configmaps", cm("owner"))
+    client = srv.client()
+    controller = Controller(Api(client, "configmaps", namespace="default")).owns(
+        Api(client, "secrets", namespace="default")
+    )
+    results, sub = start(controller, done)
+    try:
+        results.wait(lambda items: len(items) == 1)
+        reference = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "owner",
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+        }
+        other = {**reference, "kind": "Deployment", "apiVersion": "apps/v1", "name": "d"}
+        srv.create(
+            "secrets",
+            {
+                "metadata": {
+                    "name": "child",
+                    "namespace": "default",
+                    "ownerReferences": [other, reference],
+                }
+            },
+        )
+        items = results.wait(lambda items: len(items) == 2)
+        assert items[1].ref.name == "owner"
+        assert items[1].reason == "owned object updated: Secret default/child"
+        srv.delete("secrets", "child", namespace="default")
+        items = results.wait(lambda items: len(items) == 3)
+        assert items[2].ref.name == "owner"
+        assert not any(isinstance(r, ObjectMissing) for r in items)
+    finally:
+        sub.dispose()
+
+
+def test_watches_maps_related_objects_through_the_mapper(srv: ApiServer) -> None:
+    srv.create("configmaps", cm("app-config"))
+    client = srv.client()
+
+    def mapper(secret: Object) -> list[ObjectRef]:
+        target = (secret["metadata"].get("annotations") or {}).get("config")
+        return [ObjectRef(target, "default")] if target else []
+
+    controller = Controller(Api(client, "configmaps", namespace="default")).watches(
+        Api(client, "secrets", namespace="default"), None, mapper
+    )
+    results, sub = start(controller, done)
+    try:
+        results.wait(lambda items: len(items) == 1)
+        srv.create("secrets", {"metadata": {"name": "unrelated", "namespace": "default"}})
+        srv.create(
+            "secrets",
+            {
+                "metadata": {
+                    "name": "s",
+                    "namespace": "default",
+                    "annotations": {"config": "app-config"},
+                }
+            },
+        )
+        items = results.wait(lambda items: len(items) == 2)
+        assert items[1].ref.name == "app-config"
+        assert items[1].reason == "related object updated: Secret default/s"
+    finally:
+        sub.dispose()
+
+
+def test_two_controllers_sharing_one_stream_use_one_http_watch(srv: ApiServer) -> None:
+    for name in ("a", "b", "c"):
+        srv.create("configmaps", cm(name))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    reader, writer = store_shared(64, name="configmaps")
+    watch = watcher(api).pipe(reflect_shared(writer), default_backoff()).subscribe()
+    first, sub1 = start(Controller.for_shared_stream(reader.subscribe(), reader), done)
+    second, sub2 = start(Controller.for_shared_stream(reader.subscribe(), reader), done)
+    try:
+        first.wait(lambda items: len(items) == 3)
+        second.wait(lambda items: len(items) == 3)
+        srv.create("configmaps", cm("d"))
+        first.wait(lambda items: "d" in [r.ref.name for r in items])
+        second.wait(lambda items: "d" in [r.ref.name for r in items])
+        assert srv.open_watches() == 1
+    finally:
+        sub1.dispose()
+        sub2.dispose()
+        watch.dispose()
+    wait_until(lambda: srv.open_watches() == 0)

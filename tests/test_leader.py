@@ -1,0 +1,341 @@
+"""Leader election: the rules on an injected clock, then failover against ApiServer."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from rxkube.errors import Conflict, NotFound, TransportError
+from rxkube.leader import LeaderElector
+
+
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeLeases:
+    """An in-memory Leases API with the server's optimistic concurrency.
+
+    ``cut`` makes every request fail as a broken connection; ``before_write`` runs
+    just before a create or replace is applied (to interleave a rival's moves).
+    """
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.rv = itertools.count(1)
+        self.cut = False
+        self.before_write: Callable[[], None] | None = None
+
+    def _check(self) -> None:
+        if self.cut:
+            raise TransportError("connection refused (test)")
+
+    def _hook(self) -> None:
+        hook, self.before_write = self.before_write, None
+        if hook is not None:
+            hook()
+
+    def get(self, name: str) -> dict[str, Any]:
+        self._check()
+        if name not in self.objects:
+            raise NotFound(404, "NotFound", f"leases {name!r} not found")
+        return copy.deepcopy(self.objects[name])
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        self._hook()
+        name = obj["metadata"]["name"]
+        if name in self.objects:
+            raise Conflict(409, "AlreadyExists", f"leases {name!r} already exists")
+        stored = copy.deepcopy(obj)
+        stored["metadata"]["resourceVersion"] = str(next(self.rv))
+        self.objects[name] = stored
+        return copy.deepcopy(stored)
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        self._hook()
+        name = obj["metadata"]["name"]
+        current = self.objects.get(name)
+        if current is None:
+            raise NotFound(404, "NotFound", f"leases {name!r} not found")
+        if obj["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise Conflict(409, "Conflict", "the object has been modified")
+        stored = copy.deepcopy(obj)
+        stored["metadata"]["resourceVersion"] = str(next(self.rv))
+        self.objects[name] = stored
+        return copy.deepcopy(stored)
+
+    def spec(self, name: str = "lock") -> dict[str, Any]:
+        return cast(dict[str, Any], self.objects[name]["spec"])
+
+
+def elector(api: FakeLeases, clock: Clock, identity: str, **kwargs: Any) -> LeaderElector:
+    settings: dict[str, Any] = {
+        "lease_duration": 15.0,
+        "renew_deadline": 10.0,
+        "retry_period": 2.0,
+        "clock": clock,
+        "wall_clock": clock,
+    }
+    settings.update(kwargs)
+    return LeaderElector(cast(Any, api), "lock", identity=identity, **settings)
+
+
+# -- acquiring -------------------------------------------------------------------------
+
+
+def test_first_candidate_creates_the_lease_and_leads() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    assert not a.is_leader
+    a.tick()
+    assert a.is_leader and a.leader == "a"
+    spec = api.spec()
+    assert spec["holderIdentity"] == "a"
+    assert spec["leaseDurationSeconds"] == 15
+    assert spec["leaseTransitions"] == 0
+    assert spec["renewTime"].endswith("Z") and "." in spec["renewTime"]
+
+
+def test_lease_duration_is_written_in_whole_seconds_rounded_up() -> None:
+    api, clock = FakeLeases(), Clock()
+    elector(api, clock, "a", lease_duration=2.5, renew_deadline=2.0, retry_period=0.5).tick()
+    assert api.spec()["leaseDurationSeconds"] == 3
+
+
+def test_a_candidate_does_not_take_a_lease_that_is_being_renewed() -> None:
+    api, clock = FakeLeases(), Clock()
+    a, b = elector(api, clock, "a"), elector(api, clock, "b")
+    a.tick()
+    for _ in range(20):  # 40 s: far beyond the lease duration, but "a" keeps renewing
+        clock.now += 2.0
+        a.tick()
+        b.tick()
+        assert a.is_leader and not b.is_leader
+    assert b.leader == "a"
+    assert api.spec()["leaseTransitions"] == 0
+
+
+def test_a_candidate_takes_over_a_lease_not_renewed_for_its_duration() -> None:
+    api, clock = FakeLeases(), Clock()
+    a, b = elector(api, clock, "a"), elector(api, clock, "b")
+    a.tick()
+    b.tick()  # b observes a's lease now
+    clock.now += 14.9
+    b.tick()
+    assert not b.is_leader
+    clock.now += 0.1
+    b.tick()
+    assert b.is_leader
+    spec = api.spec()
+    assert spec["holderIdentity"] == "b"
+    assert spec["leaseTransitions"] == 1
+
+
+def test_expiry_is_judged_from_when_this_candidate_saw_the_lease_change() -> None:
+    # The holder's renewTime may come from a skewed clock: candidates ignore it.
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    a.tick()
+    api.objects["lock"]["spec"]["renewTime"] = "1970-01-01T00:00:00.000000Z"
+    b = elector(api, clock, "b")
+    b.tick()
+    assert not b.is_leader
+    clock.now += 15.0
+    b.tick()
+    assert b.is_leader
+
+
+def test_of_two_racing_candidates_exactly_one_wins() -> None:
+    api, clock = FakeLeases(), Clock()
+    old = elector(api, clock, "old")
+    old.tick()
+    a, b = elector(api, clock, "a"), elector(api, clock, "b")
+    a.tick()
+    b.tick()
+    clock.now += 15.0
+    # b reads the expired lease, then a takes it before b writes: b's write conflicts.
+    api.before_write = a.tick
+    b.tick()
+    assert a.is_leader and not b.is_leader
+    assert api.spec()["holderIdentity"] == "a"
+
+
+def test_an_empty_holder_is_taken_at_once() -> None:
+    api, clock = FakeLeases(), Clock()
+    a, b = elector(api, clock, "a"), elector(api, clock, "b")
+    a.tick()
+    b.tick()
+    a.stop()
+    assert api.spec()["holderIdentity"] == ""
+    b.tick()
+    assert b.is_leader
+
+
+# -- renewing and losing -------------------------------------------------------------
+
+
+def test_the_leader_renews_keeping_its_acquire_time() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    a.tick()
+    acquired = api.spec()["acquireTime"]
+    clock.now += 2.0
+    a.tick()
+    spec = api.spec()
+    assert spec["acquireTime"] == acquired
+    assert spec["renewTime"] != acquired
+    assert a.is_leader
+
+
+def test_a_leader_that_cannot_renew_stops_leading_at_the_renew_deadline() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    a.tick()
+    api.cut = True
+    clock.now += 9.9
+    a.tick()
+    assert a.is_leader
+    clock.now += 0.1
+    assert not a.is_leader  # computed from the clock, even before the next attempt
+
+
+def test_the_leader_retries_in_time_to_notice_its_deadline() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    a.tick()
+    api.cut = True
+    clock.now += 9.0
+    assert a.tick() == pytest.approx(1.0)
+
+
+def test_the_old_leader_stops_before_the_new_one_starts() -> None:
+    api, clock = FakeLeases(), Clock()
+    a, b = elector(api, clock, "a"), elector(api, clock, "b")
+    a.tick()
+    b.tick()
+    api_for_a_cut = [False]
+    both_leading = []
+    took_over_at = None
+    for step in range(400):  # 40 s in steps of 0.1 s
+        clock.now += 0.1
+        if step == 10:
+            api_for_a_cut[0] = True
+        if step % 5 == 0:
+            api.cut = api_for_a_cut[0]
+            a.tick()
+            api.cut = False
+            b.tick()
+        if a.is_leader and b.is_leader:
+            both_leading.append(clock.now)
+        if b.is_leader and took_over_at is None:
+            took_over_at = clock.now
+    assert not both_leading
+    assert took_over_at is not None
+    assert not a.is_leader
+
+
+def test_a_leader_that_sees_another_holder_steps_down_at_once() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    a.tick()
+    lease = api.objects["lock"]
+    lease["spec"]["holderIdentity"] = "intruder"
+    lease["metadata"]["resourceVersion"] = "999"
+    clock.now += 2.0
+    a.tick()
+    assert not a.is_leader
+    assert a.leader == "intruder"
+
+
+def test_a_leader_that_restarts_with_the_same_identity_keeps_the_lease() -> None:
+    api, clock = FakeLeases(), Clock()
+    elector(api, clock, "a").tick()
+    again = elector(api, clock, "a")
+    again.tick()
+    assert again.is_leader
+    assert api.spec()["leaseTransitions"] == 0
+
+
+# -- announcing --------------------------------------------------------------------
+
+
+def test_leadership_changes_are_announced_to_callbacks_and_subscribers() -> None:
+    api, clock = FakeLeases(), Clock()
+    calls: list[str] = []
+    a = elector(
+        api,
+        clock,
+        "a",
+        on_started_leading=lambda: calls.append("started"),
+        on_stopped_leading=lambda: calls.append("stopped"),
+        on_new_leader=lambda who: calls.append(f"leader={who}"),
+    )
+    seen: list[bool] = []
+    completed: list[bool] = []
+    a.leadership().subscribe(seen.append, on_completed=lambda: completed.append(True))
+    a.tick()
+    clock.now += 2.0
+    a.tick()
+    api.cut = True
+    clock.now += 10.0
+    a.tick()
+    api.cut = False
+    clock.now += 2.0
+    a.tick()
+    a.stop()
+    assert seen == [False, True, False, True, False]
+    assert completed == [True]
+    assert calls == [
+        "leader=a",
+        "started",
+        "stopped",
+        "started",
+        "leader=",
+        "stopped",
+    ]
+
+
+def test_a_raising_callback_does_not_stop_the_election() -> None:
+    api, clock = FakeLeases(), Clock()
+
+    def boom() -> None:
+        raise RuntimeError("callback failed")
+
+    a = elector(api, clock, "a", on_started_leading=boom)
+    a.tick()
+    assert a.is_leader
+
+
+def test_stop_releases_the_lease_only_when_asked() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a", release_on_stop=False)
+    a.tick()
+    a.stop()
+    assert api.spec()["holderIdentity"] == "a"
+    assert not a.is_leader
+
+
+@pytest.mark.parametrize(
+    ("durations", "name"),
+    [
+        ({"lease_duration": 10.0, "renew_deadline": 10.0, "retry_period": 2.0}, "lock"),
+        ({"lease_duration": 15.0, "renew_deadline": 10.0, "retry_period": 9.0}, "lock"),
+        ({"lease_duration": 15.0, "renew_deadline": 10.0, "retry_period": 0.0}, "lock"),
+        ({}, ""),
+    ],
+)
+def test_invalid_settings_are_refused(durations: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError):
+        LeaderElector(cast(Any, FakeLeases()), name, **durations)

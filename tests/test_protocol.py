@@ -1,0 +1,336 @@
+"""Every transition of the list/watch state machine, without a network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rxkube.errors import DecodeError, Forbidden, ServerError, TooManyRequests
+from rxkube.events import Apply, Delete, Init, InitApply, InitDone
+from rxkube.protocol import Config, ListRequest, WatchMachine, WatchRequest
+
+
+def pod(name: str, rv: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default", "resourceVersion": rv}}
+
+
+def page(items: list[dict[str, Any]], rv: str, cont: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"resourceVersion": rv}
+    if cont:
+        meta["continue"] = cont
+    return {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
+
+
+def event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "object": obj}
+
+
+def bookmark(rv: str, end: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"resourceVersion": rv}
+    if end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    return event("BOOKMARK", {"kind": "Pod", "apiVersion": "v1", "metadata": meta})
+
+
+def gone() -> dict[str, Any]:
+    return event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired", "message": "old"})
+
+
+def listed(machine: WatchMachine, rv: str = "10") -> None:
+    machine.next_request()
+    machine.on_list(200, page([], rv))
+
+
+# -- list ---------------------------------------------------------------------------------
+
+
+def test_first_list_is_a_consistent_paged_read() -> None:
+    req = WatchMachine(Config(label_selector="app=web")).next_request()
+    assert req == ListRequest({"labelSelector": "app=web", "limit": "500"})
+
+
+def test_list_semantic_any_asks_the_cache_on_the_first_list_only() -> None:
+    machine = WatchMachine(Config(list_semantic="any", page_size=None))
+    assert machine.next_request() == ListRequest({"resourceVersion": "0"})
+    machine.on_list(200, page([], "5"))
+    machine.next_request()
+    machine.on_watch_event(gone())
+    assert machine.next_request() == ListRequest({})
+
+
+def test_pages_stream_items_as_they_arrive_then_init_done() -> None:
+    machine = WatchMachine(Config(page_size=2))
+    machine.next_request()
+    first = machine.on_list(200, page([pod("a", "3"), pod("b", "4")], "9", cont="t1"))
+    assert first == [
+        Init(),
+        InitApply(pod("a", "3") | {"kind": "Pod", "apiVersion": "v1"}),
+        InitApply(pod("b", "4") | {"kind": "Pod", "apiVersion": "v1"}),
+    ]
+    assert machine.next_request() == ListRequest({"limit": "2", "continue": "t1"})
+    last = machine.on_list(200, page([pod("c", "5")], "9"))
+    assert [type(e) for e in last] == [InitApply, InitDone]
+    assert machine.resource_version == "9"
+
+
+def test_list_items_get_the_kind_and_api_version_of_the_list() -> None:
+    machine = WatchMachine(Config())
+    machine.next_request()
+    events = machine.on_list(
+        200,
+        {
+            "kind": "DeploymentList",
+            "apiVersion": "apps/v1",
+            "metadata": {"resourceVersion": "1"},
+            "items": [{"metadata": {"name": "d"}}],
+        },
+    )
+    assert events[1] == InitApply(
+        {"metadata": {"name": "d"}, "kind": "Deployment", "apiVersion": "apps/v1"}
+    )
+
+
+def test_watch_starts_from_the_list_resource_version() -> None:
+    machine = WatchMachine(Config(timeout=60, field_selector="metadata.name=x"))
+    listed(machine, "42")
+    req = machine.next_request()
+    assert req == WatchRequest(
+        {
+            "fieldSelector": "metadata.name=x",
+            "watch": "1",
+            "resourceVersion": "42",
+            "timeoutSeconds": "60",
+            "allowWatchBookmarks": "true",
+        },
+        65.0,
+    )
+
+
+def test_bookmarks_are_not_requested_when_disabled() -> None:
+    machine = WatchMachine(Config(bookmarks=False))
+    listed(machine)
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and "allowWatchBookmarks" not in req.params
+
+
+def test_expired_continue_token_restarts_with_a_consistent_list() -> None:
+    machine = WatchMachine(Config(page_size=1), resume_version="7")
+    assert machine.next_request() == ListRequest(
+        {"limit": "1", "resourceVersion": "7", "resourceVersionMatch": "NotOlderThan"}
+    )
+    machine.on_list(200, page([pod("a", "1")], "7", cont="t"))
+    machine.next_request()
+    status = {"kind": "Status", "code": 410, "reason": "Expired", "metadata": {"continue": "t2"}}
+    assert machine.on_list(410, status) == []
+    assert machine.resource_version is None
+    assert machine.next_request() == ListRequest({"limit": "1"})
+    assert machine.on_list(200, page([], "8"))[0] == Init()
+
+
+def test_list_failure_raises_a_typed_error_with_retry_after() -> None:
+    machine = WatchMachine(Config(), name="pods")
+    machine.next_request()
+    status = {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "slow down"}
+    with pytest.raises(TooManyRequests) as info:
+        machine.on_list(429, status, retry_after=3)
+    assert info.value.retry_after == 3
+    assert "list pods" in str(info.value)
+
+
+def test_a_list_answer_that_is_not_a_list_is_a_decode_error() -> None:
+    machine = WatchMachine(Config())
+    machine.next_request()
+    with pytest.raises(DecodeError):
+        machine.on_list(200, {"kind": "Status"})
+
+
+# -- watch --------------------------------------------------------------------------------
+
+
+def test_watch_events_become_apply_and_delete_and_advance_the_resume_point() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    assert machine.on_watch_opened() == []
+    assert machine.on_watch_event(event("ADDED", pod("a", "11"))) == [Apply(pod("a", "11"))]
+    assert machine.on_watch_event(event("MODIFIED", pod("a", "12"))) == [Apply(pod("a", "12"))]
+    assert machine.on_watch_event(event("DELETED", pod("a", "13"))) == [Delete(pod("a", "13"))]
+    assert machine.resource_version == "13"
+
+
+def test_bookmark_advances_silently() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    assert machine.on_watch_event(bookmark("20")) == []
+    assert machine.resource_version == "20"
+
+
+def test_clean_end_rewatches_from_the_last_version_without_relisting() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    machine.on_watch_event(event("MODIFIED", pod("a", "15")))
+    assert machine.on_watch_end() == []
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and req.params["resourceVersion"] == "15"
+
+
+def test_error_410_in_the_stream_relists_consistently() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    assert machine.on_watch_event(gone()) == []
+    assert machine.stream_done
+    assert machine.resource_version is None
+    assert machine.next_request() == ListRequest({"limit": "500"})
+    assert not machine.stream_done
+
+
+def test_http_410_on_watch_relists() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    assert machine.on_watch_failed(410, {"code": 410}) == []
+    assert isinstance(machine.next_request(), ListRequest)
+
+
+@pytest.mark.parametrize(("code", "error"), [(500, ServerError), (403, Forbidden)])
+def test_other_error_events_raise_typed_errors(code: int, error: type[Exception]) -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(error):
+        machine.on_watch_event(event("ERROR", {"kind": "Status", "code": code, "message": "x"}))
+
+
+def test_watch_refused_with_a_status_raises() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(Forbidden):
+        machine.on_watch_failed(403, {"code": 403, "reason": "Forbidden"})
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        [],
+        {"type": "ADDED"},
+        {"type": "WHAT", "object": {}},
+        {"type": "ADDED", "object": {"metadata": {}}},
+    ],
+)
+def test_malformed_watch_lines_are_decode_errors(line: Any) -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(DecodeError):
+        machine.on_watch_event(line)
+
+
+# -- streaming list -----------------------------------------------------------------------
+
+
+def streaming() -> WatchMachine:
+    return WatchMachine(Config(initial_list_strategy="streaming_list", timeout=30))
+
+
+def test_streaming_list_asks_for_initial_events() -> None:
+    assert streaming().next_request() == WatchRequest(
+        {
+            "watch": "1",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "30",
+        },
+        35.0,
+    )
+
+
+def test_streaming_list_takes_its_resume_point_only_from_the_end_bookmark() -> None:
+    machine = streaming()
+    machine.next_request()
+    assert machine.on_watch_opened() == [Init()]
+    assert machine.on_watch_event(event("ADDED", pod("b", "48"))) == [InitApply(pod("b", "48"))]
+    assert machine.on_watch_event(event("ADDED", pod("a", "45"))) == [InitApply(pod("a", "45"))]
+    assert machine.resource_version is None
+    assert machine.on_watch_event(bookmark("50", end=True)) == [InitDone()]
+    assert machine.resource_version == "50"
+    assert machine.on_watch_event(event("MODIFIED", pod("a", "51"))) == [Apply(pod("a", "51"))]
+    machine.on_watch_end()
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest)
+    assert req.params["resourceVersion"] == "51" and "sendInitialEvents" not in req.params
+
+
+def test_streaming_list_refused_by_an_error_event_falls_back_to_list_watch_for_good() -> None:
+    machine = streaming()
+    machine.next_request()
+    machine.on_watch_opened()
+    refusal = {"kind": "Status", "code": 500, "message": "RequestWatchProgress is disabled"}
+    assert machine.on_watch_event(event("ERROR", refusal)) == []
+    assert machine.stream_done
+    assert isinstance(machine.next_request(), ListRequest)
+    machine.on_list(200, page([], "9"))
+    machine.next_request()
+    machine.on_watch_event(gone())
+    assert isinstance(machine.next_request(), ListRequest)
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_streaming_list_refused_by_http_status_falls_back(status: int) -> None:
+    machine = streaming()
+    machine.next_request()
+    assert machine.on_watch_failed(status, {"code": status}) == []
+    assert isinstance(machine.next_request(), ListRequest)
+
+
+def test_streaming_list_that_ends_before_its_end_bookmark_falls_back() -> None:
+    machine = streaming()
+    machine.next_request()
+    machine.on_watch_opened()
+    machine.on_watch_event(event("ADDED", pod("a", "3")))
+    machine.on_watch_end()
+    assert isinstance(machine.next_request(), ListRequest)
+
+
+def test_streaming_list_relists_by_streaming_after_410() -> None:
+    machine = streaming()
+    machine.next_request()
+    machine.on_watch_opened()
+    machine.on_watch_event(bookmark("5", end=True))
+    machine.next_request()
+    machine.on_watch_event(gone())
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and req.params["sendInitialEvents"] == "true"
+
+
+def test_streaming_list_resumes_not_older_than_a_previous_subscription() -> None:
+    machine = WatchMachine(Config(initial_list_strategy="streaming_list"), resume_version="77")
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and req.params["resourceVersion"] == "77"
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 295}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": 1.5}, "timeout"),
+        ({"page_size": 0}, "page_size"),
+        ({"list_semantic": "latest"}, "list_semantic"),
+        ({"initial_list_strategy": "stream"}, "initial_list_strategy"),
+        ({"bookmarks": "yes"}, "bookmarks"),
+        ({"label_selector": "a in (b"}, "label_selector"),
+        ({"field_selector": "metadata.name"}, "field_selector"),
+    ],
+)
+def test_invalid_config_raises_a_clear_value_error(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config(**kwargs)

@@ -1,0 +1,575 @@
+"""Shared stores: one writer fanning out to many subscribers, each with its own bounded buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+from reactivex import operators as ops
+from reactivex.abc import DisposableBase
+from reactivex.scheduler import EventLoopScheduler
+from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
+from reactivex.subject import Subject
+
+from rxkube.dispatcher import SharedStore, SubscriberOverflow, reflect_shared, store_shared
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from rxkube.store import Writer, store
+
+TIMEOUT = 30.0
+
+
+@pytest.fixture(autouse=True)
+def no_idle_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle subscriber threads re-check their state every few seconds as a safety net;
+    push that far out so that a lost wake-up fails a test instead of slowing it down."""
+    monkeypatch.setattr("rxkube.dispatcher._IDLE_RECHECK_SECONDS", 3 * TIMEOUT)
+
+
+def pod(name: str, rv: int = 1, **fields: Any) -> Object:
+    meta = {"name": name, "namespace": "default", "resourceVersion": str(rv)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, **fields}
+
+
+def rv(obj: Object) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def eventually(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Wait until ``pred()`` holds, checking it every few milliseconds."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        tick.wait(0.002)
+
+
+class Collector:
+    """An observer that records what it receives, on which threads, and lets tests wait."""
+
+    def __init__(self, on_item: Callable[[Any], None] | None = None) -> None:
+        self.items: list[Any] = []
+        self.errors: list[Exception] = []
+        self.completed = False
+        self.threads: set[str] = set()
+        self.on_item = on_item
+        self._cond = threading.Condition()
+
+    def on_next(self, item: Any) -> None:
+        if self.on_item is not None:
+            self.on_item(item)
+        with self._cond:
+            self.items.append(item)
+            self.threads.add(threading.current_thread().name)
+            self._cond.notify_all()
+
+    def on_error(self, error: Exception) -> None:
+        with self._cond:
+            self.errors.append(error)
+            self._cond.notify_all()
+
+    def on_completed(self) -> None:
+        with self._cond:
+            self.completed = True
+            self._cond.notify_all()
+
+    def wait(self, pred: Callable[[Collector], bool], timeout: float = TIMEOUT) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: pred(self), timeout)
+
+    def wait_count(self, count: int, timeout: float = TIMEOUT) -> None:
+        assert self.wait(lambda c: len(c.items) >= count, timeout), (
+            f"received {len(self.items)} of {count}"
+        )
+
+
+class Feeder:
+    """A watch stand-in: a Subject piped into ``reflect_shared``, fed from a chosen thread."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.source: Subject[Event] = Subject()
+        self.errors: list[Exception] = []
+        self.subscription = self.source.pipe(reflect_shared(writer)).subscribe(
+            on_error=self.errors.append
+        )
+        self.thread: threading.Thread | None = None
+
+    def send(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.source.on_next(event)
+
+    def send_in_thread(self, events: Iterable[Event], name: str = "feeder") -> threading.Thread:
+        self.thread = threading.Thread(target=self.send, args=(list(events),), name=name)
+        self.thread.start()
+        return self.thread
+
+    def join(self, timeout: float = TIMEOUT) -> None:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the feeder is still blocked"
+
+
+def relist(*objects: Object) -> list[Event]:
+    return [Init(), *(InitApply(o) for o in objects), InitDone()]
+
+
+def subscribe(observable: Any, collector: Collector, **kwargs: Any) -> DisposableBase:
+    return observable.subscribe(
+        collector.on_next, collector.on_error, collector.on_completed, **kwargs
+    )
+
+
+# -- what subscribers receive ------------------------------------------------------------
+
+
+def test_apply_dispatches_its_object_and_init_done_every_object_in_the_store() -> None:
+    reader, writer = store_shared(16)
+    feeder = Feeder(writer)
+    got = Collector()
+    subscription = subscribe(reader.subscribe(), got)
+    a, b, b2, c = pod("a"), pod("b"), pod("b", 2), pod("c")
+    feeder.send([*relist(a, b), Apply(c), Delete(a), *relist(b2)])
+    got.wait_count(4)
+    subscription.dispose()
+    assert [o["metadata"]["name"] for o in got.items] == ["a", "b", "c", "b"]
+    assert got.items[0] is a and got.items[2] is c and got.items[3] is b2, "shared, not copied"
+
+
+def test_a_hundred_subscribers_each_receive_every_applied_object_in_order() -> None:
+    reader, writer = store_shared(64, name="pods")
+    feeder = Feeder(writer)
+    collectors = [Collector() for _ in range(100)]
+    subscriptions = [subscribe(reader.subscribe(), c) for c in collectors]
+    listed = [pod(f"p{i}") for i in range(20)]
+    events: list[Event] = relist(*listed)
+    expected = list(listed)
+    for i in range(2000):
+        obj = pod(f"p{i % 50}", rv=100 + i)
+        events.append(Apply(obj))
+        expected.append(obj)
+        if i % 7 == 0:
+            events.append(Delete(obj))
+    feeder.send_in_thread(events)
+    for collector in collectors:
+        collector.wait_count(len(expected))
+    feeder.join()
+    for subscription in subscriptions:
+        subscription.dispose()
+    for collector in collectors:
+        assert len(collector.items) == len(expected)
+        assert all(got is want for got, want in zip(collector.items, expected, strict=True))
+    threads = [c.threads for c in collectors]
+    assert all(len(t) == 1 and next(iter(t)).startswith("rxkube-subscriber-pods-") for t in threads)
+    assert len(set.union(*threads)) == 100, "each subscriber has a thread of its own"
+
+
+def test_events_mode_delivers_deletions_and_a_relist_as_applies_and_deletes() -> None:
+    reader, writer = store_shared(16)
+    feeder = Feeder(writer)
+    got = Collector()
+    objects_only = Collector()
+    subscriptions = [
+        subscribe(reader.subscribe(events=True), got),
+        subscribe(reader.subscribe(), objects_only),
+    ]
+    a, b, c, b2 = pod("a"), pod("b"), pod("c"), pod("b", 2)
+    apply_a, apply_b, apply_c, delete_c = Apply(a), Apply(b), Apply(c), Delete(c)
+    feeder.send([apply_a, apply_b, apply_c, delete_c, *relist(b2)])
+    got.wait_count(6)
+    objects_only.wait_count(4)
+    for subscription in subscriptions:
+        subscription.dispose()
+    assert got.items[:4] == [apply_a, apply_b, apply_c, delete_c]
+    assert got.items[0] is apply_a, "the watch's own events, not copies"
+    assert got.items[4:] == [Apply(b2), Delete(a)], "b2 is in the store; a vanished in the relist"
+    assert [o["metadata"]["name"] for o in objects_only.items] == ["a", "b", "c", "b"]
+
+
+def test_replay_first_delivers_the_current_contents_to_a_late_subscriber() -> None:
+    reader, writer = store_shared(16)
+    feeder = Feeder(writer)
+    listed = [pod(f"p{i}") for i in range(10)]
+    feeder.send(relist(*listed))
+    late, late_events, not_replayed = Collector(), Collector(), Collector()
+    subscriptions = [
+        subscribe(reader.subscribe(replay=True), late),
+        subscribe(reader.subscribe(replay=True, events=True), late_events),
+        subscribe(reader.subscribe(), not_replayed),
+    ]
+    extra = pod("extra")
+    feeder.send([Apply(extra)])
+    for collector in (late, late_events):
+        collector.wait_count(11)
+    not_replayed.wait_count(1)
+    for subscription in subscriptions:
+        subscription.dispose()
+    assert late.items == [*listed, extra]
+    assert all(got is want for got, want in zip(late.items, [*listed, extra], strict=True))
+    assert late_events.items == [Apply(o) for o in [*listed, extra]]
+    assert not_replayed.items == [extra]
+
+
+def test_replay_under_concurrent_writes_delivers_each_version_once_and_ends_in_sync() -> None:
+    reader, writer = store_shared(32)
+    feeder = Feeder(writer)
+    events: list[Event] = [Apply(pod(f"p{i % 30}", rv=i)) for i in range(1, 6001)]
+    events.append(Apply(pod("end", rv=10**6)))
+    feeder.send_in_thread(events)
+    collectors: list[Collector] = []
+    subscriptions = []
+    for _ in range(8):
+        eventually(lambda: len(reader) > len(collectors) * 3, "the store to fill up")
+        collector = Collector()
+        collectors.append(collector)
+        subscriptions.append(subscribe(reader.subscribe(replay=True), collector))
+    for collector in collectors:
+        assert collector.wait(lambda c: any(o["metadata"]["name"] == "end" for o in c.items))
+    feeder.join()
+    for subscription in subscriptions:
+        subscription.dispose()
+    for collector in collectors:
+        last: dict[str, int] = {}
+        view: dict[str, Object] = {}
+        for obj in collector.items:
+            name = obj["metadata"]["name"]
+            assert rv(obj) > last.get(name, 0), f"{name}: version {rv(obj)} after {last[name]}"
+            last[name] = rv(obj)
+            view[name] = obj
+        assert view == {o["metadata"]["name"]: o for o in reader.state()}
+
+
+# -- backpressure ------------------------------------------------------------------------
+
+
+def test_a_slow_subscriber_has_a_bounded_buffer_loses_nothing_and_makes_the_writer_wait() -> None:
+    reader, writer = store_shared(8)
+    feeder = Feeder(writer)
+    gate = threading.Event()
+    slow = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    fast = Collector()
+    subscriptions = [subscribe(reader.subscribe(), slow), subscribe(reader.subscribe(), fast)]
+    objects = [pod(f"p{i}") for i in range(200)]
+    feeder.send_in_thread([Apply(o) for o in objects])
+
+    eventually(lambda: reader.stats().writer_waiting, "the writer to wait")
+    stats = reader.stats()
+    assert stats.max_backlog == 8 and stats.writer_waits == 1
+    assert len(reader) == 8, "the writer stopped before applying a 9th event"
+    assert len(reader._dispatcher._log) <= 8, "memory stays bounded by the buffer"
+    fast.wait_count(8)
+    assert feeder.thread is not None and feeder.thread.is_alive()
+
+    gate.set()
+    feeder.join()
+    slow.wait_count(200)
+    fast.wait_count(200)
+    for subscription in subscriptions:
+        subscription.dispose()
+    assert slow.items == objects and fast.items == objects
+    assert not reader.stats().writer_waiting
+
+
+def test_disposing_a_stuck_subscriber_frees_its_buffer_and_releases_the_writer() -> None:
+    reader, writer = store_shared(4)
+    feeder = Feeder(writer)
+    gate = threading.Event()
+    stuck = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    stuck_subscription = subscribe(reader.subscribe(), stuck)
+    other = Collector()
+    other_subscription = subscribe(reader.subscribe(), other)
+    feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(100)])
+    eventually(lambda: reader.stats().writer_waiting, "the writer to wait")
+    stuck_subscription.dispose()
+    feeder.join()
+    other.wait_count(100)
+    other_subscription.dispose()
+    assert reader.stats().max_backlog == 0 and not reader._dispatcher._log
+    gate.set()
+
+
+def test_disposing_the_watch_ends_a_writer_wait() -> None:
+    reader, writer = store_shared(2)
+    feeder = Feeder(writer)
+    gate = threading.Event()
+    stuck = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    subscription = subscribe(reader.subscribe(), stuck)
+    feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(10)])
+    eventually(lambda: reader.stats().writer_waiting, "the writer to wait")
+    feeder.subscription.dispose()  # what disposing a watcher does: the watch thread must end
+    feeder.join()
+    assert len(reader) == 2, "the event being fed when the watch was disposed is not applied"
+    gate.set()
+    subscription.dispose()
+
+
+def test_overflow_drop_cuts_the_subscriber_off_with_a_signal_and_never_blocks_the_writer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader, writer = store_shared(4, name="pods")
+    feeder = Feeder(writer)
+    gate = threading.Event()
+    dropped = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    steady = Collector()
+    subscriptions = [
+        subscribe(reader.subscribe(overflow="drop"), dropped),
+        subscribe(reader.subscribe(), steady),
+    ]
+    feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(50)])
+    feeder.join()  # never waited for the stuck subscriber
+    steady.wait_count(50)
+    assert reader.stats().overflows == 1 and reader.stats().subscribers == 1
+    gate.set()
+    assert dropped.wait(lambda c: bool(c.errors))
+    (error,) = dropped.errors
+    assert isinstance(error, SubscriberOverflow) and error.transient
+    assert "fell 4 entries behind" in str(error) and "replay=True" in str(error)
+    assert len(dropped.items) < 50 and not dropped.completed
+    for subscription in subscriptions:
+        subscription.dispose()
+    assert not caplog.records, "the signal went to on_error: nothing to log"
+
+
+def test_overflow_drop_with_replay_and_retry_resyncs_from_the_store() -> None:
+    reader, writer = store_shared(4)
+    feeder = Feeder(writer)
+    gate = threading.Event()
+    first_item = threading.Event()
+
+    def block_once(_: Any) -> None:
+        if not first_item.is_set():
+            first_item.set()
+            gate.wait(TIMEOUT)
+
+    resynced = Collector(on_item=block_once)
+    signals: list[Exception] = []
+    resyncing = reader.subscribe(replay=True, overflow="drop").pipe(
+        ops.do_action(on_error=signals.append), ops.retry()
+    )
+    subscription = subscribe(resyncing, resynced)
+    events: list[Event] = [Apply(pod(f"p{i % 20}", rv=i)) for i in range(1, 101)]
+    feeder.send_in_thread(events)
+    feeder.join()
+    gate.set()
+    final = {o["metadata"]["name"]: o for o in reader.state()}
+
+    def in_sync(c: Collector) -> bool:
+        view = {o["metadata"]["name"]: o for o in c.items}
+        return view == final
+
+    assert resynced.wait(in_sync)
+    subscription.dispose()
+    assert len(signals) == 1 and isinstance(signals[0], SubscriberOverflow)
+
+
+# -- isolation and lifecycle -------------------------------------------------------------
+
+
+def test_a_subscriber_that_raises_is_isolated_and_its_error_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader, writer = store_shared(4, name="pods")
+    feeder = Feeder(writer)
+    boom = RuntimeError("subscriber bug")
+
+    def fail_on_second(obj: Object) -> None:
+        if obj["metadata"]["name"] == "p1":
+            raise boom
+
+    with_handler = Collector(on_item=fail_on_second)
+    good = Collector()
+    subscriptions = [
+        subscribe(reader.subscribe(), with_handler),
+        reader.subscribe().subscribe(fail_on_second),  # no on_error: the error is logged
+        subscribe(reader.subscribe(), good),
+    ]
+    with caplog.at_level(logging.ERROR, logger="rxkube.dispatcher"):
+        feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(50)])
+        good.wait_count(50)
+        feeder.join()
+        assert with_handler.wait(lambda c: bool(c.errors))
+        eventually(lambda: reader.stats().subscribers == 1, "the failed subscribers to detach")
+    assert with_handler.errors == [boom]
+    assert [o["metadata"]["name"] for o in with_handler.items] == ["p0"]
+    failures = [r for r in caplog.records if "raised" in r.getMessage()]
+    assert len(failures) == 2 and all(r.exc_info and r.exc_info[1] is boom for r in failures)
+    assert "of the store of pods" in failures[0].getMessage()
+    for subscription in subscriptions:
+        subscription.dispose()
+
+
+def test_subscribers_come_and_go_while_the_watch_runs() -> None:
+    """Subscribe/unsubscribe races: each subscription sees a gapless run of the stream."""
+    reader, writer = store_shared(16)
+    feeder = Feeder(writer)
+    total = 6000
+    feeder.send_in_thread([Apply(pod(f"p{i % 100}", rv=i)) for i in range(total)])
+    runs: list[tuple[bool, list[int]]] = []
+    problems: list[str] = []
+    lock = threading.Lock()
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        assert feeder.thread is not None
+        while feeder.thread.is_alive() and not problems:
+            want = rng.randint(1, 60)
+            replay = rng.random() < 0.2
+            from_inside = rng.random() < 0.3
+            holder: list[DisposableBase] = []
+
+            def dispose_inside(_: Any, holder: list[DisposableBase] = holder) -> None:
+                if from_inside and holder and len(got.items) + 1 >= want:
+                    holder[0].dispose()
+
+            got = Collector(on_item=dispose_inside)
+            holder.append(subscribe(reader.subscribe(replay=replay), got))
+            got.wait(lambda c: len(c.items) >= want, timeout=1.0)
+            holder[0].dispose()
+            if got.errors or got.completed:
+                problems.append(f"unexpected end: {got.errors}")
+            with lock:
+                runs.append((replay, [rv(o) for o in got.items]))
+
+    threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    feeder.join(timeout=120)
+    for thread in threads:
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+    assert not problems, problems[0]
+    assert len(runs) > 20
+    for replay, run in runs:
+        if replay:  # the store's contents, then the live stream: never an older version
+            last: dict[int, int] = {}
+            for version in run:
+                assert version > last.get(version % 100, -1)
+                last[version % 100] = version
+        else:  # the live stream from where it joined: no gap, no disorder
+            assert run == list(range(run[0], run[0] + len(run))) if run else True
+    eventually(lambda: reader.stats().subscribers == 0, "every subscriber to detach")
+
+
+def test_a_source_error_leaves_subscribers_waiting_and_completion_completes_them() -> None:
+    reader, writer = store_shared(8)
+    got = Collector()
+    subscription = subscribe(reader.subscribe(), got)
+    first = Feeder(writer)
+    first.send([Apply(pod("a"))])
+    first.source.on_error(ConnectionError("watch broke"))
+    assert len(first.errors) == 1, "the error passes through reflect_shared"
+    second = Feeder(writer)  # what a retry does: subscribe again
+    second.send([Apply(pod("b"))])
+    got.wait_count(2)
+    assert not got.errors and not got.completed
+    second.send([Apply(pod("c"))])
+    second.source.on_completed()
+    assert got.wait(lambda c: c.completed)
+    assert [o["metadata"]["name"] for o in got.items] == ["a", "b", "c"]
+    eventually(lambda: reader.stats().subscribers == 0, "the completed subscriber to detach")
+
+    later = Collector()  # the store lives on: a new subscriber gets what comes next
+    later_subscription = subscribe(reader.subscribe(), later)
+    Feeder(writer).send([Apply(pod("d"))])
+    later.wait_count(1)
+    later_subscription.dispose()
+    subscription.dispose()
+
+
+def test_two_watches_a_stuck_subscriber_on_one_leaves_the_other_flowing() -> None:
+    """The design test: two sources in one process (two threads feeding two shared stores);
+    a stuck subscriber stalls its own watch only."""
+    stuck_reader, stuck_writer = store_shared(4, name="stuck")
+    flowing_reader, flowing_writer = store_shared(4, name="flowing")
+    gate = threading.Event()
+    stuck = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    flowing = Collector()
+    subscriptions = [
+        subscribe(stuck_reader.subscribe(), stuck),
+        subscribe(flowing_reader.subscribe(), flowing),
+    ]
+    stuck_feed, flowing_feed = Feeder(stuck_writer), Feeder(flowing_writer)
+    stuck_feed.send_in_thread([Apply(pod(f"s{i}")) for i in range(100)], name="watch-1")
+    eventually(lambda: stuck_reader.stats().writer_waiting, "the first watch to stall")
+    flowing_feed.send_in_thread([Apply(pod(f"f{i}")) for i in range(2000)], name="watch-2")
+    flowing.wait_count(2000)
+    flowing_feed.join()
+    assert stuck_feed.thread is not None and stuck_feed.thread.is_alive()
+    assert stuck_reader.stats().writer_waiting and len(stuck_reader) == 4
+    gate.set()
+    stuck_feed.join()
+    stuck.wait_count(100)
+    for subscription in subscriptions:
+        subscription.dispose()
+
+
+# -- where delivery runs ---------------------------------------------------------------
+
+
+def test_subscribers_can_be_delivered_on_a_scheduler() -> None:
+    reader, writer = store_shared(8)
+    feeder = Feeder(writer)
+    scheduler = EventLoopScheduler()
+    try:
+        via_store, via_rx = Collector(), Collector()
+        subscriptions = [
+            subscribe(reader.subscribe(scheduler=scheduler), via_store),
+            subscribe(reader.subscribe(replay=True), via_rx, scheduler=scheduler),
+        ]
+        objects = [pod(f"p{i}") for i in range(500)]
+        feeder.send_in_thread([Apply(o) for o in objects])
+        via_store.wait_count(500)
+        via_rx.wait_count(500)
+        feeder.join()
+        for subscription in subscriptions:
+            subscription.dispose()
+    finally:
+        scheduler.dispose()
+    assert via_store.items == objects and via_rx.items == objects
+    assert len(via_store.threads | via_rx.threads) == 1
+    assert not any(t.startswith("rxkube") for t in via_store.threads)
+
+
+def test_subscribers_can_be_delivered_on_an_asyncio_loop() -> None:
+    reader, writer = store_shared(8)
+    feeder = Feeder(writer)
+    objects = [pod(f"p{i}") for i in range(300)]
+
+    async def main() -> tuple[list[Any], set[str]]:
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        got = Collector(on_item=lambda _: len(got.items) == 299 and done.set())
+        subscription = subscribe(
+            reader.subscribe(scheduler=AsyncIOThreadSafeScheduler(loop)), got
+        )
+        feeder.send_in_thread([Apply(o) for o in objects])
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+        subscription.dispose()
+        return got.items, got.threads
+
+    items, threads = asyncio.run(main())
+    feeder.join()
+    assert items == objects
+    assert threads == {threading.main_thread().name}
+
+
+# -- API checks ------------------------------------------------------------------------
+
+
+def test_reflect_shared_needs_a_writer_from_store_shared() -> None:
+    _reader, writer = store()
+    with pytest.raises(TypeError, match="store_shared"):
+        reflect_shared(writer)
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="buffer_size"):
+        store_shared(0)
+    reader, _writer = store_shared(1)
+    with pytest.raises(ValueError, match="overflow"):
+        reader.subscribe(overflow="sometimes")  # type: ignore[call-overload]
+    assert isinstance(reader, SharedStore)

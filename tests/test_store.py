@@ -1,0 +1,479 @@
+"""Store, Writer, indexes and reflect(): the reflector cache and its reads across threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from reactivex import operators as ops
+from reactivex.subject import Subject
+
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from rxkube.store import (
+    ObjectRef,
+    Store,
+    Writer,
+    index_label,
+    index_namespace,
+    index_owner_uid,
+    reflect,
+    reflector,
+    store,
+)
+
+
+def pod(
+    name: str,
+    namespace: str | None = "default",
+    *,
+    rv: int = 1,
+    labels: dict[str, str] | None = None,
+    owners: tuple[str, ...] = (),
+) -> Object:
+    meta: dict[str, Any] = {"name": name, "resourceVersion": str(rv)}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    if owners:
+        meta["ownerReferences"] = [{"uid": uid, "kind": "ReplicaSet"} for uid in owners]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
+
+
+def node(name: str) -> Object:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+
+
+def relist(writer: Writer, *objects: Object) -> None:
+    writer.apply(Init())
+    for obj in objects:
+        writer.apply(InitApply(obj))
+    writer.apply(InitDone())
+
+
+def names(objects: list[Object]) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in objects)
+
+
+# -- Writer semantics ---------------------------------------------------------------------
+
+
+def test_relist_is_swapped_in_only_at_init_done() -> None:
+    reader, writer = store()
+    relist(writer, pod("a"), pod("b"))
+    writer.apply(Init())
+    writer.apply(InitApply(pod("b", rv=2)))
+    writer.apply(InitApply(pod("c")))
+    assert names(reader.state()) == ["a", "b"], "readers see the old state until InitDone"
+    assert reader.get("b", "default")["metadata"]["resourceVersion"] == "1"
+    writer.apply(InitDone())
+    assert names(reader.state()) == ["b", "c"], "objects not relisted are gone"
+    assert reader.get("b", "default")["metadata"]["resourceVersion"] == "2"
+
+
+def test_repeated_init_restarts_the_relist_buffer() -> None:
+    reader, writer = store()
+    writer.apply(Init())
+    writer.apply(InitApply(pod("stale")))
+    writer.apply(Init())
+    writer.apply(InitApply(pod("fresh")))
+    writer.apply(InitDone())
+    assert names(reader.state()) == ["fresh"]
+
+
+def test_apply_and_delete_change_the_live_map() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a")))
+    writer.apply(Apply(pod("a", rv=2)))
+    writer.apply(Apply(pod("b")))
+    assert len(reader) == 2
+    assert reader.get("a", "default")["metadata"]["resourceVersion"] == "2"
+    writer.apply(Delete(pod("a", rv=3)))
+    writer.apply(Delete(pod("never-there")))
+    assert names(reader.state()) == ["b"]
+
+
+def test_objects_are_stored_by_reference() -> None:
+    reader, writer = store()
+    obj = pod("a")
+    writer.apply(Apply(obj))
+    assert reader.get("a", "default") is obj
+    assert reader.state()[0] is obj
+
+
+def test_state_is_a_snapshot() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a")))
+    snapshot = reader.state()
+    writer.apply(Apply(pod("b")))
+    relist(writer)
+    assert names(snapshot) == ["a"]
+    assert len(reader) == 0
+
+
+def test_a_store_has_exactly_one_writer() -> None:
+    reader, _writer = store()
+    with pytest.raises(ValueError, match="has a writer already"):
+        Writer(reader)
+
+
+def test_objects_without_a_name_are_rejected_and_leave_the_store_unchanged() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a")))
+    with pytest.raises(ValueError, match=r"metadata\.name"):
+        writer.apply(Apply({"metadata": {"namespace": "default"}}))
+    with pytest.raises(TypeError, match="not a watch event"):
+        writer.apply("nonsense")  # type: ignore[arg-type]
+    assert names(reader.state()) == ["a"]
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def test_get_by_name_namespace_or_object_ref() -> None:
+    reader, writer = store()
+    web = pod("web", "prod")
+    writer.apply(Apply(web))
+    writer.apply(Apply(pod("web", "dev")))
+    assert reader.get("web", "prod") is web
+    assert reader.get(ObjectRef("web", "prod")) is web
+    assert reader.get(ObjectRef("web", "prod", kind="Pod")) is web
+    assert reader.get(ObjectRef("web", "prod", kind="Service")) is None
+    assert reader.get(ObjectRef("web", "prod", kind="Pod", group="apps")) is None
+    assert reader.get("web") is None, "a namespaced object needs its namespace"
+    assert reader.get("web", "staging") is None
+
+
+def test_cluster_scoped_objects_are_found_with_or_without_a_namespace() -> None:
+    reader, writer = store()
+    n1 = node("n1")
+    writer.apply(Apply(n1))
+    assert reader.get("n1") is n1
+    assert reader.get("n1", "default") is n1
+    assert reader.get(ObjectRef("n1", "")) is n1
+    assert reader.get(ObjectRef("n1", "kube-system", kind="Node")) is n1
+    assert "n1" in reader
+
+
+def test_contains_len_and_iteration() -> None:
+    reader, writer = store()
+    a = pod("a")
+    writer.apply(Apply(a))
+    writer.apply(Apply(node("n1")))
+    assert len(reader) == 2
+    assert a in reader
+    assert pod("a", rv=9) in reader, "membership is by key, not by content"
+    assert ObjectRef("a", "default") in reader
+    assert ObjectRef.from_obj(a) in reader
+    assert "n1" in reader
+    assert pod("zzz") not in reader
+    assert 42 not in reader
+    assert sorted(o["metadata"]["name"] for o in reader) == ["a", "n1"]
+
+
+def test_find_and_filter() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a", labels={"app": "web", "tier": "front"})))
+    writer.apply(Apply(pod("b", labels={"app": "web", "tier": "back"})))
+    writer.apply(Apply(pod("c", labels={"app": "db"})))
+    assert reader.find(lambda o: o["metadata"]["name"] == "b")["metadata"]["name"] == "b"
+    assert reader.find(lambda o: False) is None
+    assert names(reader.filter(label_selector="app=web")) == ["a", "b"]
+    assert names(reader.filter(label_selector="app=web,tier notin (back)")) == ["a"]
+    assert names(reader.filter(label_selector="!tier")) == ["c"]
+    selected = reader.filter(lambda o: o["metadata"]["name"] != "a", label_selector="app")
+    assert names(selected) == ["b", "c"]
+    assert names(reader.filter()) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="invalid label selector"):
+        reader.filter(label_selector="app in (web")
+
+
+def test_object_ref_is_hashable_and_readable() -> None:
+    ref = ObjectRef.from_obj(pod("web", "prod"))
+    assert ref == ObjectRef("web", "prod", kind="Pod")
+    assert {ref: 1}[ObjectRef("web", "prod", "Pod")] == 1
+    assert ObjectRef("n1", "") == ObjectRef("n1")
+    assert str(ref) == "Pod prod/web"
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    assert str(ObjectRef.from_obj(deployment)) == "Deployment.apps d"
+
+
+# -- consistency across threads ----------------------------------------------------------
+
+
+def test_a_reader_never_sees_a_partial_relist_under_heavy_churn() -> None:
+    """A writer thread relists generation after generation, with churn in between; a
+    reader thread checks every snapshot holds exactly one whole generation."""
+    reader, writer = store()
+    reader.add_index("gen", index_label("gen"))
+    size, generations = 300, 150
+    writer_done = threading.Event()
+    problems: list[str] = []
+    checks = [0]
+
+    def write() -> None:
+        try:
+            for gen in range(generations):
+                writer.apply(Init())
+                for i in range(size):
+                    writer.apply(InitApply(pod(f"r{i}", labels={"gen": str(gen)})))
+                    if i % 10 == 0:  # churn on the live map while the relist is buffered
+                        writer.apply(Apply(pod(f"churn{i}", rv=gen)))
+                        writer.apply(Delete(pod(f"churn{i - 10}")))
+                writer.apply(InitDone())
+        finally:
+            writer_done.set()
+
+    def read() -> None:
+        while not writer_done.is_set() and not problems:
+            snapshot = [o for o in reader.state() if o["metadata"]["name"].startswith("r")]
+            gens = {o["metadata"]["labels"]["gen"] for o in snapshot}
+            if snapshot and (len(snapshot) != size or len(gens) != 1):
+                problems.append(f"partial relist: {len(snapshot)} objects of generations {gens}")
+            if reader.is_ready():
+                (gen,) = reader.index_keys("gen") or ["?"]
+                by_gen = reader.by_index("gen", gen)
+                if by_gen and len(by_gen) != size:
+                    problems.append(f"index has {len(by_gen)} objects of generation {gen}")
+            checks[0] += 1
+
+    threads = [threading.Thread(target=write, name="writer"), threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert not problems, problems[0]
+    assert checks[0] > 10, "the reader must have run while the writer relisted"
+    assert {o["metadata"]["labels"]["gen"] for o in reader.by_index("gen", "149")} == {"149"}
+
+
+# -- readiness -----------------------------------------------------------------------------
+
+
+def test_wait_until_ready_times_out_naming_the_store_then_returns_once_listed() -> None:
+    reader, writer = store("pods")
+    assert not reader.is_ready()
+    with pytest.raises(TimeoutError, match="store of pods is not ready after 0.05 s"):
+        reader.wait_until_ready(timeout=0.05)
+    writer.apply(Init())
+    writer.apply(InitApply(pod("a")))
+    with pytest.raises(TimeoutError, match=r"a list is in progress \(1 objects so far\)"):
+        reader.wait_until_ready(timeout=0.01)
+
+    ready = threading.Event()
+    waiter = threading.Thread(target=lambda: (reader.wait_until_ready(10), ready.set()))
+    waiter.start()
+    writer.apply(InitDone())
+    assert ready.wait(10)
+    waiter.join(timeout=10)
+    assert reader.is_ready()
+    reader.wait_until_ready(timeout=0)  # ready stays ready: returns at once
+    relist(writer)
+    assert reader.is_ready()
+
+
+def test_wait_until_ready_names_the_kind_when_the_store_has_no_name() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a")))
+    with pytest.raises(TimeoutError, match="store of Pod objects"):
+        reader.wait_until_ready(timeout=0.01)
+
+
+def test_wait_ready_awaits_without_blocking_the_event_loop() -> None:
+    reader, writer = store("pods")
+    go = threading.Event()
+
+    def list_when_told() -> None:
+        if go.wait(10):
+            relist(writer, pod("a"))
+
+    feeder = threading.Thread(target=list_when_told, name="feeder")
+    feeder.start()
+
+    async def main() -> tuple[int, float]:
+        with pytest.raises(TimeoutError, match="store of pods is not ready"):
+            await reader.wait_ready(timeout=0.05)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                if ticks == 3:
+                    go.set()  # the loop runs while wait_ready waits: let the list complete
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await reader.wait_ready(timeout=10)
+        ticker.cancel()
+        await reader.wait_ready(timeout=0)  # already ready
+        return ticks, len(reader)
+
+    try:
+        ticks, size = asyncio.run(main())
+    finally:
+        go.set()
+        feeder.join(timeout=10)
+    assert ticks >= 3 and size == 1
+    assert not reader._async_waiters, "waiters are cleaned up"
+
+
+# -- indexes -------------------------------------------------------------------------------
+
+
+def test_builtin_indexes_follow_updates_deletes_and_relists() -> None:
+    reader, writer = store()
+    reader.add_index("namespace", index_namespace)
+    reader.add_index("app", index_label("app"))
+    reader.add_index("owner", index_owner_uid)
+
+    writer.apply(Apply(pod("a", "prod", labels={"app": "web"}, owners=("rs1",))))
+    writer.apply(Apply(pod("b", "prod", labels={"app": "db"}, owners=("rs1", "rs2"))))
+    writer.apply(Apply(pod("c", "dev")))
+    writer.apply(Apply(node("n1")))
+    assert names(reader.by_index("namespace", "prod")) == ["a", "b"]
+    assert names(reader.by_index("app", "web")) == ["a"]
+    assert names(reader.by_index("owner", "rs1")) == ["a", "b"]
+    assert names(reader.by_index("owner", "rs2")) == ["b"]
+    assert sorted(reader.index_keys("namespace")) == ["dev", "prod"]
+
+    # an update moves an object between keys and refreshes the object filed
+    writer.apply(Apply(pod("a", "prod", rv=2, labels={"app": "db"}, owners=("rs2",))))
+    assert reader.by_index("app", "web") == []
+    assert names(reader.by_index("app", "db")) == ["a", "b"]
+    assert names(reader.by_index("owner", "rs1")) == ["b"]
+    assert reader.by_index("app", "db")[0]["metadata"]["resourceVersion"] in ("1", "2")
+    assert {o["metadata"]["resourceVersion"] for o in reader.by_index("owner", "rs2")} == {"1", "2"}
+
+    writer.apply(Delete(pod("b", "prod")))
+    assert names(reader.by_index("owner", "rs2")) == ["a"]
+    assert "rs1" not in reader.index_keys("owner"), "empty keys are dropped"
+
+    relist(writer, pod("x", "dev", labels={"app": "web"}), pod("c", "dev"))
+    assert reader.by_index("namespace", "prod") == []
+    assert names(reader.by_index("namespace", "dev")) == ["c", "x"]
+    assert names(reader.by_index("app", "web")) == ["x"]
+    assert reader.index_keys("owner") == []
+
+
+def test_an_index_added_later_covers_existing_objects_and_may_return_several_keys() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a", labels={"app": "web", "team": "x"})))
+    writer.apply(Apply(pod("b", labels={"app": "db"})))
+    reader.add_index("labels", lambda o: [f"{k}={v}" for k, v in o["metadata"]["labels"].items()])
+    assert names(reader.by_index("labels", "team=x")) == ["a"]
+    writer.apply(Apply(pod("b", labels={"app": "web"})))
+    assert names(reader.by_index("labels", "app=web")) == ["a", "b"]
+    assert reader.by_index("labels", "app=db") == []
+
+
+def test_an_index_added_during_a_relist_covers_the_relisted_objects() -> None:
+    reader, writer = store()
+    writer.apply(Init())
+    writer.apply(InitApply(pod("a", "prod")))
+    reader.add_index("namespace", index_namespace)
+    writer.apply(InitDone())
+    assert names(reader.by_index("namespace", "prod")) == ["a"]
+
+
+def test_a_failing_index_function_leaves_the_store_unchanged() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a", labels={"app": "web"})))
+    reader.add_index("app", lambda o: o["metadata"]["labels"]["app"])
+    with pytest.raises(KeyError) as info:
+        writer.apply(Apply(pod("b")))
+    assert "in index 'app' of object Pod default/b" in "".join(info.value.__notes__)
+    assert names(reader.state()) == ["a"]
+    assert names(reader.by_index("app", "web")) == ["a"]
+
+
+def test_by_index_of_an_unknown_index_says_which_exist() -> None:
+    reader, _writer = store("pods")
+    reader.add_index("namespace", index_namespace)
+    with pytest.raises(KeyError, match=r"no index 'app'.*\['namespace'\]"):
+        reader.by_index("app", "web")
+    with pytest.raises(KeyError, match="no index 'app'"):
+        reader.index_keys("app")
+
+
+# -- reflect ---------------------------------------------------------------------------
+
+
+def test_reflect_applies_each_event_then_passes_it_on_unchanged() -> None:
+    reader, writer = store()
+    source: Subject[Event] = Subject()
+    seen: list[tuple[Event, int]] = []
+    subscription = source.pipe(reflect(writer)).subscribe(lambda e: seen.append((e, len(reader))))
+    events: list[Event] = [Init(), InitApply(pod("a")), InitDone(), Apply(pod("b"))]
+    for event in events:
+        source.on_next(event)
+    subscription.dispose()
+    assert [e for e, _ in seen] == events
+    assert all(a is b for (a, _), b in zip(seen, events, strict=True))
+    assert [n for _, n in seen] == [0, 0, 1, 2], "each event is applied before it is passed on"
+
+
+def test_reflect_passes_errors_through_and_the_store_keeps_its_last_good_state() -> None:
+    reader, writer = store()
+    failure = RuntimeError("watch broke")
+    errors: list[Exception] = []
+    first: Subject[Event] = Subject()
+    first.pipe(reflect(writer)).subscribe(on_error=errors.append)
+    relist_events = [Init(), InitApply(pod("a")), InitApply(pod("b")), InitDone()]
+    for event in relist_events:
+        first.on_next(event)
+    first.on_next(Init())
+    first.on_next(InitApply(pod("a", rv=2)))
+    first.on_error(failure)
+    assert errors == [failure], "the very same exception"
+    assert names(reader.state()) == ["a", "b"]
+    assert reader.get("a", "default")["metadata"]["resourceVersion"] == "1"
+
+    second: Subject[Event] = Subject()  # the retried watch relists
+    reflector(writer, second).subscribe()
+    for event in [Init(), InitApply(pod("a", rv=3)), InitDone()]:
+        second.on_next(event)
+    assert names(reader.state()) == ["a"]
+
+
+def test_reflect_sends_an_event_it_cannot_apply_to_on_error_and_stops_the_source() -> None:
+    reader, writer = store()
+    source: Subject[Event] = Subject()
+    errors: list[Exception] = []
+    seen: list[Event] = []
+    source.pipe(reflect(writer)).subscribe(seen.append, errors.append)
+    source.on_next(Apply({"metadata": {}}))
+    source.on_next(Apply(pod("later")))
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+    assert seen == [] and len(reader) == 0
+    assert not source.observers, "the source subscription was disposed"
+
+
+def test_reflect_composes_with_retry() -> None:
+    reader, writer = store()
+    attempts = [0]
+    source: Subject[Event] = Subject()
+
+    def flaky(event: Event) -> Event:
+        if isinstance(event, InitDone) and attempts[0] == 0:
+            attempts[0] += 1
+            raise ConnectionError("dropped")
+        return event
+
+    source.pipe(ops.map(flaky), reflect(writer), ops.retry(2)).subscribe()
+    for event in [Init(), InitApply(pod("a")), InitDone()]:
+        source.on_next(event)
+    assert not reader.is_ready()
+    for event in [Init(), InitApply(pod("a")), InitDone()]:
+        source.on_next(event)
+    assert reader.is_ready() and len(reader) == 1
+
+
+def test_store_repr_names_it() -> None:
+    reader, writer = store("pods")
+    writer.apply(Apply(pod("a")))
+    assert repr(reader) == "<Store pods: 1 objects, not ready>"
+    assert isinstance(writer.store, Store) and writer.store is reader

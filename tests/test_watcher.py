@@ -1,0 +1,512 @@
+"""The Rx watcher over real HTTP against rxkube.testing.ApiServer: every transition and fault."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from reactivex.scheduler import EventLoopScheduler
+
+from rxkube.backoff import ExponentialBackoff
+from rxkube.client import Api
+from rxkube.errors import (
+    DecodeError,
+    RxKubeError,
+    TooManyRequests,
+    TransportError,
+    WatchStalled,
+)
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from rxkube.operators import backoff
+from rxkube.protocol import Config
+from rxkube.testing import ApiServer
+from rxkube.watcher import metadata_watcher, watch_object, watcher
+
+TIMEOUT = 20.0
+
+
+class Recorder:
+    """Collects what an Observable sends, from any thread, and waits on conditions."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.threads: set[str] = set()
+        self._cond = threading.Condition()
+
+    def on_next(self, item: Any) -> None:
+        with self._cond:
+            self.items.append(item)
+            self.threads.add(threading.current_thread().name)
+            self._cond.notify_all()
+
+    def on_error(self, error: BaseException) -> None:
+        with self._cond:
+            self.errors.append(error)
+            self._cond.notify_all()
+
+    def wait(self, pred: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: pred(self), timeout):
+                raise AssertionError(
+                    f"condition not met in {timeout}s; items={self.items[-10:]!r}, "
+                    f"errors={self.errors!r}"
+                )
+
+    def count(self, kind: type) -> int:
+        with self._cond:
+            return sum(1 for item in self.items if isinstance(item, kind))
+
+    def names(self, kind: type) -> list[str]:
+        with self._cond:
+            return [i.obj["metadata"]["name"] for i in self.items if isinstance(i, kind)]
+
+
+def pod(name: str, labels: dict[str, str] | None = None, phase: str = "Pending") -> Object:
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        "status": {"phase": phase},
+    }
+
+
+def fold(events: list[Event]) -> dict[tuple[str, str], str]:
+    """The state a consumer derives from events: (namespace, name) -> resourceVersion."""
+    state: dict[tuple[str, str], str] = {}
+    buffer: dict[tuple[str, str], str] | None = None
+    for event in events:
+        match event:
+            case Init():
+                buffer = {}
+            case InitApply(obj):
+                assert buffer is not None
+                buffer[_key(obj)] = obj["metadata"]["resourceVersion"]
+            case InitDone():
+                assert buffer is not None
+                state, buffer = buffer, None
+            case Apply(obj):
+                state[_key(obj)] = obj["metadata"]["resourceVersion"]
+            case Delete(obj):
+                state.pop(_key(obj), None)
+    return state
+
+
+def _key(obj: Object) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def server_state(srv: ApiServer, resource: str = "pods") -> dict[tuple[str, str], str]:
+    return {_key(o): o["metadata"]["resourceVersion"] for o in srv.list(resource)}
+
+
+@pytest.fixture
+def pods(apiserver: ApiServer) -> Api:
+    return Api(apiserver.client(), "pods", namespace="default")
+
+
+def ready(rec: Recorder, n: int = 1) -> Callable[[Recorder], bool]:
+    return lambda r: r.count(InitDone) >= n
+
+
+def test_lists_then_watches_adds_modifies_and_deletes(apiserver: ApiServer, pods: Api) -> None:
+    apiserver.create("pods", pod("a"), namespace="default")
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert isinstance(rec.items[0], Init)
+        assert rec.names(InitApply) == ["a"]
+        assert rec.items[1].obj["kind"] == "Pod"
+        apiserver.create("pods", pod("b"), namespace="default")
+        apiserver.patch("pods", "a", {"status": {"phase": "Running"}}, namespace="default")
+        apiserver.delete("pods", "b", namespace="default")
+        rec.wait(lambda r: r.count(Delete) == 1)
+        assert rec.names(Apply) == ["b", "a"]
+        assert rec.names(Delete) == ["b"]
+        assert rec.threads == {"rxkube-watch-pods"}
+    finally:
+        sub.dispose()
+
+
+def test_paged_list_delivers_every_object_once(apiserver: ApiServer, pods: Api) -> None:
+    for i in range(7):
+        apiserver.create("pods", pod(f"p{i}"), namespace="default")
+    rec = Recorder()
+    sub = watcher(pods, Config(page_size=2)).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert sorted(rec.names(InitApply)) == [f"p{i}" for i in range(7)]
+        assert rec.count(Init) == 1
+    finally:
+        sub.dispose()
+
+
+def test_rewatches_after_clean_end_without_relisting(apiserver: ApiServer, pods: Api) -> None:
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        for i in range(3):
+            _wait_for(lambda: apiserver.open_watches() == 1)
+            apiserver.faults.close_watches()
+            apiserver.create("pods", pod(f"p{i}"), namespace="default")
+            rec.wait(lambda r, n=i + 1: r.count(Apply) == n)
+        assert rec.count(Init) == 1
+        assert rec.names(Apply) == ["p0", "p1", "p2"]
+        assert not rec.errors
+    finally:
+        sub.dispose()
+
+
+def test_relists_after_410_during_watch() -> None:
+    with ApiServer(bookmark_interval=None) as srv:
+        api = Api(srv.client(), "pods", namespace="default")
+        srv.create("pods", pod("keep"), namespace="default")
+        rec = Recorder()
+        sub = watcher(api).subscribe(rec.on_next, rec.on_error)
+        try:
+            rec.wait(ready(rec))
+            # Writes the pod watch does not see move history past its resume point.
+            srv.create("configmaps", {"metadata": {"name": "cm"}}, namespace="default")
+            srv.delete("pods", "keep", namespace="default")
+            rec.wait(lambda r: r.count(Delete) == 1)
+            srv.create("configmaps", {"metadata": {"name": "cm2"}}, namespace="default")
+            srv.create("pods", pod("new"), namespace="default")
+            rec.wait(lambda r: r.count(Apply) == 1)
+            srv.create("configmaps", {"metadata": {"name": "cm3"}}, namespace="default")
+            srv.compact()
+            srv.faults.close_watches()
+            rec.wait(ready(rec, 2))
+            assert rec.count(Init) == 2
+            last_list = rec.items[rec.items.index(Init(), 1) :]
+            assert [e.obj["metadata"]["name"] for e in last_list if isinstance(e, InitApply)] == [
+                "new"
+            ]
+            assert not rec.errors
+        finally:
+            sub.dispose()
+
+
+def test_relists_when_a_continue_token_expires(apiserver: ApiServer, pods: Api) -> None:
+    for i in range(4):
+        apiserver.create("pods", pod(f"p{i}"), namespace="default")
+    rec = Recorder()
+    compacted = threading.Event()
+
+    def on_next(event: Event) -> None:
+        # On the watch thread, so the next page is asked for only after compaction.
+        if isinstance(event, InitApply) and not compacted.is_set():
+            apiserver.create("configmaps", {"metadata": {"name": "x"}}, namespace="default")
+            apiserver.compact()
+            compacted.set()
+        rec.on_next(event)
+
+    sub = watcher(pods, Config(page_size=1)).subscribe(on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert rec.count(Init) == 2
+        second = rec.items[rec.items.index(Init(), 1) :]
+        names = [e.obj["metadata"]["name"] for e in second if isinstance(e, InitApply)]
+        assert sorted(names) == ["p0", "p1", "p2", "p3"]
+        assert not rec.errors
+    finally:
+        sub.dispose()
+
+
+@pytest.mark.rxkube_apiserver(bookmark_interval=0.05)
+def test_bookmarks_are_silent(apiserver: ApiServer, pods: Api) -> None:
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        apiserver.create("configmaps", {"metadata": {"name": "x"}}, namespace="default")
+        apiserver.create("pods", pod("a"), namespace="default")
+        rec.wait(lambda r: r.count(Apply) == 1)
+        assert [type(e) for e in rec.items] == [Init, InitDone, Apply]
+    finally:
+        sub.dispose()
+
+
+def test_stalled_watch_is_reported_as_watch_stalled(apiserver: ApiServer, pods: Api) -> None:
+    apiserver.faults.stall_watches(1)
+    rec = Recorder()
+    sub = watcher(pods, Config(timeout=1)).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(lambda r: bool(r.errors), timeout=30)
+        assert isinstance(rec.errors[0], WatchStalled)
+    finally:
+        sub.dispose()
+
+
+def test_429_reaches_on_error_with_retry_after(apiserver: ApiServer, pods: Api) -> None:
+    apiserver.faults.fail_requests(429, verb="list", retry_after=7)
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(lambda r: bool(r.errors))
+        error = rec.errors[0]
+        assert isinstance(error, TooManyRequests)
+        assert error.retry_after == 7 and error.code == 429
+        assert rec.items == []
+    finally:
+        sub.dispose()
+
+
+def test_mid_stream_disconnect_is_a_transport_error(apiserver: ApiServer, pods: Api) -> None:
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        _wait_for(lambda: apiserver.open_watches() == 1)
+        apiserver.faults.close_watches(abrupt=True)
+        rec.wait(lambda r: bool(r.errors))
+        assert isinstance(rec.errors[0], TransportError)
+    finally:
+        sub.dispose()
+
+
+def test_garbled_line_is_a_decode_error(apiserver: ApiServer, pods: Api) -> None:
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        apiserver.faults.corrupt_next_event("garbled")
+        apiserver.create("pods", pod("a"), namespace="default")
+        rec.wait(lambda r: bool(r.errors))
+        assert isinstance(rec.errors[0], DecodeError)
+    finally:
+        sub.dispose()
+
+
+def test_label_selector_deletes_objects_that_stop_matching(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    apiserver.create("pods", pod("web", {"app": "web"}), namespace="default")
+    apiserver.create("pods", pod("db", {"app": "db"}), namespace="default")
+    rec = Recorder()
+    sub = watcher(pods, Config(label_selector="app=web")).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert rec.names(InitApply) == ["web"]
+        apiserver.patch("pods", "web", {"metadata": {"labels": {"app": "x"}}}, namespace="default")
+        apiserver.patch("pods", "db", {"metadata": {"labels": {"app": "web"}}}, namespace="default")
+        rec.wait(lambda r: r.count(Apply) == 1)
+        assert rec.names(Delete) == ["web"] and rec.names(Apply) == ["db"]
+    finally:
+        sub.dispose()
+
+
+def test_metadata_watcher_sends_only_metadata(apiserver: ApiServer, pods: Api) -> None:
+    apiserver.create("pods", pod("a"), namespace="default")
+    rec = Recorder()
+    sub = metadata_watcher(pods).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        apiserver.create("pods", pod("b"), namespace="default")
+        rec.wait(lambda r: r.count(Apply) == 1)
+        for event in rec.items:
+            if isinstance(event, InitApply | Apply):
+                assert set(event.obj) == {"apiVersion", "kind", "metadata"}
+                assert event.obj["kind"] == "PartialObjectMetadata"
+    finally:
+        sub.dispose()
+
+
+def test_streaming_list_ends_at_the_initial_events_bookmark(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    for i in range(5):
+        apiserver.create("pods", pod(f"p{i}"), namespace="default")
+    rec = Recorder()
+    config = Config(initial_list_strategy="streaming_list")
+    sub = watcher(pods, config).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert sorted(rec.names(InitApply)) == [f"p{i}" for i in range(5)]
+        apiserver.create("pods", pod("late"), namespace="default")
+        rec.wait(lambda r: r.count(Apply) == 1)
+        assert rec.count(Init) == 1 and not rec.errors
+    finally:
+        sub.dispose()
+
+
+@pytest.mark.rxkube_apiserver(streaming_lists=False)
+def test_streaming_list_falls_back_to_list_watch_when_refused(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    apiserver.create("pods", pod("a"), namespace="default")
+    rec = Recorder()
+    config = Config(initial_list_strategy="streaming_list")
+    sub = watcher(pods, config).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert rec.names(InitApply) == ["a"]
+        apiserver.create("pods", pod("b"), namespace="default")
+        rec.wait(lambda r: r.count(Apply) == 1)
+        assert not rec.errors
+    finally:
+        sub.dispose()
+
+
+def test_resubscription_relists_and_stays_consistent(apiserver: ApiServer, pods: Api) -> None:
+    apiserver.create("pods", pod("a"), namespace="default")
+    source = watcher(pods)
+    rec = Recorder()
+    sub = source.subscribe(rec.on_next, rec.on_error)
+    rec.wait(ready(rec))
+    sub.dispose()
+    apiserver.delete("pods", "a", namespace="default")
+    apiserver.create("pods", pod("b"), namespace="default")
+    sub = source.subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec, 2))
+        assert fold(rec.items) == server_state(apiserver)
+    finally:
+        sub.dispose()
+
+
+def test_dispose_closes_the_connection_within_a_second(apiserver: ApiServer, pods: Api) -> None:
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
+    rec.wait(ready(rec))
+    _wait_for(lambda: apiserver.open_watches() == 1)
+    started = time.monotonic()
+    sub.dispose()
+    _wait_for(lambda: apiserver.open_watches() == 0, timeout=5)
+    assert time.monotonic() - started < 1.0
+    _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "rxkube-watch-pods"])
+
+
+def test_a_scheduler_given_to_subscribe_decides_where_on_next_runs(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    scheduler = EventLoopScheduler(
+        thread_factory=lambda target: threading.Thread(target=target, name="app-loop", daemon=True)
+    )
+    apiserver.create("pods", pod("a"), namespace="default")
+    rec = Recorder()
+    sub = watcher(pods).subscribe(rec.on_next, rec.on_error, scheduler=scheduler)
+    try:
+        rec.wait(ready(rec))
+        assert rec.threads == {"app-loop"}
+    finally:
+        sub.dispose()
+        scheduler.dispose()
+
+
+def test_a_raising_subscriber_stops_the_watch(apiserver: ApiServer, pods: Api) -> None:
+    def on_next(event: Event) -> None:
+        raise ValueError("a bug in user code")
+
+    watcher(pods).subscribe(on_next)
+    _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "rxkube-watch-pods"])
+    assert apiserver.open_watches() == 0
+
+
+def test_watch_object_follows_one_object_through_its_life(apiserver: ApiServer, pods: Api) -> None:
+    rec = Recorder()
+    sub = watch_object(pods, "one").subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(lambda r: len(r.items) == 1)
+        assert rec.items == [None]
+        apiserver.create("pods", pod("other"), namespace="default")
+        apiserver.create("pods", pod("one"), namespace="default")
+        rec.wait(lambda r: len(r.items) == 2)
+        apiserver.patch("pods", "one", {"status": {"phase": "Running"}}, namespace="default")
+        rec.wait(lambda r: len(r.items) == 3)
+        apiserver.delete("pods", "one", namespace="default")
+        rec.wait(lambda r: len(r.items) == 4)
+        assert rec.items[1]["metadata"]["name"] == "one"
+        assert rec.items[2]["status"]["phase"] == "Running"
+        assert rec.items[3] is None
+    finally:
+        sub.dispose()
+
+
+def test_watch_object_needs_a_namespace_for_namespaced_resources(apiserver: ApiServer) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        watch_object(Api(apiserver.client(), "pods"), "x")
+
+
+def test_cluster_scoped_resources_and_all_namespaces(apiserver: ApiServer) -> None:
+    apiserver.create("pods", pod("a"), namespace="default")
+    apiserver.create("pods", pod("b"), namespace="kube-system")
+    client = apiserver.client()
+    rec = Recorder()
+    sub = watcher(Api(client, "pods")).subscribe(rec.on_next, rec.on_error)
+    nodes = Recorder()
+    sub2 = watcher(Api(client, "nodes")).subscribe(nodes.on_next, nodes.on_error)
+    try:
+        rec.wait(ready(rec))
+        assert sorted(rec.names(InitApply)) == ["a", "b"]
+        nodes.wait(ready(nodes))
+        apiserver.create("nodes", {"metadata": {"name": "n1"}})
+        nodes.wait(lambda r: r.count(Apply) == 1)
+    finally:
+        sub.dispose()
+        sub2.dispose()
+
+
+def test_churn_with_faults_converges_to_the_server_state() -> None:
+    """Rounds of creates, updates and deletes, each ending with a fault on the live watch;
+    after every round the state folded from the events equals the server's list."""
+    rng = random.Random(7)
+    faults: list[Callable[[ApiServer], None]] = [
+        lambda srv: srv.faults.close_watches(),
+        lambda srv: srv.faults.close_watches(abrupt=True),
+        lambda srv: (
+            srv.create("configmaps", {"metadata": {"generateName": "c"}}, namespace="default"),
+            srv.compact(),
+            srv.faults.close_watches(),
+        ),
+        lambda srv: (srv.faults.fail_requests(503, verb="list"), srv.faults.close_watches(True)),
+        lambda srv: srv.faults.corrupt_next_event("garbled"),
+        lambda srv: srv.faults.corrupt_next_event("truncated"),
+    ]
+    with ApiServer(bookmark_interval=0.2) as srv:
+        api = Api(srv.client(), "pods", namespace="default")
+        rec = Recorder()
+        retried: list[BaseException] = []
+        policy = ExponentialBackoff(initial=0.01, max_delay=0.1, jitter=0.5)
+        source = watcher(api, Config(page_size=3)).pipe(
+            backoff(policy, on_retry=lambda err, _delay: retried.append(err))
+        )
+        sub = source.subscribe(rec.on_next, rec.on_error)
+        try:
+            names = [f"p{i}" for i in range(15)]
+            live: set[str] = set()
+            for round_ in range(24):
+                for step in range(12):
+                    name = rng.choice(names)
+                    if name in live and rng.random() < 0.4:
+                        srv.delete("pods", name, namespace="default")
+                        live.discard(name)
+                    elif name in live:
+                        labels = {"step": f"{round_}-{step}"}
+                        srv.patch("pods", name, {"metadata": {"labels": labels}},
+                                  namespace="default")
+                    else:
+                        srv.create("pods", pod(name), namespace="default")
+                        live.add(name)
+                    if step == 6:
+                        faults[round_ % len(faults)](srv)
+                expected = server_state(srv)
+                rec.wait(lambda r, e=expected: fold(r.items) == e, timeout=30)
+            assert not rec.errors
+            assert len(retried) >= 8, retried
+            assert all(isinstance(e, RxKubeError) for e in retried)
+            assert rec.count(Init) >= 5
+        finally:
+            sub.dispose()
+
+
+def _wait_for(pred: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
