@@ -43,16 +43,28 @@ def realistic_pod(i: int) -> dict[str, Any]:
             "labels": labels,
             "annotations": {"kubectl.kubernetes.io/restartedAt": "2024-05-01T10:00:00Z"},
             "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9c8b6f5",
-                 "uid": "6a1b2c3d-0000-4000-8000-000000000000", "controller": True,
-                 "blockOwnerDeletion": True}
-            ],  # fmt: skip
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "web-7d9c8b6f5",
+                    "uid": "6a1b2c3d-0000-4000-8000-000000000000",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
             "managedFields": [
-                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-                 "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
-                 "fieldsV1": {"f:metadata": {"f:labels": {f"f:{k}": {} for k in labels}},
-                              "f:spec": {"f:containers": {'k:{"name":"web"}': {".": {}, "f:image": {}}}}}},
-            ],  # fmt: skip
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2024-05-01T10:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {"f:labels": {f"f:{k}": {} for k in labels}},
+                        "f:spec": {"f:containers": {'k:{"name":"web"}': {".": {}, "f:image": {}}}},
+                    },
+                },
+            ],
         },
         "spec": {
             "nodeName": f"node-{i % 50}",
@@ -63,13 +75,25 @@ def realistic_pod(i: int) -> dict[str, Any]:
                     "image": "registry.example.com/team/web:1.2.3",
                     "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                     "env": env,
-                    "resources": {"limits": {"cpu": "500m", "memory": "256Mi"},
-                                  "requests": {"cpu": "100m", "memory": "128Mi"}},
-                    "volumeMounts": [{"name": "kube-api-access", "readOnly": True,
-                                      "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+                    "resources": {
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                    },
+                    "volumeMounts": [
+                        {
+                            "name": "kube-api-access",
+                            "readOnly": True,
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                        }
+                    ],
                 }
-            ],  # fmt: skip
-            "volumes": [{"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
+            ],
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]},
+                }
+            ],
         },
         "status": {
             "phase": "Running",
@@ -79,11 +103,17 @@ def realistic_pod(i: int) -> dict[str, Any]:
                 for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
             ],
             "containerStatuses": [
-                {"name": "web", "ready": True, "restartCount": 0, "image": "registry.example.com/team/web:1.2.3",
-                 "imageID": "registry.example.com/team/web@sha256:" + "0" * 64,
-                 "containerID": "containerd://" + f"{i:064d}", "started": True,
-                 "state": {"running": {"startedAt": "2024-05-01T10:00:01Z"}}}
-            ],  # fmt: skip
+                {
+                    "name": "web",
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": "registry.example.com/team/web:1.2.3",
+                    "imageID": "registry.example.com/team/web@sha256:" + "0" * 64,
+                    "containerID": "containerd://" + f"{i:064d}",
+                    "started": True,
+                    "state": {"running": {"startedAt": "2024-05-01T10:00:01Z"}},
+                }
+            ],
         },
     }
 
@@ -96,12 +126,23 @@ class Standalone:
         namespaces = sorted({o["metadata"].get("namespace") for o in objects} - {None, "default"})
         seed.write_bytes(
             orjson.dumps(
-                [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in namespaces]
+                [
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                    for n in namespaces
+                ]
                 + objects
             )
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rxkube.testing", "--load", str(seed), "--bookmark-interval", "0"],
+            [
+                sys.executable,
+                "-m",
+                "rxkube.testing",
+                "--load",
+                str(seed),
+                "--bookmark-interval",
+                "0",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -178,7 +219,10 @@ def bench_live(events: int) -> None:
     with ApiServer(bookmark_interval=None) as srv:
         url = urllib.parse.urlsplit(srv.url)
         conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
-        conn.request("GET", f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={srv.resource_version}")
+        conn.request(
+            "GET",
+            f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={srv.resource_version}",
+        )
         response = conn.getresponse()
 
         def write() -> None:
@@ -192,7 +236,9 @@ def bench_live(events: int) -> None:
         elapsed = time.perf_counter() - started
         writer.join(60)
         conn.close()
-        print(f"live: {lines} events written and streamed in {elapsed:.2f} s = {lines / elapsed:,.0f} events/s")
+        print(
+            f"live: {lines} events written and streamed in {elapsed:.2f} s = {lines / elapsed:,.0f} events/s"
+        )
 
 
 def main() -> None:

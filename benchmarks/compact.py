@@ -25,7 +25,10 @@ _DEFAULT_MAX = 1 << 18
 
 
 class InternStrings:
-    """``modify()`` function: rebuild an object with one shared copy of each equal string.
+    """``modify()`` function: make equal string values one shared string, in place.
+
+    Keys need nothing: orjson already shares each distinct key (up to 64 bytes). Values
+    are replaced in place, so the dicts orjson sized exactly are kept as they are.
 
     Args:
         max_entries: strings remembered before the table starts afresh.
@@ -42,49 +45,43 @@ class InternStrings:
         self._table: dict[str, str] = {}
 
     def __call__(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Return ``obj`` rebuilt with shared strings."""
+        """Share ``obj``'s strings with earlier objects; returns ``obj`` itself."""
         if len(self._table) > self._max:
             self._table = {}
-        rebuilt: dict[str, Any] = self._dict(obj)
-        return rebuilt
+        self._dict(obj)
+        return obj
 
-    def _dict(self, obj: dict[str, Any]) -> dict[str, Any]:
-        table = self._table
-        setdefault = table.setdefault
-        out: dict[str, Any] = {}
+    def _dict(self, obj: dict[str, Any]) -> None:
+        setdefault = self._table.setdefault
         for key, value in obj.items():
             kind = type(value)
             if kind is str:
-                value = setdefault(value, value)
+                obj[key] = setdefault(value, value)
             elif kind is dict:
-                value = self._dict(value)
+                self._dict(value)
             elif kind is list:
-                value = self._list(value)
-            out[setdefault(key, key)] = value
-        return out
+                self._list(value)
 
-    def _list(self, items: list[Any]) -> list[Any]:
+    def _list(self, items: list[Any]) -> None:
         setdefault = self._table.setdefault
-        out: list[Any] = []
-        for value in items:
+        for i, value in enumerate(items):
             kind = type(value)
             if kind is str:
-                value = setdefault(value, value)
+                items[i] = setdefault(value, value)
             elif kind is dict:
-                value = self._dict(value)
+                self._dict(value)
             elif kind is list:
-                value = self._list(value)
-            out.append(value)
-        return out
+                self._list(value)
 
 
 class ShareSubtrees:
     """``modify()`` function: share equal strings, sub-dicts and sub-lists across objects.
 
-    Each container is rebuilt bottom-up and looked up by its shape: its keys and the
-    identities of its (already shared) children, so finding a twin costs one tuple and
-    one dict look-up per container. The top-level object is never shared (the store
-    keys it by name, and its ``metadata`` differs anyway).
+    Works bottom-up and in place: each container's children are first replaced by their
+    shared twins, then the container is looked up by its shape (its keys and the
+    identities of its children), so finding a twin costs one tuple and one dict look-up
+    per container. A container seen first becomes the shared one. The top-level object
+    is never shared (the store keys it by name, and its ``metadata`` differs anyway).
 
     Args:
         max_entries: strings and containers remembered before the tables start afresh.
@@ -103,42 +100,40 @@ class ShareSubtrees:
         self._shapes: dict[tuple[Any, ...], Any] = {}
 
     def __call__(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Return ``obj`` rebuilt from shared parts."""
+        """Share ``obj``'s parts with earlier objects; returns ``obj`` itself."""
         if len(self._shapes) + len(self._strings) > self._max:
             self._strings, self._shapes = {}, {}
-        out, _ = self._dict(obj)
-        return out
+        self._shape(obj)
+        return obj
 
-    def _value(self, value: Any) -> tuple[Any, Any]:
-        """The shared value and its part of a parent's shape."""
+    def _shape(self, obj: dict[str, Any]) -> tuple[Any, ...]:
+        """Replace ``obj``'s children by their shared twins; return ``obj``'s shape."""
+        parts: list[Any] = []
+        for key, value in obj.items():
+            shared, part = self._share(value)
+            if shared is not value:
+                obj[key] = shared
+            parts.append(key)
+            parts.append(part)
+        return tuple(parts)
+
+    def _share(self, value: Any) -> tuple[Any, Any]:
+        """The shared twin of ``value`` and its part of a parent's shape."""
         kind = type(value)
         if kind is str:
             value = self._strings.setdefault(value, value)
             return value, value
         if kind is dict:
-            shared, shape = self._dict(value)
-            got = self._shapes.setdefault(shape, shared)
+            got = self._shapes.setdefault(self._shape(value), value)
             return got, id(got)
         if kind is list:
-            items: list[Any] = []
             parts: list[Any] = [list]
-            for item in value:
-                shared_item, part = self._value(item)
-                items.append(shared_item)
+            for i, item in enumerate(value):
+                shared, part = self._share(item)
+                if shared is not item:
+                    value[i] = shared
                 parts.append(part)
-            got = self._shapes.setdefault(tuple(parts), items)
+            got = self._shapes.setdefault(tuple(parts), value)
             return got, id(got)
         # int, float, bool, None: the type keeps True, 1 and 1.0 apart.
         return value, (kind, value)
-
-    def _dict(self, obj: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
-        strings = self._strings
-        out: dict[str, Any] = {}
-        parts: list[Any] = [dict]
-        for key, value in obj.items():
-            key = strings.setdefault(key, key)
-            shared, part = self._value(value)
-            out[key] = shared
-            parts.append(key)
-            parts.append(part)
-        return out, tuple(parts)

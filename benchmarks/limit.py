@@ -71,7 +71,7 @@ def read_watch(http: urllib3.PoolManager, p: Params, rv: str, lines: int) -> lis
     seen = 0
     try:
         while seen < lines:
-            chunk = resp.read(_CHUNK)
+            chunk = resp.read1(_CHUNK)
             if not chunk:
                 break
             chunks.append(chunk)

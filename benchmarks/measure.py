@@ -160,27 +160,36 @@ class Gate:
 
 
 class Counter:
-    """Counts deliveries from any thread and wakes a waiter at a target."""
+    """Counts deliveries from one thread and wakes waiters at marks and at the target."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, marks: tuple[int, ...] = ()) -> None:
         self.count = 0
         self.target = target
         self.done = threading.Event()
         self.done_at = 0.0
+        self._marks = {n: threading.Event() for n in marks}
         if target <= 0:
             self.done.set()
 
     def hit(self, _item: object = None) -> None:
         """Count one delivery (only one thread may call it for a given counter)."""
         self.count += 1
+        if self.count in self._marks:
+            self._marks[self.count].set()
         if self.count == self.target:
             self.done_at = time.perf_counter()
             self.done.set()
 
-    def wait(self, timeout: float) -> None:
-        """Block until the target is reached; raise ``TimeoutError`` after ``timeout``."""
-        if not self.done.wait(timeout):
-            raise TimeoutError(f"got {self.count} of {self.target} deliveries in {timeout:.0f} s")
+    def wait(self, timeout: float, mark: int | None = None) -> None:
+        """Block until the target (or ``mark``, given at construction) is reached.
+
+        Raises:
+            TimeoutError: not reached within ``timeout`` seconds.
+        """
+        event = self.done if mark is None else self._marks[mark]
+        if not event.wait(timeout):
+            want = self.target if mark is None else mark
+            raise TimeoutError(f"got {self.count} of {want} deliveries in {timeout:.0f} s")
 
 
 @contextmanager

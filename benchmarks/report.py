@@ -65,7 +65,8 @@ def _kb(x: float | None) -> str:
 def cache_table(runs: Runs) -> str:
     """One row per client: list→ready, watch events/s and memory per pod, with ratios."""
     limit = runs.get("limit", {})
-    parse_pods_s = limit["pods"] / limit["list_parse_s"] if limit.get("list_parse_s") else None
+    parse_s = limit.get("list_parse_s")
+    parse_pods_s = limit["pods"] / parse_s if parse_s else None
     parse_ev_s = limit.get("parse_events_per_s")
     dict_mem = limit.get("mem_traced_per_pod")
     rows: list[list[str]] = []
@@ -92,7 +93,7 @@ def cache_table(runs: Runs) -> str:
             ]
         )
 
-    if limit:
+    if limit.get("list_read_s"):
         read_s = limit["list_read_s"]
         row(
             "limit: raw read (urllib3)",

@@ -147,7 +147,7 @@ def measure_shared(p: Params, ctl: Control) -> Result:
     api = _GatedApi(Api(Client.from_kubeconfig(p.kubeconfig), "pods", namespace=p.namespace), gate)
     reader, writer = store_shared(1024)
     # Every subscriber gets each listed object (at InitDone) and each applied one.
-    counters = [Counter(p.pods + p.events) for _ in range(p.subscribers)]
+    counters = [Counter(p.pods + p.events, marks=(p.pods,)) for _ in range(p.subscribers)]
     subscriptions = [reader.subscribe().subscribe(c.hit) for c in counters]
     start = time.perf_counter()
     source = watcher(api, Config(page_size=p.page_size)).pipe(reflect_shared(writer))
@@ -156,7 +156,7 @@ def measure_shared(p: Params, ctl: Control) -> Result:
         reader.wait_until_ready(_TIMEOUT)
         ready_s = time.perf_counter() - start
         for c in counters:
-            c.wait(_TIMEOUT)
+            c.wait(_TIMEOUT, mark=p.pods)
         ctl.modify(p.events)
         gate.open()
         for c in counters:

@@ -102,6 +102,7 @@ class ServerProcess:
         """Start the process and read its address line."""
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.server", str(self.pods)],
+            stdin=subprocess.PIPE,  # closed when this process dies: the server then stops
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -134,12 +135,8 @@ class ServerProcess:
         """Ask the server to stop, and wait for it."""
         if self._proc is None:
             return
-        try:
-            ctl = self.control()
-            ctl.call("stop")
-            ctl.close()
-        except (OSError, EOFError, RuntimeError):
-            pass
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
         try:
             self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -227,9 +224,6 @@ class _Backend:
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         op = command.pop("op")
-        if op == "stop":
-            self.stopped.set()
-            return {}
         method = getattr(self, op, None)
         if op not in ("modify", "relist", "compact", "info") or method is None:
             return {"error": f"unknown command {op!r}"}
@@ -283,7 +277,12 @@ def main(argv: list[str]) -> None:
                     target=_serve_connection, args=(backend, conn), daemon=True
                 ).start()
 
+        def orphaned() -> None:
+            sys.stdin.read()  # returns at EOF: the parent is gone, or asked us to stop
+            backend.stopped.set()
+
         threading.Thread(target=accept, name="bench-control", daemon=True).start()
+        threading.Thread(target=orphaned, name="bench-parent", daemon=True).start()
         backend.stopped.wait()
         listener.close()
 

@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 from .measure import Measurement, Params, Result
@@ -70,8 +72,16 @@ def run(name: str, params: Params, server: ServerProcess, timeout: float = 900) 
     )
 
 
+def _exit_with_parent() -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
 def main(argv: list[str]) -> None:
     """Worker entry point: run the named measurement with the request read from stdin."""
+    threading.Thread(target=_exit_with_parent, name="bench-parent", daemon=True).start()
     request: dict[str, Any] = json.loads(sys.stdin.read())
     params = Params(**request["params"])
     ctl = Control(tuple(request["control"]), request["authkey"])  # type: ignore[arg-type]

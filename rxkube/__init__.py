@@ -1,1 +1,72 @@
-"""rxkube: reactive-stream combinators for Kubernetes watches."""
+"""rxkube: reactive-stream combinators for Kubernetes watches.
+
+Watchers are ReactiveX Observables of watch events that stay correct through relists,
+timeouts, disconnects and ``410 Gone``; stores cache what they carry; operators compose
+them; shared stores fan one watch out to many subscribers::
+
+    reader, writer = rxkube.store()
+    rxkube.watcher(api, rxkube.Config(label_selector="app=web")).pipe(
+        rxkube.reflect(writer), rxkube.default_backoff(), rxkube.applied_objects(),
+    ).subscribe(on_next=print)
+    reader.wait_until_ready(timeout=10)
+"""
+
+from __future__ import annotations
+
+from . import errors, predicates
+from .backoff import BackoffPolicy, ExponentialBackoff
+from .client import Api, Client
+from .dispatcher import SharedStore, SubscriberOverflow, reflect_shared, store_shared
+from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from .operators import (
+    applied_objects,
+    backoff,
+    default_backoff,
+    metadata_only,
+    modify,
+    predicate_filter,
+    touched_objects,
+)
+from .protocol import Config
+from .resource import Resource
+from .store import ObjectRef, Store, Writer, reflect, reflector, store
+from .watcher import metadata_watcher, watch, watch_object, watcher
+
+__all__ = [
+    "Api",
+    "Apply",
+    "BackoffPolicy",
+    "Client",
+    "Config",
+    "Delete",
+    "Event",
+    "ExponentialBackoff",
+    "Init",
+    "InitApply",
+    "InitDone",
+    "Object",
+    "ObjectRef",
+    "Resource",
+    "SharedStore",
+    "Store",
+    "SubscriberOverflow",
+    "Writer",
+    "applied_objects",
+    "backoff",
+    "default_backoff",
+    "errors",
+    "metadata_only",
+    "metadata_watcher",
+    "modify",
+    "predicate_filter",
+    "predicates",
+    "reflect",
+    "reflect_shared",
+    "reflector",
+    "store",
+    "store_shared",
+    "touched_objects",
+    "watch",
+    "watch_object",
+    "watcher",
+]

@@ -46,10 +46,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from . import _steps
-from . import watcher as _watcher
 from .backoff import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
+from .watcher import metadata_watcher as _rx_metadata_watcher
+from .watcher import watcher as _rx_watcher
 
 if TYPE_CHECKING:
     from aiostream.core import Stream
@@ -84,6 +85,8 @@ _A = TypeVar("_A")
 _B = TypeVar("_B")
 _C = TypeVar("_C")
 _D = TypeVar("_D")
+_E = TypeVar("_E")
+_F = TypeVar("_F")
 _P = ParamSpec("_P")
 
 DEFAULT_MAXSIZE = 128
@@ -324,11 +327,28 @@ class AsyncSource(AsyncIterable[_T]):
     ) -> AsyncSource[_D]: ...
     @overload
     def pipe(
-        self, *operators: Callable[[AsyncSource[Any]], AsyncSource[Any]]
-    ) -> AsyncSource[Any]: ...
+        self,
+        op1: Callable[[AsyncSource[_T]], AsyncSource[_A]],
+        op2: Callable[[AsyncSource[_A]], AsyncSource[_B]],
+        op3: Callable[[AsyncSource[_B]], AsyncSource[_C]],
+        op4: Callable[[AsyncSource[_C]], AsyncSource[_D]],
+        op5: Callable[[AsyncSource[_D]], AsyncSource[_E]],
+        /,
+    ) -> AsyncSource[_E]: ...
+    @overload
+    def pipe(
+        self,
+        op1: Callable[[AsyncSource[_T]], AsyncSource[_A]],
+        op2: Callable[[AsyncSource[_A]], AsyncSource[_B]],
+        op3: Callable[[AsyncSource[_B]], AsyncSource[_C]],
+        op4: Callable[[AsyncSource[_C]], AsyncSource[_D]],
+        op5: Callable[[AsyncSource[_D]], AsyncSource[_E]],
+        op6: Callable[[AsyncSource[_E]], AsyncSource[_F]],
+        /,
+    ) -> AsyncSource[_F]: ...
 
     def pipe(self, *operators: Callable[[AsyncSource[Any]], AsyncSource[Any]]) -> AsyncSource[Any]:
-        """Apply operators left to right, like ``Observable.pipe``.
+        """Apply operators left to right, like ``Observable.pipe`` (typed for up to six).
 
         Example:
             >>> import asyncio
@@ -569,7 +589,7 @@ def watcher(
         >>> async for event in rxkube.aio.watcher(api):  # doctest: +SKIP
         ...     print(event)
     """
-    observable = _watcher.watcher(api, config)
+    observable = _rx_watcher(api, config)
     return AsyncSource(lambda: iterate(observable, maxsize=maxsize))
 
 
@@ -583,7 +603,7 @@ def metadata_watcher(
         config: selectors, timeouts, paging and the initial list strategy.
         maxsize: events queued before the watch thread waits for the consumer.
     """
-    observable = _watcher.metadata_watcher(api, config)
+    observable = _rx_metadata_watcher(api, config)
     return AsyncSource(lambda: iterate(observable, maxsize=maxsize))
 
 

@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 from .errors import (
@@ -839,8 +840,8 @@ class Api:
         client: the connection to use.
         resource: ``"pods"``, ``"po"``, ``"deployments.apps"``, ``"apps/v1/deployments"``,
             a custom resource's name (resolved through discovery), or a ``Resource``.
-        namespace: the default namespace; ``None`` means all namespaces (and is the only
-            choice for cluster-scoped resources).
+        namespace: the default namespace; ``None`` means all namespaces. Ignored for
+            cluster-scoped resources, as kubectl ignores ``-n`` for them.
 
     Example:
         >>> pods = Api(Client.default(), "pods", namespace="default")  # doctest: +SKIP

@@ -308,14 +308,17 @@ class Controller:
         """A controller triggered by a shared store's subscription (one watch, many consumers).
 
         Args:
-            subscriber: ``reader.subscribe()`` of a ``store_shared()`` store whose watch you
-                run (``watcher(api).pipe(reflect_shared(writer), default_backoff())``).
+            subscriber: ``reader.subscribe(replay=True)`` of a ``store_shared()`` store whose
+                watch you run (``watcher(api).pipe(reflect_shared(writer), default_backoff())``).
+                ``replay=True`` matters when the controller may start after the first list:
+                without it, objects listed before it subscribed are not reconciled until
+                they change.
             reader: that shared store.
 
         Example:
             >>> reader, writer = store_shared(256, name="configmaps")          # doctest: +SKIP
-            >>> first = Controller.for_shared_stream(reader.subscribe(), reader)  # doctest: +SKIP
-            >>> second = Controller.for_shared_stream(reader.subscribe(), reader)  # doctest: +SKIP
+            >>> first = Controller.for_shared_stream(reader.subscribe(replay=True), reader)  # doctest: +SKIP
+            >>> second = Controller.for_shared_stream(reader.subscribe(replay=True), reader)  # doctest: +SKIP
         """
         return cls.for_stream(subscriber, reader)
 
@@ -369,7 +372,11 @@ class Controller:
         controller's kind.
         """
         source = metadata_watcher(api, config).pipe(default_backoff(), touched_objects())
-        return self.owns_shared_stream(source)
+        # Metadata-only objects say "PartialObjectMetadata": name the real kind in reasons.
+        resource = api.resource
+        return self._relate(
+            source, self._owner_refs, "owned object updated", None, (resource.kind, resource.group)
+        )
 
     def owns_shared_stream(self, stream: Observable[Any], reader: Store | None = None) -> Self:
         """Like :meth:`owns`, from a stream of owned objects (or watch events) you provide.
@@ -422,9 +429,13 @@ class Controller:
         refs: Callable[[Object], list[ObjectRef]],
         what: str,
         reader: Store | None,
+        kind: tuple[str, str] | None = None,
     ) -> Self:
         def reason(obj: Object) -> str:
-            return f"{what}: {ObjectRef.from_obj(obj)}"
+            ref = ObjectRef.from_obj(obj)
+            if kind is not None:
+                ref = ObjectRef(ref.name, ref.namespace, *kind)
+            return f"{what}: {ref}"
 
         self._triggers.append(_Trigger(stream, refs, reason))
         if reader is not None:

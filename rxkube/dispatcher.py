@@ -116,11 +116,9 @@ class SharedStore(Store):
     Get one with :func:`store_shared` and feed its writer with :func:`reflect_shared`.
 
     Example:
-        >>> reader, writer = store_shared(buffer_size=64)
-        >>> seen = []
-        >>> subscription = reader.subscribe().subscribe(seen.append)
-        >>> writer.apply(Apply({"metadata": {"name": "a"}}))  # no dispatch: use reflect_shared
-        >>> subscription.dispose()
+        >>> reader, writer = store_shared(buffer_size=64, name="pods")
+        >>> isinstance(reader, Store), reader.stats().subscribers
+        (True, 0)
     """
 
     def __init__(self, buffer_size: int, name: str = "") -> None:
@@ -157,6 +155,16 @@ class SharedStore(Store):
         overflow: Overflow = ...,
         scheduler: abc.SchedulerBase | None = ...,
     ) -> Observable[Apply | Delete]: ...
+
+    @overload
+    def subscribe(
+        self,
+        *,
+        replay: bool = ...,
+        events: bool,
+        overflow: Overflow = ...,
+        scheduler: abc.SchedulerBase | None = ...,
+    ) -> Observable[Any]: ...
 
     def subscribe(
         self,
@@ -360,8 +368,9 @@ class _Dispatcher:
         self._wake(sleeping)
 
     def _relist(self, old: dict[_Key, Object], new: dict[_Key, Object]) -> _Relist:
-        deleted = [obj for key, obj in old.items() if key not in new]
-        return _Relist(list(new.values()), deleted if self._event_subscribers else [])
+        if not self._event_subscribers:  # only they are told about deletions
+            return _Relist(list(new.values()), [])
+        return _Relist(list(new.values()), [obj for key, obj in old.items() if key not in new])
 
     def _make_room(self, feeder: _Feeder) -> bool:
         """Wait until the slowest buffer has room; False if the feeder was disposed meanwhile."""
@@ -448,7 +457,11 @@ class _Dispatcher:
             if idle:
                 self._sleeping.append(sub)
         if not idle:
-            sub.start()
+            try:
+                sub.start()
+            except BaseException:  # e.g. no thread could be started: do not hold the writer
+                self.remove(sub)
+                raise
         return sub
 
     def remove(self, sub: _Subscriber) -> None:
@@ -633,7 +646,7 @@ class _Subscriber:
             batch, handoff = dispatcher.take(self, self.done)
             self.done = 0
             if handoff:
-                pass
+                dispatcher.pass_on(handoff)
             if batch is None:
                 if self.active:
                     return True

@@ -21,10 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .controller import Action
+from .errors import NotFound
 from .events import Object
 
 if TYPE_CHECKING:
@@ -46,7 +48,8 @@ def finalizer(
       (the change triggers the next reconcile, which runs ``apply``).
     - The object lives and has the finalizer: return ``apply(obj)``.
     - The object is being deleted and has the finalizer: run ``cleanup(obj)``; when it
-      returns, remove the finalizer and return its action.
+      returns, remove the finalizer and return its action (if the object is gone already,
+      a previous cleanup finished the job: that counts as done).
     - The object is being deleted without the finalizer: nothing to do,
       ``Action.await_change()``.
 
@@ -79,7 +82,8 @@ def finalizer(
         index = finalizers.index(name)
         path = f"/metadata/finalizers/{index}"
         remove = [{"op": "test", "path": path, "value": name}, {"op": "remove", "path": path}]
-        api.patch(object_name, remove, type="json", namespace=namespace)
+        with contextlib.suppress(NotFound):  # gone already: a repeated cleanup finished it
+            api.patch(object_name, remove, type="json", namespace=namespace)
         return action
 
     if name in finalizers:

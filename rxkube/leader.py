@@ -155,8 +155,17 @@ class LeaderElector:
     @property
     def is_leader(self) -> bool:
         """Whether this replica leads now: it holds the Lease and renewed it within the deadline."""
+        until = self.leading_until
+        return until is not None and self._clock() < until
+
+    @property
+    def leading_until(self) -> float | None:
+        """When (on ``clock``) leadership ends unless renewed: past once it ended, ``None`` if never held.
+
+        Work that must finish while leading can be bounded by it.
+        """
         renewed = self._renewed_at
-        return renewed is not None and self._clock() < renewed + self.renew_deadline
+        return None if renewed is None else renewed + self.renew_deadline
 
     @property
     def leader(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 import reactivex
+from aiostream import pipe as aiostream_pipe
 from aiostream import stream as aiostream_stream
 from aiostream.core import Stream
 from reactivex import Observable, abc
@@ -27,9 +28,11 @@ from reactivex.subject import Subject
 import rxkube.aio
 from rxkube import aio, operators, predicates
 from rxkube.backoff import ExponentialBackoff
-from rxkube.errors import NotFound, TransportError
+from rxkube.client import Api
+from rxkube.errors import NotFound, ServerError, TransportError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.store import store
+from rxkube.testing import ApiServer
 
 _T = TypeVar("_T")
 
@@ -658,3 +661,120 @@ def test_rxkube_aio_imports_without_aiostream() -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(rxkube.aio).failed == 0
+
+
+# --- against the test API server ------------------------------------------------------
+
+
+def pod(name: str) -> Object:
+    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c"}]}}
+
+
+def watch_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("rxkube-watch")]
+
+
+def test_aio_watcher_pipeline_recovers_and_follows_changes(apiserver: ApiServer) -> None:
+    pods = Api(apiserver.client(), "pods", namespace="default")
+    pods.create(pod("a"))
+    apiserver.faults.fail_requests(503, count=1, verb="list")
+    reader, writer = store("pods")
+    retries: list[BaseException] = []
+
+    async def test() -> list[str]:
+        names: list[str] = []
+        objects = aio.watcher(pods).pipe(
+            aio.reflect(writer),
+            aio.backoff(fast(), on_retry=lambda error, delay: retries.append(error)),
+            aio.applied_objects(),
+        )
+        async for obj in objects:
+            names.append(obj["metadata"]["name"])
+            if names == ["a"]:
+                await asyncio.to_thread(pods.create, pod("b"))
+            if len(names) == 2:
+                break
+        return names
+
+    assert run(test) == ["a", "b"]
+    assert [type(error) for error in retries] == [ServerError]
+    assert reader.get("b", "default") is not None
+
+
+def test_breaking_out_of_an_aio_watcher_closes_the_watch(apiserver: ApiServer) -> None:
+    pods = Api(apiserver.client(), "pods", namespace="default")
+    for i in range(50):
+        pods.create(pod(f"p{i}"))
+
+    async def test() -> None:
+        async for event in aio.watcher(pods, maxsize=1):  # the watch thread waits at once
+            if isinstance(event, InitApply):
+                break
+        await until(lambda: not watch_threads(), "the watch thread to end")
+
+    run(test)
+
+
+def test_cancelling_an_aio_watcher_consumer_closes_the_watch(apiserver: ApiServer) -> None:
+    pods = Api(apiserver.client(), "pods", namespace="default")
+
+    async def test() -> None:
+        done_listing = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in aio.watcher(pods):
+                if isinstance(event, InitDone):
+                    done_listing.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(done_listing.wait(), TIMEOUT)
+        task.cancel()  # it waits for the next event
+        await asyncio.wait([task], timeout=TIMEOUT)
+        assert task.cancelled()
+        await until(lambda: not watch_threads(), "the watch thread to end")
+
+    run(test)
+
+
+def test_a_permanent_error_is_raised_by_the_aio_watcher(apiserver: ApiServer) -> None:
+    pods = Api(apiserver.client(), "pods", namespace="default")
+    apiserver.faults.fail_requests(404, count=1, verb="list")
+
+    async def test() -> None:
+        with pytest.raises(NotFound):
+            async for _ in aio.watcher(pods).pipe(aio.default_backoff()):
+                pass
+
+    run(test)
+
+
+def test_aiostream_pipeline_against_the_server(apiserver: ApiServer) -> None:
+    pods = Api(apiserver.client(), "pods", namespace="default")
+    pods.create(pod("web"))
+    _, writer = store("pods")
+
+    async def test() -> list[Object]:
+        xs = (
+            aio.stream(aio.watcher(pods))
+            | aio.reflect.pipe(writer)
+            | aio.default_backoff.pipe()
+            | aio.applied_objects.pipe()
+            | aiostream_pipe.take(1)
+        )
+        return await collect_stream(xs)
+
+    assert [obj["metadata"]["name"] for obj in run(test)] == ["web"]
+
+
+def test_aio_metadata_watcher_gives_partial_objects(apiserver: ApiServer) -> None:
+    pods = Api(apiserver.client(), "pods", namespace="default")
+    pods.create(pod("web"))
+
+    async def test() -> Object:
+        async for obj in aio.metadata_watcher(pods).pipe(aio.applied_objects()):
+            return obj
+        raise AssertionError("the watch ended")
+
+    obj = run(test)
+    assert obj["metadata"]["name"] == "web"
+    assert "spec" not in obj

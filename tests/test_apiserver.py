@@ -98,11 +98,18 @@ class Http:
 
     @contextmanager
     def watch(
-        self, path: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0, **params: Any
+        self,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+        **params: Any,
     ) -> Iterator[Watch]:
         conn = self.connect(timeout)
         try:
-            conn.request("GET", self.path(path, {"watch": "1", **params}), headers=self._headers(headers))
+            conn.request(
+                "GET", self.path(path, {"watch": "1", **params}), headers=self._headers(headers)
+            )
             yield Watch(conn, conn.getresponse())
         finally:
             conn.close()
@@ -111,7 +118,9 @@ class Http:
 class Watch:
     """An open watch response read one JSON line at a time."""
 
-    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+    def __init__(
+        self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ) -> None:
         self.conn = conn
         self.response = response
         self.status = response.status
@@ -167,7 +176,9 @@ def test_create_fills_system_fields_and_rv_increases_globally(srv: ApiServer, ap
     assert meta["namespace"] == "default" and meta["uid"] and meta["creationTimestamp"]
     assert meta["generation"] == 1
     assert created["status"] == {"phase": "Pending"}
-    status, cm, _ = api.request("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}})
+    status, cm, _ = api.request(
+        "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}}
+    )
     assert status == 201
     assert int(cm["metadata"]["resourceVersion"]) == int(meta["resourceVersion"]) + 1
     assert srv.resource_version == int(cm["metadata"]["resourceVersion"])
@@ -264,7 +275,9 @@ def test_update_that_changes_nothing_writes_nothing(srv: ApiServer, api: Http) -
     _, obj, _ = api.request("POST", PODS, pod("a"))
     before = srv.resource_version
     status, same, _ = api.request("PUT", f"{PODS}/a", obj)
-    assert status == 200 and same["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    assert (
+        status == 200 and same["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    )
     assert srv.resource_version == before
 
 
@@ -281,7 +294,9 @@ def test_merge_patch_and_json_patch(api: Http) -> None:
         {"op": "remove", "path": "/metadata/labels/new"},
         {"op": "add", "path": "/spec/containers/-", "value": {"name": "d", "image": "busybox"}},
     ]
-    status, obj, _ = api.request("PATCH", f"{PODS}/a", ops, headers={"Content-Type": "application/json-patch+json"})
+    status, obj, _ = api.request(
+        "PATCH", f"{PODS}/a", ops, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert status == 200
     assert obj["metadata"]["labels"] == {"app": "web", "a/b": "slash"}
     assert [c["name"] for c in obj["spec"]["containers"]] == ["c", "d"]
@@ -291,10 +306,14 @@ def test_failed_json_patch_test_answers_422_and_changes_nothing(srv: ApiServer, 
     api.request("POST", PODS, pod("a", app="web"))
     before = srv.resource_version
     ops = [{"op": "test", "path": "/metadata/labels/app", "value": "db"}]
-    status, body, _ = api.request("PATCH", f"{PODS}/a", ops, headers={"Content-Type": "application/json-patch+json"})
+    status, body, _ = api.request(
+        "PATCH", f"{PODS}/a", ops, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert status == 422 and body["reason"] == "Invalid" and "test failed" in body["message"]
     assert srv.resource_version == before
-    status, body, _ = api.request("PATCH", f"{PODS}/a", {"op": "x"}, headers={"Content-Type": "application/json-patch+json"})
+    status, body, _ = api.request(
+        "PATCH", f"{PODS}/a", {"op": "x"}, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert status == 400
 
 
@@ -302,9 +321,13 @@ def test_patch_with_unsupported_content_type_answers_415(srv: ApiServer, api: Ht
     widgets = srv.add_resource("example.com", "v1", "Widget", "widgets")
     srv.create(widgets, {"metadata": {"name": "w"}})
     path = "/apis/example.com/v1/namespaces/default/widgets/w"
-    status, body, _ = api.request("PATCH", path, {}, headers={"Content-Type": "application/strategic-merge-patch+json"})
+    status, body, _ = api.request(
+        "PATCH", path, {}, headers={"Content-Type": "application/strategic-merge-patch+json"}
+    )
     assert status == 415 and body["reason"] == "UnsupportedMediaType"
-    status, _, _ = api.request("PATCH", f"{PODS}/x", {}, headers={"Content-Type": "application/apply-patch+yaml"})
+    status, _, _ = api.request(
+        "PATCH", f"{PODS}/x", {}, headers={"Content-Type": "application/apply-patch+yaml"}
+    )
     assert status == 415
 
 
@@ -312,14 +335,17 @@ def test_delete_with_finalizers_waits_for_their_removal(srv: ApiServer, api: Htt
     body = {"metadata": {"name": "f", "finalizers": ["example.com/keep"]}}
     _, created, _ = api.request("POST", "/api/v1/namespaces/default/configmaps", body)
     path = "/api/v1/namespaces/default/configmaps/f"
-    with api.watch("/api/v1/namespaces/default/configmaps", resourceVersion=created["metadata"]["resourceVersion"]) as w:
+    with api.watch(
+        "/api/v1/namespaces/default/configmaps",
+        resourceVersion=created["metadata"]["resourceVersion"],
+    ) as w:
         status, marked, _ = api.request("DELETE", path)
         assert status == 200 and marked["metadata"]["deletionTimestamp"]
         assert marked["metadata"]["generation"] == 2
         assert api.get(path)[0] == 200
         status, again, _ = api.request("DELETE", path)
         assert again["metadata"]["resourceVersion"] == marked["metadata"]["resourceVersion"]
-        status, gone, _ = api.request("PATCH", path, {"metadata": {"finalizers": None}},
+        status, _gone, _ = api.request("PATCH", path, {"metadata": {"finalizers": None}},
                                       headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
         assert status == 200
         assert api.get(path)[0] == 404
@@ -408,7 +434,11 @@ def test_discovery_documents(srv: ApiServer, api: Http) -> None:
     assert {"apps", "coordination.k8s.io", "example.com"} <= set(groups)
     assert groups["example.com"]["preferredVersion"]["groupVersion"] == "example.com/v1alpha1"
     core = {r["name"]: r for r in api.get("/api/v1")[1]["resources"]}
-    assert core["pods"]["kind"] == "Pod" and core["pods"]["namespaced"] and "watch" in core["pods"]["verbs"]
+    assert (
+        core["pods"]["kind"] == "Pod"
+        and core["pods"]["namespaced"]
+        and "watch" in core["pods"]["verbs"]
+    )
     assert "pods/status" in core and not core["nodes"]["namespaced"]
     widgets = api.get("/apis/example.com/v1alpha1")[1]["resources"]
     assert widgets[0]["name"] == "widgets" and widgets[0]["namespaced"] is False
@@ -436,7 +466,11 @@ def test_list_label_selectors(srv: ApiServer, api: Http) -> None:
     assert names("app notin (web)") == ["c"]
     assert names("!tier") == ["b", "c"]
     status, body = api.get(PODS, labelSelector="app in web")
-    assert status == 400 and body["reason"] == "BadRequest" and "invalid label selector" in body["message"]
+    assert (
+        status == 400
+        and body["reason"] == "BadRequest"
+        and "invalid label selector" in body["message"]
+    )
 
 
 def test_list_field_selectors(srv: ApiServer, api: Http) -> None:
@@ -453,13 +487,17 @@ def test_list_field_selectors(srv: ApiServer, api: Http) -> None:
     assert names("/api/v1/pods", "status.phase!=Pending") == ["a", "c"]
     assert names("/api/v1/pods", "metadata.namespace=kube-system") == ["c"]
     assert names(PODS, "metadata.name=b") == ["b"]
-    status, body = api.get("/api/v1/namespaces/default/configmaps", fieldSelector="spec.nodeName=n1")
+    status, body = api.get(
+        "/api/v1/namespaces/default/configmaps", fieldSelector="spec.nodeName=n1"
+    )
     assert status == 400 and body["message"] == "field label not supported: spec.nodeName"
     status, body = api.get(PODS, fieldSelector="metadata.name")
     assert status == 400
 
 
-def test_pagination_is_consistent_at_the_first_pages_resource_version(srv: ApiServer, api: Http) -> None:
+def test_pagination_is_consistent_at_the_first_pages_resource_version(
+    srv: ApiServer, api: Http
+) -> None:
     for i in range(50):
         srv.create("pods", pod(f"p{i:02}"))
     pages: list[dict[str, Any]] = []
@@ -478,7 +516,9 @@ def test_pagination_is_consistent_at_the_first_pages_resource_version(srv: ApiSe
         if not token:
             break
     assert len(pages) == 5
-    assert {p["metadata"]["resourceVersion"] for p in pages} == {pages[0]["metadata"]["resourceVersion"]}
+    assert {p["metadata"]["resourceVersion"] for p in pages} == {
+        pages[0]["metadata"]["resourceVersion"]
+    }
     assert [p["metadata"].get("remainingItemCount") for p in pages] == [40, 30, 20, 10, None]
     names = [i["metadata"]["name"] for p in pages for i in p["items"]]
     assert names == [f"p{i:02}" for i in range(50)]
@@ -487,7 +527,7 @@ def test_pagination_is_consistent_at_the_first_pages_resource_version(srv: ApiSe
 def test_pagination_with_selector_has_no_remaining_count(srv: ApiServer, api: Http) -> None:
     for i in range(6):
         srv.create("pods", pod(f"p{i}", app="x"))
-    status, body = api.get(PODS, limit=2, labelSelector="app=x")
+    _status, body = api.get(PODS, limit=2, labelSelector="app=x")
     assert body["metadata"]["continue"] and "remainingItemCount" not in body["metadata"]
 
 
@@ -499,7 +539,9 @@ def test_continue_token_expires_with_compaction(srv: ApiServer, api: Http) -> No
     srv.compact()
     status, body = api.get(PODS, limit=2, **{"continue": first["metadata"]["continue"]})
     assert status == 410 and body["reason"] == "Expired" and body["code"] == 410
-    assert body["message"].startswith("The provided continue parameter is too old to display a consistent list result.")
+    assert body["message"].startswith(
+        "The provided continue parameter is too old to display a consistent list result."
+    )
     fresh = body["metadata"]["continue"]
     decoded = json.loads(base64.urlsafe_b64decode(fresh + "=" * (-len(fresh) % 4)))
     assert decoded["rv"] == -1
@@ -560,25 +602,33 @@ def test_continue_with_resource_version_answers_400(srv: ApiServer, api: Http) -
 
 def test_metadata_only_list_and_get(srv: ApiServer, api: Http) -> None:
     srv.create("pods", pod("a", app="web"))
-    status, body, response = api.request("GET", PODS, headers={"Accept": META_LIST})
+    status, body, _response = api.request("GET", PODS, headers={"Accept": META_LIST})
     assert status == 200 and body["kind"] == "PartialObjectMetadataList"
     assert body["apiVersion"] == "meta.k8s.io/v1"
     item = body["items"][0]
-    assert item["kind"] == "PartialObjectMetadata" and set(item) == {"kind", "apiVersion", "metadata"}
+    assert item["kind"] == "PartialObjectMetadata" and set(item) == {
+        "kind",
+        "apiVersion",
+        "metadata",
+    }
     assert item["metadata"]["labels"] == {"app": "web"}
     status, body, _ = api.request("GET", f"{PODS}/a", headers={"Accept": META})
     assert body["kind"] == "PartialObjectMetadata" and "spec" not in body
     kubectl_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     status, body, _ = api.request("GET", PODS, headers={"Accept": kubectl_accept})
     assert body["kind"] == "PodList"
-    status, body, _ = api.request("GET", PODS, headers={"Accept": "application/vnd.kubernetes.protobuf"})
+    status, body, _ = api.request(
+        "GET", PODS, headers={"Accept": "application/vnd.kubernetes.protobuf"}
+    )
     assert status == 406 and body["reason"] == "NotAcceptable"
 
 
 # ------------------------------------------------------------------ watches
 
 
-def test_watch_from_resource_version_sends_events_strictly_after_it(srv: ApiServer, api: Http) -> None:
+def test_watch_from_resource_version_sends_events_strictly_after_it(
+    srv: ApiServer, api: Http
+) -> None:
     srv.create("pods", pod("a"))
     rv = srv.resource_version
     srv.create("pods", pod("b"))
@@ -596,7 +646,9 @@ def test_watch_from_resource_version_sends_events_strictly_after_it(srv: ApiServ
     assert rvs == sorted(rvs) and rvs[0] > rv
 
 
-def test_watch_without_resource_version_starts_with_synthetic_added(srv: ApiServer, api: Http) -> None:
+def test_watch_without_resource_version_starts_with_synthetic_added(
+    srv: ApiServer, api: Http
+) -> None:
     srv.create("pods", pod("a"))
     srv.create("pods", pod("b"))
     with api.watch(PODS) as w:
@@ -613,13 +665,19 @@ def test_watch_legacy_watch_path(srv: ApiServer, api: Http) -> None:
         assert w.next()["object"]["metadata"]["name"] == "a"
 
 
-def test_bookmarks_at_the_configured_interval_and_only_when_allowed(srv: ApiServer, api: Http) -> None:
+def test_bookmarks_at_the_configured_interval_and_only_when_allowed(
+    srv: ApiServer, api: Http
+) -> None:
     srv.create("pods", pod("a"))
     rv = srv.resource_version
     with api.watch(PODS, resourceVersion=rv, allowWatchBookmarks=True) as w:
         event = w.next()
     assert event["type"] == "BOOKMARK"
-    assert event["object"] == {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}}
+    assert event["object"] == {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": str(rv)},
+    }
     with api.watch(PODS, resourceVersion=rv, timeoutSeconds=1) as w:
         assert w.ended()  # no bookmark without allowWatchBookmarks
     srv.bookmark_interval = None
@@ -634,11 +692,17 @@ def test_timeout_seconds_ends_the_watch_cleanly(api: Http) -> None:
     assert 0.9 < time.monotonic() - started < 5
 
 
-def test_streaming_list_sends_added_then_initial_events_end_bookmark(srv: ApiServer, api: Http) -> None:
+def test_streaming_list_sends_added_then_initial_events_end_bookmark(
+    srv: ApiServer, api: Http
+) -> None:
     for i in range(3):
         srv.create("pods", pod(f"p{i}"))
     rv = srv.resource_version
-    params = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": True}
+    params = {
+        "sendInitialEvents": True,
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": True,
+    }
     with api.watch(PODS, **params) as w:
         events = w.events(4, skip_bookmarks=False)
         srv.create("pods", pod("p3"))
@@ -652,7 +716,11 @@ def test_streaming_list_sends_added_then_initial_events_end_bookmark(srv: ApiSer
 
 def test_streaming_list_refused_like_an_old_etcd(srv: ApiServer, api: Http) -> None:
     srv.streaming_lists = False
-    params = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": True}
+    params = {
+        "sendInitialEvents": True,
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": True,
+    }
     with api.watch(PODS, **params) as w:
         assert w.status == 200
         event = w.next()
@@ -661,10 +729,8 @@ def test_streaming_list_refused_like_an_old_etcd(srv: ApiServer, api: Http) -> N
 
 
 def test_invalid_watch_options_answer_422(api: Http) -> None:
-    status, body = api.get(PODS, watch="1", sendInitialEvents="true")
-    assert status == 422
-    status, body = api.get(PODS, watch="1", resourceVersionMatch="NotOlderThan")
-    assert status == 422
+    assert api.get(PODS, watch="1", sendInitialEvents="true")[0] == 422
+    assert api.get(PODS, watch="1", resourceVersionMatch="NotOlderThan")[0] == 422
 
 
 def test_label_selector_transitions_arrive_as_added_and_deleted(srv: ApiServer, api: Http) -> None:
@@ -679,10 +745,15 @@ def test_label_selector_transitions_arrive_as_added_and_deleted(srv: ApiServer, 
     assert gone["type"] == "DELETED"
     assert gone["object"]["metadata"]["labels"] == {"app": "web"}  # the previous state...
     assert gone["object"]["metadata"]["resourceVersion"] == str(rv + 1)  # ...at the change's rv
-    assert back["type"] == "ADDED" and back["object"]["metadata"]["labels"] == {"app": "web", "extra": "1"}
+    assert back["type"] == "ADDED" and back["object"]["metadata"]["labels"] == {
+        "app": "web",
+        "extra": "1",
+    }
 
 
-def test_watch_from_compacted_resource_version_gets_error_410_event(srv: ApiServer, api: Http) -> None:
+def test_watch_from_compacted_resource_version_gets_error_410_event(
+    srv: ApiServer, api: Http
+) -> None:
     srv.create("pods", pod("a"))
     old = srv.resource_version
     srv.create("pods", pod("b"))
@@ -736,7 +807,9 @@ def test_automatic_compaction_every_n_writes() -> None:
             server.create("configmaps", {"metadata": {"name": f"c{i}"}})
         with api.watch("/api/v1/namespaces/default/configmaps", resourceVersion=start) as w:
             assert w.next()["type"] == "ERROR"
-        with api.watch("/api/v1/namespaces/default/configmaps", resourceVersion=server.resource_version - 5) as w:
+        with api.watch(
+            "/api/v1/namespaces/default/configmaps", resourceVersion=server.resource_version - 5
+        ) as w:
             assert w.next()["object"]["metadata"]["name"] == "c20"
 
 
@@ -858,9 +931,14 @@ def test_faults_clear(srv: ApiServer, api: Http) -> None:
 
 
 def test_object_api_writes_like_etcd_and_raises_typed_errors(srv: ApiServer) -> None:
-    created = srv.create("Pod", {**pod("a"), "status": {"phase": "Running"}}, namespace="kube-system")
+    created = srv.create(
+        "Pod", {**pod("a"), "status": {"phase": "Running"}}, namespace="kube-system"
+    )
     assert created["status"] == {"phase": "Running"}  # kept as given, unlike HTTP create
-    assert srv.get("pods", "a", namespace="kube-system")["metadata"]["uid"] == created["metadata"]["uid"]
+    assert (
+        srv.get("pods", "a", namespace="kube-system")["metadata"]["uid"]
+        == created["metadata"]["uid"]
+    )
     with pytest.raises(Conflict):
         srv.create("pods", pod("a"), namespace="kube-system")
     with pytest.raises(NotFound):
@@ -870,7 +948,13 @@ def test_object_api_writes_like_etcd_and_raises_typed_errors(srv: ApiServer) -> 
     with pytest.raises(Conflict):
         srv.replace("pods", stale)
     with pytest.raises(Invalid):
-        srv.patch("pods", "a", [{"op": "test", "path": "/kind", "value": "Node"}], namespace="kube-system", patch_type="json")
+        srv.patch(
+            "pods",
+            "a",
+            [{"op": "test", "path": "/kind", "value": "Node"}],
+            namespace="kube-system",
+            patch_type="json",
+        )
     status = srv.replace("pods", {**srv.get("pods", "a", namespace="kube-system"), "status": {"phase": "Failed"}},
                          subresource="status")  # fmt: skip
     assert status["status"]["phase"] == "Failed"
@@ -885,7 +969,11 @@ def test_custom_resources(srv: ApiServer, api: Http) -> None:
     assert srv.resource("wd") == widgets
     srv.create("widgets.example.com", {"metadata": {"name": "w"}, "spec": {"size": 1}})
     status, body = api.get("/apis/example.com/v1/namespaces/default/widgets")
-    assert status == 200 and body["kind"] == "WidgetList" and body["items"][0]["apiVersion"] == "example.com/v1"
+    assert (
+        status == 200
+        and body["kind"] == "WidgetList"
+        and body["items"][0]["apiVersion"] == "example.com/v1"
+    )
     status, body, _ = api.request("DELETE", "/apis/example.com/v1/namespaces/default/widgets/w")
     assert body["kind"] == "Widget"  # custom resources answer deletes with the object
 
@@ -909,7 +997,9 @@ def test_sync_server_thread_is_named_and_ends(srv: ApiServer) -> None:
 def test_server_stays_up_after_a_client_drops_mid_request(srv: ApiServer, api: Http) -> None:
     host, port = api.url.hostname or "", api.url.port or 0
     with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        sock.sendall(
+            b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+        )
     assert api.get("/version")[0] == 200
 
 
@@ -929,7 +1019,15 @@ def test_standalone_mode_prints_url_and_kubeconfig_and_stops_on_sigint(tmp_path:
     objects.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seeded}\n---\n"
                        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\n")  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rxkube.testing", "--kubeconfig", str(tmp_path / "kc"), "--load", str(objects)],
+        [
+            sys.executable,
+            "-m",
+            "rxkube.testing",
+            "--kubeconfig",
+            str(tmp_path / "kc"),
+            "--load",
+            str(objects),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -953,3 +1051,19 @@ def test_standalone_mode_prints_url_and_kubeconfig_and_stops_on_sigint(tmp_path:
             proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_client_is_ready_for_token_and_tls() -> None:
+    from rxkube.client import Api
+
+    with ApiServer(tls=True, token="t") as server:
+        server.create("configmaps", {"metadata": {"name": "a"}})
+        rx_client = server.client()
+        try:
+            names = [
+                o["metadata"]["name"]
+                for o in Api(rx_client, "configmaps", "default").list()["items"]
+            ]
+        finally:
+            rx_client.close()
+    assert names == ["a"]

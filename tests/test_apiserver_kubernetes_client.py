@@ -13,7 +13,9 @@ from rxkube.testing import ApiServer
 
 
 @pytest.fixture(params=[False, True], ids=["http", "https+token"])
-def api_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ApiServer, client.ApiClient]]:
+def api_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[ApiServer, client.ApiClient]]:
     secure = bool(request.param)
     with ApiServer(tls=secure, token="t0k3n" if secure else None, bookmark_interval=0.2) as srv:
         path = srv.write_kubeconfig(tmp_path / "kubeconfig")
@@ -24,7 +26,9 @@ def api_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
             api.close()
 
 
-def test_core_v1_list_with_limit_and_continue(api_client: tuple[ApiServer, client.ApiClient]) -> None:
+def test_core_v1_list_with_limit_and_continue(
+    api_client: tuple[ApiServer, client.ApiClient],
+) -> None:
     srv, api = api_client
     for i in range(7):
         srv.create("pods", {"metadata": {"name": f"p{i}", "labels": {"app": "x"}}})
@@ -66,7 +70,9 @@ def test_watch_with_bookmarks(api_client: tuple[ApiServer, client.ApiClient]) ->
         _request_timeout=10,
     ):
         kind, obj = event["type"], event["object"]
-        seen.append((kind, obj["metadata"].get("name") if isinstance(obj, dict) else obj.metadata.name))
+        seen.append(
+            (kind, obj["metadata"].get("name") if isinstance(obj, dict) else obj.metadata.name)
+        )
         if kind == "BOOKMARK" and len(seen) == 1:
             srv.create("pods", {"metadata": {"name": "after"}})
         if kind == "ADDED":
@@ -81,7 +87,9 @@ def test_dynamic_client(api_client: tuple[ApiServer, client.ApiClient], tmp_path
     srv.add_resource("example.com", "v1", "Widget", "widgets")
     dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
     pods = dyn.resources.get(api_version="v1", kind="Pod")
-    pods.create(body={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "d"}}, namespace="default")
+    pods.create(
+        body={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "d"}}, namespace="default"
+    )
     assert [p.metadata.name for p in pods.get(namespace="default").items] == ["d"]
     patched = pods.patch(
         name="d",
@@ -92,7 +100,12 @@ def test_dynamic_client(api_client: tuple[ApiServer, client.ApiClient], tmp_path
     assert patched.metadata.labels.to_dict() == {"a": "b"}
     widgets = dyn.resources.get(api_version="example.com/v1", kind="Widget")
     widgets.create(
-        body={"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 2}},
+        body={
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"size": 2},
+        },
         namespace="default",
     )
     assert widgets.get(name="w", namespace="default").spec.size == 2

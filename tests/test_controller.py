@@ -8,11 +8,16 @@ Nothing sleeps to wait: every wait is on a condition with a generous timeout.
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib.util
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,8 +30,8 @@ from rxkube.controller import (
     Controller,
     ControllerConfig,
     ObjectMissing,
-    ReconcileFailed,
     Reconciled,
+    ReconcileFailed,
     ReconcileResult,
     current_reason,
     shutdown_signals,
@@ -767,8 +772,8 @@ def test_two_controllers_sharing_one_stream_use_one_http_watch(srv: ApiServer) -
     api = Api(srv.client(), "configmaps", namespace="default")
     reader, writer = store_shared(64, name="configmaps")
     watch = watcher(api).pipe(reflect_shared(writer), default_backoff()).subscribe()
-    first, sub1 = start(Controller.for_shared_stream(reader.subscribe(), reader), done)
-    second, sub2 = start(Controller.for_shared_stream(reader.subscribe(), reader), done)
+    first, sub1 = start(Controller.for_shared_stream(reader.subscribe(replay=True), reader), done)
+    second, sub2 = start(Controller.for_shared_stream(reader.subscribe(replay=True), reader), done)
     try:
         first.wait(lambda items: len(items) == 3)
         second.wait(lambda items: len(items) == 3)
@@ -780,4 +785,91 @@ def test_two_controllers_sharing_one_stream_use_one_http_watch(srv: ApiServer) -
         sub1.dispose()
         sub2.dispose()
         watch.dispose()
+    wait_until(lambda: srv.open_watches() == 0)
+
+
+# -- the example controller, end to end with faults ---------------------------------------
+
+
+def load_example() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "examples" / "configmap_controller.py"
+    spec = importlib.util.spec_from_file_location("configmap_controller", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+def mirrored(srv: ApiServer) -> dict[str, dict[str, str]]:
+    """The data of every mirror Secret, decoded, by Secret name."""
+    return {
+        secret["metadata"]["name"]: {
+            k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()
+        }
+        for secret in srv.list("secrets", namespace="default")
+    }
+
+
+def expected(srv: ApiServer) -> dict[str, dict[str, str]]:
+    """What the mirrors must be: one per labelled ConfigMap that is not being deleted."""
+    return {
+        f"{c['metadata']['name']}-mirror": c.get("data") or {}
+        for c in srv.list("configmaps", namespace="default", label_selector="rxkube.io/mirror=true")
+        if not c["metadata"].get("deletionTimestamp")
+    }
+
+
+def test_example_controller_converges_despite_faults(srv: ApiServer) -> None:
+    example = load_example()
+    labels = {"rxkube.io/mirror": "true"}
+    for name, data in (("a", {"x": "1"}), ("b", {"y": "2"})):
+        obj = cm(name, data=data)
+        obj["metadata"]["labels"] = labels
+        srv.create("configmaps", obj)
+    srv.create("configmaps", cm("unlabelled", data={"z": "3"}))
+    stop: Subject[None] = Subject()
+    results = Results()
+    example.run(srv.client(), "default", stop=stop, retry_after=0.2).subscribe(
+        results.on_next, results.on_error, results.on_completed
+    )
+    try:
+        wait_until(lambda: mirrored(srv) == expected(srv) and len(expected(srv)) == 2)
+
+        # Faults: failing requests, cut watches, a restart, while things change.
+        srv.faults.fail_requests(500, count=2, verb="list")  # the watches' relists
+        srv.faults.fail_requests(503, count=2, verb="get")  # the reconciles' reads
+        srv.faults.close_watches(abrupt=True)
+        srv.patch("configmaps", "a", {"data": {"x": "changed"}}, namespace="default")
+        srv.create(
+            "configmaps",
+            {
+                "metadata": {"name": "c", "namespace": "default", "labels": labels},
+                "data": {"new": "yes"},
+            },
+        )
+        tampered = srv.get("secrets", "b-mirror", namespace="default")
+        tampered["data"] = {"y": base64.b64encode(b"tampered").decode()}
+        srv.replace("secrets", tampered)
+        srv.restart()
+        srv.delete("configmaps", "b", namespace="default")  # held by the finalizer
+
+        wait_until(
+            lambda: (
+                mirrored(srv) == expected(srv)
+                and set(expected(srv)) == {"a-mirror", "c-mirror"}
+                and not any(
+                    c["metadata"]["name"] == "b"
+                    for c in srv.list("configmaps", namespace="default")
+                )
+            )
+        )
+        assert mirrored(srv)["a-mirror"] == {"x": "changed"}
+        reasons = {e["reason"] for e in srv.list("events", namespace="default")}
+        assert {"MirrorCreated", "MirrorUpdated"} <= reasons
+        assert any(isinstance(r, ReconcileFailed) for r in results.items)  # the 503s
+    finally:
+        stop.on_next(None)
+        results.wait_ended()
+    assert results.error is None
     wait_until(lambda: srv.open_watches() == 0)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
 
+from rxkube.client import Api
+from rxkube.controller import Action, Controller
 from rxkube.errors import Conflict, NotFound, TransportError
 from rxkube.leader import LeaderElector
+from rxkube.testing import ApiServer
 
 
 class Clock:
@@ -339,3 +344,196 @@ def test_stop_releases_the_lease_only_when_asked() -> None:
 def test_invalid_settings_are_refused(durations: dict[str, float], name: str) -> None:
     with pytest.raises(ValueError):
         LeaderElector(cast(Any, FakeLeases()), name, **durations)
+
+
+# -- against ApiServer, with real threads and short durations --------------------------
+
+TIMEOUT = 30.0
+FAST = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.25}
+
+
+class Cuttable:
+    """A Leases API whose connection the test can cut (a per-elector broken client)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.cut = False
+
+    def _check(self) -> None:
+        if self.cut:
+            raise TransportError("connection reset (cut by the test)")
+
+    def get(self, name: str) -> dict[str, Any]:
+        self._check()
+        return self.api.get(name)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        return self.api.create(obj)
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        return self.api.replace(obj)
+
+
+class Overlaps:
+    """Samples every elector's leadership on one clock reading; records any overlap."""
+
+    def __init__(self, electors: list[LeaderElector]) -> None:
+        self.electors = electors
+        self.overlaps: list[list[str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-overlaps", daemon=True)
+        self._thread.start()
+
+    def leaders(self) -> list[str]:
+        now = time.monotonic()
+        return [
+            e.identity
+            for e in self.electors
+            if (until := e.leading_until) is not None and now < until
+        ]
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            leaders = self.leaders()
+            if len(leaders) > 1:
+                self.overlaps.append(leaders)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(TIMEOUT)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer() as server:
+        yield server
+
+
+def test_failover_when_the_leaders_connection_is_cut(srv: ApiServer) -> None:
+    client = srv.client()
+    apis = [Cuttable(Api(client, "leases", namespace="default")) for _ in range(3)]
+    electors = [
+        LeaderElector(cast(Any, api), "lock", identity=f"e{i}", **FAST)
+        for i, api in enumerate(apis)
+    ]
+    monitor = Overlaps(electors)
+    for e in electors:
+        e.start()
+    try:
+        wait_for(lambda: len(monitor.leaders()) == 1)
+        first = next(i for i, e in enumerate(electors) if e.is_leader)
+        lost = threading.Event()
+        electors[first].leadership().subscribe(lambda leading: None if leading else lost.set())
+        apis[first].cut = True
+        assert lost.wait(TIMEOUT)  # announced by the leader itself, at its renew deadline
+        wait_for(lambda: any(e.is_leader for i, e in enumerate(electors) if i != first))
+        second = next(i for i, e in enumerate(electors) if e.is_leader)
+        assert second != first
+        lease = srv.get("leases", "lock", namespace="default")
+        assert lease["spec"]["holderIdentity"] == f"e{second}"
+        assert lease["spec"]["leaseTransitions"] >= 1
+        wait_for(
+            lambda: all(e.leader == f"e{second}" for i, e in enumerate(electors) if i != first)
+        )
+    finally:
+        for e in electors:
+            e.stop()
+        monitor.stop()
+    assert monitor.overlaps == []
+
+
+def test_a_stopping_leader_hands_over_without_waiting_for_expiry(srv: ApiServer) -> None:
+    client = srv.client()
+    slow = {"lease_duration": 60.0, "renew_deadline": 40.0, "retry_period": 0.25}
+    a = LeaderElector(Api(client, "leases", namespace="default"), "lock", identity="a", **slow)
+    b = LeaderElector(Api(client, "leases", namespace="default"), "lock", identity="b", **slow)
+    with a:
+        assert a.wait_until_leading(TIMEOUT)
+        with b:
+            wait_for(lambda: b.leader == "a")
+            a.stop()
+            # Far sooner than the 60 s lease: the released Lease is taken at once.
+            assert b.wait_until_leading(TIMEOUT)
+            assert not a.is_leader
+
+
+def test_leader_steps_down_when_the_server_fails_its_renewals(srv: ApiServer) -> None:
+    client = srv.client()
+    electors = [
+        LeaderElector(Api(client, "leases", namespace="default"), "lock", identity=f"e{i}", **FAST)
+        for i in range(2)
+    ]
+    monitor = Overlaps(electors)
+    for e in electors:
+        e.start()
+    try:
+        wait_for(lambda: len(monitor.leaders()) == 1)
+        leader = next(e for e in electors if e.is_leader)
+        lost = threading.Event()
+        leader.leadership().subscribe(lambda leading: None if leading else lost.set())
+        srv.faults.fail_requests(503, count=1000, verb="update")
+        assert lost.wait(TIMEOUT)
+        srv.faults.clear()
+        wait_for(lambda: len(monitor.leaders()) == 1)
+    finally:
+        for e in electors:
+            e.stop()
+        monitor.stop()
+    assert monitor.overlaps == []
+
+
+def test_only_the_leaders_controller_reconciles_and_a_follower_takes_over(
+    srv: ApiServer,
+) -> None:
+    for name in ("a", "b"):
+        srv.create("configmaps", {"metadata": {"name": name, "namespace": "default"}})
+    client = srv.client()
+    reconciles: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def reconcile(obj: dict[str, Any], identity: str) -> Action:
+        with lock:
+            reconciles.append((identity, time.monotonic()))
+        return Action.await_change()
+
+    apis = [Cuttable(Api(client, "leases", namespace="default")) for _ in range(2)]
+    electors = [
+        LeaderElector(cast(Any, api), "lock", identity=f"r{i}", **FAST).start()
+        for i, api in enumerate(apis)
+    ]
+    subscriptions = [
+        Controller(Api(client, "configmaps", namespace="default"))
+        .run(reconcile, lambda _o, _e, _c: Action.await_change(), f"r{i}", leader=e)
+        .subscribe()
+        for i, e in enumerate(electors)
+    ]
+    try:
+        wait_for(lambda: len(reconciles) == 2)
+        first = next(i for i, e in enumerate(electors) if e.is_leader)
+        assert {who for who, _ in reconciles} == {f"r{first}"}
+        apis[first].cut = True
+        # The follower held both objects queued, with a warm cache: it reconciles them
+        # as soon as it leads.
+        wait_for(lambda: len(reconciles) == 4)
+        other = f"r{1 - first}"
+        assert [who for who, _ in reconciles[2:]] == [other, other]
+        srv.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
+        wait_for(lambda: len(reconciles) == 5)
+        assert reconciles[4][0] == other
+        until = electors[first].leading_until
+        assert until is not None
+        assert all(at < until for who, at in reconciles if who == f"r{first}")
+    finally:
+        for subscription in subscriptions:
+            subscription.dispose()
+        for e in electors:
+            e.stop()

@@ -11,15 +11,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.abc import DisposableBase
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import Subject
 
+from rxkube.client import Api
 from rxkube.dispatcher import SharedStore, SubscriberOverflow, reflect_shared, store_shared
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.store import Writer, store
+from rxkube.testing import ApiServer
+from rxkube.watcher import watcher
 
 TIMEOUT = 30.0
 
@@ -52,7 +56,7 @@ def eventually(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) ->
 class Collector:
     """An observer that records what it receives, on which threads, and lets tests wait."""
 
-    def __init__(self, on_item: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, on_item: Callable[[Any], object] | None = None) -> None:
         self.items: list[Any] = []
         self.errors: list[Exception] = []
         self.completed = False
@@ -114,11 +118,22 @@ class Feeder:
         assert not self.thread.is_alive(), "the feeder is still blocked"
 
 
+class Stuck(Collector):
+    """A subscriber whose callback blocks until ``release()``."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        super().__init__(on_item=lambda _: self.gate.wait(TIMEOUT))
+
+    def release(self) -> None:
+        self.gate.set()
+
+
 def relist(*objects: Object) -> list[Event]:
     return [Init(), *(InitApply(o) for o in objects), InitDone()]
 
 
-def subscribe(observable: Any, collector: Collector, **kwargs: Any) -> DisposableBase:
+def subscribe(observable: Observable[Any], collector: Collector, **kwargs: Any) -> DisposableBase:
     return observable.subscribe(
         collector.on_next, collector.on_error, collector.on_completed, **kwargs
     )
@@ -249,9 +264,7 @@ def test_replay_under_concurrent_writes_delivers_each_version_once_and_ends_in_s
 def test_a_slow_subscriber_has_a_bounded_buffer_loses_nothing_and_makes_the_writer_wait() -> None:
     reader, writer = store_shared(8)
     feeder = Feeder(writer)
-    gate = threading.Event()
-    slow = Collector(on_item=lambda _: gate.wait(TIMEOUT))
-    fast = Collector()
+    slow, fast = Stuck(), Collector()
     subscriptions = [subscribe(reader.subscribe(), slow), subscribe(reader.subscribe(), fast)]
     objects = [pod(f"p{i}") for i in range(200)]
     feeder.send_in_thread([Apply(o) for o in objects])
@@ -264,7 +277,7 @@ def test_a_slow_subscriber_has_a_bounded_buffer_loses_nothing_and_makes_the_writ
     fast.wait_count(8)
     assert feeder.thread is not None and feeder.thread.is_alive()
 
-    gate.set()
+    slow.release()
     feeder.join()
     slow.wait_count(200)
     fast.wait_count(200)
@@ -277,8 +290,7 @@ def test_a_slow_subscriber_has_a_bounded_buffer_loses_nothing_and_makes_the_writ
 def test_disposing_a_stuck_subscriber_frees_its_buffer_and_releases_the_writer() -> None:
     reader, writer = store_shared(4)
     feeder = Feeder(writer)
-    gate = threading.Event()
-    stuck = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    stuck = Stuck()
     stuck_subscription = subscribe(reader.subscribe(), stuck)
     other = Collector()
     other_subscription = subscribe(reader.subscribe(), other)
@@ -289,21 +301,20 @@ def test_disposing_a_stuck_subscriber_frees_its_buffer_and_releases_the_writer()
     other.wait_count(100)
     other_subscription.dispose()
     assert reader.stats().max_backlog == 0 and not reader._dispatcher._log
-    gate.set()
+    stuck.release()
 
 
 def test_disposing_the_watch_ends_a_writer_wait() -> None:
     reader, writer = store_shared(2)
     feeder = Feeder(writer)
-    gate = threading.Event()
-    stuck = Collector(on_item=lambda _: gate.wait(TIMEOUT))
+    stuck = Stuck()
     subscription = subscribe(reader.subscribe(), stuck)
     feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(10)])
     eventually(lambda: reader.stats().writer_waiting, "the writer to wait")
     feeder.subscription.dispose()  # what disposing a watcher does: the watch thread must end
     feeder.join()
     assert len(reader) == 2, "the event being fed when the watch was disposed is not applied"
-    gate.set()
+    stuck.release()
     subscription.dispose()
 
 
@@ -312,9 +323,7 @@ def test_overflow_drop_cuts_the_subscriber_off_with_a_signal_and_never_blocks_th
 ) -> None:
     reader, writer = store_shared(4, name="pods")
     feeder = Feeder(writer)
-    gate = threading.Event()
-    dropped = Collector(on_item=lambda _: gate.wait(TIMEOUT))
-    steady = Collector()
+    dropped, steady = Stuck(), Collector()
     subscriptions = [
         subscribe(reader.subscribe(overflow="drop"), dropped),
         subscribe(reader.subscribe(), steady),
@@ -323,7 +332,7 @@ def test_overflow_drop_cuts_the_subscriber_off_with_a_signal_and_never_blocks_th
     feeder.join()  # never waited for the stuck subscriber
     steady.wait_count(50)
     assert reader.stats().overflows == 1 and reader.stats().subscribers == 1
-    gate.set()
+    dropped.release()
     assert dropped.wait(lambda c: bool(c.errors))
     (error,) = dropped.errors
     assert isinstance(error, SubscriberOverflow) and error.transient
@@ -387,62 +396,81 @@ def test_a_subscriber_that_raises_is_isolated_and_its_error_reported(
         reader.subscribe().subscribe(fail_on_second),  # no on_error: the error is logged
         subscribe(reader.subscribe(), good),
     ]
-    with caplog.at_level(logging.ERROR, logger="rxkube.dispatcher"):
-        feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(50)])
-        good.wait_count(50)
-        feeder.join()
-        assert with_handler.wait(lambda c: bool(c.errors))
+
+    def failures() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "raised" in r.getMessage()]
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="rxkube.dispatcher"):
+            feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(50)])
+            good.wait_count(50)
+            feeder.join()
+            assert with_handler.wait(lambda c: bool(c.errors))
+            eventually(lambda: len(failures()) == 2, "both failures to be logged")
         eventually(lambda: reader.stats().subscribers == 1, "the failed subscribers to detach")
+    finally:
+        for subscription in subscriptions:
+            subscription.dispose()
     assert with_handler.errors == [boom]
     assert [o["metadata"]["name"] for o in with_handler.items] == ["p0"]
-    failures = [r for r in caplog.records if "raised" in r.getMessage()]
-    assert len(failures) == 2 and all(r.exc_info and r.exc_info[1] is boom for r in failures)
-    assert "of the store of pods" in failures[0].getMessage()
-    for subscription in subscriptions:
-        subscription.dispose()
+    assert all(r.exc_info and r.exc_info[1] is boom for r in failures())
+    assert "of the store of pods" in failures()[0].getMessage()
 
 
 def test_subscribers_come_and_go_while_the_watch_runs() -> None:
     """Subscribe/unsubscribe races: each subscription sees a gapless run of the stream."""
     reader, writer = store_shared(16)
-    feeder = Feeder(writer)
-    total = 6000
-    feeder.send_in_thread([Apply(pod(f"p{i % 100}", rv=i)) for i in range(total)])
     runs: list[tuple[bool, list[int]]] = []
     problems: list[str] = []
     lock = threading.Lock()
+    stop = threading.Event()
+
+    def one_subscription(rng: random.Random) -> None:
+        want = rng.randint(1, 60)
+        replay = rng.random() < 0.2
+        from_inside = rng.random() < 0.3  # some dispose from their own callback
+        holder: list[DisposableBase] = []
+
+        def dispose_inside(_: Any) -> None:
+            if from_inside and holder and len(got.items) + 1 >= want:
+                holder[0].dispose()
+
+        got = Collector(on_item=dispose_inside)
+        holder.append(subscribe(reader.subscribe(replay=replay), got))
+        got.wait(lambda c: len(c.items) >= want, timeout=1.0)
+        holder[0].dispose()
+        if got.errors or got.completed:
+            problems.append(f"unexpected end: {got.errors}")
+        with lock:
+            runs.append((replay, [rv(o) for o in got.items]))
 
     def churn(seed: int) -> None:
         rng = random.Random(seed)
-        assert feeder.thread is not None
-        while feeder.thread.is_alive() and not problems:
-            want = rng.randint(1, 60)
-            replay = rng.random() < 0.2
-            from_inside = rng.random() < 0.3
-            holder: list[DisposableBase] = []
+        while not stop.is_set() and not problems:
+            one_subscription(rng)
 
-            def dispose_inside(_: Any, holder: list[DisposableBase] = holder) -> None:
-                if from_inside and holder and len(got.items) + 1 >= want:
-                    holder[0].dispose()
-
-            got = Collector(on_item=dispose_inside)
-            holder.append(subscribe(reader.subscribe(replay=replay), got))
-            got.wait(lambda c: len(c.items) >= want, timeout=1.0)
-            holder[0].dispose()
-            if got.errors or got.completed:
-                problems.append(f"unexpected end: {got.errors}")
-            with lock:
-                runs.append((replay, [rv(o) for o in got.items]))
+    def feed() -> None:
+        source: Subject[Event] = Subject()
+        subscription = source.pipe(reflect_shared(writer)).subscribe()
+        version = 0
+        while len(runs) < 60 and version < 10**6 and not problems:
+            for _ in range(100):
+                source.on_next(Apply(pod(f"p{version % 100}", rv=version)))
+                version += 1
+        subscription.dispose()
 
     threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(6)]
     for thread in threads:
         thread.start()
+    feeder = threading.Thread(target=feed, name="feeder")
+    feeder.start()
     feeder.join(timeout=120)
-    for thread in threads:
+    stop.set()
+    for thread in [feeder, *threads]:
         thread.join(TIMEOUT)
         assert not thread.is_alive()
     assert not problems, problems[0]
-    assert len(runs) > 20
+    assert len(runs) >= 60
     for replay, run in runs:
         if replay:  # the store's contents, then the live stream: never an older version
             last: dict[int, int] = {}
@@ -485,9 +513,7 @@ def test_two_watches_a_stuck_subscriber_on_one_leaves_the_other_flowing() -> Non
     a stuck subscriber stalls its own watch only."""
     stuck_reader, stuck_writer = store_shared(4, name="stuck")
     flowing_reader, flowing_writer = store_shared(4, name="flowing")
-    gate = threading.Event()
-    stuck = Collector(on_item=lambda _: gate.wait(TIMEOUT))
-    flowing = Collector()
+    stuck, flowing = Stuck(), Collector()
     subscriptions = [
         subscribe(stuck_reader.subscribe(), stuck),
         subscribe(flowing_reader.subscribe(), flowing),
@@ -500,11 +526,58 @@ def test_two_watches_a_stuck_subscriber_on_one_leaves_the_other_flowing() -> Non
     flowing_feed.join()
     assert stuck_feed.thread is not None and stuck_feed.thread.is_alive()
     assert stuck_reader.stats().writer_waiting and len(stuck_reader) == 4
-    gate.set()
+    stuck.release()
     stuck_feed.join()
     stuck.wait_count(100)
     for subscription in subscriptions:
         subscription.dispose()
+
+
+def test_one_http_watch_feeds_many_consumers(apiserver: ApiServer) -> None:
+    """One watch, one cache, N subscribers: the server sees a single watch connection."""
+    for i in range(5):
+        apiserver.create("pods", {"metadata": {"name": f"p{i}"}}, namespace="default")
+    client = apiserver.client()
+    reader, writer = store_shared(32, name="pods")
+    consumers = [Collector() for _ in range(20)]
+    subscriptions = [subscribe(reader.subscribe(events=True), c) for c in consumers]
+    late = Collector()
+    watch_errors: list[Exception] = []
+    watch = (
+        watcher(Api(client, "pods", namespace="default"))
+        .pipe(reflect_shared(writer))
+        .subscribe(on_error=watch_errors.append)
+    )
+    try:
+        reader.wait_until_ready(TIMEOUT)
+        subscriptions.append(subscribe(reader.subscribe(replay=True, events=True), late))
+        for i in range(5, 15):
+            apiserver.create("pods", {"metadata": {"name": f"p{i}"}}, namespace="default")
+        apiserver.delete("pods", "p0", namespace="default")
+        expected = {
+            o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in apiserver.list("pods")
+        }
+
+        def in_sync(c: Collector) -> bool:
+            view: dict[str, str] = {}
+            for event in c.items:
+                name = event.obj["metadata"]["name"]
+                if isinstance(event, Delete):
+                    view.pop(name, None)
+                else:
+                    view[name] = event.obj["metadata"]["resourceVersion"]
+            return view == expected
+
+        for consumer in [*consumers, late]:
+            assert consumer.wait(in_sync), "every consumer ends with the server's state"
+        assert apiserver.open_watches() == 1
+        assert not watch_errors
+    finally:
+        watch.dispose()
+        for subscription in subscriptions:
+            subscription.dispose()
+        client.close()
+    eventually(lambda: apiserver.open_watches() == 0, "the watch to close")
 
 
 # -- where delivery runs ---------------------------------------------------------------
@@ -542,10 +615,13 @@ def test_subscribers_can_be_delivered_on_an_asyncio_loop() -> None:
     async def main() -> tuple[list[Any], set[str]]:
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
-        got = Collector(on_item=lambda _: len(got.items) == 299 and done.set())
-        subscription = subscribe(
-            reader.subscribe(scheduler=AsyncIOThreadSafeScheduler(loop)), got
-        )
+
+        def on_item(_: Any) -> None:
+            if len(got.items) == 299:
+                done.set()
+
+        got = Collector(on_item=on_item)
+        subscription = subscribe(reader.subscribe(scheduler=AsyncIOThreadSafeScheduler(loop)), got)
         feeder.send_in_thread([Apply(o) for o in objects])
         await asyncio.wait_for(done.wait(), TIMEOUT)
         subscription.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from typing import Any
 
@@ -53,6 +54,12 @@ def relist(writer: Writer, *objects: Object) -> None:
     writer.apply(InitDone())
 
 
+def version(reader: Store, name: str) -> str:
+    obj = reader.get(name, "default")
+    assert obj is not None, f"{name} is not in the store"
+    return str(obj["metadata"]["resourceVersion"])
+
+
 def names(objects: list[Object]) -> list[str]:
     return sorted(o["metadata"]["name"] for o in objects)
 
@@ -67,10 +74,10 @@ def test_relist_is_swapped_in_only_at_init_done() -> None:
     writer.apply(InitApply(pod("b", rv=2)))
     writer.apply(InitApply(pod("c")))
     assert names(reader.state()) == ["a", "b"], "readers see the old state until InitDone"
-    assert reader.get("b", "default")["metadata"]["resourceVersion"] == "1"
+    assert version(reader, "b") == "1"
     writer.apply(InitDone())
     assert names(reader.state()) == ["b", "c"], "objects not relisted are gone"
-    assert reader.get("b", "default")["metadata"]["resourceVersion"] == "2"
+    assert version(reader, "b") == "2"
 
 
 def test_repeated_init_restarts_the_relist_buffer() -> None:
@@ -89,7 +96,7 @@ def test_apply_and_delete_change_the_live_map() -> None:
     writer.apply(Apply(pod("a", rv=2)))
     writer.apply(Apply(pod("b")))
     assert len(reader) == 2
-    assert reader.get("a", "default")["metadata"]["resourceVersion"] == "2"
+    assert version(reader, "a") == "2"
     writer.apply(Delete(pod("a", rv=3)))
     writer.apply(Delete(pod("never-there")))
     assert names(reader.state()) == ["b"]
@@ -178,7 +185,8 @@ def test_find_and_filter() -> None:
     writer.apply(Apply(pod("a", labels={"app": "web", "tier": "front"})))
     writer.apply(Apply(pod("b", labels={"app": "web", "tier": "back"})))
     writer.apply(Apply(pod("c", labels={"app": "db"})))
-    assert reader.find(lambda o: o["metadata"]["name"] == "b")["metadata"]["name"] == "b"
+    found = reader.find(lambda o: o["metadata"]["name"] == "b")
+    assert found is not None and found["metadata"]["name"] == "b"
     assert reader.find(lambda o: False) is None
     assert names(reader.filter(label_selector="app=web")) == ["a", "b"]
     assert names(reader.filter(label_selector="app=web,tier notin (back)")) == ["a"]
@@ -208,7 +216,7 @@ def test_a_reader_never_sees_a_partial_relist_under_heavy_churn() -> None:
     reader thread checks every snapshot holds exactly one whole generation."""
     reader, writer = store()
     reader.add_index("gen", index_label("gen"))
-    size, generations = 300, 150
+    size, generations = 100, 1000
     writer_done = threading.Event()
     problems: list[str] = []
     checks = [0]
@@ -240,14 +248,19 @@ def test_a_reader_never_sees_a_partial_relist_under_heavy_churn() -> None:
             checks[0] += 1
 
     threads = [threading.Thread(target=write, name="writer"), threading.Thread(target=read)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: interleave them finely
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+            assert not thread.is_alive()
+    finally:
+        sys.setswitchinterval(interval)
     assert not problems, problems[0]
     assert checks[0] > 10, "the reader must have run while the writer relisted"
-    assert {o["metadata"]["labels"]["gen"] for o in reader.by_index("gen", "149")} == {"149"}
+    assert {o["metadata"]["labels"]["gen"] for o in reader.by_index("gen", "999")} == {"999"}
 
 
 # -- readiness -----------------------------------------------------------------------------
@@ -256,7 +269,7 @@ def test_a_reader_never_sees_a_partial_relist_under_heavy_churn() -> None:
 def test_wait_until_ready_times_out_naming_the_store_then_returns_once_listed() -> None:
     reader, writer = store("pods")
     assert not reader.is_ready()
-    with pytest.raises(TimeoutError, match="store of pods is not ready after 0.05 s"):
+    with pytest.raises(TimeoutError, match=r"store of pods is not ready after 0\.05 s"):
         reader.wait_until_ready(timeout=0.05)
     writer.apply(Init())
     writer.apply(InitApply(pod("a")))
@@ -264,7 +277,12 @@ def test_wait_until_ready_times_out_naming_the_store_then_returns_once_listed() 
         reader.wait_until_ready(timeout=0.01)
 
     ready = threading.Event()
-    waiter = threading.Thread(target=lambda: (reader.wait_until_ready(10), ready.set()))
+
+    def wait() -> None:
+        reader.wait_until_ready(10)
+        ready.set()
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
     writer.apply(InitDone())
     assert ready.wait(10)
@@ -422,7 +440,7 @@ def test_reflect_passes_errors_through_and_the_store_keeps_its_last_good_state()
     errors: list[Exception] = []
     first: Subject[Event] = Subject()
     first.pipe(reflect(writer)).subscribe(on_error=errors.append)
-    relist_events = [Init(), InitApply(pod("a")), InitApply(pod("b")), InitDone()]
+    relist_events: list[Event] = [Init(), InitApply(pod("a")), InitApply(pod("b")), InitDone()]
     for event in relist_events:
         first.on_next(event)
     first.on_next(Init())
@@ -430,11 +448,12 @@ def test_reflect_passes_errors_through_and_the_store_keeps_its_last_good_state()
     first.on_error(failure)
     assert errors == [failure], "the very same exception"
     assert names(reader.state()) == ["a", "b"]
-    assert reader.get("a", "default")["metadata"]["resourceVersion"] == "1"
+    assert version(reader, "a") == "1"
 
     second: Subject[Event] = Subject()  # the retried watch relists
     reflector(writer, second).subscribe()
-    for event in [Init(), InitApply(pod("a", rv=3)), InitDone()]:
+    retried: list[Event] = [Init(), InitApply(pod("a", rv=3)), InitDone()]
+    for event in retried:
         second.on_next(event)
     assert names(reader.state()) == ["a"]
 
@@ -464,10 +483,11 @@ def test_reflect_composes_with_retry() -> None:
         return event
 
     source.pipe(ops.map(flaky), reflect(writer), ops.retry(2)).subscribe()
-    for event in [Init(), InitApply(pod("a")), InitDone()]:
+    listing: list[Event] = [Init(), InitApply(pod("a")), InitDone()]
+    for event in listing:
         source.on_next(event)
     assert not reader.is_ready()
-    for event in [Init(), InitApply(pod("a")), InitDone()]:
+    for event in listing:
         source.on_next(event)
     assert reader.is_ready() and len(reader) == 1
 

@@ -282,9 +282,7 @@ def test_garbled_line_is_a_decode_error(apiserver: ApiServer, pods: Api) -> None
         sub.dispose()
 
 
-def test_label_selector_deletes_objects_that_stop_matching(
-    apiserver: ApiServer, pods: Api
-) -> None:
+def test_label_selector_deletes_objects_that_stop_matching(apiserver: ApiServer, pods: Api) -> None:
     apiserver.create("pods", pod("web", {"app": "web"}), namespace="default")
     apiserver.create("pods", pod("db", {"app": "db"}), namespace="default")
     rec = Recorder()
@@ -487,8 +485,9 @@ def test_churn_with_faults_converges_to_the_server_state() -> None:
                         live.discard(name)
                     elif name in live:
                         labels = {"step": f"{round_}-{step}"}
-                        srv.patch("pods", name, {"metadata": {"labels": labels}},
-                                  namespace="default")
+                        srv.patch(
+                            "pods", name, {"metadata": {"labels": labels}}, namespace="default"
+                        )
                     else:
                         srv.create("pods", pod(name), namespace="default")
                         live.add(name)
