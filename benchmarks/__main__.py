@@ -8,6 +8,7 @@ prints the Markdown report with every ratio, and writes all figures as JSON.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import platform
@@ -83,7 +84,14 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
         ("limit", "limit", {"traced": True, "events": 0}),
         ("rxkube", "rxkube", {"option": "full", "traced": True, "events": 0}),
     ]
-    for lever in ("drop_managed_fields", "metadata_only", "metadata_watcher", "intern", "share"):
+    for lever in (
+        "gc_freeze",
+        "drop_managed_fields",
+        "metadata_only",
+        "metadata_watcher",
+        "intern",
+        "share",
+    ):
         key = f"rxkube:{lever}"
         runs.append((key, "rxkube", {"option": lever, "events": plan.lever_events}))
         runs.append((key, "rxkube", {"option": lever, "traced": True, "events": 0}))
@@ -130,8 +138,21 @@ def _merge(into: dict[str, Any], figures: dict[str, Any], traced: bool) -> None:
             into[key] = value
 
 
-def run(plan: Plan, only: set[str] | None = None, log: Any = sys.stderr) -> dict[str, Any]:
-    """Run the plan against a fresh server and return every figure."""
+def run(
+    plan: Plan,
+    only: set[str] | None = None,
+    profile_dir: str | None = None,
+    log: Any = sys.stderr,
+) -> dict[str, Any]:
+    """Run the plan against a fresh server and return every figure.
+
+    Args:
+        plan: the sizes.
+        only: run only the measurements whose key matches one of these patterns
+            (``fnmatch``: ``rxkube``, ``rxkube:*``, ``kubernetes_*``).
+        profile_dir: run each untraced measurement under py-spy, writing its samples here.
+        log: where progress goes.
+    """
     machine = _machine()
     peers = _available_peers()
     results: dict[str, Any] = {"machine": machine, "runs": {}}
@@ -152,14 +173,17 @@ def run(plan: Plan, only: set[str] | None = None, log: Any = sys.stderr) -> dict
         }
         ctl = server.control()
         for key, name, overrides in _measurements(plan, peers):
-            if only and key.split(":")[0] not in only and key not in only:
+            if only and not any(fnmatch.fnmatchcase(key, pattern) for pattern in only):
                 continue
             p = replace(params, **overrides)
             what = f"{key}{' (traced)' if p.traced else ''}"
             print(f"… {what}", end="", file=log, flush=True)
             start = time.perf_counter()
+            profile = None
+            if profile_dir and not p.traced:
+                profile = os.path.join(profile_dir, key.replace(":", "_") + ".txt")
             try:
-                figures = worker.run(name, p, server)
+                figures = worker.run(name, p, server, profile=profile)
             except Exception as exc:  # one failed measurement must not lose the others
                 figures = {"error": str(exc)}
                 print(f"  FAILED: {str(exc).splitlines()[-1] if str(exc) else exc}", file=log)
@@ -186,12 +210,19 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         metavar="NAME",
         action="append",
-        help="run only these measurements (e.g. limit, rxkube, kr8s); repeatable",
+        help="run only measurements matching this pattern (e.g. limit, 'rxkube*', kr8s); repeatable",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample each measurement with py-spy; collapsed stacks go to DIR",
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     started = time.perf_counter()
-    results = run(plan, set(args.only) if args.only else None)
+    results = run(plan, set(args.only) if args.only else None, args.profile)
     results["wall_s"] = time.perf_counter() - started
     text = report.render(results)
     print(text)

@@ -29,6 +29,8 @@ from multiprocessing.connection import Connection, Listener
 from types import TracebackType
 from typing import Any, Self
 
+import urllib3
+
 from .workload import NAMESPACE, make_pod, modified
 
 _STARTUP_TIMEOUT = 120.0
@@ -159,15 +161,18 @@ class ServerProcess:
 
 @contextmanager
 def _no_gc() -> Iterator[None]:
-    """Pause the cyclic collector during bulk writes.
+    """Pause the cyclic collector during bulk writes, then freeze what they made.
 
-    With 10,000 pods stored, each collection walks millions of containers: bulk writes
-    ran 3x slower with it on (``orjson.loads`` of one pod took 98 µs instead of 9).
+    With 10,000 pods and their history stored, every collection walks millions of
+    containers: bulk writes ran 3x slower with it on (``orjson.loads`` of one pod took
+    98 µs instead of 9), and the first replay of a batch of events ran at 11,000
+    events/s instead of 42,000. What is frozen is still freed when compaction drops it.
     """
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         gc.enable()
 
 
@@ -187,8 +192,6 @@ class _Backend:
         with _no_gc():
             for pod in self.pods:
                 create("pods", pod, namespace=NAMESPACE)
-        # Everything loaded lives as long as the server: keep the collector off it.
-        gc.freeze()
         return time.perf_counter() - start
 
     def modify(self, count: int) -> dict[str, Any]:
@@ -201,7 +204,30 @@ class _Backend:
                 self.changes += 1
                 replace("pods", modified(self.pods[k % n], self.changes), namespace=NAMESPACE)
         self.last_batch = (before, self.srv.resource_version)
+        self._warm(before, count)
         return {"seconds": time.perf_counter() - start, **self.info()}
+
+    def _warm(self, since: int, count: int) -> None:
+        """Read the new events once, so the server has built every line before a client reads.
+
+        The server encodes a watch line the first time a watch sends it; without this,
+        whichever measurement reads a batch first would wait on the server.
+        """
+        http = urllib3.PoolManager()
+        resp = http.request(
+            "GET",
+            f"{self.srv.url}/api/v1/namespaces/{NAMESPACE}/pods",
+            fields={"watch": "1", "resourceVersion": str(since)},
+            preload_content=False,
+        )
+        seen = 0
+        while seen < count:
+            chunk = resp.read1(1 << 16)
+            if not chunk:
+                break
+            seen += chunk.count(b"\n")
+        resp.close()
+        http.clear()
 
     def relist(self) -> dict[str, Any]:
         # The next watch request fails with 410 Gone: the watcher must relist, as it

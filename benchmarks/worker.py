@@ -43,8 +43,17 @@ def _load(name: str) -> Measurement:
     return measurement
 
 
-def run(name: str, params: Params, server: ServerProcess, timeout: float = 900) -> Result:
+def run(
+    name: str,
+    params: Params,
+    server: ServerProcess,
+    timeout: float = 900,
+    profile: str | None = None,
+) -> Result:
     """Run measurement ``name`` in a new process against ``server`` and return its figures.
+
+    With ``profile`` (a file path), the process runs under ``py-spy record`` and its
+    samples, every thread's, are written there as collapsed stacks.
 
     Raises:
         RuntimeError: the measurement failed; the message carries the end of its stderr.
@@ -54,8 +63,22 @@ def run(name: str, params: Params, server: ServerProcess, timeout: float = 900) 
         "control": list(server.control_address),
         "authkey": server.authkey,
     }
+    command = [sys.executable, "-m", "benchmarks.worker", name]
+    if profile:
+        command = [
+            "py-spy",
+            "record",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            profile,
+            "--",
+            *command,
+        ]
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", name],
+        command,
         input=json.dumps(request),
         capture_output=True,
         text=True,

@@ -16,7 +16,6 @@ The demo runs, in one process:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import random
 import threading
@@ -24,13 +23,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import _display
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, Init, Object
 
 if TYPE_CHECKING:
+    from reactivex.abc import DisposableBase
+
     from .client import Api
     from .store import Store
     from .testing import ApiServer
@@ -66,32 +67,21 @@ def run_demo(
     Returns:
         0 when every check found the cache equal to the server, else 1.
     """
+    from .cli import quiet_backoff_log
     from .testing import ApiServer
 
     view = _View(out, duration, out.isatty() if tty is None else tty)
-    with _quiet_backoff_log(), ApiServer() as srv:
+    with quiet_backoff_log(), ApiServer() as srv:
         demo = _Demo(srv, pods, random.Random(seed), view)
         try:
             demo.start()
             demo.run(duration)
         except KeyboardInterrupt:
             view.note("interrupted: stopping")
-            demo.stop()
             return 0
-        demo.stop()
+        finally:
+            demo.stop()
         return 0 if demo.final_report() else 1
-
-
-@contextlib.contextmanager
-def _quiet_backoff_log() -> Iterator[None]:
-    # The view reports retries itself; the WARNING per retry would scribble over it.
-    logger = logging.getLogger("rxkube.backoff")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass
@@ -262,7 +252,7 @@ class _Demo:
         self.workload = _Workload(self.api, pods, rng, ops_per_second=max(20.0, pods * 1.5))
         self.workload.populate(pods // 2)
         self.checks: list[_Check] = []
-        self._subscriptions: list[Any] = []
+        self._subscriptions: list[DisposableBase] = []
         self._started = time.monotonic()
         self.reader: Store | None = None
 
@@ -343,7 +333,7 @@ class _Demo:
         """Drop the watch and compact past it: the resumed watch gets 410 Gone and relists."""
         # The watcher's next watch request is held back while the history it would resume
         # from is written over and compacted away, so it is answered with 410 Gone.
-        self.srv.faults.delay_responses(0.3, 1, verb="watch")
+        self.srv.faults.delay_responses(1.0, 1, verb="watch")
         with self.workload.paused():
             self.srv.faults.close_watches()
             self.workload.touch(3)

@@ -17,8 +17,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING
 
 from . import _display
 from .errors import RxKubeError, TransportError
@@ -26,6 +26,9 @@ from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 
 if TYPE_CHECKING:
     from reactivex.abc import DisposableBase
+
+    from .client import Api
+    from .protocol import Config
 
 __all__ = ["main"]
 
@@ -60,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, format="rxkube: %(message)s")
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal that cannot show ✓ or █ gets "?" rather than a UnicodeEncodeError.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         code: int = args.run(args)
         return code
@@ -252,7 +259,7 @@ def _context_namespace(path: str | None, context: str | None) -> str:
 
 
 def _follow(
-    api: Any, config: Any, printer: _EventPrinter, *, metadata_only: bool, timeout: float | None
+    api: Api, config: Config, printer: _EventPrinter, *, metadata_only: bool, timeout: float | None
 ) -> int:
     """Run the watch until Ctrl+C, ``timeout``, a fatal error or a closed stdout."""
     from .operators import default_backoff
@@ -280,30 +287,40 @@ def _follow(
         done.set()
 
     source = metadata_watcher if metadata_only else watcher
-    logging.getLogger("rxkube.backoff").setLevel(logging.ERROR)  # on_retry reports retries
-    subscription: DisposableBase = (
-        source(api, config)
-        .pipe(default_backoff(on_retry=on_retry))
-        .subscribe(on_next, on_error, done.set)
-    )
     deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while not done.is_set():
-            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-            if left <= 0:
-                break
-            done.wait(left)
-    finally:
-        subscription.dispose()
-        printer.finish()
+    with quiet_backoff_log():
+        subscription: DisposableBase = (
+            source(api, config)
+            .pipe(default_backoff(on_retry=on_retry))
+            .subscribe(on_next, on_error, done.set)
+        )
+        try:
+            while not done.is_set():
+                left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                done.wait(left)
+        finally:
+            subscription.dispose()
+            printer.finish()
     if failure:
         error = failure[0]
-        if isinstance(error, BrokenPipeError):
-            raise error
-        if isinstance(error, RxKubeError):
+        if isinstance(error, BrokenPipeError | RxKubeError):
             raise error
         raise UserError(f"the watch failed: {_one_line(error)}")
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def quiet_backoff_log() -> Iterator[None]:
+    """Silence the WARNING ``backoff()`` logs per retry, for a caller that reports retries."""
+    logger = logging.getLogger("rxkube.backoff")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _one_line(error: BaseException) -> str:

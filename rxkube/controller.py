@@ -9,7 +9,7 @@ as kube-rs's ``Controller`` does::
     results = controller.owns(Api(client, "secrets", namespace="default")).run(
         reconcile, error_policy, context
     )
-    results.run()  # block until the controller stops
+    subscription = results.subscribe(print)  # runs until disposed, or stopped with stop=
 
 Scheduling (see :mod:`rxkube.scheduler` for the rules): requests for one object are
 merged, the earliest due wins; one object is never reconciled twice at once; a trailing
@@ -44,14 +44,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
-from .client import Api
 from .events import Apply, Delete, InitApply, Object
 from .leader import LeaderElector
 from .metrics import ControllerMetrics
@@ -60,6 +59,9 @@ from .protocol import Config
 from .scheduler import Scheduler
 from .store import ObjectRef, Store, reflect, store
 from .watcher import metadata_watcher, watcher
+
+if TYPE_CHECKING:
+    from .client import Api
 
 __all__ = [
     "Action",
@@ -89,10 +91,10 @@ _READY_POLL = 0.1
 _JOIN_TIMEOUT = 5.0
 """How long a stopping controller waits for its idle worker threads to end."""
 
-REASON_OBJECT_UPDATED = "object updated"
-REASON_RECONCILE_ALL = "reconcile all requested"
-REASON_REQUEUE = "reconciler requested retry"
-REASON_ERROR_POLICY = "error policy requested retry"
+_REASON_OBJECT_UPDATED = "object updated"
+_REASON_RECONCILE_ALL = "reconcile all requested"
+_REASON_REQUEUE = "reconciler requested retry"
+_REASON_ERROR_POLICY = "error policy requested retry"
 
 
 # -- what reconcile returns, and what the controller reports -------------------------
@@ -338,7 +340,7 @@ class Controller:
         self._config = ControllerConfig()
         self._name = name
         self._triggers: list[_Trigger] = [
-            _Trigger(source, self._own_ref, lambda _obj: REASON_OBJECT_UPDATED, main=True)
+            _Trigger(source, self._own_ref, lambda _obj: _REASON_OBJECT_UPDATED, main=True)
         ]
         self._stores: list[Store] = [reader]
         self._reconcile_all: list[Observable[Any]] = []
@@ -624,6 +626,7 @@ class _Run:
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._subscriptions: list[abc.DisposableBase] = []
         self._subscriptions_lock = threading.Lock()
+        self._unsubscribed = False
         self._leader: LeaderElector | None = None
         self._ready = False
         self._stopping = False
@@ -680,12 +683,12 @@ class _Run:
             if main:
                 put(_Stop(completed=True))
 
-        with self._subscriptions_lock:
-            if self._stopping:
-                return
         subscription = source.subscribe(on_next, on_error, on_completed)
         with self._subscriptions_lock:
-            self._subscriptions.append(subscription)
+            if not self._unsubscribed:
+                self._subscriptions.append(subscription)
+                return
+        subscription.dispose()  # the run ended while this was being subscribed
 
     def _on_item(self, trigger: _Trigger) -> Callable[[Any], None]:
         put = self._inbox.put
@@ -710,6 +713,7 @@ class _Run:
 
     def _unsubscribe(self) -> None:
         with self._subscriptions_lock:
+            self._unsubscribed = True
             subscriptions, self._subscriptions = self._subscriptions, []
         for subscription in subscriptions:
             subscription.dispose()
@@ -765,8 +769,8 @@ class _Run:
             self._metrics.queue(self._scheduler.queued)
 
     def _timeout(self) -> float:
-        if self._stopping:
-            return _IDLE_WAKEUP
+        if self._stopping or not self._leading():
+            return _IDLE_WAKEUP  # a change of leadership wakes the loop
         if not self._ready:
             return _READY_POLL
         due = self._scheduler.next_due()
@@ -786,7 +790,7 @@ class _Run:
                 if not self._stopping:
                     for obj in self._controller._store.state():
                         key = self._controller._key(ObjectRef.from_obj(obj))
-                        self._scheduler.request(key, now, reason=REASON_RECONCILE_ALL)
+                        self._scheduler.request(key, now, reason=_REASON_RECONCILE_ALL)
             case _Done(key, result):
                 self._finished(key, result, now)
             case _Stop(error, silent, completed):
@@ -815,10 +819,11 @@ class _Run:
                 pass
         return None
 
+    def _leading(self) -> bool:
+        return self._leader is None or self._leader.is_leader
+
     def _dispatch(self) -> None:
-        if self._stopping or not self._is_ready():
-            return
-        if self._leader is not None and not self._leader.is_leader:
+        if self._stopping or not self._is_ready() or not self._leading():
             return
         for due in self._scheduler.pop_due(time.monotonic()):
             obj = self._controller._store.get(due.key)
@@ -848,7 +853,7 @@ class _Run:
         failed = isinstance(result, ReconcileFailed)
         self._metrics.finished(result.duration, error=failed, requeue=requeue is not None)
         if requeue is not None and not self._stopping:
-            reason = REASON_ERROR_POLICY if failed else REASON_REQUEUE
+            reason = _REASON_ERROR_POLICY if failed else _REASON_REQUEUE
             self._scheduler.request(key, now, delay=requeue, reason=reason)
         self._emit(result)
 
@@ -948,7 +953,9 @@ class _Workers:
         with self._lock:
             if self._idle:
                 self._idle -= 1
-            else:
+            elif len(self._threads) < self._size:
+                # Else every thread is busy, but one is finishing: the scheduler never has
+                # more than ``size`` reconciles in flight.
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}-{next(self._numbers)}", daemon=True
                 )

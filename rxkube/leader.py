@@ -119,6 +119,11 @@ class LeaderElector:
     ) -> None:
         if not name:
             raise ValueError("LeaderElector needs the Lease's name")
+        if not api.namespace:
+            raise ValueError(
+                "LeaderElector needs the Leases API of one namespace, e.g. "
+                'Api(client, "leases", namespace="kube-system")'
+            )
         if not lease_duration > renew_deadline > retry_period * _JITTER > 0:
             raise ValueError(
                 "LeaderElector needs lease_duration > renew_deadline > retry_period * 1.2 > 0; "
@@ -137,7 +142,7 @@ class LeaderElector:
         self._on_new_leader = on_new_leader
         self._clock = clock
         self._wall_clock = wall_clock
-        self._lock = threading.Lock()  # one tick at a time: the thread's, or a caller's
+        self._lock = threading.RLock()  # one tick at a time: the thread's, or a caller's
         # The Lease spec as last observed and when (our clock) it last changed: the
         # basis for judging that another holder's lease expired.
         self._observed: dict[str, Any] | None = None
@@ -290,7 +295,7 @@ class LeaderElector:
             try:
                 self._write(self._lease, record, now)
                 return True
-            except Conflict:
+            except (Conflict, NotFound):
                 log.info("%s: Lease %s changed under us; reading it", self.identity, self.name)
 
         try:
@@ -337,7 +342,7 @@ class LeaderElector:
         }
         try:
             self._lease = self.api.replace(body)
-        except Conflict:
+        except (Conflict, NotFound):
             self._lease = None
             raise
         self._observe(spec, now)

@@ -234,7 +234,8 @@ class LiveView:
             samples = list(self._samples)
             rate, events, ended = self._rate, self._events, self._ended
         summary = [html.escape(self._title)] if self._title else []
-        summary.append(f"{len(self.store):,} objects")
+        count = len(self.store)
+        summary.append(f"{count:,} object{'' if count == 1 else 's'}")
         summary.append("ready" if self.store.is_ready() else "listing…")
         if events:
             summary.append(f"{rate:,.0f} events/s ({events:,} in all)")

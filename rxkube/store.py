@@ -400,6 +400,13 @@ class Store:
         ready = "ready" if self.is_ready() else "not ready"
         return f"<{type(self).__name__} {self._describe()}: {len(self)} objects, {ready}>"
 
+    def _repr_html_(self) -> str:
+        """A compact HTML table for Jupyter (see ``rxkube.notebook.render_store_html``)."""
+        # Imported here: display code is an edge layer the cache must not load eagerly.
+        from .notebook import render_store_html
+
+        return render_store_html(self)
+
     # -- readiness ---------------------------------------------------------------------
 
     def is_ready(self) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from rxkube.testing import ApiServer
 META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 META = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 PODS = "/api/v1/namespaces/default/pods"
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -325,9 +327,11 @@ def test_patch_with_unsupported_content_type_answers_415(srv: ApiServer, api: Ht
         "PATCH", path, {}, headers={"Content-Type": "application/strategic-merge-patch+json"}
     )
     assert status == 415 and body["reason"] == "UnsupportedMediaType"
-    status, _, _ = api.request(
-        "PATCH", f"{PODS}/x", {}, headers={"Content-Type": "application/apply-patch+yaml"}
+    assert body["message"] == (
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
     )
+    status, _, _ = api.request("PATCH", f"{PODS}/x", {}, headers={"Content-Type": "text/plain"})
     assert status == 415
 
 
@@ -408,6 +412,25 @@ def test_token_is_required_when_configured() -> None:
         status, body = Http(server, token="wrong").get("/version")
         assert status == 401
         assert Http(server, token="s3cret").get("/api/v1/pods")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("bearer s3cret", 200),  # as the in-cluster config loader sends it
+        ("BEARER s3cret", 200),
+        ("  Bearer s3cret  ", 200),
+        ("Basic s3cret", 401),
+        ("Bearer  s3cret", 401),  # kube-apiserver takes the second space-separated part
+        ("Bearers3cret", 401),
+    ],
+)
+def test_authorization_scheme_is_case_insensitive(header: str, status: int) -> None:
+    with ApiServer(token="s3cret") as server:
+        answer, _, _ = Http(server).request(
+            "GET", "/api/v1/pods", headers={"Authorization": header}
+        )
+        assert answer == status
 
 
 def test_tls_with_generated_ca(tmp_path: Path) -> None:
@@ -797,6 +820,111 @@ def test_open_watches_counts_connections_and_drops_closed_ones(srv: ApiServer, a
             assert srv.open_watches() == 2
         wait_for(lambda: srv.open_watches() == 1)
     wait_for(lambda: srv.open_watches() == 0)
+
+
+def _unread_watch(srv: ApiServer, path: str) -> http.client.HTTPConnection:
+    """A watch whose client reads nothing yet, with a tiny receive buffer, so the server's
+    writes soon block."""
+    url = urllib.parse.urlsplit(srv.url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((url.hostname or "", url.port or 0))
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+    conn.sock = sock
+    conn.request("GET", path)
+    return conn
+
+
+def test_watch_of_a_client_that_does_not_keep_up_is_closed_and_resumable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rxkube.testing")
+    with ApiServer(bookmark_interval=None, watch_buffer=10) as srv:
+        start = srv.resource_version
+        conn = _unread_watch(srv, f"{CONFIGMAPS}?watch=1&resourceVersion={start}")
+        try:
+            response = conn.getresponse()
+            assert response.status == 200
+            written = 0
+            while not any(
+                "watcher close due to unresponsiveness" in r.message for r in caplog.records
+            ):
+                assert written < 3000, "the server never gave up on the slow watch"
+                data = {"blob": f"{written:06d}" + "x" * 20_000}
+                srv.create("configmaps", {"metadata": {"name": f"c{written}"}, "data": data})
+                written += 1
+            record = next(r for r in caplog.records if "unresponsiveness" in r.message)
+            assert record.getMessage().startswith(
+                'Forcing configmaps watcher close due to unresponsiveness: key: "/configmaps/default"'
+            )
+            srv.create("configmaps", {"metadata": {"name": "after"}})
+            received = []
+            while line := response.readline():  # then the stream ends cleanly
+                received.append(json.loads(line)["object"]["metadata"])
+        finally:
+            conn.close()
+        # What was queued when the server gave up is dropped, not sent.
+        assert len(received) < written
+        assert [m["name"] for m in received] == [f"c{i}" for i in range(len(received))]
+        last = int(received[-1]["resourceVersion"]) if received else start
+        # The client resumes from the last event it read and misses nothing.
+        with Http(srv).watch(CONFIGMAPS, resourceVersion=last) as w:
+            names: list[str] = []
+            while not names or names[-1] != "after":
+                names.append(w.next()["object"]["metadata"]["name"])
+        assert names == [f"c{i}" for i in range(len(received), written)] + ["after"]
+
+
+def test_initial_events_do_not_count_against_the_watch_buffer(srv: ApiServer, api: Http) -> None:
+    start = srv.resource_version
+    for i in range(50):
+        srv.create("configmaps", {"metadata": {"name": f"c{i}"}})
+    srv.watch_buffer = 5
+    with api.watch(CONFIGMAPS, resourceVersion=start) as replay, api.watch(CONFIGMAPS) as state:
+        assert len(replay.events(50)) == 50
+        assert len(state.events(50)) == 50
+        srv.create("configmaps", {"metadata": {"name": "live"}})
+        assert replay.next()["object"]["metadata"]["name"] == "live"
+        assert state.next()["object"]["metadata"]["name"] == "live"
+
+
+def test_request_log_records_each_answered_request(srv: ApiServer, api: Http) -> None:
+    srv.clear_requests()
+    api.get("/version")
+    api.get(f"{PODS}/missing")
+    api.request("POST", CONFIGMAPS, {"metadata": {"name": "c"}}, fieldManager="me")
+    with api.watch(CONFIGMAPS, resourceVersion=srv.resource_version, labelSelector="a=b"):
+        wait_for(lambda: len(srv.requests) == 4)
+        watch = srv.requests[-1]
+    version, get, create = srv.requests[:3]
+    assert (version.method, version.path, version.verb, version.status) == (
+        "GET", "/version", "discovery", 200,
+    )  # fmt: skip
+    assert version.resource is None and version.query == {}
+    assert (get.verb, get.status, get.resource, get.namespace, get.name) == (
+        "get", 404, "pods", "default", "missing",
+    )  # fmt: skip
+    assert (create.method, create.verb, create.status, create.query) == (
+        "POST", "create", 201, {"fieldManager": "me"},
+    )  # fmt: skip
+    assert create.content_type == "application/json" and get.content_type == ""
+    assert watch.verb == "watch" and watch.status == 200 and watch.name is None
+    assert watch.query == {"watch": "1", "resourceVersion": watch.query["resourceVersion"],
+                           "labelSelector": "a=b"}  # fmt: skip
+    srv.clear_requests()
+    assert srv.requests == []
+
+
+def test_request_log_keeps_the_latest_and_records_refusals() -> None:
+    with ApiServer(token="t", request_log_size=3) as srv:
+        api = Http(srv, token="t")
+        for i in range(5):
+            api.get(f"{PODS}/p{i}")
+        assert [r.name for r in srv.requests] == ["p2", "p3", "p4"]
+        Http(srv).get(PODS)
+        refused = srv.requests[-1]
+        assert (refused.status, refused.verb, refused.resource) == (401, None, None)
 
 
 def test_automatic_compaction_every_n_writes() -> None:

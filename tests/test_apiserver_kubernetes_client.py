@@ -118,3 +118,29 @@ def test_dynamic_client(api_client: tuple[ApiServer, client.ApiClient], tmp_path
     assert events == [("ADDED", "w")]
     pods.delete(name="d", namespace="default")
     assert srv.list("pods") == []
+
+
+def test_dynamic_client_server_side_apply(
+    api_client: tuple[ApiServer, client.ApiClient], tmp_path: Path
+) -> None:
+    srv, api = api_client
+    dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
+    configmaps = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    intent = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c"},
+        "data": {"k": "v"},
+    }
+    applied = configmaps.server_side_apply(body=intent, namespace="default", field_manager="ops")
+    assert applied.data.k == "v"
+    assert [e.manager for e in applied.metadata.managedFields] == ["ops"]
+    intent["data"] = {"k": "mine"}
+    with pytest.raises(ApiException) as info:
+        configmaps.server_side_apply(body=intent, namespace="default", field_manager="other")
+    assert info.value.status == 409
+    forced = configmaps.server_side_apply(
+        body=intent, namespace="default", field_manager="other", force_conflicts=True
+    )
+    assert forced.data.k == "mine"
+    assert srv.get("configmaps", "c")["metadata"]["managedFields"][0]["manager"] == "other"

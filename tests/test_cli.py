@@ -6,6 +6,7 @@ and read line by line with deadlines; errors are checked in-process through ``ma
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import re
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from rxkube.cli import main
+from rxkube.cli import _EventPrinter, main
 from rxkube.client import Api, Client
+from rxkube.events import Init, InitApply, InitDone
 from rxkube.testing import ApiServer
 
 DEADLINE = 30.0
@@ -369,3 +371,59 @@ def test_serve_help_is_the_test_servers_own(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert out.startswith("usage: rxkube serve")
     assert "--kubeconfig" in out
+
+
+# -- the watch printer, event by event ---------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def listed(name: str, rv: str) -> dict[str, object]:
+    return {
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "resourceVersion": rv},
+        "status": {"phase": "Running"},
+    }
+
+
+def test_printer_shows_progress_on_a_terminal_while_the_list_streams_in() -> None:
+    out, err = io.StringIO(), FakeTerminal()
+    printer = _EventPrinter(
+        out, err, output=None, show_namespace=False, plural="pods", progress_interval=0
+    )
+    printer.on_event(Init())
+    for i in range(3):
+        printer.on_event(InitApply(listed(f"p{i}", str(i + 1))))
+    assert "listing pods… 3 received" in err.getvalue()
+    assert out.getvalue() == ""  # the list is printed once complete, sorted
+    printer.on_event(InitDone())
+    assert re.search(
+        r"rxkube: listed 3 pods in \d+\.\d\d s; watching for changes\n$", err.getvalue()
+    )
+    assert "\r\x1b[K" in err.getvalue()  # the progress line is cleared first
+    assert [line.split()[:2] for line in out.getvalue().splitlines()[1:]] == [
+        ["ADDED", "p0"],
+        ["ADDED", "p1"],
+        ["ADDED", "p2"],
+    ]
+
+
+def test_printer_prints_only_what_a_relist_changed() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    printer = _EventPrinter(out, err, output=None, show_namespace=True, plural="pods")
+    for event in (Init(), InitApply(listed("a", "1")), InitApply(listed("b", "2")), InitDone()):
+        printer.on_event(event)
+    before = len(out.getvalue().splitlines())
+    for event in (Init(), InitApply(listed("a", "5")), InitApply(listed("c", "6")), InitDone()):
+        printer.on_event(event)
+    after = [line.split()[:3] for line in out.getvalue().splitlines()[before:]]
+    assert after == [
+        ["MODIFIED", "default", "a"],
+        ["ADDED", "default", "c"],
+        ["DELETED", "default", "b"],
+    ]
+    assert "relisted 2 pods: 3 changed while away" in err.getvalue()
+    assert "\x1b" not in err.getvalue()  # not a terminal: no progress line

@@ -538,6 +538,29 @@ def test_coroutine_reconciles_run_on_the_callers_loop_from_async_code(manual: Ma
     assert len(asyncio.run(main())) == 2
 
 
+def test_results_can_be_iterated_from_async_code(manual: Manual) -> None:
+    from rxkube.aio import iterate
+
+    async def reconcile(obj: Object, _ctx: Any) -> Action:
+        return Action.await_change()
+
+    async def main() -> list[str]:
+        names: list[str] = []
+        controller = Controller.for_stream(manual.stream, manual.reader)
+        results = controller.run(reconcile, lambda _o, _e, _c: Action.await_change(), None)
+        # The stream is hot: list once the iteration has subscribed.
+        asyncio.get_running_loop().call_soon(manual.listed, cm("a"), cm("b"))
+        async for result in iterate(results):
+            names.append(result.ref.name)
+            if len(names) == 1:
+                manual.apply(cm("c"))
+            if len(names) == 3:
+                break  # disposes the subscription: the controller stops
+        return names
+
+    assert sorted(asyncio.run(asyncio.wait_for(main(), TIMEOUT))) == ["a", "b", "c"]
+
+
 # -- stopping ----------------------------------------------------------------------------
 
 
@@ -834,7 +857,15 @@ def test_example_controller_converges_despite_faults(srv: ApiServer) -> None:
         results.on_next, results.on_error, results.on_completed
     )
     try:
+
+        def events() -> set[tuple[str, str]]:
+            return {
+                (e["involvedObject"]["name"], e["reason"])
+                for e in srv.list("events", namespace="default")
+            }
+
         wait_until(lambda: mirrored(srv) == expected(srv) and len(expected(srv)) == 2)
+        wait_until(lambda: {("a", "MirrorCreated"), ("b", "MirrorCreated")} <= events())
 
         # Faults: failing requests, cut watches, a restart, while things change.
         srv.faults.fail_requests(500, count=2, verb="list")  # the watches' relists
@@ -865,8 +896,6 @@ def test_example_controller_converges_despite_faults(srv: ApiServer) -> None:
             )
         )
         assert mirrored(srv)["a-mirror"] == {"x": "changed"}
-        reasons = {e["reason"] for e in srv.list("events", namespace="default")}
-        assert {"MirrorCreated", "MirrorUpdated"} <= reasons
         assert any(isinstance(r, ReconcileFailed) for r in results.items)  # the 503s
     finally:
         stop.on_next(None)

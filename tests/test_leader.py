@@ -35,11 +35,13 @@ class FakeLeases:
     just before a create or replace is applied (to interleave a rival's moves).
     """
 
+    namespace = "default"
+
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
         self.rv = itertools.count(1)
         self.cut = False
-        self.before_write: Callable[[], None] | None = None
+        self.before_write: Callable[[], object] | None = None
 
     def _check(self) -> None:
         if self.cut:
@@ -264,6 +266,24 @@ def test_a_leader_that_sees_another_holder_steps_down_at_once() -> None:
     assert a.leader == "intruder"
 
 
+def test_a_leader_recreates_a_lease_deleted_under_it() -> None:
+    api, clock = FakeLeases(), Clock()
+    a = elector(api, clock, "a")
+    a.tick()
+    del api.objects["lock"]
+    clock.now += 2.0
+    a.tick()
+    assert a.is_leader
+    assert api.spec()["holderIdentity"] == "a"
+
+
+def test_the_leases_api_must_have_a_namespace() -> None:
+    api = FakeLeases()
+    api.namespace = ""
+    with pytest.raises(ValueError, match="namespace"):
+        LeaderElector(cast(Any, api), "lock")
+
+
 def test_a_leader_that_restarts_with_the_same_identity_keeps_the_lease() -> None:
     api, clock = FakeLeases(), Clock()
     elector(api, clock, "a").tick()
@@ -341,7 +361,7 @@ def test_stop_releases_the_lease_only_when_asked() -> None:
         ({}, ""),
     ],
 )
-def test_invalid_settings_are_refused(durations: dict[str, float], name: str) -> None:
+def test_invalid_settings_are_refused(durations: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError):
         LeaderElector(cast(Any, FakeLeases()), name, **durations)
 
@@ -349,7 +369,7 @@ def test_invalid_settings_are_refused(durations: dict[str, float], name: str) ->
 # -- against ApiServer, with real threads and short durations --------------------------
 
 TIMEOUT = 30.0
-FAST = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.25}
+FAST: dict[str, Any] = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.25}
 
 
 class Cuttable:
@@ -357,6 +377,7 @@ class Cuttable:
 
     def __init__(self, api: Api) -> None:
         self.api = api
+        self.namespace = api.namespace
         self.cut = False
 
     def _check(self) -> None:
@@ -453,7 +474,7 @@ def test_failover_when_the_leaders_connection_is_cut(srv: ApiServer) -> None:
 
 def test_a_stopping_leader_hands_over_without_waiting_for_expiry(srv: ApiServer) -> None:
     client = srv.client()
-    slow = {"lease_duration": 60.0, "renew_deadline": 40.0, "retry_period": 0.25}
+    slow: dict[str, Any] = {"lease_duration": 60.0, "renew_deadline": 40.0, "retry_period": 0.25}
     a = LeaderElector(Api(client, "leases", namespace="default"), "lock", identity="a", **slow)
     b = LeaderElector(Api(client, "leases", namespace="default"), "lock", identity="b", **slow)
     with a:

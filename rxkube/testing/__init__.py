@@ -2,7 +2,8 @@
 
 :class:`ApiServer` speaks the list/watch protocol the way kube-apiserver v1.32 does
 (resourceVersions, pagination, bookmarks, streaming lists, 410 after compaction,
-selectors, metadata-only responses), with a synchronous object API for tests and
+selectors, metadata-only responses, server-side apply), with a synchronous object API
+for tests, a log of the requests it answered (:class:`RecordedRequest`), and
 :class:`Faults` to break things on purpose. Installing rxkube also installs the pytest
 fixtures ``apiserver``, ``apiserver_factory`` and ``kubeconfig``; see ``docs/testing.md``.
 """
@@ -10,6 +11,7 @@ fixtures ``apiserver``, ``apiserver_factory`` and ``kubeconfig``; see ``docs/tes
 from __future__ import annotations
 
 from ._faults import Faults
+from ._requests import RecordedRequest
 from ._server import DEFAULT_NAMESPACES, ApiServer, ResourceLike
 
-__all__ = ["DEFAULT_NAMESPACES", "ApiServer", "Faults", "ResourceLike"]
+__all__ = ["DEFAULT_NAMESPACES", "ApiServer", "Faults", "RecordedRequest", "ResourceLike"]

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import yaml
 from aiohttp import web
 
 from ..selectors import FieldSelector, LabelSelector
 from . import _discovery
 from ._faults import Faults
 from ._patch import PatchFailed, json_patch, merge_patch
+from ._requests import RecordedRequest, RequestLog
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
 from ._store import (
     ResourceVersionTooOld,
@@ -38,6 +40,9 @@ log = logging.getLogger("rxkube.testing")
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 """kube-apiserver's limit on a request body (etcd's object size limit)."""
 
+FIELD_MANAGER_MAX_BYTES = 128
+APPLY_PATCH = "application/apply-patch+yaml"
+
 _JSON = "application/json"
 _META_LIST = "PartialObjectMetadataList"
 _META = "PartialObjectMetadata"
@@ -49,6 +54,8 @@ _INCONSISTENT_CONTINUE = (
     "or deleted between the time the first chunk was returned and now may show up in the list."
 )
 _NOT_FOUND = "the server could not find the requested resource"
+_ROUTE = "rxkube.route"
+_VERB = "rxkube.verb"
 
 
 @dataclass(slots=True)
@@ -62,11 +69,14 @@ class ServerOptions:
             ERROR event with code 500, as from an etcd without progress notifications.
         too_large_wait: how long a read at a resourceVersion newer than the server's
             waits before answering 504 (kube-apiserver waits 3 s).
+        watch_buffer: how many live events a watch may have waiting for its client
+            before the server ends it (None: no limit); read when a watch opens.
     """
 
     bookmark_interval: float | None = 1.0
     streaming_lists: bool = True
     too_large_wait: float = 3.0
+    watch_buffer: int | None = 10_000
 
 
 @dataclass(slots=True)
@@ -189,6 +199,81 @@ def _decode_object(data: bytes) -> dict[str, Any]:
     return obj
 
 
+def check_patch_type(content_type: str, *, strategic_ok: bool) -> None:
+    """415, with the media types kube-apiserver lists, for a patch it does not accept."""
+    accepted = ["application/json-patch+json", "application/merge-patch+json"]
+    if strategic_ok:
+        accepted.append("application/strategic-merge-patch+json")
+    accepted.append(APPLY_PATCH)
+    if content_type not in accepted:
+        raise StatusError(
+            415,
+            "the body of the request was in an unknown format - accepted media types include: "
+            + ", ".join(accepted),
+        )
+
+
+def _decode_apply(data: bytes) -> dict[str, Any]:
+    """An apply patch: YAML, of which JSON is a part; null or empty is an empty object."""
+    try:
+        config = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            config = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise StatusError(400, f"error decoding YAML: {exc}") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        go_type = {list: "array", str: "string", bool: "bool"}.get(type(config), "number")
+        raise StatusError(
+            400,
+            "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot "
+            f"unmarshal {go_type} into Go value of type map[string]interface {{}}",
+        )
+    return config
+
+
+def _user_agent_prefix(agent: str) -> str:
+    """What precedes the first ``/`` of a User-Agent, printable and at most 128 bytes."""
+    prefix, size = "", 0
+    for char in agent.split("/", 1)[0]:
+        if not char.isprintable():
+            continue
+        size += len(char.encode())
+        if size > FIELD_MANAGER_MAX_BYTES:
+            break
+        prefix += char
+    return prefix
+
+
+def field_manager(request: web.Request, options: str, *, apply: bool = False) -> str:
+    """The field manager of a write, once kube-apiserver's checks of its options pass.
+
+    ``fieldManager`` when given (required to apply); otherwise what precedes the first
+    ``/`` of the User-Agent, or ``unknown``.
+
+    Args:
+        request: the write.
+        options: ``CreateOptions``, ``UpdateOptions`` or ``PatchOptions``.
+        apply: whether it is a server-side apply patch.
+    """
+    query = request.query
+    manager = query.get("fieldManager", "")
+    causes: list[tuple[str, str, str]] = []
+    if apply and not manager:
+        causes.append(("fieldManager", "Required value", "is required for apply patch"))
+    if options == "PatchOptions" and not apply and "force" in query:
+        causes.append(("force", "Forbidden", "may not be specified for non-apply patch"))
+    if len(manager.encode()) > FIELD_MANAGER_MAX_BYTES:
+        causes.append(
+            ("fieldManager", "Too long", f"may not be more than {FIELD_MANAGER_MAX_BYTES} bytes")
+        )
+    if causes:
+        raise invalid_options(causes, kind=options)
+    return manager or _user_agent_prefix(request.headers.get("User-Agent", "")) or "unknown"
+
+
 def patch_function(
     content_type: str, data: Any, *, strategic_ok: bool
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -196,7 +281,8 @@ def patch_function(
 
     Merge patches follow RFC 7386; a strategic merge patch (built-in kinds only, as on
     kube-apiserver) is applied as a merge patch too: list merge keys and ``$patch``
-    directives are not implemented. A failed JSON patch operation answers 422.
+    directives are not implemented. A failed JSON patch operation answers 422. Server-side
+    apply patches are not functions of the object: see ``Store.apply``.
     """
     if content_type == "application/json-patch+json":
         if not isinstance(data, list):
@@ -227,13 +313,8 @@ def patch_function(
             return patched
 
         return apply_merge
-    accepted = "application/json-patch+json, application/merge-patch+json"
-    if strategic_ok:
-        accepted += ", application/strategic-merge-patch+json"
-    raise StatusError(
-        415,
-        f"the body of the request was in an unknown format - accepted media types include: {accepted}",
-    )
+    check_patch_type(content_type, strategic_ok=strategic_ok)
+    raise ValueError(f"{content_type} is not a JSON patch or merge patch media type")
 
 
 def _json_response(body: bytes, status: int = 200, content_type: str = _JSON) -> web.Response:
@@ -256,6 +337,7 @@ class ApiApp:
         hub: the open watches.
         faults: armed faults.
         options: behaviour that may change at run time.
+        requests: where answered requests are recorded.
         token: the bearer token every request must carry, or None.
         server_address: ``host:port`` for the ``/api`` document.
     """
@@ -266,6 +348,7 @@ class ApiApp:
         hub: WatchHub,
         faults: Faults,
         options: ServerOptions,
+        requests: RequestLog,
         *,
         token: str | None,
     ) -> None:
@@ -273,6 +356,7 @@ class ApiApp:
         self.hub = hub
         self.faults = faults
         self.options = options
+        self.requests = requests
         self.token = token
         self.server_address = ""
 
@@ -280,15 +364,39 @@ class ApiApp:
         """A new aiohttp application routing everything to :meth:`handle`."""
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(self._record)
         return app
+
+    def _authenticated(self, request: web.Request) -> bool:
+        """Whether the request carries the token, as kube-apiserver's bearer authenticator reads it.
+
+        The scheme is case-insensitive (``bearer`` works, as the in-cluster loader sends
+        it); the token is the second space-separated part of the header.
+        """
+        parts = request.headers.get("Authorization", "").strip().split(" ", 2)
+        return len(parts) >= 2 and parts[0].lower() == "bearer" and parts[1] == self.token
+
+    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
+        route: _Route | None = request.get(_ROUTE)
+        self.requests.record(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                verb=request.get(_VERB),
+                status=response.status,
+                resource=route.served.resource.full_name if route is not None else None,
+                namespace=route.namespace if route is not None else None,
+                name=route.name if route is not None else None,
+                subresource=route.subresource if route is not None else None,
+                content_type=request.content_type if request.body_exists else "",
+            )
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one request; every failure becomes a ``Status`` response."""
         try:
-            if (
-                self.token is not None
-                and request.headers.get("Authorization") != f"Bearer {self.token}"
-            ):
+            if self.token is not None and not self._authenticated(request):
                 raise StatusError(401, "Unauthorized")
             return await self._dispatch(request)
         except StatusError as error:
@@ -313,10 +421,12 @@ class ApiApp:
             or parts[0] not in ("api", "apis")
             or len(parts) <= (2 if parts[0] == "api" else 3)
         ):
+            request[_VERB] = "discovery"
             await self._before(request, "discovery")
             return self._discovery(parts, method)
         route = self._route(parts)
-        verb = self._verb(method, route, request)
+        request[_ROUTE] = route
+        verb = request[_VERB] = self._verb(method, route, request)
         await self._before(request, verb)
         query = request.query
         accept = request.headers.get("Accept", "")
@@ -332,15 +442,19 @@ class ApiApp:
             stored = self.store.get(route.served, route.namespace, route.name)
             return _json_response(stored.encoded(meta))
         if verb == "create":
+            manager = field_manager(request, "CreateOptions")
             obj = _decode_object(await request.read())
-            stored = self.store.create(route.served, obj, route.namespace, via_http=True)
+            stored = self.store.create(
+                route.served, obj, route.namespace, via_http=True, field_manager=manager
+            )
             return _json_response(stored.encoded(meta), 201)
         if verb == "update":
             assert route.name is not None
+            manager = field_manager(request, "UpdateOptions")
             obj = _decode_object(await request.read())
             stored = self.store.update(
                 route.served, route.namespace, route.name, obj,
-                subresource=route.subresource, via_http=True,
+                subresource=route.subresource, via_http=True, field_manager=manager,
             )  # fmt: skip
             return _json_response(stored.encoded(meta))
         if verb == "patch":
@@ -495,7 +609,7 @@ class ApiApp:
         if query.get("sendInitialEvents"):
             causes.append(("sendInitialEvents", "sendInitialEvents is forbidden for list"))
         if causes:
-            raise invalid_options(causes)
+            raise invalid_options([(f, "Forbidden", m) for f, m in causes])
         at_rv: int | None = None
         start = ""
         token_rv: int | None = None
@@ -579,7 +693,7 @@ class ApiApp:
                 )
             )
         if causes:
-            raise invalid_options(causes)
+            raise invalid_options([(f, "Forbidden", m) for f, m in causes])
         from_rv = _parse_rv(rv_param) if rv_param not in ("", "0") else None
         if send_initial:
             initial, from_rv = "stream", None
@@ -588,7 +702,15 @@ class ApiApp:
         else:
             initial = "none" if from_rv is not None else "state"
         served = route.served
-        stream = WatchStream(self.hub, self.faults)
+        stream = WatchStream(
+            self.hub,
+            self.faults,
+            buffer=self.options.watch_buffer,
+            resource=served.resource.full_name,
+            identifier=f'key: "/{served.resource.full_name}/{route.namespace or ""}", '
+            f'labels: "{query.get("labelSelector", "")}", '
+            f'fields: "{query.get("fieldSelector", "")}"',
+        )
         stalled = self.faults.take_stall()
         response = web.StreamResponse(status=200, headers={"Content-Type": _JSON})
         response.enable_chunked_encoding()
@@ -651,11 +773,23 @@ class ApiApp:
     ) -> web.Response:
         assert route.name is not None
         content_type = request.content_type
-        data = _decode_body(await request.read())
-        apply = patch_function(content_type, data, strategic_ok=route.served.strategic_merge)
+        check_patch_type(content_type, strategic_ok=route.served.strategic_merge)
+        is_apply = content_type == APPLY_PATCH
+        manager = field_manager(request, "PatchOptions", apply=is_apply)
+        data = await request.read()
+        if is_apply:
+            stored, created = self.store.apply(
+                route.served, route.namespace, route.name, _decode_apply(data),
+                field_manager=manager, force=bool(_bool_param(request.query, "force")),
+                subresource=route.subresource, via_http=True,
+            )  # fmt: skip
+            return _json_response(stored.encoded(metadata_only), 201 if created else 200)
+        change = patch_function(
+            content_type, _decode_body(data), strategic_ok=route.served.strategic_merge
+        )
         stored = self.store.patch(
-            route.served, route.namespace, route.name, apply,
-            subresource=route.subresource, via_http=True,
+            route.served, route.namespace, route.name, change,
+            subresource=route.subresource, via_http=True, field_manager=manager,
         )  # fmt: skip
         return _json_response(stored.encoded(metadata_only))
 

@@ -23,6 +23,7 @@ from ..resource import BUILTIN_RESOURCES, Resource, match_resource
 from ..selectors import FieldSelector, LabelSelector
 from ._app import ApiApp, ServerOptions, patch_function
 from ._faults import Faults
+from ._requests import RecordedRequest, RequestLog
 from ._status import StatusError
 from ._store import Object, ServedResource, Store, WatchFilter, builtin_served, deep_copy
 from ._watch import WatchHub
@@ -68,6 +69,10 @@ class ApiServer:
             an ERROR event (code 500), as a server on an older etcd does.
         too_large_wait: seconds a read at a future resourceVersion waits before 504.
         namespaces: the namespaces that exist at start.
+        watch_buffer: how many live events a watch may have waiting for a client that
+            does not read fast enough; beyond that the server ends the watch cleanly, as
+            kube-apiserver does, and the client must resume. None: no limit.
+        request_log_size: how many of the latest requests :attr:`requests` keeps.
     """
 
     def __init__(
@@ -82,6 +87,8 @@ class ApiServer:
         streaming_lists: bool = True,
         too_large_wait: float = 3.0,
         namespaces: Iterable[str] = DEFAULT_NAMESPACES,
+        watch_buffer: int | None = 10_000,
+        request_log_size: int = 1000,
     ) -> None:
         self.token = token
         self.host = host
@@ -91,8 +98,13 @@ class ApiServer:
         self._hub = WatchHub(self.store)
         self.faults = Faults(self._hub)
         """Fault injection: see :class:`~rxkube.testing.Faults`."""
-        self._options = ServerOptions(bookmark_interval, streaming_lists, too_large_wait)
-        self._app = ApiApp(self.store, self._hub, self.faults, self._options, token=token)
+        self._options = ServerOptions(
+            bookmark_interval, streaming_lists, too_large_wait, watch_buffer
+        )
+        self._requests = RequestLog(request_log_size)
+        self._app = ApiApp(
+            self.store, self._hub, self.faults, self._options, self._requests, token=token
+        )
         self._resolved: dict[tuple[ResourceLike, int], ServedResource] = {}
         for resource in BUILTIN_RESOURCES:
             self.store.add_resource(builtin_served(resource))
@@ -298,6 +310,32 @@ class ApiServer:
     @streaming_lists.setter
     def streaming_lists(self, value: bool) -> None:
         self._options.streaming_lists = value
+
+    @property
+    def watch_buffer(self) -> int | None:
+        """How many live events a watch may have waiting for its client (None: no limit).
+
+        A change applies to watches opened afterwards.
+        """
+        return self._options.watch_buffer
+
+    @watch_buffer.setter
+    def watch_buffer(self, value: int | None) -> None:
+        self._options.watch_buffer = value
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The latest requests the server answered, oldest first (a snapshot).
+
+        Each is a :class:`~rxkube.testing.RecordedRequest` (method, path, query, verb,
+        status, resource, namespace, name, subresource, content type). Only the last
+        ``request_log_size`` are kept.
+        """
+        return self._requests.snapshot()
+
+    def clear_requests(self) -> None:
+        """Forget every recorded request (e.g. once a test has arranged its state)."""
+        self._requests.clear()
 
     @property
     def resource_version(self) -> int:
@@ -529,6 +567,49 @@ class ApiServer:
             )
         except StatusError as error:
             raise self._raise(error, f"patch {served.resource.full_name} {name}") from None
+        return stored.copy_obj()
+
+    def apply(
+        self,
+        resource: ResourceLike,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = False,
+        namespace: str | None = None,
+        subresource: Literal["status"] | None = None,
+    ) -> Object:
+        """Server-side apply ``obj`` as ``field_manager`` (creating it if missing).
+
+        The same as a ``PATCH`` with ``application/apply-patch+yaml`` (``apiVersion`` and
+        ``kind`` may be left out here), except that, like :meth:`create`, it needs no
+        namespace to exist. Use it to arrange objects whose fields another manager owns;
+        ``metadata.managedFields`` of the result record the ownership. As on
+        kube-apiserver, the status of a kind with a status subresource is applied only
+        with ``subresource="status"``, to an existing object.
+
+        Raises:
+            rxkube.errors.Conflict: ``obj`` changes fields another manager owns and
+                ``force`` is False; the error's Status names the fields and managers.
+            rxkube.errors.ApiError: another failure, e.g. a name mismatch (400).
+        """
+        served = self._served(resource)
+        res = served.resource
+        config = {"apiVersion": res.api_version, "kind": res.kind, **deep_copy(obj)}
+        name = (config.get("metadata") or {}).get("name", "")
+        try:
+            stored, _ = self.store.apply(
+                served,
+                self._namespace(served, namespace, config),
+                name,
+                config,
+                field_manager=field_manager,
+                force=force,
+                subresource=subresource,
+                via_http=False,
+            )
+        except StatusError as error:
+            raise self._raise(error, f"apply {res.full_name} {name}") from None
         return stored.copy_obj()
 
     def delete(self, resource: ResourceLike, name: str, *, namespace: str | None = None) -> Object:

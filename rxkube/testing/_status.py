@@ -134,20 +134,33 @@ def invalid(resource: Resource, name: str, causes: list[tuple[str, str]]) -> Sta
     return StatusError(422, f'{resource.kind} "{name}" is invalid: {text}', details=details)
 
 
-def invalid_options(causes: list[tuple[str, str]]) -> StatusError:
-    """422 for ListOptions that kube-apiserver's validation rejects."""
-    text = ", ".join(f"{field}: Forbidden: {message}" for field, message in causes)
+_CAUSE_REASONS = {
+    "Forbidden": "FieldValueForbidden",
+    "Required value": "FieldValueRequired",
+    "Too long": "FieldValueTooLong",
+}
+
+
+def invalid_options(causes: list[tuple[str, str, str]], kind: str = "ListOptions") -> StatusError:
+    """422 for request options that kube-apiserver's validation rejects.
+
+    Args:
+        causes: ``(field, error, detail)``, the error being ``"Forbidden"``,
+            ``"Required value"`` or ``"Too long"``.
+        kind: ``ListOptions``, ``CreateOptions``, ``UpdateOptions`` or ``PatchOptions``.
+    """
+    text = ", ".join(f"{field}: {error}: {detail}" for field, error, detail in causes)
     if len(causes) > 1:
         text = f"[{text}]"
     return StatusError(
         422,
-        f'ListOptions.meta.k8s.io "" is invalid: {text}',
+        f'{kind}.meta.k8s.io "" is invalid: {text}',
         details={
             "group": "meta.k8s.io",
-            "kind": "ListOptions",
+            "kind": kind,
             "causes": [
-                {"reason": "FieldValueForbidden", "message": f"Forbidden: {m}", "field": f}
-                for f, m in causes
+                {"reason": _CAUSE_REASONS[error], "message": f"{error}: {detail}", "field": field}
+                for field, error, detail in causes
             ],
         },
     )

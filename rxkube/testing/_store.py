@@ -27,6 +27,8 @@ import orjson
 
 from ..resource import Resource
 from ..selectors import FieldSelector, LabelSelector
+from ._apply import FieldSchema, ManagedFields, track_update
+from ._apply import apply as apply_config
 from ._status import (
     StatusError,
     already_exists,
@@ -37,6 +39,8 @@ from ._status import (
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Object = dict[str, Any]
+ManagedFieldsOf = Callable[[Object, Object], ManagedFields | None]
+"""Gives the ``managedFields`` of an updated object from (stored, new)."""
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _META_KIND = b'"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1"'
@@ -230,8 +234,11 @@ class Change:
 class WatchSink(Protocol):
     """Where a registered watch's lines go: called with the store lock held."""
 
+    def prime(self, lines: list[bytes]) -> None:
+        """Queue the watch's initial lines (a replay, or the current state)."""
+
     def push(self, line: bytes) -> None:
-        """Queue one line for the client."""
+        """Queue one live line for the client."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,17 +439,31 @@ class Store:
         namespace: str | None,
         *,
         via_http: bool,
+        field_manager: str | None = None,
     ) -> Stored:
         """Create an object; ``obj`` is owned by the store from now on.
 
         Through HTTP (``via_http``) the server applies kube-apiserver's create strategy:
         the namespace must exist, the status is reset, system fields are assigned. The
         test-side API writes the object as given (status included), like a direct etcd write.
+        With a ``field_manager``, ``managedFields`` record that it created every field.
 
         Raises:
             StatusError: 400 for a namespace mismatch, 404 for a missing namespace,
                 409 AlreadyExists, 422 for an invalid name.
         """
+        obj, namespace, name = self._prepared(served, obj, namespace, via_http=via_http)
+        if field_manager is not None:
+            schema = FieldSchema.of(served, None)
+            fields = track_update(schema, None, obj, field_manager, now=now_timestamp())
+            _set_managed_fields(obj, fields)
+        with self.lock:
+            return self._insert_locked(served, obj, namespace, name, via_http=via_http)
+
+    def _prepared(
+        self, served: ServedResource, obj: Object, namespace: str | None, *, via_http: bool
+    ) -> tuple[Object, str | None, str]:
+        """An object to create with its system fields set; with its namespace and name."""
         res = served.resource
         meta = obj.get("metadata")
         if meta is None:
@@ -473,13 +494,24 @@ class Store:
                 obj["status"] = dict(served.create_status)
             else:
                 obj.pop("status", None)
-        with self.lock:
-            if via_http and res.namespaced and namespace:
-                self._check_namespace(namespace)
-            state = self._state(served)
-            if self.key(served, namespace, name) in state.live:
-                raise already_exists(res, name)
-            return self._commit(state, "ADDED", obj, None)
+        return obj, namespace, name
+
+    def _insert_locked(
+        self,
+        served: ServedResource,
+        obj: Object,
+        namespace: str | None,
+        name: str,
+        *,
+        via_http: bool,
+    ) -> Stored:
+        res = served.resource
+        if via_http and res.namespaced and namespace:
+            self._check_namespace(namespace)
+        state = self._state(served)
+        if self.key(served, namespace, name) in state.live:
+            raise already_exists(res, name)
+        return self._commit(state, "ADDED", obj, None)
 
     @staticmethod
     def _check_kind(served: ServedResource, obj: Object) -> None:
@@ -556,17 +588,20 @@ class Store:
         *,
         subresource: str | None = None,
         via_http: bool,
+        field_manager: str | None = None,
     ) -> Stored:
         """Replace an object (PUT), or only its status with ``subresource="status"``.
 
         A ``metadata.resourceVersion`` in ``obj`` is a precondition (409 when stale).
         Through HTTP the main endpoint keeps the stored status of a resource that has a
         status subresource. An update that changes nothing writes nothing. Removing the
-        last finalizer of an object being deleted deletes it.
+        last finalizer of an object being deleted deletes it. With a ``field_manager``,
+        ``managedFields`` record what it changed.
         """
         self._check_kind(served, obj)
+        fields = self._tracker(served, subresource, field_manager)
         with self.lock:
-            return self._update_locked(served, namespace, name, obj, subresource, via_http)
+            return self._update_locked(served, namespace, name, obj, subresource, via_http, fields)
 
     def patch(
         self,
@@ -577,8 +612,13 @@ class Store:
         *,
         subresource: str | None = None,
         via_http: bool,
+        field_manager: str | None = None,
     ) -> Stored:
-        """Patch an object: ``apply`` gets a copy of the current object and returns the new one."""
+        """Patch an object: ``apply`` gets a copy of the current object and returns the new one.
+
+        With a ``field_manager``, ``managedFields`` record what it changed.
+        """
+        fields = self._tracker(served, subresource, field_manager)
         with self.lock:
             current = self._state(served).live.get(self.key(served, namespace, name))
             if current is None:
@@ -587,7 +627,74 @@ class Store:
             if not isinstance(patched, dict):
                 raise StatusError(422, "the patched object is not a JSON object", reason="Invalid")
             self._check_kind(served, patched)
-            return self._update_locked(served, namespace, name, patched, subresource, via_http)
+            return self._update_locked(
+                served, namespace, name, patched, subresource, via_http, fields
+            )
+
+    def apply(
+        self,
+        served: ServedResource,
+        namespace: str | None,
+        name: str,
+        config: Object,
+        *,
+        field_manager: str,
+        force: bool,
+        subresource: str | None = None,
+        via_http: bool,
+    ) -> tuple[Stored, bool]:
+        """Server-side apply ``config`` as ``field_manager``; creates a missing object.
+
+        Returns the object as stored and whether it was created.
+
+        Raises:
+            StatusError: 400 for a configuration of another kind, version, name or
+                namespace; 404 applying the status of a missing object; 409 Conflict for
+                fields other managers own (unless ``force``), and what a create or an
+                update raises.
+        """
+        schema = FieldSchema.of(served, subresource)
+        meta = config.get("metadata")
+        if not isinstance(meta, dict):
+            raise StatusError(400, "metadata must be an object")
+        if meta.get("name") != name:
+            raise StatusError(
+                400,
+                f"the name of the object ({meta.get('name') or ''}) does not match the name "
+                f"on the URL ({name})",
+            )
+        if served.resource.namespaced:
+            self._resolve_namespace(meta, namespace, default=None)
+        now = now_timestamp()
+        with self.lock:
+            current = self._state(served).live.get(self.key(served, namespace, name))
+            if current is None:
+                if subresource is not None:
+                    raise not_found(served.resource, name)
+                obj, fields = apply_config(
+                    schema, None, config, field_manager, force=force, now=now
+                )
+                _set_managed_fields(obj, fields)
+                obj, namespace, name = self._prepared(served, obj, namespace, via_http=via_http)
+                return self._insert_locked(served, obj, namespace, name, via_http=via_http), True
+            obj, fields = apply_config(
+                schema, current.copy_obj(), config, field_manager, force=force, now=now
+            )
+            stored = self._update_locked(
+                served, namespace, name, obj, subresource, via_http, lambda _old, _new: fields
+            )
+            return stored, False
+
+    @staticmethod
+    def _tracker(
+        served: ServedResource, subresource: str | None, field_manager: str | None
+    ) -> ManagedFieldsOf | None:
+        """How an update by ``field_manager`` sets ``managedFields`` (None: as given)."""
+        if field_manager is None:
+            return None
+        schema = FieldSchema.of(served, subresource)
+        now = now_timestamp()
+        return lambda old, new: track_update(schema, old, new, field_manager, now=now)
 
     def _update_locked(
         self,
@@ -597,6 +704,7 @@ class Store:
         obj: Object,
         subresource: str | None,
         via_http: bool,
+        managed_fields: ManagedFieldsOf | None = None,
     ) -> Stored:
         res = served.resource
         state = self._state(served)
@@ -668,6 +776,8 @@ class Store:
             generation += 1
         new_meta["generation"] = generation
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
+        if managed_fields is not None:
+            _set_managed_fields(new, managed_fields(old, new))
         if new == old:
             return current
         if terminating and not new_meta.get("finalizers"):
@@ -814,7 +924,8 @@ class Store:
         Args:
             served: the resource.
             flt: namespace, selectors and encoding.
-            sink: receives every line, first the initial ones, under the store lock.
+            sink: receives the initial lines (``prime``), then every live line (``push``),
+                under the store lock.
             from_rv: replay the changes after this revision (``initial="none"``).
             initial: ``"state"``: an ADDED per current object (a watch without
                 resourceVersion); ``"stream"``: the same, then, if ``end_bookmark``, a
@@ -826,13 +937,14 @@ class Store:
         """
         with self.lock:
             state = self._state(served)
+            lines: list[bytes] = []
             if initial == "none" and from_rv is not None:
                 if from_rv < self.compacted_rv:
                     raise ResourceVersionTooOld(from_rv, self.compacted_rv)
                 for change in state.log[bisect.bisect_right(state.log_rvs, from_rv) :]:
                     line = flt.line(change)
                     if line is not None:
-                        sink.push(line)
+                        lines.append(line)
             elif initial != "none":
                 prefix = f"{flt.namespace}/" if flt.namespace and served.resource.namespaced else ""
                 keys = state.keys
@@ -841,9 +953,10 @@ class Store:
                 for key in keys[lo:hi]:
                     stored = state.live[key]
                     if flt.passes(stored):
-                        sink.push(event_line("ADDED", stored.encoded(flt.metadata_only)))
+                        lines.append(event_line("ADDED", stored.encoded(flt.metadata_only)))
                 if initial == "stream" and end_bookmark:
-                    sink.push(self._bookmark_locked(served, flt.metadata_only, self.rv, True))
+                    lines.append(self._bookmark_locked(served, flt.metadata_only, self.rv, True))
+            sink.prime(lines)
             registration = _Registration(flt, sink)
             state.watches.append(registration)
 
@@ -906,6 +1019,13 @@ class BookmarkLine(bytes):
     """A BOOKMARK line: fault injection does not count these as events."""
 
     __slots__ = ()
+
+
+def _set_managed_fields(obj: Object, fields: ManagedFields | None) -> None:
+    if fields is None:
+        obj["metadata"].pop("managedFields", None)
+    else:
+        obj["metadata"]["managedFields"] = fields
 
 
 def deep_copy(obj: Mapping[str, Any]) -> Object:

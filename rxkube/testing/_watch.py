@@ -2,15 +2,21 @@
 
 The store pushes pre-built lines into a :class:`WatchStream` from whichever thread
 wrote, with its lock held; the stream's task on the server's event loop wakes up (once
-per batch, not per line), takes everything queued and writes it as one chunk.
-aiohttp's ``write`` waits while the socket is full, so a slow client only grows its
-own queue.
+per batch, not per line), takes everything queued and writes it in chunks of about
+1 MiB. aiohttp's ``write`` waits while the socket is full, so the queue of a client
+that reads slowly grows. Like kube-apiserver's cacheWatcher, whose input channel has a
+fixed capacity, a stream whose queue of live events exceeds its buffer is ended
+cleanly ("Forcing ... watcher close due to unresponsiveness"): the client resumes
+from the last resourceVersion it read. The initial events of a watch (a replay from
+an older resourceVersion, or the current state) are not counted: kube-apiserver sends
+those from its watch cache at the client's pace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
@@ -23,6 +29,11 @@ if TYPE_CHECKING:
     from ._faults import Faults
 
 CloseMode = Literal["clean", "abrupt"] | None
+
+log = logging.getLogger("rxkube.testing")
+
+_CHUNK_BYTES = 1 << 20
+"""About how much one write hands to the socket (bounds the transport's buffer)."""
 
 
 class WatchHub:
@@ -75,19 +86,62 @@ class WatchHub:
 
 
 class WatchStream:
-    """One open watch: a :class:`~rxkube.testing._store.WatchSink` and its writer loop."""
+    """One open watch: a :class:`~rxkube.testing._store.WatchSink` and its writer loop.
 
-    def __init__(self, hub: WatchHub, faults: Faults) -> None:
+    Args:
+        hub: the server's open watches.
+        faults: armed faults, applied to every write.
+        buffer: how many live events may wait for the client; None for no limit.
+        resource: the watched resource (``pods``, ``deployments.apps``), for the log.
+        identifier: what the watch selects, for the log.
+    """
+
+    def __init__(
+        self,
+        hub: WatchHub,
+        faults: Faults,
+        *,
+        buffer: int | None,
+        resource: str,
+        identifier: str,
+    ) -> None:
         self._hub = hub
         self._faults = faults
+        self._buffer = buffer
+        self._resource = resource
+        self._identifier = identifier
         self._pending: list[bytes] = []
+        self._queued = 0
         self._scheduled = False
         self._wake = asyncio.Event()
         self.closing: CloseMode = None
 
+    def prime(self, lines: list[bytes]) -> None:
+        """Queue the watch's initial lines (not counted against the buffer); store lock held."""
+        self._pending.extend(lines)
+        self._schedule()
+
     def push(self, line: bytes) -> None:
-        """Queue a line; called with the store lock held, from any thread."""
+        """Queue a live line; called with the store lock held, from any thread."""
+        if self.closing is not None:
+            return
         self._pending.append(line)
+        self._queued += 1
+        if self._buffer is not None and self._queued > self._buffer:
+            log.info(
+                "Forcing %s watcher close due to unresponsiveness: %s. %d events queued (buffer %d)",
+                self._resource,
+                self._identifier,
+                self._queued,
+                self._buffer,
+            )
+            self._pending = []
+            self._queued = 0
+            self.close("clean")
+            return
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             self._hub.call_soon(self._wake.set)
@@ -102,6 +156,7 @@ class WatchStream:
         with self._hub.store.lock:
             lines = self._pending
             self._pending = []
+            self._queued = 0
             self._scheduled = False
             self._wake.clear()
         return lines
@@ -162,7 +217,7 @@ class WatchStream:
             if self._faults.watch_faults_armed:
                 lines, action = self._faults.process(lines)
             if lines:
-                await response.write(b"".join(lines))
+                await self._write(response, lines)
             if action == "abort":
                 self.closing = "abrupt"
             elif action == "close" and self.closing is None:
@@ -173,3 +228,16 @@ class WatchStream:
             request.transport.abort()
             return
         await response.write_eof()
+
+    async def _write(self, response: web.StreamResponse, lines: list[bytes]) -> None:
+        """Write lines in chunks of about 1 MiB, stopping early once the stream is closing."""
+        start = size = 0
+        for index, line in enumerate(lines):
+            size += len(line)
+            if size >= _CHUNK_BYTES:
+                await response.write(b"".join(lines[start : index + 1]))
+                start, size = index + 1, 0
+                if self.closing is not None:
+                    return
+        if start < len(lines):
+            await response.write(b"".join(lines[start:]))

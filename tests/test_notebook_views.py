@@ -1,0 +1,233 @@
+"""Jupyter views (``rxkube.notebook``) and the status/age summaries they share with the CLI."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from reactivex.subject import Subject
+
+from rxkube import _display, notebook
+from rxkube.events import Apply, Delete, Init, InitApply, InitDone
+from rxkube.notebook import live, render_counts_svg, render_store_html
+from rxkube.store import store
+
+NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def pod(
+    name: str, namespace: str = "default", phase: str = "Running", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "creationTimestamp": "2024-01-01T11:57:00Z",
+            **extra,
+        },
+        "status": {"phase": phase},
+    }
+
+
+# -- summaries ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (pod("a", phase="Succeeded"), "Succeeded"),
+        ({"kind": "Pod", "metadata": {"name": "a"}}, "Pending"),
+        (pod("a", deletionTimestamp="2024-01-01T12:00:00Z"), "Terminating"),
+        (
+            {
+                "kind": "Pod",
+                "status": {
+                    "phase": "Running",
+                    "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}],
+                },
+            },
+            "CrashLoopBackOff",
+        ),
+        ({"kind": "Deployment", "spec": {"replicas": 3}, "status": {"readyReplicas": 1}}, "1/3"),
+        (
+            {"kind": "Node", "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+            "NotReady",
+        ),
+        ({"kind": "Namespace", "status": {"phase": "Active"}}, "Active"),
+        ({"kind": "ConfigMap", "data": {}}, "-"),
+    ],
+)
+def test_status_is_one_word_like_kubectl(obj: dict[str, Any], expected: str) -> None:
+    assert _display.status(obj) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (5, "5s"),
+        (119, "119s"),
+        (200, "3m20s"),
+        (600, "10m"),
+        (4 * 3600, "4h"),
+        (50 * 3600, "2d2h"),
+        (30 * 86400, "30d"),
+    ],
+)
+def test_ages_read_like_kubectl(seconds: int, expected: str) -> None:
+    assert _display.human_duration(seconds) == expected
+
+
+def test_age_of_an_object_without_timestamp_is_unknown() -> None:
+    assert _display.age({"metadata": {}}) == "<unknown>"
+    assert _display.age(pod("a"), NOW) == "3m"
+
+
+# -- the store table -------------------------------------------------------------------
+
+
+def test_store_table_is_sorted_escaped_and_counted() -> None:
+    reader, writer = store("pods")
+    for event in (
+        Init(),
+        InitApply(pod("b<script>")),
+        InitApply(pod("a", "kube-system")),
+        InitDone(),
+    ):
+        writer.apply(event)
+    html = render_store_html(reader, now=NOW)
+    assert "2 Pods" in html
+    assert html.index(">default<") < html.index(">kube-system<")
+    assert "b&lt;script&gt;" in html and "<script>" not in html
+    assert "<th>NAMESPACE</th><th>NAME</th><th>AGE</th><th>STATUS</th>" in html
+    assert ">3m<" in html
+
+
+def test_store_table_of_ten_thousand_objects_is_cut_with_a_note() -> None:
+    objects = [pod(f"p{i:05d}", f"ns{i % 7}") for i in range(10_000)]
+    started = time.perf_counter()
+    html = render_store_html(objects, limit=50)
+    assert time.perf_counter() - started < 2.0
+    assert html.count("<tr>") == 1 + 50 + 1  # header, rows, the note
+    assert "10,000 Pods · showing the first 50" in html
+    assert "… and 9,950 more" in html
+
+
+def test_store_table_says_when_the_store_is_not_ready() -> None:
+    reader, _writer = store("pods")
+    assert "not ready yet" in render_store_html(reader)
+
+
+def test_cluster_scoped_objects_have_no_namespace_column() -> None:
+    html = render_store_html([{"kind": "Node", "metadata": {"name": "n1"}}])
+    assert "NAMESPACE" not in html and ">n1<" in html
+
+
+def test_counts_plot_has_one_line_per_status_and_a_legend() -> None:
+    assert render_counts_svg([]) == ""
+    svg = render_counts_svg([(0.0, Counter(Running=1)), (2.0, Counter(Running=3, Failed=1))])
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+    assert "Running 3" in svg and "Failed 1" in svg
+
+
+# -- live views ------------------------------------------------------------------------
+
+
+class FakeDisplay:
+    """Stands in for IPython.display: records what is shown and each in-place update."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.updates: list[str] = []
+        self._changed = threading.Condition()
+
+    def module(self) -> SimpleNamespace:
+        return SimpleNamespace(HTML=lambda html: html, display=self._display)
+
+    def _display(self, html: str, *, display_id: bool) -> SimpleNamespace:
+        assert display_id
+        self.shown.append(html)
+        return SimpleNamespace(update=self._update)
+
+    def _update(self, html: str) -> None:
+        with self._changed:
+            self.updates.append(html)
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> str:
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(text in html for html in self.updates), timeout=timeout
+            )
+        assert found, f"no update showing {text!r}; last: {self.updates[-1:]}"
+        return next(html for html in reversed(self.updates) if text in html)
+
+
+@pytest.fixture
+def screen(monkeypatch: pytest.MonkeyPatch) -> FakeDisplay:
+    fake = FakeDisplay()
+    monkeypatch.setattr(notebook, "_ipython", fake.module)
+    return fake
+
+
+def test_live_view_of_a_store_updates_in_place_until_stopped(screen: FakeDisplay) -> None:
+    reader, writer = store("pods")
+    for event in (Init(), InitApply(pod("web-0", phase="Pending")), InitDone()):
+        writer.apply(event)
+    view = live(reader, title="pods", interval=0.02)
+    try:
+        assert "web-0" in screen.shown[0] and "1 object ·" in screen.shown[0]
+        writer.apply(Apply(pod("web-1")))
+        html = screen.wait_for("web-1")
+        assert "<svg" in html and "Running 1" in html and "Pending 1" in html
+    finally:
+        view.stop()
+    assert "stopped" in screen.updates[-1]
+    count = len(screen.updates)
+    writer.apply(Apply(pod("web-2")))
+    assert len(screen.updates) == count  # stopped: nothing redraws any more
+
+
+def test_live_view_of_watch_events_collects_them_and_disposes_on_stop(screen: FakeDisplay) -> None:
+    events: Subject[Any] = Subject()
+    view = live(events, interval=0.02)
+    try:
+        assert "listing…" in screen.shown[0]
+        for event in (
+            Init(),
+            InitApply(pod("a")),
+            InitApply(pod("b")),
+            InitDone(),
+            Delete(pod("a")),
+        ):
+            events.on_next(event)
+        html = screen.wait_for("events/s (5 in all)")
+        assert "ready" in html and ">b<" in html and ">a<" not in html
+    finally:
+        view.stop()
+    assert not events.observers
+
+
+def test_live_view_of_objects_from_a_shared_store_is_ready_at_once(screen: FakeDisplay) -> None:
+    objects: Subject[Any] = Subject()
+    with live(objects, interval=0.02) as view:
+        objects.on_next(pod("a"))
+        screen.wait_for(">a<")
+        assert view.store.is_ready()
+
+
+def test_live_view_reports_the_end_of_its_stream(screen: FakeDisplay) -> None:
+    events: Subject[Any] = Subject()
+    with live(events, interval=0.02):
+        events.on_error(RuntimeError("connection lost"))
+        screen.wait_for("ended with RuntimeError: connection lost")
+
+
+def test_live_rejects_what_it_cannot_show(screen: FakeDisplay) -> None:
+    with pytest.raises(TypeError, match="Store or an Observable"):
+        live([pod("a")])  # type: ignore[arg-type]
