@@ -1,4 +1,4 @@
-"""Memory levers that keep plain dicts but share what objects repeat: candidates for rxkube.
+"""Memory levers measured beside ``rxkube.compact.ShareSubtrees``.
 
 A cached pod decoded by orjson is ~5x its JSON size, and most of it repeats from pod to
 pod: label values, images, env, volumes, tolerations, conditions, managedFields. Two
@@ -6,10 +6,9 @@ pod: label values, images, env, volumes, tolerations, conditions, managedFields.
 ``dict``/``list``/``str`` and every read costs what it costs on a plain dict:
 
 - ``InternStrings``: one copy of each equal string (keys and values);
-- ``ShareSubtrees``: one copy of each equal string *and* of each equal sub-dict and
-  sub-list (hash-consing), so e.g. every pod of one ReplicaSet points at the same
-  ``spec.containers[0].env`` list. Objects must then be treated as immutable, which
-  rxkube's store already demands ("do not mutate them").
+- ``rxkube.compact.ShareSubtrees`` (in the library): one copy of each equal string *and*
+  of each equal sub-dict and sub-list, so e.g. every pod of one ReplicaSet points at the
+  same ``spec.containers[0].env`` list.
 
 Both keep their tables bounded: past ``max_entries`` the table is dropped and sharing
 starts afresh (objects already built keep what they share), so churn cannot grow it
@@ -72,68 +71,3 @@ class InternStrings:
                 self._dict(value)
             elif kind is list:
                 self._list(value)
-
-
-class ShareSubtrees:
-    """``modify()`` function: share equal strings, sub-dicts and sub-lists across objects.
-
-    Works bottom-up and in place: each container's children are first replaced by their
-    shared twins, then the container is looked up by its shape (its keys and the
-    identities of its children), so finding a twin costs one tuple and one dict look-up
-    per container. A container seen first becomes the shared one. The top-level object
-    is never shared (the store keys it by name, and its ``metadata`` differs anyway).
-
-    Args:
-        max_entries: strings and containers remembered before the tables start afresh.
-
-    Example:
-        >>> share = ShareSubtrees()
-        >>> a = share({"metadata": {"name": "a"}, "spec": {"env": [{"name": "X"}]}})
-        >>> b = share({"metadata": {"name": "b"}, "spec": {"env": [{"name": "X"}]}})
-        >>> a["spec"] is b["spec"]
-        True
-    """
-
-    def __init__(self, max_entries: int = _DEFAULT_MAX) -> None:
-        self._max = max_entries
-        self._strings: dict[str, str] = {}
-        self._shapes: dict[tuple[Any, ...], Any] = {}
-
-    def __call__(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Share ``obj``'s parts with earlier objects; returns ``obj`` itself."""
-        if len(self._shapes) + len(self._strings) > self._max:
-            self._strings, self._shapes = {}, {}
-        self._shape(obj)
-        return obj
-
-    def _shape(self, obj: dict[str, Any]) -> tuple[Any, ...]:
-        """Replace ``obj``'s children by their shared twins; return ``obj``'s shape."""
-        parts: list[Any] = []
-        for key, value in obj.items():
-            shared, part = self._share(value)
-            if shared is not value:
-                obj[key] = shared
-            parts.append(key)
-            parts.append(part)
-        return tuple(parts)
-
-    def _share(self, value: Any) -> tuple[Any, Any]:
-        """The shared twin of ``value`` and its part of a parent's shape."""
-        kind = type(value)
-        if kind is str:
-            value = self._strings.setdefault(value, value)
-            return value, value
-        if kind is dict:
-            got = self._shapes.setdefault(self._shape(value), value)
-            return got, id(got)
-        if kind is list:
-            parts: list[Any] = [list]
-            for i, item in enumerate(value):
-                shared, part = self._share(item)
-                if shared is not item:
-                    value[i] = shared
-                parts.append(part)
-            got = self._shapes.setdefault(tuple(parts), value)
-            return got, id(got)
-        # int, float, bool, None: the type keeps True, 1 and 1.0 apart.
-        return value, (kind, value)
