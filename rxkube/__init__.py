@@ -16,8 +16,18 @@ from __future__ import annotations
 from . import errors, predicates
 from .backoff import BackoffPolicy, ExponentialBackoff
 from .client import Api, Client
+from .controller import (
+    Action,
+    Controller,
+    ControllerConfig,
+    ObjectMissing,
+    Reconciled,
+    ReconcileFailed,
+)
 from .dispatcher import SharedStore, SubscriberOverflow, reflect_shared, store_shared
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from .finalizer import finalizer
+from .leader import LeaderElector
 from .operators import (
     applied_objects,
     backoff,
@@ -30,31 +40,41 @@ from .operators import (
 from .protocol import Config
 from .resource import Resource
 from .store import ObjectRef, Store, Writer, reflect, reflector, store
+from .wait import await_condition
 from .watcher import metadata_watcher, watch, watch_object, watcher
 
 __all__ = [
+    "Action",
     "Api",
     "Apply",
     "BackoffPolicy",
     "Client",
     "Config",
+    "Controller",
+    "ControllerConfig",
     "Delete",
     "Event",
     "ExponentialBackoff",
     "Init",
     "InitApply",
     "InitDone",
+    "LeaderElector",
     "Object",
+    "ObjectMissing",
     "ObjectRef",
+    "ReconcileFailed",
+    "Reconciled",
     "Resource",
     "SharedStore",
     "Store",
     "SubscriberOverflow",
     "Writer",
     "applied_objects",
+    "await_condition",
     "backoff",
     "default_backoff",
     "errors",
+    "finalizer",
     "metadata_only",
     "metadata_watcher",
     "modify",

@@ -42,15 +42,19 @@ class ApiError(RxKubeError):
         self.code = code
         self.reason = reason
         self.message = message
-        self.status: dict[str, Any] = status if status is not None else {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        }
+        self.status: dict[str, Any] = (
+            status
+            if status is not None
+            else {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": message,
+                "reason": reason,
+                "code": code,
+            }
+        )
         self.retry_after = retry_after
         self.request = request
         where = f" ({request})" if request else ""

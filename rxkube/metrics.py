@@ -213,24 +213,28 @@ class _Collector:
 
         snap = self._metrics.snapshot()
         labels = [snap.controller]
-        counters = (
-            ("rxkube_reconcile", "Reconciles that ended", snap.reconciles),
-            ("rxkube_reconcile_errors", "Reconciles that failed", snap.errors),
-            ("rxkube_reconcile_requeues", "Reconciles that asked for a requeue", snap.requeues),
-            ("rxkube_reconcile_missing", "Requests whose object was gone", snap.missing),
+        simple = (
+            (CounterMetricFamily, "rxkube_reconcile", "Reconciles that ended", snap.reconciles),
+            (CounterMetricFamily, "rxkube_reconcile_errors", "Reconciles that failed", snap.errors),
+            (
+                CounterMetricFamily,
+                "rxkube_reconcile_requeues",
+                "Reconciles that asked for a requeue",
+                snap.requeues,
+            ),
+            (
+                CounterMetricFamily,
+                "rxkube_reconcile_missing",
+                "Requests whose object was gone",
+                snap.missing,
+            ),
+            (GaugeMetricFamily, "rxkube_workqueue_depth", "Objects queued", snap.queue_depth),
+            (GaugeMetricFamily, "rxkube_active_workers", "Reconciles running", snap.in_flight),
         )
-        for name, doc, value in counters:
-            family = CounterMetricFamily(name, doc, labels=["controller"])
+        for family_type, name, doc, value in simple:
+            family = family_type(name, doc, labels=["controller"])
             family.add_metric(labels, value)
             yield family
-        gauges = (
-            ("rxkube_workqueue_depth", "Objects with a queued request", snap.queue_depth),
-            ("rxkube_active_workers", "Reconciles running", snap.in_flight),
-        )
-        for name, doc, value in gauges:
-            gauge = GaugeMetricFamily(name, doc, labels=["controller"])
-            gauge.add_metric(labels, value)
-            yield gauge
         histogram = HistogramMetricFamily(
             "rxkube_reconcile_time_seconds", "Reconcile durations", labels=["controller"]
         )

@@ -117,9 +117,7 @@ def parse_resource_name(name: str) -> tuple[str | None, str | None, str]:
     return (group if dot else None), None, plural
 
 
-def match_resource(
-    candidates: tuple[Resource, ...] | list[Resource], name: str
-) -> Resource | None:
+def match_resource(candidates: tuple[Resource, ...] | list[Resource], name: str) -> Resource | None:
     """Find the resource a user's name refers to among ``candidates``, or ``None``.
 
     The name matches a plural, a kind (case-insensitively) or a short name, with an
