@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -182,6 +183,8 @@ def test_relists_after_410_during_watch() -> None:
             srv.faults.close_watches()
             rec.wait(ready(rec, 2))
             assert rec.count(Init) == 2
+            relist = [r for r in srv.requests if r.verb == "list"][-1]
+            assert "resourceVersion" not in relist.query, "a relist after 410 is consistent"
             last_list = rec.items[rec.items.index(Init(), 1) :]
             assert [e.obj["metadata"]["name"] for e in last_list if isinstance(e, InitApply)] == [
                 "new"
@@ -227,6 +230,48 @@ def test_bookmarks_are_silent(apiserver: ApiServer, pods: Api) -> None:
         apiserver.create("pods", pod("a"), namespace="default")
         rec.wait(lambda r: r.count(Apply) == 1)
         assert [type(e) for e in rec.items] == [Init, InitDone, Apply]
+    finally:
+        sub.dispose()
+
+
+def watch_requests(srv: ApiServer) -> list[dict[str, str]]:
+    return [dict(r.query) for r in srv.requests if r.verb == "watch"]
+
+
+@pytest.mark.rxkube_apiserver(bookmark_interval=None)
+def test_server_timeout_rewatches_from_the_last_event_without_relisting(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    rec = Recorder()
+    sub = watcher(pods, Config(timeout=1)).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        apiserver.create("pods", pod("a"), namespace="default")
+        rec.wait(lambda r: r.count(Apply) == 1)
+        rv = rec.items[-1].obj["metadata"]["resourceVersion"]
+        _wait_for(lambda: any(q["resourceVersion"] == rv for q in watch_requests(apiserver)))
+        assert [r.verb for r in apiserver.requests if r.verb == "list"] == ["list"]
+        assert all(q["timeoutSeconds"] == "1" for q in watch_requests(apiserver))
+        assert rec.count(Init) == 1 and not rec.errors
+    finally:
+        sub.dispose()
+
+
+@pytest.mark.rxkube_apiserver(bookmark_interval=0.1)
+def test_bookmarks_move_the_resume_point_past_unseen_writes(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    rec = Recorder()
+    sub = watcher(pods, Config(timeout=1)).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        cm = apiserver.create("configmaps", {"metadata": {"name": "x"}}, namespace="default")
+        target = int(cm["metadata"]["resourceVersion"])
+        _wait_for(
+            lambda: any(int(q["resourceVersion"]) >= target for q in watch_requests(apiserver))
+        )
+        assert all(q.get("allowWatchBookmarks") == "true" for q in watch_requests(apiserver))
+        assert [type(e) for e in rec.items] == [Init, InitDone]
     finally:
         sub.dispose()
 
@@ -356,13 +401,20 @@ def test_resubscription_relists_and_stays_consistent(apiserver: ApiServer, pods:
     rec = Recorder()
     sub = source.subscribe(rec.on_next, rec.on_error)
     rec.wait(ready(rec))
+    apiserver.create("pods", pod("seen"), namespace="default")
+    rec.wait(lambda r: r.count(Apply) == 1)
+    seen_rv = rec.items[-1].obj["metadata"]["resourceVersion"]
     sub.dispose()
     apiserver.delete("pods", "a", namespace="default")
     apiserver.create("pods", pod("b"), namespace="default")
+    apiserver.clear_requests()
     sub = source.subscribe(rec.on_next, rec.on_error)
     try:
         rec.wait(ready(rec, 2))
         assert fold(rec.items) == server_state(apiserver)
+        first = next(r for r in apiserver.requests if r.verb == "list")
+        assert first.query["resourceVersion"] == seen_rv
+        assert first.query["resourceVersionMatch"] == "NotOlderThan"
     finally:
         sub.dispose()
 
@@ -509,3 +561,36 @@ def _wait_for(pred: Callable[[], bool], timeout: float = TIMEOUT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def test_subscribing_inside_an_event_loop_never_blocks_it(apiserver: ApiServer, pods: Api) -> None:
+    apiserver.faults.delay_responses(1.5, count=1, verb="list")
+
+    async def main() -> tuple[float, list[Event]]:
+        loop = asyncio.get_running_loop()
+        got: list[Event] = []
+        done = asyncio.Event()
+
+        def on_next(event: Event) -> None:
+            def record() -> None:
+                got.append(event)
+                if isinstance(event, InitDone):
+                    done.set()
+
+            loop.call_soon_threadsafe(record)
+
+        started = time.monotonic()
+        sub = watcher(pods).subscribe(on_next)
+        returned = time.monotonic() - started
+        ticks = 0
+        while not done.is_set():
+            ticks += 1
+            await asyncio.wait_for(asyncio.sleep(0.01), timeout=1)
+            assert time.monotonic() - started < TIMEOUT
+        sub.dispose()
+        assert ticks > 20, "the loop should have kept running while the list was delayed"
+        return returned, got
+
+    returned, got = asyncio.run(main())
+    assert returned < 0.5
+    assert [type(e) for e in got] == [Init, InitDone]
