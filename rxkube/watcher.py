@@ -194,13 +194,10 @@ class _WatchRun:
                 self._deliver_error(exc)
 
     def _loop(self) -> None:
-        machine = WatchMachine(self._config, self._resume[0], name=self._name)
-        try:
-            self._drive(machine)
-        finally:
-            self._resume[0] = machine.resource_version
-
-    def _drive(self, machine: WatchMachine) -> None:
+        # The resume point is published after every step, not when the thread ends, so
+        # a resubscription right after a dispose or an error already sees it.
+        resume = self._resume
+        machine = WatchMachine(self._config, resume[0], name=self._name)
         api, metadata_only = self._api, self._metadata_only
         while not self._stopped.is_set():
             request = machine.next_request()
@@ -213,6 +210,7 @@ class _WatchRun:
                 else:
                     err = response.error()
                     events = machine.on_list(err.code, err.status, retry_after=err.retry_after)
+                resume[0] = machine.resource_version
                 self._emit(events)
             else:
                 stream = api.watch_stream(
@@ -222,16 +220,18 @@ class _WatchRun:
                     self._stream = stream
                 try:
                     if not self._stopped.is_set():
-                        self._follow(machine, stream)
+                        self._follow(machine, stream, resume)
                 finally:
                     with self._lock:
                         self._stream = None
                     stream.close()
 
-    def _follow(self, machine: WatchMachine, stream: WatchStream) -> None:
+    def _follow(self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]) -> None:
         if stream.status != 200:
             err = stream.error()
-            self._emit(machine.on_watch_failed(err.code, err.status, retry_after=err.retry_after))
+            events = machine.on_watch_failed(err.code, err.status, retry_after=err.retry_after)
+            resume[0] = machine.resource_version
+            self._emit(events)
             return
         self._emit(machine.on_watch_opened())
         loads, on_event, emit = orjson.loads, machine.on_watch_event, self._emit
@@ -243,6 +243,7 @@ class _WatchRun:
                     f"watch {self._name}: the server sent a line that is not JSON: {line[:200]!r}"
                 ) from None
             events = on_event(decoded)
+            resume[0] = machine.resource_version
             if events:
                 emit(events)
             if machine.stream_done:

@@ -6,10 +6,12 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from reactivex import Observable
 from reactivex.scheduler import EventLoopScheduler
 
 from rxkube.backoff import ExponentialBackoff
@@ -67,6 +69,17 @@ class Recorder:
             return [i.obj["metadata"]["name"] for i in self.items if isinstance(i, kind)]
 
 
+@contextmanager
+def recording(source: Observable[Any]) -> Iterator[Recorder]:
+    """Subscribe a Recorder to ``source`` for the duration of the block."""
+    rec = Recorder()
+    subscription = source.subscribe(rec.on_next, rec.on_error)
+    try:
+        yield rec
+    finally:
+        subscription.dispose()
+
+
 def pod(name: str, labels: dict[str, str] | None = None, phase: str = "Pending") -> Object:
     return {
         "metadata": {"name": name, "labels": labels or {}},
@@ -115,9 +128,7 @@ def ready(rec: Recorder, n: int = 1) -> Callable[[Recorder], bool]:
 
 def test_lists_then_watches_adds_modifies_and_deletes(apiserver: ApiServer, pods: Api) -> None:
     apiserver.create("pods", pod("a"), namespace="default")
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
         assert isinstance(rec.items[0], Init)
         assert rec.names(InitApply) == ["a"]
@@ -129,27 +140,19 @@ def test_lists_then_watches_adds_modifies_and_deletes(apiserver: ApiServer, pods
         assert rec.names(Apply) == ["b", "a"]
         assert rec.names(Delete) == ["b"]
         assert rec.threads == {"rxkube-watch-pods"}
-    finally:
-        sub.dispose()
 
 
 def test_paged_list_delivers_every_object_once(apiserver: ApiServer, pods: Api) -> None:
     for i in range(7):
         apiserver.create("pods", pod(f"p{i}"), namespace="default")
-    rec = Recorder()
-    sub = watcher(pods, Config(page_size=2)).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods, Config(page_size=2))) as rec:
         rec.wait(ready(rec))
         assert sorted(rec.names(InitApply)) == [f"p{i}" for i in range(7)]
         assert rec.count(Init) == 1
-    finally:
-        sub.dispose()
 
 
 def test_rewatches_after_clean_end_without_relisting(apiserver: ApiServer, pods: Api) -> None:
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
         for i in range(3):
             _wait_for(lambda: apiserver.open_watches() == 1)
@@ -159,17 +162,13 @@ def test_rewatches_after_clean_end_without_relisting(apiserver: ApiServer, pods:
         assert rec.count(Init) == 1
         assert rec.names(Apply) == ["p0", "p1", "p2"]
         assert not rec.errors
-    finally:
-        sub.dispose()
 
 
 def test_relists_after_410_during_watch() -> None:
     with ApiServer(bookmark_interval=None) as srv:
         api = Api(srv.client(), "pods", namespace="default")
         srv.create("pods", pod("keep"), namespace="default")
-        rec = Recorder()
-        sub = watcher(api).subscribe(rec.on_next, rec.on_error)
-        try:
+        with recording(watcher(api)) as rec:
             rec.wait(ready(rec))
             # Writes the pod watch does not see move history past its resume point.
             srv.create("configmaps", {"metadata": {"name": "cm"}}, namespace="default")
@@ -190,8 +189,6 @@ def test_relists_after_410_during_watch() -> None:
                 "new"
             ]
             assert not rec.errors
-        finally:
-            sub.dispose()
 
 
 def test_relists_when_a_continue_token_expires(apiserver: ApiServer, pods: Api) -> None:
@@ -222,16 +219,12 @@ def test_relists_when_a_continue_token_expires(apiserver: ApiServer, pods: Api) 
 
 @pytest.mark.rxkube_apiserver(bookmark_interval=0.05)
 def test_bookmarks_are_silent(apiserver: ApiServer, pods: Api) -> None:
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
         apiserver.create("configmaps", {"metadata": {"name": "x"}}, namespace="default")
         apiserver.create("pods", pod("a"), namespace="default")
         rec.wait(lambda r: r.count(Apply) == 1)
         assert [type(e) for e in rec.items] == [Init, InitDone, Apply]
-    finally:
-        sub.dispose()
 
 
 def watch_requests(srv: ApiServer) -> list[dict[str, str]]:
@@ -242,9 +235,7 @@ def watch_requests(srv: ApiServer) -> list[dict[str, str]]:
 def test_server_timeout_rewatches_from_the_last_event_without_relisting(
     apiserver: ApiServer, pods: Api
 ) -> None:
-    rec = Recorder()
-    sub = watcher(pods, Config(timeout=1)).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods, Config(timeout=1))) as rec:
         rec.wait(ready(rec))
         apiserver.create("pods", pod("a"), namespace="default")
         rec.wait(lambda r: r.count(Apply) == 1)
@@ -253,17 +244,13 @@ def test_server_timeout_rewatches_from_the_last_event_without_relisting(
         assert [r.verb for r in apiserver.requests if r.verb == "list"] == ["list"]
         assert all(q["timeoutSeconds"] == "1" for q in watch_requests(apiserver))
         assert rec.count(Init) == 1 and not rec.errors
-    finally:
-        sub.dispose()
 
 
 @pytest.mark.rxkube_apiserver(bookmark_interval=0.1)
 def test_bookmarks_move_the_resume_point_past_unseen_writes(
     apiserver: ApiServer, pods: Api
 ) -> None:
-    rec = Recorder()
-    sub = watcher(pods, Config(timeout=1)).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods, Config(timeout=1))) as rec:
         rec.wait(ready(rec))
         cm = apiserver.create("configmaps", {"metadata": {"name": "x"}}, namespace="default")
         target = int(cm["metadata"]["resourceVersion"])
@@ -272,82 +259,58 @@ def test_bookmarks_move_the_resume_point_past_unseen_writes(
         )
         assert all(q.get("allowWatchBookmarks") == "true" for q in watch_requests(apiserver))
         assert [type(e) for e in rec.items] == [Init, InitDone]
-    finally:
-        sub.dispose()
 
 
 def test_stalled_watch_is_reported_as_watch_stalled(apiserver: ApiServer, pods: Api) -> None:
     apiserver.faults.stall_watches(1)
-    rec = Recorder()
-    sub = watcher(pods, Config(timeout=1)).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods, Config(timeout=1))) as rec:
         rec.wait(lambda r: bool(r.errors), timeout=30)
         assert isinstance(rec.errors[0], WatchStalled)
-    finally:
-        sub.dispose()
 
 
 def test_429_reaches_on_error_with_retry_after(apiserver: ApiServer, pods: Api) -> None:
     apiserver.faults.fail_requests(429, verb="list", retry_after=7)
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods)) as rec:
         rec.wait(lambda r: bool(r.errors))
         error = rec.errors[0]
         assert isinstance(error, TooManyRequests)
         assert error.retry_after == 7 and error.code == 429
         assert rec.items == []
-    finally:
-        sub.dispose()
 
 
 def test_mid_stream_disconnect_is_a_transport_error(apiserver: ApiServer, pods: Api) -> None:
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
         _wait_for(lambda: apiserver.open_watches() == 1)
         apiserver.faults.close_watches(abrupt=True)
         rec.wait(lambda r: bool(r.errors))
         assert isinstance(rec.errors[0], TransportError)
-    finally:
-        sub.dispose()
 
 
 def test_garbled_line_is_a_decode_error(apiserver: ApiServer, pods: Api) -> None:
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
         apiserver.faults.corrupt_next_event("garbled")
         apiserver.create("pods", pod("a"), namespace="default")
         rec.wait(lambda r: bool(r.errors))
         assert isinstance(rec.errors[0], DecodeError)
-    finally:
-        sub.dispose()
 
 
 def test_label_selector_deletes_objects_that_stop_matching(apiserver: ApiServer, pods: Api) -> None:
     apiserver.create("pods", pod("web", {"app": "web"}), namespace="default")
     apiserver.create("pods", pod("db", {"app": "db"}), namespace="default")
-    rec = Recorder()
-    sub = watcher(pods, Config(label_selector="app=web")).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watcher(pods, Config(label_selector="app=web"))) as rec:
         rec.wait(ready(rec))
         assert rec.names(InitApply) == ["web"]
         apiserver.patch("pods", "web", {"metadata": {"labels": {"app": "x"}}}, namespace="default")
         apiserver.patch("pods", "db", {"metadata": {"labels": {"app": "web"}}}, namespace="default")
         rec.wait(lambda r: r.count(Apply) == 1)
         assert rec.names(Delete) == ["web"] and rec.names(Apply) == ["db"]
-    finally:
-        sub.dispose()
 
 
 def test_metadata_watcher_sends_only_metadata(apiserver: ApiServer, pods: Api) -> None:
     apiserver.create("pods", pod("a"), namespace="default")
-    rec = Recorder()
-    sub = metadata_watcher(pods).subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(metadata_watcher(pods)) as rec:
         rec.wait(ready(rec))
         apiserver.create("pods", pod("b"), namespace="default")
         rec.wait(lambda r: r.count(Apply) == 1)
@@ -355,8 +318,6 @@ def test_metadata_watcher_sends_only_metadata(apiserver: ApiServer, pods: Api) -
             if isinstance(event, InitApply | Apply):
                 assert set(event.obj) == {"apiVersion", "kind", "metadata"}
                 assert event.obj["kind"] == "PartialObjectMetadata"
-    finally:
-        sub.dispose()
 
 
 def test_streaming_list_ends_at_the_initial_events_bookmark(
@@ -458,9 +419,7 @@ def test_a_raising_subscriber_stops_the_watch(apiserver: ApiServer, pods: Api) -
 
 
 def test_watch_object_follows_one_object_through_its_life(apiserver: ApiServer, pods: Api) -> None:
-    rec = Recorder()
-    sub = watch_object(pods, "one").subscribe(rec.on_next, rec.on_error)
-    try:
+    with recording(watch_object(pods, "one")) as rec:
         rec.wait(lambda r: len(r.items) == 1)
         assert rec.items == [None]
         apiserver.create("pods", pod("other"), namespace="default")
@@ -473,8 +432,6 @@ def test_watch_object_follows_one_object_through_its_life(apiserver: ApiServer, 
         assert rec.items[1]["metadata"]["name"] == "one"
         assert rec.items[2]["status"]["phase"] == "Running"
         assert rec.items[3] is None
-    finally:
-        sub.dispose()
 
 
 def test_watch_object_needs_a_namespace_for_namespaced_resources(apiserver: ApiServer) -> None:

@@ -763,6 +763,10 @@ class ApiApp:
             finally:
                 unregister()
             return response
+        except ConnectionResetError:
+            # The client went away mid-stream (a watcher disposed, say): an ordinary end
+            # of a watch, not a server error worth logging.
+            return response
         finally:
             self.hub.remove(stream)
 
