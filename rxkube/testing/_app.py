@@ -54,8 +54,17 @@ _INCONSISTENT_CONTINUE = (
     "or deleted between the time the first chunk was returned and now may show up in the list."
 )
 _NOT_FOUND = "the server could not find the requested resource"
-_ROUTE = "rxkube.route"
-_VERB = "rxkube.verb"
+
+
+def _request_key(name: str) -> Any:
+    # aiohttp >= 3.14 warns about plain string keys in request storage and offers
+    # RequestKey; older versions, which pyproject still allows, have no RequestKey.
+    key_type = getattr(web, "RequestKey", None)
+    return key_type(name) if key_type is not None else name
+
+
+_ROUTE = _request_key("rxkube.route")
+_VERB = _request_key("rxkube.verb")
 
 
 @dataclass(slots=True)
