@@ -6,7 +6,9 @@ the requests ``WatchMachine`` asks for, decodes each line with orjson and calls
 backpressure reaches the server. Pass ``scheduler=`` to ``subscribe`` to have
 ``on_next`` run on that scheduler instead (backpressure is kept: the watch thread
 waits while too many batches are pending there). Disposing the subscription closes
-the connection and ends the thread.
+the watch connection at once and ends the thread; a list request already in flight is
+not interrupted: the thread ends when it returns (bounded by the client's request
+timeout), emitting nothing more.
 """
 
 from __future__ import annotations
