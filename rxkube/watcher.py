@@ -34,6 +34,8 @@ __all__ = ["metadata_watcher", "watch", "watch_object", "watcher"]
 
 log = logging.getLogger(__name__)
 
+_NOTHING_SENT = object()
+
 _PENDING_BATCHES = 64
 """Batches a scheduler may hold before the watch thread waits for it to catch up."""
 
@@ -99,7 +101,8 @@ def watch_object(api: Api, name: str) -> Observable[Object | None]:
         observer: abc.ObserverBase[Object | None], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         listed: list[Object | None] = [None]
-        last: list[str | None] = ["<nothing yet>"]
+        # The resourceVersion last sent (None: "does not exist"); the first state always goes out.
+        last: list[object] = [_NOTHING_SENT]
 
         def send(obj: Object | None) -> None:
             rv = None if obj is None else obj.get("metadata", {}).get("resourceVersion")
