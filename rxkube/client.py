@@ -39,6 +39,7 @@ from .errors import (
     TransportError,
     WatchStalled,
     api_error,
+    failure_status,
 )
 from .resource import BUILTIN_RESOURCES, Resource, match_resource, parse_resource_name
 
@@ -149,15 +150,7 @@ def _error_from_body(code: int, body: bytes, headers: Mapping[str, str], request
     else:
         # A proxy or load balancer answered (HTML, plain text, nothing): keep its words.
         text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
-        status = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": " ".join(text.split()) or f"HTTP {code} with no Status body",
-            "reason": "",
-            "code": code,
-        }
+        status = failure_status(code, " ".join(text.split()) or f"HTTP {code} with no Status body")
     return api_error(
         code, status, retry_after=_retry_after(headers.get("Retry-After")), request=request
     )

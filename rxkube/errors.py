@@ -10,6 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 
+def failure_status(code: int, message: str, reason: str = "") -> dict[str, Any]:
+    """A Kubernetes ``Status`` object for a failure, shaped as the API server sends it.
+
+    Example:
+        >>> failure_status(404, 'pods "x" not found', "NotFound")["status"]
+        'Failure'
+    """
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
 class RxKubeError(Exception):
     """Base class of every rxkube error."""
 
@@ -43,17 +61,7 @@ class ApiError(RxKubeError):
         self.reason = reason
         self.message = message
         self.status: dict[str, Any] = (
-            status
-            if status is not None
-            else {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": message,
-                "reason": reason,
-                "code": code,
-            }
+            status if status is not None else failure_status(code, message, reason)
         )
         self.retry_after = retry_after
         self.request = request

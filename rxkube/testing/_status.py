@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ApiError, api_error
+from ..errors import ApiError, api_error, failure_status
 from ..resource import Resource
 
 _REASONS: dict[int, str] = {
@@ -70,15 +70,9 @@ class StatusError(Exception):
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object to send."""
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {"continue": self.continue_token} if self.continue_token else {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
+        body = failure_status(self.code, self.message, self.reason)
+        if self.continue_token:
+            body["metadata"]["continue"] = self.continue_token
         if self.details:
             body["details"] = self.details
         return body
