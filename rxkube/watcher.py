@@ -260,10 +260,8 @@ class _WatchRun:
         if not events:
             return
         if self._scheduler is None:
-            on_next = self._observer.on_next
             try:
-                for event in events:
-                    on_next(event)
+                _send_all(self._observer.on_next, events)
             except Exception as exc:
                 raise _ConsumerError() from exc
             return
