@@ -61,11 +61,7 @@ class Config:
     initial_list_strategy: Literal["list_watch", "streaming_list"] = "list_watch"
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.timeout, int)
-            or isinstance(self.timeout, bool)
-            or not 0 < self.timeout < _MAX_TIMEOUT
-        ):
+        if not _is_whole(self.timeout) or not 0 < self.timeout < _MAX_TIMEOUT:
             raise ValueError(
                 f"Config.timeout must be a whole number of seconds from 1 to {_MAX_TIMEOUT - 1}, "
                 f"got {self.timeout!r}"
@@ -74,11 +70,7 @@ class Config:
             raise ValueError(
                 f"Config.list_semantic must be 'most_recent' or 'any', got {self.list_semantic!r}"
             )
-        if self.page_size is not None and (
-            not isinstance(self.page_size, int)
-            or isinstance(self.page_size, bool)
-            or self.page_size < 1
-        ):
+        if self.page_size is not None and (not _is_whole(self.page_size) or self.page_size < 1):
             raise ValueError(
                 f"Config.page_size must be a positive integer or None, got {self.page_size!r}"
             )
@@ -394,6 +386,11 @@ class WatchMachine:
 
     def _describe(self, verb: str) -> str:
         return f"{verb} {self._name}" if self._name else verb
+
+
+def _is_whole(value: object) -> bool:
+    # bool is an int subclass, but True is no timeout or page size.
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _rv_of(obj: Object) -> str:
