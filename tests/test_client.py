@@ -180,6 +180,17 @@ def _read_in_thread(
 # -- streams -------------------------------------------------------------------------------
 
 
+def _close_ends_the_read_within_a_second(
+    stream: WatchStream, thread: threading.Thread, errors: list[BaseException]
+) -> None:
+    started = time.monotonic()
+    stream.close()
+    thread.join(1.0)
+    assert not thread.is_alive(), "lines() still blocked 1 s after close()"
+    assert time.monotonic() - started < 1.0
+    assert errors == []
+
+
 def test_lines_are_split_across_chunks_and_blank_lines_dropped(raw_server: RawServer) -> None:
     with Client(raw_server.url) as client, client.stream("/split", idle_timeout=5) as stream:
         assert stream.status == 200
@@ -195,12 +206,7 @@ def test_close_from_another_thread_ends_a_blocked_read_within_a_second(
     thread, lines, errors = _read_in_thread(stream)
     # After the first line the reader is back in recv(), waiting for data that never comes.
     assert wait_until(lambda: bool(lines) and stream._reading)
-    started = time.monotonic()
-    stream.close()
-    thread.join(1.0)
-    assert not thread.is_alive(), "lines() still blocked 1 s after close()"
-    assert time.monotonic() - started < 1.0
-    assert errors == []
+    _close_ends_the_read_within_a_second(stream, thread, errors)
     stream.close()  # idempotent
     client.close()
     assert wait_until(lambda: _open_sockets() <= baseline), "a socket was left open"
@@ -751,12 +757,7 @@ def test_watch_stream_over_tls_closes_promptly_and_frees_the_connection(
         assert wait_until(lambda: bool(lines) and stream._reading)
         assert orjson.loads(lines[0])["type"] == "ADDED"
         assert tls_server.open_watches() == 1
-        started = time.monotonic()
-        stream.close()
-        thread.join(1.0)
-        assert not thread.is_alive(), "lines() still blocked 1 s after close()"
-        assert time.monotonic() - started < 1.0
-        assert errors == []
+        _close_ends_the_read_within_a_second(stream, thread, errors)
         assert wait_until(lambda: tls_server.open_watches() == 0)
 
 
