@@ -57,10 +57,9 @@ def _gated_api(p: Params, gate: Gate) -> Any:
 
 def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
     """The source Observable for ``p.option`` and the store reader/writer pair."""
+    from rxkube import metadata_watcher, store, watcher
     from rxkube.operators import metadata_only, modify
     from rxkube.protocol import Config
-    from rxkube.store import store
-    from rxkube.watcher import metadata_watcher, watcher
 
     api = _gated_api(p, gate)
     config = Config(page_size=p.page_size)
@@ -80,8 +79,8 @@ def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
 
 def measure_cache(p: Params, ctl: Control) -> Result:
     """watcher → [lever] → reflect → applied_objects → subscriber: ready time, memory, events/s."""
+    from rxkube import reflect
     from rxkube.operators import applied_objects
-    from rxkube.store import reflect
 
     gate = Gate()
     probe = MemoryProbe(p.traced)
@@ -118,8 +117,8 @@ def measure_cache(p: Params, ctl: Control) -> Result:
 
 def measure_relist(p: Params, ctl: Control) -> Result:
     """Peak memory while a full store relists (the old state stays served until the swap)."""
+    from rxkube import reflect
     from rxkube.operators import applied_objects
-    from rxkube.store import reflect
 
     gate = Gate()
     gate.open()
@@ -157,9 +156,8 @@ def measure_relist(p: Params, ctl: Control) -> Result:
 
 def measure_shared(p: Params, ctl: Control) -> Result:
     """``store_shared`` fan-out to ``p.subscribers`` subscribers: per-event cost."""
-    from rxkube.dispatcher import reflect_shared, store_shared
+    from rxkube import reflect_shared, store_shared, watcher
     from rxkube.protocol import Config
-    from rxkube.watcher import watcher
 
     gate = Gate()
     api = _gated_api(p, gate)

@@ -30,6 +30,7 @@ from typing import Any
 
 from reactivex import Observable
 
+from rxkube import finalizer
 from rxkube.client import Api, Client
 from rxkube.controller import (
     Action,
@@ -41,7 +42,6 @@ from rxkube.controller import (
     shutdown_signals,
 )
 from rxkube.errors import NotFound
-from rxkube.finalizer import finalizer
 from rxkube.leader import LeaderElector
 from rxkube.protocol import Config
 from rxkube.recorder import Recorder

@@ -14,7 +14,19 @@ them; shared stores fan one watch out to many subscribers::
 from __future__ import annotations
 
 from . import errors, predicates
-from .backoff import BackoffPolicy, ExponentialBackoff
+from ._backoff_policy import BackoffPolicy, ExponentialBackoff
+from ._cache import (
+    IndexFn,
+    ObjectRef,
+    Store,
+    Writer,
+    index_label,
+    index_namespace,
+    index_owner_uid,
+    store,
+)
+from ._finalizers import finalizer
+from ._watching import metadata_watcher, watch, watch_object, watcher
 from .client import Api, Client
 from .controller import (
     Action,
@@ -24,9 +36,8 @@ from .controller import (
     Reconciled,
     ReconcileFailed,
 )
-from .dispatcher import SharedStore, SubscriberOverflow, reflect_shared, store_shared
+from .dispatcher import SharedStore, SubscriberOverflow, store_shared
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from .finalizer import finalizer
 from .leader import LeaderElector
 from .operators import (
     applied_objects,
@@ -35,13 +46,14 @@ from .operators import (
     metadata_only,
     modify,
     predicate_filter,
+    reflect,
+    reflect_shared,
+    reflector,
     touched_objects,
 )
 from .protocol import Config
 from .resource import Resource
-from .store import ObjectRef, Store, Writer, reflect, reflector, store
 from .wait import await_condition
-from .watcher import metadata_watcher, watch, watch_object, watcher
 
 __all__ = [
     "Action",
@@ -55,6 +67,7 @@ __all__ = [
     "Delete",
     "Event",
     "ExponentialBackoff",
+    "IndexFn",
     "Init",
     "InitApply",
     "InitDone",
@@ -75,6 +88,9 @@ __all__ = [
     "default_backoff",
     "errors",
     "finalizer",
+    "index_label",
+    "index_namespace",
+    "index_owner_uid",
     "metadata_only",
     "metadata_watcher",
     "modify",

@@ -4,7 +4,8 @@
 starts a side buffer, ``InitApply`` fills it and ``InitDone`` swaps it in as one step,
 while ``Apply``/``Delete`` change the live map. The Store is the reader, shared freely
 across threads: readers see the complete old state until a relist's swap, never half of
-it. ``reflect(writer)`` is the Rx operator that feeds a Writer from a watcher.
+it. ``rxkube.operators.reflect(writer)`` is the Rx operator that feeds a Writer from a
+watcher; this module knows nothing of Rx.
 
 Thread safety does not lean on the GIL: one lock guards every change of the map and
 its indexes, and it is held only for O(1) steps (the swap of a relist is a pointer
@@ -26,9 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
-
+from . import _display
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .selectors import LabelSelector
 
@@ -40,8 +39,6 @@ __all__ = [
     "index_label",
     "index_namespace",
     "index_owner_uid",
-    "reflect",
-    "reflector",
     "store",
 ]
 
@@ -398,14 +395,11 @@ class Store:
 
     def __repr__(self) -> str:
         ready = "ready" if self.is_ready() else "not ready"
-        return f"<{type(self).__name__} {self._describe()}: {len(self)} objects, {ready}>"
+        return f"<{type(self).__name__} {self.describe()}: {len(self)} objects, {ready}>"
 
     def _repr_html_(self) -> str:
         """A compact HTML table for Jupyter (see ``rxkube.notebook.render_store_html``)."""
-        # Imported here: display code is an edge layer the cache must not load eagerly.
-        from .notebook import render_store_html
-
-        return render_store_html(self)
+        return _display.render_store_html(self)
 
     # -- readiness ---------------------------------------------------------------------
 
@@ -474,7 +468,25 @@ class Store:
                 if waiter in self._async_waiters:
                     self._async_waiters.remove(waiter)
 
-    def _describe(self) -> str:
+    @property
+    def name(self) -> str:
+        """What the store holds, as given to :func:`store` (``""`` when not given)."""
+        return self._name
+
+    @property
+    def kind(self) -> str:
+        """The kind of the first object applied (``""`` until then, or when it has none)."""
+        return self._kind
+
+    def describe(self) -> str:
+        """What the store holds, for messages: its name, else its objects' kind.
+
+        Example:
+            >>> reader, writer = store()
+            >>> writer.apply(Apply({"kind": "Pod", "metadata": {"name": "web"}}))
+            >>> reader.describe(), store("pods")[0].describe()
+            ('Pod objects', 'pods')
+        """
         return self._name or (f"{self._kind} objects" if self._kind else "objects")
 
     def _not_ready_message(self, timeout: float | None) -> str:
@@ -485,7 +497,7 @@ class Store:
             else "no complete list has been received yet"
         )
         return (
-            f"store of {self._describe()} is not ready after {timeout} s: {progress}; "
+            f"store of {self.describe()} is not ready after {timeout} s: {progress}; "
             "check that its watch is subscribed and can reach the API server"
         )
 
@@ -538,7 +550,7 @@ class Store:
             index = self._indexes.get(name)
             if index is None:
                 raise KeyError(
-                    f"no index {name!r} on store of {self._describe()}; "
+                    f"no index {name!r} on store of {self.describe()}; "
                     f"indexes: {sorted(self._indexes) or 'none'} (add one with add_index)"
                 )
             bucket = index.buckets.get(key)
@@ -559,7 +571,7 @@ class Store:
         """
         with self._lock:
             if name not in self._indexes:
-                raise KeyError(f"no index {name!r} on store of {self._describe()}")
+                raise KeyError(f"no index {name!r} on store of {self.describe()}")
             return list(self._indexes[name].buckets)
 
 
@@ -571,7 +583,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class Writer:
     """The one writer of a :class:`Store`: applies watch events to it.
 
-    Get it from :func:`store` (or ``store_shared``); it is fed by :func:`reflect`. Apply
+    Get it from :func:`store` (or ``store_shared``); it is fed by ``reflect``. Apply
     events from one thread at a time (one watch); the Store may be read meanwhile from
     any thread.
 
@@ -594,7 +606,7 @@ class Writer:
         """
         with store._lock:
             if store._has_writer:
-                raise ValueError(f"store of {store._describe()} has a writer already")
+                raise ValueError(f"store of {store.describe()} has a writer already")
             store._has_writer = True
         self._store = store
         self._buffer: dict[_Key, Object] = {}
@@ -680,7 +692,7 @@ def store(name: str = "") -> tuple[Store, Writer]:
         name: what the store holds (e.g. ``"pods"``), used in messages.
 
     Returns:
-        ``(reader, writer)``: share the reader freely; feed the writer with :func:`reflect`.
+        ``(reader, writer)``: share the reader freely; feed the writer with ``reflect``.
 
     Example:
         >>> reader, writer = store("pods")
@@ -690,88 +702,3 @@ def store(name: str = "") -> tuple[Store, Writer]:
     """
     reader = Store(name)
     return reader, Writer(reader)
-
-
-_Sink: TypeAlias = tuple[
-    Callable[[Event], None], Callable[[], None] | None, Callable[[], None] | None
-]
-"""What one subscription of an applying operator calls: (apply, on completed, on dispose)."""
-
-
-def _applying(bind: Callable[[], _Sink]) -> Callable[[Observable[Event]], Observable[Event]]:
-    """An operator that applies each event before passing it on.
-
-    ``bind`` is called once per subscription and returns ``(apply, completed, dispose)``:
-    ``apply`` runs on each event (its exception goes to ``on_error``, which disposes the
-    source), ``completed`` before ``on_completed`` is passed on, ``dispose`` when the
-    subscription is disposed (before the source is). Errors pass through untouched.
-    """
-
-    def operator(source: Observable[Event]) -> Observable[Event]:
-        def subscribe(
-            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            apply, completed, dispose = bind()
-            forward = observer.on_next
-
-            def on_next(event: Event) -> None:
-                try:
-                    apply(event)
-                except Exception as exc:
-                    observer.on_error(exc)
-                    return
-                forward(event)
-
-            def on_completed() -> None:
-                if completed is not None:
-                    completed()
-                observer.on_completed()
-
-            subscription = source.subscribe(
-                on_next, observer.on_error, on_completed, scheduler=scheduler
-            )
-            if dispose is None:
-                return subscription
-            return CompositeDisposable(Disposable(dispose), subscription)
-
-        return Observable(subscribe)
-
-    return operator
-
-
-def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
-    """Operator: apply each event to ``writer``'s store, then pass the event on unchanged.
-
-    Errors pass through untouched, and the store keeps serving its last good state while
-    the source is retried (a resubscribed watcher relists, and the swap at ``InitDone``
-    brings the store up to date). The events are applied on the thread that emits them,
-    i.e. the watch's own thread.
-
-    Args:
-        writer: the writer from :func:`store`.
-
-    Returns:
-        A function from an Observable of events to the same Observable, reflected.
-
-    Example:
-        >>> from reactivex import of
-        >>> reader, writer = store()
-        >>> events = of(Init(), InitApply({"metadata": {"name": "a"}}), InitDone())
-        >>> _ = events.pipe(reflect(writer)).subscribe()
-        >>> reader.is_ready(), len(reader)
-        (True, 1)
-    """
-    return _applying(lambda: (writer.apply, None, None))
-
-
-def reflector(writer: Writer, source: Observable[Event]) -> Observable[Event]:
-    """Function form of :func:`reflect`, as in kube-rs: ``reflector(writer, watcher(...))``.
-
-    Example:
-        >>> from reactivex import of
-        >>> reader, writer = store()
-        >>> _ = reflector(writer, of(Apply({"metadata": {"name": "a"}}))).subscribe()
-        >>> len(reader)
-        1
-    """
-    return source.pipe(reflect(writer))

@@ -32,8 +32,8 @@ from .events import Apply, Delete, Event, Init, Object
 if TYPE_CHECKING:
     from reactivex.abc import DisposableBase
 
+    from ._cache import Store
     from .client import Api
-    from .store import Store
     from .testing import ApiServer
 
 NAMESPACE = "demo"
@@ -67,7 +67,7 @@ def run_demo(
     Returns:
         0 when every check found the cache equal to the server, else 1.
     """
-    from .cli import quiet_backoff_log
+    from ._steps import quiet_backoff_log
     from .testing import ApiServer
 
     view = _View(out, duration, out.isatty() if tty is None else tty)
@@ -262,9 +262,9 @@ class _Demo:
         """Start the watch, its subscribers and the workload."""
         import reactivex.operators as ops
 
-        from .dispatcher import reflect_shared, store_shared
-        from .operators import default_backoff
-        from .watcher import watcher
+        from ._watching import watcher
+        from .dispatcher import store_shared
+        from .operators import default_backoff, reflect_shared
 
         reader, writer = store_shared(256, name="pods")
         self.reader = reader

@@ -1,13 +1,17 @@
-"""How rxkube shows an object to a person: its key, a one-word status and its age.
+"""How rxkube shows objects to a person: an object's key, status and age; a store as HTML.
 
-Shared by the command line (``rxkube watch``, ``rxkube demo``) and the Jupyter
-views in ``rxkube.notebook``, so an object reads the same everywhere.
+Shared by the command line (``rxkube watch``, ``rxkube demo``), the Jupyter views in
+``rxkube.notebook`` and ``Store._repr_html_``, so an object reads the same everywhere.
+It depends on nothing but the event types, so the cache may use it.
 """
 
 from __future__ import annotations
 
+import heapq
+import html
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .events import Object
 
@@ -100,3 +104,78 @@ def human_duration(seconds: float) -> str:
     if days < 8:
         return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
     return f"{days}d"
+
+
+@runtime_checkable
+class Listing(Protocol):
+    """What ``render_store_html`` reads of a store: a snapshot, and whether it is complete."""
+
+    def state(self) -> list[Object]: ...
+
+    def is_ready(self) -> bool: ...
+
+
+STYLE = "font-family: system-ui, sans-serif; font-size: 12px; margin: 2px 0"
+TABLE_STYLE = f"{STYLE}; border-collapse: separate; border-spacing: 12px 1px; margin-left: -12px"
+
+
+def render_store_html(
+    source: Listing | Iterable[Object], limit: int = 50, *, now: datetime | None = None
+) -> str:
+    """An HTML table of a store's objects: namespace, name, age and status, with a count.
+
+    The rows are sorted by namespace and name; past ``limit`` rows, the table is cut with
+    a note saying how many were left out, so a store of 10,000 objects renders in
+    milliseconds. Delegate ``Store._repr_html_`` here to get it as a cell's output.
+
+    Args:
+        source: a :class:`~rxkube.Store`, or any iterable of objects.
+        limit: the most rows to show.
+        now: the time ages are measured against (default: now).
+
+    Returns:
+        An HTML fragment (a ``<div>`` holding a caption and a ``<table>``).
+
+    Example:
+        >>> html = render_store_html([{"kind": "Pod", "metadata": {"name": "web"}}])
+        >>> "web" in html and "1 object" in html
+        True
+    """
+    objects = source.state() if isinstance(source, Listing) else list(source)
+    total = len(objects)
+    shown = heapq.nsmallest(limit, objects, key=key)
+    namespaced = any(key(obj)[0] for obj in shown)
+    now = now or datetime.now(UTC)
+
+    kinds = {str(obj.get("kind") or "") for obj in shown} - {""}
+    what = next(iter(kinds)) if len(kinds) == 1 else "object"
+    caption = f"{total:,} {what}{'' if total == 1 else 's'}"
+    if isinstance(source, Listing):
+        caption += "" if source.is_ready() else " · not ready yet (no complete list so far)"
+    if total > len(shown):
+        caption += f" · showing the first {len(shown):,} by namespace and name"
+
+    head = ["NAMESPACE"] if namespaced else []
+    head += ["NAME", "AGE", "STATUS"]
+    rows = []
+    for obj in shown:
+        namespace, name = key(obj)
+        cells = [namespace] if namespaced else []
+        cells += [name, age(obj, now), status(obj)]
+        rows.append(cells)
+    if total > len(shown):
+        note = f"… and {total - len(shown):,} more"
+        rows.append([note] + [""] * (len(head) - 1))
+
+    parts = [f'<div class="rxkube-store"><div style="{STYLE}"><b>{html.escape(caption)}</b></div>']
+    if rows:
+        parts.append(f'<table style="{TABLE_STYLE}"><thead><tr>')
+        parts += [f"<th>{title}</th>" for title in head]
+        parts.append("</tr></thead><tbody>")
+        for cells in rows:
+            parts.append("<tr>")
+            parts += [f"<td>{html.escape(cell)}</td>" for cell in cells]
+            parts.append("</tr>")
+        parts.append("</tbody></table>")
+    parts.append("</div>")
+    return "".join(parts)

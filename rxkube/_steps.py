@@ -8,17 +8,20 @@ iteration, and take time from a clock they are given, so tests can use virtual t
 
 ``Retrier`` is the decision half of ``backoff()``: given an error and the time,
 how long to wait before resubscribing, or whether to give up. Each face supplies
-the waiting (a scheduler timer, ``asyncio.sleep``).
+the waiting (a scheduler timer, ``asyncio.sleep``). It logs each retry on the
+``rxkube.backoff`` logger, which ``quiet_backoff_log()`` silences for callers that
+report retries themselves (the command line and its demo).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeAlias, TypeVar
 
-from .backoff import BackoffPolicy
+from ._backoff_policy import BackoffPolicy
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitApply, Object, ObjectFn
 from .predicates import Predicate
@@ -33,6 +36,18 @@ Clock: TypeAlias = Callable[[], float]
 """Seconds on some monotonic scale."""
 
 log = logging.getLogger("rxkube.backoff")
+
+
+@contextlib.contextmanager
+def quiet_backoff_log() -> Iterator[None]:
+    """Silence the WARNING ``backoff()`` logs per retry, for a caller that reports retries."""
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
 
 _NOTHING: tuple[()] = ()
 

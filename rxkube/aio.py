@@ -1,6 +1,6 @@
 """The asyncio face: watchers as async iterables, the operators on async iterables, and bridges.
 
-``watcher(api)`` gives the same events as ``rxkube.watcher.watcher(api)``, as an
+``watcher(api)`` gives the same events as ``rxkube.watcher(api)``, as an
 async iterable::
 
     async for event in rxkube.aio.watcher(api):
@@ -46,18 +46,18 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from . import _steps
-from .backoff import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from ._watching import metadata_watcher as _rx_metadata_watcher
+from ._watching import watcher as _rx_watcher
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
-from .watcher import metadata_watcher as _rx_metadata_watcher
-from .watcher import watcher as _rx_watcher
 
 if TYPE_CHECKING:
     from aiostream.core import Stream
 
+    from ._cache import Writer
     from .client import Api
     from .protocol import Config
-    from .store import Writer
 
 __all__ = [
     "DEFAULT_MAXSIZE",
@@ -500,7 +500,7 @@ def predicate_filter(
 
 @AsyncOperator
 def reflect(source: AsyncIterable[Event], writer: Writer) -> AsyncIterator[Event]:
-    """Apply every event to ``writer`` (a store's ``Writer``), then pass it on, as ``rxkube.store.reflect``."""
+    """Apply every event to ``writer`` (a store's ``Writer``), then pass it on, as ``rxkube.operators.reflect``."""
 
     def step(event: Event) -> tuple[Event]:
         writer.apply(event)
@@ -578,7 +578,7 @@ async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> Async
 def watcher(
     api: Api, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
 ) -> AsyncSource[Event]:
-    """``rxkube.watcher.watcher`` as an async source: each ``async for`` runs one watch.
+    """``rxkube.watcher`` as an async source: each ``async for`` runs one watch.
 
     Args:
         api: the resource (and namespace) to watch.
@@ -596,7 +596,7 @@ def watcher(
 def metadata_watcher(
     api: Api, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
 ) -> AsyncSource[Event]:
-    """``rxkube.watcher.metadata_watcher`` as an async source (objects are PartialObjectMetadata).
+    """``rxkube.metadata_watcher`` as an async source (objects are PartialObjectMetadata).
 
     Args:
         api: the resource (and namespace) to watch.

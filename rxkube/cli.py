@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from . import _display
@@ -262,8 +262,9 @@ def _follow(
     api: Api, config: Config, printer: _EventPrinter, *, metadata_only: bool, timeout: float | None
 ) -> int:
     """Run the watch until Ctrl+C, ``timeout``, a fatal error or a closed stdout."""
+    from ._steps import quiet_backoff_log
+    from ._watching import metadata_watcher, watcher
     from .operators import default_backoff
-    from .watcher import metadata_watcher, watcher
 
     done = threading.Event()
     failure: list[BaseException] = []
@@ -309,18 +310,6 @@ def _follow(
             raise error
         raise UserError(f"the watch failed: {_one_line(error)}")
     return EXIT_OK
-
-
-@contextlib.contextmanager
-def quiet_backoff_log() -> Iterator[None]:
-    """Silence the WARNING ``backoff()`` logs per retry, for a caller that reports retries."""
-    logger = logging.getLogger("rxkube.backoff")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _one_line(error: BaseException) -> str:

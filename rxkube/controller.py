@@ -1,6 +1,6 @@
 """Controllers: reconcile every object of a resource whenever it, or something related, changes.
 
-A :class:`Controller` watches a resource into a :class:`~rxkube.store.Store`, turns every
+A :class:`Controller` watches a resource into a :class:`~rxkube.Store`, turns every
 change (of the object itself, of objects it owns, of anything a mapper relates to it)
 into a reconcile request, and runs your ``reconcile(obj, ctx)`` for each requested object,
 as kube-rs's ``Controller`` does::
@@ -51,14 +51,14 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
+from ._cache import ObjectRef, Store, store
+from ._watching import metadata_watcher, watcher
 from .events import Apply, Delete, InitApply, Object
 from .leader import LeaderElector
 from .metrics import ControllerMetrics
-from .operators import applied_objects, default_backoff, touched_objects
+from .operators import applied_objects, default_backoff, reflect, touched_objects
 from .protocol import Config
 from .scheduler import Scheduler
-from .store import ObjectRef, Store, reflect, store
-from .watcher import metadata_watcher, watcher
 
 if TYPE_CHECKING:
     from .client import Api

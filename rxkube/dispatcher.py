@@ -1,8 +1,9 @@
 """Shared stores: one watch, one cache, and a hot fan-out to many subscribers.
 
 ``store_shared(buffer_size)`` returns a :class:`SharedStore` and its Writer;
-``reflect_shared(writer)`` applies each event to the store and then dispatches it;
-``reader.subscribe()`` returns a hot Observable of the objects applied.
+``rxkube.operators.reflect_shared(writer)`` applies each event to the store through a
+:class:`Feed` and then dispatches it; ``reader.subscribe()`` returns a hot Observable of
+the objects applied.
 
 How events travel: the writer (the watch's thread) appends each dispatched event once
 to a log shared by every subscriber, whatever their number. Each subscriber has a
@@ -30,16 +31,16 @@ from typing import Any, Literal, TypeAlias, overload
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._cache import Store, Writer
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitDone, Object
-from .store import Store, Writer, _applying, _Key, _Sink
 
 __all__ = [
     "DispatchStats",
+    "Feed",
     "Overflow",
     "SharedStore",
     "SubscriberOverflow",
-    "reflect_shared",
     "store_shared",
 ]
 
@@ -229,6 +230,16 @@ class SharedStore(Store):
 
         return Observable(on_subscribe)
 
+    def feed(self, writer: Writer) -> Feed:
+        """A :class:`Feed` through which ``writer`` applies and dispatches events.
+
+        Raises:
+            ValueError: ``writer`` is not this store's writer.
+        """
+        if writer.store is not self:
+            raise ValueError(f"the writer does not write the shared store of {self.describe()}")
+        return Feed(self._dispatcher, writer)
+
     def stats(self) -> DispatchStats:
         """Subscribers, backlogs and writer waits, as of now.
 
@@ -261,42 +272,14 @@ def store_shared(buffer_size: int, *, name: str = "") -> tuple[SharedStore, Writ
     return reader, Writer(reader)
 
 
-def reflect_shared(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
-    """Operator: apply each event to a shared store, dispatch it, then pass it on.
+class Feed:
+    """One feeding subscription of a shared store, as ``reflect_shared`` drives it.
 
-    An ``Apply`` dispatches its object, ``InitDone`` every object in the store (and, to
-    ``events=True`` subscribers, a ``Delete`` per object the relist removed); a
-    ``Delete`` reaches ``events=True`` subscribers only. The writer waits while a
-    subscriber's buffer is full. Errors pass through and subscribers stay subscribed;
-    completion completes the current subscribers.
-
-    Args:
-        writer: the writer from :func:`store_shared`.
-
-    Raises:
-        TypeError: the writer's store is not shared (use :func:`rxkube.store.reflect`).
-
-    Example:
-        >>> from reactivex import of
-        >>> reader, writer = store_shared(buffer_size=8)
-        >>> _ = of(Apply({"metadata": {"name": "a"}})).pipe(reflect_shared(writer)).subscribe()
-        >>> len(reader)
-        1
+    ``apply`` applies an event to the store and dispatches it, waiting first while the
+    slowest subscriber's buffer is full; ``complete`` completes the current subscribers;
+    ``abandon`` ends any wait of ``apply`` (the feeding subscription was disposed).
+    Get one from :meth:`SharedStore.feed`.
     """
-    reader = writer.store
-    if not isinstance(reader, SharedStore):
-        raise TypeError("reflect_shared() needs a writer from store_shared(); use reflect()")
-    dispatcher = reader._dispatcher
-
-    def bind() -> _Sink:
-        feeder = _Feeder(dispatcher, writer)
-        return feeder.feed, dispatcher.complete, feeder.abandon
-
-    return _applying(bind)
-
-
-class _Feeder:
-    """One subscription of ``reflect_shared``: lets its disposal end a wait for room."""
 
     __slots__ = ("abandoned", "dispatcher", "writer")
 
@@ -305,10 +288,16 @@ class _Feeder:
         self.writer = writer
         self.abandoned = False
 
-    def feed(self, event: Event) -> None:
+    def apply(self, event: Event) -> None:
+        """Apply ``event`` to the store and dispatch it to the subscribers."""
         self.dispatcher.feed(self, event)
 
+    def complete(self) -> None:
+        """The source completed: every current subscriber completes after its backlog."""
+        self.dispatcher.complete()
+
     def abandon(self) -> None:
+        """The feeding subscription was disposed: stop any wait for room."""
         self.dispatcher.abandon(self)
 
 
@@ -338,7 +327,7 @@ class _Dispatcher:
 
     # -- the writer's side (the watch thread) --------------------------------------------
 
-    def feed(self, feeder: _Feeder, event: Event) -> None:
+    def feed(self, feeder: Feed, event: Event) -> None:
         """Apply ``event`` and dispatch it; wait first while the slowest buffer is full."""
         if len(self._log) >= self._size and not self._make_room(feeder):
             return
@@ -356,23 +345,21 @@ class _Dispatcher:
                 sleeping, self._sleeping = self._sleeping, []
         elif isinstance(event, InitDone):
             with self._lock:
-                old = store._objects
+                # Only events=True subscribers are told about deletions: only they need
+                # the state the relist replaces.
+                old = store.state() if self._event_subscribers else []
                 writer.apply(event)
                 if not self._subscribers:
                     return
-                self._log.append(self._relist(old, store._objects))
+                deleted = [obj for obj in old if obj not in store]
+                self._log.append(_Relist(store.state(), deleted))
                 sleeping, self._sleeping = self._sleeping, []
         else:  # Init and InitApply change only the writer's side buffer: nothing to see
             writer.apply(event)
             return
         self._wake(sleeping)
 
-    def _relist(self, old: dict[_Key, Object], new: dict[_Key, Object]) -> _Relist:
-        if not self._event_subscribers:  # only they are told about deletions
-            return _Relist(list(new.values()), [])
-        return _Relist(list(new.values()), [obj for key, obj in old.items() if key not in new])
-
-    def _make_room(self, feeder: _Feeder) -> bool:
+    def _make_room(self, feeder: Feed) -> bool:
         """Wait until the slowest buffer has room; False if the feeder was disposed meanwhile."""
         with self._lock:
             self._trim()
@@ -411,13 +398,13 @@ class _Dispatcher:
         log.warning(
             "the watch feeding the store of %s has waited %.0f s for subscriber %s, whose "
             "buffer of %d is full: a stuck subscriber stalls its watch (see overflow='drop')",
-            self._store._describe(),
+            self._store.describe(),
             time.monotonic() - since,
             blocker.name if blocker else "?",
             self._size,
         )
 
-    def abandon(self, feeder: _Feeder) -> None:
+    def abandon(self, feeder: Feed) -> None:
         """The feeding subscription was disposed: stop any wait of its writer for room."""
         with self._lock:
             feeder.abandoned = True
@@ -444,7 +431,7 @@ class _Dispatcher:
         scheduler: abc.SchedulerBase | None,
     ) -> _Subscriber:
         """Attach a subscriber at the head of the log and start delivering to it."""
-        label = self._store._name or self._store._kind.lower() or "store"
+        label = self._store.name or self._store.kind.lower() or "store"
         name = f"rxkube-subscriber-{label}-{next(_thread_numbers)}"
         sub = _Subscriber(self, observer, name, events=events, drop=drop, scheduler=scheduler)
         with self._lock:
@@ -708,7 +695,7 @@ class _Subscriber:
         log.error(
             "subscriber %s of the store of %s raised; it is unsubscribed, the others go on",
             self.name,
-            self.dispatcher._store._describe(),
+            self.dispatcher._store.describe(),
             exc_info=exc,
         )
         with contextlib.suppress(Exception):  # the default on_error re-raises: logged above
@@ -717,7 +704,7 @@ class _Subscriber:
     def _ended(self) -> None:
         if self.overflowed:
             error = SubscriberOverflow(
-                f"subscriber {self.name} of the store of {self.dispatcher._store._describe()} "
+                f"subscriber {self.name} of the store of {self.dispatcher._store.describe()} "
                 f"fell {self.dispatcher._size} entries behind and was dropped "
                 "(overflow='drop'): resync from the store, e.g. subscribe again with "
                 "replay=True"

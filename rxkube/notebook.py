@@ -11,14 +11,12 @@ Only IPython is needed (the ``notebook`` extra); the HTML and SVG are rendered h
 
 from __future__ import annotations
 
-import heapq
 import html
 import importlib
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from types import ModuleType, TracebackType
 from typing import Any, Self
 
@@ -26,8 +24,9 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase
 
 from . import _display
+from ._cache import Store, Writer, store
+from ._display import render_store_html
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from .store import Store, Writer, store
 
 __all__ = ["LiveView", "live", "render_store_html"]
 
@@ -45,70 +44,6 @@ STATUS_COLOURS = {
 """Colours of well-known statuses in the live plot; other statuses get the palette below."""
 
 _PALETTE = ("#6a1b9a", "#00838f", "#ef6c00", "#4e342e", "#283593", "#558b2f", "#9e9d24")
-_STYLE = "font-family: system-ui, sans-serif; font-size: 12px; margin: 2px 0"
-_TABLE_STYLE = f"{_STYLE}; border-collapse: separate; border-spacing: 12px 1px; margin-left: -12px"
-
-
-def render_store_html(
-    source: Store | Iterable[Object], limit: int = 50, *, now: datetime | None = None
-) -> str:
-    """An HTML table of a store's objects: namespace, name, age and status, with a count.
-
-    The rows are sorted by namespace and name; past ``limit`` rows, the table is cut with
-    a note saying how many were left out, so a store of 10,000 objects renders in
-    milliseconds. Delegate ``Store._repr_html_`` here to get it as a cell's output.
-
-    Args:
-        source: a :class:`~rxkube.store.Store`, or any iterable of objects.
-        limit: the most rows to show.
-        now: the time ages are measured against (default: now).
-
-    Returns:
-        An HTML fragment (a ``<div>`` holding a caption and a ``<table>``).
-
-    Example:
-        >>> html = render_store_html([{"kind": "Pod", "metadata": {"name": "web"}}])
-        >>> "web" in html and "1 object" in html
-        True
-    """
-    objects = source.state() if isinstance(source, Store) else list(source)
-    total = len(objects)
-    shown = heapq.nsmallest(limit, objects, key=_display.key)
-    namespaced = any(_display.key(obj)[0] for obj in shown)
-    now = now or datetime.now(UTC)
-
-    kinds = {str(obj.get("kind") or "") for obj in shown} - {""}
-    what = next(iter(kinds)) if len(kinds) == 1 else "object"
-    caption = f"{total:,} {what}{'' if total == 1 else 's'}"
-    if isinstance(source, Store):
-        caption += "" if source.is_ready() else " · not ready yet (no complete list so far)"
-    if total > len(shown):
-        caption += f" · showing the first {len(shown):,} by namespace and name"
-
-    head = ["NAMESPACE"] if namespaced else []
-    head += ["NAME", "AGE", "STATUS"]
-    rows = []
-    for obj in shown:
-        namespace, name = _display.key(obj)
-        cells = [namespace] if namespaced else []
-        cells += [name, _display.age(obj, now), _display.status(obj)]
-        rows.append(cells)
-    if total > len(shown):
-        note = f"… and {total - len(shown):,} more"
-        rows.append([note] + [""] * (len(head) - 1))
-
-    parts = [f'<div class="rxkube-store"><div style="{_STYLE}"><b>{html.escape(caption)}</b></div>']
-    if rows:
-        parts.append(f'<table style="{_TABLE_STYLE}"><thead><tr>')
-        parts += [f"<th>{title}</th>" for title in head]
-        parts.append("</tr></thead><tbody>")
-        for cells in rows:
-            parts.append("<tr>")
-            parts += [f"<td>{html.escape(cell)}</td>" for cell in cells]
-            parts.append("</tr>")
-        parts.append("</tbody></table>")
-    parts.append("</div>")
-    return "".join(parts)
 
 
 def render_counts_svg(
@@ -245,7 +180,7 @@ class LiveView:
             summary.append(html.escape(ended))
         return (
             '<div class="rxkube-live">'
-            f'<div style="{_STYLE}"><b>{" · ".join(summary)}</b></div>'
+            f'<div style="{_display.STYLE}"><b>{" · ".join(summary)}</b></div>'
             f"{render_counts_svg(samples)}"
             f"{render_store_html(self.store, self._limit)}"
             "</div>"
@@ -324,7 +259,7 @@ def live(
     ``history`` samples, and the first ``limit`` objects.
 
     Args:
-        source: a :class:`~rxkube.store.Store` (already being filled, e.g. by ``reflect``);
+        source: a :class:`~rxkube.Store` (already being filled, e.g. by ``reflect``);
             or an Observable of watch events (``watcher(api)``) or of objects
             (``reader.subscribe()``), which the view subscribes to and collects into a
             store of its own.

@@ -5,7 +5,9 @@ Each function returns an operator (``Callable[[Observable[A]], Observable[B]]``)
 
     watcher(api).pipe(reflect(writer), default_backoff(), applied_objects())
 
-The logic of each operator lives in ``rxkube._steps`` and is shared with the
+This module is the index of every pipeable operator, as ``WatchStreamExt`` is in
+kube-rs: the caches' ``reflect``/``reflect_shared``, the event adapters and ``backoff``.
+The logic of each event adapter lives in ``rxkube._steps`` and is shared with the
 async-iterator operators of ``rxkube.aio``, so both behave the same. Exceptions
 raised by user functions (``modify``'s ``fn``, a predicate) go to ``on_error``.
 """
@@ -14,18 +16,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import (
     CompositeDisposable,
+    Disposable,
     SerialDisposable,
     SingleAssignmentDisposable,
 )
 from reactivex.scheduler import TimeoutScheduler
 
 from . import _steps
-from .backoff import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from ._cache import Writer
+from .dispatcher import SharedStore
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
 
@@ -36,6 +41,9 @@ __all__ = [
     "metadata_only",
     "modify",
     "predicate_filter",
+    "reflect",
+    "reflect_shared",
+    "reflector",
     "touched_objects",
 ]
 
@@ -195,7 +203,7 @@ def backoff(
         Subscriptions share ``policy``: use one per subscription, or ``default_backoff()``.
 
     Example:
-        >>> from rxkube.backoff import ExponentialBackoff
+        >>> from rxkube import ExponentialBackoff
         >>> retrying = backoff(ExponentialBackoff(initial=1.0, max_delay=60.0))
         >>> watcher(api).pipe(retrying)  # doctest: +SKIP
     """
@@ -222,6 +230,83 @@ def default_backoff(
         >>> watcher(api).pipe(reflect(writer), default_backoff(), applied_objects())  # doctest: +SKIP
     """
     return _retrying(ExponentialBackoff, on_retry, RESET_AFTER, scheduler)
+
+
+def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Operator: apply each event to ``writer``'s store, then pass the event on unchanged.
+
+    Errors pass through untouched, and the store keeps serving its last good state while
+    the source is retried (a resubscribed watcher relists, and the swap at ``InitDone``
+    brings the store up to date). The events are applied on the thread that emits them,
+    i.e. the watch's own thread.
+
+    Args:
+        writer: the writer from :func:`rxkube.store`.
+
+    Returns:
+        A function from an Observable of events to the same Observable, reflected.
+
+    Example:
+        >>> from reactivex import of
+        >>> from rxkube import store
+        >>> from rxkube.events import Init, InitApply, InitDone
+        >>> reader, writer = store()
+        >>> events = of(Init(), InitApply({"metadata": {"name": "a"}}), InitDone())
+        >>> _ = events.pipe(reflect(writer)).subscribe()
+        >>> reader.is_ready(), len(reader)
+        (True, 1)
+    """
+    return _applying(lambda: (writer.apply, None, None))
+
+
+def reflector(writer: Writer, source: Observable[Event]) -> Observable[Event]:
+    """Function form of :func:`reflect`, as in kube-rs: ``reflector(writer, watcher(...))``.
+
+    Example:
+        >>> from reactivex import of
+        >>> from rxkube import store
+        >>> from rxkube.events import Apply
+        >>> reader, writer = store()
+        >>> _ = reflector(writer, of(Apply({"metadata": {"name": "a"}}))).subscribe()
+        >>> len(reader)
+        1
+    """
+    return source.pipe(reflect(writer))
+
+
+def reflect_shared(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
+    """Operator: apply each event to a shared store, dispatch it, then pass it on.
+
+    An ``Apply`` dispatches its object, ``InitDone`` every object in the store (and, to
+    ``events=True`` subscribers, a ``Delete`` per object the relist removed); a
+    ``Delete`` reaches ``events=True`` subscribers only. The writer waits while a
+    subscriber's buffer is full. Errors pass through and subscribers stay subscribed;
+    completion completes the current subscribers.
+
+    Args:
+        writer: the writer from :func:`rxkube.store_shared`.
+
+    Raises:
+        TypeError: the writer's store is not shared (use :func:`reflect`).
+
+    Example:
+        >>> from reactivex import of
+        >>> from rxkube import store_shared
+        >>> from rxkube.events import Apply
+        >>> reader, writer = store_shared(buffer_size=8)
+        >>> _ = of(Apply({"metadata": {"name": "a"}})).pipe(reflect_shared(writer)).subscribe()
+        >>> len(reader)
+        1
+    """
+    reader = writer.store
+    if not isinstance(reader, SharedStore):
+        raise TypeError("reflect_shared() needs a writer from store_shared(); use reflect()")
+
+    def bind() -> _Sink:
+        feed = reader.feed(writer)
+        return feed.apply, feed.complete, feed.abandon
+
+    return _applying(bind)
 
 
 def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:
@@ -254,6 +339,53 @@ def _step_operator(
             return source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler
             )
+
+        return Observable(subscribe)
+
+    return operator
+
+
+_Sink: TypeAlias = tuple[
+    Callable[[Event], None], Callable[[], None] | None, Callable[[], None] | None
+]
+"""What one subscription of an applying operator calls: (apply, on completed, on dispose)."""
+
+
+def _applying(bind: Callable[[], _Sink]) -> Callable[[Observable[Event]], Observable[Event]]:
+    """An operator that applies each event before passing it on.
+
+    ``bind`` is called once per subscription and returns ``(apply, completed, dispose)``:
+    ``apply`` runs on each event (its exception goes to ``on_error``, which disposes the
+    source), ``completed`` before ``on_completed`` is passed on, ``dispose`` when the
+    subscription is disposed (before the source is). Errors pass through untouched.
+    """
+
+    def operator(source: Observable[Event]) -> Observable[Event]:
+        def subscribe(
+            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            apply, completed, dispose = bind()
+            forward = observer.on_next
+
+            def on_next(event: Event) -> None:
+                try:
+                    apply(event)
+                except Exception as exc:
+                    observer.on_error(exc)
+                    return
+                forward(event)
+
+            def on_completed() -> None:
+                if completed is not None:
+                    completed()
+                observer.on_completed()
+
+            subscription = source.subscribe(
+                on_next, observer.on_error, on_completed, scheduler=scheduler
+            )
+            if dispose is None:
+                return subscription
+            return CompositeDisposable(Disposable(dispose), subscription)
 
         return Observable(subscribe)
 

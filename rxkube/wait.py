@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from reactivex import Observable
 from reactivex import operators as ops
 
+from ._watching import watch_object
 from .events import Object
 from .operators import default_backoff
-from .watcher import watch_object
 
 if TYPE_CHECKING:
     from .client import Api

@@ -26,12 +26,10 @@ from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
 import rxkube.aio
-from rxkube import aio, operators, predicates
-from rxkube.backoff import ExponentialBackoff
+from rxkube import ExponentialBackoff, aio, operators, predicates, store
 from rxkube.client import Api
 from rxkube.errors import NotFound, ServerError, TransportError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from rxkube.store import store
 from rxkube.testing import ApiServer
 
 _T = TypeVar("_T")

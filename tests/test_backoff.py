@@ -17,7 +17,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.testing import ReactiveTest, TestScheduler
 
-from rxkube.backoff import BackoffPolicy, ExponentialBackoff
+from rxkube import BackoffPolicy, ExponentialBackoff, reflect, store, watcher
 from rxkube.client import Api
 from rxkube.errors import (
     ApiError,
@@ -33,9 +33,7 @@ from rxkube.errors import (
     api_error,
 )
 from rxkube.operators import backoff, default_backoff
-from rxkube.store import reflect, store
 from rxkube.testing import ApiServer
-from rxkube.watcher import watcher
 
 on_next, on_error, on_completed = (
     ReactiveTest.on_next,

@@ -24,6 +24,7 @@ import pytest
 from reactivex import Observable
 from reactivex.subject import Subject
 
+from rxkube import ObjectRef, reflect, reflect_shared, store, store_shared, watcher
 from rxkube.client import Api
 from rxkube.controller import (
     Action,
@@ -36,12 +37,9 @@ from rxkube.controller import (
     current_reason,
     shutdown_signals,
 )
-from rxkube.dispatcher import reflect_shared, store_shared
 from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
 from rxkube.operators import applied_objects, default_backoff
-from rxkube.store import ObjectRef, reflect, store
 from rxkube.testing import ApiServer
-from rxkube.watcher import watcher
 
 TIMEOUT = 30.0
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from rxkube import finalizer
 from rxkube.client import Api
 from rxkube.controller import Action
 from rxkube.errors import Invalid
-from rxkube.finalizer import finalizer
 from rxkube.metrics import ControllerMetrics
 from rxkube.recorder import Recorder
 from rxkube.testing import ApiServer
@@ -388,7 +388,7 @@ def test_removing_the_finalizer_of_an_object_already_gone_counts_as_done(
 
 @pytest.mark.parametrize(
     "module",
-    ["scheduler", "metrics", "wait", "controller", "leader", "finalizer", "recorder"],
+    ["scheduler", "metrics", "wait", "controller", "leader", "_finalizers", "recorder"],
 )
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(f"rxkube.{module}"))

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from reactivex.subject import Subject
 
-from rxkube import _display, notebook
+from rxkube import _display, notebook, store
 from rxkube.events import Apply, Delete, Init, InitApply, InitDone
 from rxkube.notebook import live, render_counts_svg, render_store_html
-from rxkube.store import store
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -14,8 +14,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
 
-from rxkube import predicates
-from rxkube.backoff import ExponentialBackoff
+from rxkube import ExponentialBackoff, predicates, reflect, store, watcher
 from rxkube.client import Api
 from rxkube.errors import DecodeError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -27,9 +26,7 @@ from rxkube.operators import (
     predicate_filter,
     touched_objects,
 )
-from rxkube.store import reflect, store
 from rxkube.testing import ApiServer
-from rxkube.watcher import watcher
 
 
 def pod(name: str, *, gen: int = 1, rv: str = "1", uid: str = "u1", **meta: Any) -> Object:
@@ -293,7 +290,9 @@ def test_predicate_filter_rejects_a_non_positive_ttl() -> None:
         predicate_filter(predicates.generation, ttl=0)
 
 
-@pytest.mark.parametrize("module", ["rxkube.operators", "rxkube.predicates", "rxkube.backoff"])
+@pytest.mark.parametrize(
+    "module", ["rxkube.operators", "rxkube.predicates", "rxkube._backoff_policy", "rxkube._cache"]
+)
 def test_docstring_examples_run(module: str) -> None:
     # By name: the package re-exports functions that shadow some module attributes.
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -18,12 +18,12 @@ from reactivex.scheduler import EventLoopScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import Subject
 
+from rxkube import Writer, store, watcher
 from rxkube.client import Api
-from rxkube.dispatcher import SharedStore, SubscriberOverflow, reflect_shared, store_shared
+from rxkube.dispatcher import SharedStore, SubscriberOverflow, store_shared
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from rxkube.store import Writer, store
+from rxkube.operators import reflect_shared
 from rxkube.testing import ApiServer
-from rxkube.watcher import watcher
 
 TIMEOUT = 30.0
 

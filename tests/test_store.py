@@ -11,8 +11,7 @@ import pytest
 from reactivex import operators as ops
 from reactivex.subject import Subject
 
-from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from rxkube.store import (
+from rxkube import (
     ObjectRef,
     Store,
     Writer,
@@ -23,6 +22,7 @@ from rxkube.store import (
     reflector,
     store,
 )
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 
 
 def pod(

@@ -14,7 +14,7 @@ import pytest
 from reactivex import Observable
 from reactivex.scheduler import EventLoopScheduler
 
-from rxkube.backoff import ExponentialBackoff
+from rxkube import ExponentialBackoff, metadata_watcher, watch_object, watcher
 from rxkube.client import Api
 from rxkube.errors import (
     DecodeError,
@@ -27,7 +27,6 @@ from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Objec
 from rxkube.operators import backoff
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
-from rxkube.watcher import metadata_watcher, watch_object, watcher
 
 TIMEOUT = 20.0
 
