@@ -23,15 +23,23 @@ import random
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["RESET_AFTER", "BackoffPolicy", "ExponentialBackoff"]
+__all__ = ["MAX_DELAY", "RESET_AFTER", "BackoffPolicy", "ExponentialBackoff"]
 
 RESET_AFTER = 120.0
 """Seconds a resubscribed stream must run without an error for its policy to reset."""
+
+MAX_DELAY = 30.0
+"""client-go's and kube-rs's cap on a delay: ``ExponentialBackoff``'s default ``max_delay``,
+and how long a server's ``Retry-After`` is honoured for a policy that has no ``max_delay``."""
 
 
 @runtime_checkable
 class BackoffPolicy(Protocol):
     """What ``backoff()`` needs from a policy.
+
+    A policy may also have a ``max_delay`` attribute (seconds): a server's ``Retry-After``
+    lengthens a wait up to it, never beyond (``MAX_DELAY`` when the policy has none), so a
+    server asking for a day does not stop a watch for a day.
 
     Example:
         >>> class AtMostThree:
@@ -65,7 +73,7 @@ class ExponentialBackoff:
     Args:
         initial: the first delay, in seconds.
         factor: how much each delay grows.
-        max_delay: the cap on the delay before jitter.
+        max_delay: the cap on the delay before jitter, and on a server's ``Retry-After``.
         jitter: the largest random extra, as a fraction of the delay (0 for none).
         rng: a function returning floats in [0, 1); ``random.random`` by default.
 
@@ -79,7 +87,7 @@ class ExponentialBackoff:
         self,
         initial: float = 0.8,
         factor: float = 2.0,
-        max_delay: float = 30.0,
+        max_delay: float = MAX_DELAY,
         jitter: float = 1.0,
         rng: Callable[[], float] = random.random,
     ) -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeAlias, TypeVar
 
-from ._backoff_policy import BackoffPolicy
+from ._backoff_policy import MAX_DELAY, BackoffPolicy
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitApply, Object, ObjectFn
 from .predicates import Predicate
@@ -189,9 +190,11 @@ class Retrier:
     def delay(self, error: BaseException, now: float) -> float | None:
         """Return the seconds to wait before resubscribing after ``error``, or ``None`` to give up.
 
-        Honours ``retry_after`` of the error (the server's ``Retry-After``): the delay
-        is never shorter. Logs the retry at WARNING and calls ``on_retry``; an
-        exception from ``on_retry`` propagates.
+        Honours ``retry_after`` of the error (the server's ``Retry-After``) up to the
+        policy's ``max_delay`` (``MAX_DELAY`` if it has none): the delay is never shorter.
+        Logs the retry at WARNING and calls ``on_retry``; an exception from ``on_retry``
+        propagates, and a policy delay that is not a finite number of seconds raises
+        ``ValueError``.
         """
         if not is_transient(error):
             return None
@@ -205,9 +208,17 @@ class Retrier:
         if delay is None:
             log.warning("giving up after %s: the backoff policy allows no more retries", error)
             return None
+        if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
+            raise ValueError(
+                f"the backoff policy {self._policy!r} returned {delay!r}: a delay must be a"
+                " finite number of seconds, at least 0"
+            )
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None and retry_after > delay:
-            delay = float(retry_after)
+            # The server's wish lengthens the wait up to the policy's own maximum: a
+            # Retry-After of a day must not stop the stream for a day.
+            cap = getattr(self._policy, "max_delay", MAX_DELAY)
+            delay = max(delay, min(float(retry_after), float(cap)))
         log.warning("retrying in %.2f s after %s: %s", delay, type(error).__name__, error)
         if self._on_retry is not None:
             self._on_retry(error, delay)

@@ -7,6 +7,7 @@ tells a retry policy whether trying again can help.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -28,6 +29,33 @@ def failure_status(code: int, message: str, reason: str = "") -> dict[str, Any]:
     }
 
 
+def retry_after_seconds(value: object) -> float | None:
+    """The seconds a server asked to wait, from a ``retryAfterSeconds`` or ``Retry-After`` number.
+
+    Anything but a finite, non-negative number (or its decimal text) is no readable wish
+    and gives ``None``, as client-go ignores a ``Retry-After`` it cannot parse. How long
+    a wish is honoured is the retry policy's decision (see ``rxkube.operators.backoff``).
+
+    Example:
+        >>> retry_after_seconds("7"), retry_after_seconds(2.5), retry_after_seconds("soon")
+        (7.0, 2.5, None)
+        >>> retry_after_seconds("inf"), retry_after_seconds(-1), retry_after_seconds(True)
+        (None, None, None)
+    """
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 class RxKubeError(Exception):
     """Base class of every rxkube error."""
 
@@ -43,7 +71,8 @@ class ApiError(RxKubeError):
         reason: the Status ``reason`` (``NotFound``, ``Expired``, ...), may be empty.
         message: the Status ``message``.
         status: the whole Status object as sent, or a synthetic one.
-        retry_after: seconds the server asked to wait (``Retry-After``), if any.
+        retry_after: seconds the server asked to wait (``Retry-After``), if it sent a
+            readable wish: a finite number of seconds, never negative.
         request: a short description of the request, for messages.
     """
 
@@ -63,7 +92,7 @@ class ApiError(RxKubeError):
         self.status: dict[str, Any] = (
             status if status is not None else failure_status(code, message, reason)
         )
-        self.retry_after = retry_after
+        self.retry_after = retry_after_seconds(retry_after)
         self.request = request
         where = f" ({request})" if request else ""
         super().__init__(f"{code} {reason or 'Error'}: {message}{where}")
@@ -147,9 +176,9 @@ def api_error(
     reason = str(status.get("reason", "")) if status else ""
     message = str(status.get("message", "")) if status else ""
     if retry_after is None and status:
-        details = status.get("details") or {}
-        if isinstance(details, dict) and details.get("retryAfterSeconds") is not None:
-            retry_after = float(details["retryAfterSeconds"])
+        details = status.get("details")
+        if isinstance(details, dict):
+            retry_after = retry_after_seconds(details.get("retryAfterSeconds"))
     cls = _BY_CODE.get(code) or (ServerError if code >= 500 else ApiError)
     return cls(code, reason, message, status=status, retry_after=retry_after, request=request)
 

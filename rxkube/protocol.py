@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import DecodeError, api_error
+from .errors import DecodeError, api_error, failure_status
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
@@ -246,18 +246,26 @@ class WatchMachine:
             return []
         if status != 200:
             raise api_error(status, body, retry_after=retry_after, request=self._describe("list"))
-        try:
-            items = body["items"] or []
-            meta = body["metadata"]
-            kind = body.get("kind", "")
-            api_version = body.get("apiVersion", "")
-        except (TypeError, KeyError, AttributeError) as exc:
+        what = self._describe("list")
+        if not isinstance(body, dict):
+            raise DecodeError(f"{what}: the answer is not a Kubernetes list: {body!r:.200}")
+        items = body.get("items")
+        meta = body.get("metadata")
+        kind = body.get("kind", "")
+        api_version = body.get("apiVersion", "")
+        if items is None and "items" in body:
+            items = []  # an empty list may be sent as "items": null
+        if not isinstance(items, list) or not isinstance(meta, dict):
             raise DecodeError(
-                f"{self._describe('list')}: the answer is not a Kubernetes list (missing {exc})"
-            ) from None
+                f"{what}: the answer is not a Kubernetes list (items must be a list and"
+                f" metadata an object): {body!r:.200}"
+            )
+        if not isinstance(kind, str) or not isinstance(api_version, str):
+            raise DecodeError(f"{what}: the list's kind and apiVersion must be strings")
         item_kind = kind[:-4] if kind.endswith("List") else kind
         events: list[Event] = [Init()] if state.cont is None else []
         for item in items:
+            _check_object(item, what)
             # List items carry no kind/apiVersion on the wire; watch objects do.
             if "kind" not in item:
                 item["kind"] = item_kind
@@ -265,11 +273,13 @@ class WatchMachine:
             events.append(InitApply(item))
         cont = meta.get("continue")
         if cont:
+            if not isinstance(cont, str):
+                raise DecodeError(f"{what}: the continue token is not a string: {cont!r:.100}")
             self._state = _Listing(state.resume, cont)
             return events
         rv = meta.get("resourceVersion")
-        if not rv:
-            raise DecodeError(f"{self._describe('list')}: the answer has no resourceVersion")
+        if not rv or not isinstance(rv, str):
+            raise DecodeError(f"{what}: the answer has no resourceVersion (got {rv!r:.100})")
         self._finish_initial(rv)
         events.append(InitDone())
         return events
@@ -303,43 +313,43 @@ class WatchMachine:
             ApiError: an ERROR event other than 410 (typed by its code).
             DecodeError: a line that is not a watch event.
         """
-        try:
-            kind = event["type"]
-            obj: Object = event["object"]
-        except (TypeError, KeyError):
-            raise DecodeError(
-                f"{self._describe('watch')}: a line is not a watch event: {event!r:.200}"
-            ) from None
-        if self._state is _WATCHING:
+        if isinstance(self._state, _Listing):
+            raise RuntimeError(f"on_watch_event called in state {self._state!r}")
+        what = self._describe("watch")
+        if not isinstance(event, dict) or "type" not in event or "object" not in event:
+            raise DecodeError(f"{what}: a line is not a watch event: {event!r:.200}")
+        kind = event["type"]
+        obj = event["object"]
+        if kind == "ERROR":
+            return self._on_error_event(obj)
+        # Every other event carries an object with metadata; a bookmark's has no name.
+        _check_object(obj, what, named=kind != "BOOKMARK")
+        if isinstance(self._state, _Watching):
             if kind == "ADDED" or kind == "MODIFIED":
-                self._rv = _rv_of(obj)
+                self._rv = _rv_of(obj, what)
                 return [Apply(obj)]
             if kind == "DELETED":
-                self._rv = _rv_of(obj)
+                self._rv = _rv_of(obj, what)
                 return [Delete(obj)]
             if kind == "BOOKMARK":
-                self._rv = _rv_of(obj)
+                self._rv = _rv_of(obj, what)
                 return []
-        elif isinstance(self._state, _StreamingList):
+        else:
             # Initial events come in arbitrary resourceVersion order: no resume point
             # is taken from them, only from the closing bookmark.
             if kind == "ADDED" or kind == "MODIFIED":
                 return [InitApply(obj)]
             if kind == "BOOKMARK":
-                annotations = (obj.get("metadata") or {}).get("annotations") or {}
+                annotations = obj["metadata"].get("annotations") or {}
                 if annotations.get(INITIAL_EVENTS_END) == "true":
-                    self._finish_initial(_rv_of(obj))
+                    self._finish_initial(_rv_of(obj, what))
                     return [InitDone()]
                 return []
             if kind == "DELETED":
-                raise DecodeError(
-                    f"{self._describe('watch')}: DELETED before the initial-events-end bookmark"
-                )
-        else:
-            raise RuntimeError(f"on_watch_event called in state {self._state!r}")
-        if kind == "ERROR":
-            return self._on_error_event(obj)
-        raise DecodeError(f"{self._describe('watch')}: unknown watch event type {kind!r:.50}")
+                raise DecodeError(f"{what}: DELETED before the initial-events-end bookmark")
+        # As client-go's watch decoder and kube-rs's serde do: an event type outside the
+        # protocol is a garbled answer (transient), not one to skip and lose silently.
+        raise DecodeError(f"{what}: unknown watch event type {kind!r:.50}")
 
     def on_watch_end(self) -> list[Event]:
         """Feed the clean end of a watch response (e.g. after ``timeoutSeconds``).
@@ -354,17 +364,23 @@ class WatchMachine:
 
     # -- transitions -------------------------------------------------------------------
 
-    def _on_error_event(self, status: Any) -> list[Event]:
-        code = status.get("code") if isinstance(status, dict) else None
+    def _on_error_event(self, obj: Any) -> list[Event]:
+        if isinstance(obj, dict):
+            status: dict[str, Any] = obj
+        else:
+            # Not a Status: keep the server's words, whatever shape they came in.
+            words = obj if isinstance(obj, str) else repr(obj)
+            status = failure_status(500, f"ERROR event: {words:.300}")
+        code = status.get("code")
         if code == 410:
             self._restart(None)
             return []
         if isinstance(self._state, _StreamingList):
             self._fall_back()
             return []
-        raise api_error(
-            code if isinstance(code, int) else 500, status, request=self._describe("watch")
-        )
+        # An ERROR event stands for a failure whatever its code says.
+        failed = code if isinstance(code, int) and _is_whole(code) and 400 <= code <= 599 else 500
+        raise api_error(failed, status, request=self._describe("watch"))
 
     def _finish_initial(self, rv: str) -> None:
         self._first_list = False
@@ -393,11 +409,64 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _rv_of(obj: Object) -> str:
-    try:
-        rv = obj["metadata"]["resourceVersion"]
-    except (TypeError, KeyError):
-        raise DecodeError("a watch event object has no metadata.resourceVersion") from None
+def _rv_of(obj: Object, what: str) -> str:
+    rv = obj["metadata"].get("resourceVersion")
     if not isinstance(rv, str) or not rv:
-        raise DecodeError(f"a watch event object has an invalid resourceVersion {rv!r}")
+        raise DecodeError(
+            f"{what}: an event object has no valid metadata.resourceVersion: {rv!r:.100}"
+        )
     return rv
+
+
+# The metadata fields rxkube's own layers read (store keys, indexes, selectors, object
+# references): a server's answer with any of them mistyped is refused here, as kube-rs's
+# typed ObjectMeta refuses it, before a store or an operator trips over it.
+_META_STRINGS = ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
+_META_STRING_MAPS = ("labels", "annotations")
+
+
+def _check_object(obj: Any, what: str, *, named: bool = True) -> None:
+    """Raise DecodeError unless ``obj`` is an object whose metadata rxkube can rely on."""
+    if not isinstance(obj, dict):
+        raise DecodeError(f"{what}: expected an object, got {type(obj).__name__}: {obj!r:.200}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        problem: str | None = "metadata is not an object"
+    elif named and not (isinstance(meta.get("name"), str) and meta["name"]):
+        problem = "it has no metadata.name"
+    else:
+        problem = _metadata_problem(meta) or _type_problem(obj)
+    if problem is not None:
+        raise DecodeError(f"{what}: an object is malformed: {problem}: {obj!r:.200}")
+
+
+def _metadata_problem(meta: dict[str, Any]) -> str | None:
+    for key in _META_STRINGS:
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"metadata.{key} is not a string"
+    for key in _META_STRING_MAPS:
+        value = meta.get(key)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            return f"metadata.{key} is not a map of strings"
+    owners = meta.get("ownerReferences")
+    if owners is not None and not (
+        isinstance(owners, list) and all(isinstance(o, dict) for o in owners)
+    ):
+        return "metadata.ownerReferences is not a list of objects"
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and not (
+        isinstance(finalizers, list) and all(isinstance(f, str) for f in finalizers)
+    ):
+        return "metadata.finalizers is not a list of strings"
+    return None
+
+
+def _type_problem(obj: dict[str, Any]) -> str | None:
+    for key in ("kind", "apiVersion"):
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} is not a string"
+    return None

@@ -274,6 +274,51 @@ def test_retry_after_from_the_server_is_honoured() -> None:
     assert source.gaps()[:2] == [8, 2.6]
 
 
+@pytest.mark.parametrize("wish", ["soon", "inf", "NaN", -5, [1], True, {"s": 1}, 10**400])
+def test_an_unreadable_retry_after_is_ignored_and_the_policy_delay_applies(wish: Any) -> None:
+    scheduler = TestScheduler()
+    status = {"reason": "TooManyRequests", "details": {"retryAfterSeconds": wish}}
+    throttled = api_error(429, status)
+    assert throttled.retry_after is None
+    source = FailingSource(scheduler, [throttled], run_for=1)
+    run(scheduler, source.observable.pipe(backoff(no_jitter(), scheduler=scheduler)), until=20)
+    assert source.gaps()[:3] == [1.8, 2.6, 4.2]
+
+
+def test_a_huge_retry_after_is_capped_at_the_policys_maximum() -> None:
+    scheduler = TestScheduler()
+    throttled = api_error(429, {"details": {"retryAfterSeconds": 100000}})
+    assert throttled.retry_after == 100000
+    source = FailingSource(scheduler, [throttled], run_for=1)
+    policy = ExponentialBackoff(max_delay=10.0, jitter=0.0)
+    run(scheduler, source.observable.pipe(backoff(policy, scheduler=scheduler)), until=40)
+    assert source.gaps()[:3] == [11, 11, 11]
+
+
+def test_a_policy_without_max_delay_honours_retry_after_up_to_30_s() -> None:
+    scheduler = TestScheduler()
+    throttled = TooManyRequests(429, retry_after=100000)
+    source = FailingSource(scheduler, [throttled], run_for=1)
+    run(scheduler, source.observable.pipe(backoff(GiveUpAfter(2), scheduler=scheduler)), until=100)
+    assert source.gaps() == [31, 31]
+
+
+@pytest.mark.parametrize("delay", [float("inf"), float("nan"), -1.0])
+def test_a_policy_returning_an_invalid_delay_is_a_value_error_on_error(delay: float) -> None:
+    class Broken:
+        def next_delay(self) -> float:
+            return delay
+
+        def reset(self) -> None:
+            pass
+
+    scheduler = TestScheduler()
+    source = FailingSource(scheduler, [TransportError("reset")], run_for=1)
+    _, errors, _ = run(scheduler, source.observable.pipe(backoff(Broken(), scheduler=scheduler)))
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+    assert "finite" in str(errors[0])
+
+
 def test_on_retry_gets_each_error_and_delay() -> None:
     scheduler = TestScheduler()
     error = TransportError("reset")

@@ -334,3 +334,143 @@ def test_streaming_list_resumes_not_older_than_a_previous_subscription() -> None
 def test_invalid_config_raises_a_clear_value_error(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Config(**kwargs)
+
+
+# -- malformed answers: every one a DecodeError before anything reaches a store ----------
+
+
+def named(**metadata: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "a", "resourceVersion": "11", **metadata}}
+
+
+MALFORMED_OBJECTS: list[Any] = [
+    "a string",
+    ["a", "list"],
+    7,
+    None,
+    {"kind": "Pod"},
+    {"metadata": "x"},
+    {"metadata": {"resourceVersion": "11"}},
+    {"metadata": {"name": "", "resourceVersion": "11"}},
+    {"metadata": {"name": 5, "resourceVersion": "11"}},
+    named(namespace=["default"]),
+    named(uid=7),
+    named(labels="x"),
+    named(labels={"n": [1]}),
+    named(annotations={"a": 1}),
+    named(ownerReferences="rs-1"),
+    named(ownerReferences=["rs-1"]),
+    named(finalizers=[1]),
+    {**named(), "kind": ["Pod"]},
+]
+
+
+@pytest.mark.parametrize("item", MALFORMED_OBJECTS)
+def test_a_malformed_list_item_is_a_decode_error(item: Any) -> None:
+    machine = WatchMachine(Config(), name="pods")
+    machine.next_request()
+    with pytest.raises(DecodeError, match="list pods"):
+        machine.on_list(200, page([pod("ok", "1"), item], "10"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "PodList",
+        {"kind": "PodList", "metadata": "x", "items": []},
+        {"kind": "PodList", "metadata": None, "items": []},
+        {"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": {"a": {}}},
+        {"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": "abc"},
+        {"kind": 5, "metadata": {"resourceVersion": "1"}, "items": []},
+        {"kind": "PodList", "metadata": {"resourceVersion": 1}, "items": []},
+        {"kind": "PodList", "metadata": {"resourceVersion": "1", "continue": 5}, "items": []},
+    ],
+)
+def test_a_malformed_list_is_a_decode_error(body: Any) -> None:
+    machine = WatchMachine(Config())
+    machine.next_request()
+    with pytest.raises(DecodeError):
+        machine.on_list(200, body)
+
+
+def test_a_list_with_null_items_is_an_empty_list() -> None:
+    machine = WatchMachine(Config())
+    machine.next_request()
+    body = {"kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": None}
+    assert machine.on_list(200, body) == [Init(), InitDone()]
+
+
+@pytest.mark.parametrize("kind", ["ADDED", "MODIFIED", "DELETED"])
+@pytest.mark.parametrize("obj", MALFORMED_OBJECTS)
+def test_a_malformed_watch_event_object_is_a_decode_error(kind: str, obj: Any) -> None:
+    machine = WatchMachine(Config(), name="pods")
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(DecodeError, match="watch pods"):
+        machine.on_watch_event(event(kind, obj))
+    assert machine.resource_version == "10"
+
+
+@pytest.mark.parametrize("obj", ["x", {"metadata": "x"}, {"metadata": {"annotations": "x"}}])
+def test_a_malformed_bookmark_is_a_decode_error_in_both_strategies(obj: Any) -> None:
+    watching = WatchMachine(Config())
+    listed(watching)
+    watching.next_request()
+    initial = streaming()
+    initial.next_request()
+    for machine in (watching, initial):
+        with pytest.raises(DecodeError):
+            machine.on_watch_event(event("BOOKMARK", obj))
+
+
+@pytest.mark.parametrize("obj", MALFORMED_OBJECTS)
+def test_a_malformed_initial_event_of_a_streaming_list_is_a_decode_error(obj: Any) -> None:
+    machine = streaming()
+    machine.next_request()
+    machine.on_watch_opened()
+    with pytest.raises(DecodeError):
+        machine.on_watch_event(event("ADDED", obj))
+
+
+@pytest.mark.parametrize("kind", ["WHAT", "added", None, 5, ["ADDED"]])
+def test_an_unknown_event_type_is_a_decode_error_naming_it(kind: Any) -> None:
+    machine = WatchMachine(Config(), name="pods")
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(DecodeError, match="unknown watch event type"):
+        machine.on_watch_event(event(kind, pod("a", "11")))
+    assert machine.resource_version == "10"
+
+
+def test_an_error_event_whose_object_is_a_string_keeps_the_servers_words() -> None:
+    machine = WatchMachine(Config(), name="pods")
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(ServerError, match="etcdserver: request timed out") as info:
+        machine.on_watch_event(event("ERROR", "etcdserver: request timed out"))  # type: ignore[arg-type]
+    assert info.value.status["message"].endswith("etcdserver: request timed out")
+
+
+@pytest.mark.parametrize("code", ["410", 0, 200, True, None, 1000])
+def test_an_error_event_without_a_failure_code_is_a_server_error(code: Any) -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(ServerError, match="broken"):
+        machine.on_watch_event(event("ERROR", {"kind": "Status", "code": code, "message": "broken"}))
+
+
+@pytest.mark.parametrize("wish", ["soon", "inf", "nan", -3, [], {"a": 1}])
+def test_an_unreadable_retry_after_seconds_still_raises_the_typed_error(wish: Any) -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    status = {"kind": "Status", "code": 429, "details": {"retryAfterSeconds": wish}}
+    with pytest.raises(TooManyRequests) as info:
+        machine.on_watch_event(event("ERROR", status))
+    assert info.value.retry_after is None
+    machine = WatchMachine(Config())
+    machine.next_request()
+    with pytest.raises(TooManyRequests):
+        machine.on_list(429, status)

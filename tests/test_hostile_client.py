@@ -1,0 +1,383 @@
+"""The client against misbehaving servers: every malformed answer is a typed error.
+
+Each server here is a small raw HTTP server on a socket, scripted by the test: it answers
+what kube-apiserver never would (oversized lines, lists of the wrong shape, unreadable
+Retry-After, silence after the headers, ``Connection: close`` watches) and the client must
+turn each into a typed ``rxkube.errors`` exception, retry it when trying again can help,
+and close every thread and socket it opened.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from rxkube import ExponentialBackoff, reflect, store, watcher
+from rxkube.client import Api, Client
+from rxkube.errors import DecodeError, TooManyRequests
+from rxkube.events import Event, InitDone
+from rxkube.operators import backoff
+from rxkube.protocol import Config
+
+# -- a scripted raw HTTP server ------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One request as the raw server read it."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+
+    @property
+    def is_watch(self) -> bool:
+        return "watch=1" in self.target
+
+
+Handler = Callable[[Request, socket.socket], bool]
+"""Writes an answer to the socket; returns whether the connection may serve another request."""
+
+
+@dataclass
+class RawHttpServer:
+    """A socket server that hands every request to ``handler``, one thread per connection.
+
+    Only for behaviour a real API server never shows. ``requests`` records what was asked;
+    ``connections`` counts the sockets still open on the server side.
+    """
+
+    handler: Handler
+    requests: list[Request] = field(default_factory=list)
+    _sockets: set[socket.socket] = field(default_factory=set)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._spawn(self._accept, "test-raw-accept")
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._sockets.add(conn)
+            self._spawn(self._serve, "test-raw-conn", conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        try:
+            while not self._stopped.is_set():
+                line = reader.readline()
+                if not line:
+                    return
+                method, target, _ = line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                while (header := reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = header.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                request = Request(method, target, headers)
+                with self._lock:
+                    self.requests.append(request)
+                if not self.handler(request, conn):
+                    return
+        except OSError:
+            return
+        finally:
+            reader.close()
+            self._forget(conn)
+
+    def _forget(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(conn)
+        conn.close()
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._sockets)
+
+    def peer_closed_all(self) -> bool:
+        """Whether every connection the client opened has been closed by the client."""
+        with self._lock:
+            return not self._sockets
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._listener.close()
+        with self._lock:
+            for conn in self._sockets:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        for thread in self._threads:
+            thread.join(5.0)
+        assert not any(t.is_alive() for t in self._threads), "raw server threads still running"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], RawHttpServer]]:
+    servers: list[RawHttpServer] = []
+
+    def start(handler: Handler) -> RawHttpServer:
+        server = RawHttpServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def answer(
+    conn: socket.socket,
+    body: Any,
+    status: str = "200 OK",
+    headers: dict[str, str] | None = None,
+) -> bool:
+    """Send a complete response with a Content-Length; ``body`` is bytes or JSON-encoded."""
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json", f"Content-Length: {len(data)}"]
+    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    conn.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + data)
+    return True
+
+
+def pod(name: str, rv: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default", "resourceVersion": rv}}
+
+
+def pod_list(items: list[Any], rv: str = "10") -> dict[str, Any]:
+    return {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}
+
+
+def start_chunked(conn: socket.socket) -> None:
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+
+
+def chunk(conn: socket.socket, data: bytes) -> None:
+    conn.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+
+def hold(conn: socket.socket, until: threading.Event | None = None) -> bool:
+    """Keep the connection open without a byte until the client closes it (or ``until``)."""
+    conn.settimeout(0.1)
+    while until is None or not until.is_set():
+        try:
+            if conn.recv(1) == b"":
+                return False
+        except TimeoutError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
+def fast_retries(retries: list[BaseException]) -> Callable[[Any], Any]:
+    policy = ExponentialBackoff(initial=0.01, max_delay=0.05, jitter=0.0)
+    return backoff(policy, on_retry=lambda error, _delay: retries.append(error))
+
+
+def pods_api(server: RawHttpServer) -> Api:
+    return Api(Client(server.url, request_timeout=30.0), "pods", namespace="default")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def run_until_ready(api: Api, retries: list[BaseException]) -> dict[str, Any]:
+    """Watch ``api`` into a store with fast retries until it is ready; return its objects."""
+    reader, writer = store("pods")
+    errors: list[Exception] = []
+    subscription = (
+        watcher(api, Config(page_size=None))
+        .pipe(reflect(writer), fast_retries(retries))
+        .subscribe(on_error=errors.append)
+    )
+    try:
+        reader.wait_until_ready(timeout=10)
+    finally:
+        subscription.dispose()
+    assert errors == []
+    return {obj["metadata"]["name"]: obj for obj in reader.state()}
+
+
+# -- malformed lists and events are decode errors, retried ---------------------------------
+
+
+MALFORMED_LISTS: list[Any] = [
+    pod_list(["not an object"]),
+    pod_list([{"metadata": {"namespace": "default", "resourceVersion": "3"}}]),
+    pod_list([{"metadata": "x"}]),
+    {"kind": "PodList", "metadata": "x", "items": []},
+    {"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": {"a": {}}},
+    [pod("a", "1")],
+]
+
+
+@pytest.mark.parametrize("bad", MALFORMED_LISTS)
+def test_a_malformed_list_is_a_decode_error_and_the_watch_retries(
+    serve: Callable[[Handler], RawHttpServer], bad: Any
+) -> None:
+    lists = 0
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal lists
+        if request.is_watch:
+            return hold(conn)
+        lists += 1
+        return answer(conn, bad if lists == 1 else pod_list([pod("web", "5")]))
+
+    server = serve(handler)
+    retries: list[BaseException] = []
+    objects = run_until_ready(pods_api(server), retries)
+    assert list(objects) == ["web"]
+    assert len(retries) == 1 and isinstance(retries[0], DecodeError)
+    assert "list pods in default" in str(retries[0])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"type": "ADDED", "object": "a string"},
+        {"type": "MODIFIED", "object": {"metadata": {"resourceVersion": "12"}}},
+        {"type": "DELETED", "object": {"metadata": {"name": "x", "labels": "x"}}},
+        {"type": "SURPRISE", "object": pod("web", "12")},
+    ],
+)
+def test_a_malformed_watch_event_is_a_decode_error_and_the_watch_relists(
+    serve: Callable[[Handler], RawHttpServer], line: Any
+) -> None:
+    watches = 0
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal watches
+        if not request.is_watch:
+            return answer(conn, pod_list([pod("web", "5")] if watches else []))
+        watches += 1
+        start_chunked(conn)
+        if watches == 1:
+            chunk(conn, orjson.dumps(line) + b"\n")
+        return hold(conn)
+
+    server = serve(handler)
+    reader, writer = store("pods")
+    retries: list[BaseException] = []
+    events: list[Event] = []
+    subscription = (
+        watcher(pods_api(server), Config(page_size=None))
+        .pipe(reflect(writer), fast_retries(retries))
+        .subscribe(events.append)
+    )
+    try:
+        assert wait_until(lambda: sum(isinstance(e, InitDone) for e in events) == 2)
+    finally:
+        subscription.dispose()
+    assert len(retries) == 1 and isinstance(retries[0], DecodeError)
+    assert reader.get("web", "default") is not None
+
+
+# -- Retry-After the client cannot read, or should not obey --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "details"),
+    [
+        (None, "soon"),
+        (None, [5]),
+        ("inf", None),
+        ("NaN", None),
+        ("-5", None),
+        ("soon", "later"),
+    ],
+)
+def test_an_unreadable_retry_after_is_a_typed_error_retried_at_the_policy_delay(
+    serve: Callable[[Handler], RawHttpServer], header: str | None, details: Any
+) -> None:
+    lists = 0
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal lists
+        if request.is_watch:
+            return hold(conn)
+        lists += 1
+        if lists == 1:
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": 429,
+                "reason": "TooManyRequests",
+                "message": "slow down",
+                "details": {"retryAfterSeconds": details},
+            }
+            headers = {"Retry-After": header} if header is not None else {}
+            return answer(conn, status, "429 Too Many Requests", headers)
+        return answer(conn, pod_list([pod("web", "5")]))
+
+    server = serve(handler)
+    retries: list[BaseException] = []
+    assert list(run_until_ready(pods_api(server), retries)) == ["web"]
+    assert len(retries) == 1 and isinstance(retries[0], TooManyRequests)
+    assert retries[0].retry_after is None
+
+
+def test_an_error_event_with_unreadable_retry_after_seconds_is_retried(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    watches = 0
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal watches
+        if not request.is_watch:
+            return answer(conn, pod_list([pod("web", "5")] if watches else []))
+        watches += 1
+        start_chunked(conn)
+        if watches == 1:
+            status = {"kind": "Status", "code": 429, "details": {"retryAfterSeconds": "soon"}}
+            chunk(conn, orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        return hold(conn)
+
+    server = serve(handler)
+    events: list[Event] = []
+    retries: list[BaseException] = []
+    subscription = (
+        watcher(pods_api(server), Config(page_size=None))
+        .pipe(fast_retries(retries))
+        .subscribe(events.append)
+    )
+    try:
+        assert wait_until(lambda: sum(isinstance(e, InitDone) for e in events) == 2)
+    finally:
+        subscription.dispose()
+    assert [type(e) for e in retries] == [TooManyRequests]
+
