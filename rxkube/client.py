@@ -40,6 +40,7 @@ from .errors import (
     WatchStalled,
     api_error,
     failure_status,
+    retry_after_seconds,
 )
 from .resource import BUILTIN_RESOURCES, Resource, match_resource, parse_resource_name
 
@@ -124,13 +125,12 @@ def _describe(exc: BaseException) -> str:
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if readable."""
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = retry_after_seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -9,6 +9,7 @@ and close every thread and socket it opened.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -127,10 +128,8 @@ class RawHttpServer:
         self._listener.close()
         with self._lock:
             for conn in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         for thread in self._threads:
             thread.join(5.0)
         assert not any(t.is_alive() for t in self._threads), "raw server threads still running"
@@ -169,7 +168,12 @@ def pod(name: str, rv: str) -> dict[str, Any]:
 
 
 def pod_list(items: list[Any], rv: str = "10") -> dict[str, Any]:
-    return {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}
+    return {
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": rv},
+        "items": items,
+    }
 
 
 def start_chunked(conn: socket.socket) -> None:
@@ -380,4 +384,3 @@ def test_an_error_event_with_unreadable_retry_after_seconds_is_retried(
     finally:
         subscription.dispose()
     assert [type(e) for e in retries] == [TooManyRequests]
-

@@ -458,7 +458,9 @@ def test_an_error_event_without_a_failure_code_is_a_server_error(code: Any) -> N
     listed(machine)
     machine.next_request()
     with pytest.raises(ServerError, match="broken"):
-        machine.on_watch_event(event("ERROR", {"kind": "Status", "code": code, "message": "broken"}))
+        machine.on_watch_event(
+            event("ERROR", {"kind": "Status", "code": code, "message": "broken"})
+        )
 
 
 @pytest.mark.parametrize("wish", ["soon", "inf", "nan", -3, [], {"a": 1}])
