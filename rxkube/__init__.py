@@ -26,6 +26,7 @@ from ._cache import (
     store,
 )
 from ._finalizers import finalizer
+from ._shards import Shard, ShardSelectorError
 from ._watching import metadata_watcher, watch, watch_object, watcher
 from .client import Api, Client
 from .controller import (
@@ -78,6 +79,8 @@ __all__ = [
     "ReconcileFailed",
     "Reconciled",
     "Resource",
+    "Shard",
+    "ShardSelectorError",
     "SharedStore",
     "Store",
     "SubscriberOverflow",

@@ -13,6 +13,11 @@ States (one per class below) and their transitions::
     StreamingList --refused (HTTP 400/422, ERROR event, ended early)--> Listing (for good)
     Watching --clean end--> Watching(rv)  (a new watch from rv, no relist)
     Watching --ERROR 410 / HTTP 410--> Listing or StreamingList (a full relist)
+
+With ``Config(shard=...)`` every request carries ``shardSelector`` (KEP-5866). A list
+page whose ``metadata.shardInfo.selector`` echoes it was filtered by the server; any
+other page, every streaming-list event and every watch event is filtered here with the
+server's own hash, so an old server that ignores the parameter yields the same events.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._shards import Shard, ShardSelectorError
 from .errors import DecodeError, api_error, failure_status
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 
@@ -46,6 +52,10 @@ class Config:
         initial_list_strategy: ``"list_watch"`` (list pages, then watch) or
             ``"streaming_list"`` (``sendInitialEvents`` on the watch that starts each
             relist, falling back to list+watch for good when the server refuses it).
+        shard: only the objects whose hash falls in this :class:`~rxkube.Shard` (or
+            ``shardSelector`` string, parsed as the API server does): sent as
+            ``shardSelector``, and enforced client-side wherever the server's answer
+            does not show that it applied it.
 
     Example:
         >>> Config(label_selector="app=web", page_size=100).page_size
@@ -59,6 +69,7 @@ class Config:
     page_size: int | None = 500
     bookmarks: bool = True
     initial_list_strategy: Literal["list_watch", "streaming_list"] = "list_watch"
+    shard: Shard | str | None = None
 
     def __post_init__(self) -> None:
         if not _is_whole(self.timeout) or not 0 < self.timeout < _MAX_TIMEOUT:
@@ -95,6 +106,15 @@ class Config:
                 FieldSelector.parse(self.field_selector)
             except ValueError as exc:
                 raise ValueError(f"Config.field_selector is invalid: {exc}") from None
+        if isinstance(self.shard, str):
+            try:
+                object.__setattr__(self, "shard", Shard.parse(self.shard))
+            except ShardSelectorError as exc:
+                raise ShardSelectorError(f"Config.shard is invalid: {exc}") from None
+        elif self.shard is not None and not isinstance(self.shard, Shard):
+            raise ShardSelectorError(
+                f"Config.shard must be a Shard, a shardSelector string or None, got {self.shard!r}"
+            )
 
     @property
     def idle_timeout(self) -> float:
@@ -107,6 +127,8 @@ class Config:
             params["labelSelector"] = self.label_selector
         if self.field_selector:
             params["fieldSelector"] = self.field_selector
+        if isinstance(self.shard, Shard):
+            params["shardSelector"] = self.shard.selector()
         return params
 
 
@@ -177,11 +199,22 @@ class WatchMachine:
         self._rv: str | None = resume_version
         self._state: _State = self._relist_state(resume_version)
         self._restarted = False
+        self._shard = config.shard if isinstance(config.shard, Shard) else None
+        self._server_sharded: bool | None = None
 
     @property
     def resource_version(self) -> str | None:
         """The resourceVersion a new subscription can resume from, if one is known."""
         return self._rv
+
+    @property
+    def server_sharded(self) -> bool | None:
+        """Whether the last list page showed that the server applied ``shardSelector``.
+
+        ``None`` without a shard, or before the first list page (a streaming list never
+        tells: its events are always filtered here).
+        """
+        return self._server_sharded
 
     @property
     def stream_done(self) -> bool:
@@ -264,6 +297,13 @@ class WatchMachine:
             raise DecodeError(f"{what}: the list's kind and apiVersion must be strings")
         item_kind = kind[:-4] if kind.endswith("List") else kind
         events: list[Event] = [Init()] if state.cont is None else []
+        shard = self._shard
+        if shard is not None:
+            info = meta.get("shardInfo")
+            echoed = isinstance(info, dict) and info.get("selector") == shard.selector()
+            self._server_sharded = echoed
+            if not echoed:
+                items = [item for item in items if shard.matches(item)]
         for item in items:
             _check_object(item, what)
             # List items carry no kind/apiVersion on the wire; watch objects do.
@@ -324,13 +364,16 @@ class WatchMachine:
             return self._on_error_event(obj)
         # Every other event carries an object with metadata; a bookmark's has no name.
         _check_object(obj, what, named=kind != "BOOKMARK")
+        # A watch response carries no shardInfo: whichever server answered, objects
+        # outside the shard are dropped here (after they moved the resume point).
+        shard = self._shard
         if isinstance(self._state, _Watching):
             if kind == "ADDED" or kind == "MODIFIED":
                 self._rv = _rv_of(obj, what)
-                return [Apply(obj)]
+                return [Apply(obj)] if shard is None or shard.matches(obj) else []
             if kind == "DELETED":
                 self._rv = _rv_of(obj, what)
-                return [Delete(obj)]
+                return [Delete(obj)] if shard is None or shard.matches(obj) else []
             if kind == "BOOKMARK":
                 self._rv = _rv_of(obj, what)
                 return []
@@ -338,7 +381,7 @@ class WatchMachine:
             # Initial events come in arbitrary resourceVersion order: no resume point
             # is taken from them, only from the closing bookmark.
             if kind == "ADDED" or kind == "MODIFIED":
-                return [InitApply(obj)]
+                return [InitApply(obj)] if shard is None or shard.matches(obj) else []
             if kind == "BOOKMARK":
                 annotations = obj["metadata"].get("annotations") or {}
                 if annotations.get(INITIAL_EVENTS_END) == "true":

@@ -38,6 +38,11 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
         "--no-streaming-lists", action="store_true", help="refuse sendInitialEvents watches"
     )
     parser.add_argument(
+        "--ignore-shard-selector",
+        action="store_true",
+        help="ignore shardSelector, as a server before v1.36 (or with ShardedListAndWatch off)",
+    )
+    parser.add_argument(
         "--load",
         action="append",
         default=[],
@@ -84,6 +89,7 @@ async def _serve(args: argparse.Namespace) -> None:
         bookmark_interval=args.bookmark_interval or None,
         compact_every=args.compact_every,
         streaming_lists=not args.no_streaming_lists,
+        sharded_lists=not args.ignore_shard_selector,
     )
     for path in args.load:
         count = load(server, path)

@@ -19,6 +19,7 @@ import orjson
 import yaml
 from aiohttp import web
 
+from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector
 from . import _discovery
 from ._faults import Faults
@@ -80,12 +81,16 @@ class ServerOptions:
             waits before answering 504 (kube-apiserver waits 3 s).
         watch_buffer: how many live events a watch may have waiting for its client
             before the server ends it (None: no limit); read when a watch opens.
+        sharded_lists: honour ``shardSelector`` and echo it in ``metadata.shardInfo``
+            of lists, as a v1.36 server with ``ShardedListAndWatch`` on does; when False
+            the parameter is ignored, as by an older server or with the gate off.
     """
 
     bookmark_interval: float | None = 1.0
     streaming_lists: bool = True
     too_large_wait: float = 3.0
     watch_buffer: int | None = 10_000
+    sharded_lists: bool = True
 
 
 @dataclass(slots=True)
@@ -561,8 +566,7 @@ class ApiApp:
 
     # -------------------------------------------------------------------- reads
 
-    @staticmethod
-    def _filter(route: _Route, query: Any, metadata_only: bool) -> WatchFilter:
+    def _filter(self, route: _Route, query: Any, metadata_only: bool) -> WatchFilter:
         try:
             labels = LabelSelector.parse(query.get("labelSelector", ""))
             fields = FieldSelector.parse(query.get("fieldSelector", ""))
@@ -570,7 +574,13 @@ class ApiApp:
             raise StatusError(400, str(exc)) from None
         for name in fields.fields - route.served.selectable_fields:
             raise StatusError(400, f"field label not supported: {name}")
-        return WatchFilter(route.namespace, labels, fields, metadata_only)
+        shard: Shard | None = None
+        if self.options.sharded_lists and "shardSelector" in query:
+            try:
+                shard = Shard.parse(query["shardSelector"])
+            except ShardSelectorError as exc:
+                raise StatusError(400, f"invalid shard selector: {exc}") from None
+        return WatchFilter(route.namespace, labels, fields, metadata_only, shard)
 
     async def _wait_for_rv(self, rv: int) -> None:
         """Wait (like kube-apiserver, up to a few seconds) for the store to reach ``rv``."""
@@ -651,7 +661,9 @@ class ApiApp:
             raise StatusError(
                 410, "The resourceVersion for the provided list is too old.", reason="Expired"
             ) from None
-        return self._list_response(route.served, page.rv, page.items, metadata_only, page)
+        return self._list_response(
+            route.served, page.rv, page.items, metadata_only, page, flt.shard
+        )
 
     @staticmethod
     def _list_response(
@@ -660,12 +672,15 @@ class ApiApp:
         items: list[Stored],
         metadata_only: bool,
         page: Any = None,
+        shard: Shard | None = None,
     ) -> web.Response:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if page is not None and page.next_start is not None:
             meta["continue"] = encode_continue(page.token_rv, page.next_start)
             if page.remaining is not None:
                 meta["remainingItemCount"] = page.remaining
+        if shard is not None:
+            meta["shardInfo"] = {"selector": shard.selector()}
         res = served.resource
         if metadata_only:
             kind, api_version = _META_LIST, "meta.k8s.io/v1"

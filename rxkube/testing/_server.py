@@ -73,6 +73,9 @@ class ApiServer:
             does not read fast enough; beyond that the server ends the watch cleanly, as
             kube-apiserver does, and the client must resume. None: no limit.
         request_log_size: how many of the latest requests :attr:`requests` keeps.
+        sharded_lists: honour ``shardSelector`` (KEP-5866) and echo it in lists'
+            ``metadata.shardInfo``, as kube-apiserver v1.36 with ``ShardedListAndWatch``
+            on; False ignores the parameter, as an older server does.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class ApiServer:
         namespaces: Iterable[str] = DEFAULT_NAMESPACES,
         watch_buffer: int | None = 10_000,
         request_log_size: int = 1000,
+        sharded_lists: bool = True,
     ) -> None:
         self.token = token
         self.host = host
@@ -99,7 +103,7 @@ class ApiServer:
         self.faults = Faults(self._hub)
         """Fault injection: see :class:`~rxkube.testing.Faults`."""
         self._options = ServerOptions(
-            bookmark_interval, streaming_lists, too_large_wait, watch_buffer
+            bookmark_interval, streaming_lists, too_large_wait, watch_buffer, sharded_lists
         )
         self._requests = RequestLog(request_log_size)
         self._app = ApiApp(
@@ -310,6 +314,15 @@ class ApiServer:
     @streaming_lists.setter
     def streaming_lists(self, value: bool) -> None:
         self._options.streaming_lists = value
+
+    @property
+    def sharded_lists(self) -> bool:
+        """Whether ``shardSelector`` is honoured (False: ignored, as by an older server)."""
+        return self._options.sharded_lists
+
+    @sharded_lists.setter
+    def sharded_lists(self, value: bool) -> None:
+        self._options.sharded_lists = value
 
     @property
     def watch_buffer(self) -> int | None:

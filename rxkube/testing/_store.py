@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from .._shards import Shard
 from ..resource import Resource
 from ..selectors import FieldSelector, LabelSelector
 from ._apply import FieldSchema, ManagedFields, track_update
@@ -243,18 +244,21 @@ class WatchSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WatchFilter:
-    """What one watch selects: a namespace, selectors and the metadata-only encoding."""
+    """What one watch selects: a namespace, selectors, a shard and the metadata-only encoding."""
 
     namespace: str | None = None
     labels: LabelSelector = field(default_factory=LabelSelector)
     fields: FieldSelector = field(default_factory=FieldSelector)
     metadata_only: bool = False
+    shard: Shard | None = None
 
     def passes(self, stored: Stored) -> bool:
         """Whether an object state is selected."""
         if self.namespace is not None and stored.namespace != self.namespace:
             return False
         if self.labels and not self.labels.matches(stored.labels):
+            return False
+        if self.shard is not None and not self.shard.matches(stored.obj):
             return False
         return not self.fields or self.fields.matches(stored.obj)
 
@@ -880,7 +884,7 @@ class Store:
             prefix = f"{flt.namespace}/" if flt.namespace and served.resource.namespaced else ""
             lo = bisect.bisect_left(keys, prefix + start)
             hi = bisect.bisect_left(keys, prefix + "\U0010ffff") if prefix else len(keys)
-            unfiltered = not flt.labels and not flt.fields
+            unfiltered = not flt.labels and not flt.fields and flt.shard is None
             items: list[Stored] = []
             next_start: str | None = None
             remaining: int | None = None

@@ -1,0 +1,327 @@
+"""Shard selectors of KEP-5866 (server-side sharded list and watch): hash, build, parse.
+
+Pure: no I/O. A shard is a set of ranges ``[start, end)`` over the 64-bit FNV-1a hash of
+one metadata field (``metadata.uid`` or ``metadata.namespace``). On the wire it is the
+``shardSelector`` query parameter, e.g.::
+
+    shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')
+    || shardRange(object.metadata.uid, '0x8000000000000000', '0x10000000000000000')
+
+The hash and the range test are the API server's own (``k8s.io/apimachinery/pkg/sharding``):
+FNV-1a 64 of the field's UTF-8 bytes (a missing field hashes as ``""``), compared as an
+unsigned integer with ``start <= hash < end``. The same test filters client-side when a
+server ignored the parameter, so both give exactly the same objects. ``parse`` accepts what
+the v1.36 API server accepts and refuses, with the same reasons, what it refuses; the test
+server uses it to answer as that server does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["HASH_SPACE", "Shard", "ShardSelectorError", "fnv1a_64"]
+
+HASH_SPACE = 1 << 64
+"""The size of the hash space: ranges end at most here (``'0x10000000000000000'``)."""
+
+ShardKey = Literal["uid", "namespace"]
+
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = HASH_SPACE - 1
+_PATHS: dict[str, str] = {"uid": "object.metadata.uid", "namespace": "object.metadata.namespace"}
+_KEYS: dict[str, ShardKey] = {
+    "object.metadata.uid": "uid",
+    "object.metadata.namespace": "namespace",
+}
+_TOP = "0x10000000000000000"
+
+
+class ShardSelectorError(ValueError):
+    """A shard selector that the API server would refuse, or shard ranges that are invalid."""
+
+
+def fnv1a_64(data: bytes) -> int:
+    """The 64-bit FNV-1a hash of ``data`` (Go's ``hash/fnv.New64a``).
+
+    Example:
+        >>> hex(fnv1a_64(b"a"))
+        '0xaf63dc4c8601ec8c'
+    """
+    h = _FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return h
+
+
+def _hex(bound: int) -> str:
+    return _TOP if bound == HASH_SPACE else f"0x{bound:016x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """A set of hash ranges over ``metadata.uid`` or ``metadata.namespace``.
+
+    Ranges are kept sorted and merged (overlapping or adjacent ranges become one), so
+    equal shards have equal selectors.
+
+    Args:
+        ranges: ``(start, end)`` pairs, ``0 <= start < end <= 2**64``; at least one.
+        key: the hashed field: ``"uid"`` (each object on its own) or ``"namespace"``
+            (a namespace's objects together).
+
+    Raises:
+        ShardSelectorError: no ranges, a bound that is not an integer in the hash space,
+            ``start >= end``, or an unknown key.
+
+    Example:
+        >>> Shard(((0, 2**63),)).selector()
+        "shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')"
+    """
+
+    ranges: tuple[tuple[int, int], ...]
+    key: ShardKey = "uid"
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.key not in _PATHS:
+            raise ShardSelectorError(f"Shard.key must be 'uid' or 'namespace', got {self.key!r}")
+        checked: list[tuple[int, int]] = []
+        for pair in self.ranges:
+            try:
+                start, end = pair
+            except (TypeError, ValueError):
+                raise ShardSelectorError(
+                    f"a shard range is a (start, end) pair, got {pair!r}"
+                ) from None
+            for bound in (start, end):
+                if not isinstance(bound, int) or isinstance(bound, bool):
+                    raise ShardSelectorError(f"shard range bounds are integers, got {bound!r}")
+            if not 0 <= start < end <= HASH_SPACE:
+                raise ShardSelectorError(
+                    f"a shard range needs 0 <= start < end <= 2**64, got [{start:#x}, {end:#x})"
+                )
+            checked.append((start, end))
+        if not checked:
+            raise ShardSelectorError("a shard needs at least one range")
+        checked.sort()
+        merged = [checked[0]]
+        for start, end in checked[1:]:
+            last_start, last_end = merged[-1]
+            if start <= last_end:
+                merged[-1] = (last_start, max(last_end, end))
+            else:
+                merged.append((start, end))
+        object.__setattr__(self, "ranges", tuple(merged))
+        object.__setattr__(self, "_starts", tuple(start for start, _ in merged))
+
+    @classmethod
+    def split(cls, index: int, total: int, key: ShardKey = "uid") -> Shard:
+        """Shard ``index`` of ``total`` equal, contiguous parts of the hash space.
+
+        Example:
+            >>> Shard.split(1, 2).ranges == ((2**63, 2**64),)
+            True
+        """
+        if not isinstance(total, int) or total < 1 or not isinstance(index, int):
+            raise ShardSelectorError(f"Shard.split needs total >= 1, got {total!r}")
+        if not 0 <= index < total:
+            raise ShardSelectorError(f"Shard.split needs 0 <= index < {total}, got {index!r}")
+        return cls(((index * HASH_SPACE // total, (index + 1) * HASH_SPACE // total),), key)
+
+    @property
+    def fraction(self) -> float:
+        """The share of the hash space this shard covers, from 0 to 1."""
+        return sum(end - start for start, end in self.ranges) / HASH_SPACE
+
+    def selector(self) -> str:
+        """The ``shardSelector`` query parameter for this shard (the server's own format)."""
+        path = _PATHS[self.key]
+        return " || ".join(
+            f"shardRange({path}, '{_hex(start)}', '{_hex(end)}')" for start, end in self.ranges
+        )
+
+    def hash_of(self, obj: Any) -> int:
+        """The hash of ``obj``'s key field: FNV-1a 64 of its UTF-8 bytes, ``""`` if absent."""
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        value = meta.get(self.key) if isinstance(meta, dict) else None
+        return fnv1a_64(value.encode() if isinstance(value, str) else b"")
+
+    def contains(self, hashed: int) -> bool:
+        """Whether a hash value falls in one of the ranges."""
+        i = bisect.bisect_right(self._starts, hashed) - 1
+        return i >= 0 and hashed < self.ranges[i][1]
+
+    def matches(self, obj: Any) -> bool:
+        """Whether the API server would select ``obj`` with this shard's selector."""
+        return self.contains(self.hash_of(obj))
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Read a ``shardSelector`` as the v1.36 API server does.
+
+        Accepted: ``shardRange(<path>, '<start>', '<end>')`` calls joined with ``||``
+        (parentheses allowed), all over one path, ``object.metadata.uid`` or
+        ``object.metadata.namespace``; each bound a string literal ``'0x'`` plus exactly
+        16 lowercase hex digits, or ``'0x10000000000000000'``; ``start < end``.
+
+        Raises:
+            ShardSelectorError: anything else, with the reason the server gives.
+        """
+        parser = _Parser(text)
+        ranges, paths = parser.parse()
+        if len(set(paths)) > 1:
+            raise ShardSelectorError(
+                f"all shard ranges must use the same field, got {paths[0]!r} and "
+                f"{next(p for p in paths if p != paths[0])!r}"
+            )
+        return cls(tuple(ranges), _KEYS[paths[0]])
+
+    def __str__(self) -> str:
+        return self.selector()
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<op>\|\||&&|[(),])|(?P<str>'[^'\\]*'|\"[^\"\\]*\")"
+    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(?P<other>\S))"
+)
+
+
+class _Parser:
+    """Recursive descent over the CEL subset the server accepts: calls, ``||``, parentheses."""
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise ShardSelectorError(f"a shard selector is a string, got {text!r}")
+        self._tokens: list[tuple[str, str]] = []
+        stripped = text.strip()
+        if not stripped:
+            raise ShardSelectorError(
+                "empty shard selector is not allowed; omit the parameter for unfiltered lists"
+            )
+        pos = 0
+        while pos < len(stripped):
+            m = _TOKEN.match(stripped, pos)
+            if m is None:  # only trailing whitespace is left
+                break
+            kind = m.lastgroup or "other"
+            self._tokens.append((kind, m.group(kind)))
+            pos = m.end()
+        self._pos = 0
+
+    def parse(self) -> tuple[list[tuple[int, int]], list[str]]:
+        ranges: list[tuple[int, int]] = []
+        paths: list[str] = []
+        self._expr(ranges, paths)
+        if self._pos < len(self._tokens):
+            raise self._unexpected("after a complete expression")
+        return ranges, paths
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else None
+
+    def _take(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise ShardSelectorError("the shard selector ends too early")
+        self._pos += 1
+        return token
+
+    def _expect(self, op: str) -> None:
+        if self._take() != ("op", op):
+            self._pos -= 1
+            raise self._unexpected(f"where {op!r} belongs")
+
+    def _unexpected(self, where: str) -> ShardSelectorError:
+        token = self._peek()
+        got = "the end" if token is None else repr(token[1])
+        if token == ("op", "&&"):
+            return ShardSelectorError(
+                "unsupported operator '&&'; only shardRange() and || are allowed"
+            )
+        return ShardSelectorError(f"unexpected {got} {where} in the shard selector")
+
+    def _expr(self, ranges: list[tuple[int, int]], paths: list[str]) -> None:
+        self._term(ranges, paths)
+        while self._peek() == ("op", "||"):
+            self._pos += 1
+            self._term(ranges, paths)
+
+    def _term(self, ranges: list[tuple[int, int]], paths: list[str]) -> None:
+        token = self._peek()
+        if token == ("op", "("):
+            self._pos += 1
+            self._expr(ranges, paths)
+            self._expect(")")
+            return
+        kind, value = self._take()
+        if kind != "ident" or self._peek() != ("op", "("):
+            self._pos -= 1
+            raise self._unexpected("where a shardRange() call belongs")
+        if value != "shardRange":
+            raise ShardSelectorError(
+                f"unsupported function {value!r}; only shardRange() and || are allowed"
+            )
+        self._pos += 1
+        args: list[tuple[str, str]] = []
+        while True:
+            args.append(self._take())
+            token = self._take()
+            if token == ("op", ")"):
+                break
+            if token != ("op", ","):
+                self._pos -= 1
+                raise self._unexpected("in the arguments of shardRange()")
+        if len(args) != 3:
+            raise ShardSelectorError(f"shardRange() requires exactly 3 arguments, got {len(args)}")
+        (path_kind, path), start, end = args
+        if path_kind != "ident":
+            raise ShardSelectorError(
+                f"shardRange() first argument: expected field path (e.g. object.metadata.uid), "
+                f"got {path!r}"
+            )
+        if path not in _KEYS:
+            raise ShardSelectorError(
+                f"unsupported field path {path!r}; supported: object.metadata.uid, "
+                "object.metadata.namespace"
+            )
+        lo, hi = _bound(start, "hexStart"), _bound(end, "hexEnd")
+        if lo >= hi:
+            raise ShardSelectorError(
+                f"shard range start {_hex(lo)} must be less than end {_hex(hi)}"
+            )
+        ranges.append((lo, hi))
+        paths.append(path)
+
+
+def _bound(token: tuple[str, str], name: str) -> int:
+    kind, value = token
+    if kind != "str":
+        raise ShardSelectorError(f"{name} must be a string literal (e.g. '0xff'), got {value!r}")
+    literal = value[1:-1]
+    if not literal.startswith("0x"):
+        raise ShardSelectorError(f"{name} must have '0x' prefix, got {literal!r}")
+    digits = literal[2:]
+    if not digits:
+        raise ShardSelectorError(f"{name}: hex value is required after '0x'")
+    if len(digits) > 17:
+        raise ShardSelectorError(
+            f"{name}: hex value too long ({len(digits)} chars, max 17): {digits!r}"
+        )
+    for char in digits:
+        if char not in "0123456789abcdef":
+            raise ShardSelectorError(f"{name}: invalid hex character {char!r} in {literal!r}")
+    if len(digits) == 17:
+        if literal != _TOP:
+            raise ShardSelectorError(
+                f"{name}: 17-digit hex value must be '{_TOP}' (2^64), got {literal!r}"
+            )
+    elif len(digits) != 16:
+        raise ShardSelectorError(
+            f"{name} must be a 0x-prefixed 16-digit hex value, got {literal!r} "
+            f"(did you mean '0x{digits.rjust(16, '0')}'?)"
+        )
+    return int(digits, 16)
