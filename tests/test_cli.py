@@ -366,6 +366,41 @@ def test_serve_writes_a_kubeconfig_that_clients_can_use(tmp_path: Path) -> None:
     assert "Traceback" not in "\n".join(proc.stderr_lines)
 
 
+def test_serve_writes_the_kubeconfig_it_is_given_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "served.yaml"
+    path.write_text("an older, world-readable file")
+    path.chmod(0o644)
+    proc = Proc("serve", "--kubeconfig", str(path), "--token", "s3cret")
+    try:
+        proc.expect(r"^kubeconfig: ")
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert "s3cret" in path.read_text()
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+    assert path.exists()  # the user's file is the user's to remove
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serve_removes_its_temporary_kubeconfig_when_stopped_by_a_signal(
+    sig: signal.Signals,
+) -> None:
+    proc = Proc("serve", "--token", "s3cret")
+    try:
+        line = proc.expect(r"^kubeconfig: ")
+        path = Path(line.removeprefix("kubeconfig: "))
+        assert path.name.startswith("rxkube-kubeconfig-")
+        assert path.stat().st_mode & 0o777 == 0o600
+        proc.popen.send_signal(sig)
+        assert proc.wait() == 0
+    finally:
+        proc.kill()
+    assert not path.exists()
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
 def test_serve_help_is_the_test_servers_own(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out

@@ -1,6 +1,8 @@
 """Run the test API server on its own: ``python -m rxkube.testing`` (or ``rxkube serve``).
 
 It prints the URL and the path of a kubeconfig, then serves until Ctrl+C (or SIGTERM).
+A kubeconfig it writes is readable by its owner only; the temporary one it writes when
+not given ``--kubeconfig`` is removed when it stops.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,7 +32,10 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--token", help="require this bearer token")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a generated CA")
-    parser.add_argument("--kubeconfig", help="where to write the kubeconfig (default: a temp file)")
+    parser.add_argument(
+        "--kubeconfig",
+        help="where to write the kubeconfig, mode 0600 (default: a temp file, removed on exit)",
+    )
     parser.add_argument(
         "--bookmark-interval", type=float, default=1.0, help="seconds between bookmarks; 0 for none"
     )
@@ -101,14 +107,20 @@ async def _serve(args: argparse.Namespace) -> None:
     async with server:
         if args.kubeconfig:
             kubeconfig = server.write_kubeconfig(args.kubeconfig)
+            temporary: Path | None = None
         else:
             handle, name = tempfile.mkstemp(prefix="rxkube-kubeconfig-", suffix=".yaml")
             os.close(handle)
-            kubeconfig = server.write_kubeconfig(name)
-        print(f"rxkube test API server listening at {server.url}", flush=True)
-        print(f"kubeconfig: {kubeconfig}", flush=True)
-        print(f"export KUBECONFIG={kubeconfig}", flush=True)
-        await stop.wait()
+            kubeconfig = temporary = server.write_kubeconfig(name)
+        try:
+            print(f"rxkube test API server listening at {server.url}", flush=True)
+            print(f"kubeconfig: {kubeconfig}", flush=True)
+            print(f"export KUBECONFIG={kubeconfig}", flush=True)
+            await stop.wait()
+        finally:
+            # The temporary kubeconfig holds the token of a server that no longer runs.
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
     print("stopped", flush=True)
 
 

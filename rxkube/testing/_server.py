@@ -674,10 +674,16 @@ class ApiServer:
         """Write a kubeconfig for this server (context ``rxkube-test``) and return its path.
 
         The official ``kubernetes`` client (``config.load_kube_config(path)``), kubectl
-        and rxkube's own client all accept it.
+        and rxkube's own client all accept it. It holds the server's token, so it is
+        readable by its owner only (mode 0600, as kubectl writes kubeconfigs), also when
+        it replaces an existing file.
         """
         target = Path(path)
-        target.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        text = yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False).encode()
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+            handle.write(text)
         return target
 
     def client(self) -> Client:
