@@ -9,15 +9,22 @@ States (one per class below) and their transitions::
 
     Listing(cont=None) --200, more pages--> Listing(cont) --last page--> Watching(rv)
     Listing --410 (too old rv, expired continue token)--> Listing(consistent relist)
+    Listing --504 ResourceVersionTooLarge (history went back)--> Listing(consistent relist)
     StreamingList --initial-events-end bookmark--> Watching(rv)
     StreamingList --refused (HTTP 400/422, ERROR event, ended early)--> Listing (for good)
     Watching --clean end--> Watching(rv)  (a new watch from rv, no relist)
     Watching --ERROR 410 / HTTP 410--> Listing or StreamingList (a full relist)
+    StreamingList, Watching --ResourceVersionTooLarge--> Listing or StreamingList (a full relist)
 
 With ``Config(shard=...)`` every request carries ``shardSelector`` (KEP-5866). A list
 page whose ``metadata.shardInfo.selector`` echoes it was filtered by the server; any
 other page, every streaming-list event and every watch event is filtered here with the
 server's own hash, so an old server that ignores the parameter yields the same events.
+
+A ``ResourceVersionTooLarge`` answer (HTTP 504 ``Timeout``, or an ERROR event with that
+Status) means the server's history is behind the client's resume point: etcd was
+restored from a backup, or a test server restarted. As client-go's reflector does, it
+is treated like a 410: the next list is a consistent read with no resourceVersion.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 _MAX_TIMEOUT = 295
 _STALL_MARGIN = 5.0
+
+_TOO_LARGE_RV_CAUSE = "ResourceVersionTooLarge"
+_TOO_LARGE_RV_MESSAGE = "Too large resource version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +275,8 @@ class WatchMachine:
 
         Returns the events to emit: ``Init`` with the first page, ``InitApply`` per item,
         ``InitDone`` after the last page. A 410 (too old resourceVersion, expired continue
-        token) restarts with a consistent relist and returns no events.
+        token) or a 504 ``ResourceVersionTooLarge`` (the server's history is behind the
+        resume point) restarts with a consistent relist and returns no events.
 
         Raises:
             ApiError: any other failure status, typed by code.
@@ -274,8 +285,8 @@ class WatchMachine:
         state = self._state
         if not isinstance(state, _Listing):
             raise RuntimeError(f"on_list called in state {state!r}")
-        if status == 410:
-            self._restart(None)
+        if status == 410 or _is_too_large_rv(status, body):
+            self._relist_consistently()
             return []
         if status != 200:
             raise api_error(status, body, retry_after=retry_after, request=self._describe("list"))
@@ -335,11 +346,12 @@ class WatchMachine:
     ) -> list[Event]:
         """Feed a non-200 answer to a WatchRequest.
 
-        A 410 relists; a streaming list refused with 400 or 422 falls back to
-        list+watch. Anything else raises the typed ApiError.
+        A 410 or a 504 ``ResourceVersionTooLarge`` relists consistently; a streaming
+        list refused with 400 or 422 falls back to list+watch. Anything else raises the
+        typed ApiError.
         """
-        if status == 410:
-            self._restart(None)
+        if status == 410 or _is_too_large_rv(status, body):
+            self._relist_consistently()
             return []
         if isinstance(self._state, _StreamingList) and status in (400, 422):
             self._fall_back()
@@ -415,8 +427,8 @@ class WatchMachine:
             words = obj if isinstance(obj, str) else repr(obj)
             status = failure_status(500, f"ERROR event: {words:.300}")
         code = status.get("code")
-        if code == 410:
-            self._restart(None)
+        if code == 410 or _is_too_large_rv(code, status):
+            self._relist_consistently()
             return []
         if isinstance(self._state, _StreamingList):
             self._fall_back()
@@ -429,6 +441,13 @@ class WatchMachine:
         self._first_list = False
         self._rv = rv
         self._state = _WATCHING
+
+    def _relist_consistently(self) -> None:
+        # The resume point is unusable (compacted, or ahead of the server's history):
+        # only a consistent read gives a state no older than what the client has seen.
+        # Never the cache's resourceVersion=0, which could go back in time.
+        self._first_list = False
+        self._restart(None)
 
     def _restart(self, resume: str | None) -> None:
         self._rv = resume
@@ -445,6 +464,41 @@ class WatchMachine:
 
     def _describe(self, verb: str) -> str:
         return f"{verb} {self._name}" if self._name else verb
+
+
+def _is_too_large_rv(code: Any, status: Any) -> bool:
+    """Whether a failure says the resourceVersion asked for is ahead of the server's history.
+
+    kube-apiserver answers such a read with HTTP 504, reason ``Timeout``, and a
+    ``details.causes`` entry of reason ``ResourceVersionTooLarge``. Servers before
+    1.18.6 sent no such cause: like client-go, a ``Timeout`` whose cause or message
+    says "Too large resource version" counts too.
+
+    Args:
+        code: the HTTP status code, or the ``code`` of a Status in an ERROR event.
+        status: the decoded Status body (anything else is never a match).
+
+    Example:
+        >>> body = {"reason": "Timeout", "details": {"causes": [
+        ...     {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]}}
+        >>> _is_too_large_rv(504, body)
+        True
+        >>> _is_too_large_rv(504, {"reason": "Timeout", "message": "slow etcd"})
+        False
+    """
+    if not isinstance(status, dict):
+        return False
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    causes = [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else []
+    if any(c.get("reason") == _TOO_LARGE_RV_CAUSE for c in causes):
+        return True
+    if code != 504 and status.get("reason") != "Timeout":
+        return False
+    message = status.get("message")
+    return any(c.get("message") == _TOO_LARGE_RV_MESSAGE for c in causes) or (
+        isinstance(message, str) and _TOO_LARGE_RV_MESSAGE in message
+    )
 
 
 def _is_whole(value: object) -> bool:

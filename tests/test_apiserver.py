@@ -600,6 +600,59 @@ def test_list_resource_version_semantics(srv: ApiServer, api: Http) -> None:
     assert body["message"] == "The resourceVersion for the provided list is too old."
 
 
+def test_read_ahead_of_history_answers_504_resource_version_too_large(
+    srv: ApiServer, api: Http
+) -> None:
+    srv.create("pods", pod("a"))
+    current = srv.resource_version
+    ahead = current + 100
+    # kube-apiserver's watch cache: storage.NewTooLargeResourceVersionError, 1 s to retry.
+    expected = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Timeout: Too large resource version: {ahead}, current: {current}",
+        "reason": "Timeout",
+        "details": {
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+        "code": 504,
+    }
+    reads = [
+        (PODS, {"resourceVersion": ahead, "resourceVersionMatch": "NotOlderThan"}),
+        (PODS, {"resourceVersion": ahead}),
+        (f"{PODS}/a", {"resourceVersion": ahead}),
+    ]
+    for path, params in reads:
+        status, body, response = api.request("GET", path, **params)
+        assert (status, body) == (504, expected), path
+        assert response.getheader("Retry-After") == "1"
+    status, body = api.get(f"{PODS}/a", resourceVersion=current)
+    assert status == 200 and body["metadata"]["name"] == "a"
+
+
+def test_read_ahead_of_history_is_answered_as_soon_as_the_store_catches_up() -> None:
+    with ApiServer(too_large_wait=60) as srv:
+        api = Http(srv)
+        ahead = srv.resource_version + 1
+        answers: list[tuple[int, Any]] = []
+        reader = threading.Thread(
+            target=lambda: answers.append(api.get(PODS, resourceVersion=ahead)), daemon=True
+        )
+        reader.start()
+        wait_for(lambda: bool(srv.store._rv_waiters))  # the read is waiting
+        srv.create("pods", pod("a"))
+        reader.join(10)
+        assert not reader.is_alive(), "the read waited past the write it was waiting for"
+    status, body = answers[0]
+    assert status == 200 and [i["metadata"]["name"] for i in body["items"]] == ["a"]
+    assert body["metadata"]["resourceVersion"] == str(ahead)
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -791,6 +844,35 @@ def test_watch_from_compacted_resource_version_gets_error_410_event(
     assert status["message"].startswith("too old resource version")
     with api.watch(PODS, resourceVersion=srv.resource_version, timeoutSeconds=1) as w:
         assert w.ended()  # the compaction point itself is still valid
+
+
+def test_watch_ahead_of_history_is_held_silent_until_newer_changes(
+    srv: ApiServer, api: Http
+) -> None:
+    ahead = srv.resource_version + 3
+    with api.watch(PODS, resourceVersion=ahead, allowWatchBookmarks=True) as w:
+        assert w.status == 200
+        first = w.next()  # a bookmark: the watch is registered
+        assert first["type"] == "BOOKMARK"
+        for i in range(4):
+            srv.create("pods", pod(f"p{i}"))
+        (event,) = w.events(1)
+    # Only the change newer than the watch's resourceVersion, never the three before it.
+    assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == "p3"
+    assert event["object"]["metadata"]["resourceVersion"] == str(ahead + 1)
+
+
+def test_streaming_list_ahead_of_history_gets_an_error_504_event(srv: ApiServer, api: Http) -> None:
+    ahead = srv.resource_version + 100
+    params = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan"}
+    with api.watch(PODS, resourceVersion=ahead, allowWatchBookmarks=True, **params) as w:
+        assert w.status == 200
+        event = w.next()
+        assert w.ended()
+    assert event["type"] == "ERROR"
+    status = event["object"]
+    assert status["code"] == 504 and status["reason"] == "Timeout"
+    assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
 
 
 def test_metadata_only_watch(srv: ApiServer, api: Http) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -35,6 +35,24 @@ def bookmark(rv: str, end: bool = False) -> dict[str, Any]:
 
 def gone() -> dict[str, Any]:
     return event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired", "message": "old"})
+
+
+def too_large(requested: int = 148026, current: int = 48027) -> dict[str, Any]:
+    """The Status kube-apiserver v1.32 answers a read ahead of its history with."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Timeout: Too large resource version: {requested}, current: {current}",
+        "reason": "Timeout",
+        "details": {
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ]
+        },
+        "code": 504,
+    }
 
 
 def listed(machine: WatchMachine, rv: str = "10") -> None:
@@ -126,6 +144,89 @@ def test_expired_continue_token_restarts_with_a_consistent_list() -> None:
     assert machine.resource_version is None
     assert machine.next_request() == ListRequest({"limit": "1"})
     assert machine.on_list(200, page([], "8"))[0] == Init()
+
+
+@pytest.mark.parametrize("semantic", ["most_recent", "any"])
+def test_too_large_resource_version_on_a_resumed_list_relists_consistently(
+    semantic: Literal["most_recent", "any"],
+) -> None:
+    machine = WatchMachine(Config(list_semantic=semantic, page_size=None), resume_version="70")
+    assert machine.next_request() == ListRequest(
+        {"resourceVersion": "70", "resourceVersionMatch": "NotOlderThan"}
+    )
+    assert machine.on_list(504, too_large(70, 4)) == []
+    assert machine.resource_version is None
+    # A consistent read, never the cache's resourceVersion=0, which could go back in time.
+    assert machine.next_request() == ListRequest({})
+    events = machine.on_list(200, page([pod("a", "3")], "4"))
+    assert [type(e) for e in events] == [Init, InitApply, InitDone]
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and req.params["resourceVersion"] == "4"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        # 1.17.0 to 1.18.5: the cause has no reason, only its message.
+        {
+            "code": 504,
+            "reason": "Timeout",
+            "details": {"causes": [{"message": "Too large resource version"}]},
+        },
+        # before 1.17: only the Status message says so.
+        {
+            "code": 504,
+            "reason": "Timeout",
+            "message": "Timeout: Too large resource version: 9, current: 3",
+        },
+    ],
+)
+def test_too_large_resource_version_from_older_servers_is_recognised(
+    status: dict[str, Any],
+) -> None:
+    machine = WatchMachine(Config(page_size=None), resume_version="9")
+    machine.next_request()
+    assert machine.on_list(504, status) == []
+    assert machine.next_request() == ListRequest({})
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"code": 504, "reason": "Timeout", "message": "etcd did not answer in time"},
+        {"code": 500, "reason": "InternalError", "message": "Too large request"},
+        "Too large resource version",
+    ],
+)
+def test_other_timeouts_are_server_errors_not_relists(status: Any) -> None:
+    machine = WatchMachine(Config(), resume_version="9")
+    machine.next_request()
+    with pytest.raises(ServerError):
+        machine.on_list(504, status)
+    assert machine.resource_version == "9"
+
+
+def test_too_large_resource_version_in_the_watch_stream_relists() -> None:
+    machine = WatchMachine(Config())
+    listed(machine)
+    machine.next_request()
+    assert machine.on_watch_event(event("ERROR", too_large())) == []
+    assert machine.stream_done and machine.resource_version is None
+    assert machine.next_request() == ListRequest({"limit": "500"})
+
+
+def test_too_large_resource_version_on_a_resumed_streaming_list_streams_consistently() -> None:
+    machine = WatchMachine(Config(initial_list_strategy="streaming_list"), resume_version="70")
+    machine.next_request()
+    # kube-apiserver's watch cache answers the too-large resume point with an ERROR event.
+    machine.on_watch_opened()
+    assert machine.on_watch_event(event("ERROR", too_large(70, 4))) == []
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and req.params["sendInitialEvents"] == "true"
+    assert "resourceVersion" not in req.params
+    assert machine.on_watch_failed(504, too_large(70, 4)) == []
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and "resourceVersion" not in req.params
 
 
 def test_list_failure_raises_a_typed_error_with_retry_after() -> None:

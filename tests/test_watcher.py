@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from reactivex import Observable
 from reactivex.scheduler import EventLoopScheduler
 
+import rxkube
 from rxkube import ExponentialBackoff, metadata_watcher, watch_object, watcher
 from rxkube.client import Api
 from rxkube.errors import (
@@ -188,6 +191,37 @@ def test_relists_after_410_during_watch() -> None:
                 "new"
             ]
             assert not rec.errors
+
+
+def test_a_cache_follows_a_server_whose_history_went_back() -> None:
+    # A test server restarted on the same port starts its history again, as a cluster
+    # restored from an etcd backup goes back: the client's resume point is ahead of it.
+    reader, writer = rxkube.store()
+    with contextlib.ExitStack() as servers:
+        first = servers.enter_context(ApiServer(too_large_wait=0.2))
+        for i in range(60):
+            first.create("configmaps", {"metadata": {"name": f"old{i}"}}, namespace="default")
+        configmaps = Api(first.client(), "configmaps", namespace="default")
+        subscription = (
+            watcher(configmaps)
+            .pipe(rxkube.reflect(writer), rxkube.default_backoff())
+            .subscribe(on_error=lambda exc: None)
+        )
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            _wait_for(lambda: len(reader) == 60)
+            first.stop()
+            port = urllib.parse.urlsplit(first.url).port or 0
+            second = servers.enter_context(ApiServer(port=port, too_large_wait=0.2))
+            assert second.resource_version < 60
+            second.create("configmaps", {"metadata": {"name": "fresh"}}, namespace="default")
+            _wait_for(lambda: {o["metadata"]["name"] for o in reader.state()} == {"fresh"})
+            relist = [r for r in second.requests if r.verb == "list"][-1]
+            assert "resourceVersion" not in relist.query, "the relist is a consistent read"
+            second.create("configmaps", {"metadata": {"name": "later"}}, namespace="default")
+            _wait_for(lambda: reader.get("later", "default") is not None)
+        finally:
+            subscription.dispose()
 
 
 def test_relists_when_a_continue_token_expires(apiserver: ApiServer, pods: Api) -> None:

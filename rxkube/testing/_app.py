@@ -453,6 +453,10 @@ class ApiApp:
         meta = negotiate_metadata(accept, want_list=False, lenient=False)
         if verb == "get":
             assert route.name is not None
+            rv_param = query.get("resourceVersion", "")
+            if rv_param not in ("", "0"):
+                # Not older than rv_param: wait for it, as a list does.
+                await self._wait_for_rv(_parse_rv(rv_param))
             stored = self.store.get(route.served, route.namespace, route.name)
             return _json_response(stored.encoded(meta))
         if verb == "create":
@@ -583,13 +587,22 @@ class ApiApp:
         return WatchFilter(route.namespace, labels, fields, metadata_only, shard)
 
     async def _wait_for_rv(self, rv: int) -> None:
-        """Wait (like kube-apiserver, up to a few seconds) for the store to reach ``rv``."""
+        """Wait (like kube-apiserver's watch cache, a few seconds) for the store to reach
+        ``rv``; then answer 504 ``ResourceVersionTooLarge``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.too_large_wait
-        while self.store.rv < rv:
-            if loop.time() >= deadline:
-                raise too_large_resource_version(rv, self.store.rv)
-            await asyncio.sleep(0.02)
+        reached: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not reached.done():
+                reached.set_result(None)
+
+        cancel = self.store.when_reached(rv, lambda: self.hub.call_soon(settle))
+        try:
+            await asyncio.wait_for(reached, self.options.too_large_wait)
+        except TimeoutError:
+            raise too_large_resource_version(rv, self.store.rv) from None
+        finally:
+            cancel()
 
     async def _list(self, route: _Route, query: Any, metadata_only: bool) -> web.Response:
         flt = self._filter(route, query, metadata_only)
@@ -719,6 +732,14 @@ class ApiApp:
         if causes:
             raise invalid_options([(f, "Forbidden", m) for f, m in causes])
         from_rv = _parse_rv(rv_param) if rv_param not in ("", "0") else None
+        refusal: StatusError | None = None
+        if send_initial and from_rv is not None:
+            # The watch cache waits for a streaming list's resourceVersion as for a
+            # list's, and answers a too-large one with an ERROR event on a 200 stream.
+            try:
+                await self._wait_for_rv(from_rv)
+            except StatusError as exc:
+                refusal = exc
         if send_initial:
             initial, from_rv = "stream", None
         elif send_initial is False:
@@ -748,13 +769,14 @@ class ApiApp:
                     return response
                 await response.write_eof()
                 return response
-            if send_initial and not self.options.streaming_lists:
-                error = StatusError(
+            if refusal is None and send_initial and not self.options.streaming_lists:
+                refusal = StatusError(
                     500,
                     "Internal error occurred: unable to serve the initial events: "
                     "etcd RequestWatchProgress is disabled",
                 )
-                await response.write(event_line("ERROR", orjson.dumps(error.status())))
+            if refusal is not None:
+                await response.write(event_line("ERROR", orjson.dumps(refusal.status())))
                 await response.write_eof()
                 return response
             try:

@@ -161,10 +161,16 @@ def invalid_options(causes: list[tuple[str, str, str]], kind: str = "ListOptions
 
 
 def too_large_resource_version(requested: int, current: int) -> StatusError:
-    """504 for a resourceVersion newer than the server has reached."""
+    """504 for a resourceVersion newer than the server has reached.
+
+    As kube-apiserver's watch cache answers it (``storage.NewTooLargeResourceVersionError``
+    with one second to retry after): reason ``Timeout``, a message with the
+    ``Timeout:`` prefix of every timeout Status, and the ``ResourceVersionTooLarge`` cause
+    that tells a client its resume point is ahead of the server's history.
+    """
     return StatusError(
         504,
-        f"Too large resource version: {requested}, current: {current}",
+        f"Timeout: Too large resource version: {requested}, current: {current}",
         details={
             "causes": [
                 {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}

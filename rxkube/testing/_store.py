@@ -283,6 +283,9 @@ class WatchFilter:
 class _Registration:
     filter: WatchFilter
     sink: WatchSink
+    after: int
+    """Only changes newer than this revision go out: a watch from a resourceVersion the
+    store has not reached yet (history behind the client) stays silent until then."""
 
 
 @dataclass(slots=True)
@@ -354,6 +357,7 @@ class Store:
         self._writes_since_compaction = 0
         self._auto_compact_mark = 0
         self._resources: dict[tuple[str, str, str], _ResourceState] = {}
+        self._rv_waiters: list[tuple[int, Callable[[], None]]] = []
         self.generation = 0
         """Bumped whenever a resource is added (callers cache name lookups by it)."""
 
@@ -417,15 +421,49 @@ class Store:
         state.log.append(change)
         state.log_rvs.append(self.rv)
         for registration in state.watches:
+            if registration.after >= self.rv:
+                continue
             line = registration.filter.line(change)
             if line is not None:
                 registration.sink.push(line)
+        if self._rv_waiters:
+            self._wake_rv_waiters()
         self._writes_since_compaction += 1
         if self.compact_every and self._writes_since_compaction >= self.compact_every:
             self._compact_locked(self._auto_compact_mark)
             self._auto_compact_mark = self.rv
             self._writes_since_compaction = 0
         return stored
+
+    def when_reached(self, rv: int, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once the store's revision reaches ``rv`` (at once if it has).
+
+        ``callback`` runs with the store lock held, on the writing thread: it must only
+        hand over (say, ``loop.call_soon_threadsafe``). Returns the function that cancels
+        the wait.
+        """
+        entry = (rv, callback)
+        with self.lock:
+            if self.rv >= rv:
+                callback()
+                return lambda: None
+            self._rv_waiters.append(entry)
+
+        def cancel() -> None:
+            with self.lock:
+                if entry in self._rv_waiters:
+                    self._rv_waiters.remove(entry)
+
+        return cancel
+
+    def _wake_rv_waiters(self) -> None:
+        waiting: list[tuple[int, Callable[[], None]]] = []
+        for rv, callback in self._rv_waiters:
+            if rv <= self.rv:
+                callback()
+            else:
+                waiting.append((rv, callback))
+        self._rv_waiters = waiting
 
     def _check_namespace(self, namespace: str) -> None:
         namespaces = self._resources.get(("", "v1", "namespaces"))
@@ -930,7 +968,9 @@ class Store:
             flt: namespace, selectors and encoding.
             sink: receives the initial lines (``prime``), then every live line (``push``),
                 under the store lock.
-            from_rv: replay the changes after this revision (``initial="none"``).
+            from_rv: replay the changes after this revision (``initial="none"``); a
+                revision the store has not reached yet is accepted and the watch stays
+                silent until changes newer than it are written, as kube-apiserver does.
             initial: ``"state"``: an ADDED per current object (a watch without
                 resourceVersion); ``"stream"``: the same, then, if ``end_bookmark``, a
                 BOOKMARK annotated ``k8s.io/initial-events-end`` at the current revision
@@ -961,7 +1001,8 @@ class Store:
                 if initial == "stream" and end_bookmark:
                     lines.append(self._bookmark_locked(served, flt.metadata_only, self.rv, True))
             sink.prime(lines)
-            registration = _Registration(flt, sink)
+            after = from_rv if initial == "none" and from_rv is not None else 0
+            registration = _Registration(flt, sink, after)
             state.watches.append(registration)
 
         def unregister() -> None:
