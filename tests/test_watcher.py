@@ -210,6 +210,12 @@ def test_a_cache_follows_a_server_whose_history_went_back() -> None:
         try:
             reader.wait_until_ready(TIMEOUT)
             _wait_for(lambda: len(reader) == 60)
+            # An outage: the server fails every request and drops the watch, so the
+            # client is retrying its list (never a watch, which a server behind it would
+            # hold silent) when the server comes back with history rewound.
+            first.faults.fail_requests(503, count=1 << 30)
+            first.restart()
+            _wait_for(lambda: any(r.status == 503 for r in first.requests))
             first.stop()
             port = urllib.parse.urlsplit(first.url).port or 0
             second = servers.enter_context(ApiServer(port=port, too_large_wait=0.2))
