@@ -1,0 +1,161 @@
+"""What ``reconcile`` returns and what a controller reports: ``Action`` and the results.
+
+Also the scheduling configuration (``ControllerConfig``), the ``Mapper`` type of related
+objects and ``current_reason()``. Re-exported by ``rxkube.controller``, their documented home.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from ._cache import ObjectRef
+from .events import Object
+
+__all__ = [
+    "Action",
+    "ControllerConfig",
+    "Mapper",
+    "ObjectMissing",
+    "ReconcileFailed",
+    "ReconcileResult",
+    "Reconciled",
+    "current_reason",
+    "reconcile_reason",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What to do after a reconcile: requeue after some seconds, or wait for a change.
+
+    Attributes:
+        requeue_after: seconds until the object is reconciled again, or ``None`` to
+            reconcile it only when it (or something related) changes.
+
+    Example:
+        >>> Action.requeue(300).requeue_after
+        300.0
+        >>> Action.await_change().requeue_after is None
+        True
+    """
+
+    requeue_after: float | None = None
+
+    @staticmethod
+    def requeue(seconds: float) -> Action:
+        """Reconcile the object again ``seconds`` from now (sooner if it changes).
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
+        if seconds < 0:
+            raise ValueError(f"Action.requeue: seconds must be >= 0, got {seconds!r}")
+        return Action(float(seconds))
+
+    @staticmethod
+    def await_change() -> Action:
+        """Reconcile the object again only when it, or something related, changes."""
+        return Action(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """A reconcile that returned an action.
+
+    Attributes:
+        ref: the object reconciled.
+        action: what the reconcile asked for.
+        reason: why it was reconciled.
+        duration: seconds the reconcile took.
+    """
+
+    ref: ObjectRef
+    action: Action
+    reason: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileFailed:
+    """A reconcile that raised; ``action`` is what the error policy returned.
+
+    Attributes:
+        ref: the object reconciled.
+        error: what the reconcile raised.
+        action: what the error policy asked for.
+        reason: why it was reconciled.
+        duration: seconds the reconcile took.
+    """
+
+    ref: ObjectRef
+    error: Exception
+    action: Action
+    reason: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMissing:
+    """A request for an object that was not in the store when its turn came (not run).
+
+    Attributes:
+        ref: the object requested.
+        reason: why it was requested.
+    """
+
+    ref: ObjectRef
+    reason: str
+
+
+ReconcileResult: TypeAlias = Reconciled | ReconcileFailed | ObjectMissing
+"""One item of the Observable :meth:`Controller.run` returns."""
+
+Mapper: TypeAlias = Callable[[Object], "ObjectRef | Iterable[ObjectRef] | None"]
+"""Maps a related object to the objects of the controller to reconcile."""
+
+reconcile_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "rxkube_reconcile_reason", default=None
+)
+
+
+def current_reason() -> str | None:
+    """Why the running reconcile was started (``None`` outside a reconcile), for logs.
+
+    Example:
+        >>> def reconcile(obj, ctx):
+        ...     log.info("reconciling %s: %s", obj["metadata"]["name"], current_reason())
+        ...     return Action.await_change()
+    """
+    return reconcile_reason.get()
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """How a controller schedules reconciles.
+
+    Args:
+        debounce: seconds of trailing debounce: a burst of changes to one object causes
+            one reconcile, this long after the last change (0 for none).
+        concurrency: the most reconciles running at once. ``None``: 8 worker threads for
+            a plain function, no limit for a coroutine function.
+        name: the controller's name, for thread names, logs and metrics (by default the
+            resource's plural or the store's name).
+
+    Raises:
+        ValueError: ``debounce`` is negative or ``concurrency`` is less than 1.
+    """
+
+    debounce: float = 0.0
+    concurrency: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.debounce < 0:
+            raise ValueError(f"ControllerConfig.debounce must be >= 0, got {self.debounce!r}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(
+                f"ControllerConfig.concurrency must be >= 1 or None, got {self.concurrency!r}"
+            )
