@@ -15,17 +15,10 @@ from __future__ import annotations
 
 from . import errors, predicates
 from ._backoff_policy import BackoffPolicy, ExponentialBackoff
-from ._cache import (
-    IndexFn,
-    ObjectRef,
-    Store,
-    Writer,
-    index_label,
-    index_namespace,
-    index_owner_uid,
-    store,
-)
+from ._cache import Store, Writer, store
 from ._finalizers import finalizer
+from ._indexes import IndexFn, index_label, index_namespace, index_owner_uid
+from ._object_ref import ObjectRef
 from ._shards import Shard, ShardSelectorError
 from ._watching import metadata_watcher, watch, watch_object, watcher
 from .client import Api, Client

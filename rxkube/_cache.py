@@ -23,220 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TypeAlias
+from collections.abc import Callable, Iterator
 
 from . import _display
+from ._indexes import Index, IndexFn
+from ._object_ref import Key, ObjectRef, key_of, matches_ref
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .selectors import LabelSelector
 
-__all__ = [
-    "IndexFn",
-    "ObjectRef",
-    "Store",
-    "Writer",
-    "index_label",
-    "index_namespace",
-    "index_owner_uid",
-    "store",
-]
-
-_Key: TypeAlias = tuple[str | None, str]
-"""How the store keys an object: ``(namespace or None, name)``."""
-
-IndexFn: TypeAlias = Callable[[Object], "str | Iterable[str] | None"]
-"""An index function: the index keys of an object (one string, several, or None for none)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """A hashable reference to one object: name, namespace, and optionally kind and group.
-
-    ``namespace`` is ``None`` for cluster-scoped objects (an empty string is read as
-    ``None``). A store looks objects up by name and namespace; when ``kind`` (or
-    ``group``) is set, it must also match the object's, if the object carries one.
-
-    Args:
-        name: ``metadata.name``.
-        namespace: ``metadata.namespace``; ``None`` for cluster-scoped objects.
-        kind: the object kind, e.g. ``"Pod"``; empty when unknown.
-        group: the API group, ``""`` for the core group.
-
-    Example:
-        >>> ref = ObjectRef("web", "default", kind="Pod")
-        >>> str(ref)
-        'Pod default/web'
-        >>> ref == ObjectRef.from_obj(
-        ...     {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "web", "namespace": "default"}}
-        ... )
-        True
-    """
-
-    name: str
-    namespace: str | None = None
-    kind: str = ""
-    group: str = ""
-
-    def __post_init__(self) -> None:
-        if self.namespace == "":
-            object.__setattr__(self, "namespace", None)
-
-    @classmethod
-    def from_obj(cls, obj: Object) -> ObjectRef:
-        """The reference of an object: its name, namespace, kind and group.
-
-        Example:
-            >>> ObjectRef.from_obj({"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1"}})
-            ObjectRef(name='n1', namespace=None, kind='Node', group='')
-        """
-        meta = obj.get("metadata") or {}
-        group, slash, _ = str(obj.get("apiVersion", "")).rpartition("/")
-        return cls(
-            str(meta.get("name", "")),
-            meta.get("namespace") or None,
-            str(obj.get("kind", "")),
-            group if slash else "",
-        )
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        kind = f"{self.kind}.{self.group}" if self.kind and self.group else self.kind
-        return f"{kind} {where}" if kind else where
-
-
-def _key_of(obj: Object) -> _Key:
-    try:
-        meta = obj["metadata"]
-        return (meta.get("namespace") or None, meta["name"])
-    except (KeyError, TypeError, AttributeError):
-        raise ValueError(
-            f"a store needs objects with metadata.name; got {str(obj)[:200]}"
-        ) from None
-
-
-def _matches_ref(obj: Object, ref: ObjectRef) -> bool:
-    """Whether an object found by name and namespace also has the ref's kind and group."""
-    if ref.kind and obj.get("kind", ref.kind) != ref.kind:
-        return False
-    if ref.group and "apiVersion" in obj:
-        group, slash, _ = str(obj["apiVersion"]).rpartition("/")
-        return (group if slash else "") == ref.group
-    return True
-
-
-def index_namespace(obj: Object) -> str | None:
-    """Index function: an object's namespace (cluster-scoped objects are not indexed).
-
-    Example:
-        >>> reader, writer = store()
-        >>> reader.add_index("namespace", index_namespace)
-        >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
-        >>> [o["metadata"]["name"] for o in reader.by_index("namespace", "prod")]
-        ['web']
-    """
-    namespace: str | None = obj["metadata"].get("namespace")
-    return namespace or None
-
-
-def index_label(key: str) -> IndexFn:
-    """Index function factory: the value of one label (objects without it are not indexed).
-
-    Args:
-        key: the label key, e.g. ``"app"``.
-
-    Example:
-        >>> reader, writer = store()
-        >>> reader.add_index("app", index_label("app"))
-        >>> writer.apply(Apply({"metadata": {"name": "a", "labels": {"app": "web"}}}))
-        >>> len(reader.by_index("app", "web"))
-        1
-    """
-
-    def by_label(obj: Object) -> str | None:
-        labels = obj["metadata"].get("labels")
-        return labels.get(key) if labels else None
-
-    by_label.__name__ = f"index_label_{key}"
-    return by_label
-
-
-def index_owner_uid(obj: Object) -> list[str]:
-    """Index function: the uid of every owner in ``metadata.ownerReferences``.
-
-    Example:
-        >>> reader, writer = store()
-        >>> reader.add_index("owner", index_owner_uid)
-        >>> pod = {"metadata": {"name": "p", "ownerReferences": [{"uid": "rs-1"}]}}
-        >>> writer.apply(Apply(pod))
-        >>> reader.by_index("owner", "rs-1") == [pod]
-        True
-    """
-    owners = obj["metadata"].get("ownerReferences") or ()
-    return [ref["uid"] for ref in owners if "uid" in ref]
-
-
-class _Index:
-    """One index: key -> the objects under it, and object -> its keys (to undo them)."""
-
-    __slots__ = ("buckets", "fn", "keys_of", "name")
-
-    def __init__(self, name: str, fn: IndexFn) -> None:
-        self.name = name
-        self.fn = fn
-        self.buckets: dict[str, dict[_Key, Object]] = {}
-        # The keys each object was filed under, so that an update or delete removes
-        # exactly those even if the index function would now answer differently.
-        self.keys_of: dict[_Key, tuple[str, ...]] = {}
-
-    def keys_for(self, obj: Object) -> tuple[str, ...]:
-        try:
-            keys = self.fn(obj)
-        except Exception as exc:
-            exc.add_note(f"in index {self.name!r} of object {ObjectRef.from_obj(obj)}")
-            raise
-        if keys is None:
-            return ()
-        if isinstance(keys, str):
-            return (keys,)
-        return tuple(keys)
-
-    def put(self, key: _Key, obj: Object, keys: tuple[str, ...]) -> None:
-        old = self.keys_of.get(key)
-        if old:
-            self._unfile(key, (k for k in old if k not in keys))
-        if keys:
-            self.keys_of[key] = keys
-            buckets = self.buckets
-            for index_key in keys:
-                bucket = buckets.get(index_key)
-                if bucket is None:
-                    buckets[index_key] = {key: obj}
-                else:
-                    bucket[key] = obj
-        elif old:
-            del self.keys_of[key]
-
-    def remove(self, key: _Key) -> None:
-        old = self.keys_of.pop(key, None)
-        if old:
-            self._unfile(key, old)
-
-    def _unfile(self, key: _Key, index_keys: Iterable[str]) -> None:
-        buckets = self.buckets
-        for index_key in index_keys:
-            bucket = buckets.get(index_key)
-            if bucket is not None:
-                bucket.pop(key, None)
-                if not bucket:
-                    del buckets[index_key]
-
-    def rebuilt(self, objects: dict[_Key, Object]) -> _Index:
-        """A new index of the same function over ``objects``."""
-        index = _Index(self.name, self.fn)
-        for key, obj in objects.items():
-            index.put(key, obj, index.keys_for(obj))
-        return index
+__all__ = ["Store", "Writer", "store"]
 
 
 class Store:
@@ -269,10 +64,10 @@ class Store:
         self._name = name
         self._kind = ""
         self._lock = threading.Lock()
-        self._objects: dict[_Key, Object] = {}
+        self._objects: dict[Key, Object] = {}
         # Copy-on-write: replaced as a whole (under the lock) by add_index and by the
         # swap of a relist, so the writer can tell whether it changed meanwhile.
-        self._indexes: dict[str, _Index] = {}
+        self._indexes: dict[str, Index] = {}
         self._ready = threading.Event()
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._listed = 0  # objects buffered so far by a relist in progress, for messages
@@ -316,7 +111,7 @@ class Store:
         """
         if isinstance(name, ObjectRef):
             ref: ObjectRef | None = name
-            key: _Key = (name.namespace, name.name)
+            key: Key = (name.namespace, name.name)
         else:
             ref = None
             key = (namespace or None, name)
@@ -324,7 +119,7 @@ class Store:
         obj = objects.get(key)
         if obj is None and key[0] is not None:
             obj = objects.get((None, key[1]))  # a cluster-scoped object asked with a namespace
-        if obj is not None and ref is not None and not _matches_ref(obj, ref):
+        if obj is not None and ref is not None and not matches_ref(obj, ref):
             return None
         return obj
 
@@ -531,7 +326,7 @@ class Store:
             ['p']
         """
         with self._lock:
-            index = _Index(name, fn).rebuilt(self._objects)
+            index = Index(name, fn).rebuilt(self._objects)
             self._indexes = {**self._indexes, name: index}
 
     def by_index(self, name: str, key: str) -> list[Object]:
@@ -541,6 +336,7 @@ class Store:
             KeyError: there is no index of that name.
 
         Example:
+            >>> from rxkube import index_namespace
             >>> reader, writer = store()
             >>> reader.add_index("namespace", index_namespace)
             >>> reader.by_index("namespace", "nowhere")
@@ -563,6 +359,7 @@ class Store:
             KeyError: there is no index of that name.
 
         Example:
+            >>> from rxkube import index_namespace
             >>> reader, writer = store()
             >>> reader.add_index("namespace", index_namespace)
             >>> writer.apply(Apply({"metadata": {"name": "a", "namespace": "prod"}}))
@@ -609,7 +406,7 @@ class Writer:
                 raise ValueError(f"store of {store.describe()} has a writer already")
             store._has_writer = True
         self._store = store
-        self._buffer: dict[_Key, Object] = {}
+        self._buffer: dict[Key, Object] = {}
 
     @property
     def store(self) -> Store:
@@ -629,12 +426,12 @@ class Writer:
         """
         if isinstance(event, Apply):
             obj = event.obj
-            self._put(_key_of(obj), obj)
+            self._put(key_of(obj), obj)
         elif isinstance(event, Delete):
-            self._remove(_key_of(event.obj))
+            self._remove(key_of(event.obj))
         elif isinstance(event, InitApply):
             obj = event.obj
-            self._buffer[_key_of(obj)] = obj
+            self._buffer[key_of(obj)] = obj
             self._store._listed = len(self._buffer)
         elif isinstance(event, Init):
             self._buffer = {}
@@ -644,7 +441,7 @@ class Writer:
         else:
             raise TypeError(f"not a watch event: {event!r}")
 
-    def _put(self, key: _Key, obj: Object) -> None:
+    def _put(self, key: Key, obj: Object) -> None:
         store = self._store
         if not store._kind:
             store._kind = str(obj.get("kind", ""))
@@ -660,7 +457,7 @@ class Writer:
                         index.put(key, obj, index_keys)
                     return
 
-    def _remove(self, key: _Key) -> None:
+    def _remove(self, key: Key) -> None:
         store = self._store
         with store._lock:
             if store._objects.pop(key, None) is not None:

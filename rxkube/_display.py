@@ -138,7 +138,7 @@ def render_store_html(
 
     Example:
         >>> html = render_store_html([{"kind": "Pod", "metadata": {"name": "web"}}])
-        >>> "web" in html and "1 object" in html
+        >>> "web" in html and "1 Pod" in html
         True
     """
     objects = source.state() if isinstance(source, Listing) else list(source)

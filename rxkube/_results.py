@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ._cache import ObjectRef
+from ._object_ref import ObjectRef
 from .events import Object
 
 __all__ = [

@@ -20,8 +20,9 @@ from typing import Any, TypeAlias
 
 from reactivex import Observable, abc
 
-from ._cache import ObjectRef, Store
+from ._cache import Store
 from ._executors import IDLE_WAKEUP, LoopThread, Workers
+from ._object_ref import ObjectRef
 from ._results import (
     Action,
     ControllerConfig,

@@ -44,7 +44,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
-from ._cache import ObjectRef, Store, store
+from ._cache import Store, store
+from ._object_ref import ObjectRef
 from ._results import (
     Action,
     ControllerConfig,

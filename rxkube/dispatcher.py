@@ -1,5 +1,9 @@
 """Shared stores: one watch, one cache, and a hot fan-out to many subscribers.
 
+Why one file of ~700 lines: the writer's side, the shared log and each subscriber's
+delivery are one protocol with one lock; its invariants (``_Dispatcher``) are stated once
+and every transition that keeps them is in view.
+
 ``store_shared(buffer_size)`` returns a :class:`SharedStore` and its Writer;
 ``rxkube.operators.reflect_shared(writer)`` applies each event to the store through a
 :class:`Feed` and then dispatches it; ``reader.subscribe()`` returns a hot Observable of
@@ -202,6 +206,7 @@ class SharedStore(Store):
 
         Example:
             >>> from reactivex import Subject
+            >>> from rxkube.operators import reflect_shared
             >>> reader, writer = store_shared(buffer_size=16)
             >>> source = Subject()
             >>> watch = source.pipe(reflect_shared(writer)).subscribe()

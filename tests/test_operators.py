@@ -291,7 +291,7 @@ def test_predicate_filter_rejects_a_non_positive_ttl() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["rxkube.operators", "rxkube.predicates", "rxkube._backoff_policy", "rxkube._cache"]
+    "module", ["rxkube.operators", "rxkube.predicates", "rxkube._backoff_policy"]
 )
 def test_docstring_examples_run(module: str) -> None:
     # By name: the package re-exports functions that shadow some module attributes.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import doctest
+import importlib
 import sys
 import threading
 from typing import Any
@@ -497,3 +499,18 @@ def test_store_repr_names_it() -> None:
     writer.apply(Apply(pod("a")))
     assert repr(reader) == "<Store pods: 1 objects, not ready>"
     assert isinstance(writer.store, Store) and writer.store is reader
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rxkube._cache",
+        "rxkube._indexes",
+        "rxkube._object_ref",
+        "rxkube.dispatcher",
+        "rxkube._display",
+    ],
+)
+def test_docstring_examples_run(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,5 +1,8 @@
 """The HTTP face of the test API server: routing, request options, and kube-apiserver's answers.
 
+Why one file of ~800 lines: one handler per verb of the API, sharing the request parsing
+and the answers kube-apiserver gives; split further, a verb's rules would be in two places.
+
 One aiohttp handler serves every path. It authenticates, applies armed faults, routes
 to discovery or to a resource verb, and turns every failure into a ``Status`` body:
 never a traceback, and the server stays up.
@@ -25,15 +28,10 @@ from . import _discovery
 from ._faults import Faults
 from ._patch import PatchFailed, json_patch, merge_patch
 from ._requests import RecordedRequest, RequestLog
+from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
-from ._store import (
-    ResourceVersionTooOld,
-    ServedResource,
-    Store,
-    Stored,
-    WatchFilter,
-    event_line,
-)
+from ._store import ResourceVersionTooOld, Store
+from ._stored import Stored, WatchFilter, event_line
 from ._watch import WatchHub, WatchStream
 
 log = logging.getLogger("rxkube.testing")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._store import ServedResource
+from ._served import ServedResource
 
 KUBERNETES_VERSION = {
     "major": "1",

@@ -8,14 +8,12 @@ every fault stays armed until it has fired the number of times asked, or until
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from ._status import StatusError, reason_for
-from ._store import BookmarkLine
-
-if TYPE_CHECKING:
-    from ._watch import WatchHub
+from ._stored import BookmarkLine
 
 Verb = Literal[
     "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "discovery"
@@ -24,6 +22,9 @@ Verb = Literal[
 version and discovery endpoints)."""
 
 WatchAction = Literal["close", "abort"] | None
+
+CloseWatches = Callable[[bool], None]
+"""Ends every open watch of the server: ``close_watches(abrupt)``."""
 
 _DEFAULT_MESSAGES: dict[int, str] = {
     401: "Unauthorized",
@@ -58,8 +59,9 @@ class Faults:
         >>> srv.faults.close_watches(after_events=3)  # doctest: +SKIP
     """
 
-    def __init__(self, hub: WatchHub) -> None:
-        self._hub = hub
+    def __init__(self, close_watches: CloseWatches) -> None:
+        """Faults of a server whose open watches ``close_watches(abrupt)`` ends."""
+        self._close_watches = close_watches
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._delays: list[_Delay] = []
@@ -122,7 +124,7 @@ class Faults:
         opened after the fault fired are not affected.
         """
         if after_events <= 0:
-            self._hub.close_all(abrupt=abrupt)
+            self._close_watches(abrupt)
             return
         with self._lock:
             self._close_after = after_events
@@ -235,5 +237,5 @@ class Faults:
                         break
             self._rearm()
         if close_all:
-            self._hub.close_all(abrupt=action == "abort")
+            self._close_watches(action == "abort")
         return out, action

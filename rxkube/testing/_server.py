@@ -1,4 +1,8 @@
-"""``ApiServer``: the in-process Kubernetes API server's lifecycle and its test-side object API."""
+"""``ApiServer``: the in-process Kubernetes API server's lifecycle and its test-side object API.
+
+Why one file of ~700 lines: ``ApiServer`` is one public class, its lifecycle (loop thread,
+TLS, kubeconfig) and its test-side object API, which mirrors the HTTP verbs one for one.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ from ..selectors import FieldSelector, LabelSelector
 from ._app import ApiApp, ServerOptions, patch_function
 from ._faults import Faults
 from ._requests import RecordedRequest, RequestLog
+from ._served import ServedResource, builtin_served
 from ._status import StatusError
-from ._store import Object, ServedResource, Store, WatchFilter, builtin_served, deep_copy
+from ._store import Store
+from ._stored import Object, WatchFilter, deep_copy
 from ._watch import WatchHub
 
 if TYPE_CHECKING:
@@ -100,7 +106,7 @@ class ApiServer:
         self._tls = tls
         self.store = Store(compact_every)
         self._hub = WatchHub(self.store)
-        self.faults = Faults(self._hub)
+        self.faults = Faults(lambda abrupt: self._hub.close_all(abrupt=abrupt))
         """Fault injection: see :class:`~rxkube.testing.Faults`."""
         self._options = ServerOptions(
             bookmark_interval, streaming_lists, too_large_wait, watch_buffer, sharded_lists

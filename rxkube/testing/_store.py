@@ -1,5 +1,10 @@
 """The test server's storage: objects, their history since the last compaction, and watch fan-out.
 
+Why one file of ~800 lines: ``Store`` is one lock and the transactions under it (every
+write, list and watch registration); the rules each transaction keeps (revisions, the
+change log, compaction) read in one place. Served resources are in ``_served.py``, stored
+objects and watch lines in ``_stored.py``.
+
 It plays etcd plus the watch cache: one global, strictly increasing revision stamped on
 every write; a per-resource change log from which older states are rebuilt (consistent
 pages, exact reads, watches from a past resourceVersion); compaction that makes older
@@ -21,15 +26,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import orjson
 
-from .._shards import Shard
-from ..resource import Resource
-from ..selectors import FieldSelector, LabelSelector
-from ._apply import FieldSchema, ManagedFields, track_update
+from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
+from ._schema import FieldSchema
+from ._served import ServedResource
 from ._status import (
     StatusError,
     already_exists,
@@ -37,14 +41,21 @@ from ._status import (
     invalid,
     not_found,
 )
+from ._stored import (
+    BookmarkLine,
+    Change,
+    EventType,
+    Object,
+    Stored,
+    WatchFilter,
+    WatchSink,
+    event_line,
+)
 
-EventType = Literal["ADDED", "MODIFIED", "DELETED"]
-Object = dict[str, Any]
 ManagedFieldsOf = Callable[[Object, Object], ManagedFields | None]
 """Gives the ``managedFields`` of an updated object from (stored, new)."""
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-_META_KIND = b'"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1"'
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -64,219 +75,6 @@ def now_timestamp() -> str:
         text = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         _last_timestamp = (second, text)
     return _last_timestamp[1]
-
-
-@dataclass(frozen=True, slots=True)
-class ServedResource:
-    """A resource the server serves, with the server-side behaviour that differs by kind.
-
-    Attributes:
-        resource: group, version, kind, plural and scope.
-        singular: the singular name announced by discovery.
-        status_subresource: ``/status`` exists; the main endpoint then ignores status
-            changes and a create through HTTP resets the status.
-        fields: field paths usable in field selectors besides ``metadata.name`` and
-            ``metadata.namespace``.
-        returns_deleted_object: a delete answers with the object rather than a ``Status``.
-        create_status: the status an HTTP create sets (pods start ``Pending``).
-        strategic_merge: strategic merge patches are accepted (built-in kinds only).
-    """
-
-    resource: Resource
-    singular: str
-    status_subresource: bool = False
-    fields: frozenset[str] = frozenset()
-    returns_deleted_object: bool = False
-    create_status: Mapping[str, Any] | None = None
-    strategic_merge: bool = True
-
-    @property
-    def selectable_fields(self) -> frozenset[str]:
-        """Every field path a field selector may use on this resource."""
-        fields = {"metadata.name"} | set(self.fields)
-        if self.resource.namespaced:
-            fields.add("metadata.namespace")
-        return frozenset(fields)
-
-
-_POD_FIELDS = frozenset(
-    {
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.schedulerName",
-        "spec.serviceAccountName",
-        "spec.hostNetwork",
-        "status.phase",
-        "status.podIP",
-        "status.nominatedNodeName",
-    }
-)
-_EVENT_FIELDS = frozenset(
-    {
-        "involvedObject.kind",
-        "involvedObject.namespace",
-        "involvedObject.name",
-        "involvedObject.uid",
-        "involvedObject.apiVersion",
-        "involvedObject.resourceVersion",
-        "involvedObject.fieldPath",
-        "reason",
-        "reportingComponent",
-        "type",
-    }
-)
-
-
-def builtin_served(resource: Resource) -> ServedResource:
-    """How the server treats one of :data:`rxkube.resource.BUILTIN_RESOURCES`."""
-    plural = resource.plural
-    return ServedResource(
-        resource,
-        singular=resource.kind.lower(),
-        status_subresource=plural
-        in ("pods", "services", "namespaces", "nodes", "deployments", "replicasets"),
-        fields={
-            "pods": _POD_FIELDS,
-            "events": _EVENT_FIELDS,
-            "secrets": frozenset({"type"}),
-            "namespaces": frozenset({"status.phase"}),
-            "nodes": frozenset({"spec.unschedulable"}),
-            "replicasets": frozenset({"status.replicas"}),
-        }.get(plural, frozenset()),
-        returns_deleted_object=plural == "pods",
-        create_status={"phase": "Pending"} if plural == "pods" else None,
-    )
-
-
-class Stored:
-    """One version of an object: the dict (never mutated once stored) and its encoding."""
-
-    __slots__ = ("_meta_raw", "key", "namespace", "obj", "raw", "rv")
-
-    def __init__(self, obj: Object, rv: int, key: str, namespace: str) -> None:
-        self.obj = obj
-        self.rv = rv
-        self.key = key
-        self.namespace = namespace
-        self.raw = orjson.dumps(obj)
-        self._meta_raw: bytes | None = None
-
-    @property
-    def meta_raw(self) -> bytes:
-        """The object encoded as a ``PartialObjectMetadata``."""
-        if self._meta_raw is None:
-            self._meta_raw = (
-                b"{" + _META_KIND + b',"metadata":' + orjson.dumps(self.obj["metadata"]) + b"}"
-            )
-        return self._meta_raw
-
-    def encoded(self, metadata_only: bool) -> bytes:
-        """The full or the metadata-only encoding."""
-        return self.meta_raw if metadata_only else self.raw
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        """The object's labels."""
-        labels: Mapping[str, str] = self.obj["metadata"].get("labels") or {}
-        return labels
-
-    def copy_obj(self) -> Object:
-        """A deep copy of the object, safe to hand out."""
-        copied: Object = orjson.loads(self.raw)
-        return copied
-
-
-def event_line(event_type: str, raw: bytes) -> bytes:
-    """One watch stream line: ``{"type":...,"object":...}`` and a newline."""
-    return b'{"type":"' + event_type.encode() + b'","object":' + raw + b"}\n"
-
-
-class Change:
-    """One write in a resource's history.
-
-    ``obj`` is the state after the write; for a deletion it is the last state stamped
-    with the deletion's resourceVersion, as watchers receive it. ``prev`` is the state
-    before the write (``None`` for a creation).
-    """
-
-    __slots__ = ("_lines", "_prev_at_rv", "key", "obj", "prev", "rv", "type")
-
-    def __init__(self, event_type: EventType, obj: Stored, prev: Stored | None) -> None:
-        self.type: EventType = event_type
-        self.obj = obj
-        self.prev = prev
-        self.rv = obj.rv
-        self.key = obj.key
-        self._lines: dict[tuple[str, bool, bool], bytes] = {}
-        self._prev_at_rv: Stored | None = None
-
-    def gone_view(self) -> Stored:
-        """What a watcher that no longer sees the object receives in its DELETED event."""
-        if self.type == "DELETED" or self.prev is None:
-            return self.obj
-        if self._prev_at_rv is None:
-            obj = dict(self.prev.obj)
-            obj["metadata"] = {**self.prev.obj["metadata"], "resourceVersion": str(self.rv)}
-            self._prev_at_rv = Stored(obj, self.rv, self.key, self.obj.namespace)
-        return self._prev_at_rv
-
-    def line(self, event_type: EventType, metadata_only: bool) -> bytes:
-        """The watch line for this change as ``event_type``, built once and shared."""
-        gone = event_type == "DELETED"
-        cache_key = (event_type, metadata_only, gone)
-        line = self._lines.get(cache_key)
-        if line is None:
-            source = self.gone_view() if gone else self.obj
-            line = event_line(event_type, source.encoded(metadata_only))
-            self._lines[cache_key] = line
-        return line
-
-
-class WatchSink(Protocol):
-    """Where a registered watch's lines go: called with the store lock held."""
-
-    def prime(self, lines: list[bytes]) -> None:
-        """Queue the watch's initial lines (a replay, or the current state)."""
-
-    def push(self, line: bytes) -> None:
-        """Queue one live line for the client."""
-
-
-@dataclass(frozen=True, slots=True)
-class WatchFilter:
-    """What one watch selects: a namespace, selectors, a shard and the metadata-only encoding."""
-
-    namespace: str | None = None
-    labels: LabelSelector = field(default_factory=LabelSelector)
-    fields: FieldSelector = field(default_factory=FieldSelector)
-    metadata_only: bool = False
-    shard: Shard | None = None
-
-    def passes(self, stored: Stored) -> bool:
-        """Whether an object state is selected."""
-        if self.namespace is not None and stored.namespace != self.namespace:
-            return False
-        if self.labels and not self.labels.matches(stored.labels):
-            return False
-        if self.shard is not None and not self.shard.matches(stored.obj):
-            return False
-        return not self.fields or self.fields.matches(stored.obj)
-
-    def line(self, change: Change) -> bytes | None:
-        """The line this watch receives for a change, if any (kube-apiserver's cacher rules).
-
-        An object that starts matching arrives as ADDED, one that stops matching as
-        DELETED (its previous state at the change's resourceVersion).
-        """
-        if change.type == "DELETED":
-            return change.line("DELETED", self.metadata_only) if self.passes(change.obj) else None
-        now = self.passes(change.obj)
-        before = change.prev is not None and self.passes(change.prev)
-        if now:
-            return change.line("MODIFIED" if before else "ADDED", self.metadata_only)
-        if before:
-            return change.line("DELETED", self.metadata_only)
-        return None
 
 
 @dataclass(slots=True)
@@ -1060,20 +858,8 @@ class Store:
         return target
 
 
-class BookmarkLine(bytes):
-    """A BOOKMARK line: fault injection does not count these as events."""
-
-    __slots__ = ()
-
-
 def _set_managed_fields(obj: Object, fields: ManagedFields | None) -> None:
     if fields is None:
         obj["metadata"].pop("managedFields", None)
     else:
         obj["metadata"]["managedFields"] = fields
-
-
-def deep_copy(obj: Mapping[str, Any]) -> Object:
-    """A deep copy of a JSON-compatible mapping (fast, via orjson)."""
-    copied: Object = orjson.loads(orjson.dumps(obj))
-    return copied

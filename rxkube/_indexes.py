@@ -1,0 +1,144 @@
+"""Store indexes: index functions (by namespace, label, owner) and the index a store keeps up to date.
+
+Example:
+    >>> from rxkube import store
+    >>> from rxkube.events import Apply
+    >>> reader, writer = store()
+    >>> reader.add_index("namespace", index_namespace)
+    >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
+    >>> reader.index_keys("namespace")
+    ['prod']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeAlias
+
+from ._object_ref import Key, ObjectRef
+from .events import Object
+
+__all__ = ["Index", "IndexFn", "index_label", "index_namespace", "index_owner_uid"]
+
+IndexFn: TypeAlias = Callable[[Object], "str | Iterable[str] | None"]
+"""An index function: the index keys of an object (one string, several, or None for none)."""
+
+
+def index_namespace(obj: Object) -> str | None:
+    """Index function: an object's namespace (cluster-scoped objects are not indexed).
+
+    Example:
+        >>> from rxkube import store
+        >>> from rxkube.events import Apply
+        >>> reader, writer = store()
+        >>> reader.add_index("namespace", index_namespace)
+        >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
+        >>> [o["metadata"]["name"] for o in reader.by_index("namespace", "prod")]
+        ['web']
+    """
+    namespace: str | None = obj["metadata"].get("namespace")
+    return namespace or None
+
+
+def index_label(key: str) -> IndexFn:
+    """Index function factory: the value of one label (objects without it are not indexed).
+
+    Args:
+        key: the label key, e.g. ``"app"``.
+
+    Example:
+        >>> from rxkube import store
+        >>> from rxkube.events import Apply
+        >>> reader, writer = store()
+        >>> reader.add_index("app", index_label("app"))
+        >>> writer.apply(Apply({"metadata": {"name": "a", "labels": {"app": "web"}}}))
+        >>> len(reader.by_index("app", "web"))
+        1
+    """
+
+    def by_label(obj: Object) -> str | None:
+        labels = obj["metadata"].get("labels")
+        return labels.get(key) if labels else None
+
+    by_label.__name__ = f"index_label_{key}"
+    return by_label
+
+
+def index_owner_uid(obj: Object) -> list[str]:
+    """Index function: the uid of every owner in ``metadata.ownerReferences``.
+
+    Example:
+        >>> from rxkube import store
+        >>> from rxkube.events import Apply
+        >>> reader, writer = store()
+        >>> reader.add_index("owner", index_owner_uid)
+        >>> pod = {"metadata": {"name": "p", "ownerReferences": [{"uid": "rs-1"}]}}
+        >>> writer.apply(Apply(pod))
+        >>> reader.by_index("owner", "rs-1") == [pod]
+        True
+    """
+    owners = obj["metadata"].get("ownerReferences") or ()
+    return [ref["uid"] for ref in owners if "uid" in ref]
+
+
+class Index:
+    """One index: key -> the objects under it, and object -> its keys (to undo them)."""
+
+    __slots__ = ("buckets", "fn", "keys_of", "name")
+
+    def __init__(self, name: str, fn: IndexFn) -> None:
+        self.name = name
+        self.fn = fn
+        self.buckets: dict[str, dict[Key, Object]] = {}
+        # The keys each object was filed under, so that an update or delete removes
+        # exactly those even if the index function would now answer differently.
+        self.keys_of: dict[Key, tuple[str, ...]] = {}
+
+    def keys_for(self, obj: Object) -> tuple[str, ...]:
+        try:
+            keys = self.fn(obj)
+        except Exception as exc:
+            exc.add_note(f"in index {self.name!r} of object {ObjectRef.from_obj(obj)}")
+            raise
+        if keys is None:
+            return ()
+        if isinstance(keys, str):
+            return (keys,)
+        return tuple(keys)
+
+    def put(self, key: Key, obj: Object, keys: tuple[str, ...]) -> None:
+        old = self.keys_of.get(key)
+        if old:
+            self._unfile(key, (k for k in old if k not in keys))
+        if keys:
+            self.keys_of[key] = keys
+            buckets = self.buckets
+            for index_key in keys:
+                bucket = buckets.get(index_key)
+                if bucket is None:
+                    buckets[index_key] = {key: obj}
+                else:
+                    bucket[key] = obj
+        elif old:
+            del self.keys_of[key]
+
+    def remove(self, key: Key) -> None:
+        old = self.keys_of.pop(key, None)
+        if old:
+            self._unfile(key, old)
+
+    def _unfile(self, key: Key, index_keys: Iterable[str]) -> None:
+        buckets = self.buckets
+        for index_key in index_keys:
+            bucket = buckets.get(index_key)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del buckets[index_key]
+
+    def rebuilt(self, objects: dict[Key, Object]) -> Index:
+        """A new index of the same function over ``objects``."""
+        index = Index(self.name, self.fn)
+        for key, obj in objects.items():
+            index.put(key, obj, index.keys_for(obj))
+        return index

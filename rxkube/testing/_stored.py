@@ -1,0 +1,163 @@
+"""Stored objects and their watch lines: ``Stored``, ``Change``, watch filters and sinks.
+
+Each object is encoded once with orjson when it is written, and each watch event line
+is built once per write and shared by every watcher it matches (see ``_store.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from .._shards import Shard
+from ..selectors import FieldSelector, LabelSelector
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+Object = dict[str, Any]
+META_KIND = b'"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1"'
+
+
+class Stored:
+    """One version of an object: the dict (never mutated once stored) and its encoding."""
+
+    __slots__ = ("_meta_raw", "key", "namespace", "obj", "raw", "rv")
+
+    def __init__(self, obj: Object, rv: int, key: str, namespace: str) -> None:
+        self.obj = obj
+        self.rv = rv
+        self.key = key
+        self.namespace = namespace
+        self.raw = orjson.dumps(obj)
+        self._meta_raw: bytes | None = None
+
+    @property
+    def meta_raw(self) -> bytes:
+        """The object encoded as a ``PartialObjectMetadata``."""
+        if self._meta_raw is None:
+            self._meta_raw = (
+                b"{" + META_KIND + b',"metadata":' + orjson.dumps(self.obj["metadata"]) + b"}"
+            )
+        return self._meta_raw
+
+    def encoded(self, metadata_only: bool) -> bytes:
+        """The full or the metadata-only encoding."""
+        return self.meta_raw if metadata_only else self.raw
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The object's labels."""
+        labels: Mapping[str, str] = self.obj["metadata"].get("labels") or {}
+        return labels
+
+    def copy_obj(self) -> Object:
+        """A deep copy of the object, safe to hand out."""
+        copied: Object = orjson.loads(self.raw)
+        return copied
+
+
+def event_line(event_type: str, raw: bytes) -> bytes:
+    """One watch stream line: ``{"type":...,"object":...}`` and a newline."""
+    return b'{"type":"' + event_type.encode() + b'","object":' + raw + b"}\n"
+
+
+class Change:
+    """One write in a resource's history.
+
+    ``obj`` is the state after the write; for a deletion it is the last state stamped
+    with the deletion's resourceVersion, as watchers receive it. ``prev`` is the state
+    before the write (``None`` for a creation).
+    """
+
+    __slots__ = ("_lines", "_prev_at_rv", "key", "obj", "prev", "rv", "type")
+
+    def __init__(self, event_type: EventType, obj: Stored, prev: Stored | None) -> None:
+        self.type: EventType = event_type
+        self.obj = obj
+        self.prev = prev
+        self.rv = obj.rv
+        self.key = obj.key
+        self._lines: dict[tuple[str, bool, bool], bytes] = {}
+        self._prev_at_rv: Stored | None = None
+
+    def gone_view(self) -> Stored:
+        """What a watcher that no longer sees the object receives in its DELETED event."""
+        if self.type == "DELETED" or self.prev is None:
+            return self.obj
+        if self._prev_at_rv is None:
+            obj = dict(self.prev.obj)
+            obj["metadata"] = {**self.prev.obj["metadata"], "resourceVersion": str(self.rv)}
+            self._prev_at_rv = Stored(obj, self.rv, self.key, self.obj.namespace)
+        return self._prev_at_rv
+
+    def line(self, event_type: EventType, metadata_only: bool) -> bytes:
+        """The watch line for this change as ``event_type``, built once and shared."""
+        gone = event_type == "DELETED"
+        cache_key = (event_type, metadata_only, gone)
+        line = self._lines.get(cache_key)
+        if line is None:
+            source = self.gone_view() if gone else self.obj
+            line = event_line(event_type, source.encoded(metadata_only))
+            self._lines[cache_key] = line
+        return line
+
+
+class WatchSink(Protocol):
+    """Where a registered watch's lines go: called with the store lock held."""
+
+    def prime(self, lines: list[bytes]) -> None:
+        """Queue the watch's initial lines (a replay, or the current state)."""
+
+    def push(self, line: bytes) -> None:
+        """Queue one live line for the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFilter:
+    """What one watch selects: a namespace, selectors, a shard and the metadata-only encoding."""
+
+    namespace: str | None = None
+    labels: LabelSelector = field(default_factory=LabelSelector)
+    fields: FieldSelector = field(default_factory=FieldSelector)
+    metadata_only: bool = False
+    shard: Shard | None = None
+
+    def passes(self, stored: Stored) -> bool:
+        """Whether an object state is selected."""
+        if self.namespace is not None and stored.namespace != self.namespace:
+            return False
+        if self.labels and not self.labels.matches(stored.labels):
+            return False
+        if self.shard is not None and not self.shard.matches(stored.obj):
+            return False
+        return not self.fields or self.fields.matches(stored.obj)
+
+    def line(self, change: Change) -> bytes | None:
+        """The line this watch receives for a change, if any (kube-apiserver's cacher rules).
+
+        An object that starts matching arrives as ADDED, one that stops matching as
+        DELETED (its previous state at the change's resourceVersion).
+        """
+        if change.type == "DELETED":
+            return change.line("DELETED", self.metadata_only) if self.passes(change.obj) else None
+        now = self.passes(change.obj)
+        before = change.prev is not None and self.passes(change.prev)
+        if now:
+            return change.line("MODIFIED" if before else "ADDED", self.metadata_only)
+        if before:
+            return change.line("DELETED", self.metadata_only)
+        return None
+
+
+class BookmarkLine(bytes):
+    """A BOOKMARK line: fault injection does not count these as events."""
+
+    __slots__ = ()
+
+
+def deep_copy(obj: Mapping[str, Any]) -> Object:
+    """A deep copy of a JSON-compatible mapping (fast, via orjson)."""
+    copied: Object = orjson.loads(orjson.dumps(obj))
+    return copied
