@@ -130,15 +130,30 @@ def watch_object(api: Api, name: str) -> Observable[Object | None]:
     return reactivex.create(subscribe)
 
 
-def _watch(api: Api, config: Config, *, metadata_only: bool) -> Observable[Event]:
+def _watch(
+    api: Api,
+    config: Config,
+    *,
+    metadata_only: bool,
+    resume: list[str | None] | None = None,
+    watch_from: str | None = None,
+) -> Observable[Event]:
+    """The watcher Observable; ``resume`` and ``watch_from`` serve shared watches.
+
+    ``resume`` is the cell where each step publishes its resume point (one is made if
+    not given); ``watch_from`` makes the first subscription watch from that
+    resourceVersion without listing (the subscriber already holds the state there).
+    """
     # The resume point outlives a subscription, so a resubscription after an error
     # relists from where the last one was instead of from scratch.
-    resume: list[str | None] = [None]
+    cell: list[str | None] = [watch_from] if resume is None else resume
+    first: list[str | None] = [watch_from]
 
     def subscribe(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        run = _WatchRun(api, config, metadata_only, observer, scheduler, resume)
+        start, first[0] = first[0], None
+        run = _WatchRun(api, config, metadata_only, observer, scheduler, cell, start)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
         )
@@ -163,8 +178,10 @@ class _WatchRun:
         observer: abc.ObserverBase[Event],
         scheduler: abc.SchedulerBase | None,
         resume: list[str | None],
+        watch_from: str | None = None,
     ) -> None:
         self._api = api
+        self._watch_from = watch_from
         self._config = config
         self._metadata_only = metadata_only
         self._observer = observer
@@ -202,7 +219,9 @@ class _WatchRun:
         # The resume point is published after every step, not when the thread ends, so
         # a resubscription right after a dispose or an error already sees it.
         resume = self._resume
-        machine = WatchMachine(self._config, resume[0], name=self._name)
+        machine = WatchMachine(
+            self._config, resume[0], name=self._name, watch_from=self._watch_from
+        )
         api, metadata_only = self._api, self._metadata_only
         while not self._stopped.is_set():
             request = machine.next_request()

@@ -25,6 +25,8 @@ A ``ResourceVersionTooLarge`` answer (HTTP 504 ``Timeout``, or an ERROR event wi
 Status) means the server's history is behind the client's resume point: etcd was
 restored from a backup, or a test server restarted. As client-go's reflector does, it
 is treated like a 410: the next list is a consistent read with no resourceVersion.
+
+A machine made with ``watch_from`` starts in Watching at that resourceVersion.
 """
 
 from __future__ import annotations
@@ -197,17 +199,29 @@ class WatchMachine:
             list then asks for ``resourceVersionMatch=NotOlderThan`` from it, so the
             server may answer from its cache without going back in time.
         name: what is watched (e.g. ``"pods in default"``), for error messages.
+        watch_from: start by watching from this resourceVersion, without a list: for a
+            consumer that already holds the state at that version (a view handed over
+            from another watch). A 410 then relists as usual.
     """
 
     def __init__(
-        self, config: Config, resume_version: str | None = None, *, name: str = ""
+        self,
+        config: Config,
+        resume_version: str | None = None,
+        *,
+        name: str = "",
+        watch_from: str | None = None,
     ) -> None:
+        if watch_from is not None and not watch_from:
+            raise ValueError("WatchMachine(watch_from=...) needs a resourceVersion, got ''")
         self._config = config
         self._name = name
         self._streaming = config.initial_list_strategy == "streaming_list"
-        self._first_list = True
-        self._rv: str | None = resume_version
-        self._state: _State = self._relist_state(resume_version)
+        self._first_list = watch_from is None
+        self._rv: str | None = watch_from if watch_from is not None else resume_version
+        self._state: _State = (
+            _WATCHING if watch_from is not None else self._relist_state(resume_version)
+        )
         self._restarted = False
         self._shard = config.shard if isinstance(config.shard, Shard) else None
         self._server_sharded: bool | None = None

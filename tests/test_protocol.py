@@ -577,3 +577,32 @@ def test_an_unreadable_retry_after_seconds_still_raises_the_typed_error(wish: An
     machine.next_request()
     with pytest.raises(TooManyRequests):
         machine.on_list(429, status)
+
+
+# -- watching from a known resourceVersion ------------------------------------------------
+
+
+def test_watch_from_starts_watching_at_that_version_without_a_list() -> None:
+    machine = WatchMachine(Config(label_selector="app=web"), watch_from="42")
+    assert machine.resource_version == "42"
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest)
+    assert req.params["resourceVersion"] == "42"
+    assert req.params["labelSelector"] == "app=web"
+    assert "sendInitialEvents" not in req.params
+    assert machine.on_watch_event(event("MODIFIED", pod("a", "43"))) == [Apply(pod("a", "43"))]
+    assert machine.resource_version == "43"
+
+
+def test_watch_from_relists_consistently_after_410() -> None:
+    machine = WatchMachine(Config(initial_list_strategy="streaming_list"), watch_from="42")
+    machine.next_request()
+    assert machine.on_watch_event(gone()) == []
+    req = machine.next_request()
+    assert isinstance(req, WatchRequest) and req.params["sendInitialEvents"] == "true"
+    assert "resourceVersion" not in req.params
+
+
+def test_watch_from_must_name_a_version() -> None:
+    with pytest.raises(ValueError, match="watch_from"):
+        WatchMachine(Config(), watch_from="")
