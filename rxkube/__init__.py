@@ -20,6 +20,7 @@ from ._finalizers import finalizer
 from ._indexes import IndexFn, index_label, index_namespace, index_owner_uid
 from ._object_ref import ObjectRef
 from ._shards import Shard, ShardSelectorError
+from ._shared_watches import SharedWatches, ViewStats, ViewStore, WatchStats
 from ._watching import metadata_watcher, watch, watch_object, watcher
 from .client import Api, Client
 from .controller import (
@@ -75,8 +76,12 @@ __all__ = [
     "Shard",
     "ShardSelectorError",
     "SharedStore",
+    "SharedWatches",
     "Store",
     "SubscriberOverflow",
+    "ViewStats",
+    "ViewStore",
+    "WatchStats",
     "Writer",
     "applied_objects",
     "await_condition",

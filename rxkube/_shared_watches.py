@@ -1,0 +1,791 @@
+"""SharedWatches: one watch per resource and scope, serving every store and stream it covers.
+
+Each open watch is one ``watcher()`` subscription with ``default_backoff()``. Every request
+(``store()`` or ``events()``) is a view: a :class:`~rxkube._views.ViewKey`. An identical
+request shares the view; a request that an open watch covers gets a view of its own fed
+from that watch through a :class:`~rxkube._views.ViewFilter`; anything else opens a watch.
+Views are reference-counted; one that nothing uses is retired after ``linger`` seconds;
+when the view a watch was opened for (its anchor) retires while narrower views remain,
+they are handed over, at the resourceVersion they are at, to watches of their own. A wider
+request may absorb narrower watches once its own first list is complete.
+
+Locks, in the order they may be taken: ``SharedWatches._lock`` (the registry: which views
+and watches exist, their reference counts, and every move of a view between watches), then
+one watch's ``lock`` (its views' filters; held by the watch thread while it filters one
+event). Two watch locks are only ever held together under the registry lock. Neither is
+held while user code runs: a view's store writes and its subscribers' callbacks run in its
+:class:`_Lane`, after the locks are released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from ._cache import Store, Writer
+from ._views import ViewFilter, ViewKey, absorbs, breadth, covers
+from ._watching import _watch
+from .client import Api
+from .events import Event, InitDone
+from .operators import default_backoff
+from .protocol import Config
+from .resource import Resource
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["SharedWatches", "ViewStats", "ViewStore", "WatchStats"]
+
+log = logging.getLogger(__name__)
+
+Absorb: TypeAlias = Literal["auto", "always", "never"]
+"""When a new watch takes over narrower open watches it covers (see :class:`SharedWatches`)."""
+
+_LANE_BACKLOG = 64
+"""Items a view may have waiting for a busy deliverer before the watch waits for it."""
+
+_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewStats:
+    """One view: what it selects and who uses it.
+
+    Attributes:
+        namespace: its namespace, ``None`` for all.
+        label_selector: its label requirements (canonical), or ``None``.
+        field_selector: its field requirements (canonical), or ``None``.
+        metadata_only: whether it holds ``PartialObjectMetadata``.
+        stores: ``store()`` references not yet closed.
+        subscribers: subscriptions of its ``events()`` stream.
+        objects: objects in its store.
+        ready: whether its store has a complete list.
+    """
+
+    namespace: str | None
+    label_selector: str | None
+    field_selector: str | None
+    metadata_only: bool
+    stores: int
+    subscribers: int
+    objects: int
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStats:
+    """One open watch connection and the views it serves.
+
+    Attributes:
+        resource: the resource's full name, e.g. ``"deployments.apps"``.
+        namespace: the watch's namespace, ``None`` for all.
+        label_selector: the label selector sent to the server, or ``None``.
+        field_selector: the field selector sent to the server, or ``None``.
+        metadata_only: whether the watch asks for metadata only.
+        resource_version: the last resourceVersion the views were brought to.
+        views: the views it serves; the first is the one it was opened for.
+    """
+
+    resource: str
+    namespace: str | None
+    label_selector: str | None
+    field_selector: str | None
+    metadata_only: bool
+    resource_version: str | None
+    views: tuple[ViewStats, ...]
+
+
+class ViewStore(Store):
+    """The store of a shared-watch view: a :class:`~rxkube.Store` that is also a reference.
+
+    Every :meth:`SharedWatches.store` call for the same request returns the same store and
+    takes one reference; :meth:`close` (or leaving a ``with`` block) gives one back. When
+    nothing uses a view any more, it is retired after the linger and its store stops
+    following the server.
+    """
+
+    def __init__(self, name: str, release: Callable[[], None]) -> None:
+        """Made by :class:`SharedWatches`; not meant to be created directly."""
+        super().__init__(name)
+        self._release = release
+
+    def close(self) -> None:
+        """Give back one reference taken by :meth:`SharedWatches.store`."""
+        self._release()
+
+    def __enter__(self) -> ViewStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- delivery ---------------------------------------------------------------------------
+
+
+class _Lane:
+    """Serial, ordered processing of one view's items, by whichever thread brings them.
+
+    ``put`` only appends (callable under any lock); ``pump``, called with no lock held,
+    makes sure the items get processed: by the calling thread if nobody is processing,
+    else by the thread that is. A producer that finds more than ``_LANE_BACKLOG`` items
+    waiting for another thread waits, and that thread hands over after its current item,
+    so backpressure reaches the watch and a subscribing thread never stays to deliver a
+    live stream. A thread that puts from inside its own processing (a callback that
+    subscribes again) just leaves the item for the processing loop it is in.
+    """
+
+    __slots__ = ("_cond", "_drainer", "_items", "_process", "_waiting")
+
+    def __init__(self, process: Callable[[_Item], None]) -> None:
+        self._process = process
+        self._cond = threading.Condition(threading.Lock())
+        self._items: deque[_Item] = deque()
+        self._drainer: int | None = None
+        self._waiting = 0
+
+    def put(self, item: _Item) -> None:
+        with self._cond:
+            self._items.append(item)
+
+    def pump(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._drainer == me:
+                return
+            while self._drainer is not None:
+                if len(self._items) <= _LANE_BACKLOG:
+                    return
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
+            if not self._items:
+                return
+            self._drainer = me
+            try:
+                while self._items and not self._waiting:
+                    item = self._items.popleft()
+                    self._cond.release()
+                    try:
+                        self._process(item)
+                    finally:
+                        self._cond.acquire()
+            finally:
+                self._drainer = None
+                self._cond.notify_all()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Events for the view's store and its current subscribers."""
+
+    events: list[Event]
+
+
+@dataclass(slots=True)
+class _Join:
+    """A new subscriber: its first events (the view's state), then the live stream."""
+
+    sub: _Subscriber
+    snapshot: list[Event]
+
+
+@dataclass(slots=True)
+class _End:
+    """The view's stream ends: completed (``error`` None) or failed."""
+
+    error: Exception | None
+
+
+_Item: TypeAlias = _Batch | _Join | _End
+
+
+class _Subscriber:
+    """One subscription of a view's stream; ``finish`` gives its reference back, once."""
+
+    __slots__ = ("_lock", "active", "observer", "release")
+
+    def __init__(self, observer: abc.ObserverBase[Event]) -> None:
+        self.observer = observer
+        self.active = True
+        self.release: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+
+    def finish(self) -> None:
+        """End the subscription (disposed, or its callback raised) and release the view."""
+        with self._lock:
+            self.active = False
+            release, self.release = self.release, None
+        if release is not None:
+            release()
+
+
+# -- views and watches ------------------------------------------------------------------
+
+
+class _View:
+    """One request's view: its filter, its store, its subscribers and their lane."""
+
+    def __init__(self, key: ViewKey, watch: _Watch, release: Callable[[_View], None]) -> None:
+        self.key = key
+        self.watch = watch
+        self.filter = ViewFilter(watch.key, key)
+        self.store = ViewStore(str(key), lambda: release(self))
+        self._writer = Writer(self.store)
+        self.stores = 0
+        self.subscribers: list[_Subscriber] = []
+        self.subscriptions = 0
+        self.timer: threading.Timer | None = None
+        self.retired = False
+        self.lane = _Lane(self._process)
+
+    @property
+    def refs(self) -> int:
+        return self.stores + self.subscriptions
+
+    def _process(self, item: _Item) -> None:
+        if isinstance(item, _Batch):
+            for event in item.events:
+                try:
+                    self._writer.apply(event)
+                except Exception:
+                    log.exception("the store of the view %s failed to apply %r", self.key, event)
+            for sub in self.subscribers:
+                self._deliver(sub, item.events)
+            if any(not sub.active for sub in self.subscribers):
+                self.subscribers = [sub for sub in self.subscribers if sub.active]
+        elif isinstance(item, _Join):
+            if self._deliver(item.sub, item.snapshot):
+                self.subscribers.append(item.sub)
+        else:
+            subscribers, self.subscribers = self.subscribers, []
+            for sub in subscribers:
+                if sub.active:
+                    sub.active = False
+                    with _logged_failure(self.key):
+                        if item.error is None:
+                            sub.observer.on_completed()
+                        else:
+                            sub.observer.on_error(item.error)
+
+    def _deliver(self, sub: _Subscriber, events: list[Event]) -> bool:
+        on_next = sub.observer.on_next
+        for event in events:
+            if not sub.active:
+                return False
+            try:
+                on_next(event)
+            except Exception as exc:
+                # The consumer's own failure ends its subscription, not the shared watch.
+                log.error(
+                    "a subscriber of the shared view %s raised; it is unsubscribed",
+                    self.key,
+                    exc_info=exc,
+                )
+                sub.active = False
+                with _logged_failure(self.key):
+                    sub.observer.on_error(exc)
+                sub.finish()
+                return False
+        return True
+
+
+@contextlib.contextmanager
+def _logged_failure(key: ViewKey) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        log.exception("a subscriber of the shared view %s raised while ending", key)
+
+
+class _Watch:
+    """One open watch connection and the views it feeds."""
+
+    def __init__(self, key: ViewKey) -> None:
+        self.key = key
+        self.lock = threading.Lock()
+        self.views: list[_View] = []
+        self.anchor: _View | None = None
+        self.applied_rv: str | None = None
+        self.resume: list[str | None] = [None]
+        self.closed = False
+        self.absorbing: list[_Watch] = []
+        self.subscription: abc.DisposableBase | None = None
+
+    def stats(self) -> WatchStats:
+        with self.lock:
+            views = tuple(_view_stats(view) for view in self.views)
+            rv = self.applied_rv
+        key = self.key
+        return WatchStats(
+            key.resource.full_name,
+            key.namespace,
+            key.label_selector,
+            key.field_selector,
+            key.metadata_only,
+            rv,
+            views,
+        )
+
+
+def _view_stats(view: _View) -> ViewStats:
+    key = view.key
+    return ViewStats(
+        key.namespace,
+        key.label_selector,
+        key.field_selector,
+        key.metadata_only,
+        view.stores,
+        view.subscriptions,
+        len(view.store),
+        view.store.is_ready(),
+    )
+
+
+class SharedWatches:
+    """One watch per resource and scope, shared by every store and stream it covers.
+
+    Identical requests share one store and one watch. A request that an open watch covers
+    (same resource; the watch cluster-wide or in the request's namespace; each of the
+    watch's label requirements implied by the request's; the watch's field requirements
+    among the request's, the others on ``metadata.name``/``metadata.namespace``; the watch
+    full unless the request is metadata-only) is served from it by filtering locally, with
+    the API server's semantics: an object that stops matching leaves with a ``Delete``, one
+    that starts matching enters with an ``Apply``, and a relist of the watch is a relist of
+    every view. See the "Shared watches" page for the rules and their proofs.
+
+    Args:
+        client: the connection every watch uses.
+        config: timeouts, paging and list strategy for every watch (no selectors: those
+            come with each request).
+        linger: seconds a view that nothing uses any more stays open, so that a request
+            coming back soon finds it ready.
+        absorb: whether a new watch takes over narrower open watches it covers, moving
+            their views onto itself (each relists from it) and closing them: ``"auto"``
+            when it is obviously right (same namespace, the new watch's requirements a
+            subset of the other's), ``"always"`` whenever it covers them, ``"never"``.
+
+    Raises:
+        ValueError: ``config`` has selectors, ``linger`` is negative, or ``absorb`` is
+            not one of the three values.
+
+    Example:
+        >>> with SharedWatches(client) as watches:                          # doctest: +SKIP
+        ...     everything = watches.store("pods")
+        ...     web = watches.store("pods", namespace="prod", label_selector="app=web")
+        ...     web.wait_until_ready(timeout=30)   # both served by one watch
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        config: Config | None = None,
+        linger: float = 5.0,
+        absorb: Absorb = "auto",
+    ) -> None:
+        config = config or Config()
+        if config.label_selector or config.field_selector:
+            raise ValueError(
+                "SharedWatches(config=...) takes no selectors: give them with each request"
+            )
+        if not linger >= 0:
+            raise ValueError(f"SharedWatches linger must be >= 0 seconds, got {linger!r}")
+        if absorb not in ("auto", "always", "never"):
+            raise ValueError(f"absorb must be 'auto', 'always' or 'never', got {absorb!r}")
+        self._client = client
+        self._config = config
+        self._linger = linger
+        self._absorb = absorb
+        self._lock = threading.Lock()
+        self._views: dict[ViewKey, _View] = {}
+        self._watches: list[_Watch] = []
+        self._closed = False
+
+    def __enter__(self) -> SharedWatches:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            watches, views = len(self._watches), len(self._views)
+        return f"<SharedWatches {self._client.server}: {watches} watches, {views} views>"
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def store(
+        self,
+        resource: str | Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        metadata_only: bool = False,
+    ) -> ViewStore:
+        """The store of exactly the objects of that scope and selectors; one reference.
+
+        Args:
+            resource: what ``Api`` accepts (``"pods"``, ``"deployments.apps"``, ...).
+            namespace: one namespace; ``None`` for all (ignored for cluster-scoped kinds).
+            label_selector: e.g. ``"app=web,tier in (a,b)"``.
+            field_selector: e.g. ``"metadata.name=web"``.
+            metadata_only: hold ``PartialObjectMetadata`` objects, as
+                ``metadata_watcher()`` delivers them.
+
+        Returns:
+            The view's store (the same object for the same request); wait for it with
+            ``wait_until_ready``; give the reference back with ``close()``.
+
+        Raises:
+            ValueError: a selector is invalid.
+            rxkube.errors.ConfigError: the server has no such resource.
+            RuntimeError: the SharedWatches is closed.
+        """
+        key = self._key(resource, namespace, label_selector, field_selector, metadata_only)
+        with self._lock:
+            view, lanes = self._acquire(key)
+            view.stores += 1
+        _pump(lanes)
+        return view.store
+
+    def events(
+        self,
+        resource: str | Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        metadata_only: bool = False,
+    ) -> Observable[Event]:
+        """A hot stream of the view's events, as a private ``watcher()`` would emit them.
+
+        Each subscription starts with ``Init``, an ``InitApply`` per object the view holds
+        and ``InitDone`` (nothing before the first list completes), then gets ``Apply`` and
+        ``Delete`` as they happen and a relist whenever the watch relists. The snapshot is
+        delivered on the subscribing thread, the rest on the watch's thread; a slow
+        subscriber slows its watch (nothing is dropped). A callback that raises ends that
+        subscription alone (its ``on_error`` gets the exception). Each subscription holds
+        a reference to the view; ``close()`` completes every subscription.
+
+        Arguments are those of :meth:`store`.
+
+        Raises:
+            ValueError: a selector is invalid (when called, not when subscribed).
+            rxkube.errors.ConfigError: the server has no such resource.
+        """
+        key = self._key(resource, namespace, label_selector, field_selector, metadata_only)
+
+        def subscribe(
+            observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            sub = _Subscriber(observer)
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    view, lanes = self._acquire(key)
+                    view.subscriptions += 1
+                    with view.watch.lock:
+                        view.lane.put(_Join(sub, view.filter.snapshot()))
+            if closed:
+                observer.on_completed()
+                return Disposable()
+            sub.release = lambda: self._unsubscribe(view)
+            _pump([*lanes, view.lane])
+            return Disposable(sub.finish)
+
+        return reactivex.create(subscribe)
+
+    def stats(self) -> list[WatchStats]:
+        """The open watches, each with the views it serves (a snapshot)."""
+        with self._lock:
+            watches = list(self._watches)
+        return [watch.stats() for watch in watches]
+
+    def close(self) -> None:
+        """End every watch: subscriptions complete, stores stop following the server."""
+        with self._lock:
+            self._closed = True
+            watches, self._watches = self._watches, []
+            views = list(self._views.values())
+            self._views.clear()
+            for view in views:
+                self._retire_locked(view)
+                view.lane.put(_End(None))
+            for watch in watches:
+                with watch.lock:
+                    watch.closed = True
+                    watch.views.clear()
+        _dispose(watches)
+        _pump([view.lane for view in views])
+
+    # -- the registry, under self._lock -----------------------------------------------------
+
+    def _key(
+        self,
+        resource: str | Resource,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+        metadata_only: bool,
+    ) -> ViewKey:
+        resolved = resource if isinstance(resource, Resource) else self._client.resolve(resource)
+        return ViewKey.of(resolved, namespace, label_selector, field_selector, metadata_only)
+
+    def _acquire(self, key: ViewKey) -> tuple[_View, list[_Lane]]:
+        """The view of ``key``, made and attached to a watch if needed; lanes to pump."""
+        if self._closed:
+            raise RuntimeError("this SharedWatches is closed")
+        view = self._views.get(key)
+        if view is not None:
+            if view.timer is not None:
+                view.timer.cancel()
+                view.timer = None
+            return view, []
+        watch = self._covering(key)
+        if watch is None:
+            watch = _Watch(key)
+            view = _View(key, watch, self._release)
+            watch.anchor = view
+            watch.views.append(view)
+            self._watches.append(watch)
+            watch.absorbing = [w for w in self._watches if w is not watch and self._absorbs(key, w)]
+            self._views[key] = view
+            self._start(watch, watch_from=None)
+            return view, []
+        view = _View(key, watch, self._release)
+        with watch.lock:
+            assert watch.anchor is not None
+            view.filter.seed(watch.anchor.filter)
+            # Put under the watch's lock, so that its next events come after the seed.
+            view.lane.put(_Batch(view.filter.snapshot()))
+            watch.views.append(view)
+        self._views[key] = view
+        return view, [view.lane]
+
+    def _covering(self, key: ViewKey) -> _Watch | None:
+        """The narrowest open watch that covers ``key``, if any."""
+        found = [w for w in self._watches if covers(w.key, key)]
+        return max(found, key=lambda w: breadth(w.key), default=None)
+
+    def _absorbs(self, wide: ViewKey, watch: _Watch) -> bool:
+        if self._absorb == "never":
+            return False
+        if self._absorb == "always":
+            return covers(wide, watch.key) and wide != watch.key
+        return absorbs(wide, watch.key)
+
+    def _start(self, watch: _Watch, *, watch_from: str | None) -> None:
+        key = watch.key
+        api = Api(self._client, key.resource, namespace=key.namespace)
+        config = dataclasses.replace(
+            self._config, label_selector=key.label_selector, field_selector=key.field_selector
+        )
+        watch.resume[0] = watch_from
+        watch.applied_rv = watch_from
+        source = _watch(
+            api,
+            config,
+            metadata_only=key.metadata_only,
+            resume=watch.resume,
+            watch_from=watch_from,
+        ).pipe(default_backoff())
+
+        def on_next(event: Event) -> None:
+            self._on_event(watch, event)
+
+        def on_error(exc: Exception) -> None:
+            self._on_failed(watch, exc)
+
+        watch.subscription = source.subscribe(on_next, on_error)
+
+    def _release(self, view: _View) -> None:
+        with self._lock:
+            if view.retired or view.stores == 0:
+                return
+            view.stores -= 1
+            closing = self._unused(view)
+        _dispose(closing)
+
+    def _unsubscribe(self, view: _View) -> None:
+        with self._lock:
+            if view.retired:
+                return
+            view.subscriptions -= 1
+            closing = self._unused(view)
+        _dispose(closing)
+
+    def _unused(self, view: _View) -> list[_Watch]:
+        """A reference was given back: retire the view at once or after the linger.
+
+        Returns the watches to close (once the lock is released).
+        """
+        if view.refs > 0 or view.timer is not None:
+            return []
+        if self._linger == 0:
+            return self._retire(view)
+        timer = threading.Timer(self._linger, self._expire, args=(view,))
+        timer.name = f"rxkube-linger-{next(_numbers)}"
+        timer.daemon = True
+        view.timer = timer
+        timer.start()
+        return []
+
+    def _expire(self, view: _View) -> None:
+        with self._lock:
+            if view.timer is None or view.refs > 0 or view.retired:
+                return
+            view.timer = None
+            closing = self._retire(view)
+        _dispose(closing)
+
+    def _retire_locked(self, view: _View) -> None:
+        view.retired = True
+        if view.timer is not None:
+            view.timer.cancel()
+            view.timer = None
+
+    def _retire(self, view: _View) -> list[_Watch]:
+        """Take an unused view out; if it was its watch's anchor, close the watch (returned,
+        to be disposed once the lock is released) and hand the other views over."""
+        self._retire_locked(view)
+        del self._views[view.key]
+        watch = view.watch
+        with watch.lock:
+            watch.views.remove(view)
+            if view is not watch.anchor:
+                return []
+            watch.closed = True
+            rest, watch.views = watch.views, []
+            resume = watch.applied_rv
+        self._watches.remove(watch)
+        self._hand_over(rest, resume)
+        return [watch]
+
+    def _hand_over(self, views: list[_View], resume: str | None) -> None:
+        """Give views whose watch closed watches of their own, from where they are.
+
+        Views that hold a complete state at ``resume`` continue with a watch from that
+        resourceVersion (no list); otherwise (a relist was in progress) the new watch lists,
+        and each view's relist swaps in atomically as usual.
+        """
+        listed = resume is not None and all(
+            v.filter.members is not None and v.filter.pending is None for v in views
+        )
+        remaining = sorted(views, key=lambda v: breadth(v.key))
+        while remaining:
+            anchor = next(
+                (v for v in remaining if not any(_wider(u.key, v.key) for u in remaining)),
+                remaining[0],
+            )
+            group = [v for v in remaining if covers(anchor.key, v.key)]
+            remaining = [v for v in remaining if v not in group]
+            watch = _Watch(anchor.key)
+            watch.anchor = anchor
+            for view in [anchor, *(v for v in group if v is not anchor)]:
+                view.filter.retarget(watch.key, view.key)
+                view.watch = watch
+                watch.views.append(view)
+            self._watches.append(watch)
+            self._start(watch, watch_from=resume if listed else None)
+
+    # -- the watch's thread -------------------------------------------------------------------
+
+    def _on_event(self, watch: _Watch, event: Event) -> None:
+        lanes: list[_Lane] = []
+        with watch.lock:
+            if watch.closed:
+                return
+            watch.applied_rv = watch.resume[0]
+            for view in watch.views:
+                events = view.filter.step(event)
+                if events:
+                    view.lane.put(_Batch(events))
+                    lanes.append(view.lane)
+            absorb = bool(watch.absorbing) and isinstance(event, InitDone)
+        _pump(lanes)
+        if absorb:
+            self._take_over(watch)
+
+    def _take_over(self, wide: _Watch) -> None:
+        """Move the views of the narrower watches ``wide`` absorbs onto it; close those."""
+        lanes: list[_Lane] = []
+        closing: list[_Watch] = []
+        with self._lock:
+            absorbed, wide.absorbing = wide.absorbing, []
+            if wide.closed:
+                return
+            for narrow in absorbed:
+                if narrow not in self._watches or not covers(wide.key, narrow.key):
+                    continue
+                with narrow.lock, wide.lock:
+                    assert wide.anchor is not None
+                    narrow.closed = True
+                    views, narrow.views = narrow.views, []
+                    for view in views:
+                        view.filter.retarget(wide.key, view.key)
+                        view.filter.seed(wide.anchor.filter)
+                        view.watch = wide
+                        wide.views.append(view)
+                        view.lane.put(_Batch(view.filter.snapshot()))
+                        lanes.append(view.lane)
+                self._watches.remove(narrow)
+                closing.append(narrow)
+        _dispose(closing)
+        _pump(lanes)
+
+    def _on_failed(self, watch: _Watch, exc: Exception) -> None:
+        """The watch gave up (an error backoff does not retry): its views fail with it."""
+        log.error("the shared watch of %s failed: %s", watch.key, exc)
+        with self._lock:
+            with watch.lock:
+                watch.closed = True
+                views, watch.views = watch.views, []
+            if watch in self._watches:
+                self._watches.remove(watch)
+            for view in views:
+                self._retire_locked(view)
+                self._views.pop(view.key, None)
+                view.lane.put(_End(exc))
+        _pump([view.lane for view in views])
+
+
+def _wider(a: ViewKey, b: ViewKey) -> bool:
+    """Whether ``a`` covers ``b`` strictly (``b`` does not cover ``a`` back)."""
+    return a != b and covers(a, b) and not covers(b, a)
+
+
+def _pump(lanes: list[_Lane]) -> None:
+    for lane in lanes:
+        lane.pump()
+
+
+def _dispose(watches: list[_Watch]) -> None:
+    for watch in watches:
+        if watch.subscription is not None:
+            watch.subscription.dispose()
