@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector
 from . import _discovery
+from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
 from ._patch import PatchFailed, json_patch, merge_patch
 from ._requests import RecordedRequest, RequestLog
@@ -32,17 +32,20 @@ from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
 from ._store import ResourceVersionTooOld, Store
 from ._stored import Stored, WatchFilter, event_line
+from ._validation import json_kind, metadata_types_error
 from ._watch import WatchHub, WatchStream
 
 log = logging.getLogger("rxkube.testing")
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
-"""kube-apiserver's limit on a request body (etcd's object size limit)."""
+"""kube-apiserver's limit on a request body (``--max-request-bytes``' default)."""
 
 FIELD_MANAGER_MAX_BYTES = 128
 APPLY_PATCH = "application/apply-patch+yaml"
 
 _JSON = "application/json"
+_YAML = "application/yaml"
+_PROTOBUF = "application/vnd.kubernetes.protobuf"
 _META_LIST = "PartialObjectMetadataList"
 _META = "PartialObjectMetadata"
 _INCONSISTENT_CONTINUE = (
@@ -193,21 +196,109 @@ def negotiate_metadata(accept: str, *, want_list: bool, lenient: bool) -> bool:
     )
 
 
-def _decode_body(data: bytes) -> Any:
+_OFF_LOOP_BYTES = 64 * 1024
+"""Bodies larger than this are decoded on a worker thread, so no request stalls the loop."""
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request body, at most :data:`MAX_REQUEST_BYTES` (413 beyond, as kube-apiserver)."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise StatusError(400, f"couldn't get version/kind; json parse error: {exc}") from None
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise StatusError(413, f"Request entity too large: limit is {MAX_REQUEST_BYTES}") from None
 
 
-def _decode_object(data: bytes) -> dict[str, Any]:
-    obj = _decode_body(data)
-    if not isinstance(obj, dict):
+async def _decode(data: bytes, *, yaml_body: bool) -> Any:
+    if len(data) > _OFF_LOOP_BYTES:
+        return await asyncio.to_thread(decode_body, data, yaml_body=yaml_body)
+    return decode_body(data, yaml_body=yaml_body)
+
+
+async def _decode_body(data: bytes) -> Any:
+    """A JSON body other than an object's (a patch, DeleteOptions); 400 when it is not JSON."""
+    try:
+        return await _decode(data, yaml_body=False)
+    except DecodeError as exc:
+        raise StatusError(400, str(exc)) from None
+
+
+def _summary(data: bytes) -> str:
+    """The start of a body, as kube-apiserver quotes it in a decoding error."""
+    if not data:
+        return "<empty>"
+    if data[:1] == b"{":
+        return data[:30].decode(errors="replace") + (" ..." if len(data) > 30 else "")
+    return data[:30].hex() + (" ..." if len(data) > 30 else "")
+
+
+_KIND_FINDER = (
+    'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+    'Kind string "json:\\"kind,omitempty\\"" }'
+)
+
+
+def _input_format(request: web.Request) -> bool:
+    """Whether a create or update body is YAML (else JSON); 415 for other media types."""
+    header = request.headers.get("Content-Type", "")
+    media = header.split(";", 1)[0].strip().lower() or _JSON
+    if media in (_JSON, _YAML):
+        return media == _YAML
+    if media == _PROTOBUF:
         raise StatusError(
-            400, "couldn't get version/kind; json parse error: the body is not a JSON object"
+            415,
+            "this test server does not decode protobuf bodies: send application/json or "
+            "application/yaml",
         )
-    if not isinstance(obj.get("metadata", {}), dict):
-        raise StatusError(400, "metadata must be a JSON object")
+    raise StatusError(
+        415,
+        "the body of the request was in an unknown format - accepted media types include: "
+        f"{_JSON}, {_YAML}, {_PROTOBUF}",
+    )
+
+
+async def _read_object(request: web.Request, served: ServedResource) -> dict[str, Any]:
+    """The object of a create or update, decoded and type-checked as kube-apiserver does.
+
+    A body that is not JSON (or YAML), or not an object, "is unrecognized"; a ``metadata``
+    field of the wrong JSON type "cannot be handled" (both 400).
+    """
+    yaml_body = _input_format(request)
+    data = await _read_body(request)
+    kind = served.resource.kind
+
+    def unrecognized(error: str) -> StatusError:
+        return StatusError(
+            400,
+            f"the object provided is unrecognized (must be of type {kind}): {error} "
+            f"({_summary(data)})",
+        )
+
+    try:
+        obj = await _decode(data, yaml_body=yaml_body)
+    except TooDeep as exc:
+        raise StatusError(400, str(exc)) from None
+    except DecodeError as exc:
+        raise unrecognized(
+            str(exc) if yaml_body else f"couldn't get version/kind; json parse error: {exc}"
+        ) from None
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        raise unrecognized(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f"{json_kind(obj)} into Go value of type {_KIND_FINDER}"
+        )
+    for field_name in ("apiVersion", "kind"):
+        value = obj.get(field_name)
+        if value is not None and not isinstance(value, str):
+            raise unrecognized(
+                "couldn't get version/kind; json parse error: json: cannot unmarshal "
+                f"{json_kind(value)} into Go struct field .{field_name} of type string"
+            )
+    # Built-in kinds (the ones taking strategic merge patches) decode into Go structs.
+    error = metadata_types_error(served.resource, obj, typed=served.strategic_merge)
+    if error is not None:
+        raise StatusError(400, error)
     return obj
 
 
@@ -225,15 +316,16 @@ def check_patch_type(content_type: str, *, strategic_ok: bool) -> None:
         )
 
 
-def _decode_apply(data: bytes) -> dict[str, Any]:
+async def _decode_apply(data: bytes) -> dict[str, Any]:
     """An apply patch: YAML, of which JSON is a part; null or empty is an empty object."""
     try:
-        config = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            config = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise StatusError(400, f"error decoding YAML: {exc}") from None
+        config = await _decode(data, yaml_body=True)
+    except TooDeep as exc:
+        raise StatusError(400, str(exc)) from None
+    except DecodeError as exc:
+        raise StatusError(
+            400, f"error decoding YAML: error converting YAML to JSON: {exc}"
+        ) from None
     if config is None:
         return {}
     if not isinstance(config, dict):
@@ -459,7 +551,7 @@ class ApiApp:
             return _json_response(stored.encoded(meta))
         if verb == "create":
             manager = field_manager(request, "CreateOptions")
-            obj = _decode_object(await request.read())
+            obj = await _read_object(request, route.served)
             stored = self.store.create(
                 route.served, obj, route.namespace, via_http=True, field_manager=manager
             )
@@ -467,7 +559,7 @@ class ApiApp:
         if verb == "update":
             assert route.name is not None
             manager = field_manager(request, "UpdateOptions")
-            obj = _decode_object(await request.read())
+            obj = await _read_object(request, route.served)
             stored = self.store.update(
                 route.served, route.namespace, route.name, obj,
                 subresource=route.subresource, via_http=True, field_manager=manager,
@@ -534,6 +626,13 @@ class ApiApp:
             ("DELETE", False): "deletecollection",
         }
         verb = verbs.get((method, named))
+        if route.namespace is None and route.served.resource.namespaced:
+            # The all-namespaces path of a namespaced kind serves lists and watches only:
+            # kube-apiserver registers no other route there.
+            if named:
+                raise StatusError(404, _NOT_FOUND, details={})
+            if verb != "list":
+                verb = None
         if verb is None or (route.subresource and verb not in ("get", "update", "patch")):
             raise StatusError(
                 405, "the server does not allow this method on the requested resource"
@@ -711,7 +810,8 @@ class ApiApp:
         match = query.get("resourceVersionMatch", "")
         send_initial = _bool_param(query, "sendInitialEvents")
         bookmarks = bool(_bool_param(query, "allowWatchBookmarks"))
-        timeout = max(0, _int_param(query, "timeoutSeconds"))
+        # A negative timeoutSeconds ends the watch at once, as kube-apiserver's timer does.
+        timeout = _int_param(query, "timeoutSeconds")
         causes: list[tuple[str, str]] = []
         if send_initial is not None and match != "NotOlderThan":
             causes.append(
@@ -800,7 +900,7 @@ class ApiApp:
                 await stream.run(
                     request,
                     response,
-                    timeout=float(timeout) if timeout else None,
+                    timeout=float(max(timeout, 0)) if timeout else None,
                     bookmark=bookmark if bookmarks else None,
                     bookmark_interval=lambda: self.options.bookmark_interval,
                 )
@@ -824,16 +924,16 @@ class ApiApp:
         check_patch_type(content_type, strategic_ok=route.served.strategic_merge)
         is_apply = content_type == APPLY_PATCH
         manager = field_manager(request, "PatchOptions", apply=is_apply)
-        data = await request.read()
+        data = await _read_body(request)
         if is_apply:
             stored, created = self.store.apply(
-                route.served, route.namespace, route.name, _decode_apply(data),
+                route.served, route.namespace, route.name, await _decode_apply(data),
                 field_manager=manager, force=bool(_bool_param(request.query, "force")),
                 subresource=route.subresource, via_http=True,
             )  # fmt: skip
             return _json_response(stored.encoded(metadata_only), 201 if created else 200)
         change = patch_function(
-            content_type, _decode_body(data), strategic_ok=route.served.strategic_merge
+            content_type, await _decode_body(data), strategic_ok=route.served.strategic_merge
         )
         stored = self.store.patch(
             route.served, route.namespace, route.name, change,
@@ -846,9 +946,9 @@ class ApiApp:
     ) -> web.Response:
         assert route.name is not None
         uid = rv = None
-        data = await request.read()
+        data = await _read_body(request)
         if data.strip():
-            options = _decode_body(data)
+            options = await _decode_body(data)
             preconditions = options.get("preconditions") if isinstance(options, dict) else None
             if isinstance(preconditions, dict):
                 uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")

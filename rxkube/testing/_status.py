@@ -62,18 +62,21 @@ class StatusError(Exception):
         self.code = code
         self.message = message
         self.reason = reason if reason is not None else reason_for(code)
-        self.details = dict(details) if details else {}
+        # None sends no details; {} sends an empty object, as kube-apiserver's generic errors do.
+        self.details: dict[str, Any] | None = dict(details) if details is not None else None
         self.retry_after = retry_after
         if retry_after is not None:
-            self.details["retryAfterSeconds"] = retry_after
+            self.details = {**(self.details or {}), "retryAfterSeconds": retry_after}
         self.continue_token = continue_token
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object to send."""
         body = failure_status(self.code, self.message, self.reason)
+        if not self.reason:
+            del body["reason"]  # StatusReasonUnknown is empty, and omitted
         if self.continue_token:
             body["metadata"]["continue"] = self.continue_token
-        if self.details:
+        if self.details is not None:
             body["details"] = self.details
         return body
 
@@ -116,23 +119,51 @@ def conflict(resource: Resource, name: str, why: str) -> StatusError:
     )
 
 
-def invalid(resource: Resource, name: str, causes: list[tuple[str, str]]) -> StatusError:
-    """422 Invalid: ``causes`` are ``(field, message)`` pairs."""
-    text = "; ".join(f"{field}: {message}" for field, message in causes)
-    details = _details(resource, name)
-    details["kind"] = resource.kind
-    details["causes"] = [
-        {"reason": "FieldValueInvalid", "message": message, "field": field}
-        for field, message in causes
-    ]
-    return StatusError(422, f'{resource.kind} "{name}" is invalid: {text}', details=details)
-
-
 _CAUSE_REASONS = {
-    "Forbidden": "FieldValueForbidden",
+    "Invalid value": "FieldValueInvalid",
     "Required value": "FieldValueRequired",
+    "Forbidden": "FieldValueForbidden",
     "Too long": "FieldValueTooLong",
+    "Unsupported value": "FieldValueNotSupported",
+    "Duplicate value": "FieldValueDuplicate",
 }
+
+
+def _cause_reason(body: str) -> str:
+    return next(
+        (reason for error, reason in _CAUSE_REASONS.items() if body.startswith(error)),
+        "FieldValueInvalid",
+    )
+
+
+def _aggregate(texts: list[str]) -> str:
+    """Go's ``utilerrors.Aggregate`` message: one error as is, several deduplicated in brackets."""
+    unique = list(dict.fromkeys(texts))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
+
+
+def invalid(resource: Resource | None, name: str, causes: list[tuple[str, str]]) -> StatusError:
+    """422 Invalid, as ``apierrors.NewInvalid`` builds it.
+
+    Args:
+        resource: the kind (``Deployment.apps`` in the message); None for the empty
+            group-kind kube-apiserver uses for a patch that does not decode.
+        name: the object's name.
+        causes: ``(field, body)`` pairs, the body as kube-apiserver's ``field.Error``
+            writes it: ``Invalid value: "x": ...``, ``Required value: ...``, ``Forbidden: ...``.
+    """
+    details: dict[str, Any] = {}
+    if resource is not None:
+        details = _details(resource, name)
+        details["kind"] = resource.kind
+    details["causes"] = [
+        {"reason": _cause_reason(body), "message": body, "field": field} for field, body in causes
+    ]
+    kind = ""
+    if resource is not None:
+        kind = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
+    text = _aggregate([f"{field}: {body}" for field, body in causes])
+    return StatusError(422, f'{kind} "{name}" is invalid: {text}', details=details)
 
 
 def invalid_options(causes: list[tuple[str, str, str]], kind: str = "ListOptions") -> StatusError:
@@ -143,9 +174,7 @@ def invalid_options(causes: list[tuple[str, str, str]], kind: str = "ListOptions
             ``"Required value"`` or ``"Too long"``.
         kind: ``ListOptions``, ``CreateOptions``, ``UpdateOptions`` or ``PatchOptions``.
     """
-    text = ", ".join(f"{field}: {error}: {detail}" for field, error, detail in causes)
-    if len(causes) > 1:
-        text = f"[{text}]"
+    text = _aggregate([f"{field}: {error}: {detail}" for field, error, detail in causes])
     return StatusError(
         422,
         f'{kind}.meta.k8s.io "" is invalid: {text}',
@@ -153,7 +182,7 @@ def invalid_options(causes: list[tuple[str, str, str]], kind: str = "ListOptions
             "group": "meta.k8s.io",
             "kind": kind,
             "causes": [
-                {"reason": _CAUSE_REASONS[error], "message": f"{error}: {detail}", "field": field}
+                {"reason": _cause_reason(error), "message": f"{error}: {detail}", "field": field}
                 for field, error, detail in causes
             ],
         },

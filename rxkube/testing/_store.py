@@ -18,9 +18,10 @@ server's loop and the test's own thread can both write.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime
+import logging
 import random
-import re
 import threading
 import time
 import uuid
@@ -51,13 +52,23 @@ from ._stored import (
     WatchSink,
     event_line,
 )
+from ._validation import (
+    generated_name,
+    metadata_type_error,
+    metadata_types_error,
+    quote,
+    validate_metadata,
+)
+
+log = logging.getLogger("rxkube.testing")
 
 ManagedFieldsOf = Callable[[Object, Object], ManagedFields | None]
 """Gives the ``managedFields`` of an updated object from (stored, new)."""
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+MAX_OBJECT_BYTES = 1536 * 1024
+"""etcd's default request size limit (``--max-request-bytes``), over which kube-apiserver
+answers 500 "etcdserver: request is too large"; measured here on the JSON encoding."""
 _NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _CONFLICT = (
     "the object has been modified; please apply your changes to the latest version and try again"
@@ -198,16 +209,24 @@ class Store:
     def _commit(
         self, state: _ResourceState, event_type: EventType, obj: Object, prev: Stored | None
     ) -> Stored:
-        """Stamp the next revision on ``obj``, store it, log the change and fan it out."""
-        self.rv += 1
-        obj["metadata"]["resourceVersion"] = str(self.rv)
+        """Stamp the next revision on ``obj``, store it, log the change and fan it out.
+
+        Everything that can fail (encoding, etcd's size limit) happens before anything
+        changes, so a refused write leaves no trace, not even a used-up resourceVersion.
+        A watcher whose fan-out fails is ended alone; the others and the writer go on.
+        """
+        rv = self.rv + 1
+        obj["metadata"]["resourceVersion"] = str(rv)
         namespace = obj["metadata"].get("namespace", "")
         key = (
             prev.key
             if prev is not None
             else self.key(state.served, namespace, obj["metadata"]["name"])
         )
-        stored = Stored(obj, self.rv, key, namespace)
+        stored = Stored(obj, rv, key, namespace)
+        if len(stored.raw) > MAX_OBJECT_BYTES:
+            raise StatusError(500, "etcdserver: request is too large", reason="")
+        self.rv = rv
         if event_type == "DELETED":
             del state.live[key]
             del state.keys[bisect.bisect_left(state.keys, key)]
@@ -218,12 +237,18 @@ class Store:
         change = Change(event_type, stored, prev)
         state.log.append(change)
         state.log_rvs.append(self.rv)
-        for registration in state.watches:
+        for registration in list(state.watches):
             if registration.after >= self.rv:
                 continue
-            line = registration.filter.line(change)
-            if line is not None:
-                registration.sink.push(line)
+            try:
+                line = registration.filter.line(change)
+                if line is not None:
+                    registration.sink.push(line)
+            except Exception:
+                log.exception("rxkube test API server: ending a watch whose fan-out failed")
+                state.watches.remove(registration)
+                with contextlib.suppress(Exception):
+                    registration.sink.close("abrupt")
         if self._rv_waiters:
             self._wake_rv_waiters()
         self._writes_since_compaction += 1
@@ -312,8 +337,7 @@ class Store:
         name = meta.get("name") or ""
         if not name and meta.get("generateName"):
             suffix = "".join(random.choices(_NAME_SUFFIX_CHARS, k=5))
-            name = meta["name"] = f"{meta['generateName']}{suffix}"
-        self._check_name(served, name)
+            name = meta["name"] = generated_name(meta["generateName"], suffix)
         if res.namespaced:
             namespace = self._resolve_namespace(
                 meta, namespace, default=None if via_http else "default"
@@ -321,6 +345,9 @@ class Store:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
+        causes = validate_metadata(res, meta)
+        if causes:
+            raise invalid(res, name, causes)
         obj = {"kind": res.kind, "apiVersion": res.api_version, **obj}
         for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(system, None)
@@ -356,8 +383,9 @@ class Store:
     @staticmethod
     def _check_kind(served: ServedResource, obj: Object) -> None:
         res = served.resource
-        if not isinstance(obj.get("metadata"), dict):
-            raise StatusError(400, "metadata must be an object")
+        error = metadata_types_error(res, obj, typed=served.strategic_merge)
+        if error is not None:
+            raise StatusError(400, error)
         if obj.get("kind") not in (None, "", res.kind):
             raise StatusError(
                 400,
@@ -368,30 +396,6 @@ class Store:
                 400,
                 f"the API version in the data ({obj['apiVersion']}) does not match the "
                 f"expected API version ({res.api_version})",
-            )
-
-    @staticmethod
-    def _check_name(served: ServedResource, name: Any) -> None:
-        res = served.resource
-        if not name:
-            raise invalid(
-                res, "", [("metadata.name", "Required value: name or generateName is required")]
-            )
-        pattern = _DNS_LABEL if res.plural == "namespaces" else _DNS_SUBDOMAIN
-        limit = 63 if res.plural == "namespaces" else 253
-        if not isinstance(name, str) or len(name) > limit or not pattern.fullmatch(name):
-            raise invalid(
-                res,
-                str(name),
-                [
-                    (
-                        "metadata.name",
-                        f'Invalid value: "{name}": a lowercase RFC 1123 '
-                        f"{'label' if limit == 63 else 'subdomain'} must consist of lower case "
-                        "alphanumeric characters, '-' or '.', and must start and end with an "
-                        "alphanumeric character",
-                    )
-                ],
             )
 
     @staticmethod
@@ -466,6 +470,21 @@ class Store:
             patched = apply(current.copy_obj())
             if not isinstance(patched, dict):
                 raise StatusError(422, "the patched object is not a JSON object", reason="Invalid")
+            error = metadata_type_error(patched, served.resource.kind, typed=served.strategic_merge)
+            if error is not None:
+                # kube-apiserver cannot decode the patched object: an Invalid "patch".
+                raise invalid(
+                    None,
+                    "",
+                    [("patch", f"Invalid value: {quote(orjson.dumps(patched).decode())}: {error}")],
+                )
+            uid = patched.get("metadata", {}).get("uid")
+            if uid not in (None, "", current.obj["metadata"]["uid"]):
+                raise invalid(
+                    served.resource,
+                    name,
+                    [("metadata.uid", f"Invalid value: {quote(uid)}: field is immutable")],
+                )
             self._check_kind(served, patched)
             return self._update_locked(
                 served, namespace, name, patched, subresource, via_http, fields
@@ -494,6 +513,16 @@ class Store:
                 update raises.
         """
         schema = FieldSchema.of(served, subresource)
+        error = metadata_type_error(config, served.resource.kind, typed=True)
+        if error is not None:
+            # structured-merge-diff refuses it with a plain error, which kube-apiserver answers as 500.
+            raise StatusError(
+                500,
+                f"failed to create typed patch object ({namespace or ''}/{name}; "
+                f"{served.resource.group}/{served.resource.version}, "
+                f"Kind={served.resource.kind}): {error}",
+                reason="",
+            )
         meta = config.get("metadata")
         if not isinstance(meta, dict):
             raise StatusError(400, "metadata must be an object")
@@ -551,15 +580,36 @@ class Store:
         current = state.live.get(self.key(served, namespace, name))
         if current is None:
             raise not_found(res, name)
-        meta = obj["metadata"]
-        if meta.get("name") not in (None, "", name):
+        meta = obj.setdefault("metadata", {})
+        # Through HTTP the name must be the URL's; the object API may leave it out.
+        if meta.get("name") != name and (via_http or meta.get("name") not in (None, "")):
             raise StatusError(
                 400,
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})",
+                f"the name of the object ({meta.get('name') or ''}) does not match the name "
+                f"on the URL ({name})",
             )
         if res.namespaced:
             self._resolve_namespace(meta, namespace, default=None)
         wanted_rv = meta.get("resourceVersion")
+        if wanted_rv in (None, "") and via_http and not served.strategic_merge:
+            # Custom resources do not allow unconditional updates (built-in kinds do).
+            raise StatusError(
+                422,
+                f'{res.plural}.{res.group} "{name}" is invalid: metadata.resourceVersion: '
+                "Invalid value: 0x0: must be specified for an update",
+                details={
+                    "name": name,
+                    "group": res.group,
+                    "kind": res.plural,
+                    "causes": [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": "Invalid value: 0x0: must be specified for an update",
+                            "field": "metadata.resourceVersion",
+                        }
+                    ],
+                },
+            )
         if wanted_rv not in (None, "") and str(wanted_rv) != str(current.rv):
             raise conflict(res, name, _CONFLICT)
         old = current.obj
@@ -597,6 +647,9 @@ class Store:
                 new_meta[system] = old_meta[system]
             else:
                 new_meta.pop(system, None)
+        causes = validate_metadata(res, new_meta, old_meta)
+        if causes:
+            raise invalid(res, name, causes)
         terminating = "deletionTimestamp" in old_meta
         if terminating:
             added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())

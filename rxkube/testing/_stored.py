@@ -14,6 +14,8 @@ import orjson
 
 from .._shards import Shard
 from ..selectors import FieldSelector, LabelSelector
+from ._decode import TooDeep, decode_json, encode_json
+from ._status import StatusError
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Object = dict[str, Any]
@@ -30,7 +32,7 @@ class Stored:
         self.rv = rv
         self.key = key
         self.namespace = namespace
-        self.raw = orjson.dumps(obj)
+        self.raw = encode_json(obj)
         self._meta_raw: bytes | None = None
 
     @property
@@ -38,7 +40,7 @@ class Stored:
         """The object encoded as a ``PartialObjectMetadata``."""
         if self._meta_raw is None:
             self._meta_raw = (
-                b"{" + META_KIND + b',"metadata":' + orjson.dumps(self.obj["metadata"]) + b"}"
+                b"{" + META_KIND + b',"metadata":' + encode_json(self.obj["metadata"]) + b"}"
             )
         return self._meta_raw
 
@@ -113,6 +115,9 @@ class WatchSink(Protocol):
     def push(self, line: bytes) -> None:
         """Queue one live line for the client."""
 
+    def close(self, mode: Literal["clean", "abrupt"]) -> None:
+        """End the watch (its fan-out failed)."""
+
 
 @dataclass(frozen=True, slots=True)
 class WatchFilter:
@@ -158,6 +163,13 @@ class BookmarkLine(bytes):
 
 
 def deep_copy(obj: Mapping[str, Any]) -> Object:
-    """A deep copy of a JSON-compatible mapping (fast, via orjson)."""
-    copied: Object = orjson.loads(orjson.dumps(obj))
+    """A deep copy of a JSON-compatible mapping (fast, via orjson), within the nesting limit.
+
+    Raises:
+        StatusError: 400 for an object nested deeper than this server stores.
+    """
+    try:
+        copied: Object = decode_json(encode_json(obj))
+    except TooDeep as exc:
+        raise StatusError(400, str(exc)) from None
     return copied

@@ -186,7 +186,7 @@ class WatchStream:
             bookmark_interval: the current bookmark interval (it may change while open).
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
+        deadline = loop.time() + timeout if timeout is not None else None
         next_bookmark: float | None = None
         while True:
             now = loop.time()

@@ -1,0 +1,466 @@
+"""Object metadata checked as kube-apiserver checks it: Go's JSON types first, then validation.
+
+kube-apiserver decodes a body into typed Go structs, so a ``metadata`` field of the wrong
+JSON type (``labels: "x"``, a number in ``finalizers``) fails decoding with Go's
+``encoding/json`` message, a 400; the decoded metadata is then validated
+(``k8s.io/apimachinery/pkg/api/validation.ValidateObjectMetaAccessor``): names, label
+keys and values, annotation keys and total size, finalizer names, owner references,
+with a 422 ``Invalid`` whose causes name each field. Only ``metadata`` is checked here:
+this server knows no other schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..resource import Resource
+
+_QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_QUALIFIED_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_QUALIFIED_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+    "an alphanumeric character"
+)
+_LABEL_VALUE_FMT = f"({_QUALIFIED_FMT})?"
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character"
+)
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL = re.compile(_DNS1123_LABEL_FMT)
+_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
+_DNS1123_SUBDOMAIN = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL = re.compile(_DNS1035_LABEL_FMT)
+_ANNOTATIONS_MAX_BYTES = 256 * 1024
+_ORPHAN = "orphan"
+_FOREGROUND = "foregroundDeletion"
+
+GENERATED_NAME_MAX = 63 - 5
+"""How much of ``generateName`` a generated name keeps (five random characters follow)."""
+
+# ObjectMeta's JSON fields and their Go types, as decoding errors name them.
+_META_TYPES = {
+    "name": "string",
+    "generateName": "string",
+    "namespace": "string",
+    "selfLink": "string",
+    "uid": "types.UID",
+    "resourceVersion": "string",
+    "generation": "int64",
+    "creationTimestamp": "v1.Time",
+    "deletionTimestamp": "v1.Time",
+    "deletionGracePeriodSeconds": "int64",
+    "labels": "map[string]string",
+    "annotations": "map[string]string",
+    "ownerReferences": "[]v1.OwnerReference",
+    "finalizers": "[]string",
+    "managedFields": "[]v1.ManagedFieldsEntry",
+}
+_OWNER_TYPES = {
+    "apiVersion": "string",
+    "kind": "string",
+    "name": "string",
+    "uid": "types.UID",
+    "controller": "bool",
+    "blockOwnerDeletion": "bool",
+}
+_MANAGED_TYPES = {
+    "manager": "string",
+    "operation": "v1.ManagedFieldsOperationType",
+    "apiVersion": "string",
+    "time": "v1.Time",
+    "fieldsType": "string",
+    "fieldsV1": "v1.FieldsV1",
+    "subresource": "string",
+}
+_STRING_TYPES = frozenset({"string", "types.UID", "v1.ManagedFieldsOperationType"})
+
+
+def json_kind(value: Any) -> str:
+    """How Go names the JSON type of a value in a decoding error."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    return "array"
+
+
+def _type_mismatch(value: Any, go_type: str) -> str | None:
+    """What Go's decoder reports for ``value`` into ``go_type`` ("string", "number 1.5"...), or None."""
+    if value is None or go_type == "v1.FieldsV1":
+        return None
+    kind = json_kind(value)
+    if go_type in _STRING_TYPES or go_type == "v1.Time":
+        return None if kind == "string" else kind
+    if go_type == "bool":
+        return None if kind == "bool" else kind
+    if go_type == "int64":
+        if kind != "number":
+            return kind
+        if isinstance(value, float) or not -(2**63) <= value < 2**63:
+            return f"number {value}"
+        return None
+    if go_type.startswith("map["):
+        return None if kind == "object" else kind
+    return None if kind == "array" else kind
+
+
+class _Mismatch(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _check_fields(
+    fields: Mapping[str, Any], types: Mapping[str, str], struct: str, path: str
+) -> None:
+    for key, value in fields.items():
+        go_type = types.get(key)
+        if go_type is None:
+            continue  # unknown fields are dropped, not refused
+        field_path = f"{path}.{key}" if path else key
+        mismatch = _type_mismatch(value, go_type)
+        if mismatch is not None:
+            if go_type == "v1.Time":  # metav1.Time decodes itself, without field context
+                raise _Mismatch(f"json: cannot unmarshal {mismatch} into Go value of type string")
+            raise _Mismatch(
+                f"json: cannot unmarshal {mismatch} into Go struct field "
+                f"{struct}.{field_path} of type {go_type}"
+            )
+        if value is None:
+            continue
+        if go_type == "map[string]string":
+            for item in value.values():
+                found = _type_mismatch(item, "string")
+                if found is not None:
+                    raise _Mismatch(
+                        f"json: cannot unmarshal {found} into Go struct field "
+                        f"{struct}.{field_path} of type string"
+                    )
+        elif go_type.startswith("[]"):
+            element = go_type[2:]
+            nested = {"v1.OwnerReference": _OWNER_TYPES, "v1.ManagedFieldsEntry": _MANAGED_TYPES}
+            for item in value:
+                if element == "string":
+                    found = _type_mismatch(item, "string")
+                    if found is not None:
+                        raise _Mismatch(
+                            f"json: cannot unmarshal {found} into Go struct field "
+                            f"{struct}.{field_path} of type string"
+                        )
+                elif item is not None:
+                    if not isinstance(item, dict):
+                        raise _Mismatch(
+                            f"json: cannot unmarshal {json_kind(item)} into Go struct field "
+                            f"{struct}.{field_path} of type {element}"
+                        )
+                    _check_fields(item, nested[element], element.split(".")[-1], field_path)
+
+
+def metadata_type_error(obj: Mapping[str, Any], kind: str, *, typed: bool) -> str | None:
+    """Go's decoding error for the first ``metadata`` field of a wrong JSON type, or None.
+
+    Args:
+        obj: the decoded object.
+        kind: its kind (``ConfigMap``), the Go struct holding ``metadata``.
+        typed: a built-in kind, decoded as a whole into its Go struct (field paths start
+            at ``metadata``); a custom resource's metadata is decoded on its own.
+    """
+    meta = obj.get("metadata")
+    if meta is None:
+        return None
+    try:
+        if not isinstance(meta, dict):
+            if typed:
+                raise _Mismatch(
+                    f"json: cannot unmarshal {json_kind(meta)} into Go struct field "
+                    f"{kind}.metadata of type v1.ObjectMeta"
+                )
+            raise _Mismatch(
+                f"json: cannot unmarshal {json_kind(meta)} into Go value of type v1.ObjectMeta"
+            )
+        _check_fields(meta, _META_TYPES, "ObjectMeta", "metadata" if typed else "")
+    except _Mismatch as mismatch:
+        return mismatch.message
+    return None
+
+
+# ------------------------------------------------------------------ validation
+
+Cause = tuple[str, str]
+"""A validation failure: ``(field, body)``, the body as kube-apiserver writes it
+(``Invalid value: "x": ...``, ``Required value``, ``Forbidden: ...``)."""
+
+
+def _regex_error(message: str, fmt: str, *examples: str) -> str:
+    if not examples:
+        return f"{message} (regex used for validation is '{fmt}')"
+    shown = " or ".join(f"'{example}', " for example in examples)
+    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+def quote(value: Any) -> str:
+    """A value as Go's ``%q`` prints a string (JSON escapes, close enough)."""
+    text = value if isinstance(value, str) else str(value)
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif not char.isprintable():
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _dns1123_subdomain(value: str) -> list[str]:
+    errors = []
+    if len(value) > 253:
+        errors.append("must be no more than 253 characters")
+    if not _DNS1123_SUBDOMAIN.fullmatch(value):
+        errors.append(
+            _regex_error(
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                "characters, '-' or '.', and must start and end with an alphanumeric character",
+                _DNS1123_SUBDOMAIN_FMT,
+                "example.com",
+            )
+        )
+    return errors
+
+
+def _dns1123_label(value: str) -> list[str]:
+    errors = []
+    if len(value) > 63:
+        errors.append("must be no more than 63 characters")
+    if not _DNS1123_LABEL.fullmatch(value):
+        if _DNS1123_SUBDOMAIN.fullmatch(value):
+            errors.append("must not contain dots")
+        else:
+            errors.append(
+                _regex_error(
+                    "a lowercase RFC 1123 label must consist of lower case alphanumeric "
+                    "characters or '-', and must start and end with an alphanumeric character",
+                    _DNS1123_LABEL_FMT,
+                    "my-name",
+                    "123-abc",
+                )
+            )
+    return errors
+
+
+def _dns1035_label(value: str) -> list[str]:
+    errors = []
+    if len(value) > 63:
+        errors.append("must be no more than 63 characters")
+    if not _DNS1035_LABEL.fullmatch(value):
+        errors.append(
+            _regex_error(
+                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                "start with an alphabetic character, and end with an alphanumeric character",
+                _DNS1035_LABEL_FMT,
+                "my-name",
+                "abc-123",
+            )
+        )
+    return errors
+
+
+# The built-in kinds whose names are not DNS subdomains (the rule of every other kind).
+_NAME_RULES = {("", "services"): _dns1035_label, ("", "namespaces"): _dns1123_label}
+
+
+def _name_errors(resource: Resource, name: str, *, prefix: bool) -> list[str]:
+    if prefix and len(name) > 1 and name.endswith("-"):
+        name = name[:-2] + "a"  # a generated suffix follows a prefix's trailing dash
+    rule = _NAME_RULES.get((resource.group, resource.plural), _dns1123_subdomain)
+    return rule(name)
+
+
+def _qualified_name(value: str) -> list[str]:
+    errors: list[str] = []
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [
+            "a qualified name "
+            + _regex_error(_QUALIFIED_MSG, _QUALIFIED_FMT, "MyName", "my.name", "123-abc")
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ]
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errors.append("prefix part must be non-empty")
+        else:
+            errors.extend("prefix part " + message for message in _dns1123_subdomain(prefix))
+    if not name:
+        errors.append("name part must be non-empty")
+    elif len(name) > 63:
+        errors.append("name part must be no more than 63 characters")
+    if not _QUALIFIED.fullmatch(name):
+        errors.append(
+            "name part "
+            + _regex_error(_QUALIFIED_MSG, _QUALIFIED_FMT, "MyName", "my.name", "123-abc")
+        )
+    return errors
+
+
+def _label_value(value: str) -> list[str]:
+    errors = []
+    if len(value) > 63:
+        errors.append("must be no more than 63 characters")
+    if not re.fullmatch(_LABEL_VALUE_FMT, value):
+        errors.append(
+            _regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
+        )
+    return errors
+
+
+def generated_name(prefix: str, suffix: str) -> str:
+    """A name generated from ``generateName``, the prefix cut to keep it within 63 characters."""
+    return prefix[:GENERATED_NAME_MAX] + suffix
+
+
+def validate_metadata(
+    resource: Resource, meta: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> list[Cause]:
+    """The causes kube-apiserver's ObjectMeta validation finds; ``old`` for an update.
+
+    An update keeps the stored name, namespace, uid and generation before validation (as
+    kube-apiserver's ``BeforeUpdate`` does), so only labels, annotations and owner
+    references are checked then. Type errors must have been ruled out
+    (:func:`metadata_type_error`).
+    """
+    causes: list[Cause] = []
+
+    def bad(field: str, value: Any, message: str) -> None:
+        causes.append((field, f"Invalid value: {quote(value)}: {message}"))
+
+    if old is None:
+        generate = meta.get("generateName") or ""
+        if generate:
+            for message in _name_errors(resource, generate, prefix=True):
+                bad("metadata.generateName", generate, message)
+        name = meta.get("name") or ""
+        if not name:
+            causes.append(("metadata.name", "Required value: name or generateName is required"))
+        else:
+            for message in _name_errors(resource, name, prefix=False):
+                bad("metadata.name", name, message)
+        namespace = meta.get("namespace") or ""
+        if resource.namespaced:
+            if not namespace:
+                causes.append(("metadata.namespace", "Required value"))
+            else:
+                for message in _dns1123_label(namespace):
+                    bad("metadata.namespace", namespace, message)
+        elif namespace:
+            causes.append(("metadata.namespace", "Forbidden: not allowed on this type"))
+        generation = meta.get("generation") or 0
+        if generation < 0:
+            causes.append(
+                (
+                    "metadata.generation",
+                    f"Invalid value: {generation}: must be greater than or equal to 0",
+                )
+            )
+    for key, value in (meta.get("labels") or {}).items():
+        for message in _qualified_name(key):
+            bad("metadata.labels", key, message)
+        for message in _label_value(value or ""):
+            bad("metadata.labels", value, message)
+    annotations = meta.get("annotations") or {}
+    for key in annotations:
+        for message in _qualified_name(key.lower()):
+            bad("metadata.annotations", key, message)
+    if sum(len(k.encode()) + len((v or "").encode()) for k, v in annotations.items()) > (
+        _ANNOTATIONS_MAX_BYTES
+    ):
+        causes.append(
+            (
+                "metadata.annotations",
+                f"Too long: may not be more than {_ANNOTATIONS_MAX_BYTES} bytes",
+            )
+        )
+    causes.extend(_owner_causes(meta.get("ownerReferences") or []))
+    if old is None:
+        finalizers = [f or "" for f in meta.get("finalizers") or []]
+        for finalizer in finalizers:
+            for message in _qualified_name(finalizer):
+                bad("metadata.finalizers", finalizer, message)
+        if _ORPHAN in finalizers and _FOREGROUND in finalizers:
+            causes.append(
+                (
+                    "metadata.finalizers",
+                    f"Invalid value: []string{{{', '.join(quote(f) for f in finalizers)}}}: "
+                    f"finalizer {_ORPHAN} and {_FOREGROUND} cannot be both set",
+                )
+            )
+    return causes
+
+
+def _owner_causes(references: list[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    controller = ""
+    field = "metadata.ownerReferences"
+    for reference in references:
+        reference = reference or {}
+        api_version = reference.get("apiVersion") or ""
+        kind = reference.get("kind") or ""
+        version = api_version.rsplit("/", 1)[-1] if api_version.count("/") <= 1 else ""
+        for key, value, empty in (
+            ("apiVersion", api_version, not version),
+            ("kind", kind, not kind),
+            ("name", reference.get("name") or "", not reference.get("name")),
+            ("uid", reference.get("uid") or "", not reference.get("uid")),
+        ):
+            if empty:
+                what = "version" if key == "apiVersion" else key
+                causes.append(
+                    (f"{field}.{key}", f"Invalid value: {quote(value)}: {what} must not be empty")
+                )
+        if reference.get("controller"):
+            current = f"{kind}/{reference.get('name') or ''}"
+            if controller:
+                causes.append(
+                    (
+                        field,
+                        "Invalid value: []v1.OwnerReference{...}: Only one reference can have "
+                        f'Controller set to true. Found "true" in references for {controller} '
+                        f"and {current}",
+                    )
+                )
+            else:
+                controller = current
+    return causes
+
+
+def metadata_types_error(resource: Resource, obj: Mapping[str, Any], *, typed: bool) -> str | None:
+    """The 400 message of a create or update whose ``metadata`` has a field of a wrong type.
+
+    ``'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal
+    string into Go struct field ObjectMeta.metadata.labels of type map[string]string'``,
+    or None when the types are right.
+    """
+    error = metadata_type_error(obj, resource.kind, typed=typed)
+    if error is None:
+        return None
+    given = obj.get("kind")
+    api_version = obj.get("apiVersion")
+    version = (api_version if isinstance(api_version, str) else "").rsplit("/", 1)[-1]
+    return (
+        f"{given if isinstance(given, str) and given else resource.kind} in version "
+        f'"{version or resource.version}" cannot be handled as a {resource.kind}: {error}'
+    )
