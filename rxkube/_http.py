@@ -34,6 +34,7 @@ from .errors import (
     failure_status,
     retry_after_seconds,
 )
+from .protocol import MAX_EVENT_BYTES
 
 __all__ = [
     "POOL_MAXSIZE",
@@ -245,9 +246,16 @@ class WatchStream(ClosedOnExit):
     """
 
     def __init__(
-        self, response: urllib3.BaseHTTPResponse, *, request: str, server: str, idle_timeout: float
+        self,
+        response: urllib3.BaseHTTPResponse,
+        *,
+        request: str,
+        server: str,
+        idle_timeout: float,
+        max_line_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self._response = response
+        self._max_line_bytes = max_line_bytes
         self.status: int = response.status
         self.headers: Mapping[str, str] = response.headers
         self.request = request
@@ -266,14 +274,18 @@ class WatchStream(ClosedOnExit):
         Raises:
             WatchStalled: no byte arrived for ``idle_timeout`` seconds.
             TransportError: the connection was reset or the body was cut short.
+            DecodeError: a line grew longer than ``max_line_bytes`` (the stream is closed).
         """
         response = self._response
+        limit = self._max_line_bytes
         blocks: Iterator[bytes]
         if response.chunked:
-            blocks = response.read_chunked()
+            # Bounded reads: urllib3 would otherwise hold a whole chunk, however large.
+            blocks = response.read_chunked(_READ_SIZE)
         else:
             blocks = iter(lambda: response.read1(_READ_SIZE), b"")
         pending: list[bytes] = []
+        pending_size = 0
         try:
             while True:
                 with self._lock:
@@ -293,6 +305,9 @@ class WatchStream(ClosedOnExit):
                     break
                 if b"\n" not in data:
                     pending.append(data)
+                    pending_size += len(data)
+                    if pending_size > limit:
+                        raise self._line_too_long()
                     continue
                 parts = data.split(b"\n")
                 if pending:
@@ -300,11 +315,16 @@ class WatchStream(ClosedOnExit):
                     parts[0] = b"".join(pending)
                     pending.clear()
                 tail = parts.pop()
+                pending_size = len(tail)
                 if tail:
                     pending.append(tail)
                 for line in parts:
+                    if len(line) > limit:
+                        raise self._line_too_long()
                     if line:
                         yield line
+                if pending_size > limit:
+                    raise self._line_too_long()
             if self._closed:
                 return
             with self._lock:
@@ -370,6 +390,12 @@ class WatchStream(ClosedOnExit):
         # (closed) connection object back so the pool opens a fresh one next time.
         response.close()
         response.release_conn()
+
+    def _line_too_long(self) -> DecodeError:
+        return DecodeError(
+            f"{self.request} on {self._server}: the server sent a line longer than"
+            f" {self._max_line_bytes} bytes; the stream is closed"
+        )
 
     def _transport_error(self, exc: BaseException) -> TransportError:
         if isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError):

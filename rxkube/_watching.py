@@ -238,7 +238,10 @@ class _WatchRun:
                 self._emit(events)
             else:
                 stream = api.watch_stream(
-                    request.params, metadata_only=metadata_only, idle_timeout=request.idle_timeout
+                    request.params,
+                    metadata_only=metadata_only,
+                    idle_timeout=request.idle_timeout,
+                    max_line_bytes=request.max_event_bytes,
                 )
                 with self._lock:
                     self._stream = stream

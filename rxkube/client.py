@@ -45,6 +45,7 @@ from .errors import (
     TransportError,
     WatchStalled,
 )
+from .protocol import MAX_EVENT_BYTES
 from .resource import Resource
 
 if TYPE_CHECKING:
@@ -284,6 +285,7 @@ class Client(ClosedOnExit):
         params: Mapping[str, str] | None = None,
         accept: str | None = None,
         idle_timeout: float,
+        max_line_bytes: int = MAX_EVENT_BYTES,
     ) -> WatchStream:
         """Start a streaming GET and return once the response headers arrived.
 
@@ -292,6 +294,8 @@ class Client(ClosedOnExit):
             params: query parameters (a watch needs ``watch=1``).
             accept: the Accept header.
             idle_timeout: seconds without a byte after which the connection is dead.
+            max_line_bytes: the longest line ``lines()`` accepts; 16 MiB, client-go's
+                limit on a watch event, by default.
 
         Raises:
             WatchStalled: the headers did not arrive within ``idle_timeout``.
@@ -316,7 +320,11 @@ class Client(ClosedOnExit):
                 f"{described} on {self.server} failed: {describe_failure(exc)}"
             ) from exc
         return WatchStream(
-            response, request=described, server=self.server, idle_timeout=idle_timeout
+            response,
+            request=described,
+            server=self.server,
+            idle_timeout=idle_timeout,
+            max_line_bytes=max_line_bytes,
         )
 
     # -- discovery (rxkube._discovery) -------------------------------------------------
@@ -584,7 +592,12 @@ class Api:
         )
 
     def watch_stream(
-        self, params: Mapping[str, str], *, metadata_only: bool = False, idle_timeout: float
+        self,
+        params: Mapping[str, str],
+        *,
+        metadata_only: bool = False,
+        idle_timeout: float,
+        max_line_bytes: int = MAX_EVENT_BYTES,
     ) -> WatchStream:
         """Open a watch in the Api's namespace (``watch=1`` is added); see ``Client.stream``."""
         return self.client.stream(
@@ -592,4 +605,5 @@ class Api:
             params={"watch": "1", **params},
             accept=ACCEPT_METADATA if metadata_only else None,
             idle_timeout=idle_timeout,
+            max_line_bytes=max_line_bytes,
         )

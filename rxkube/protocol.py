@@ -41,6 +41,11 @@ from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 """The annotation on the bookmark that closes the initial events of a streaming list."""
 
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The longest watch line accepted by default: client-go's limit on one decoded frame
+(``maxBytes: 16 * 1024 * 1024`` in apimachinery's ``runtime/serializer/streaming``
+``NewDecoder``, which fails a longer one with ``ErrObjectTooLarge``)."""
+
 _MAX_TIMEOUT = 295
 _STALL_MARGIN = 5.0
 
@@ -68,6 +73,10 @@ class Config:
             ``shardSelector`` string, parsed as the API server does): sent as
             ``shardSelector``, and enforced client-side wherever the server's answer
             does not show that it applied it.
+        max_event_bytes: the longest watch event (one line) accepted; a server sending
+            a longer one gets a ``DecodeError`` as soon as that many bytes arrived without
+            a newline, instead of the line being buffered without bound. 16 MiB, as
+            client-go, by default.
 
     Example:
         >>> Config(label_selector="app=web", page_size=100).page_size
@@ -82,6 +91,7 @@ class Config:
     bookmarks: bool = True
     initial_list_strategy: Literal["list_watch", "streaming_list"] = "list_watch"
     shard: Shard | str | None = None
+    max_event_bytes: int = MAX_EVENT_BYTES
 
     def __post_init__(self) -> None:
         if not _is_whole(self.timeout) or not 0 < self.timeout < _MAX_TIMEOUT:
@@ -96,6 +106,11 @@ class Config:
         if self.page_size is not None and (not _is_whole(self.page_size) or self.page_size < 1):
             raise ValueError(
                 f"Config.page_size must be a positive integer or None, got {self.page_size!r}"
+            )
+        if not _is_whole(self.max_event_bytes) or self.max_event_bytes < 1:
+            raise ValueError(
+                "Config.max_event_bytes must be a positive number of bytes, "
+                f"got {self.max_event_bytes!r}"
             )
         if self.initial_list_strategy not in ("list_watch", "streaming_list"):
             raise ValueError(
@@ -161,6 +176,7 @@ class WatchRequest:
 
     params: dict[str, str]
     idle_timeout: float
+    max_event_bytes: int = MAX_EVENT_BYTES
 
 
 Request = ListRequest | WatchRequest
@@ -257,7 +273,7 @@ class WatchMachine:
             params.update(watch="1", resourceVersion=self._rv, timeoutSeconds=str(cfg.timeout))
             if cfg.bookmarks:
                 params["allowWatchBookmarks"] = "true"
-            return WatchRequest(params, cfg.idle_timeout)
+            return WatchRequest(params, cfg.idle_timeout, cfg.max_event_bytes)
         if isinstance(state, _StreamingList):
             params.update(
                 watch="1",
@@ -270,7 +286,7 @@ class WatchMachine:
                 params["resourceVersion"] = state.resume
             elif self._first_list and cfg.list_semantic == "any":
                 params["resourceVersion"] = "0"
-            return WatchRequest(params, cfg.idle_timeout)
+            return WatchRequest(params, cfg.idle_timeout, cfg.max_event_bytes)
         assert isinstance(state, _Listing)
         if cfg.page_size is not None:
             params["limit"] = str(cfg.page_size)

@@ -384,3 +384,116 @@ def test_an_error_event_with_unreadable_retry_after_seconds_is_retried(
     finally:
         subscription.dispose()
     assert [type(e) for e in retries] == [TooManyRequests]
+
+
+# -- a line that never ends ----------------------------------------------------------------
+
+
+def endless_line(conn: socket.socket, sent: list[int], stop: threading.Event) -> bool:
+    """A watch that sends bytes without a newline until the client hangs up (or ``stop``)."""
+    start_chunked(conn)
+    block = b"x" * 65536
+    try:
+        while not stop.is_set():
+            chunk(conn, block)
+            sent[0] += len(block)
+    except OSError:
+        pass
+    return False
+
+
+def test_a_watch_line_over_the_limit_is_a_decode_error(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    sent = [0]
+    stop = threading.Event()
+    server = serve(lambda _request, conn: endless_line(conn, sent, stop))
+    try:
+        with (
+            Client(server.url) as client,
+            client.stream("/w", idle_timeout=10, max_line_bytes=1 << 20) as stream,
+            pytest.raises(DecodeError, match=r"longer than 1048576 bytes") as info,
+        ):
+            list(stream.lines())
+        assert "GET /w" in str(info.value)
+    finally:
+        stop.set()
+    # The client stopped reading soon after the limit, instead of buffering on.
+    assert sent[0] < 64 << 20
+
+
+def test_the_default_watch_line_limit_is_client_gos_16_mib(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    sent = [0]
+    stop = threading.Event()
+    server = serve(lambda _request, conn: endless_line(conn, sent, stop))
+    try:
+        with (
+            Client(server.url) as client,
+            client.stream("/w", idle_timeout=10) as stream,
+            pytest.raises(DecodeError, match=r"longer than 16777216 bytes"),
+        ):
+            list(stream.lines())
+    finally:
+        stop.set()
+
+
+def test_a_line_just_under_the_limit_is_delivered(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    line = b"y" * 4095
+
+    def handler(_request: Request, conn: socket.socket) -> bool:
+        start_chunked(conn)
+        for piece in (line[:1000], line[1000:] + b"\n", b"z" * 4095):
+            chunk(conn, piece)
+        conn.sendall(b"0\r\n\r\n")
+        return True
+
+    server = serve(handler)
+    with (
+        Client(server.url) as client,
+        client.stream("/w", idle_timeout=10, max_line_bytes=4096) as stream,
+    ):
+        assert list(stream.lines()) == [line, b"z" * 4095]
+
+
+def test_the_watcher_takes_its_line_limit_from_config_and_retries(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    watches = 0
+    stop = threading.Event()
+    sent = [0]
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal watches
+        if not request.is_watch:
+            return answer(conn, pod_list([pod("web", "5")] if watches else []))
+        watches += 1
+        if watches == 1:
+            return endless_line(conn, sent, stop)
+        start_chunked(conn)
+        return hold(conn)
+
+    server = serve(handler)
+    events: list[Event] = []
+    retries: list[BaseException] = []
+    subscription = (
+        watcher(pods_api(server), Config(page_size=None, max_event_bytes=100_000))
+        .pipe(fast_retries(retries))
+        .subscribe(events.append)
+    )
+    try:
+        assert wait_until(lambda: sum(isinstance(e, InitDone) for e in events) == 2)
+    finally:
+        subscription.dispose()
+        stop.set()
+    assert len(retries) == 1 and isinstance(retries[0], DecodeError)
+    assert "100000 bytes" in str(retries[0])
+
+
+def test_config_refuses_a_line_limit_that_is_not_a_positive_integer() -> None:
+    for bad in (0, -1, 1.5, True, "16M"):
+        with pytest.raises(ValueError, match="max_event_bytes"):
+            Config(max_event_bytes=bad)  # type: ignore[arg-type]
