@@ -13,9 +13,15 @@ assignment; the new map and indexes are built beforehand, outside the lock, by t
 writer alone). Single-key reads (``get``, ``in``, ``len``) take no lock at all: they
 are one operation on a dict, which free-threaded CPython keeps atomic as well.
 
-Objects are stored by reference, never copied: do not mutate them. Change objects
-before they reach the store (``Event.modify`` or the ``modify()`` operator), e.g. to drop
-``managedFields``.
+Objects are stored by reference and, by default, handed out as copies: what a reader
+gets (``get``, ``state``, ``filter``, ``by_index``, iteration) is its own, so changing it
+cannot corrupt the cache, its indexes, or the parts ``ShareSubtrees`` shares between
+objects. This is controller-runtime's default (its cache deep-copies on reads); kube-rs
+gets the same safety from immutable ``Arc<K>``. A store made with ``copy_on_read=False``
+hands out the cached objects themselves, as client-go's listers do: no copy (see
+``docs/performance.md`` for the cost of one), and the rule that they must never be changed.
+Change objects before they reach the store (``Event.modify`` or the ``modify()``
+operator), e.g. to drop ``managedFields``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from . import _display
 from ._indexes import Index, IndexFn
@@ -34,6 +41,28 @@ from .selectors import LabelSelector
 __all__ = ["Store", "Writer", "store"]
 
 
+def copy_object(value: Any) -> Any:
+    """A copy of an object's dicts and lists, sharing everything else (strings, numbers...).
+
+    What a store hands out. Exact for anything decoded from JSON (unlike an orjson round
+    trip, a tuple or a datetime put in by ``modify()`` stays what it is), and about 2x the
+    cost of that round trip: see ``docs/performance.md``.
+
+    Example:
+        >>> pod = {"metadata": {"labels": {"app": "web"}}, "spec": {"ports": [80]}}
+        >>> copied = copy_object(pod)
+        >>> copied["metadata"]["labels"]["app"] = "db"; copied["spec"]["ports"].append(443)
+        >>> pod
+        {'metadata': {'labels': {'app': 'web'}}, 'spec': {'ports': [80]}}
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_object(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_object(item) for item in value]
+    return value
+
+
 class Store:
     """The reader of a reflector's cache: the last-seen state of every object.
 
@@ -41,9 +70,13 @@ class Store:
     any thread at any time. Reads never wait for a relist: until ``InitDone`` swaps the new
     list in, readers see the complete previous state.
 
-    Objects are the very dicts the watcher decoded, shared by reference: treat them as
-    read-only (mutating one would change what every reader sees and could desync the
-    indexes). Transform objects before the store with ``modify()`` instead.
+    Reads hand out deep copies of the cached objects (their dicts and lists; other values
+    are shared, as they are immutable in anything decoded from JSON), so a reader may
+    change what it got, e.g. to send it back with ``Api.replace``. With
+    ``copy_on_read=False`` reads return the cached objects themselves: faster, and they
+    must never be changed (that would change what every reader sees and desync the
+    indexes). Predicates (``find``, ``filter``) and index functions always see the cached
+    objects: they must not change them either.
 
     Example:
         >>> reader, writer = store()
@@ -55,13 +88,15 @@ class Store:
         {'metadata': {'name': 'n1'}}
     """
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", *, copy_on_read: bool = True) -> None:
         """Create an empty store; use :func:`store` to get one with its Writer.
 
         Args:
             name: what the store holds, for messages (e.g. ``"pods"``).
+            copy_on_read: hand out copies (the default), or the cached objects themselves.
         """
         self._name = name
+        self._copy_on_read = copy_on_read
         self._kind = ""
         self._lock = threading.Lock()
         self._objects: dict[Key, Object] = {}
@@ -75,8 +110,12 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
 
-    def state(self) -> list[Object]:
+    def state(self, *, copy: bool | None = None) -> list[Object]:
         """A snapshot of every object: a new list, unaffected by later changes.
+
+        Args:
+            copy: copy each object (``None``: as the store was made, see ``copy_on_read``).
+                ``copy=False`` is for code that only reads, on a hot path.
 
         Example:
             >>> reader, writer = store()
@@ -87,7 +126,10 @@ class Store:
             (1, 0)
         """
         with self._lock:
-            return list(self._objects.values())
+            objects = list(self._objects.values())
+        if self._copy_on_read if copy is None else copy:
+            return [copy_object(obj) for obj in objects]
+        return objects
 
     def get(self, name: str | ObjectRef, namespace: str | None = None) -> Object | None:
         """The object with this name (and namespace), or ``None``.
@@ -104,11 +146,16 @@ class Store:
             >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
             >>> reader.get("web", "prod")["metadata"]["name"]
             'web'
-            >>> reader.get(ObjectRef("web", "prod")) is reader.get("web", "prod")
+            >>> reader.get(ObjectRef("web", "prod")) == reader.get("web", "prod")
             True
             >>> reader.get("web") is None
             True
         """
+        obj = self._lookup(name, namespace)
+        return copy_object(obj) if obj is not None and self._copy_on_read else obj
+
+    def _lookup(self, name: str | ObjectRef, namespace: str | None = None) -> Object | None:
+        """The cached object itself (see :meth:`get`)."""
         if isinstance(name, ObjectRef):
             ref: ObjectRef | None = name
             key: Key = (name.namespace, name.name)
@@ -132,9 +179,9 @@ class Store:
             >>> reader.find(lambda o: o["spec"]["x"] == 1)["metadata"]["name"]
             'a'
         """
-        for obj in self.state():
+        for obj in self.state(copy=False):
             if pred(obj):
-                return obj
+                return copy_object(obj) if self._copy_on_read else obj
         return None
 
     def filter(
@@ -159,7 +206,7 @@ class Store:
             >>> [o["metadata"]["name"] for o in reader.filter(label_selector="app=web")]
             ['a']
         """
-        objects = self.state()
+        objects = self.state(copy=False)
         if label_selector is not None:
             selector = (
                 LabelSelector.parse(label_selector)
@@ -169,7 +216,7 @@ class Store:
             objects = [o for o in objects if selector.matches(o["metadata"].get("labels") or {})]
         if pred is not None:
             objects = [o for o in objects if pred(o)]
-        return objects
+        return [copy_object(o) for o in objects] if self._copy_on_read else objects
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -177,11 +224,11 @@ class Store:
     def __contains__(self, item: object) -> bool:
         """``name in store`` (cluster-scoped), ``ObjectRef in store`` or ``obj in store`` (by key)."""
         if isinstance(item, str | ObjectRef):
-            return self.get(item) is not None
+            return self._lookup(item) is not None
         if isinstance(item, dict):
             meta = item.get("metadata")
             if isinstance(meta, dict) and "name" in meta:
-                return self.get(meta["name"], meta.get("namespace")) is not None
+                return self._lookup(meta["name"], meta.get("namespace")) is not None
         return False
 
     def __iter__(self) -> Iterator[Object]:
@@ -350,7 +397,8 @@ class Store:
                     f"indexes: {sorted(self._indexes) or 'none'} (add one with add_index)"
                 )
             bucket = index.buckets.get(key)
-            return list(bucket.values()) if bucket else []
+            objects = list(bucket.values()) if bucket else []
+        return [copy_object(o) for o in objects] if self._copy_on_read else objects
 
     def index_keys(self, name: str) -> list[str]:
         """Every key an index currently has objects under.
@@ -482,11 +530,14 @@ class Writer:
                     return
 
 
-def store(name: str = "") -> tuple[Store, Writer]:
+def store(name: str = "", *, copy_on_read: bool = True) -> tuple[Store, Writer]:
     """Create a store and its one writer.
 
     Args:
         name: what the store holds (e.g. ``"pods"``), used in messages.
+        copy_on_read: reads hand out copies of the cached objects, which their readers may
+            change (the default); ``False`` hands out the cached objects themselves, which
+            nobody may change (no copy per read: see ``docs/performance.md``).
 
     Returns:
         ``(reader, writer)``: share the reader freely; feed the writer with ``reflect``.
@@ -497,5 +548,5 @@ def store(name: str = "") -> tuple[Store, Writer]:
         >>> reader.get("web", "default") is not None
         True
     """
-    reader = Store(name)
+    reader = Store(name, copy_on_read=copy_on_read)
     return reader, Writer(reader)

@@ -359,7 +359,7 @@ class _Demo:
         with self.workload.paused():
             server = self._server_state()
             while True:
-                mine = {_display.key(o): _rv(o) for o in self.reader.state()}
+                mine = {_display.key(o): _rv(o) for o in self.reader.state(copy=False)}
                 if mine == server:
                     caught_up = (time.monotonic() - started) * 1000
                     with self.stats.lock:
@@ -457,7 +457,7 @@ class _View:
                 " (event meter, failed-pod tally, deletions)"
             )
         stats, reader = demo.stats, demo.reader
-        objects = reader.state() if reader is not None else []
+        objects = reader.state(copy=False) if reader is not None else []
         phases = Counter(_display.status(o) for o in objects)
         rate = stats.rate()
         with stats.lock:

@@ -110,7 +110,7 @@ def human_duration(seconds: float) -> str:
 class Listing(Protocol):
     """What ``render_store_html`` reads of a store: a snapshot, and whether it is complete."""
 
-    def state(self) -> list[Object]: ...
+    def state(self, *, copy: bool | None = None) -> list[Object]: ...
 
     def is_ready(self) -> bool: ...
 
@@ -141,7 +141,7 @@ def render_store_html(
         >>> "web" in html and "1 Pod" in html
         True
     """
-    objects = source.state() if isinstance(source, Listing) else list(source)
+    objects = source.state(copy=False) if isinstance(source, Listing) else list(source)
     total = len(objects)
     shown = heapq.nsmallest(limit, objects, key=key)
     namespaced = any(key(obj)[0] for obj in shown)

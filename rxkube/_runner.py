@@ -323,7 +323,7 @@ class Run:
                         self._scheduler.request(self._plan.key(ref), now, reason=reason)
             case _ReconcileAll():
                 if not self._stopping:
-                    for obj in self._plan.store.state():
+                    for obj in self._plan.store.state(copy=False):
                         key = self._plan.key(ObjectRef.from_obj(obj))
                         self._scheduler.request(key, now, reason=_REASON_RECONCILE_ALL)
             case _Done(key, result):

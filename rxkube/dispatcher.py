@@ -126,19 +126,21 @@ class SharedStore(Store):
         (True, 0)
     """
 
-    def __init__(self, buffer_size: int, name: str = "") -> None:
+    def __init__(self, buffer_size: int, name: str = "", *, copy_on_read: bool = True) -> None:
         """Create an empty shared store; use :func:`store_shared` to get it with its Writer.
 
         Args:
             buffer_size: the bound of each subscriber's buffer, in dispatched entries.
             name: what the store holds (e.g. ``"pods"``), for messages and thread names.
+            copy_on_read: reads hand out copies (see :class:`~rxkube.Store`); what
+                subscribers receive is never copied.
 
         Raises:
             ValueError: ``buffer_size`` is not positive.
         """
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
-        super().__init__(name)
+        super().__init__(name, copy_on_read=copy_on_read)
         self._dispatcher = _Dispatcher(self, buffer_size)
 
     @overload
@@ -256,13 +258,18 @@ class SharedStore(Store):
         return self._dispatcher.stats()
 
 
-def store_shared(buffer_size: int, *, name: str = "") -> tuple[SharedStore, Writer]:
+def store_shared(
+    buffer_size: int, *, name: str = "", copy_on_read: bool = True
+) -> tuple[SharedStore, Writer]:
     """Create a shared store and its writer: one cache, many subscribers.
 
     Args:
         buffer_size: the bound of each subscriber's buffer. When a subscriber has this
             many entries not yet delivered, the writer (the watch) waits for it.
         name: what the store holds (e.g. ``"pods"``), for messages and thread names.
+        copy_on_read: reads of the store hand out copies (the default; see
+            :func:`~rxkube.store`). The objects subscribers receive are shared by all of
+            them and the cache, as they are in a watch stream: never change them.
 
     Returns:
         ``(reader, writer)``: feed the writer with :func:`reflect_shared`, then call
@@ -273,7 +280,7 @@ def store_shared(buffer_size: int, *, name: str = "") -> tuple[SharedStore, Writ
         >>> # watcher(api).pipe(reflect_shared(writer), default_backoff()).subscribe()
         >>> # reader.subscribe(replay=True).subscribe(on_pod)
     """
-    reader = SharedStore(buffer_size, name)
+    reader = SharedStore(buffer_size, name, copy_on_read=copy_on_read)
     return reader, Writer(reader)
 
 
@@ -352,12 +359,12 @@ class _Dispatcher:
             with self._lock:
                 # Only events=True subscribers are told about deletions: only they need
                 # the state the relist replaces.
-                old = store.state() if self._event_subscribers else []
+                old = store.state(copy=False) if self._event_subscribers else []
                 writer.apply(event)
                 if not self._subscribers:
                     return
                 deleted = [obj for obj in old if obj not in store]
-                self._log.append(_Relist(store.state(), deleted))
+                self._log.append(_Relist(store.state(copy=False), deleted))
                 sleeping, self._sleeping = self._sleeping, []
         else:  # Init and InitApply change only the writer's side buffer: nothing to see
             writer.apply(event)
@@ -441,7 +448,7 @@ class _Dispatcher:
         sub = _Subscriber(self, observer, name, events=events, drop=drop, scheduler=scheduler)
         with self._lock:
             if replay:
-                sub.replay = self._store.state()
+                sub.replay = self._store.state(copy=False)
             sub.cursor = self._base + len(self._log)
             self._subscribers.append(sub)
             self._event_subscribers += events

@@ -154,7 +154,7 @@ class LiveView:
 
     def sample(self) -> None:
         """Record the current counts by status (the plot's next point)."""
-        counts = Counter(_display.status(obj) for obj in self.store.state())
+        counts = Counter(_display.status(obj) for obj in self.store.state(copy=False))
         now = time.monotonic()
         with self._lock:
             self._samples.append((now - self._started, counts))

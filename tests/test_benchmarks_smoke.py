@@ -37,3 +37,17 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
     assert runs["rxkube"]["events_per_s"] > 0
     assert runs["rxkube"]["mem_traced_per_pod"] > 0
     assert runs["limit"]["parse_events_per_s"] > 0
+
+
+def test_store_reads_benchmark_prints_its_table() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.reads", "--pods", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| get (plain) |" in proc.stdout and "| copy_object" in proc.stdout

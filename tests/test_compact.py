@@ -67,7 +67,7 @@ def test_rejects_a_non_positive_bound() -> None:
 
 
 def test_works_as_a_modify_function_before_the_store() -> None:
-    reader, writer = store()
+    reader, writer = store(copy_on_read=False)
     events = [Init(), InitApply(replica("a")), InitApply(replica("b")), InitDone()]
     reactivex.from_iterable(events).pipe(modify(ShareSubtrees()), reflect(writer)).subscribe()
     a, b = reader.get("a", "default"), reader.get("b", "default")

@@ -26,6 +26,7 @@ from reactivex.subject import Subject
 
 from rxkube import ObjectRef, reflect, reflect_shared, store, store_shared, watcher
 from rxkube.client import Api
+from rxkube.compact import ShareSubtrees
 from rxkube.controller import (
     Action,
     Controller,
@@ -38,7 +39,7 @@ from rxkube.controller import (
     shutdown_signals,
 )
 from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
-from rxkube.operators import applied_objects, default_backoff
+from rxkube.operators import applied_objects, default_backoff, modify
 from rxkube.testing import ApiServer
 
 TIMEOUT = 30.0
@@ -703,6 +704,34 @@ def test_metrics_count_reconciles_errors_requeues_and_missing_objects(manual: Ma
 def srv() -> Iterator[ApiServer]:
     with ApiServer() as server:
         yield server
+
+
+def test_reconcile_may_change_its_object_without_changing_the_cache(srv: ApiServer) -> None:
+    data = {"mode": "original", "level": "info"}
+    for name in ("a", "b"):
+        srv.create("configmaps", cm(name, data=dict(data)))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    reader, writer = store("configmaps")
+    stream = watcher(api).pipe(
+        modify(ShareSubtrees()), reflect(writer), default_backoff(), applied_objects()
+    )
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        # What a reconciler does before api.replace(obj): change the object it was given.
+        obj["data"]["mode"] = f"changed by {obj['metadata']['name']}"
+        obj["metadata"].setdefault("labels", {})["touched"] = "yes"
+        return Action.await_change()
+
+    results, sub = start(Controller.for_stream(stream, reader), reconcile)
+    try:
+        results.wait(lambda items: len(items) == 2)
+        assert all(isinstance(r, Reconciled) for r in results.items)
+        cached = reader.state(copy=False)
+        assert cached[0]["data"] is cached[1]["data"], "ShareSubtrees shares the data"
+        for obj in cached:
+            assert obj["data"] == data and "labels" not in obj["metadata"]
+    finally:
+        sub.dispose()
 
 
 def test_controller_watches_its_resource_and_disposal_closes_the_watch(srv: ApiServer) -> None:

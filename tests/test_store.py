@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import datetime
 import doctest
 import importlib
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ from rxkube import (
     reflector,
     store,
 )
+from rxkube.compact import ShareSubtrees
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 
 
@@ -105,11 +109,74 @@ def test_apply_and_delete_change_the_live_map() -> None:
 
 
 def test_objects_are_stored_by_reference() -> None:
-    reader, writer = store()
+    reader, writer = store(copy_on_read=False)
     obj = pod("a")
     writer.apply(Apply(obj))
     assert reader.get("a", "default") is obj
     assert reader.state()[0] is obj
+
+
+def test_every_read_hands_out_a_copy_that_cannot_change_the_cache() -> None:
+    reader, writer = store()
+    reader.add_index("app", index_label("app"))
+    writer.apply(Apply(pod("a", labels={"app": "web"})))
+    reads: dict[str, Callable[[], Any]] = {
+        "get": lambda: reader.get("a", "default"),
+        "state": lambda: reader.state()[0],
+        "iteration": lambda: next(iter(reader)),
+        "find": lambda: reader.find(lambda o: True),
+        "filter": lambda: reader.filter(label_selector="app=web")[0],
+        "by_index": lambda: reader.by_index("app", "web")[0],
+    }
+    for how, read in reads.items():
+        got = read()
+        got["metadata"]["labels"]["app"] = "db"
+        got["metadata"].setdefault("finalizers", []).append(how)
+        assert reader.get("a", "default") == pod("a", labels={"app": "web"}), how
+        assert [o["metadata"]["name"] for o in reader.by_index("app", "web")] == ["a"], how
+        assert reader.by_index("app", "db") == [], how
+        assert reader.filter(label_selector="app=db") == [], how
+
+
+def test_a_changed_copy_does_not_reach_the_objects_share_subtrees_shares() -> None:
+    reader, writer = store()
+    share = ShareSubtrees()
+    spec = {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "a"}]}]}
+    for name in ("a", "b"):
+        obj = pod(name)
+        obj["spec"] = copy.deepcopy(spec)
+        writer.apply(Apply(share(obj)))
+    cached = reader.state(copy=False)
+    assert cached[0]["spec"] is cached[1]["spec"], "the two cached objects share their spec"
+    got = reader.get("a", "default")
+    assert got is not None
+    got["spec"]["containers"][0]["env"][0]["value"] = "changed"
+    got["spec"]["containers"].append({"name": "sidecar"})
+    assert reader.get("a", "default")["spec"] == spec
+    assert reader.get("b", "default")["spec"] == spec
+
+
+def test_a_copy_keeps_values_that_are_not_json() -> None:
+    reader, writer = store()
+    stamp = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    writer.apply(Apply({"metadata": {"name": "a"}, "x": (1, 2), "at": stamp}))
+    got = reader.get("a")
+    assert got is not None and got["x"] == (1, 2) and got["at"] is stamp
+
+
+def test_without_copy_on_read_every_read_is_the_cached_object() -> None:
+    reader, writer = store(copy_on_read=False)
+    reader.add_index("app", index_label("app"))
+    obj = pod("a", labels={"app": "web"})
+    writer.apply(Apply(obj))
+    assert reader.get("a", "default") is obj
+    assert reader.state()[0] is obj and next(iter(reader)) is obj
+    assert reader.find(lambda o: True) is obj
+    assert reader.filter(label_selector="app=web")[0] is obj
+    assert reader.by_index("app", "web")[0] is obj
+    copying, copying_writer = store()
+    copying_writer.apply(Apply(obj))
+    assert copying.state(copy=False)[0] is obj, "copy=False reads the cached objects"
 
 
 def test_state_is_a_snapshot() -> None:
@@ -134,7 +201,7 @@ def test_objects_without_a_name_are_rejected_and_leave_the_store_unchanged() -> 
     with pytest.raises(ValueError, match=r"metadata\.name"):
         writer.apply(Apply({"metadata": {"namespace": "default"}}))
     with pytest.raises(TypeError, match="not a watch event"):
-        writer.apply("nonsense")  # type: ignore[arg-type]
+        writer.apply("nonsense")
     assert names(reader.state()) == ["a"]
 
 
@@ -142,7 +209,7 @@ def test_objects_without_a_name_are_rejected_and_leave_the_store_unchanged() -> 
 
 
 def test_get_by_name_namespace_or_object_ref() -> None:
-    reader, writer = store()
+    reader, writer = store(copy_on_read=False)
     web = pod("web", "prod")
     writer.apply(Apply(web))
     writer.apply(Apply(pod("web", "dev")))
@@ -156,7 +223,7 @@ def test_get_by_name_namespace_or_object_ref() -> None:
 
 
 def test_cluster_scoped_objects_are_found_with_or_without_a_namespace() -> None:
-    reader, writer = store()
+    reader, writer = store(copy_on_read=False)
     n1 = node("n1")
     writer.apply(Apply(n1))
     assert reader.get("n1") is n1
