@@ -6,6 +6,11 @@ emit for it (none, one or several). ``rxkube.operators`` drives steps from
 keep state (``PredicateFilter``) are created anew for every subscription or
 iteration, and take time from a clock they are given, so tests can use virtual time.
 
+A step that needs more than the items (``reflect``, ``reflect_shared``) comes as a
+``Bound``: the step with what its subscription does when the source completes and when
+it is disposed, and which items the async face steps on a worker thread, so that an O(n)
+relist swap or a wait for a full shared buffer never blocks an event loop.
+
 ``Retrier`` is the decision half of ``backoff()``: given an error and the time,
 how long to wait before resubscribing, or whether to give up. Each face supplies
 the waiting (a scheduler timer, ``asyncio.sleep``). It logs each retry on the
@@ -20,12 +25,17 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeAlias, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
 
 from ._backoff_policy import MAX_DELAY, BackoffPolicy
+from .dispatcher import SharedStore
 from .errors import RxKubeError
-from .events import Apply, Delete, Event, InitApply, Object, ObjectFn
+from .events import Apply, Delete, Event, InitApply, InitDone, Object, ObjectFn
 from .predicates import Predicate
+
+if TYPE_CHECKING:
+    from ._cache import Writer
 
 _A = TypeVar("_A")
 _B = TypeVar("_B")
@@ -51,6 +61,73 @@ def quiet_backoff_log() -> Iterator[None]:
 
 
 _NOTHING: tuple[()] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bound(Generic[_A, _B]):
+    """A step as one subscription (or iteration) runs it.
+
+    Attributes:
+        step: item in, items out; what it raises goes to ``on_error``.
+        completed: runs when the source completes, before the completion is passed on.
+        disposed: runs when the subscription is disposed or the iteration closed.
+        offload: which items the async face steps on a worker thread.
+    """
+
+    step: Step[_A, _B]
+    completed: Callable[[], None] | None = None
+    disposed: Callable[[], None] | None = None
+    offload: Callable[[_A], bool] | None = None
+
+
+def reflect(writer: Writer) -> Bound[Event, Event]:
+    """Apply each event to the writer's store, then pass it on.
+
+    A relist's ``InitDone`` rebuilds the indexes over the whole list: O(n), so the async
+    face swaps it in on a worker thread.
+    """
+    apply = writer.apply
+
+    def step(event: Event) -> Sequence[Event]:
+        apply(event)
+        return (event,)
+
+    return Bound(step, offload=_is_relist_end)
+
+
+def shared_store_of(writer: Writer) -> SharedStore:
+    """The shared store ``writer`` fills, for ``reflect_shared``.
+
+    Raises:
+        TypeError: the writer's store is not shared.
+    """
+    reader = writer.store
+    if not isinstance(reader, SharedStore):
+        raise TypeError("reflect_shared() needs a writer from store_shared(); use reflect()")
+    return reader
+
+
+def reflect_shared(reader: SharedStore, writer: Writer) -> Bound[Event, Event]:
+    """Apply each event to a shared store and dispatch it, then pass it on.
+
+    Applying may wait for room in a subscriber's buffer, so the async face steps every
+    event on a worker thread; disposing ends such a wait.
+    """
+    feed = reader.feed(writer)
+
+    def step(event: Event) -> Sequence[Event]:
+        feed.apply(event)
+        return (event,)
+
+    return Bound(step, feed.complete, feed.abandon, offload=_always)
+
+
+def _is_relist_end(event: Event) -> bool:
+    return isinstance(event, InitDone)
+
+
+def _always(_event: Event) -> bool:
+    return True
 
 
 def applied_objects() -> Step[Event, Object]:

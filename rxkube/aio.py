@@ -78,6 +78,7 @@ __all__ = [
     "modify",
     "predicate_filter",
     "reflect",
+    "reflect_shared",
     "stream",
     "touched_objects",
     "watcher",
@@ -440,12 +441,31 @@ class AsyncOperator(Generic[_A, _P, _B]):
         return f"rxkube.aio.{self.__name__}"
 
 
-async def _drive(source: AsyncIterable[_A], step: _steps.Step[_A, _B]) -> AsyncIterator[_B]:
-    """The async face of a step: feed it each item of one iteration of ``source``."""
-    async with _iterating(source) as iterator:
-        async for item in iterator:
-            for output in step(item):
-                yield output
+async def _drive(
+    source: AsyncIterable[_A], made: _steps.Step[_A, _B] | _steps.Bound[_A, _B]
+) -> AsyncIterator[_B]:
+    """The async face of a step: feed it each item of one iteration of ``source``.
+
+    A ``Bound`` step also runs its ``completed`` when the source ends, its ``disposed``
+    when the iteration closes however it ends, and the items ``offload`` picks on a
+    worker thread (one at a time, so the step still sees one item at a time).
+    """
+    bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
+    step, offload = bound.step, bound.offload
+    try:
+        async with _iterating(source) as iterator:
+            async for item in iterator:
+                if offload is not None and offload(item):
+                    outputs = await asyncio.to_thread(step, item)
+                else:
+                    outputs = step(item)
+                for output in outputs:
+                    yield output
+        if bound.completed is not None:
+            bound.completed()
+    finally:
+        if bound.disposed is not None:
+            bound.disposed()
 
 
 @contextlib.asynccontextmanager
@@ -503,13 +523,27 @@ def predicate_filter(
 
 @AsyncOperator
 def reflect(source: AsyncIterable[Event], writer: Writer) -> AsyncIterator[Event]:
-    """Apply every event to ``writer`` (a store's ``Writer``), then pass it on, as ``rxkube.operators.reflect``."""
+    """Apply every event to ``writer`` (a store's ``Writer``), then pass it on, as ``rxkube.operators.reflect``.
 
-    def step(event: Event) -> tuple[Event]:
-        writer.apply(event)
-        return (event,)
+    A relist's ``InitDone`` (the swap, which rebuilds the store's indexes) runs on a worker
+    thread, so a big relist does not stall the event loop.
+    """
+    return _drive(source, _steps.reflect(writer))
 
-    return _drive(source, step)
+
+@AsyncOperator
+def reflect_shared(source: AsyncIterable[Event], writer: Writer) -> AsyncIterator[Event]:
+    """Apply every event to a shared store and dispatch it, as ``rxkube.operators.reflect_shared``.
+
+    Each event is applied on a worker thread: when a subscriber's buffer is full the
+    writer waits for it, and the event loop must not. Closing the iteration ends such a
+    wait; the source's end completes the store's subscribers.
+
+    Raises:
+        TypeError: the writer's store is not shared (use ``reflect``).
+    """
+    reader = _steps.shared_store_of(writer)
+    return _drive(source, _steps.reflect_shared(reader, writer))
 
 
 @AsyncOperator

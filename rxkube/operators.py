@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeAlias, TypeVar
+from typing import TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import (
@@ -30,7 +30,6 @@ from reactivex.scheduler import TimeoutScheduler
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Writer
-from .dispatcher import SharedStore
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
 
@@ -256,7 +255,7 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
         >>> reader.is_ready(), len(reader)
         (True, 1)
     """
-    return _applying(lambda: (writer.apply, None, None))
+    return _step_operator(lambda: _steps.reflect(writer))
 
 
 def reflector(writer: Writer, source: Observable[Event]) -> Observable[Event]:
@@ -298,15 +297,8 @@ def reflect_shared(writer: Writer) -> Callable[[Observable[Event]], Observable[E
         >>> len(reader)
         1
     """
-    reader = writer.store
-    if not isinstance(reader, SharedStore):
-        raise TypeError("reflect_shared() needs a writer from store_shared(); use reflect()")
-
-    def bind() -> _Sink:
-        feed = reader.feed(writer)
-        return feed.apply, feed.complete, feed.abandon
-
-    return _applying(bind)
+    reader = _steps.shared_store_of(writer)
+    return _step_operator(lambda: _steps.reflect_shared(reader, writer))
 
 
 def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:
@@ -317,15 +309,21 @@ def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:
 
 
 def _step_operator(
-    make_step: Callable[[], _steps.Step[_A, _B]],
+    make_step: Callable[[], _steps.Step[_A, _B] | _steps.Bound[_A, _B]],
 ) -> Callable[[Observable[_A]], Observable[_B]]:
-    """The Rx face of a step: a fresh step per subscription, driven from ``on_next``."""
+    """The Rx face of a step: a fresh step per subscription, driven from ``on_next``.
+
+    A ``Bound`` step also runs its ``completed`` before the completion is passed on, and
+    its ``disposed`` when the subscription is disposed (before the source is).
+    """
 
     def operator(source: Observable[_A]) -> Observable[_B]:
         def subscribe(
             observer: abc.ObserverBase[_B], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            step = make_step()
+            made = make_step()
+            bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
+            step, completed = bound.step, bound.completed
 
             def on_next(item: _A) -> None:
                 try:
@@ -336,45 +334,6 @@ def _step_operator(
                 for output in outputs:
                     observer.on_next(output)
 
-            return source.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
-            )
-
-        return Observable(subscribe)
-
-    return operator
-
-
-_Sink: TypeAlias = tuple[
-    Callable[[Event], None], Callable[[], None] | None, Callable[[], None] | None
-]
-"""What one subscription of an applying operator calls: (apply, on completed, on dispose)."""
-
-
-def _applying(bind: Callable[[], _Sink]) -> Callable[[Observable[Event]], Observable[Event]]:
-    """An operator that applies each event before passing it on.
-
-    ``bind`` is called once per subscription and returns ``(apply, completed, dispose)``:
-    ``apply`` runs on each event (its exception goes to ``on_error``, which disposes the
-    source), ``completed`` before ``on_completed`` is passed on, ``dispose`` when the
-    subscription is disposed (before the source is). Errors pass through untouched.
-    """
-
-    def operator(source: Observable[Event]) -> Observable[Event]:
-        def subscribe(
-            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            apply, completed, dispose = bind()
-            forward = observer.on_next
-
-            def on_next(event: Event) -> None:
-                try:
-                    apply(event)
-                except Exception as exc:
-                    observer.on_error(exc)
-                    return
-                forward(event)
-
             def on_completed() -> None:
                 if completed is not None:
                     completed()
@@ -383,9 +342,9 @@ def _applying(bind: Callable[[], _Sink]) -> Callable[[Observable[Event]], Observ
             subscription = source.subscribe(
                 on_next, observer.on_error, on_completed, scheduler=scheduler
             )
-            if dispose is None:
+            if bound.disposed is None:
                 return subscription
-            return CompositeDisposable(Disposable(dispose), subscription)
+            return CompositeDisposable(Disposable(bound.disposed), subscription)
 
         return Observable(subscribe)
 

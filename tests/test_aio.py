@@ -26,7 +26,7 @@ from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
 import rxkube.aio
-from rxkube import ExponentialBackoff, aio, operators, predicates, store
+from rxkube import ExponentialBackoff, aio, operators, predicates, store, store_shared
 from rxkube.client import Api
 from rxkube.errors import NotFound, ServerError, TransportError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -443,6 +443,90 @@ def test_async_reflect_fills_a_store_and_passes_events_on() -> None:
     assert len(objects) == 4
     assert reader.is_ready()
     assert [obj["metadata"]["name"] for obj in reader.state()] == ["a"]
+
+
+def test_async_reflect_swaps_a_relist_in_off_the_event_loop() -> None:
+    reader, writer = store("pods")
+    threads: dict[str, set[int]] = {"Apply": set(), "InitDone": set()}
+    phase = ["InitDone"]
+
+    def index(obj: Object) -> str:
+        threads[phase[0]].add(threading.get_ident())  # the index is rebuilt at the swap
+        return "x"
+
+    reader.add_index("x", index)
+
+    async def test() -> int:
+        loop_thread = threading.get_ident()
+        async for event in source_of(events()).pipe(aio.reflect(writer)):
+            if isinstance(event, InitDone):
+                phase[0] = "Apply"
+        return loop_thread
+
+    loop_thread = run(test)
+    assert threads["InitDone"] and loop_thread not in threads["InitDone"]
+    assert threads["Apply"] == {loop_thread}, "the other events are applied on the loop"
+    assert reader.is_ready() and len(reader) == 1
+
+
+def test_async_reflect_shared_dispatches_to_subscribers_and_completes_them() -> None:
+    reader, writer = store_shared(buffer_size=4, name="pods")
+    got: list[str] = []
+    completed = threading.Event()
+    subscription = reader.subscribe().subscribe(
+        lambda obj: got.append(obj["metadata"]["name"]), on_completed=completed.set
+    )
+    try:
+
+        async def test() -> list[Event]:
+            return await collect(source_of(events()).pipe(aio.reflect_shared(writer)))
+
+        assert run(test) == events()
+        assert completed.wait(TIMEOUT)
+        assert got == ["a", "b", "a", "a"]
+        assert [o["metadata"]["name"] for o in reader.state()] == ["a"]
+    finally:
+        subscription.dispose()
+
+
+def test_async_reflect_shared_waits_for_a_full_buffer_without_blocking_the_loop() -> None:
+    reader, writer = store_shared(buffer_size=1, name="pods")
+    release = threading.Event()
+    delivered: list[str] = []
+
+    def slow(obj: Object) -> None:
+        release.wait(TIMEOUT)
+        delivered.append(obj["metadata"]["name"])
+
+    subscription = reader.subscribe().subscribe(slow)
+    pods = [Apply({"metadata": {"name": f"p{i}"}}) for i in range(4)]
+    try:
+
+        async def test() -> int:
+            ticks = 0
+            feeding = asyncio.ensure_future(
+                collect(source_of(list(pods)).pipe(aio.reflect_shared(writer)))
+            )
+            await until(lambda: reader.stats().writer_waiting, "the writer to wait for room")
+            while ticks < 20:  # the loop runs other work meanwhile
+                await asyncio.sleep(0)
+                ticks += 1
+            assert not feeding.done()
+            release.set()
+            await asyncio.wait_for(feeding, TIMEOUT)
+            return ticks
+
+        assert run(test) == 20
+        assert len(reader) == 4
+    finally:
+        release.set()
+        subscription.dispose()
+
+
+def test_async_reflect_shared_needs_a_writer_from_store_shared() -> None:
+    _reader, writer = store("pods")
+    with pytest.raises(TypeError, match="store_shared"):
+        aio.reflect_shared(writer)(source_of([]))
 
 
 def test_async_operator_sources_start_afresh_on_each_iteration() -> None:
