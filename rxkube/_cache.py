@@ -27,12 +27,12 @@ operator), e.g. to drop ``managedFields``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _display
+from ._futures import resolve_soon
 from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -348,8 +348,7 @@ class Store:
         self._ready.set()
         waiters, self._async_waiters = self._async_waiters, []
         for loop, future in waiters:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there
-                loop.call_soon_threadsafe(_resolve, future)
+            resolve_soon(loop, future, None)
 
     # -- indexes -----------------------------------------------------------------------
 
@@ -418,11 +417,6 @@ class Store:
             if name not in self._indexes:
                 raise KeyError(f"no index {name!r} on store of {self.describe()}")
             return list(self._indexes[name].buckets)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class Writer:

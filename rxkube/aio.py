@@ -50,6 +50,7 @@ from reactivex.disposable import Disposable
 
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from ._futures import resolve_soon
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
 from .events import Event, Object, ObjectFn
@@ -158,11 +159,7 @@ class _Channel(Generic[_T]):
             self._wake(waiter)
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
-        if threading.get_ident() == self.loop_thread:
-            _resolve(waiter)
-            return
-        with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
-            self.loop.call_soon_threadsafe(_resolve, waiter)
+        resolve_soon(self.loop, waiter, None)
 
     def close(self) -> None:
         with self.lock:
@@ -172,11 +169,6 @@ class _Channel(Generic[_T]):
             waiter, self.waiter = self.waiter, None
         if waiter is not None:
             waiter.cancel()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class ObservableIterator(AsyncIterator[_T]):

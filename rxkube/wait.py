@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from reactivex import Observable
 from reactivex import operators as ops
 
+from ._futures import resolve_soon
 from ._watching import watch_object
 from .events import Object
 from .operators import default_backoff
@@ -97,11 +98,7 @@ async def await_condition_async(
     future: asyncio.Future[Any] = loop.create_future()
 
     def finish(value: Any) -> None:
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(value)
-
-        loop.call_soon_threadsafe(resolve)
+        resolve_soon(loop, future, value)
 
     subscription = _watch(api, name, condition).subscribe(finish, finish)
     try:
