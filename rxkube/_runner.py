@@ -8,12 +8,13 @@ run on ``rxkube._executors``' workers or an asyncio loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -409,27 +410,26 @@ class Run:
         return asyncio.run_coroutine_threadsafe(self._reconcile_async(job), self._loop)
 
     def _reconcile_sync(self, job: _Job) -> None:
+        async def call() -> Any:
+            return self._reconcile(job.obj, self._context)
+
         token = reconcile_reason.set(job.reason)
-        started = time.monotonic()
-        action: Any = None
-        error: Exception | None
         try:
-            action = self._reconcile(job.obj, self._context)
-            error = None if isinstance(action, Action) else _not_an_action(action)
-        except Exception as exc:
-            error = exc
+            _run_now(self._reconciling(job, call))
         finally:
-            duration = time.monotonic() - started
             reconcile_reason.reset(token)
-        self._inbox.put(_Done(job.key, self._result(job, action, error, duration)))
 
     async def _reconcile_async(self, job: _Job) -> None:
         reconcile_reason.set(job.reason)  # in this task's own context
+        await self._reconciling(job, lambda: self._reconcile(job.obj, self._context))
+
+    async def _reconciling(self, job: _Job, call: Callable[[], Awaitable[Any]]) -> None:
+        """Run one reconcile, either kind, and hand its result to the loop thread."""
         started = time.monotonic()
         action: Any = None
         error: Exception | None
         try:
-            action = await self._reconcile(job.obj, self._context)
+            action = await call()
             error = None if isinstance(action, Action) else _not_an_action(action)
         except Exception as exc:
             error = exc
@@ -455,6 +455,12 @@ class Run:
             )
             policy = Action.await_change()
         return ReconcileFailed(job.ref, error, policy, job.reason, duration)
+
+
+def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that never suspends (a plain-function reconcile's) to its end, here."""
+    with contextlib.suppress(StopIteration):
+        coroutine.send(None)
 
 
 def _not_an_action(value: object) -> TypeError:
