@@ -127,9 +127,7 @@ class Store:
         """
         with self._lock:
             objects = list(self._objects.values())
-        if self._copy_on_read if copy is None else copy:
-            return [copy_object(obj) for obj in objects]
-        return objects
+        return self._hand_out(objects, copy)
 
     def get(self, name: str | ObjectRef, namespace: str | None = None) -> Object | None:
         """The object with this name (and namespace), or ``None``.
@@ -216,7 +214,7 @@ class Store:
             objects = [o for o in objects if selector.matches(o["metadata"].get("labels") or {})]
         if pred is not None:
             objects = [o for o in objects if pred(o)]
-        return [copy_object(o) for o in objects] if self._copy_on_read else objects
+        return self._hand_out(objects)
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -389,15 +387,9 @@ class Store:
             []
         """
         with self._lock:
-            index = self._indexes.get(name)
-            if index is None:
-                raise KeyError(
-                    f"no index {name!r} on store of {self.describe()}; "
-                    f"indexes: {sorted(self._indexes) or 'none'} (add one with add_index)"
-                )
-            bucket = index.buckets.get(key)
+            bucket = self._index_named(name).buckets.get(key)
             objects = list(bucket.values()) if bucket else []
-        return [copy_object(o) for o in objects] if self._copy_on_read else objects
+        return self._hand_out(objects)
 
     def index_keys(self, name: str) -> list[str]:
         """Every key an index currently has objects under.
@@ -406,17 +398,30 @@ class Store:
             KeyError: there is no index of that name.
 
         Example:
-            >>> from rxkube import index_namespace
             >>> reader, writer = store()
-            >>> reader.add_index("namespace", index_namespace)
+            >>> reader.add_index("ns", lambda obj: obj["metadata"].get("namespace"))
             >>> writer.apply(Apply({"metadata": {"name": "a", "namespace": "prod"}}))
-            >>> reader.index_keys("namespace")
+            >>> reader.index_keys("ns")
             ['prod']
         """
         with self._lock:
-            if name not in self._indexes:
-                raise KeyError(f"no index {name!r} on store of {self.describe()}")
-            return list(self._indexes[name].buckets)
+            return list(self._index_named(name).buckets)
+
+    def _index_named(self, name: str) -> Index:
+        """The index called ``name``; call with the lock held."""
+        index = self._indexes.get(name)
+        if index is None:
+            raise KeyError(
+                f"no index {name!r} on store of {self.describe()}; "
+                f"indexes: {sorted(self._indexes) or 'none'} (add one with add_index)"
+            )
+        return index
+
+    def _hand_out(self, objects: list[Object], copy: bool | None = None) -> list[Object]:
+        """What a read returns: copies, unless the store (or this read) says otherwise."""
+        if self._copy_on_read if copy is None else copy:
+            return [copy_object(obj) for obj in objects]
+        return objects
 
 
 class Writer:

@@ -31,16 +31,7 @@ class Discovery:
         self._group_cache: dict[str, list[Resource]] = {}
 
     def resolve(self, name: str) -> Resource:
-        """The resource a name refers to: a built-in kind, else one the server serves.
-
-        Accepts ``"pods"``, ``"po"``, ``"Pod"``, ``"deployments.apps"``,
-        ``"apps/v1/deployments"`` and custom resources (``"widgets"``,
-        ``"widgets.example.com"``, ``"example.com/v1/widgets"``). Discovery results are
-        cached; a miss refreshes the cache once (a CRD may have been installed since).
-
-        Raises:
-            ConfigError: neither built in nor served by the API server.
-        """
+        """The resource a name refers to (see ``Client.resolve``)."""
         found = match_resource(BUILTIN_RESOURCES, name)
         if found is not None:
             return found

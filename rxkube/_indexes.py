@@ -1,14 +1,4 @@
-"""Store indexes: index functions (by namespace, label, owner) and the index a store keeps up to date.
-
-Example:
-    >>> from rxkube import store
-    >>> from rxkube.events import Apply
-    >>> reader, writer = store()
-    >>> reader.add_index("namespace", index_namespace)
-    >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
-    >>> reader.index_keys("namespace")
-    ['prod']
-"""
+"""Store indexes: index functions (by namespace, label, owner) and the index a store keeps up to date."""
 
 from __future__ import annotations
 

@@ -16,18 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     pytest.importorskip("psutil")
     out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| client" in proc.stdout
-    assert "## Targets" in proc.stdout
+    stdout = run_benchmarks("benchmarks", "--quick", "--json", str(out))
+    assert "| client" in stdout
+    assert "## Targets" in stdout
     results = json.loads(out.read_text())
     runs = results["runs"]
     failed = {name: r["error"][-500:] for name, r in runs.items() if "error" in r}
@@ -40,14 +31,20 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
 
 
 def test_store_reads_benchmark_prints_its_table() -> None:
+    stdout = run_benchmarks("benchmarks.reads", "--pods", "20")
+    assert "| get (plain) |" in stdout and "| copy_object" in stdout
+
+
+def run_benchmarks(module: str, *args: str) -> str:
+    """Run ``python -m module args`` from the repository; its stdout, once it succeeded."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.reads", "--pods", "20"],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| get (plain) |" in proc.stdout and "| copy_object" in proc.stdout
+    return proc.stdout
