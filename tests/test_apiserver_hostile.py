@@ -518,3 +518,20 @@ def test_the_object_api_raises_typed_errors_for_invalid_metadata(srv: ApiServer)
     with pytest.raises(Invalid) as caught:
         srv.create("services", {"metadata": {"name": "a.b"}})
     assert isinstance(caught.value, ApiError) and "DNS-1035" in str(caught.value)
+
+
+@pytest.mark.parametrize("method", ["FOO", "PROPFIND"])
+def test_an_unknown_http_method_answers_405_status(raw: Raw, method: str) -> None:
+    status, body = raw(method, CONFIGMAPS)
+    assert status == 405
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "the server does not allow this method on the requested resource",
+        "reason": "MethodNotAllowed",
+        "code": 405,
+        "details": {},
+    }
+    assert raw("GET", CONFIGMAPS)[0] == 200  # the server goes on

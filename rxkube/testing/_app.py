@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector
@@ -425,6 +425,42 @@ def _json_response(body: bytes, status: int = 200, content_type: str = _JSON) ->
     return web.Response(body=body, status=status, headers={"Content-Type": content_type})
 
 
+def _method_not_allowed() -> StatusError:
+    """405 as kube-apiserver's router answers it (empty details)."""
+    return StatusError(
+        405, "the server does not allow this method on the requested resource", details={}
+    )
+
+
+# aiohttp >= 3.10 tells an unknown method apart; older versions answer it as before.
+_BAD_METHOD: Any = getattr(http_exceptions, "BadHttpMethod", ())
+
+
+class StatusRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering an unknown HTTP method as kube-apiserver does.
+
+    aiohttp's C parser refuses a method it does not know (``FOO``) before any handler
+    runs, with a plain-text 400; Go's HTTP server takes any token, and kube-apiserver's
+    router answers 405 with a ``Status``.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A 405 ``Status`` for an unknown method; aiohttp's answer otherwise."""
+        if isinstance(exc, _BAD_METHOD):
+            response = status_response(_method_not_allowed())
+            response.force_close()
+            return response
+        return super().handle_error(request, status, exc, message)
+
+
 def status_response(error: StatusError) -> web.Response:
     """The HTTP response carrying a failure Status."""
     response = _json_response(orjson.dumps(error.status()), error.code)
@@ -612,9 +648,7 @@ class ApiApp:
             method == "GET" and not named and _bool_param(request.query, "watch")
         ):
             if method != "GET":
-                raise StatusError(
-                    405, "the server does not allow this method on the requested resource"
-                )
+                raise _method_not_allowed()
             return "watch"
         verbs = {
             ("GET", True): "get",
@@ -634,16 +668,12 @@ class ApiApp:
             if verb != "list":
                 verb = None
         if verb is None or (route.subresource and verb not in ("get", "update", "patch")):
-            raise StatusError(
-                405, "the server does not allow this method on the requested resource"
-            )
+            raise _method_not_allowed()
         return verb
 
     def _discovery(self, parts: list[str], method: str) -> web.Response:
         if method != "GET":
-            raise StatusError(
-                405, "the server does not allow this method on the requested resource"
-            )
+            raise _method_not_allowed()
         served = self.store.served()
         path = "/".join(parts)
         doc: dict[str, Any] | None = None

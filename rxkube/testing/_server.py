@@ -25,7 +25,7 @@ from aiohttp import web
 from ..errors import ConfigError
 from ..resource import BUILTIN_RESOURCES, Resource, match_resource
 from ..selectors import FieldSelector, LabelSelector
-from ._app import ApiApp, ServerOptions, patch_function
+from ._app import ApiApp, ServerOptions, StatusRequestHandler, patch_function
 from ._faults import Faults
 from ._requests import RecordedRequest, RequestLog
 from ._served import ServedResource, builtin_served
@@ -126,6 +126,7 @@ class ApiServer:
         """The CA certificate (PEM) to verify the server with when ``tls=True``."""
         self._tmpdir: str | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -215,14 +216,26 @@ class ApiServer:
             shutdown_timeout=2.0,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port, ssl_context=ssl_context)
+        server = runner.server
+        assert server is not None
+        loop = self._loop
+
+        def connection() -> StatusRequestHandler:
+            # access_log=None (no access log) is what AppRunner passes too; aiohttp's
+            # annotation says Logger.
+            return StatusRequestHandler(server, loop=loop, access_log=None)  # type: ignore[arg-type]
+
+        # Our own listener rather than a TCPSite, for a connection handler that answers
+        # unknown methods as kube-apiserver does; the runner still owns the connections.
         try:
-            await site.start()
+            self._listener = await loop.create_server(
+                connection, self.host, self._port, ssl=ssl_context
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        port = runner.addresses[0][1]
+        port = self._listener.sockets[0].getsockname()[1]
         self._port = port  # a restarted or re-used server keeps its address
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
@@ -236,7 +249,12 @@ class ApiServer:
             return
         self._runner = None
         self._hub.close_all()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         await runner.cleanup()
+        if listener is not None:
+            await listener.wait_closed()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
