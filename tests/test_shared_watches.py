@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 
 from rxkube import SharedWatches
-from rxkube.client import Client
+from rxkube._watching import metadata_watcher, watcher
+from rxkube.client import Api, Client
 from rxkube.errors import ConfigError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
@@ -240,3 +242,205 @@ def test_bad_requests_raise_typed_errors_naming_the_problem(client: Client) -> N
         SharedWatches(client, linger=-1)
     with pytest.raises(ValueError, match="absorb"):
         SharedWatches(client, absorb="sometimes")  # type: ignore[arg-type]
+
+
+# -- covered views ------------------------------------------------------------------------
+
+SIX_VIEWS: list[dict[str, Any]] = [
+    {},
+    {"namespace": "a"},
+    {"label_selector": "app"},
+    {"label_selector": "app in (web,db)"},
+    {"namespace": "b", "label_selector": "app in (web,db),tier!=cache"},
+    {"label_selector": "app notin (db),tier", "metadata_only": True},
+    {"field_selector": "metadata.name!=c0"},
+]
+
+
+def random_labels(rng: random.Random) -> dict[str, str]:
+    labels = {}
+    app = rng.choice(["web", "db", "x", None])
+    tier = rng.choice(["cache", "front", None])
+    if app:
+        labels["app"] = app
+    if tier:
+        labels["tier"] = tier
+    return labels
+
+
+def churn(srv: ApiServer, rng: random.Random, steps: int) -> None:
+    """Create, delete and relabel configmaps in two namespaces, at random."""
+    for _ in range(steps):
+        ns, name = rng.choice("ab"), f"c{rng.randrange(12)}"
+        exists = any(o["metadata"]["name"] == name for o in srv.list("configmaps", namespace=ns))
+        if not exists:
+            srv.create("configmaps", cm(name, ns, **random_labels(rng)))
+        elif rng.random() < 0.3:
+            srv.delete("configmaps", name, namespace=ns)
+        else:
+            labels: dict[str, str | None] = {"app": None, "tier": None}
+            labels.update(random_labels(rng))
+            srv.patch("configmaps", name, {"metadata": {"labels": labels}}, namespace=ns)
+
+
+def test_six_views_under_churn_and_faults_match_the_server_over_one_watch(
+    srv: ApiServer, client: Client
+) -> None:
+    rng = random.Random(15)
+    churn(srv, rng, 40)
+    with SharedWatches(client, linger=0) as watches:
+        stores = [watches.store("configmaps", **view) for view in SIX_VIEWS]
+        folds = [Folded() for _ in SIX_VIEWS]
+        subs = [
+            watches.events("configmaps", **view).subscribe(fold)
+            for view, fold in zip(SIX_VIEWS, folds, strict=True)
+        ]
+
+        def all_match() -> bool:
+            for view, store, fold in zip(SIX_VIEWS, stores, folds, strict=True):
+                want = server_refs(srv, **view)
+                if refs(store.state()) != want or fold.refs() != want:
+                    return False
+            return True
+
+        for store in stores:
+            store.wait_until_ready(TIMEOUT)
+        churn(srv, rng, 60)
+        srv.faults.close_watches(abrupt=True)  # a dropped connection: backoff, then a relist
+        churn(srv, rng, 60)
+        eventually(all_match, "every view to follow the churn after a dropped watch")
+        relists = sum(isinstance(e, Init) for e in folds[0].events)
+        # A watch that resumes after compaction gets 410 Gone and relists.
+        srv.faults.delay_responses(2.0, count=1, verb="watch")
+        srv.faults.close_watches()
+        churn(srv, rng, 30)
+        srv.compact()
+        churn(srv, rng, 60)
+        eventually(all_match, "every view to match the server after a 410 relist")
+        assert sum(isinstance(e, Init) for e in folds[0].events) > relists
+        eventually(lambda: srv.open_watches() == 1, "one watch connection")
+        [watch] = watches.stats()
+        assert len(watch.views) == len(SIX_VIEWS)
+        meta = stores[5].state()
+        assert meta and all(o["kind"] == "PartialObjectMetadata" for o in meta)
+        assert all("data" not in o for o in meta)
+        for sub in subs:
+            sub.dispose()
+
+
+def test_views_emit_exactly_what_private_watchers_receive(srv: ApiServer, client: Client) -> None:
+    for i in range(4):
+        srv.create("configmaps", cm(f"c{i}", "a", app="web", tier="front"))
+        srv.create("configmaps", cm(f"c{i}", "b", app="db"))
+    requests: list[dict[str, Any]] = [
+        {"namespace": "b", "label_selector": "app in (web,db),tier!=cache"},
+        {"namespace": "a", "metadata_only": True},
+        {"field_selector": "metadata.name!=c1", "label_selector": "app=web"},
+    ]
+    with SharedWatches(client, linger=0) as watches:
+        wide = watches.store("configmaps")
+        wide.wait_until_ready(TIMEOUT)
+        shared, private = [Folded() for _ in requests], [Folded() for _ in requests]
+        subs = []
+        for request, mine, theirs in zip(requests, shared, private, strict=True):
+            subs.append(watches.events("configmaps", **request).subscribe(mine))
+            api = Api(client, "configmaps", namespace=request.get("namespace"))
+            config = Config(
+                label_selector=request.get("label_selector"),
+                field_selector=request.get("field_selector"),
+            )
+            make = metadata_watcher if request.get("metadata_only") else watcher
+            subs.append(make(api, config).subscribe(theirs))
+
+        def settled() -> bool:
+            return all(
+                s.refs() == p.refs() == server_refs(srv, **r)
+                for r, s, p in zip(requests, shared, private, strict=True)
+            )
+
+        eventually(settled, "the first lists")
+        marks = [len(s.events) for s in shared], [len(p.events) for p in private]
+        srv.patch("configmaps", "c0", {"metadata": {"labels": {"tier": "cache"}}}, namespace="b")
+        srv.patch("configmaps", "c0", {"metadata": {"labels": {"tier": None}}}, namespace="b")
+        srv.patch("configmaps", "c1", {"metadata": {"labels": {"app": "db"}}}, namespace="a")
+        srv.patch("configmaps", "c2", {"metadata": {"labels": {"app": "x"}}}, namespace="b")
+        srv.delete("configmaps", "c3", namespace="a")
+        srv.create("configmaps", cm("c9", "a", app="web"))
+        srv.patch("configmaps", "c1", {"metadata": {"labels": {"app": "web"}}}, namespace="a")
+        srv.patch("configmaps", "c2", {"metadata": {"labels": {"tier": "cache"}}}, namespace="a")
+        last = str(srv.resource_version)
+        eventually(
+            lambda: settled() and refs(wide.state()).get(("a", "c2")) == last,
+            "every stream to see the changes",
+        )
+        for i, (mine, theirs) in enumerate(zip(shared, private, strict=True)):
+            ours, reference = mine.events[marks[0][i] :], theirs.events[marks[1][i] :]
+            assert ours == reference, requests[i]
+            assert ours, requests[i]
+        assert any(isinstance(e, Delete) for e in shared[0].events)
+        for sub in subs:
+            sub.dispose()
+
+
+def test_a_relist_of_the_wide_watch_is_one_list_and_a_relist_of_every_view(
+    srv: ApiServer, client: Client
+) -> None:
+    for i in range(5):
+        srv.create("configmaps", cm(f"c{i}", "ab"[i % 2], app="web" if i < 3 else "db"))
+    requests: list[dict[str, Any]] = [{}, {"label_selector": "app=web"}, {"namespace": "b"}]
+    with SharedWatches(client, linger=0) as watches:
+        stores = [watches.store("configmaps", **r) for r in requests]
+        folds = [Folded() for _ in requests]
+        subs = [
+            watches.events("configmaps", **r).subscribe(f)
+            for r, f in zip(requests, folds, strict=True)
+        ]
+        for store in stores:
+            store.wait_until_ready(TIMEOUT)
+        srv.clear_requests()
+        srv.faults.delay_responses(2.0, count=1, verb="watch")
+        srv.faults.close_watches()
+        srv.delete("configmaps", "c0", namespace="a")
+        srv.create("configmaps", cm("c7", "b", app="web"))
+        srv.compact()
+
+        def relisted() -> bool:
+            return all(
+                refs(s.state()) == f.refs() == server_refs(srv, **r)
+                for r, s, f in zip(requests, stores, folds, strict=True)
+            )
+
+        eventually(relisted, "every view to relist")
+        lists = [r for r in srv.requests if r.verb == "list"]
+        assert len(lists) == 1, [r.query for r in lists]
+        for fold in folds:
+            inits = [i for i, e in enumerate(fold.events) if isinstance(e, Init)]
+            assert len(inits) == 2
+            relist = fold.events[inits[1] :]
+            assert isinstance(relist[-1], InitDone)
+            assert all(isinstance(e, InitApply) for e in relist[1:-1])
+        for sub in subs:
+            sub.dispose()
+
+
+def test_requests_a_watch_does_not_cover_open_their_own(srv: ApiServer, client: Client) -> None:
+    with SharedWatches(client, linger=0) as watches:
+        watches.store("configmaps", label_selector="app=web")
+        watches.store("configmaps", label_selector="app")  # wider: not covered
+        watches.store("pods", field_selector="status.phase=Running")
+        watches.store("pods", field_selector="status.phase=Running,metadata.name=p")  # covered
+        watches.store("pods", metadata_only=True)
+        watches.store("pods", namespace="a")  # a full request: not from a metadata watch
+        shown = {
+            (w.resource, w.namespace, w.label_selector, w.field_selector, w.metadata_only, n)
+            for w in watches.stats()
+            for n in [len(w.views)]
+        }
+        assert shown == {
+            ("configmaps", None, "app", None, False, 1),
+            ("configmaps", None, "app=web", None, False, 1),
+            ("pods", "a", None, None, False, 1),
+            ("pods", None, None, None, True, 1),
+            ("pods", None, None, "status.phase=Running", False, 2),
+        }
+        eventually(lambda: srv.open_watches() == 5, "five watch connections")
