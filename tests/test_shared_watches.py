@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from rxkube import SharedWatches
+from rxkube import Controller, SharedWatches
 from rxkube._watching import metadata_watcher, watcher
 from rxkube.client import Api, Client
+from rxkube.controller import Action
 from rxkube.errors import ConfigError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
@@ -444,3 +445,229 @@ def test_requests_a_watch_does_not_cover_open_their_own(srv: ApiServer, client: 
             ("pods", None, None, "status.phase=Running", False, 2),
         }
         eventually(lambda: srv.open_watches() == 5, "five watch connections")
+
+
+# -- reference counts, linger, hand-over, absorption ----------------------------------------
+
+
+def test_linger_keeps_an_unused_view_ready_for_a_request_coming_back(
+    srv: ApiServer, client: Client
+) -> None:
+    srv.create("configmaps", cm("c0", "a"))
+    with SharedWatches(client, linger=TIMEOUT) as watches:
+        first = watches.store("configmaps")
+        first.wait_until_ready(TIMEOUT)
+        first.close()
+        [watch] = watches.stats()
+        assert [(v.stores, v.subscribers) for v in watch.views] == [(0, 0)]
+        srv.clear_requests()
+        with watches.store("configmaps") as again:
+            assert again is first and again.is_ready()
+        assert [r for r in srv.requests if r.verb == "list"] == []
+        srv.create("configmaps", cm("c1", "a"))
+        eventually(lambda: len(first) == 2, "the lingering view to keep following")
+        eventually(lambda: srv.open_watches() == 1, "the watch to be open")
+    eventually(lambda: srv.open_watches() == 0, "close() to end the watch")
+
+
+def test_a_watch_nothing_uses_closes_after_its_linger(srv: ApiServer, client: Client) -> None:
+    with SharedWatches(client, linger=0.05) as watches:
+        store = watches.store("configmaps", namespace="a")
+        sub = watches.events("configmaps", namespace="a").subscribe()
+        store.wait_until_ready(TIMEOUT)
+        eventually(lambda: srv.open_watches() == 1, "the watch to open")
+        store.close()
+        store.close()  # a second close gives back nothing more
+        assert len(watches.stats()) == 1  # the subscription still holds it
+        sub.dispose()
+        eventually(lambda: watches.stats() == [], "the view to retire")
+        eventually(lambda: srv.open_watches() == 0, "the watch to close")
+
+
+def test_narrower_views_move_to_watches_of_their_own_at_their_resource_version(
+    srv: ApiServer, client: Client
+) -> None:
+    for i in range(6):
+        srv.create("configmaps", cm(f"c{i}", "ab"[i % 2], app=["web", "db", "x"][i % 3]))
+    with SharedWatches(client, linger=0) as watches:
+        wide = watches.store("configmaps")
+        web = Folded()
+        web_sub = watches.events("configmaps", label_selector="app=web").subscribe(web)
+        in_b = watches.store("configmaps", namespace="b", label_selector="app")
+        in_b_meta = watches.store(
+            "configmaps", namespace="b", label_selector="app=db", metadata_only=True
+        )
+        for store in (wide, in_b, in_b_meta):
+            store.wait_until_ready(TIMEOUT)
+        [watch] = watches.stats()
+        at = watch.resource_version
+        eventually(lambda: any(r.verb == "watch" for r in srv.requests), "the wide watch")
+        srv.clear_requests()
+        wide.close()
+        # Changes right after the hand-over reach the views through their new watches.
+        srv.patch("configmaps", "c0", {"metadata": {"labels": {"app": "db"}}}, namespace="a")
+        srv.patch("configmaps", "c1", {"metadata": {"labels": {"app": "db"}}}, namespace="b")
+        srv.create("configmaps", cm("c9", "b", app="web"))
+        srv.delete("configmaps", "c4", namespace="a")
+        shown = {(w.namespace, w.label_selector, len(w.views)) for w in watches.stats()}
+        assert shown == {(None, "app=web", 1), ("b", "app", 2)}
+
+        def following() -> bool:
+            return (
+                web.refs() == server_refs(srv, label_selector="app=web")
+                and refs(in_b.state()) == server_refs(srv, namespace="b", label_selector="app")
+                and refs(in_b_meta.state())
+                == server_refs(srv, namespace="b", label_selector="app=db")
+            )
+
+        eventually(following, "the handed-over views to follow the server")
+        eventually(lambda: srv.open_watches() == 2, "two watches, the wide one closed")
+        watches_sent = [r for r in srv.requests if r.verb == "watch"]
+        assert len(watches_sent) == 2
+        assert all(r.query["resourceVersion"] == at for r in watches_sent)
+        assert [r for r in srv.requests if r.verb == "list"] == []
+        # No relist, and no event twice.
+        assert sum(isinstance(e, Init) for e in web.events) == 1
+        seen = [
+            (_ref(e.obj), e.obj["metadata"]["resourceVersion"])
+            for e in web.events
+            if isinstance(e, InitApply | Apply | Delete)
+        ]
+        assert len(seen) == len(set(seen))
+        web_sub.dispose()
+
+
+def test_a_wider_request_absorbs_narrower_watches_in_its_namespace(
+    srv: ApiServer, client: Client
+) -> None:
+    for i in range(4):
+        srv.create("configmaps", cm(f"c{i}", "a", app="web" if i % 2 else "db"))
+    with SharedWatches(client, linger=0) as watches:
+        web = Folded()
+        sub = watches.events("configmaps", namespace="a", label_selector="app=web").subscribe(web)
+        other = watches.store("configmaps", namespace="b")
+        eventually(lambda: len(web.refs()) == 2, "the narrow list")
+        everything = watches.store("configmaps", namespace="a")
+        everything.wait_until_ready(TIMEOUT)
+        eventually(lambda: len(watches.stats()) == 2, "the narrow watch to be absorbed")
+        shown = {(w.namespace, len(w.views)) for w in watches.stats()}
+        assert shown == {("a", 2), ("b", 1)}
+        eventually(lambda: srv.open_watches() == 2, "the narrow connection to close")
+        # The moved view relisted from the wide watch, then follows it.
+        eventually(
+            lambda: sum(isinstance(e, Init) for e in web.events) == 2, "the moved view's relist"
+        )
+        srv.patch("configmaps", "c0", {"metadata": {"labels": {"app": "web"}}}, namespace="a")
+        want = server_refs(srv, namespace="a", label_selector="app=web")
+        eventually(lambda: web.refs() == want and len(want) == 3, "the moved view to follow")
+        assert len(other) == 0
+        sub.dispose()
+
+
+@pytest.mark.parametrize(("absorb", "watches_left"), [("auto", 2), ("always", 1), ("never", 2)])
+def test_absorption_is_an_option(
+    srv: ApiServer, client: Client, absorb: Any, watches_left: int
+) -> None:
+    srv.create("configmaps", cm("c0", "a"))
+    with SharedWatches(client, linger=0, absorb=absorb) as watches:
+        narrow = watches.store("configmaps", namespace="a")
+        narrow.wait_until_ready(TIMEOUT)
+        wide = watches.store("configmaps")
+        wide.wait_until_ready(TIMEOUT)
+        eventually(lambda: len(watches.stats()) == watches_left, f"{watches_left} watches")
+        eventually(lambda: srv.open_watches() == watches_left, "the connections to match")
+        srv.create("configmaps", cm("c1", "a"))
+        eventually(lambda: len(narrow) == 2 and len(wide) == 2, "both stores to follow")
+
+
+def test_two_controllers_over_overlapping_scopes_share_one_watch_and_cache(
+    srv: ApiServer, client: Client
+) -> None:
+    for i in range(4):
+        srv.create("configmaps", cm(f"c{i}", "a", app="web" if i < 2 else "db"))
+    reconciled: dict[str, set[str]] = {"all": set(), "web": set()}
+    lock = threading.Lock()
+
+    def recorder(name: str) -> Callable[[Object, Any], Action]:
+        def reconcile(obj: Object, _ctx: Any) -> Action:
+            with lock:
+                reconciled[name].add(obj["metadata"]["name"])
+            return Action.await_change()
+
+        return reconcile
+
+    with SharedWatches(client, linger=0) as watches:
+        everything = Controller.for_shared_stream(
+            watches.events("configmaps"), watches.store("configmaps")
+        )
+        web = Controller.for_shared_stream(
+            watches.events("configmaps", namespace="a", label_selector="app=web"),
+            watches.store("configmaps", namespace="a", label_selector="app=web"),
+        )
+
+        def policy(_obj: Object, _error: Exception, _ctx: Any) -> Action:
+            return Action.await_change()
+
+        runs = [
+            everything.run(recorder("all"), policy, None).subscribe(),
+            web.run(recorder("web"), policy, None).subscribe(),
+        ]
+        try:
+            eventually(
+                lambda: reconciled == {"all": {"c0", "c1", "c2", "c3"}, "web": {"c0", "c1"}},
+                "both controllers to reconcile their objects",
+            )
+            srv.patch("configmaps", "c2", {"metadata": {"labels": {"app": "web"}}}, namespace="a")
+            eventually(lambda: "c2" in reconciled["web"], "the relabelled object to reach 'web'")
+            assert srv.open_watches() == 1
+            assert len(watches.stats()) == 1
+        finally:
+            for run in runs:
+                run.dispose()
+
+
+def test_views_come_and_go_from_many_threads_under_churn(srv: ApiServer, client: Client) -> None:
+    """Random subscribes, disposals, store references and releases on overlapping views,
+    from several threads, while objects churn: every subscription that lives to the end
+    follows the server exactly, and nothing is left open afterwards."""
+    rng = random.Random(1515)
+    churn(srv, rng, 30)
+    failures: list[Exception] = []
+    keep: list[tuple[dict[str, Any], Folded, Any]] = []
+    keep_lock = threading.Lock()
+    with SharedWatches(client, linger=0) as watches:
+
+        def worker(seed: int) -> None:
+            mine = random.Random(seed)
+            for _ in range(25):
+                request = mine.choice(SIX_VIEWS)
+                if mine.random() < 0.5:
+                    with watches.store("configmaps", **request) as store:
+                        store.wait_until_ready(TIMEOUT)
+                    continue
+                fold = Folded()
+                sub = watches.events("configmaps", **request).subscribe(fold, failures.append)
+                threading.Event().wait(mine.random() * 0.01)  # a random delay, not a wait
+                if mine.random() < 0.8:
+                    sub.dispose()
+                else:
+                    with keep_lock:
+                        keep.append((request, fold, sub))
+
+        threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+        for thread in threads:
+            thread.start()
+        churn(srv, rng, 80)
+        for thread in threads:
+            thread.join(TIMEOUT)
+            assert not thread.is_alive()
+        churn(srv, rng, 20)
+        assert keep
+        for request, fold, _sub in keep:
+            eventually(lambda r=request, f=fold: f.refs() == server_refs(srv, **r), str(request))
+        assert failures == []
+        eventually(lambda: srv.open_watches() <= len({str(r) for r, _, _ in keep}), "few watches")
+        for _request, _fold, sub in keep:
+            sub.dispose()
+        eventually(lambda: watches.stats() == [], "every view to retire")
+        eventually(lambda: srv.open_watches() == 0, "every watch to close")
