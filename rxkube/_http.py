@@ -2,13 +2,16 @@
 
 ``WatchStream`` reads a streaming GET line by line, treats a silent connection as dead, and can be closed
 from any thread. Both turn a failed answer into the typed error its Status body names.
-``rxkube.client.Client`` builds its pools here and makes both; they are re-exported there.
+``Cancellation`` lets another thread abort a request in flight, wherever it is blocked.
+``rxkube.client.Client`` builds its pools here and makes all three; they are re-exported there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import email.utils
+import functools
 import socket
 import ssl
 import threading
@@ -38,9 +41,11 @@ from .protocol import MAX_EVENT_BYTES
 
 __all__ = [
     "POOL_MAXSIZE",
+    "Cancellation",
     "ClosedOnExit",
     "Response",
     "WatchStream",
+    "calling",
     "describe_failure",
     "keepalive_options",
     "pool_manager",
@@ -97,19 +102,159 @@ def ssl_context(
 def pool_manager(
     proxy: str | None, proxy_headers: Mapping[str, str] | None, pool_args: dict[str, Any]
 ) -> urllib3.PoolManager:
-    """The connection pools of a client, through ``proxy`` when one is given."""
+    """The connection pools of a client, through ``proxy`` when one is given.
+
+    Their connections are interruptible: a request made under a :class:`Cancellation`
+    can be aborted from another thread.
+    """
+    manager: urllib3.PoolManager
     if not proxy:
-        return urllib3.PoolManager(**pool_args)
-    headers = dict(proxy_headers or {})
-    if urlsplit(proxy).scheme.startswith("socks"):
+        manager = urllib3.PoolManager(**pool_args)
+    elif urlsplit(proxy).scheme.startswith("socks"):
         try:
             from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError:
             raise ConfigError(
                 f"proxy {proxy} is a SOCKS proxy: install PySocks (pip install pysocks)"
             ) from None
-        return SOCKSProxyManager(proxy, headers=headers or None, **pool_args)
-    return urllib3.ProxyManager(proxy, proxy_headers=headers or None, **pool_args)
+        manager = SOCKSProxyManager(proxy, headers=dict(proxy_headers or {}) or None, **pool_args)
+    else:
+        headers = dict(proxy_headers or {}) or None
+        manager = urllib3.ProxyManager(proxy, proxy_headers=headers, **pool_args)
+    manager.pool_classes_by_scheme = {
+        scheme: _interruptible_pool(pool_class)
+        for scheme, pool_class in manager.pool_classes_by_scheme.items()
+    }
+    return manager
+
+
+# -- interrupting a request in flight ------------------------------------------------------
+#
+# urllib3 has no way to abort a request another thread is blocked in (connecting aside: a
+# connection being established is bounded by the connect timeout). So every connection of
+# a client's pools tells the Cancellation of the call using it (a context variable of the
+# calling thread) which socket it is about to wait on, each time a call starts using it,
+# connects it, or waits for its answer. The socket is taken then, not looked up at cancel
+# time: http.client drops its connection's reference to the socket as soon as the answer
+# says "Connection: close", while the answer's body is still being read from it.
+
+_CALL: contextvars.ContextVar[Cancellation | None] = contextvars.ContextVar(
+    "rxkube_http_call", default=None
+)
+
+
+class Cancellation:
+    """Lets any thread abort the HTTP requests made under it, wherever they are blocked.
+
+    Pass one to ``Client.request``/``Client.stream`` (or ``Api.list_page``/``watch_stream``);
+    :meth:`cancel` shuts down the socket the request in flight is waiting on, which wakes
+    the blocked read at once, and the request fails with ``TransportError``. Cancelling is
+    final: a later request under it fails as soon as it reaches the network. A connection
+    still being established is abandoned when it is up or its connect timeout passes.
+
+    Example:
+        >>> cancellation = Cancellation()
+        >>> cancellation.cancel()
+        >>> cancellation.cancelled
+        True
+    """
+
+    def __init__(self) -> None:
+        # Guards the fields below; never held while a connection's lock is taken.
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._connection: _Interruptible | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Abort the request in flight, and every later one; thread-safe and idempotent."""
+        with self._lock:
+            self._cancelled = True
+            connection, sock = self._connection, self._sock
+        if connection is not None and sock is not None:
+            connection.shut_down_for(self, sock)
+
+    @contextlib.contextmanager
+    def _current(self) -> Iterator[None]:
+        token = _CALL.set(self)
+        try:
+            yield
+        finally:
+            _CALL.reset(token)
+
+    def _waits_on(self, connection: _Interruptible, sock: socket.socket) -> None:
+        with self._lock:
+            self._connection, self._sock = connection, sock
+            cancelled = self._cancelled
+        if cancelled:
+            connection.shut_down_for(self, sock)
+
+
+def calling(cancellation: Cancellation | None) -> contextlib.AbstractContextManager[None]:
+    """Run the requests of a ``with`` block under ``cancellation`` (none: not cancellable)."""
+    return contextlib.nullcontext() if cancellation is None else cancellation._current()
+
+
+class _Interruptible:
+    """Mixed into urllib3's connection classes: reports the socket in use to its caller's
+    Cancellation, and shuts it down only for the Cancellation of the call using it now."""
+
+    sock: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Guards _owner, so a cancel never shuts down the socket of a later call that
+        # took this connection from the pool.
+        self._owner_lock = threading.Lock()
+        self._owner: Cancellation | None = None
+
+    def _claim(self) -> None:
+        owner = _CALL.get()
+        with self._owner_lock:
+            self._owner = owner
+        if owner is not None and self.sock is not None:
+            owner._waits_on(self, self.sock)
+
+    def shut_down_for(self, owner: Cancellation, sock: socket.socket) -> None:
+        with self._owner_lock:
+            if self._owner is owner:
+                _shut_down(sock)
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._claim()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._claim()
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self) -> Any:
+        self._claim()
+        return super().getresponse()  # type: ignore[misc]
+
+
+@functools.cache
+def _interruptible_pool(pool_class: type[Any]) -> type[Any]:
+    connection_class = type(
+        pool_class.ConnectionCls.__name__, (_Interruptible, pool_class.ConnectionCls), {}
+    )
+    return type(pool_class.__name__, (pool_class,), {"ConnectionCls": connection_class})
+
+
+def _shut_down(sock: Any) -> None:
+    while sock is not None and not isinstance(sock, socket.socket):
+        sock = getattr(sock, "socket", None)  # TLS-in-TLS (HTTPS proxy) transport
+    if sock is None:
+        return
+    # The base-class call: SSLSocket.shutdown would also drop its TLS state under the
+    # feet of the reading thread. A socket already closed raises, and is left alone.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -236,7 +381,8 @@ class WatchStream(ClosedOnExit):
     """One streaming GET (a watch): read it with :meth:`lines`, stop it with :meth:`close`.
 
     The stream owns one connection. ``close()`` may be called from any thread at any time:
-    it shuts the socket down, which wakes a ``lines()`` blocked in another thread at once.
+    it cancels the stream's :class:`Cancellation`, whose socket shutdown wakes a ``lines()``
+    blocked in another thread at once (also on a connection the server will close).
     A stream that ended cleanly gives its connection back to the pool for reuse.
 
     Attributes:
@@ -253,9 +399,11 @@ class WatchStream(ClosedOnExit):
         server: str,
         idle_timeout: float,
         max_line_bytes: int = MAX_EVENT_BYTES,
+        cancellation: Cancellation,
     ) -> None:
         self._response = response
         self._max_line_bytes = max_line_bytes
+        self._cancellation = cancellation
         self.status: int = response.status
         self.headers: Mapping[str, str] = response.headers
         self.request = request
@@ -362,23 +510,9 @@ class WatchStream(ClosedOnExit):
         if reading:
             # Only shut the socket down: the reading thread owns the file object (closing
             # a buffered reader another thread is blocked in would wait for that read).
-            self._shutdown()
+            self._cancellation.cancel()
         else:
             self._release()
-
-    def _shutdown(self) -> None:
-        # urllib3 drops its reference to the connection once it has given it back to
-        # the pool; never shut down a socket that may already serve another request.
-        connection = self._response.connection
-        sock: Any = getattr(connection, "sock", None)
-        while sock is not None and not isinstance(sock, socket.socket):
-            sock = getattr(sock, "socket", None)  # TLS-in-TLS (HTTPS proxy) transport
-        if sock is None:
-            return
-        # The base-class call: SSLSocket.shutdown would also drop its TLS state under the
-        # feet of the reading thread.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def _release(self) -> None:
         with self._lock:

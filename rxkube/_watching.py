@@ -5,10 +5,9 @@ the requests ``WatchMachine`` asks for, decodes each line with orjson and calls
 ``on_next`` on that thread, so a slow consumer slows only its own watch and TCP
 backpressure reaches the server. Pass ``scheduler=`` to ``subscribe`` to have
 ``on_next`` run on that scheduler instead (backpressure is kept: the watch thread
-waits while too many batches are pending there). Disposing the subscription closes
-the watch connection at once and ends the thread; a list request already in flight is
-not interrupted: the thread ends when it returns (bounded by the client's request
-timeout), emitting nothing more.
+waits while too many batches are pending there). Disposing the subscription aborts
+the request in flight (a list or a watch, through the run's ``Cancellation``), closes
+its connection and ends the thread at once, emitting nothing more.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._http import Cancellation
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .protocol import Config, ListRequest, WatchMachine
@@ -189,18 +189,16 @@ class _WatchRun:
         self._pending = threading.BoundedSemaphore(_PENDING_BATCHES) if scheduler else None
         self._resume = resume
         self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._stream: WatchStream | None = None
+        # Every request of this run is made under it, so stop() aborts whichever is in
+        # flight: a list, a watch waiting for its headers, a watch being read.
+        self._cancellation = Cancellation()
         where = f" in {api.namespace}" if api.namespace else ""
         self._name = f"{api.resource.full_name}{where}"
 
     def stop(self) -> None:
-        """Stop the watch: closes the open connection, which ends the thread."""
+        """Stop the watch: aborts the request in flight, which ends the thread at once."""
         self._stopped.set()
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            stream.close()
+        self._cancellation.cancel()
 
     def run(self) -> None:
         try:
@@ -226,7 +224,9 @@ class _WatchRun:
         while not self._stopped.is_set():
             request = machine.next_request()
             if isinstance(request, ListRequest):
-                response = api.list_page(request.params, metadata_only=metadata_only)
+                response = api.list_page(
+                    request.params, metadata_only=metadata_only, cancellation=self._cancellation
+                )
                 if self._stopped.is_set():
                     return
                 if response.status == 200:
@@ -242,16 +242,11 @@ class _WatchRun:
                     metadata_only=metadata_only,
                     idle_timeout=request.idle_timeout,
                     max_line_bytes=request.max_event_bytes,
+                    cancellation=self._cancellation,
                 )
-                with self._lock:
-                    self._stream = stream
-                try:
+                with stream:
                     if not self._stopped.is_set():
                         self._follow(machine, stream, resume)
-                finally:
-                    with self._lock:
-                        self._stream = None
-                    stream.close()
 
     def _follow(self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]) -> None:
         if stream.status != 200:

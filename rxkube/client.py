@@ -30,9 +30,11 @@ from . import _kubeconfig
 from ._discovery import Discovery
 from ._http import (
     POOL_MAXSIZE,
+    Cancellation,
     ClosedOnExit,
     Response,
     WatchStream,
+    calling,
     describe_failure,
     keepalive_options,
     pool_manager,
@@ -55,6 +57,7 @@ __all__ = [
     "ACCEPT_METADATA",
     "ACCEPT_METADATA_LIST",
     "Api",
+    "Cancellation",
     "Client",
     "Response",
     "WatchStream",
@@ -241,6 +244,7 @@ class Client(ClosedOnExit):
         content_type: str | None = None,
         accept: str | None = None,
         timeout: float | None = None,
+        cancellation: Cancellation | None = None,
     ) -> Response:
         """Send one request and read the whole response.
 
@@ -255,28 +259,35 @@ class Client(ClosedOnExit):
             content_type: the body's media type.
             accept: the Accept header (default ``application/json``).
             timeout: seconds to wait for data (default ``request_timeout``).
+            cancellation: lets another thread abort the request while it is in flight.
 
         Raises:
-            TransportError: the server could not be reached or the connection broke.
+            TransportError: the server could not be reached, the connection broke, or
+                ``cancellation`` was cancelled.
         """
         described = f"{method} {path}"
         try:
-            response = self._pool.request(
-                method,
-                self._url(path, params),
-                body=body,
-                headers=self._headers(accept, content_type),
-                timeout=urllib3.Timeout(
-                    connect=self.connect_timeout,
-                    read=self.request_timeout if timeout is None else timeout,
-                ),
-                redirect=False,
-            )
+            with calling(cancellation):
+                response = self._pool.request(
+                    method,
+                    self._url(path, params),
+                    body=body,
+                    headers=self._headers(accept, content_type),
+                    timeout=urllib3.Timeout(
+                        connect=self.connect_timeout,
+                        read=self.request_timeout if timeout is None else timeout,
+                    ),
+                    redirect=False,
+                )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(
-                f"{described} on {self.server} failed: {describe_failure(exc)}"
-            ) from exc
+            raise self._failed(described, exc, cancellation) from exc
         return Response(response.status, response.headers, response.data, described)
+
+    def _failed(
+        self, described: str, exc: BaseException, cancellation: Cancellation | None
+    ) -> TransportError:
+        why = "cancelled" if cancellation and cancellation.cancelled else describe_failure(exc)
+        return TransportError(f"{described} on {self.server} failed: {why}")
 
     def stream(
         self,
@@ -286,6 +297,7 @@ class Client(ClosedOnExit):
         accept: str | None = None,
         idle_timeout: float,
         max_line_bytes: int = MAX_EVENT_BYTES,
+        cancellation: Cancellation | None = None,
     ) -> WatchStream:
         """Start a streaming GET and return once the response headers arrived.
 
@@ -296,35 +308,39 @@ class Client(ClosedOnExit):
             idle_timeout: seconds without a byte after which the connection is dead.
             max_line_bytes: the longest line ``lines()`` accepts; 16 MiB, client-go's
                 limit on a watch event, by default.
+            cancellation: aborts the stream, also while waiting for its headers; the
+                stream's ``close()`` cancels it. A fresh one by default.
 
         Raises:
             WatchStalled: the headers did not arrive within ``idle_timeout``.
-            TransportError: the server could not be reached.
+            TransportError: the server could not be reached, or ``cancellation`` was
+                cancelled.
         """
         described = f"GET {path}"
+        cancellation = cancellation or Cancellation()
         try:
-            response = self._pool.request(
-                "GET",
-                self._url(path, params),
-                headers=self._headers(accept, None),
-                timeout=urllib3.Timeout(connect=self.connect_timeout, read=idle_timeout),
-                preload_content=False,
-                redirect=False,
-            )
+            with calling(cancellation):
+                response = self._pool.request(
+                    "GET",
+                    self._url(path, params),
+                    headers=self._headers(accept, None),
+                    timeout=urllib3.Timeout(connect=self.connect_timeout, read=idle_timeout),
+                    preload_content=False,
+                    redirect=False,
+                )
         except urllib3.exceptions.ReadTimeoutError:
             raise WatchStalled(
                 f"{described} on {self.server}: no response within {idle_timeout:g} s"
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(
-                f"{described} on {self.server} failed: {describe_failure(exc)}"
-            ) from exc
+            raise self._failed(described, exc, cancellation) from exc
         return WatchStream(
             response,
             request=described,
             server=self.server,
             idle_timeout=idle_timeout,
             max_line_bytes=max_line_bytes,
+            cancellation=cancellation,
         )
 
     # -- discovery (rxkube._discovery) -------------------------------------------------
@@ -582,13 +598,23 @@ class Api:
 
     # -- raw calls for the watcher ------------------------------------------------------
 
-    def list_page(self, params: Mapping[str, str], *, metadata_only: bool = False) -> Response:
-        """One list request in the Api's namespace, undecoded; never raises for a status."""
+    def list_page(
+        self,
+        params: Mapping[str, str],
+        *,
+        metadata_only: bool = False,
+        cancellation: Cancellation | None = None,
+    ) -> Response:
+        """One list request in the Api's namespace, undecoded; never raises for a status.
+
+        ``cancellation`` lets another thread abort it in flight (see ``Client.request``).
+        """
         return self.client.request(
             "GET",
             self.resource.path(self.namespace),
             params=params,
             accept=ACCEPT_METADATA_LIST if metadata_only else None,
+            cancellation=cancellation,
         )
 
     def watch_stream(
@@ -598,6 +624,7 @@ class Api:
         metadata_only: bool = False,
         idle_timeout: float,
         max_line_bytes: int = MAX_EVENT_BYTES,
+        cancellation: Cancellation | None = None,
     ) -> WatchStream:
         """Open a watch in the Api's namespace (``watch=1`` is added); see ``Client.stream``."""
         return self.client.stream(
@@ -605,5 +632,6 @@ class Api:
             params={"watch": "1", **params},
             accept=ACCEPT_METADATA if metadata_only else None,
             idle_timeout=idle_timeout,
+            cancellation=cancellation,
             max_line_bytes=max_line_bytes,
         )

@@ -10,10 +10,12 @@ and close every thread and socket it opened.
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -497,3 +499,162 @@ def test_config_refuses_a_line_limit_that_is_not_a_positive_integer() -> None:
     for bad in (0, -1, 1.5, True, "16M"):
         with pytest.raises(ValueError, match="max_event_bytes"):
             Config(max_event_bytes=bad)  # type: ignore[arg-type]
+
+
+# -- dispose interrupts whatever request is in flight --------------------------------------
+
+
+def rxkube_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("rxkube-watch")]
+
+
+def dispose_ends_thread_and_connection_within_a_second(
+    server: RawHttpServer, subscription: Any, requested: threading.Event
+) -> None:
+    assert requested.wait(10), "the request never reached the server"
+    assert rxkube_threads()
+    started = time.monotonic()
+    subscription.dispose()
+    assert wait_until(lambda: not rxkube_threads() and server.peer_closed_all(), 1.5), (
+        f"1.5 s after dispose: threads {rxkube_threads()}, "
+        f"{server.open_connections} connection(s) still open"
+    )
+    assert time.monotonic() - started < 1.5
+
+
+def test_dispose_interrupts_a_list_that_never_answers(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    requested = threading.Event()
+
+    def handler(_request: Request, conn: socket.socket) -> bool:
+        requested.set()
+        return hold(conn)
+
+    server = serve(handler)
+    subscription = watcher(pods_api(server)).subscribe(on_error=lambda e: None)
+    dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
+
+
+def test_dispose_interrupts_a_list_whose_body_stalls_midway(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    requested = threading.Event()
+
+    def handler(_request: Request, conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b'{"kind": "PodList"')
+        requested.set()
+        return hold(conn)
+
+    server = serve(handler)
+    subscription = watcher(pods_api(server)).subscribe(on_error=lambda e: None)
+    dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
+
+
+def test_dispose_interrupts_a_watch_whose_headers_never_come(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    requested = threading.Event()
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        if not request.is_watch:
+            return answer(conn, pod_list([]))
+        requested.set()
+        return hold(conn)
+
+    server = serve(handler)
+    subscription = watcher(pods_api(server)).subscribe(on_error=lambda e: None)
+    dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    ],
+    ids=["connection-close", "http-1.0-close-delimited", "chunked-connection-close"],
+)
+def test_dispose_interrupts_a_watch_on_a_connection_the_server_will_close(
+    serve: Callable[[Handler], RawHttpServer], head: bytes
+) -> None:
+    requested = threading.Event()
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        if not request.is_watch:
+            return answer(conn, pod_list([]))
+        line = orjson.dumps({"type": "ADDED", "object": pod("a", "11")}) + b"\n"
+        conn.sendall(
+            head + (f"{len(line):x}\r\n".encode() + line + b"\r\n" if b"chunked" in head else line)
+        )
+        requested.set()
+        return hold(conn)
+
+    server = serve(handler)
+    events: list[Event] = []
+    subscription = watcher(pods_api(server)).subscribe(events.append, lambda e: None)
+    assert wait_until(lambda: len(events) == 3)  # Init, InitDone, Apply: now in recv()
+    dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
+
+
+def test_close_interrupts_a_connection_close_stream_read_in_another_thread(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    def handler(_request: Request, conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b'{"a": 1}\n')
+        return hold(conn)
+
+    server = serve(handler)
+    with Client(server.url) as client:
+        stream = client.stream("/w", idle_timeout=30)
+        lines: list[bytes] = []
+        reader = threading.Thread(target=lambda: lines.extend(stream.lines()), daemon=True)
+        reader.start()
+        assert wait_until(lambda: bool(lines))
+        started = time.monotonic()
+        stream.close()
+        reader.join(1.5)
+        assert not reader.is_alive(), "lines() still blocked after close()"
+        assert time.monotonic() - started < 1.5
+        assert wait_until(server.peer_closed_all, 1.5)
+
+
+def test_random_disposal_during_every_phase_leaves_no_thread_or_connection(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    """Subscriptions disposed at random moments, from a pool of threads, against a server
+    whose lists and watches answer at random speeds (or never)."""
+    rng = random.Random(13)
+    lock = threading.Lock()
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        with lock:
+            mode = rng.choice(["answer", "slow", "never"])
+        if mode == "never":
+            return hold(conn)
+        if not request.is_watch:
+            if mode == "slow":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n{")
+                return hold(conn)
+            return answer(conn, pod_list([pod(f"p{i}", str(i + 1)) for i in range(20)]))
+        start_chunked(conn)
+        for i in range(3):
+            chunk(conn, orjson.dumps({"type": "ADDED", "object": pod(f"w{i}", "30")}) + b"\n")
+        return hold(conn)
+
+    server = serve(handler)
+    api = pods_api(server)
+    delays = [rng.uniform(0, 0.05) for _ in range(60)]
+
+    def one(delay: float) -> None:
+        subscription = watcher(api, Config(page_size=None)).subscribe(on_error=lambda e: None)
+        time.sleep(delay)  # the disposal point: the test's input, not a wait for something
+        subscription.dispose()
+
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="test-dispose") as pool:
+        list(pool.map(one, delays))
+    assert wait_until(lambda: not rxkube_threads(), 3), f"threads left: {rxkube_threads()}"
+    assert wait_until(server.peer_closed_all, 3), (
+        f"{server.open_connections} connection(s) left open by disposed watches"
+    )
