@@ -9,6 +9,9 @@ when the view a watch was opened for (its anchor) retires while narrower views r
 they are handed over, at the resourceVersion they are at, to watches of their own. A wider
 request may absorb narrower watches once its own first list is complete.
 
+Why one file this long: the registry, the views and the watches it moves views between
+share the two locks below, and every move of a view is read in one place.
+
 Locks, in the order they may be taken: ``SharedWatches._lock`` (the registry: which views
 and watches exist, their reference counts, and every move of a view between watches), then
 one watch's ``lock`` (its views' filters; held by the watch thread while it filters one

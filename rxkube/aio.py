@@ -1,6 +1,6 @@
 """The asyncio face: watchers as async iterables, the operators on async iterables, and bridges.
 
-Why one file of ~700 lines: it mirrors ``rxkube.operators`` and the watchers one for
+Why one file this long: it mirrors ``rxkube.operators`` and the watchers one for
 one (a quarter of it docstrings), so each async operator sits beside the bridges it uses.
 
 ``watcher(api)`` gives the same events as ``rxkube.watcher(api)``, as an

@@ -1,6 +1,6 @@
 """Shared stores: one watch, one cache, and a hot fan-out to many subscribers.
 
-Why one file of ~700 lines: the writer's side, the shared log and each subscriber's
+Why one file this long: the writer's side, the shared log and each subscriber's
 delivery are one protocol with one lock; its invariants (``_Dispatcher``) are stated once
 and every transition that keeps them is in view.
 

@@ -1,6 +1,6 @@
 """The HTTP face of the test API server: routing, request options, and kube-apiserver's answers.
 
-Why one file of ~800 lines: one handler per verb of the API, sharing the request parsing
+Why one file this long: one handler per verb of the API, sharing the request parsing
 and the answers kube-apiserver gives; split further, a verb's rules would be in two places.
 
 One aiohttp handler serves every path. It authenticates, applies armed faults, routes

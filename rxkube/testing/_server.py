@@ -1,6 +1,6 @@
 """``ApiServer``: the in-process Kubernetes API server's lifecycle and its test-side object API.
 
-Why one file of ~700 lines: ``ApiServer`` is one public class, its lifecycle (loop thread,
+Why one file this long: ``ApiServer`` is one public class, its lifecycle (loop thread,
 TLS, kubeconfig) and its test-side object API, which mirrors the HTTP verbs one for one.
 """
 

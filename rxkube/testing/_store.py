@@ -1,6 +1,6 @@
 """The test server's storage: objects, their history since the last compaction, and watch fan-out.
 
-Why one file of ~800 lines: ``Store`` is one lock and the transactions under it (every
+Why one file this long: ``Store`` is one lock and the transactions under it (every
 write, list and watch registration); the rules each transaction keeps (revisions, the
 change log, compaction) read in one place. Served resources are in ``_served.py``, stored
 objects and watch lines in ``_stored.py``.
