@@ -535,3 +535,84 @@ def test_an_unknown_http_method_answers_405_status(raw: Raw, method: str) -> Non
         "details": {},
     }
     assert raw("GET", CONFIGMAPS)[0] == 200  # the server goes on
+
+
+JSON_PATCH = "application/json-patch+json"
+
+
+@pytest.mark.parametrize(
+    ("ops", "code", "message"),
+    [
+        ({"op": "add"}, 400, "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp"),
+        (["add"], 400, "error decoding patch: json: cannot unmarshal string into Go value of type handlers.jsonPatchOp"),
+        ([{"op": 1, "path": "/a"}], 400, "error decoding patch: json: cannot unmarshal number into Go struct field jsonPatchOp.op of type string"),
+        ([{"op": "bogus", "path": "/data/k"}], 422, "the server rejected our request due to an error in our request"),
+        ([{"op": "remove", "path": "/data/missing"}], 422, "the server rejected our request due to an error in our request"),
+        ([{"op": "test", "path": "/data/k", "value": "w"}], 422, "the server rejected our request due to an error in our request"),
+        ([{"op": "test", "path": "/data/k", "value": "v"}] * 10_001, 413, "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"),
+    ],
+)  # fmt: skip
+def test_malformed_json_patches_answer_as_kube_apiserver(
+    srv: ApiServer, raw: Raw, ops: Any, code: int, message: str
+) -> None:
+    raw("POST", CONFIGMAPS, cm("a"))
+    before = srv.resource_version
+    status, body = raw("PATCH", f"{CONFIGMAPS}/a", ops, JSON_PATCH)
+    assert (status, body["code"], body["message"]) == (code, code, message)
+    assert srv.resource_version == before
+
+
+def test_malformed_merge_patches_answer_400_and_null_changes_nothing(
+    srv: ApiServer, raw: Raw
+) -> None:
+    raw("POST", CONFIGMAPS, cm("a"))
+    before = srv.resource_version
+    status, body = raw("PATCH", f"{CONFIGMAPS}/a", [1], MERGE)
+    assert (status, body["message"]) == (
+        400,
+        "error decoding patch: json: cannot unmarshal array into Go value of type "
+        "map[string]interface {}",
+    )
+    status, body = raw("PATCH", f"{CONFIGMAPS}/a", b"{", MERGE)
+    assert status == 400 and body["message"].startswith("error decoding patch: ")
+    status, body = raw("PATCH", f"{CONFIGMAPS}/a", [1], "application/strategic-merge-patch+json")
+    assert (status, body["message"]) == (
+        400,
+        "json: cannot unmarshal array into Go value of type map[string]interface {}",
+    )
+    for patch_type in (MERGE, JSON_PATCH):
+        status, body = raw("PATCH", f"{CONFIGMAPS}/a", b"null", patch_type)
+        assert status == 200 and body["data"] == {"k": "v"}
+    assert srv.resource_version == before
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"limit": "abc"}, 'strconv.ParseInt: parsing "abc": invalid syntax'),
+        ({"limit": "1.5"}, 'strconv.ParseInt: parsing "1.5": invalid syntax'),
+        ({"limit": "99999999999999999999"}, 'strconv.ParseInt: parsing "99999999999999999999": value out of range'),
+        ({"watch": "1", "timeoutSeconds": "soon"}, 'strconv.ParseInt: parsing "soon": invalid syntax'),
+    ],
+)  # fmt: skip
+def test_integer_parameters_are_parsed_as_go_does(
+    raw: Raw, params: dict[str, str], message: str
+) -> None:
+    status, body = raw("GET", CONFIGMAPS, **params)
+    assert (status, body["reason"], body["message"]) == (400, "BadRequest", message)
+
+
+def test_any_boolean_parameter_but_0_or_false_is_true(srv: ApiServer, raw: Raw) -> None:
+    srv.create("configmaps", cm("a"))
+    for value in ("yes", "", "TRUE"):
+        conn = raw.connect()
+        try:
+            conn.request("GET", f"{CONFIGMAPS}?watch={value}&timeoutSeconds=1")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert json.loads(response.readline())["type"] == "ADDED"  # a watch, not a list
+        finally:
+            conn.close()
+    for value in ("0", "False"):
+        status, body = raw("GET", CONFIGMAPS, watch=value)
+        assert status == 200 and body["kind"] == "ConfigMapList"

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,24 +105,31 @@ class _Route:
 
 
 def _bool_param(query: Any, name: str) -> bool | None:
+    """A boolean query parameter as kube-apiserver converts it; None when absent.
+
+    Only ``0`` and ``false`` (any case) are false: every other value, the empty one
+    included, is true.
+    """
     value = query.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
-    if value in ("true", "1", "True"):
-        return True
-    if value in ("false", "0", "False"):
-        return False
-    raise StatusError(400, f"invalid boolean value {value!r} for parameter {name}")
+    return not (value == "0" or value.lower() == "false")
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _int_param(query: Any, name: str) -> int:
-    value = query.get(name, "")
-    if value == "":
+    """An integer query parameter (0 when absent); 400 with Go's ``strconv.ParseInt`` error."""
+    value = query.get(name)
+    if value is None:
         return 0
-    try:
-        return int(value)
-    except ValueError:
-        raise StatusError(400, f"invalid integer value {value!r} for parameter {name}") from None
+    if not _GO_INT.fullmatch(value):
+        raise StatusError(400, f'strconv.ParseInt: parsing "{value}": invalid syntax')
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise StatusError(400, f'strconv.ParseInt: parsing "{value}": value out of range')
+    return number
 
 
 def _parse_rv(value: str) -> int:
@@ -389,36 +397,76 @@ def patch_function(
     apply patches are not functions of the object: see ``Store.apply``.
     """
     if content_type == "application/json-patch+json":
-        if not isinstance(data, list):
-            raise StatusError(
-                400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
-            )
+        _check_json_patch(data)
+        if data is None:
+            return lambda current: current  # a null JSON patch has no operations
 
         def apply_json(current: dict[str, Any]) -> dict[str, Any]:
             try:
                 patched: dict[str, Any] = json_patch(current, data)
-            except ValueError as exc:
-                raise StatusError(400, str(exc)) from None
-            except PatchFailed as exc:
-                raise StatusError(422, str(exc), reason="Invalid") from None
+            except (ValueError, PatchFailed):
+                # kube-apiserver answers every failed operation with a generic 422 that
+                # drops json-patch's own words.
+                raise StatusError(
+                    422,
+                    "the server rejected our request due to an error in our request",
+                    details={},
+                ) from None
             return patched
 
         return apply_json
-    if content_type == "application/merge-patch+json" or (
-        content_type == "application/strategic-merge-patch+json" and strategic_ok
-    ):
+    strategic = content_type == "application/strategic-merge-patch+json"
+    if content_type == "application/merge-patch+json" or (strategic and strategic_ok):
+        if data is None:
+            return lambda current: current  # a null merge patch changes nothing
         if not isinstance(data, dict):
-            raise StatusError(400, "the merge patch must be a JSON object")
+            raise StatusError(
+                400,
+                ("" if strategic else "error decoding patch: ")
+                + f"json: cannot unmarshal {json_kind(data)} into Go value of type "
+                "map[string]interface {}",
+            )
 
         def apply_merge(current: dict[str, Any]) -> dict[str, Any]:
             patched: dict[str, Any] = merge_patch(current, data)
-            if not isinstance(patched.get("metadata"), dict):
-                raise StatusError(400, "metadata must be a JSON object")
             return patched
 
         return apply_merge
     check_patch_type(content_type, strategic_ok=strategic_ok)
     raise ValueError(f"{content_type} is not a JSON patch or merge patch media type")
+
+
+MAX_JSON_PATCH_OPERATIONS = 10_000
+"""kube-apiserver's limit on the operations of one JSON patch (413 beyond)."""
+
+
+def _check_json_patch(data: Any) -> None:
+    """400 for a JSON patch that does not decode into operations, 413 for too many."""
+
+    def refuse(value: Any, into: str) -> StatusError:
+        return StatusError(
+            400, f"error decoding patch: json: cannot unmarshal {json_kind(value)} into Go {into}"
+        )
+
+    if data is None:
+        return
+    if not isinstance(data, list):
+        raise refuse(data, "value of type []handlers.jsonPatchOp")
+    for operation in data:
+        if operation is None:
+            continue
+        if not isinstance(operation, dict):
+            raise refuse(operation, "value of type handlers.jsonPatchOp")
+        for field_name in ("op", "path", "from"):
+            value = operation.get(field_name)
+            if value is not None and not isinstance(value, str):
+                raise refuse(value, f"struct field jsonPatchOp.{field_name} of type string")
+    if len(data) > MAX_JSON_PATCH_OPERATIONS:
+        raise StatusError(
+            413,
+            "Request entity too large: The allowed maximum operations in a JSON patch is "
+            f"{MAX_JSON_PATCH_OPERATIONS}, got {len(data)}",
+        )
 
 
 def _json_response(body: bytes, status: int = 200, content_type: str = _JSON) -> web.Response:
@@ -962,9 +1010,14 @@ class ApiApp:
                 subresource=route.subresource, via_http=True,
             )  # fmt: skip
             return _json_response(stored.encoded(metadata_only), 201 if created else 200)
-        change = patch_function(
-            content_type, await _decode_body(data), strategic_ok=route.served.strategic_merge
-        )
+        try:
+            decoded = await _decode(data, yaml_body=False)
+        except DecodeError as exc:
+            prefix = (
+                "" if content_type.startswith("application/strategic") else "error decoding patch: "
+            )
+            raise StatusError(400, f"{prefix}{exc}") from None
+        change = patch_function(content_type, decoded, strategic_ok=route.served.strategic_merge)
         stored = self.store.patch(
             route.served, route.namespace, route.name, change,
             subresource=route.subresource, via_http=True, field_manager=manager,
