@@ -175,7 +175,9 @@ def write(kubeconfig: str, objects: int, updates: int) -> None:
     for k in range(updates):
         i = k % objects
         by_ns[i % _NAMESPACES].patch(
-            f"cm-{i}", {"metadata": {"labels": {"group": f"g{(i + k + 1) % 4}"}}}
+            # "rev" differs in every run, so that no patch is a no-op the server skips.
+            f"cm-{i}",
+            {"metadata": {"labels": {"group": f"g{(i + k + 1) % 4}", "rev": str(os.getpid())}}},
         )
     for ns in range(_NAMESPACES):
         for group in range(4):
