@@ -48,3 +48,11 @@ def run_benchmarks(module: str, *args: str) -> str:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
+
+
+def test_shared_watches_benchmark_prints_its_table() -> None:
+    pytest.importorskip("psutil")
+    stdout = run_benchmarks(
+        "benchmarks.shared_watches", "--objects", "40", "--views", "3", "--updates", "20"
+    )
+    assert "| 3 | private | 3 |" in stdout and "| 3 | shared | 1 |" in stdout
