@@ -18,6 +18,7 @@ server uses it to answer as that server does.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,6 +56,13 @@ def fnv1a_64(data: bytes) -> int:
     for byte in data:
         h = ((h ^ byte) * _FNV_PRIME) & _MASK
     return h
+
+
+def hash_key(obj: Any, key: ShardKey) -> int:
+    """The shard hash of an object: FNV-1a 64 of ``metadata.<key>`` (``""`` if absent)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    value = meta.get(key) if isinstance(meta, dict) else None
+    return fnv1a_64(value.encode() if isinstance(value, str) else b"")
 
 
 def _hex(bound: int) -> str:
@@ -146,9 +154,7 @@ class Shard:
 
     def hash_of(self, obj: Any) -> int:
         """The hash of ``obj``'s key field: FNV-1a 64 of its UTF-8 bytes, ``""`` if absent."""
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        value = meta.get(self.key) if isinstance(meta, dict) else None
-        return fnv1a_64(value.encode() if isinstance(value, str) else b"")
+        return hash_key(obj, self.key)
 
     def contains(self, hashed: int) -> bool:
         """Whether a hash value falls in one of the ranges."""
@@ -325,3 +331,92 @@ def _bound(token: tuple[str, str], name: str) -> int:
             f"(did you mean '0x{digits.rjust(16, '0')}'?)"
         )
     return int(digits, 16)
+
+
+# -- range sets and the assignment ring ---------------------------------------------------------
+
+Ranges = tuple[tuple[int, int], ...]
+"""A set of hash ranges ``[start, end)``: sorted, disjoint, not adjacent (possibly empty)."""
+
+NOTHING: Ranges = ()
+
+
+def normalize(ranges: Any) -> Ranges:
+    """``ranges`` as a :data:`Ranges`: sorted, with overlapping and adjacent ranges merged."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(pair for pair in ranges if pair[0] < pair[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def union(a: Ranges, b: Ranges) -> Ranges:
+    """The hashes in ``a`` or ``b``."""
+    return normalize(a + b)
+
+
+def minus(a: Ranges, b: Ranges) -> Ranges:
+    """The hashes in ``a`` and not in ``b``."""
+    out: list[tuple[int, int]] = []
+    for start, end in a:
+        cursor = start
+        for b_start, b_end in b:
+            if b_end <= cursor or b_start >= end:
+                continue
+            if b_start > cursor:
+                out.append((cursor, b_start))
+            cursor = max(cursor, b_end)
+        if cursor < end:
+            out.append((cursor, end))
+    return normalize(out)
+
+
+def intersect(a: Ranges, b: Ranges) -> Ranges:
+    """The hashes in both ``a`` and ``b``."""
+    return minus(a, minus(a, b))
+
+
+def contains(ranges: Ranges, hashed: int) -> bool:
+    """Whether ``hashed`` falls in one of ``ranges``."""
+    i = bisect.bisect_right(ranges, (hashed, HASH_SPACE + 1)) - 1
+    return i >= 0 and hashed < ranges[i][1]
+
+
+def size(ranges: Ranges) -> int:
+    """How many hash values ``ranges`` hold."""
+    return sum(end - start for start, end in ranges)
+
+
+def _point(label: str) -> int:
+    return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest(), "big")
+
+
+def ring_assignment(members: Any, vnodes: int) -> dict[str, Ranges]:
+    """Split the hash space among ``members`` by a consistent-hash ring.
+
+    Each member puts ``vnodes`` points on the ring, at the 64-bit BLAKE2b digest of
+    ``"<member>#<i>"`` (FNV-1a would cluster names that differ only in their last
+    characters, like ``replica-1`` and ``replica-2``), and owns every arc that starts at one of its points (up to the next point, wrapping
+    around). The same members give the same split on every replica; a member that joins
+    or leaves moves only the arcs next to its own points, ~1/N of the space.
+
+    Example:
+        >>> split = ring_assignment(["a", "b"], vnodes=8)
+        >>> size(split["a"]) + size(split["b"]) == HASH_SPACE
+        True
+    """
+    if not isinstance(vnodes, int) or vnodes < 1:
+        raise ValueError(f"vnodes must be a positive integer, got {vnodes!r}")
+    names = sorted(set(members))
+    if not names:
+        return {}
+    points = sorted((_point(f"{name}#{i}"), name) for name in names for i in range(vnodes))
+    owned: dict[str, list[tuple[int, int]]] = {name: [] for name in names}
+    for j, (point, name) in enumerate(points):
+        nxt = points[j + 1][0] if j + 1 < len(points) else HASH_SPACE
+        owned[name].append((point, nxt))
+    # The arc before the first point wraps around from the last point's owner.
+    owned[points[-1][1]].append((0, points[0][0]))
+    return {name: normalize(ranges) for name, ranges in owned.items()}

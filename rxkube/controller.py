@@ -57,12 +57,14 @@ from ._results import (
     current_reason,
 )
 from ._runner import Run, RunPlan, Trigger
+from ._shards import ShardKey
 from ._watching import metadata_watcher, watcher
 from .events import Object
 from .leader import LeaderElector
 from .metrics import ControllerMetrics
 from .operators import applied_objects, default_backoff, reflect, touched_objects
 from .protocol import Config
+from .sharding import ShardedSource, ShardMember, running
 
 if TYPE_CHECKING:
     from .client import Api
@@ -84,6 +86,27 @@ log = logging.getLogger(__name__)
 _C = TypeVar("_C")
 
 _REASON_OBJECT_UPDATED = "object updated"
+REASON_SHARD_ACQUIRED = "shard acquired"
+"""The reason of the reconciles a sharded replica starts for each object of a range it took."""
+
+
+def _guarded(
+    reconcile: Callable[[Object, Any], Any], member: ShardMember, *, is_async: bool
+) -> Callable[[Object, Any], Any]:
+    """``reconcile``, run only while ``member`` holds the object's range (else skipped)."""
+    if is_async:
+
+        async def guarded_async(obj: Object, context: Any) -> Any:
+            with member.reconciling(obj) as allowed:
+                return await reconcile(obj, context) if allowed else Action.await_change()
+
+        return guarded_async
+
+    def guarded(obj: Object, context: Any) -> Any:
+        with member.reconciling(obj) as allowed:
+            return reconcile(obj, context) if allowed else Action.await_change()
+
+    return guarded
 
 
 def _refs_of(result: ObjectRef | Iterable[ObjectRef] | None) -> list[ObjectRef]:
@@ -119,6 +142,7 @@ class Controller:
         resource = api.resource
         kind = (resource.kind, resource.group)
         self._setup(source, reader, resource.plural, kind, resource.namespaced)
+        self._watched: tuple[Api, Config | None] | None = (api, config)
 
     @classmethod
     def for_stream(cls, stream: Observable[Any], reader: Store) -> Controller:
@@ -176,6 +200,8 @@ class Controller:
         self._reconcile_all: list[Observable[Any]] = []
         self._running = False
         self.metrics = ControllerMetrics(name)
+        self._watched = None
+        self._sharding: ShardedSource | None = None
 
     @property
     def store(self) -> Store:
@@ -193,6 +219,81 @@ class Controller:
         if config.name:
             self.metrics.controller = config.name
         return self
+
+    def sharded(
+        self,
+        identity: str,
+        leases: Api,
+        *,
+        key: ShardKey = "uid",
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        vnodes: int = 64,
+    ) -> Self:
+        """Run as one replica of a sharded controller; returns the controller.
+
+        The replicas (one :meth:`run` each, in as many processes as you like) split the
+        objects by the hash of their uid (or namespace): each watches, caches and
+        reconciles only its share (``shardSelector``, KEP-5866), holds a Lease
+        ``<name>-<identity>`` in ``leases``' namespace, and takes over the share of a
+        replica that leaves (at once) or dies (when its Lease expires). No object is
+        reconciled by two replicas at once; see the Sharding page for the protocol. A
+        graceful stop (``stop``, :func:`shutdown_signals`) lets running reconciles end,
+        then releases the Lease. Relations (:meth:`owns`, :meth:`watches`) still watch
+        everything; a request for an object outside this replica's share is not
+        reconciled here.
+
+        Args:
+            identity: this replica's id, unique among the replicas (a DNS label).
+            leases: the Leases API of the namespace for the member Leases.
+            key: ``"uid"`` (objects spread one by one) or ``"namespace"`` (a namespace's
+                objects stay together).
+            lease_duration: seconds before a replica that stopped renewing is replaced.
+            renew_deadline: seconds without a successful renewal after which a replica
+                stops starting reconciles; a reconcile must end within
+                ``lease_duration - renew_deadline`` after that.
+            retry_period: seconds between renewals.
+            vnodes: points per replica on the assignment ring (more: better balance,
+                longer selectors).
+
+        Raises:
+            TypeError: the controller was built with :meth:`for_stream`, not from an Api.
+            ValueError: a bad identity, name or durations.
+        """
+        if self._watched is None:
+            raise TypeError(
+                f"controller {self.name} was built from a stream; only Controller(api, config) "
+                "can be sharded, as it must choose what to watch"
+            )
+        if self._sharding is not None:
+            raise RuntimeError(f"controller {self.name} is sharded already")
+        member = ShardMember(
+            leases,
+            self.name,
+            identity,
+            key=key,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            vnodes=vnodes,
+        )
+        api, config = self._watched
+        source = ShardedSource(api, config, member, self._name)
+        self._sharding = source
+        self._store = self._stores[0] = source.reader
+        self._triggers[0] = Trigger(
+            source.updated, self._own_ref, lambda _obj: _REASON_OBJECT_UPDATED, main=True
+        )
+        self._triggers.append(
+            Trigger(source.acquired, self._own_ref, lambda _obj: REASON_SHARD_ACQUIRED)
+        )
+        return self
+
+    @property
+    def shards(self) -> ShardMember | None:
+        """This replica's :class:`~rxkube.sharding.ShardMember`, once :meth:`sharded`."""
+        return None if self._sharding is None else self._sharding.member
 
     # -- relations ----------------------------------------------------------------------
 
@@ -352,6 +453,9 @@ class Controller:
             at a time.
         """
         is_async = inspect.iscoroutinefunction(reconcile)
+        sharding = self._sharding
+        if sharding is not None:
+            reconcile = _guarded(reconcile, sharding.member, is_async=is_async)
 
         def subscribe(
             observer: abc.ObserverBase[ReconcileResult],
@@ -391,7 +495,8 @@ class Controller:
             run.start(stop, leader)
             return Disposable(run.dispose)
 
-        return reactivex.create(subscribe)
+        results: Observable[ReconcileResult] = reactivex.create(subscribe)
+        return results if sharding is None else running(sharding, results)
 
     def _stopped(self) -> None:
         self._running = False

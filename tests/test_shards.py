@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from rxkube import Shard, ShardSelectorError, watcher
-from rxkube._shards import HASH_SPACE, fnv1a_64
+from rxkube._shards import (
+    HASH_SPACE,
+    contains,
+    fnv1a_64,
+    intersect,
+    minus,
+    normalize,
+    ring_assignment,
+    size,
+    union,
+)
 from rxkube.client import Api
 from rxkube.errors import BadRequest
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone
@@ -311,3 +321,50 @@ def test_the_server_refuses_an_invalid_selector_with_400_naming_it() -> None:
             answer.raise_for_status()
         srv.sharded_lists = False  # an old server does not read the parameter at all
         assert api.list_page(bad).status == 200
+
+
+# -- range sets and the ring ------------------------------------------------------------------
+
+
+def test_range_algebra() -> None:
+    a = ((0, 10), (20, 30))
+    b = ((5, 25),)
+    assert union(a, b) == ((0, 30),)
+    assert minus(a, b) == ((0, 5), (25, 30))
+    assert intersect(a, b) == ((5, 10), (20, 25))
+    assert contains(a, 0) and contains(a, 29) and not contains(a, 10) and not contains(a, 30)
+    assert size(a) == 20 and minus(a, a) == () and union((), ()) == ()
+
+
+def test_the_ring_splits_the_whole_space_the_same_way_everywhere() -> None:
+    ids = [f"replica-{i}" for i in range(5)]
+    split = ring_assignment(ids, 64)
+    assert split == ring_assignment(list(reversed(ids)), 64)
+    owned = [r for ranges in split.values() for r in ranges]
+    assert normalize(owned) == ((0, HASH_SPACE),)
+    assert sum(size(r) for r in split.values()) == HASH_SPACE  # disjoint
+    assert ring_assignment([], 64) == {}
+    with pytest.raises(ValueError, match="vnodes"):
+        ring_assignment(ids, 0)
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_the_ring_is_balanced_within_1_5_of_fair(n: int) -> None:
+    for ids in ([f"replica-{i}" for i in range(n)], [f"r{i * 37}" for i in range(n)]):
+        split = ring_assignment(ids, 64)
+        assert max(size(r) for r in split.values()) <= 1.5 * HASH_SPACE / n
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_a_join_or_leave_moves_only_about_one_nth(n: int) -> None:
+    ids = [f"replica-{i}" for i in range(n)]
+    before = ring_assignment(ids, 64)
+    after = ring_assignment([*ids, "newcomer"], 64)
+    moved = sum(size(minus(before[i], after[i])) for i in ids)
+    # Only the newcomer gains: what moved is exactly its share, about 1/(n+1).
+    assert moved == size(after["newcomer"])
+    assert moved <= 1.5 * HASH_SPACE / (n + 1)
+    for i in ids:
+        assert minus(after[i], before[i]) == ()  # nobody else gains anything
+    # And leaving gives back exactly that.
+    assert ring_assignment(ids, 64) == before

@@ -1,0 +1,434 @@
+"""Sharded controllers: members in one process, then replicas as real processes with real signals.
+
+The multi-process tests run ``examples/sharded_controller.py`` once per replica against
+``rxkube.testing.ApiServer``, in both server modes (``shardSelector`` honoured or ignored),
+and check from the replicas' JSON lines that every object is reconciled in every phase
+and that no two replicas ever reconcile one object at once. Leases are short here (6 s) so
+the suite stays small; the default lease's takeover time is measured in
+``benchmarks/sharding.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rxkube import Controller
+from rxkube._shards import HASH_SPACE, Ranges, contains, hash_key, normalize, size
+from rxkube.client import Api
+from rxkube.sharding import CLAIM_ANNOTATION, ShardMember
+from rxkube.testing import ApiServer
+
+TIMEOUT = 60.0
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_controller.py"
+NS = "shards"
+LEASE = (
+    "--lease-duration",
+    "6",
+    "--renew-deadline",
+    "4",
+    "--retry-period",
+    "1",
+    "--log-level",
+    "DEBUG",
+)
+LEASE_DURATION = 6.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+# -- members in one process ----------------------------------------------------------------------
+
+
+def member(srv: ApiServer, identity: str) -> ShardMember:
+    leases = Api(srv.client(), "leases", namespace="default")
+    return ShardMember(
+        leases, "group", identity, lease_duration=3.0, renew_deadline=2.0, retry_period=0.5
+    )
+
+
+def test_two_members_split_the_space_and_a_leaver_hands_over_at_once() -> None:
+    with ApiServer() as srv:
+        first, second = member(srv, "a").start(), member(srv, "b").start()
+        try:
+            wait_for(
+                lambda: first.held and second.held and union_size(first, second) == HASH_SPACE,
+                what="both members to hold ranges covering the hash space",
+            )
+            assert size(first.held) + size(second.held) == HASH_SPACE  # disjoint
+            assert sorted(first.members) == ["a", "b"]
+            lease = srv.get("leases", "group-a", namespace="default")
+            assert lease["metadata"]["labels"] == {"rxkube.io/shard-group": "group"}
+            assert lease["metadata"]["annotations"][CLAIM_ANNOTATION]
+            left = time.monotonic()
+            first.stop()
+            released = srv.get("leases", "group-a", namespace="default")
+            assert released["spec"]["holderIdentity"] == ""
+            assert released["metadata"]["annotations"][CLAIM_ANNOTATION] == ""
+            wait_for(lambda: size(second.held) == HASH_SPACE, what="the other to take all")
+            # Far sooner than the leaver's lease could have expired.
+            assert time.monotonic() - left < 3.0
+        finally:
+            first.stop()
+            second.stop()
+
+
+def union_size(*members: ShardMember) -> int:
+    return size(normalize([r for m in members for r in m.held]))
+
+
+def test_reconciling_is_refused_outside_the_held_ranges_and_after_stop() -> None:
+    with ApiServer() as srv:
+        only = member(srv, "a").start()
+        try:
+            wait_for(lambda: size(only.held) == HASH_SPACE, what="the member to hold everything")
+            obj = {"metadata": {"uid": "u-1"}}
+            with only.reconciling(obj) as allowed:
+                assert allowed
+            assert only.owns(obj)
+        finally:
+            only.stop()
+        with only.reconciling(obj) as allowed:
+            assert not allowed
+
+
+def test_only_controllers_built_from_an_api_can_be_sharded() -> None:
+    with ApiServer() as srv:
+        api = Api(srv.client(), "configmaps", namespace="default")
+        leases = Api(srv.client(), "leases", namespace="default")
+        reader = Controller(api).store
+        from reactivex import empty
+
+        with pytest.raises(TypeError, match="only Controller"):
+            Controller.for_stream(empty(), reader).sharded("a", leases)
+        with pytest.raises(ValueError, match="DNS label"):
+            Controller(api).sharded("Not_A_Label", leases)
+
+
+# -- replicas as processes ----------------------------------------------------------------------
+
+
+class Replica:
+    """One ``examples/sharded_controller.py`` process and the JSON lines it printed."""
+
+    def __init__(self, identity: str, kubeconfig: Path, logs: Path) -> None:
+        self.identity = identity
+        self.lines: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stderr = open(logs / f"{identity}.log", "w")  # noqa: SIM115 - closed in wait()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(EXAMPLE),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespace",
+                NS,
+                "--id",
+                identity,
+                *LEASE,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self.lines.append(json.loads(line))
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [line for line in self.lines if line["event"] == kind]
+
+    @property
+    def held(self) -> Ranges:
+        ranges = self.events("ranges")
+        if not ranges:
+            return ()
+        return normalize((int(a, 16), int(b, 16)) for a, b in ranges[-1]["ranges"])
+
+    def signal(self, sig: signal.Signals) -> float:
+        at = time.time()
+        self.process.send_signal(sig)
+        return at
+
+    def store(self) -> dict[str, Any]:
+        before = len(self.events("store"))
+        self.signal(signal.SIGUSR1)
+        wait_for(lambda: len(self.events("store")) > before, what=f"{self.identity}'s store")
+        return self.events("store")[-1]
+
+    def wait(self) -> int:
+        code = self.process.wait(TIMEOUT)
+        self._reader.join(TIMEOUT)
+        self._stderr.close()
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.wait()
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[Callable[[str, Path], Replica]]:
+    started: list[Replica] = []
+
+    def start(identity: str, kubeconfig: Path) -> Replica:
+        replica = Replica(identity, kubeconfig, tmp_path)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        replica.kill()
+
+
+def all_keys(srv: ApiServer) -> dict[str, str]:
+    """Every ConfigMap of the namespace: key -> uid."""
+    return {f"{NS}/{o['metadata']['name']}": o["metadata"]["uid"] for o in srv.list("configmaps")}
+
+
+def reconciles(replicas: list[Replica]) -> list[dict[str, Any]]:
+    return [line for r in replicas for line in r.events("reconcile")]
+
+
+def touch(srv: ApiServer, phase: int) -> float:
+    """Change every ConfigMap, so each must be reconciled again; returns when it began."""
+    began = time.time()
+    for cm in srv.list("configmaps", namespace=NS):
+        srv.patch(
+            "configmaps", cm["metadata"]["name"], {"data": {"phase": str(phase)}}, namespace=NS
+        )
+    return began
+
+
+def reconciled_since(replicas: list[Replica], keys: set[str], since: float) -> Callable[[], bool]:
+    def done() -> bool:
+        seen = {line["key"] for line in reconciles(replicas) if line["start"] >= since}
+        return keys <= seen
+
+    return done
+
+
+def covering(*replicas: Replica) -> Callable[[], bool]:
+    """Whether the replicas' latest ranges are disjoint and cover the whole hash space."""
+
+    def done() -> bool:
+        held = [r.held for r in replicas]
+        return (
+            sum(size(h) for h in held) == HASH_SPACE
+            and size(normalize([x for h in held for x in h])) == HASH_SPACE
+        )
+
+    return done
+
+
+def assert_no_overlaps(lines: list[dict[str, Any]]) -> None:
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_key.setdefault(line["key"], []).append(line)
+    for key, intervals in by_key.items():
+        intervals.sort(key=lambda line: line["start"])
+        for earlier, later in itertools.pairwise(intervals):
+            if earlier["replica"] != later["replica"]:
+                assert earlier["end"] <= later["start"], (
+                    f"{key} reconciled by {earlier['replica']} and {later['replica']} at once: "
+                    f"{earlier} / {later}"
+                )
+        # And a replica never overlaps itself either (the controller's own rule).
+        ends: dict[str, float] = {}
+        for line in intervals:
+            assert line["start"] >= ends.get(line["replica"], 0.0), (key, line)
+            ends[line["replica"]] = line["end"]
+
+
+def kubeconfig_of(srv: ApiServer, path: Path, server: str | None = None) -> Path:
+    srv.write_kubeconfig(str(path))
+    if server is not None:
+        config = yaml.safe_load(path.read_text())
+        config["clusters"][0]["cluster"]["server"] = server
+        path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def create_configmaps(srv: ApiServer, count: int) -> None:
+    srv.create("namespaces", {"metadata": {"name": NS}})
+    for i in range(count):
+        srv.create(
+            "configmaps", {"metadata": {"name": f"cm-{i:03d}"}, "data": {"i": str(i)}}, namespace=NS
+        )
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["server-sharded", "old-server"])
+def test_replicas_share_the_work_through_kill_join_and_leave(
+    honoured: bool, tmp_path: Path, replicas: Callable[[str, Path], Replica]
+) -> None:
+    with ApiServer(sharded_lists=honoured) as srv:
+        create_configmaps(srv, 300)
+        keys = all_keys(srv)
+        everything = set(keys)
+        kubeconfig = kubeconfig_of(srv, tmp_path / "kubeconfig")
+        a, b, c = (replicas(name, kubeconfig) for name in ("a", "b", "c"))
+        alive = [a, b, c]
+        wait_for(covering(a, b, c), what="a, b and c to split the hash space")
+        wait_for(reconciled_since(alive, everything, 0.0), what="every object reconciled")
+
+        # SIGKILL a: b and c take its share once its Lease expires.
+        a.signal(signal.SIGKILL)
+        a.wait()
+        wait_for(covering(b, c), what="b and c to take over a's share")
+        began = touch(srv, 1)
+        wait_for(reconciled_since([b, c], everything, began), what="phase 1 reconciled")
+
+        # A new replica joins and gets its share.
+        d = replicas("d", kubeconfig)
+        wait_for(covering(b, c, d), what="d to get its share")
+        began = touch(srv, 2)
+        wait_for(reconciled_since([b, c, d], everything, began), what="phase 2 reconciled")
+
+        # SIGTERM b: it leaves gracefully, the others take over well before its lease ends.
+        left = b.signal(signal.SIGTERM)
+        assert b.wait() == 0
+        wait_for(covering(c, d), what="c and d to take over b's share")
+        handover = time.time() - left
+        assert handover < LEASE_DURATION, f"graceful handover took {handover:.1f} s"
+        began = touch(srv, 3)
+        wait_for(reconciled_since([c, d], everything, began), what="phase 3 reconciled")
+
+        # Each store holds exactly its share; the split is within 1.5x of fair.
+        for replica in (c, d):
+            dump = replica.store()
+            held = normalize(tuple(r) for r in dump["held"])
+            share = {
+                k
+                for k, uid in keys.items()
+                if contains(held, hash_key({"metadata": {"uid": uid}}, "uid"))
+            }
+            assert set(dump["keys"]) == share
+            assert len(share) <= 1.5 * len(keys) / 2
+        assert not set(c.store()["keys"]) & set(d.store()["keys"])
+        c.signal(signal.SIGTERM)
+        d.signal(signal.SIGTERM)
+        assert c.wait() == 0 and d.wait() == 0
+        assert_no_overlaps(reconciles([a, b, c, d]))
+        annotated = {
+            cm["metadata"]["annotations"]["rxkube.io/reconciled-by"]
+            for cm in srv.list("configmaps", namespace=NS)
+        }
+        assert annotated <= {"c", "d"}
+
+
+class Proxy:
+    """A TCP proxy to the API server that can cut every connection and refuse new ones."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._cut = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_replica_cut_off_from_the_api_server_stops_before_the_other_takes_over(
+    tmp_path: Path, replicas: Callable[[str, Path], Replica]
+) -> None:
+    with ApiServer() as srv:
+        create_configmaps(srv, 120)
+        everything = set(all_keys(srv))
+        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+        proxy = Proxy((host, int(port)))
+        try:
+            direct = kubeconfig_of(srv, tmp_path / "direct")
+            proxied = kubeconfig_of(srv, tmp_path / "proxied", f"http://127.0.0.1:{proxy.port}")
+            cut_off, other = replicas("p", proxied), replicas("q", direct)
+            wait_for(covering(cut_off, other), what="p and q to split the hash space")
+            wait_for(reconciled_since([cut_off, other], everything, 0.0), what="all reconciled")
+            p_keys = {line["key"] for line in cut_off.events("reconcile")}
+            proxy.cut()
+            cut_at = time.time()
+            wait_for(lambda: size(other.held) == HASH_SPACE, what="q to take over p's share")
+            began = touch(srv, 1)
+            wait_for(reconciled_since([other], everything, began), what="q reconciles everything")
+            # p's last reconcile of each of its objects ended before q's first one after the cut.
+            for key in p_keys:
+                p_last = max(
+                    (e["end"] for e in cut_off.events("reconcile") if e["key"] == key), default=0.0
+                )
+                q_first = min(
+                    e["start"]
+                    for e in other.events("reconcile")
+                    if e["key"] == key and e["start"] >= cut_at
+                )
+                assert p_last < q_first, (key, p_last, q_first)
+            assert_no_overlaps(reconciles([cut_off, other]))
+        finally:
+            proxy.close()
