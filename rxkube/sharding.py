@@ -38,7 +38,8 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.subject import BehaviorSubject, Subject
 
-from ._cache import Store, key_of, store
+from ._cache import Store, store
+from ._object_ref import key_of
 from ._shards import (
     NOTHING,
     Ranges,
