@@ -200,6 +200,7 @@ class ShardMember:
         self._own_rv: str | None = None  # our Lease's resourceVersion as last seen in the watch
         self._lease: Object | None = None  # our Lease as last written
         self._view_ready = False
+        self._last_live: set[str] = set()
         self._dirty = True  # a write is needed now (claim changed)
         self._subject: BehaviorSubject[Ranges] = BehaviorSubject(NOTHING)
         self._emitted: Ranges = NOTHING
@@ -423,10 +424,11 @@ class ShardMember:
             self._drop_all_locked()
         if not self._view_ready or state.valid_until is None or not self._valid_locked(now):
             return
-        if state.stopping:
-            target = NOTHING
-        else:
-            target = ring_assignment(self._live_locked(now), self.vnodes)[self.identity]
+        live = self._live_locked(now)
+        if live != self._last_live:
+            log.info("shard member %s: members are now %s", self.lease_name, sorted(live))
+            self._last_live = live
+        target = NOTHING if state.stopping else ring_assignment(live, self.vnodes)[self.identity]
         # Release what is no longer ours: no new reconciles there from now on.
         dropped = minus(state.held, target)
         if dropped:

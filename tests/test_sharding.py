@@ -242,6 +242,8 @@ def covering(*replicas: Replica) -> Callable[[], bool]:
 
     def done() -> bool:
         held = [r.held for r in replicas]
+        if not all(held):
+            return False  # each must hold a share, not only all of them together
         return (
             sum(size(h) for h in held) == HASH_SPACE
             and size(normalize([x for h in held for x in h])) == HASH_SPACE
