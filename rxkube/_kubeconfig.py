@@ -9,6 +9,7 @@ arguments (the generated API classes are never used). Errors are ``ConfigError``
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -57,22 +58,33 @@ def client_settings(configuration: kubernetes.client.Configuration) -> dict[str,
     )
 
 
+def kubeconfig_files(path: str | None = None) -> tuple[str, list[str]]:
+    """The kubeconfig path as given (``path``, else ``$KUBECONFIG``, else ``~/.kube/config``)
+    and the files of it that exist."""
+    given = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    files = [os.path.expanduser(p) for p in given.split(os.pathsep) if p]
+    return given, [f for f in files if os.path.isfile(f)]
+
+
 def load_kubeconfig(
     path: str | None = None, context: str | None = None
 ) -> kubernetes.client.Configuration:
-    """The Configuration of a kubeconfig context (see ``Client.from_kubeconfig``)."""
+    """The Configuration of a kubeconfig context (see ``Client.from_kubeconfig``).
+
+    Every mistake in the files is a ``ConfigError`` naming the file and the problem.
+    """
     # Imported on use: the kubernetes package takes ~0.2 s to import.
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
 
-    given = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    files = [os.path.expanduser(p) for p in given.split(os.pathsep) if p]
-    existing = [f for f in files if os.path.isfile(f)]
+    given, existing = kubeconfig_files(path)
     if not existing:
         raise ConfigError(
             f"no kubeconfig found at {given}: set KUBECONFIG or pass path= to from_kubeconfig()"
         )
+    documents = [(file, _read(file)) for file in existing]
+    _check_chosen_user(documents, context)
     joined = os.pathsep.join(existing)
     configuration = k8s_client.Configuration()
     try:
@@ -90,7 +102,110 @@ def load_kubeconfig(
     except ConfigException as exc:
         message = " ".join(str(exc).split())
         raise ConfigError(f"cannot use kubeconfig {joined}: {message}") from None
+    except OSError as exc:  # a file it names (tokenFile, a certificate) cannot be read
+        raise ConfigError(
+            f"cannot use kubeconfig {joined}: cannot read {exc.filename}: {exc.strerror}"
+        ) from None
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # What the shape checks below do not foresee (bad base64 certificate data, ...).
+        raise ConfigError(
+            f"cannot use kubeconfig {joined}: invalid content: {' '.join(str(exc).split())}"
+        ) from None
     return configuration
+
+
+_SECTIONS = {"clusters": "cluster", "contexts": "context", "users": "user"}
+
+
+def _read(file: str) -> dict[str, Any]:
+    """A kubeconfig file's document, checked for the shape the loader relies on."""
+    import yaml
+
+    try:
+        with open(file, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read kubeconfig {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"kubeconfig {file} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"kubeconfig {file} is not valid YAML{where}: {problem}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"kubeconfig {file} must be a YAML mapping (apiVersion, clusters, contexts,"
+            f" users...), not a {_yaml_kind(document)}"
+        )
+    for section, field in _SECTIONS.items():
+        entries = document.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise ConfigError(
+                f"kubeconfig {file}: {section} must be a list, not a {_yaml_kind(entries)}"
+            )
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise ConfigError(f"kubeconfig {file}: {section}[{index}] has no name")
+            if not isinstance(entry.get(field), dict | None):
+                raise ConfigError(
+                    f"kubeconfig {file}: {section}[{index}] ({entry['name']}): {field} must be"
+                    f" a mapping, not a {_yaml_kind(entry[field])}"
+                )
+    current = document.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise ConfigError(f"kubeconfig {file}: current-context must be a context's name")
+    return document
+
+
+def _check_chosen_user(documents: list[tuple[str, dict[str, Any]]], context: str | None) -> None:
+    """Refuse an exec credential plugin that cannot run: the kubernetes loader only logs
+    that, and every request would then go out without credentials."""
+    # kubectl's merge rule: the first file to set a name wins.
+    chosen = context or next(
+        (d["current-context"] for _, d in documents if d.get("current-context")), None
+    )
+    user_name = next(
+        (
+            (entry.get("context") or {}).get("user")
+            for _, d in documents
+            for entry in d.get("contexts") or ()
+            if entry["name"] == chosen
+        ),
+        None,
+    )
+    for file, document in documents:
+        for entry in document.get("users") or ():
+            if entry["name"] != user_name:
+                continue
+            command = ((entry.get("user") or {}).get("exec") or {}).get("command")
+            if isinstance(command, str) and not _runnable(command, os.path.dirname(file)):
+                raise ConfigError(
+                    f"kubeconfig {file}: user {user_name!r} runs the credential plugin"
+                    f" {command!r}, which is not found or not executable"
+                    + ("" if os.sep in command else " on PATH")
+                )
+            return
+
+
+def _runnable(command: str, base: str) -> bool:
+    if os.sep in command:
+        # The plugin runs with the kubeconfig's directory as its working directory.
+        path = os.path.join(base, command)
+        return os.path.isfile(path) and os.access(path, os.X_OK)
+    return shutil.which(command) is not None
+
+
+def _yaml_kind(value: object) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def load_in_cluster(

@@ -215,6 +215,7 @@ def _run_serve(argv: Sequence[str]) -> int:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
+    from ._kubeconfig import kubeconfig_files
     from .client import Api, Client
     from .protocol import Config
 
@@ -224,6 +225,9 @@ def _run_watch(args: argparse.Namespace) -> int:
         message = str(exc).replace("Config.label_selector", "the label selector (-l)")
         message = message.replace("Config.field_selector", "the field selector (--field-selector)")
         raise UserError(message) from None
+    given, existing = kubeconfig_files(args.kubeconfig)
+    if not existing:
+        raise UserError(f"no kubeconfig found at {given}: pass --kubeconfig PATH or set KUBECONFIG")
     client = Client.from_kubeconfig(args.kubeconfig, context=args.context)
     try:
         namespace = None
@@ -246,11 +250,11 @@ def _context_namespace(path: str | None, context: str | None) -> str:
     """The namespace the kubeconfig context names, ``default`` if none (as kubectl does)."""
     from kubernetes import config as k8s_config
 
-    given = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    files = [os.path.expanduser(p) for p in given.split(os.pathsep) if p]
+    from ._kubeconfig import kubeconfig_files
+
     try:
         contexts, current = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            os.pathsep.join(f for f in files if os.path.isfile(f))
+            os.pathsep.join(kubeconfig_files(path)[1])
         )
     except Exception:  # the client read this file already; fall back like kubectl
         return "default"

@@ -177,7 +177,13 @@ class Client(ClosedOnExit):
         Raises:
             ConfigError: no kubeconfig, an unknown context, or an invalid file.
         """
-        return cls.from_configuration(_kubeconfig.load_kubeconfig(path, context))
+        configuration = _kubeconfig.load_kubeconfig(path, context)
+        try:
+            return cls.from_configuration(configuration)
+        except ConfigError as exc:  # e.g. the context's cluster has no usable server URL
+            raise ConfigError(
+                f"kubeconfig {_kubeconfig.kubeconfig_files(path)[0]}: {exc}"
+            ) from None
 
     @classmethod
     def in_cluster(cls, *, token_file: str | None = None, ca_file: str | None = None) -> Client:
