@@ -616,3 +616,36 @@ def test_any_boolean_parameter_but_0_or_false_is_true(srv: ApiServer, raw: Raw) 
     for value in ("0", "False"):
         status, body = raw("GET", CONFIGMAPS, watch=value)
         assert status == 200 and body["kind"] == "ConfigMapList"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "Pod", "apiVersion": "v1"}, 'Pod in version "v1" cannot be handled as a ConfigMap: converting (v1.Pod) to (core.ConfigMap): unknown conversion'),
+        ({"kind": "Foo"}, 'Foo in version "v1" cannot be handled as a ConfigMap: no kind "Foo" is registered for version "v1" in scheme "pkg/api/legacyscheme/scheme.go:30"'),
+        ({"kind": "ConfigMap", "apiVersion": "apps/v1"}, 'ConfigMap in version "v1" cannot be handled as a ConfigMap: no kind "ConfigMap" is registered for version "apps/v1" in scheme "pkg/api/legacyscheme/scheme.go:30"'),
+    ],
+)  # fmt: skip
+def test_a_body_of_another_kind_or_version_cannot_be_handled(
+    srv: ApiServer, raw: Raw, body: dict[str, Any], message: str
+) -> None:
+    status, answer = raw("POST", CONFIGMAPS, {**cm("a"), **body})
+    assert (status, answer["reason"], answer["message"]) == (400, "BadRequest", message)
+    with pytest.raises(BadRequest):
+        srv.create("configmaps", {**cm("a"), **body})
+
+
+def test_a_custom_resource_body_of_another_kind_or_version_is_refused(raw: Raw) -> None:
+    body = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "w"}}
+    status, answer = raw("POST", WIDGETS, body)
+    assert (status, answer["message"]) == (
+        422,
+        'Gadget.example.com "w" is invalid: kind: Invalid value: "Gadget": must be Widget',
+    )
+    body = {"apiVersion": "example.com/v2", "kind": "Widget", "metadata": {"name": "w"}}
+    status, answer = raw("POST", WIDGETS, body)
+    assert (status, answer["message"]) == (
+        400,
+        'Widget in version "v2" cannot be handled as a Widget: request to convert CR from an '
+        "invalid group/version: example.com/v2",
+    )

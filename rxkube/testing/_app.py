@@ -33,7 +33,7 @@ from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
 from ._store import ResourceVersionTooOld, Store
 from ._stored import Stored, WatchFilter, event_line
-from ._validation import json_kind, metadata_types_error
+from ._validation import json_kind
 from ._watch import WatchHub, WatchStream
 
 log = logging.getLogger("rxkube.testing")
@@ -265,10 +265,10 @@ def _input_format(request: web.Request) -> bool:
 
 
 async def _read_object(request: web.Request, served: ServedResource) -> dict[str, Any]:
-    """The object of a create or update, decoded and type-checked as kube-apiserver does.
+    """The object of a create or update, decoded as kube-apiserver does.
 
-    A body that is not JSON (or YAML), or not an object, "is unrecognized"; a ``metadata``
-    field of the wrong JSON type "cannot be handled" (both 400).
+    A body that is not JSON (or YAML), or not an object, "is unrecognized" (400); the
+    store checks its kind and metadata types (``Store._check_kind``).
     """
     yaml_body = _input_format(request)
     data = await _read_body(request)
@@ -303,10 +303,6 @@ async def _read_object(request: web.Request, served: ServedResource) -> dict[str
                 "couldn't get version/kind; json parse error: json: cannot unmarshal "
                 f"{json_kind(value)} into Go struct field .{field_name} of type string"
             )
-    # Built-in kinds (the ones taking strategic merge patches) decode into Go structs.
-    error = metadata_types_error(served.resource, obj, typed=served.strategic_merge)
-    if error is not None:
-        raise StatusError(400, error)
     return obj
 
 

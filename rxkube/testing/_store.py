@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import datetime
 import logging
 import random
@@ -53,9 +54,9 @@ from ._stored import (
     event_line,
 )
 from ._validation import (
+    decoding_error,
     generated_name,
     metadata_type_error,
-    metadata_types_error,
     quote,
     validate_metadata,
 )
@@ -383,19 +384,16 @@ class Store:
     @staticmethod
     def _check_kind(served: ServedResource, obj: Object) -> None:
         res = served.resource
-        error = metadata_types_error(res, obj, typed=served.strategic_merge)
+        error = decoding_error(res, obj, typed=served.strategic_merge)
         if error is not None:
             raise StatusError(400, error)
-        if obj.get("kind") not in (None, "", res.kind):
-            raise StatusError(
-                400,
-                f"the kind in the data ({obj['kind']}) does not match the expected kind ({res.kind})",
-            )
-        if obj.get("apiVersion") not in (None, "", res.api_version):
-            raise StatusError(
-                400,
-                f"the API version in the data ({obj['apiVersion']}) does not match the "
-                f"expected API version ({res.api_version})",
+        kind = obj.get("kind")
+        if kind not in (None, "", res.kind):
+            # Only a custom resource gets here: its validation names the object by its own kind.
+            raise invalid(
+                dataclasses.replace(res, kind=kind),
+                str((obj.get("metadata") or {}).get("name") or ""),
+                [("kind", f"Invalid value: {quote(kind)}: must be {res.kind}")],
             )
 
     @staticmethod

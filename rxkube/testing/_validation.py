@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..resource import Resource
+from ..resource import BUILTIN_RESOURCES, Resource
 
 _QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _QUALIFIED_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
@@ -447,7 +447,7 @@ def _owner_causes(references: list[Any]) -> list[Cause]:
     return causes
 
 
-def metadata_types_error(resource: Resource, obj: Mapping[str, Any], *, typed: bool) -> str | None:
+def _metadata_types_error(resource: Resource, obj: Mapping[str, Any], *, typed: bool) -> str | None:
     """The 400 message of a create or update whose ``metadata`` has a field of a wrong type.
 
     ``'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal
@@ -463,4 +463,66 @@ def metadata_types_error(resource: Resource, obj: Mapping[str, Any], *, typed: b
     return (
         f"{given if isinstance(given, str) and given else resource.kind} in version "
         f'"{version or resource.version}" cannot be handled as a {resource.kind}: {error}'
+    )
+
+
+_SCHEME = "pkg/api/legacyscheme/scheme.go:30"
+"""The name kube-apiserver's scheme of built-in kinds goes by in its errors."""
+
+
+def _other_kind_error(resource: Resource, obj: Mapping[str, Any]) -> str | None:
+    """For a built-in kind: the message of a body of another kind or API version.
+
+    ``'Pod in version "v1" cannot be handled as a ConfigMap: converting (v1.Pod) to
+    (core.ConfigMap): unknown conversion'`` for a kind kube-apiserver knows (of those this
+    server serves), ``no kind "Foo" is registered for version "v1" in scheme ...``
+    otherwise; None for the resource's own kind and version (either may be left out).
+    """
+    for field_name in ("apiVersion", "kind"):
+        value = obj.get(field_name)
+        if value is not None and not isinstance(value, str):
+            return (
+                "couldn't get version/kind; json parse error: json: cannot unmarshal "
+                f"{json_kind(value)} into Go struct field .{field_name} of type string"
+            )
+    kind = obj.get("kind") or resource.kind
+    api_version = obj.get("apiVersion") or resource.api_version
+    if (kind, api_version) == (resource.kind, resource.api_version):
+        return None
+    version = api_version.rsplit("/", 1)[-1]
+    prefix = f'{kind} in version "{version}" cannot be handled as a {resource.kind}: '
+    if not any(r.kind == kind and r.api_version == api_version for r in BUILTIN_RESOURCES):
+        return (
+            f'{prefix}no kind "{kind}" is registered for version "{api_version}" in scheme '
+            f'"{_SCHEME}"'
+        )
+    internal = resource.group.split(".")[0] or "core"  # the Go package of internal types
+    return (
+        f"{prefix}converting ({version}.{kind}) to ({internal}.{resource.kind}): unknown conversion"
+    )
+
+
+def decoding_error(resource: Resource, obj: Mapping[str, Any], *, typed: bool) -> str | None:
+    """The 400 message kube-apiserver's decoder gives a create or update body, or None.
+
+    Args:
+        resource: the resource written to.
+        obj: the decoded body (``kind`` and ``apiVersion`` strings or absent).
+        typed: a built-in kind, decoded into its Go struct: a body of another kind or
+            version is refused, and metadata field paths start at ``metadata``.
+    """
+    error = _other_kind_error(resource, obj) if typed else _other_version_error(resource, obj)
+    return error or _metadata_types_error(resource, obj, typed=typed)
+
+
+def _other_version_error(resource: Resource, obj: Mapping[str, Any]) -> str | None:
+    """For a custom resource: the conversion error of a body of another API version."""
+    api_version = obj.get("apiVersion")
+    if api_version in (None, "", resource.api_version):
+        return None
+    kind = obj.get("kind")
+    return (
+        f"{kind if isinstance(kind, str) and kind else resource.kind} in version "
+        f'"{str(api_version).rsplit("/", 1)[-1]}" cannot be handled as a {resource.kind}: '
+        f"request to convert CR from an invalid group/version: {api_version}"
     )
