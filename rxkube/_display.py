@@ -116,7 +116,11 @@ class Listing(Protocol):
 
 
 STYLE = "font-family: system-ui, sans-serif; font-size: 12px; margin: 2px 0"
-TABLE_STYLE = f"{STYLE}; border-collapse: separate; border-spacing: 12px 1px; margin-left: -12px"
+# Jupyter's own table styles right-align cells and stripe rows: a collapsed table with
+# explicit alignment and padding (not border-spacing, which cuts the stripes into chips,
+# nor a negative margin, which shifts the table out of line with other outputs).
+TABLE_STYLE = f"{STYLE}; border-collapse: collapse; margin-left: 0"
+CELL_STYLE = "text-align: left; padding: 1px 12px 1px 0"
 
 
 def render_store_html(
@@ -170,11 +174,11 @@ def render_store_html(
     parts = [f'<div class="rxkube-store"><div style="{STYLE}"><b>{html.escape(caption)}</b></div>']
     if rows:
         parts.append(f'<table style="{TABLE_STYLE}"><thead><tr>')
-        parts += [f"<th>{title}</th>" for title in head]
+        parts += [f'<th style="{CELL_STYLE}">{title}</th>' for title in head]
         parts.append("</tr></thead><tbody>")
         for cells in rows:
             parts.append("<tr>")
-            parts += [f"<td>{html.escape(cell)}</td>" for cell in cells]
+            parts += [f'<td style="{CELL_STYLE}">{html.escape(cell)}</td>' for cell in cells]
             parts.append("</tr>")
         parts.append("</tbody></table>")
     parts.append("</div>")

@@ -2,15 +2,17 @@
 
 ``render_store_html(store)`` is what a ``Store`` shows as the value of a cell: a compact
 table (namespace, name, age, status) with a row count, truncated with a note for big
-stores. ``live(source)`` displays a view that refreshes in place a few times a second
-while the watch runs, with a small plot of objects by status over time. It returns at
-once: a background thread renders, so the kernel stays free for other cells.
+stores. ``live(source)`` displays a view that refreshes in place, at most a few times a
+second and only when something changed, while the watch runs, with a small plot of
+objects by status over time. It returns at once: a background thread renders, so the
+kernel stays free for other cells; running the same cell again replaces its view.
 
 Only IPython is needed (the ``notebook`` extra); the HTML and SVG are rendered here.
 """
 
 from __future__ import annotations
 
+import heapq
 import html
 import importlib
 import threading
@@ -49,12 +51,16 @@ _PALETTE = ("#6a1b9a", "#00838f", "#ef6c00", "#4e342e", "#283593", "#558b2f", "#
 def render_counts_svg(
     samples: Iterable[tuple[float, Counter[str]]], *, width: int = 420, height: int = 110
 ) -> str:
-    """A small SVG line plot of counts by status over time, with a legend of the latest counts.
+    """A small SVG step plot of counts by status over time, with axis labels and a legend.
+
+    Text takes the colour of the surrounding page (``currentColor``), so the plot reads
+    on light and dark themes alike.
 
     Args:
-        samples: ``(seconds, counts by status)`` pairs, oldest first.
-        width: the plot's width in pixels.
-        height: the plot's height in pixels (the legend is added below).
+        samples: ``(seconds, counts by status)`` pairs, oldest first; a count holds
+            until the next sample (the view samples only when something changed).
+        width: the plot's width in pixels, axis labels included.
+        height: the plot area's height in pixels (the time axis and the legend go below).
 
     Returns:
         An ``<svg>`` element, or an empty string when there are no samples.
@@ -66,39 +72,50 @@ def render_counts_svg(
     t0, t1 = points[0][0], points[-1][0]
     span = max(t1 - t0, 1e-9)
     top = max([1, *(count for _, counts in points for count in counts.values())])
-    pad, legend_row = 4, 16
-    inner_w, inner_h = width - 2 * pad, height - 2 * pad
+    left, pad, axis_row, legend_row = 34, 4, 16, 16
+    inner_w, inner_h = width - left - pad, height - 2 * pad
 
     def x(t: float) -> float:
-        return pad + (t - t0) / span * inner_w if len(points) > 1 else pad + inner_w
+        return left + (t - t0) / span * inner_w if len(points) > 1 else left + inner_w
 
     def y(count: int) -> float:
         return pad + inner_h - count / top * inner_h
 
     colours = _colours(statuses)
     rows = (len(statuses) + 3) // 4
-    total_h = height + rows * legend_row + 4
+    total_h = height + axis_row + rows * legend_row + 4
+    text = 'fill="currentColor"'
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}" '
-        f'style="font-family: system-ui, sans-serif; font-size: 11px">',
-        f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="none" '
-        'stroke="#ccc"/>',
-        f'<text x="{width - pad}" y="{pad + 10}" text-anchor="end" fill="#777">{top}</text>',
-        f'<text x="{width - pad}" y="{height - pad - 2}" text-anchor="end" fill="#777">'
-        f"{span:.0f} s</text>",
+        'style="font-family: system-ui, sans-serif; font-size: 11px; color: inherit">',
+        f'<rect x="{left + 0.5}" y="0.5" width="{width - left - 1}" height="{height - 1}" '
+        'fill="none" stroke="#888" stroke-opacity="0.5"/>',
+        f'<text x="{left - 4}" y="{pad + 9}" text-anchor="end" {text}>{top}</text>',
+        f'<text x="{left - 4}" y="{height - pad}" text-anchor="end" {text}>0</text>',
+        f'<text x="10" y="{height / 2:.0f}" text-anchor="middle" {text} '
+        f'transform="rotate(-90 10 {height / 2:.0f})">objects</text>',
+        f'<text x="{left}" y="{height + 12}" {text}>{t0:.0f} s</text>',
+        f'<text x="{width - pad}" y="{height + 12}" text-anchor="end" {text}>{t1:.0f} s</text>',
+        f'<text x="{left + inner_w / 2:.0f}" y="{height + 12}" text-anchor="middle" {text}>'
+        "time since the view started</text>",
     ]
     for status in statuses:
-        path = " ".join(f"{x(t):.1f},{y(counts.get(status, 0)):.1f}" for t, counts in points)
+        steps = []
+        for i, (t, counts) in enumerate(points):
+            if i:
+                steps.append(f"{x(t):.1f},{y(points[i - 1][1].get(status, 0)):.1f}")
+            steps.append(f"{x(t):.1f},{y(counts.get(status, 0)):.1f}")
         out.append(
-            f'<polyline fill="none" stroke="{colours[status]}" stroke-width="1.5" points="{path}"/>'
+            f'<polyline fill="none" stroke="{colours[status]}" stroke-width="1.5" '
+            f'points="{" ".join(steps)}"/>'
         )
     latest = points[-1][1]
     for i, status in enumerate(statuses):
-        lx = 4 + (i % 4) * (width // 4)
-        ly = height + 4 + (i // 4) * legend_row + 10
+        lx = left + (i % 4) * ((width - left) // 4)
+        ly = height + axis_row + 4 + (i // 4) * legend_row + 10
         out.append(f'<rect x="{lx}" y="{ly - 8}" width="9" height="9" fill="{colours[status]}"/>')
         label = html.escape(f"{status} {latest.get(status, 0)}")
-        out.append(f'<text x="{lx + 13}" y="{ly}">{label}</text>')
+        out.append(f'<text x="{lx + 13}" y="{ly}" {text}>{label}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -111,8 +128,10 @@ def _colours(statuses: list[str]) -> dict[str, str]:
 class LiveView:
     """A display that follows a store while its watch runs; made by :func:`live`.
 
-    A daemon thread (``rxkube-notebook-live``) renders the view at most once per
-    ``interval`` seconds and updates the cell's output in place when it changed. Call
+    A daemon thread (``rxkube-notebook-live``) looks at the store every ``interval``
+    seconds and redraws the cell's output in place only when something changed (the
+    objects, readiness, the event rate, the end of the stream): an idle store costs no
+    redraws, and the ages in its table are those of the last change. Call
     :meth:`stop` (or use the view as a context manager) to stop following; when the
     view follows an Observable, stopping disposes its subscription.
 
@@ -148,27 +167,48 @@ class LiveView:
         self._subscription: DisposableBase | None = None
         self._thread: threading.Thread | None = None
         self._handle: Any = None
-        self._shown = ""
+        self._signature: tuple[Any, ...] | None = None
 
     # -- what is shown ---------------------------------------------------------------
 
-    def sample(self) -> None:
-        """Record the current counts by status (the plot's next point)."""
-        counts = Counter(_display.status(obj) for obj in self.store.state(copy=False))
+    def sample(self) -> bool:
+        """Record the current counts by status (the plot's next point) if anything changed.
+
+        Returns:
+            Whether the view changed since the last sample: the store's objects, its
+            readiness, the event rate, or the view's own state. An idle store is not
+            sampled, so its view is not redrawn.
+        """
+        objects = self.store.state(copy=False)
+        counts = Counter(_display.status(obj) for obj in objects)
+        # resourceVersions change with every write, so this sees an update that keeps
+        # every count the same, at the cost of one pass that the counting makes anyway.
+        versions = hash(tuple(_display.meta(obj).get("resourceVersion") for obj in objects))
         now = time.monotonic()
         with self._lock:
-            self._samples.append((now - self._started, counts))
             mark_t, mark_n = self._rate_mark
             if now - mark_t >= 1.0:
                 self._rate = (self._events - mark_n) / (now - mark_t)
                 self._rate_mark = (now, self._events)
+            signature = (
+                versions,
+                tuple(sorted(counts.items())),
+                self.store.is_ready(),
+                self._events,
+                round(self._rate),
+                self._ended,
+                self._stopped.is_set(),
+            )
+            if signature == self._signature:
+                return False
+            self._signature = signature
+            self._samples.append((now - self._started, counts))
+            return True
 
-    def render(self) -> str:
-        """The view as HTML: a summary line, the plot and the first rows of the store."""
+    def _summary(self) -> list[str]:
         with self._lock:
-            samples = list(self._samples)
             rate, events, ended = self._rate, self._events, self._ended
-        summary = [html.escape(self._title)] if self._title else []
+        summary = [self._title] if self._title else []
         count = len(self.store)
         summary.append(f"{count:,} object{'' if count == 1 else 's'}")
         summary.append("ready" if self.store.is_ready() else "listing…")
@@ -177,14 +217,32 @@ class LiveView:
         if self._stopped.is_set():
             summary.append("stopped")
         if ended:
-            summary.append(html.escape(ended))
+            summary.append(ended)
+        return summary
+
+    def render(self) -> str:
+        """The view as HTML: a summary line, the plot and the first rows of the store."""
+        with self._lock:
+            samples = list(self._samples)
+        summary = " · ".join(html.escape(part) for part in self._summary())
         return (
             '<div class="rxkube-live">'
-            f'<div style="{_display.STYLE}"><b>{" · ".join(summary)}</b></div>'
+            f'<div style="{_display.STYLE}"><b>{summary}</b></div>'
             f"{render_counts_svg(samples)}"
             f"{render_store_html(self.store, self._limit)}"
             "</div>"
         )
+
+    def render_text(self) -> str:
+        """The view as plain text: the summary line and the first objects with their status.
+
+        What a console or a text-only output shows instead of the HTML.
+        """
+        lines = [" · ".join(self._summary())]
+        for obj in heapq.nsmallest(self._limit, self.store.state(copy=False), key=_display.key):
+            namespace, name = _display.key(obj)
+            lines.append(f"  {namespace + '/' if namespace else ''}{name}  {_display.status(obj)}")
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         return self.render()
@@ -213,18 +271,19 @@ class LiveView:
             self.refresh()
 
     def refresh(self) -> None:
-        """Sample and redraw now, if the output changed (the thread does this periodically)."""
-        self.sample()
-        rendered = self.render()
-        if rendered != self._shown and self._handle is not None:
-            self._shown = rendered
-            self._handle.update(_ipython().HTML(rendered))
+        """Sample, and redraw if anything changed (the thread does this every ``interval``)."""
+        if self.sample() and self._handle is not None:
+            self._handle.update(_bundle(self.render(), self.render_text()), raw=True)
 
     def stop(self) -> None:
         """Stop following: dispose the subscription, end the thread, draw a last time."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        with _views_lock:
+            for cell, view in list(_views_by_cell.items()):
+                if view is self:
+                    del _views_by_cell[cell]
         if self._subscription is not None:
             self._subscription.dispose()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -288,15 +347,61 @@ def live(
         )
     else:
         raise TypeError(f"live() needs a Store or an Observable, got {type(source).__name__}")
+    _replace_earlier_view(view)
     view.sample()
-    handle = ipython.display(ipython.HTML(view.render()), display_id=True)
+    handle = ipython.display(_bundle(view.render(), view.render_text()), raw=True, display_id=True)
     view._start(handle)
     return view
 
 
+_IPYTHON_MISSING = (
+    "live() displays through IPython, an optional extra of rxkube: pip install 'rxkube[notebook]'"
+)
+
+
 def _ipython() -> ModuleType:
     # IPython is the optional `notebook` extra: imported only when a view is displayed.
-    return importlib.import_module("IPython.display")
+    try:
+        return importlib.import_module("IPython.display")
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(_IPYTHON_MISSING, name=exc.name) from exc
+
+
+def _bundle(rendered_html: str, text: str) -> dict[str, str]:
+    # A raw MIME bundle: HTML where it can be shown, the view as text elsewhere (instead
+    # of IPython's "<IPython.core.display.HTML object>").
+    return {"text/html": rendered_html, "text/plain": text}
+
+
+_views_lock = threading.Lock()
+_views_by_cell: dict[str, LiveView] = {}
+"""The running view each notebook cell started last, so that running a cell again replaces it."""
+
+
+def _cell_id() -> str | None:
+    # JupyterLab, Notebook 7 and VS Code send the cell's id with each execution request;
+    # other front ends (and plain IPython) do not, and then no view replaces another.
+    try:
+        from IPython import get_ipython
+    except ModuleNotFoundError:
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    get_parent = getattr(kernel, "get_parent", None)
+    parent = get_parent() if callable(get_parent) else None
+    metadata = parent.get("metadata") if isinstance(parent, dict) else None
+    cell = metadata.get("cellId") if isinstance(metadata, dict) else None
+    return cell if isinstance(cell, str) and cell else None
+
+
+def _replace_earlier_view(view: LiveView) -> None:
+    cell = _cell_id()
+    if cell is None:
+        return
+    with _views_lock:
+        earlier = _views_by_cell.get(cell)
+        _views_by_cell[cell] = view
+    if earlier is not None:
+        earlier.stop()  # outside the lock: stopping disposes a subscription and redraws
 
 
 def _collect(view: LiveView, writer: Writer, item: Event | Object) -> None:

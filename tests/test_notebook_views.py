@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -103,8 +105,15 @@ def test_store_table_is_sorted_escaped_and_counted() -> None:
     assert "2 Pods" in html
     assert html.index(">default<") < html.index(">kube-system<")
     assert "b&lt;script&gt;" in html and "<script>" not in html
-    assert "<th>NAMESPACE</th><th>NAME</th><th>AGE</th><th>STATUS</th>" in html
+    assert re.findall(r"<th[^>]*>(\w+)</th>", html) == ["NAMESPACE", "NAME", "AGE", "STATUS"]
     assert ">3m<" in html
+
+
+def test_store_table_keeps_its_layout_under_jupyter_styles() -> None:
+    html = render_store_html([pod("a"), pod("b")])
+    cells = re.findall(r"<t[hd]( [^>]*)?>", html)
+    assert cells and all("text-align: left" in (attrs or "") for attrs in cells)
+    assert "border-spacing" not in html and "margin-left: -" not in html
 
 
 def test_store_table_of_ten_thousand_objects_is_cut_with_a_note() -> None:
@@ -143,19 +152,23 @@ class FakeDisplay:
     def __init__(self) -> None:
         self.shown: list[str] = []
         self.updates: list[str] = []
+        self.texts: list[str] = []
         self._changed = threading.Condition()
 
     def module(self) -> SimpleNamespace:
-        return SimpleNamespace(HTML=lambda html: html, display=self._display)
+        return SimpleNamespace(display=self._display)
 
-    def _display(self, html: str, *, display_id: bool) -> SimpleNamespace:
-        assert display_id
-        self.shown.append(html)
+    def _display(self, bundle: dict[str, str], *, raw: bool, display_id: bool) -> SimpleNamespace:
+        assert raw and display_id and set(bundle) == {"text/html", "text/plain"}
+        self.shown.append(bundle["text/html"])
+        self.texts.append(bundle["text/plain"])
         return SimpleNamespace(update=self._update)
 
-    def _update(self, html: str) -> None:
+    def _update(self, bundle: dict[str, str], *, raw: bool) -> None:
+        assert raw
         with self._changed:
-            self.updates.append(html)
+            self.updates.append(bundle["text/html"])
+            self.texts.append(bundle["text/plain"])
             self._changed.notify_all()
 
     def wait_for(self, text: str, timeout: float = 10.0) -> str:
@@ -230,3 +243,67 @@ def test_live_view_reports_the_end_of_its_stream(screen: FakeDisplay) -> None:
 def test_live_rejects_what_it_cannot_show(screen: FakeDisplay) -> None:
     with pytest.raises(TypeError, match="Store or an Observable"):
         live([pod("a")])  # type: ignore[arg-type]
+
+
+def test_counts_plot_reads_on_dark_themes_and_labels_its_axes() -> None:
+    svg = render_counts_svg([(0.0, Counter(Running=1)), (5.0, Counter(Running=2))])
+    texts = svg.count("<text ")
+    assert texts and svg.count('fill="currentColor"') == texts  # no text fixed to black
+    assert "objects</text>" in svg and "time since the view started</text>" in svg
+    assert ">0 s</text>" in svg and ">5 s</text>" in svg
+
+
+def test_live_view_of_an_idle_store_does_not_redraw(screen: FakeDisplay) -> None:
+    reader, writer = store("pods")
+    for event in (Init(), InitApply(pod("web-0")), InitDone()):
+        writer.apply(event)
+    # A long interval keeps the view's own thread out of the way: refresh() by hand.
+    view = live(reader, interval=3600)
+    try:
+        for _ in range(50):
+            view.refresh()
+        assert screen.updates == []
+        writer.apply(Apply(pod("web-0", resourceVersion="7")))  # same counts, a new version
+        view.refresh()
+        view.refresh()
+        assert len(screen.updates) == 1
+        writer.apply(Apply(pod("web-0", phase="Pending")))
+        view.refresh()
+        assert len(screen.updates) == 2 and "Pending 1" in screen.updates[-1]
+    finally:
+        view.stop()
+    assert len(screen.updates) == 3 and "stopped" in screen.updates[-1]
+
+
+def test_running_a_cell_again_replaces_its_live_view(
+    screen: FakeDisplay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notebook, "_cell_id", lambda: "cell-1")
+    events: Subject[Any] = Subject()
+    first = live(events, interval=0.02)
+    second = live(events, interval=0.02)
+    try:
+        assert first._thread is not None and not first._thread.is_alive()
+        assert "stopped" in screen.updates[-1]
+        assert len(events.observers) == 1  # the first view's subscription is disposed
+        monkeypatch.setattr(notebook, "_cell_id", lambda: "cell-2")
+        with live(events, interval=0.02):  # another cell: both views run
+            assert second._thread is not None and second._thread.is_alive()
+    finally:
+        second.stop()
+    assert not events.observers
+
+
+def test_live_view_has_a_plain_text_form(screen: FakeDisplay) -> None:
+    reader, writer = store("pods")
+    for event in (Init(), InitApply(pod("web-0", "prod")), InitDone()):
+        writer.apply(event)
+    with live(reader, title="pods", interval=3600):
+        assert screen.texts[0].splitlines() == ["pods · 1 object · ready", "  prod/web-0  Running"]
+
+
+def test_live_without_ipython_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "IPython.display", None)
+    reader, _writer = store("pods")
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'rxkube\[notebook\]'"):
+        live(reader)
