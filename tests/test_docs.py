@@ -22,6 +22,8 @@ The convention, for everyone writing docs:
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,3 +136,46 @@ def test_readme_setup_is_exactly_the_two_commands_ci_runs() -> None:
     assert first.language == "bash"
     assert first.code.splitlines() == README_SETUP
     assert SETUP_MARK in (ROOT / ".ci" / "run").read_text()
+
+
+def test_rest_literal_blocks_become_fenced_blocks() -> None:
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from _griffe_docstrings import literal_blocks
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    text = "Pipe it in::\n\n    source.pipe(op)\n\nStates::\n\n    A --x--> B\n\nEnds here::"
+    assert literal_blocks(text).splitlines() == [
+        "Pipe it in:",
+        "",
+        "```python",
+        "source.pipe(op)",
+        "```",
+        "",
+        "States:",
+        "",
+        "```text",
+        "A --x--> B",
+        "```",
+        "",
+        "Ends here::",  # nothing indented follows: prose, left alone
+    ]
+
+
+def test_site_builds_for_offline_reading(tmp_path: Path) -> None:
+    """The built site loads nothing from other hosts, highlights code, and its API
+    reference has no literal ``::`` left from reST docstrings."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--site-dir", str(site)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    page = (site / "api" / "index.html").read_text()
+    assert re.findall(r".{0,60}::\s*</p>", page) == []
+    for html in site.rglob("*.html"):
+        remote = re.findall(r'(?:src|href)="(https?://[^"]+\.(?:js|css))"', html.read_text())
+        assert remote == [], f"{html.relative_to(site)} loads {remote}"
+    assert 'class="highlight"' in (site / "store" / "index.html").read_text()
