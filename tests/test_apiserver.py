@@ -210,6 +210,22 @@ def test_get_missing_answers_404_status(api: Http) -> None:
     assert body["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
 
 
+def test_namespaces_created_over_http_are_active(api: Http) -> None:
+    # The namespace create strategy sets status.phase, whatever the body says.
+    body = {"metadata": {"name": "team-a"}, "status": {"phase": "Terminating"}}
+    status, created, _ = api.request("POST", "/api/v1/namespaces", body)
+    assert status == 201 and created["status"] == {"phase": "Active"}
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}}
+    status, applied, _ = api.request(
+        "PATCH",
+        "/api/v1/namespaces/team-b",
+        manifest,
+        headers={"Content-Type": "application/apply-patch+yaml"},
+        fieldManager="test",
+    )
+    assert status == 201 and applied["status"] == {"phase": "Active"}
+
+
 def test_create_in_missing_namespace_answers_404(api: Http) -> None:
     status, body, _ = api.request("POST", "/api/v1/namespaces/ghost/pods", pod("a"))
     assert status == 404 and body["message"] == 'namespaces "ghost" not found'

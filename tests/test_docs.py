@@ -179,3 +179,16 @@ def test_site_builds_for_offline_reading(tmp_path: Path) -> None:
         remote = re.findall(r'(?:src|href)="(https?://[^"]+\.(?:js|css))"', html.read_text())
         assert remote == [], f"{html.relative_to(site)} loads {remote}"
     assert 'class="highlight"' in (site / "store" / "index.html").read_text()
+
+
+_WRITES = re.compile(r"(?<!reactivex)\.(create|patch|replace|replace_status|delete)\(")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_examples_that_write_say_so_and_keep_out_of_the_default_namespace(page: Path) -> None:
+    """Pasted against a real cluster, an example must not write to the user's namespaces."""
+    code = "\n".join(b.code for b in blocks(page.read_text()) if b.language == "python")
+    if "Client.default()" not in code or not _WRITES.search(code):
+        return
+    assert 'namespace="default"' not in code and '"namespace": "default"' not in code
+    assert "These examples write to the cluster" in page.read_text()

@@ -24,7 +24,8 @@ class ServedResource:
         fields: field paths usable in field selectors besides ``metadata.name`` and
             ``metadata.namespace``.
         returns_deleted_object: a delete answers with the object rather than a ``Status``.
-        create_status: the status an HTTP create sets (pods start ``Pending``).
+        create_status: the status an HTTP create sets (pods start ``Pending``,
+            namespaces ``Active``).
         strategic_merge: strategic merge patches are accepted (built-in kinds only).
     """
 
@@ -90,5 +91,6 @@ def builtin_served(resource: Resource) -> ServedResource:
             "replicasets": frozenset({"status.replicas"}),
         }.get(plural, frozenset()),
         returns_deleted_object=plural == "pods",
-        create_status={"phase": "Pending"} if plural == "pods" else None,
+        # What kube-apiserver's create strategies set: a pod starts Pending, a namespace Active.
+        create_status={"pods": {"phase": "Pending"}, "namespaces": {"phase": "Active"}}.get(plural),
     )
