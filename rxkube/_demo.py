@@ -5,7 +5,7 @@ The demo runs, in one process:
 - ``rxkube.testing.ApiServer`` on 127.0.0.1;
 - a workload thread that creates pods, moves them through their phases and deletes them,
   over HTTP like any client;
-- one watch, ``watcher → default_backoff → reflect_shared``, into a shared store that
+- one watch, ``watcher → reflect_shared → default_backoff``, into a shared store that
   three subscribers read from;
 - a schedule of faults (every watch dropped; a compaction that makes the resumed watch
   fail with 410 Gone; failing list and watch requests), each followed by a check that
@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
+import shutil
 import threading
 import time
 from collections import Counter, deque
@@ -48,7 +50,7 @@ _BAR_STYLE = {
     "Failed": ("31", "░"),
 }
 """Per phase: the ANSI colour of its bar segment, and its character when colours are off."""
-_BAR_WIDTH = 48
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def run_demo(
@@ -66,6 +68,9 @@ def run_demo(
 
     Returns:
         0 when every check found the cache equal to the server, else 1.
+
+    Raises:
+        KeyboardInterrupt: Ctrl+C ended the demo early (after it stopped cleanly).
     """
     from ._steps import quiet_backoff_log
     from .testing import ApiServer
@@ -78,7 +83,7 @@ def run_demo(
             demo.run(duration)
         except KeyboardInterrupt:
             view.note("interrupted: stopping")
-            return 0
+            raise
         finally:
             demo.stop()
         return 0 if demo.final_report() else 1
@@ -98,6 +103,9 @@ class _Stats:
         self.lock = threading.Lock()
         self.events = 0
         self.lists = 0
+        self.relists_gone = 0  # relists the watcher made itself, after 410 Gone
+        self.relists_retry = 0  # relists of a new subscription, after default_backoff() retried
+        self._retried = False
         self.retries = 0
         self.last_retry = ""
         self.delivered = 0
@@ -110,10 +118,17 @@ class _Stats:
             self.events += 1
             if isinstance(event, Init):
                 self.lists += 1
+                if self.lists > 1:
+                    if self._retried:
+                        self.relists_retry += 1
+                    else:
+                        self.relists_gone += 1
+                self._retried = False
 
     def on_retry(self, error: BaseException, delay: float) -> None:
         with self.lock:
             self.retries += 1
+            self._retried = True
             self.last_retry = f"{type(error).__name__}, retrying in {delay:.1f} s"
 
     def on_object(self, obj: Object) -> None:
@@ -129,6 +144,15 @@ class _Stats:
         if isinstance(event, Delete):
             with self.lock:
                 self.deletions += 1
+
+    def survived(self) -> str:
+        """The relists and retries so far, each relist with its cause."""
+        with self.lock:
+            gone, retried, retries = self.relists_gone, self.relists_retry, self.retries
+        causes = [f"{gone} after 410 Gone"] if gone else []
+        causes += [f"{retried} after a retry"] if retried else []
+        relists = _plural(gone + retried, "relist") + (f" ({', '.join(causes)})" if causes else "")
+        return f"{relists} and {_plural(retries, 'retry', 'retries')}"
 
     def rate(self) -> float:
         """Events per second over the last couple of seconds."""
@@ -277,9 +301,9 @@ class _Demo:
         subscribe(
             watcher(self.api)
             .pipe(
-                default_backoff(on_retry=stats.on_retry),
-                reflect_shared(writer),
                 ops.do_action(stats.on_event),
+                reflect_shared(writer),
+                default_backoff(on_retry=stats.on_retry),
             )
             .subscribe(on_error=lambda error: self.view.note(f"the watch failed: {error}"))
         )
@@ -349,7 +373,9 @@ class _Demo:
         self.srv.faults.fail_requests(500, 1, verb="watch")
         self.srv.faults.close_watches()
         self.view.event(
-            "⚡", self.elapsed(), "dropped the watch and failed its next request with 500"
+            "⚡",
+            self.elapsed(),
+            "dropped the watch and failed its next request with 500: a retry, then a relist",
         )
 
     def check(self) -> None:
@@ -362,12 +388,9 @@ class _Demo:
                 mine = {_display.key(o): _rv(o) for o in self.reader.state(copy=False)}
                 if mine == server:
                     caught_up = (time.monotonic() - started) * 1000
-                    with self.stats.lock:
-                        relists, retries = max(0, self.stats.lists - 1), self.stats.retries
                     text = (
                         f"cache == server: {len(mine)} pods, every resourceVersion matches"
-                        f" (in {caught_up:.0f} ms; {_plural(relists, 'relist')} and"
-                        f" {_plural(retries, 'retry', 'retries')} so far)"
+                        f" (in {caught_up:.0f} ms)"
                     )
                     self._record(_Check(True, self.elapsed(), text))
                     return
@@ -388,13 +411,10 @@ class _Demo:
         """Print the summary; whether every check passed."""
         passed = sum(c.ok for c in self.checks)
         ok = bool(self.checks) and passed == len(self.checks)
-        stats = self.stats
-        relists = max(0, stats.lists - 1)
         mark = "✓" if ok else "✗"
         self.view.line(
             f"{mark} {passed}/{len(self.checks)} checks: the cache matched the server through"
-            f" {_plural(relists, 'relist')} and {_plural(stats.retries, 'retry', 'retries')},"
-            " with one watch shared by 3 subscribers"
+            f" {self.stats.survived()}, with one watch shared by 3 subscribers"
         )
         return ok
 
@@ -453,19 +473,19 @@ class _View:
                 f" pods in namespace {NAMESPACE!r}, and one watch:"
             )
             self.line(
-                "  watcher → default_backoff → reflect_shared → 3 subscribers"
-                " (event meter, failed-pod tally, deletions)"
+                "  watcher → reflect_shared → default_backoff, read by 3 subscribers"
+                " (objects, failed pods, deletions)"
             )
         stats, reader = demo.stats, demo.reader
         objects = reader.state(copy=False) if reader is not None else []
         phases = Counter(_display.status(o) for o in objects)
         rate = stats.rate()
         with stats.lock:
-            events, lists, retries = stats.events, stats.lists, stats.retries
+            events, retries, last_retry = stats.events, stats.retries, stats.last_retry
             delivered, failed, deletions = stats.delivered, len(stats.failed_uids), stats.deletions
+            relists = stats.relists_gone + stats.relists_retry
         watches = demo.srv.open_watches()
         by_phase = "  ".join(f"{p} {phases.get(p, 0)}" for p in _PHASES)
-        relists = max(0, lists - 1)
         if not self._tty:
             if final or elapsed - self._last_plain >= 1.0:
                 self._last_plain = elapsed
@@ -475,24 +495,34 @@ class _View:
                     f" watches-open={watches}"
                 )
             return
-        bar = _stacked_bar(phases, max(1, len(objects)), colour=self._colour)
+        width = self._columns()
+        bar = _stacked_bar(
+            phases, max(1, len(objects)), size=min(48, width - 18), colour=self._colour
+        )
         frame = [
             f"  {elapsed:5.1f} s of {self._duration:g} s  "
             f"{'done' if final else '(Ctrl+C to stop)'}",
             f"  pods in cache  {len(objects):<6} {by_phase}",
             f"                 {bar}",
-            f"  events         {events:<6} {rate:6.0f}/s   relists survived {relists}"
-            f"   retries {retries}   HTTP watches open {watches}",
-            f"  subscribers    event meter {delivered} · failed pods {failed}"
-            f" · deletions seen {deletions}",
+            f"  watch events   {events:<6} {rate:6.0f}/s   HTTP watches open {watches}",
+            f"  survived       {stats.survived()}",
+            # What the subscribers of the shared store saw: objects (each apply, and every
+            # object again after a relist), not events, and the deletions stream apart.
+            f"  subscribers    objects {delivered} · failed pods {failed} · deletions {deletions}",
         ]
-        if stats.last_retry:
-            frame.append(f"  last retry     {stats.last_retry}")
+        if last_retry:
+            frame.append(f"  last retry     {last_retry}")
+        frame = [_fit(line, width) for line in frame]
         with self._lock:
             self._clear()
             self._out.write("\n".join(frame) + "\n")
             self._out.flush()
             self._drawn = 0 if final else len(frame)
+
+    def _columns(self) -> int:
+        # A line as wide as the terminal wraps on some terminals and then takes two rows,
+        # and the redraw (which moves up one row per line) would leave the rest behind.
+        return max(20, shutil.get_terminal_size((100, 24)).columns - 1)
 
     def _clear(self) -> None:
         if self._tty and self._drawn:
@@ -500,11 +530,21 @@ class _View:
             self._drawn = 0
 
 
-def _stacked_bar(phases: Counter[str], total: int, *, colour: bool) -> str:
+def _fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` visible characters (colour codes take none)."""
+    visible = _ANSI.sub("", line)
+    if len(visible) <= width:
+        return line
+    if visible == line:
+        return line[: width - 1] + "…"
+    return visible[: width - 1] + "…"  # a cut inside colour codes would leave them open
+
+
+def _stacked_bar(phases: Counter[str], total: int, *, size: int, colour: bool) -> str:
     """One bar split by phase: coloured on a terminal, told apart by shading otherwise."""
     parts = []
     for phase in _PHASES:
-        width = round(phases.get(phase, 0) / total * _BAR_WIDTH)
+        n = round(phases.get(phase, 0) / total * size)
         code, char = _BAR_STYLE[phase]
-        parts.append(f"\x1b[{code}m{'█' * width}\x1b[0m" if colour else char * width)
+        parts.append(f"\x1b[{code}m{'█' * n}\x1b[0m" if colour else char * n)
     return "".join(parts)

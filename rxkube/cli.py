@@ -35,6 +35,8 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT: what a shell reports for a command ended by Ctrl+C."""
 
 
 class UserError(Exception):
@@ -48,8 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit status: 0 on success (including an interrupt by Ctrl+C), 1 when the
-        command failed, 2 for a usage error.
+        The exit status: 0 on success, 1 when the command failed, 2 for a usage
+        error, 130 when Ctrl+C ended ``watch`` or ``demo`` (``serve`` runs until Ctrl+C
+        or SIGTERM, and exits 0 when it stopped cleanly).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
         return code
     except KeyboardInterrupt:
-        return EXIT_OK
+        return EXIT_INTERRUPTED
     except (UserError, RxKubeError) as exc:
         _fail(exc)
         return EXIT_ERROR
@@ -239,6 +242,7 @@ def _run_watch(args: argparse.Namespace) -> int:
             sys.stderr,
             output=args.output,
             show_namespace=api.resource.namespaced and namespace is None,
+            singular=api.resource.kind.lower(),
             plural=api.resource.plural,
         )
         return _follow(api, config, printer, metadata_only=args.metadata_only, timeout=args.timeout)
@@ -339,6 +343,7 @@ class _EventPrinter:
         *,
         output: str | None,
         show_namespace: bool,
+        singular: str,
         plural: str,
         progress_interval: float = 0.1,
     ) -> None:
@@ -347,6 +352,7 @@ class _EventPrinter:
         self._err = err
         self._output = output
         self._show_namespace = show_namespace
+        self._singular = singular
         self._plural = plural
         self._tty = err.isatty()
         self._progress_interval = progress_interval
@@ -411,8 +417,7 @@ class _EventPrinter:
         seconds = time.monotonic() - self._list_started
         if not self.synced:
             self.synced = True
-            noun = self._plural if len(listed) != 1 else self._plural.rstrip("s")
-            self.note(f"listed {len(listed):,} {noun} in {seconds:.2f} s; watching for changes")
+            self.note(f"listed {self._count(len(listed))} in {seconds:.2f} s; watching for changes")
             names = [name for _ns, name in listed] or [""]
             self._widths = (
                 max([9, *(len(ns) for ns, _ in listed)]) + 2,
@@ -433,7 +438,10 @@ class _EventPrinter:
             del self._seen[k]
             self._emit("DELETED", {"metadata": {"namespace": k[0], "name": k[1]}})
             changes += 1
-        self.note(f"relisted {len(listed):,} {self._plural}: {changes} changed while away")
+        self.note(f"relisted {self._count(len(listed))}: {changes} changed while away")
+
+    def _count(self, n: int) -> str:
+        return f"{n:,} {self._singular if n == 1 else self._plural}"
 
     # -- lines -----------------------------------------------------------------------
 

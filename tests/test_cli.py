@@ -48,7 +48,8 @@ class Proc:
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
-            env={**os.environ, **(env or {})},
+            # On a hang, wait() sends SIGABRT: the fault handler then prints every thread.
+            env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})},
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -101,7 +102,17 @@ class Proc:
         return self.wait()
 
     def wait(self, timeout: float = DEADLINE) -> int:
-        code = self.popen.wait(timeout=timeout)
+        try:
+            code = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.send_signal(signal.SIGABRT)
+            self.popen.wait(timeout=timeout)
+            for reader in self._readers:
+                reader.join(timeout=timeout)
+            raise AssertionError(
+                f"the process did not exit within {timeout} s; its threads:\n"
+                + "\n".join(self.stderr_lines)
+            ) from None
         for reader in self._readers:
             reader.join(timeout=timeout)
         return code
@@ -257,7 +268,7 @@ def test_watch_lists_then_prints_one_line_per_change_and_survives_a_relist(
         proc.expect(r"^ADDED\s+web-2\s+Pending")
         pods.delete("web-0")
         proc.expect(r"^DELETED\s+web-0")
-        assert proc.interrupt() == 0
+        assert proc.interrupt() == 130
     finally:
         proc.kill()
     stderr = "\n".join(proc.stderr_lines)
@@ -280,7 +291,7 @@ def test_watch_json_output_is_one_event_per_line(
         pods.patch("web-0", {"metadata": {"labels": {"tier": "a"}}})
         changed = json.loads(proc.expect(r'"type":"MODIFIED"'))
         assert changed["object"]["metadata"]["labels"] == {"tier": "a"}
-        assert proc.interrupt() == 0
+        assert proc.interrupt() == 130
     finally:
         proc.kill()
 
@@ -303,7 +314,7 @@ def test_watch_metadata_only_wide_shows_labels(
             "LABELS",
         ]
         assert "app=web" in proc.expect(r"web-0")
-        assert proc.interrupt() == 0
+        assert proc.interrupt() == 130
     finally:
         proc.kill()
 
@@ -314,7 +325,7 @@ def test_watch_metadata_only_wide_shows_labels(
 def test_demo_shows_the_cache_matching_the_server_without_a_terminal() -> None:
     proc = Proc("demo", "--duration", "3", "--pods", "12")
     try:
-        proc.expect(r"watcher → default_backoff → reflect_shared")
+        proc.expect(r"watcher → reflect_shared → default_backoff")
         proc.expect(r"^\[ *\d+\.\d s\] pods=\d+")
         proc.expect(r"^✓ .*cache == server")
         proc.expect(r"^✓ \d+/\d+ checks: the cache matched the server through [1-9]\d* relist")
@@ -338,11 +349,33 @@ def test_demo_redraws_in_place_on_a_terminal() -> None:
     assert "checks: the cache matched the server" in text
 
 
+@pytest.mark.parametrize("columns", [60, 80])
+def test_demo_frame_fits_the_terminal_so_redraws_leave_nothing_behind(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rxkube._demo import run_demo
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = io.StringIO()
+    assert run_demo(duration=1.5, pods=6, out=out, seed=1, tty=True) == 0
+    text = out.getvalue()
+    redraws = list(re.finditer(r"\x1b\[(\d+)F\x1b\[J", text))
+    assert redraws
+    for redraw in redraws:
+        # The frame about to be cleared: as many lines as the cursor moves up, each of
+        # which must take one row (a wrapped line would take two and be left behind).
+        frame = text[: redraw.start()].split("\n")[-int(redraw[1]) - 1 : -1]
+        widths = [len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in frame]
+        assert max(widths) < columns, frame
+
+
 def test_demo_ends_cleanly_on_ctrl_c() -> None:
     proc = Proc("demo", "--duration", "60")
     try:
         proc.expect(r"^\[ *\d+\.\d s\] pods=")
-        assert proc.interrupt() == 0
+        assert proc.interrupt() == 130
     finally:
         proc.kill()
     assert "Traceback" not in "\n".join(proc.stderr_lines)
@@ -401,6 +434,116 @@ def test_serve_removes_its_temporary_kubeconfig_when_stopped_by_a_signal(
     assert "Traceback" not in "\n".join(proc.stderr_lines)
 
 
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: 3}
+"""
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m rxkube ARGS`` to its end (a command that fails at start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rxkube", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("a: [1\n", r"bad\.yaml: not valid YAML: .* \(line 2, column 1\)"),
+        ("- 1\n- 2\n", r"bad\.yaml: expected Kubernetes objects .* found '1'"),
+        (
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+            r"Widget 'w': the test API server does not serve example\.com/v1 Widget; load its"
+            r" CustomResourceDefinition first",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
+            r"ConfigMap 'Bad_Name': 422 Invalid: .*metadata\.name",
+        ),
+    ],
+    ids=["invalid-yaml", "not-objects", "unserved-kind", "invalid-object"],
+)
+def test_serve_load_of_a_bad_file_fails_in_one_line(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    result = run_cli("serve", "--load", str(bad))
+    assert result.returncode == 1
+    assert re.fullmatch(r"rxkube: error: .*" + expected + ".*", one_error_line(result.stderr))
+
+
+def test_serve_load_of_a_missing_file_fails_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("serve", "--load", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert one_error_line(result.stderr).endswith("nope.yaml: No such file or directory")
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_serve_with_an_impossible_port_is_a_usage_error(port: str) -> None:
+    result = run_cli("serve", "--port", port)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "--port" in result.stderr
+
+
+def test_serve_load_serves_the_custom_resources_a_crd_defines(tmp_path: Path) -> None:
+    manifest = tmp_path / "widgets.yaml"
+    manifest.write_text(CRD)
+    kubeconfig = tmp_path / "served.yaml"
+    proc = Proc("serve", "--load", str(manifest), "--kubeconfig", str(kubeconfig))
+    try:
+        proc.expect(r"^loaded 2 objects from .*widgets\.yaml$")
+        proc.expect(r"^kubeconfig: ")
+        with Client.from_kubeconfig(str(kubeconfig)) as client:
+            widgets = Api(client, "wd", namespace="default")  # by its short name
+            assert widgets.resource.full_name == "widgets.example.com"
+            assert widgets.get("w1")["spec"] == {"size": 3}
+            created = widgets.create({"metadata": {"name": "w2"}, "status": {"ready": True}})
+            assert "status" not in created  # the status subresource: set through /status only
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+
+
+def test_serve_tls_without_the_testing_extra_says_what_to_install(tmp_path: Path) -> None:
+    # A sitecustomize that hides cryptography, as on a machine without the extra.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['cryptography'] = None\n")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "rxkube", "serve", "--tls"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == (
+        "rxkube: error: --tls needs the cryptography package, in the testing extra:"
+        " pip install 'rxkube[testing]'"
+    )
+
+
 def test_serve_help_is_the_test_servers_own(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
@@ -427,7 +570,13 @@ def listed(name: str, rv: str) -> dict[str, object]:
 def test_printer_shows_progress_on_a_terminal_while_the_list_streams_in() -> None:
     out, err = io.StringIO(), FakeTerminal()
     printer = _EventPrinter(
-        out, err, output=None, show_namespace=False, plural="pods", progress_interval=0
+        out,
+        err,
+        output=None,
+        show_namespace=False,
+        singular="pod",
+        plural="pods",
+        progress_interval=0,
     )
     printer.on_event(Init())
     for i in range(3):
@@ -448,7 +597,9 @@ def test_printer_shows_progress_on_a_terminal_while_the_list_streams_in() -> Non
 
 def test_printer_prints_only_what_a_relist_changed() -> None:
     out, err = io.StringIO(), io.StringIO()
-    printer = _EventPrinter(out, err, output=None, show_namespace=True, plural="pods")
+    printer = _EventPrinter(
+        out, err, output=None, show_namespace=True, singular="pod", plural="pods"
+    )
     for event in (Init(), InitApply(listed("a", "1")), InitApply(listed("b", "2")), InitDone()):
         printer.on_event(event)
     before = len(out.getvalue().splitlines())
@@ -462,3 +613,6 @@ def test_printer_prints_only_what_a_relist_changed() -> None:
     ]
     assert "relisted 2 pods: 3 changed while away" in err.getvalue()
     assert "\x1b" not in err.getvalue()  # not a terminal: no progress line
+    for event in (Init(), InitApply(listed("a", "7")), InitDone()):
+        printer.on_event(event)
+    assert "relisted 1 pod: 2 changed while away" in err.getvalue()

@@ -20,7 +20,16 @@ from typing import Any
 import orjson
 import yaml
 
+from ..errors import ApiError, ConfigError
 from ._server import ApiServer
+
+_TLS_MISSING = (
+    "--tls needs the cryptography package, in the testing extra: pip install 'rxkube[testing]'"
+)
+
+
+class LoadError(Exception):
+    """A file given to ``--load`` cannot be served; the message names the file and why."""
 
 
 def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentParser:
@@ -29,7 +38,7 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
         prog=prog, description="Run rxkube's in-process Kubernetes API server until Ctrl+C."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
     parser.add_argument("--token", help="require this bearer token")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a generated CA")
     parser.add_argument(
@@ -58,32 +67,138 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
     return parser
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: a free one), not {port}")
+    return port
+
+
 def _objects(path: str) -> list[dict[str, Any]]:
-    with open(path, "rb") as handle:
-        data = handle.read()
-    docs: list[Any] = (
-        [orjson.loads(data)] if path.endswith(".json") else list(yaml.safe_load_all(data))
-    )
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise LoadError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        docs: list[Any] = (
+            [orjson.loads(data)] if path.endswith(".json") else list(yaml.safe_load_all(data))
+        )
+    except orjson.JSONDecodeError as exc:
+        raise LoadError(f"{path}: not valid JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise LoadError(f"{path}: not valid YAML: {problem}{where}") from None
     objects: list[dict[str, Any]] = []
     for doc in docs:
-        if isinstance(doc, list):
-            objects.extend(doc)
-        elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
-            objects.extend(doc["items"])
-        elif isinstance(doc, dict):
-            objects.append(doc)
+        if doc is None:  # an empty YAML document, e.g. after a trailing "---"
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("items"), list):
+            doc = doc["items"]
+        for obj in doc if isinstance(doc, list) else [doc]:
+            if not isinstance(obj, dict):
+                raise LoadError(
+                    f"{path}: expected Kubernetes objects (mappings with apiVersion, kind and"
+                    f" metadata), found {str(obj)[:60]!r}"
+                )
+            objects.append(obj)
     return objects
 
 
 def load(server: ApiServer, path: str) -> int:
-    """Create every object of a file on ``server``; returns how many."""
+    """Create every object of a file on ``server``; returns how many.
+
+    CustomResourceDefinitions are served first (their storage version, scope, names,
+    status subresource and selectable fields), so a file may hold a CRD and its
+    custom resources.
+
+    Raises:
+        LoadError: the file cannot be read or parsed, or an object cannot be created;
+            the message names the file, the object and the server's answer.
+    """
     objects = _objects(path)
+    crds = [obj for obj in objects if _is_crd(obj)]
+    for crd in crds:
+        serve_definition(server, crd, path)
     for obj in objects:
+        if obj in crds:
+            continue
         api_version = str(obj.get("apiVersion", "v1"))
         group, _, version = api_version.rpartition("/")
         kind = str(obj.get("kind", ""))
-        server.create(f"{group}/{version}/{kind}" if group else f"{version}/{kind}", obj)
+        name = (
+            (obj.get("metadata") or {}).get("name")
+            if isinstance(obj.get("metadata"), dict)
+            else None
+        )
+        what = f"{path}: {kind or 'an object with no kind'} {name!r}" if name else f"{path}: {kind}"
+        resource = f"{group}/{version}/{kind}" if group else f"{version}/{kind}"
+        try:
+            server.resource(resource)
+        except ConfigError:
+            raise LoadError(
+                f"{what}: the test API server does not serve {api_version} {kind}; load its"
+                " CustomResourceDefinition first (in this file or an earlier --load)"
+            ) from None
+        try:
+            server.create(resource, obj)
+        except ApiError as exc:
+            raise LoadError(f"{what}: {exc}") from None
     return len(objects)
+
+
+def _is_crd(obj: dict[str, Any]) -> bool:
+    return obj.get("kind") == "CustomResourceDefinition" and str(
+        obj.get("apiVersion", "")
+    ).startswith("apiextensions.k8s.io/")
+
+
+def serve_definition(server: ApiServer, crd: dict[str, Any], path: str = "") -> None:
+    """Serve the custom resource a CustomResourceDefinition defines, as installing it would.
+
+    Its storage version is served, with the definition's scope, names, status
+    subresource and selectable fields.
+
+    Raises:
+        LoadError: the definition lacks what a real API server requires of it.
+    """
+    spec = crd.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    names, versions = spec.get("names"), spec.get("versions")
+    meta = crd.get("metadata")
+    name = meta.get("name", "") if isinstance(meta, dict) else ""
+    where = f"{path}: " if path else ""
+    if not isinstance(names, dict) or not isinstance(versions, list) or not spec.get("group"):
+        raise LoadError(
+            f"{where}CustomResourceDefinition {name!r} needs spec.group, spec.names and spec.versions"
+        )
+    storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
+    if len(storage) != 1 or not names.get("kind") or not names.get("plural"):
+        raise LoadError(
+            f"{where}CustomResourceDefinition {name!r} needs spec.names.kind, spec.names.plural"
+            " and exactly one version with storage: true"
+        )
+    version = storage[0]
+    subresources = version.get("subresources") or {}
+    server.add_resource(
+        str(spec["group"]),
+        str(version.get("name")),
+        str(names["kind"]),
+        str(names["plural"]),
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        status_subresource="status" in subresources,
+        short_names=[str(n) for n in names.get("shortNames") or ()],
+        selectable_fields=[
+            str(f.get("jsonPath", "")).lstrip(".")
+            for f in version.get("selectableFields") or ()
+            if isinstance(f, dict)
+        ],
+    )
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -99,7 +214,7 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     for path in args.load:
         count = load(server, path)
-        print(f"loaded {count} objects from {path}", flush=True)
+        print(f"loaded {count} object{'' if count == 1 else 's'} from {path}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -132,10 +247,16 @@ def serve_main(argv: Sequence[str] | None = None, *, prog: str = "python -m rxku
         prog: the program name shown in help (``rxkube serve`` passes its own).
     """
     args = build_parser(prog).parse_args(argv)
+    name = prog.split()[0] if prog.startswith("rxkube") else prog
     try:
         asyncio.run(_serve(args))
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (OSError, LoadError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name != "cryptography":
+            raise
+        print(f"{name}: error: {_TLS_MISSING}", file=sys.stderr)
         return 1
     return 0
 
