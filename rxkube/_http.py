@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import email.utils
 import functools
+import re
 import socket
 import ssl
 import threading
@@ -301,6 +302,30 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(rb"<[^>]*>")
+
+
+def _foreign_answer(code: int, body: bytes, headers: Mapping[str, str]) -> str:
+    """Describe an answer that carries no Status object, which a Kubernetes API server sends.
+
+    Something else answered (a web server at the wrong address, a proxy or a load
+    balancer): say so, with its status, content type and its own words, so that the
+    message points at the address rather than at the request.
+    """
+    content_type = headers.get("Content-Type", "").split(";")[0].strip()
+    head = body[: _ERROR_BODY_LIMIT * 10]
+    if "html" in content_type or head.lstrip()[:1] == b"<":
+        title = _HTML_TITLE.search(head)
+        head = title.group(1) if title else _HTML_TAG.sub(b" ", head)
+    words = " ".join(head.decode("utf-8", "replace").split())[:_ERROR_BODY_LIMIT]
+    said = f": {words}" if words else " with an empty body"
+    return (
+        f"the server answered HTTP {code} ({content_type or 'no content type'}){said}, with no"
+        " Kubernetes Status object: is this the address of a Kubernetes API server?"
+    )
+
+
 def _error_from_body(code: int, body: bytes, headers: Mapping[str, str], request: str) -> ApiError:
     """The typed error for a failed response: its Status body if it sent one."""
     status: dict[str, Any] | None = None
@@ -311,9 +336,7 @@ def _error_from_body(code: int, body: bytes, headers: Mapping[str, str], request
     if isinstance(decoded, dict) and decoded.get("kind") == "Status":
         status = decoded
     else:
-        # A proxy or load balancer answered (HTML, plain text, nothing): keep its words.
-        text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace").strip()
-        status = failure_status(code, " ".join(text.split()) or f"HTTP {code} with no Status body")
+        status = failure_status(code, _foreign_answer(code, body, headers))
     return api_error(
         code, status, retry_after=_retry_after(headers.get("Retry-After")), request=request
     )

@@ -296,7 +296,6 @@ def _follow(
         done.set()
 
     source = metadata_watcher if metadata_only else watcher
-    deadline = None if timeout is None else time.monotonic() + timeout
     with quiet_backoff_log():
         subscription: DisposableBase = (
             source(api, config)
@@ -304,11 +303,7 @@ def _follow(
             .subscribe(on_next, on_error, done.set)
         )
         try:
-            while not done.is_set():
-                left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-                if left <= 0:
-                    break
-                done.wait(left)
+            done.wait(timeout)  # Ctrl+C interrupts the wait at once
         finally:
             subscription.dispose()
             printer.finish()
@@ -317,6 +312,13 @@ def _follow(
         if isinstance(error, BrokenPipeError | RxKubeError):
             raise error
         raise UserError(f"the watch failed: {_one_line(error)}")
+    if not printer.synced:
+        # Not even one complete list: an empty resource would have said "listed 0".
+        within = "" if timeout is None else f" within {timeout:g} s"
+        raise UserError(
+            f"no complete list of {api.resource.plural} from {api.client.server}{within}:"
+            " the server accepted the connection but did not answer in time"
+        )
     return EXIT_OK
 
 

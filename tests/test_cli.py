@@ -6,6 +6,7 @@ and read line by line with deadlines; errors are checked in-process through ``ma
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import queue
@@ -217,6 +218,39 @@ def test_watch_of_unreachable_server_fails_in_one_line(
     assert main(["watch", "pods", "--kubeconfig", str(path)]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert f"127.0.0.1:{port}" in line
+
+
+def test_watch_of_a_server_that_never_answers_says_so_when_its_timeout_ends(
+    srv: ApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(silent.accept()[0])  # read nothing, answer nothing
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        path = tmp_path / "kubeconfig"
+        srv.write_kubeconfig(path)
+        path.write_text(
+            re.sub(r"server: \S+", f"server: http://127.0.0.1:{port}", path.read_text())
+        )
+        try:
+            assert main(["watch", "pods", "--timeout", "1", "--kubeconfig", str(path)]) == 1
+        finally:
+            silent.shutdown(socket.SHUT_RDWR)
+            for conn in held:
+                conn.close()
+    acceptor.join(timeout=DEADLINE)
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (
+        f"rxkube: error: no complete list of pods from http://127.0.0.1:{port} within 1 s:"
+        " the server accepted the connection but did not answer in time"
+    )
 
 
 def test_watch_of_unknown_resource_fails_in_one_line(

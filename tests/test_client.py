@@ -56,6 +56,7 @@ class RawServer:
         app.router.add_get("/no-headers", self._no_headers)
         app.router.add_get("/throttled", self._throttled)
         app.router.add_get("/whoami", self._whoami)
+        app.router.add_get("/api/v1/pods", self._web_page)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         self._port = 0
         ready = threading.Event()
@@ -123,6 +124,12 @@ class RawServer:
     async def _throttled(self, request: web.Request) -> web.StreamResponse:
         """429 with Retry-After and a plain-text body, as a proxy might send."""
         return web.Response(status=429, text="slow down\n", headers={"Retry-After": "7"})
+
+    async def _web_page(self, request: web.Request) -> web.StreamResponse:
+        """What an ordinary web server at the wrong address answers."""
+        page = "<!DOCTYPE HTML><html><head><title>Error response</title></head>"
+        page += "<body><h1>Error response</h1><p>Error code: 404</p></body></html>"
+        return web.Response(status=404, text=page, content_type="text/html")
 
     async def _whoami(self, request: web.Request) -> web.StreamResponse:
         """The common name of the client certificate the TLS handshake verified."""
@@ -250,8 +257,21 @@ def test_stream_error_reads_a_non_status_body(raw_server: RawServer) -> None:
         err = stream.error()
         assert isinstance(err, TooManyRequests)
         assert err.retry_after == 7.0
-        assert err.message == "slow down"
+        assert err.message == (
+            "the server answered HTTP 429 (text/plain): slow down, with no Kubernetes Status"
+            " object: is this the address of a Kubernetes API server?"
+        )
         assert "GET /throttled" in str(err)
+
+
+def test_an_answer_from_a_web_server_says_it_is_not_an_api_server(raw_server: RawServer) -> None:
+    with Client(raw_server.url) as client, pytest.raises(NotFound) as caught:
+        Api(client, "pods").list()
+    assert caught.value.message == (
+        "the server answered HTTP 404 (text/html): Error response, with no Kubernetes Status"
+        " object: is this the address of a Kubernetes API server?"
+    )
+    assert "<" not in str(caught.value)
 
 
 def test_a_body_that_is_not_json_is_a_decode_error(raw_server: RawServer) -> None:
