@@ -38,6 +38,10 @@ def pod(name: str, **labels: str) -> dict[str, object]:
     }
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Proc:
     """A ``python -m rxkube`` process whose output lines can be awaited."""
 
@@ -51,6 +55,9 @@ class Proc:
             encoding="utf-8",
             # On a hang, wait() sends SIGABRT: the fault handler then prints every thread.
             env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})},
+            # A suite started in the background of a shell inherits SIGINT ignored, and
+            # Python then installs no Ctrl+C handler: give the child what a terminal gives.
+            preexec_fn=_default_sigint,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
