@@ -143,7 +143,7 @@ class Shard:
     @property
     def fraction(self) -> float:
         """The share of the hash space this shard covers, from 0 to 1."""
-        return sum(end - start for start, end in self.ranges) / HASH_SPACE
+        return fraction(self.ranges)
 
     def selector(self) -> str:
         """The ``shardSelector`` query parameter for this shard (the server's own format)."""
@@ -391,6 +391,11 @@ def size(ranges: Ranges) -> int:
 
 def _point(label: str) -> int:
     return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest(), "big")
+
+
+def fraction(ranges: Ranges) -> float:
+    """The share of the hash space ``ranges`` hold, from 0 to 1."""
+    return size(ranges) / HASH_SPACE
 
 
 def ring_assignment(members: Any, vnodes: int) -> dict[str, Ranges]:

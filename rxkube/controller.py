@@ -57,7 +57,7 @@ from ._results import (
     current_reason,
 )
 from ._runner import Run, RunPlan, Trigger
-from ._shards import ShardKey
+from ._shards import ShardKey, fraction
 from ._watching import metadata_watcher, watcher
 from .events import Object
 from .leader import LeaderElector
@@ -288,6 +288,7 @@ class Controller:
         self._triggers.append(
             Trigger(source.acquired, self._own_ref, lambda _obj: REASON_SHARD_ACQUIRED)
         )
+        self.metrics.track_shard(lambda: (len(source.reader), fraction(member.held)))
         return self
 
     @property

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,10 @@ class MetricsSnapshot:
         queue_depth: objects with a queued request.
         in_flight: reconciles running now.
         duration: reconcile durations.
+        shard_objects: for a sharded controller, the objects this replica owns (caches)
+            now; ``None`` otherwise.
+        shard_fraction: for a sharded controller, the share of the hash space it holds
+            (0 to 1); ``None`` otherwise.
     """
 
     controller: str
@@ -96,6 +100,8 @@ class MetricsSnapshot:
     queue_depth: int
     in_flight: int
     duration: Timing
+    shard_objects: int | None = None
+    shard_fraction: float | None = None
 
 
 class ControllerMetrics:
@@ -118,6 +124,14 @@ class ControllerMetrics:
         self._sum = 0.0
         self._max = 0.0
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self._shard: Callable[[], tuple[int, float]] | None = None
+
+    def track_shard(self, owned: Callable[[], tuple[int, float]]) -> None:
+        """Report a sharded replica's share: ``owned()`` returns (objects, hash-space fraction).
+
+        It is called at each :meth:`snapshot`, outside the metrics' lock.
+        """
+        self._shard = owned
 
     def started(self) -> None:
         """Count a reconcile that started."""
@@ -153,6 +167,7 @@ class ControllerMetrics:
 
     def snapshot(self) -> MetricsSnapshot:
         """The counters as of now."""
+        shard = self._shard() if self._shard is not None else (None, None)
         with self._lock:
             cumulative, running = [], 0
             for bound, n in zip((*DURATION_BUCKETS, float("inf")), self._buckets, strict=True):
@@ -167,6 +182,8 @@ class ControllerMetrics:
                 queue_depth=self._queue_depth,
                 in_flight=self._in_flight,
                 duration=Timing(self._count, self._sum, self._max, tuple(cumulative)),
+                shard_objects=shard[0],
+                shard_fraction=shard[1],
             )
 
     def register(self, registry: Any = None) -> Any:
@@ -176,7 +193,8 @@ class ControllerMetrics:
         ``rxkube_reconcile_errors_total``, ``rxkube_reconcile_requeues_total``,
         ``rxkube_reconcile_missing_total``, ``rxkube_workqueue_depth``,
         ``rxkube_active_workers`` and ``rxkube_reconcile_time_seconds`` (histogram), each
-        labelled ``controller``.
+        labelled ``controller``; a sharded controller adds ``rxkube_shard_objects`` and
+        ``rxkube_shard_fraction``.
 
         Args:
             registry: a ``prometheus_client.CollectorRegistry``; the default ``REGISTRY``
@@ -231,7 +249,23 @@ class _Collector:
             (GaugeMetricFamily, "rxkube_workqueue_depth", "Objects queued", snap.queue_depth),
             (GaugeMetricFamily, "rxkube_active_workers", "Reconciles running", snap.in_flight),
         )
-        for family_type, name, doc, value in simple:
+        sharded: tuple[tuple[Any, str, str, float | int | None], ...] = (
+            (
+                GaugeMetricFamily,
+                "rxkube_shard_objects",
+                "Objects this replica owns",
+                snap.shard_objects,
+            ),
+            (
+                GaugeMetricFamily,
+                "rxkube_shard_fraction",
+                "Share of the hash space held",
+                snap.shard_fraction,
+            ),
+        )
+        for family_type, name, doc, value in simple + sharded:
+            if value is None:
+                continue  # not sharded
             family = family_type(name, doc, labels=["controller"])
             family.add_metric(labels, value)
             yield family

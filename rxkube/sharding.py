@@ -46,11 +46,11 @@ from ._shards import (
     Shard,
     ShardKey,
     contains,
+    fraction,
     hash_key,
     intersect,
     minus,
     ring_assignment,
-    size,
     union,
 )
 from ._watching import watcher
@@ -557,7 +557,7 @@ class ShardMember:
 
 
 def _pct(ranges: Ranges) -> float:
-    return 100.0 * size(ranges) / (1 << 64)
+    return 100.0 * fraction(ranges)
 
 
 # -- the sharded watches ------------------------------------------------------------------------

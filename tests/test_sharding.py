@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,13 +23,13 @@ from typing import Any
 import pytest
 import yaml
 
-from rxkube import Controller
-from rxkube._shards import HASH_SPACE, Ranges, contains, hash_key, normalize, size
+from benchmarks.sharding import Replica, covering, reconciled_since, wait_for
+from rxkube import Action, Controller, Shard
+from rxkube._shards import HASH_SPACE, contains, hash_key, normalize, size
 from rxkube.client import Api
 from rxkube.sharding import CLAIM_ANNOTATION, ShardMember
 from rxkube.testing import ApiServer
 
-TIMEOUT = 60.0
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_controller.py"
 NS = "shards"
 LEASE = (
@@ -47,14 +43,6 @@ LEASE = (
     "DEBUG",
 )
 LEASE_DURATION = 6.0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 # -- members in one process ----------------------------------------------------------------------
@@ -125,75 +113,68 @@ def test_only_controllers_built_from_an_api_can_be_sharded() -> None:
             Controller(api).sharded("Not_A_Label", leases)
 
 
-# -- replicas as processes ----------------------------------------------------------------------
+def test_a_join_relists_only_the_ranges_that_moved_and_each_store_holds_its_share() -> None:
+    with ApiServer() as srv:
+        for i in range(80):
+            srv.create("configmaps", {"metadata": {"name": f"cm-{i}"}}, namespace="default")
+        uids = {o["metadata"]["name"]: o["metadata"]["uid"] for o in srv.list("configmaps")}
 
-
-class Replica:
-    """One ``examples/sharded_controller.py`` process and the JSON lines it printed."""
-
-    def __init__(self, identity: str, kubeconfig: Path, logs: Path) -> None:
-        self.identity = identity
-        self.lines: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._stderr = open(logs / f"{identity}.log", "w")  # noqa: SIM115 - closed in wait()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(EXAMPLE),
-                "--kubeconfig",
-                str(kubeconfig),
-                "--namespace",
-                NS,
-                "--id",
+        def controller(identity: str) -> Controller:
+            client = srv.client()
+            return Controller(Api(client, "configmaps", namespace="default")).sharded(
                 identity,
-                *LEASE,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+                Api(client, "leases", namespace="default"),
+                lease_duration=3.0,
+                renew_deadline=2.0,
+                retry_period=0.5,
+            )
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._lock:
-                self.lines.append(json.loads(line))
+        def share(c: Controller) -> set[str]:
+            assert c.shards is not None
+            held = c.shards.held
+            return {
+                n
+                for n, u in uids.items()
+                if contains(held, hash_key({"metadata": {"uid": u}}, "uid"))
+            }
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [line for line in self.lines if line["event"] == kind]
+        def noop(_obj: Any, _ctx: Any) -> Action:
+            return Action.await_change()
 
-    @property
-    def held(self) -> Ranges:
-        ranges = self.events("ranges")
-        if not ranges:
-            return ()
-        return normalize((int(a, 16), int(b, 16)) for a, b in ranges[-1]["ranges"])
+        first, second = controller("a"), controller("b")
+        run_first = first.run(noop, lambda *_: Action.await_change(), None).subscribe()
+        run_second = None
+        try:
+            wait_for(lambda: len(first.store) == 80, what="a to cache everything")
+            srv.clear_requests()
+            run_second = second.run(noop, lambda *_: Action.await_change(), None).subscribe()
+            assert first.shards is not None and second.shards is not None
+            wait_for(
+                lambda: (
+                    bool(second.shards.held)
+                    and size(first.shards.held) + size(second.shards.held) == HASH_SPACE
+                    and {o["metadata"]["name"] for o in first.store} == share(first)
+                    and {o["metadata"]["name"] for o in second.store} == share(second)
+                ),
+                what="each store to hold exactly its share",
+            )
+            lists = [
+                Shard.parse(r.query["shardSelector"]).ranges
+                for r in srv.requests
+                if r.resource == "configmaps" and r.verb == "list"
+            ]
+            # Only the moved ranges were listed: exactly what b now holds.
+            assert normalize([x for ranges in lists for x in ranges]) == second.shards.held
+            snap = second.metrics.snapshot()
+            assert snap.shard_objects == len(second.store)
+            assert snap.shard_fraction == pytest.approx(size(second.shards.held) / HASH_SPACE)
+        finally:
+            run_first.dispose()
+            if run_second is not None:
+                run_second.dispose()
 
-    def signal(self, sig: signal.Signals) -> float:
-        at = time.time()
-        self.process.send_signal(sig)
-        return at
 
-    def store(self) -> dict[str, Any]:
-        before = len(self.events("store"))
-        self.signal(signal.SIGUSR1)
-        wait_for(lambda: len(self.events("store")) > before, what=f"{self.identity}'s store")
-        return self.events("store")[-1]
-
-    def wait(self) -> int:
-        code = self.process.wait(TIMEOUT)
-        self._reader.join(TIMEOUT)
-        self._stderr.close()
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.wait()
+# -- replicas as processes ----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -201,7 +182,7 @@ def replicas(tmp_path: Path) -> Iterator[Callable[[str, Path], Replica]]:
     started: list[Replica] = []
 
     def start(identity: str, kubeconfig: Path) -> Replica:
-        replica = Replica(identity, kubeconfig, tmp_path)
+        replica = Replica(identity, kubeconfig, tmp_path, LEASE)
         started.append(replica)
         return replica
 
@@ -227,29 +208,6 @@ def touch(srv: ApiServer, phase: int) -> float:
             "configmaps", cm["metadata"]["name"], {"data": {"phase": str(phase)}}, namespace=NS
         )
     return began
-
-
-def reconciled_since(replicas: list[Replica], keys: set[str], since: float) -> Callable[[], bool]:
-    def done() -> bool:
-        seen = {line["key"] for line in reconciles(replicas) if line["start"] >= since}
-        return keys <= seen
-
-    return done
-
-
-def covering(*replicas: Replica) -> Callable[[], bool]:
-    """Whether the replicas' latest ranges are disjoint and cover the whole hash space."""
-
-    def done() -> bool:
-        held = [r.held for r in replicas]
-        if not all(held):
-            return False  # each must hold a share, not only all of them together
-        return (
-            sum(size(h) for h in held) == HASH_SPACE
-            and size(normalize([x for h in held for x in h])) == HASH_SPACE
-        )
-
-    return done
 
 
 def assert_no_overlaps(lines: list[dict[str, Any]]) -> None:
@@ -299,30 +257,30 @@ def test_replicas_share_the_work_through_kill_join_and_leave(
         kubeconfig = kubeconfig_of(srv, tmp_path / "kubeconfig")
         a, b, c = (replicas(name, kubeconfig) for name in ("a", "b", "c"))
         alive = [a, b, c]
-        wait_for(covering(a, b, c), what="a, b and c to split the hash space")
-        wait_for(reconciled_since(alive, everything, 0.0), what="every object reconciled")
+        wait_for(lambda: covering(a, b, c), what="a, b and c to split the hash space")
+        wait_for(lambda: reconciled_since(alive, everything, 0.0), what="every object reconciled")
 
         # SIGKILL a: b and c take its share once its Lease expires.
         a.signal(signal.SIGKILL)
         a.wait()
-        wait_for(covering(b, c), what="b and c to take over a's share")
+        wait_for(lambda: covering(b, c), what="b and c to take over a's share")
         began = touch(srv, 1)
-        wait_for(reconciled_since([b, c], everything, began), what="phase 1 reconciled")
+        wait_for(lambda: reconciled_since([b, c], everything, began), what="phase 1 reconciled")
 
         # A new replica joins and gets its share.
         d = replicas("d", kubeconfig)
-        wait_for(covering(b, c, d), what="d to get its share")
+        wait_for(lambda: covering(b, c, d), what="d to get its share")
         began = touch(srv, 2)
-        wait_for(reconciled_since([b, c, d], everything, began), what="phase 2 reconciled")
+        wait_for(lambda: reconciled_since([b, c, d], everything, began), what="phase 2 reconciled")
 
         # SIGTERM b: it leaves gracefully, the others take over well before its lease ends.
         left = b.signal(signal.SIGTERM)
         assert b.wait() == 0
-        wait_for(covering(c, d), what="c and d to take over b's share")
+        wait_for(lambda: covering(c, d), what="c and d to take over b's share")
         handover = time.time() - left
         assert handover < LEASE_DURATION, f"graceful handover took {handover:.1f} s"
         began = touch(srv, 3)
-        wait_for(reconciled_since([c, d], everything, began), what="phase 3 reconciled")
+        wait_for(lambda: reconciled_since([c, d], everything, began), what="phase 3 reconciled")
 
         # Each store holds exactly its share; the split is within 1.5x of fair.
         for replica in (c, d):
@@ -412,14 +370,18 @@ def test_a_replica_cut_off_from_the_api_server_stops_before_the_other_takes_over
             direct = kubeconfig_of(srv, tmp_path / "direct")
             proxied = kubeconfig_of(srv, tmp_path / "proxied", f"http://127.0.0.1:{proxy.port}")
             cut_off, other = replicas("p", proxied), replicas("q", direct)
-            wait_for(covering(cut_off, other), what="p and q to split the hash space")
-            wait_for(reconciled_since([cut_off, other], everything, 0.0), what="all reconciled")
+            wait_for(lambda: covering(cut_off, other), what="p and q to split the hash space")
+            wait_for(
+                lambda: reconciled_since([cut_off, other], everything, 0.0), what="all reconciled"
+            )
             p_keys = {line["key"] for line in cut_off.events("reconcile")}
             proxy.cut()
             cut_at = time.time()
             wait_for(lambda: size(other.held) == HASH_SPACE, what="q to take over p's share")
             began = touch(srv, 1)
-            wait_for(reconciled_since([other], everything, began), what="q reconciles everything")
+            wait_for(
+                lambda: reconciled_since([other], everything, began), what="q reconciles everything"
+            )
             # p's last reconcile of each of its objects ended before q's first one after the cut.
             for key in p_keys:
                 p_last = max(
