@@ -50,13 +50,18 @@ __all__ = [
     "describe_failure",
     "keepalive_options",
     "pool_manager",
+    "read_body",
     "ssl_context",
+    "undecodable",
 ]
 
 POOL_MAXSIZE = 64
 """Idle connections kept per server; more may be open at once (one per running watch)."""
 _READ_SIZE = 65536
 _ERROR_BODY_LIMIT = 300
+_BODY_READ_SIZE = 1 << 20
+_STATUS_BODY_LIMIT = 1 << 20
+"""How much of a failed watch's body is read for its Status; the rest is dropped."""
 
 
 def keepalive_options() -> list[tuple[int, int, int]]:
@@ -342,6 +347,30 @@ def _error_from_body(code: int, body: bytes, headers: Mapping[str, str], request
     )
 
 
+def undecodable(exc: urllib3.exceptions.DecodeError) -> str:
+    """Why a body urllib3 could not decode is garbled: its Content-Encoding did not hold."""
+    return f"the body does not match its Content-Encoding ({exc.args[0] if exc.args else exc})"
+
+
+def read_body(response: urllib3.BaseHTTPResponse, limit: int | None = None) -> bytes:
+    """The (decoded) body of a response opened with ``preload_content=False``, or its
+    first ``limit`` bytes.
+
+    Read piece by piece: a whole-body read allocates the Content-Length a server declares
+    up front, so one claiming 100 GB would raise MemoryError instead of the TransportError
+    its cut-short body deserves.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    for piece in response.stream(_BODY_READ_SIZE, decode_content=True):
+        pieces.append(piece)
+        size += len(piece)
+        if limit is not None and size >= limit:
+            break
+    data = b"".join(pieces)
+    return data if limit is None else data[:limit]
+
+
 class ClosedOnExit:
     """``with x:`` calls ``x.close()`` at the end."""
 
@@ -452,7 +481,9 @@ class WatchStream(ClosedOnExit):
         blocks: Iterator[bytes]
         if response.chunked:
             # Bounded reads: urllib3 would otherwise hold a whole chunk, however large.
-            blocks = response.read_chunked(_READ_SIZE)
+            # decode_content: read_chunked alone would not undo a Content-Encoding that
+            # read1 (and a whole body) would.
+            blocks = response.read_chunked(_READ_SIZE, decode_content=True)
         else:
             blocks = iter(lambda: response.read1(_READ_SIZE), b"")
         pending: list[bytes] = []
@@ -510,7 +541,7 @@ class WatchStream(ClosedOnExit):
     def error(self) -> ApiError:
         """Read the body of a failed (non-200) response and build its typed error."""
         try:
-            body = self._response.read()
+            body = read_body(self._response, _STATUS_BODY_LIMIT)
         except Exception as exc:
             body = b""
             if not self._closed:
@@ -554,7 +585,9 @@ class WatchStream(ClosedOnExit):
             f" {self._max_line_bytes} bytes; the stream is closed"
         )
 
-    def _transport_error(self, exc: BaseException) -> TransportError:
+    def _transport_error(self, exc: BaseException) -> TransportError | DecodeError:
+        if isinstance(exc, urllib3.exceptions.DecodeError):
+            return DecodeError(f"{self.request} on {self._server}: {undecodable(exc)}")
         if isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError):
             return WatchStalled(
                 f"{self.request} on {self._server}: no data for {self._idle_timeout:g} s;"

@@ -38,7 +38,9 @@ from ._http import (
     describe_failure,
     keepalive_options,
     pool_manager,
+    read_body,
     ssl_context,
+    undecodable,
 )
 from .errors import (
     ConfigError,
@@ -284,14 +286,24 @@ class Client(ClosedOnExit):
                         read=self.request_timeout if timeout is None else timeout,
                     ),
                     redirect=False,
+                    preload_content=False,
                 )
+                try:
+                    data = read_body(response)
+                except BaseException:
+                    response.close()  # cut short: the connection cannot serve another request
+                    raise
+                finally:
+                    response.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._failed(described, exc, cancellation) from exc
-        return Response(response.status, response.headers, response.data, described)
+        return Response(response.status, response.headers, data, described)
 
     def _failed(
         self, described: str, exc: BaseException, cancellation: Cancellation | None
-    ) -> TransportError:
+    ) -> TransportError | DecodeError:
+        if isinstance(exc, urllib3.exceptions.DecodeError):
+            return DecodeError(f"{described} on {self.server}: {undecodable(exc)}")
         why = "cancelled" if cancellation and cancellation.cancelled else describe_failure(exc)
         return TransportError(f"{described} on {self.server} failed: {why}")
 

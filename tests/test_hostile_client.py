@@ -10,10 +10,12 @@ and close every thread and socket it opened.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import random
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import pytest
 
 from rxkube import ExponentialBackoff, reflect, store, watcher
 from rxkube.client import Api, Client
-from rxkube.errors import DecodeError, TooManyRequests
+from rxkube.errors import DecodeError, TooManyRequests, TransportError
 from rxkube.events import Event, InitDone
 from rxkube.operators import backoff
 from rxkube.protocol import Config
@@ -658,3 +660,86 @@ def test_random_disposal_during_every_phase_leaves_no_thread_or_connection(
     assert wait_until(server.peer_closed_all, 3), (
         f"{server.open_connections} connection(s) left open by disposed watches"
     )
+
+
+# -- bodies that lie about their size or encoding ------------------------------------------
+
+
+def test_a_list_declaring_a_huge_content_length_is_a_transport_error_not_memory_error(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    lists = 0
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal lists
+        if request.is_watch:
+            return hold(conn)
+        lists += 1
+        if lists == 1:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n{"kind":')
+            return False
+        return answer(conn, pod_list([pod("web", "5")]))
+
+    server = serve(handler)
+    retries: list[BaseException] = []
+    assert list(run_until_ready(pods_api(server), retries)) == ["web"]
+    assert [type(e) for e in retries] == [TransportError]
+    assert "IncompleteRead" in str(retries[0])
+
+
+def test_a_failed_watch_declaring_a_huge_content_length_is_its_typed_error(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    def handler(_request: Request, conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100000000000\r\n\r\nbroken")
+        return False
+
+    server = serve(handler)
+    with Client(server.url) as client, client.stream("/w", idle_timeout=10) as stream:
+        assert stream.status == 500
+        with pytest.raises(TransportError, match="IncompleteRead"):
+            stream.error()
+
+
+def gzipped_watch(request: Request, conn: socket.socket) -> bool:
+    if not request.is_watch:
+        body = gzip.compress(orjson.dumps(pod_list([pod("a", "1")])))
+        head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+        conn.sendall(head.encode() + body)
+        return True
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+    compressor = zlib.compressobj(wbits=31)
+    line = orjson.dumps({"type": "ADDED", "object": pod("b", "2")}) + b"\n"
+    chunk(conn, compressor.compress(line) + compressor.flush(zlib.Z_SYNC_FLUSH))
+    return hold(conn)
+
+
+def test_gzip_bodies_the_client_did_not_ask_for_are_decoded_in_lists_and_watches(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    server = serve(gzipped_watch)
+    events: list[Event] = []
+    errors: list[Exception] = []
+    subscription = watcher(pods_api(server), Config(page_size=None)).subscribe(
+        events.append, errors.append
+    )
+    try:
+        assert wait_until(lambda: len(events) == 4 or bool(errors))
+    finally:
+        subscription.dispose()
+    assert errors == []
+    assert [type(e).__name__ for e in events] == ["Init", "InitApply", "InitDone", "Apply"]
+
+
+def test_a_body_that_does_not_match_its_content_encoding_is_a_decode_error(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    def handler(_request: Request, conn: socket.socket) -> bool:
+        body = b"this is not gzip"
+        head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+        conn.sendall(head.encode() + body)
+        return True
+
+    server = serve(handler)
+    with Client(server.url) as client, pytest.raises(DecodeError, match="Content-Encoding"):
+        client.request("GET", "/x")
