@@ -15,6 +15,7 @@ the watcher drives (``list_page`` and ``watch_stream``), which decode nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -72,6 +73,24 @@ ACCEPT_METADATA_LIST = (
 
 ACCEPT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 """Accept header asking for one object (or each watch event's object) reduced to its metadata."""
+
+_SERVED_BY_LOOP: dict[str, asyncio.AbstractEventLoop] = {}
+"""Server URLs answered by an event loop in this process (``rxkube.testing``'s
+``async with ApiServer()``). A blocking request to one of them, made on that loop's own
+thread, stops the loop that would answer it: the request would wait forever."""
+
+
+def serve_on_loop(url: str, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Record (or, with ``None``, forget) that ``loop`` answers the API server at ``url``.
+
+    A :class:`Client` then refuses, at once and with an explanation, a blocking request
+    to ``url`` made on that loop's thread, which would otherwise hang.
+    """
+    if loop is None:
+        _SERVED_BY_LOOP.pop(url, None)
+    else:
+        _SERVED_BY_LOOP[url] = loop
+
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
 JsonPatch = list[dict[str, Any]]
@@ -274,6 +293,7 @@ class Client(ClosedOnExit):
                 ``cancellation`` was cancelled.
         """
         described = f"{method} {path}"
+        self._refuse_to_block_own_server(described)
         try:
             with calling(cancellation):
                 response = self._pool.request(
@@ -307,6 +327,23 @@ class Client(ClosedOnExit):
         why = "cancelled" if cancellation and cancellation.cancelled else describe_failure(exc)
         return TransportError(f"{described} on {self.server} failed: {why}")
 
+    def _refuse_to_block_own_server(self, described: str) -> None:
+        loop = _SERVED_BY_LOOP.get(self.server) if _SERVED_BY_LOOP else None
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs on this thread
+            return
+        if running is loop:
+            raise RuntimeError(
+                f"{described} on {self.server} would wait forever: that API server runs on"
+                " this thread's event loop (async with ApiServer()), which this blocking call"
+                " holds up. From a coroutine, make blocking calls with"
+                " `await asyncio.to_thread(...)`, or start the server with `with ApiServer()`"
+                " (on a thread of its own)."
+            )
+
     def stream(
         self,
         path: str,
@@ -335,6 +372,7 @@ class Client(ClosedOnExit):
                 cancelled.
         """
         described = f"GET {path}"
+        self._refuse_to_block_own_server(described)
         cancellation = cancellation or Cancellation()
         try:
             with calling(cancellation):

@@ -835,3 +835,20 @@ def test_accept_header_constants_are_the_kubernetes_ones() -> None:
     assert ACCEPT_METADATA == (
         "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
     )
+
+
+def test_a_blocking_call_to_a_server_on_this_threads_loop_fails_at_once() -> None:
+    # `async with ApiServer()` serves on the running loop: a blocking call from that
+    # loop's thread would hold up the loop that must answer it, and hang.
+    async def main() -> None:
+        async with ApiServer() as srv:
+            with srv.client() as client:
+                configmaps = Api(client, "configmaps", namespace="default")
+                with pytest.raises(RuntimeError, match=r"would wait forever.*asyncio\.to_thread"):
+                    configmaps.create({"metadata": {"name": "a"}})
+                created = await asyncio.to_thread(configmaps.create, {"metadata": {"name": "a"}})
+                assert created["metadata"]["name"] == "a"
+        with ApiServer() as other, other.client() as client:  # a server on its own thread
+            Api(client, "configmaps", namespace="default").create({"metadata": {"name": "b"}})
+
+    asyncio.run(asyncio.wait_for(main(), timeout=30))

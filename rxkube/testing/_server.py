@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 from aiohttp import web
 
+from ..client import serve_on_loop
 from ..errors import ConfigError
 from ..resource import BUILTIN_RESOURCES, Resource, match_resource
 from ..selectors import FieldSelector, LabelSelector
@@ -240,6 +241,7 @@ class ApiServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
         self._app.server_address = f"{host}:{port}"
+        serve_on_loop(self.url, self._loop)
         return self
 
     async def astop(self) -> None:
@@ -248,6 +250,7 @@ class ApiServer:
         if runner is None:
             return
         self._runner = None
+        serve_on_loop(self.url, None)
         self._hub.close_all()
         listener, self._listener = self._listener, None
         if listener is not None:
