@@ -355,19 +355,29 @@ def _user_agent_prefix(agent: str) -> str:
     return prefix
 
 
-def field_manager(request: web.Request, options: str, *, apply: bool = False) -> str:
-    """The field manager of a write, once kube-apiserver's checks of its options pass.
+@dataclass(frozen=True)
+class WriteOptions:
+    """What a write's query asks beside its body: who manages the fields, and whether to keep it."""
 
-    ``fieldManager`` when given (required to apply); otherwise what precedes the first
-    ``/`` of the User-Agent, or ``unknown``.
+    field_manager: str
+    dry_run: bool
+
+
+def write_options(request: web.Request, options: str, *, apply: bool = False) -> WriteOptions:
+    """A write's options, once kube-apiserver's checks of them pass.
+
+    The field manager is ``fieldManager`` when given (required to apply); otherwise what
+    precedes the first ``/`` of the User-Agent, or ``unknown``. ``dryRun=All`` runs the
+    write through every check and answers what it would store, storing nothing.
 
     Args:
         request: the write.
-        options: ``CreateOptions``, ``UpdateOptions`` or ``PatchOptions``.
+        options: ``CreateOptions``, ``UpdateOptions``, ``PatchOptions`` or ``DeleteOptions``.
         apply: whether it is a server-side apply patch.
     """
     query = request.query
     manager = query.get("fieldManager", "")
+    dry_run = query.getall("dryRun", [])
     causes: list[tuple[str, str, str]] = []
     if apply and not manager:
         causes.append(("fieldManager", "Required value", "is required for apply patch"))
@@ -377,9 +387,21 @@ def field_manager(request: web.Request, options: str, *, apply: bool = False) ->
         causes.append(
             ("fieldManager", "Too long", f"may not be more than {FIELD_MANAGER_MAX_BYTES} bytes")
         )
+    causes += dry_run_causes(dry_run)
     if causes:
         raise invalid_options(causes, kind=options)
-    return manager or _user_agent_prefix(request.headers.get("User-Agent", "")) or "unknown"
+    return WriteOptions(
+        manager or _user_agent_prefix(request.headers.get("User-Agent", "")) or "unknown",
+        bool(dry_run),
+    )
+
+
+def dry_run_causes(values: list[Any]) -> list[tuple[str, str, str]]:
+    """apimachinery's ``ValidateDryRun``: ``All`` is the one value a dry run may name."""
+    if all(value == "All" for value in values):
+        return []
+    shown = "[]string{" + ", ".join(orjson.dumps(str(v)).decode() for v in values) + "}"
+    return [("dryRun", "Unsupported value", f'{shown}: supported values: "All"')]
 
 
 def patch_function(
@@ -630,19 +652,21 @@ class ApiApp:
             stored = self.store.get(route.served, route.namespace, route.name)
             return _json_response(stored.encoded(meta))
         if verb == "create":
-            manager = field_manager(request, "CreateOptions")
+            options = write_options(request, "CreateOptions")
             obj = await _read_object(request, route.served)
             stored = self.store.create(
-                route.served, obj, route.namespace, via_http=True, field_manager=manager
-            )
+                route.served, obj, route.namespace, via_http=True,
+                field_manager=options.field_manager, dry_run=options.dry_run,
+            )  # fmt: skip
             return _json_response(stored.encoded(meta), 201)
         if verb == "update":
             assert route.name is not None
-            manager = field_manager(request, "UpdateOptions")
+            options = write_options(request, "UpdateOptions")
             obj = await _read_object(request, route.served)
             stored = self.store.update(
                 route.served, route.namespace, route.name, obj,
-                subresource=route.subresource, via_http=True, field_manager=manager,
+                subresource=route.subresource, via_http=True,
+                field_manager=options.field_manager, dry_run=options.dry_run,
             )  # fmt: skip
             return _json_response(stored.encoded(meta))
         if verb == "patch":
@@ -997,13 +1021,14 @@ class ApiApp:
         content_type = request.content_type
         check_patch_type(content_type, strategic_ok=route.served.strategic_merge)
         is_apply = content_type == APPLY_PATCH
-        manager = field_manager(request, "PatchOptions", apply=is_apply)
+        options = write_options(request, "PatchOptions", apply=is_apply)
         data = await _read_body(request)
         if is_apply:
             stored, created = self.store.apply(
                 route.served, route.namespace, route.name, await _decode_apply(data),
-                field_manager=manager, force=bool(_bool_param(request.query, "force")),
-                subresource=route.subresource, via_http=True,
+                field_manager=options.field_manager,
+                force=bool(_bool_param(request.query, "force")),
+                subresource=route.subresource, via_http=True, dry_run=options.dry_run,
             )  # fmt: skip
             return _json_response(stored.encoded(metadata_only), 201 if created else 200)
         try:
@@ -1016,7 +1041,8 @@ class ApiApp:
         change = patch_function(content_type, decoded, strategic_ok=route.served.strategic_merge)
         stored = self.store.patch(
             route.served, route.namespace, route.name, change,
-            subresource=route.subresource, via_http=True, field_manager=manager,
+            subresource=route.subresource, via_http=True,
+            field_manager=options.field_manager, dry_run=options.dry_run,
         )  # fmt: skip
         return _json_response(stored.encoded(metadata_only))
 
@@ -1025,15 +1051,23 @@ class ApiApp:
     ) -> web.Response:
         assert route.name is not None
         uid = rv = None
+        dry_run = request.query.getall("dryRun", [])
         data = await _read_body(request)
         if data.strip():
             options = await _decode_body(data)
-            preconditions = options.get("preconditions") if isinstance(options, dict) else None
+            options = options if isinstance(options, dict) else {}
+            preconditions = options.get("preconditions")
             if isinstance(preconditions, dict):
                 uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
+            if isinstance(options.get("dryRun"), list):
+                dry_run = dry_run or options["dryRun"]
+        causes = dry_run_causes(dry_run)
+        if causes:
+            raise invalid_options(causes, kind="DeleteOptions")
         stored, gone = self.store.delete(
-            route.served, route.namespace, route.name, precondition_uid=uid, precondition_rv=rv
-        )
+            route.served, route.namespace, route.name, precondition_uid=uid, precondition_rv=rv,
+            dry_run=bool(dry_run),
+        )  # fmt: skip
         if gone and not route.served.returns_deleted_object:
             meta = stored.obj["metadata"]
             return _json_response(
@@ -1045,11 +1079,17 @@ class ApiApp:
         self, route: _Route, query: Any, metadata_only: bool
     ) -> web.Response:
         flt = self._filter(route, query, False)
+        dry_run = query.getall("dryRun", [])
+        causes = dry_run_causes(dry_run)
+        if causes:
+            raise invalid_options(causes, kind="DeleteOptions")
         deleted: list[Stored] = []
         for stored in self.store.list(route.served, flt).items:
             meta = stored.obj["metadata"]
             try:
-                last, _ = self.store.delete(route.served, meta.get("namespace"), meta["name"])
+                last, _ = self.store.delete(
+                    route.served, meta.get("namespace"), meta["name"], dry_run=bool(dry_run)
+                )
             except StatusError as exc:
                 if exc.code == 404:
                     continue

@@ -208,16 +208,27 @@ class Store:
     # -------------------------------------------------------------------- writes
 
     def _commit(
-        self, state: _ResourceState, event_type: EventType, obj: Object, prev: Stored | None
+        self,
+        state: _ResourceState,
+        event_type: EventType,
+        obj: Object,
+        prev: Stored | None,
+        *,
+        dry_run: bool = False,
     ) -> Stored:
         """Stamp the next revision on ``obj``, store it, log the change and fan it out.
 
         Everything that can fail (encoding, etcd's size limit) happens before anything
         changes, so a refused write leaves no trace, not even a used-up resourceVersion.
         A watcher whose fan-out fails is ended alone; the others and the writer go on.
+        A dry run stops right before the first change, as kube-apiserver's dry-run
+        storage does: a new object has no resourceVersion, a changed one keeps its own.
         """
-        rv = self.rv + 1
-        obj["metadata"]["resourceVersion"] = str(rv)
+        rv = prev.rv if dry_run and prev is not None else self.rv + 1
+        if dry_run and prev is None:
+            obj["metadata"].pop("resourceVersion", None)
+        else:
+            obj["metadata"]["resourceVersion"] = str(rv)
         namespace = obj["metadata"].get("namespace", "")
         key = (
             prev.key
@@ -227,6 +238,8 @@ class Store:
         stored = Stored(obj, rv, key, namespace)
         if len(stored.raw) > MAX_OBJECT_BYTES:
             raise StatusError(500, "etcdserver: request is too large", reason="")
+        if dry_run:
+            return stored
         self.rv = rv
         if event_type == "DELETED":
             del state.live[key]
@@ -306,6 +319,7 @@ class Store:
         *,
         via_http: bool,
         field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> Stored:
         """Create an object; ``obj`` is owned by the store from now on.
 
@@ -313,6 +327,7 @@ class Store:
         the namespace must exist, the status is reset, system fields are assigned. The
         test-side API writes the object as given (status included), like a direct etcd write.
         With a ``field_manager``, ``managedFields`` record that it created every field.
+        A ``dry_run`` checks everything and returns what would be stored, storing nothing.
 
         Raises:
             StatusError: 400 for a namespace mismatch, 404 for a missing namespace,
@@ -324,7 +339,9 @@ class Store:
             fields = track_update(schema, None, obj, field_manager, now=now_timestamp())
             _set_managed_fields(obj, fields)
         with self.lock:
-            return self._insert_locked(served, obj, namespace, name, via_http=via_http)
+            return self._insert_locked(
+                served, obj, namespace, name, via_http=via_http, dry_run=dry_run
+            )
 
     def _prepared(
         self, served: ServedResource, obj: Object, namespace: str | None, *, via_http: bool
@@ -372,6 +389,7 @@ class Store:
         name: str,
         *,
         via_http: bool,
+        dry_run: bool = False,
     ) -> Stored:
         res = served.resource
         if via_http and res.namespaced and namespace:
@@ -379,7 +397,7 @@ class Store:
         state = self._state(served)
         if self.key(served, namespace, name) in state.live:
             raise already_exists(res, name)
-        return self._commit(state, "ADDED", obj, None)
+        return self._commit(state, "ADDED", obj, None, dry_run=dry_run)
 
     @staticmethod
     def _check_kind(served: ServedResource, obj: Object) -> None:
@@ -431,6 +449,7 @@ class Store:
         subresource: str | None = None,
         via_http: bool,
         field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> Stored:
         """Replace an object (PUT), or only its status with ``subresource="status"``.
 
@@ -443,7 +462,9 @@ class Store:
         self._check_kind(served, obj)
         fields = self._tracker(served, subresource, field_manager)
         with self.lock:
-            return self._update_locked(served, namespace, name, obj, subresource, via_http, fields)
+            return self._update_locked(
+                served, namespace, name, obj, subresource, via_http, fields, dry_run=dry_run
+            )
 
     def patch(
         self,
@@ -455,6 +476,7 @@ class Store:
         subresource: str | None = None,
         via_http: bool,
         field_manager: str | None = None,
+        dry_run: bool = False,
     ) -> Stored:
         """Patch an object: ``apply`` gets a copy of the current object and returns the new one.
 
@@ -485,7 +507,7 @@ class Store:
                 )
             self._check_kind(served, patched)
             return self._update_locked(
-                served, namespace, name, patched, subresource, via_http, fields
+                served, namespace, name, patched, subresource, via_http, fields, dry_run=dry_run
             )
 
     def apply(
@@ -499,6 +521,7 @@ class Store:
         force: bool,
         subresource: str | None = None,
         via_http: bool,
+        dry_run: bool = False,
     ) -> tuple[Stored, bool]:
         """Server-side apply ``config`` as ``field_manager``; creates a missing object.
 
@@ -543,13 +566,17 @@ class Store:
                 )
                 _set_managed_fields(obj, fields)
                 obj, namespace, name = self._prepared(served, obj, namespace, via_http=via_http)
-                return self._insert_locked(served, obj, namespace, name, via_http=via_http), True
+                stored = self._insert_locked(
+                    served, obj, namespace, name, via_http=via_http, dry_run=dry_run
+                )
+                return stored, True
             obj, fields = apply_config(
                 schema, current.copy_obj(), config, field_manager, force=force, now=now
             )
             stored = self._update_locked(
-                served, namespace, name, obj, subresource, via_http, lambda _old, _new: fields
-            )
+                served, namespace, name, obj, subresource, via_http, lambda _old, _new: fields,
+                dry_run=dry_run,
+            )  # fmt: skip
             return stored, False
 
     @staticmethod
@@ -572,6 +599,8 @@ class Store:
         subresource: str | None,
         via_http: bool,
         managed_fields: ManagedFieldsOf | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Stored:
         res = served.resource
         state = self._state(served)
@@ -672,8 +701,8 @@ class Store:
         if new == old:
             return current
         if terminating and not new_meta.get("finalizers"):
-            return self._commit(state, "DELETED", new, current)
-        return self._commit(state, "MODIFIED", new, current)
+            return self._commit(state, "DELETED", new, current, dry_run=dry_run)
+        return self._commit(state, "MODIFIED", new, current, dry_run=dry_run)
 
     def delete(
         self,
@@ -683,11 +712,13 @@ class Store:
         *,
         precondition_uid: str | None = None,
         precondition_rv: str | None = None,
+        dry_run: bool = False,
     ) -> tuple[Stored, bool]:
         """Delete an object; returns its last state and whether it is gone now.
 
         An object with finalizers gets a ``deletionTimestamp`` (a MODIFIED event) and stays
-        until an update removes its last finalizer.
+        until an update removes its last finalizer. A ``dry_run`` answers the same and
+        changes nothing.
         """
         res = served.resource
         with self.lock:
@@ -717,8 +748,8 @@ class Store:
                 new["metadata"]["deletionTimestamp"] = now_timestamp()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
-                return self._commit(state, "MODIFIED", new, current), False
-            return self._commit(state, "DELETED", new, current), True
+                return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
+            return self._commit(state, "DELETED", new, current, dry_run=dry_run), True
 
     # --------------------------------------------------------------------- reads
 
