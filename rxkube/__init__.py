@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import errors, predicates
 from ._backoff_policy import BackoffPolicy, ExponentialBackoff
-from ._cache import Store, Writer, store
+from ._cache import Store, Writer, WriterStatus, store
 from ._finalizers import finalizer
 from ._indexes import IndexFn, index_label, index_namespace, index_owner_uid
 from ._object_ref import ObjectRef
@@ -83,6 +83,7 @@ __all__ = [
     "ViewStore",
     "WatchStats",
     "Writer",
+    "WriterStatus",
     "applied_objects",
     "await_condition",
     "backoff",

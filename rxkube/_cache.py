@@ -22,23 +22,74 @@ hands out the cached objects themselves, as client-go's listers do: no copy (see
 ``docs/performance.md`` for the cost of one), and the rule that they must never be changed.
 Change objects before they reach the store (``Event.modify`` or the ``modify()``
 operator), e.g. to drop ``managedFields``.
+
+A store also knows whether it is still followed (:class:`WriterStatus`): the pipeline
+that feeds its Writer reports here when it starts and how it ends, through
+:meth:`Writer.start_run`, and a Writer has one running pipeline at a time.
+
+Lock rules: ``Store._lock`` (with its condition ``Store._changed``) guards the map, the
+indexes, the readiness and the writer's status. It is held for O(1) steps only and never
+across user code (index functions run before it is taken) or I/O. It is the innermost
+lock: nothing else is acquired while it is held, except that a shared store's dispatcher
+lock is taken *before* it, never after (see ``rxkube.dispatcher``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from . import _display
 from ._futures import resolve_soon
 from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
+from .errors import WriterBusy, WriterStopped
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .selectors import LabelSelector
 
-__all__ = ["Store", "Writer", "store"]
+__all__ = ["Store", "Writer", "WriterStatus", "store"]
+
+WriterState = Literal["idle", "running", "retrying", "stopped"]
+"""Whether the pipeline feeding a store runs (see :class:`WriterStatus`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatus:
+    """Whether a store is still followed: the state of the pipeline feeding its Writer.
+
+    Attributes:
+        state: ``"idle"``: no ``reflect`` pipeline has fed the store yet.
+            ``"running"``: one is subscribed (listing or watching).
+            ``"retrying"``: it failed with ``error`` and ``backoff()`` resubscribes it
+            at ``retry_at``; until then the store is not followed.
+            ``"stopped"``: it ended (completed, disposed, or failed with ``error`` and
+            nothing retries it): the store will not change any more, a stale cache.
+        since: when the state began (``time.time()``).
+        error: for ``"retrying"`` and ``"stopped"``, the error that ended the pipeline
+            (``None`` when it completed or was disposed); for ``"running"``, the error
+            of the previous run as long as no complete list has been applied since (why
+            the store may be behind); ``None`` otherwise.
+        retry_at: for ``"retrying"``, when (``time.time()``) the next attempt starts.
+
+    Example:
+        >>> reader, writer = store()
+        >>> reader.writer_status().state
+        'idle'
+    """
+
+    state: WriterState
+    since: float
+    error: BaseException | None = None
+    retry_at: float | None = None
+
+    @property
+    def following(self) -> bool:
+        """Whether a pipeline is subscribed and feeding the store now."""
+        return self.state == "running"
 
 
 def copy_object(value: Any) -> Any:
@@ -104,9 +155,12 @@ class Store:
         # swap of a relist, so the writer can tell whether it changed meanwhile.
         self._indexes: dict[str, Index] = {}
         self._ready = threading.Event()
+        # Notified when the store becomes ready and when its writer's status changes.
+        self._changed = threading.Condition(self._lock)
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._listed = 0  # objects buffered so far by a relist in progress, for messages
         self._has_writer = False
+        self._status = WriterStatus("idle", time.time())
 
     # -- reading -----------------------------------------------------------------------
 
@@ -256,6 +310,24 @@ class Store:
         """
         return self._ready.is_set()
 
+    def writer_status(self) -> WriterStatus:
+        """Whether the pipeline feeding this store still runs: running, retrying or stopped.
+
+        A store whose status is not ``"running"`` does not follow the server: what it
+        holds may be stale (see :class:`WriterStatus`). Health probes, ``live()`` views
+        and the HTML display read it.
+
+        Example:
+            >>> from reactivex import of
+            >>> from rxkube.operators import reflect
+            >>> reader, writer = store()
+            >>> _ = of(Init(), InitDone()).pipe(reflect(writer)).subscribe()
+            >>> status = reader.writer_status()
+            >>> status.state, status.error, reader.is_ready()
+            ('stopped', None, True)
+        """
+        return self._status
+
     def wait_until_ready(self, timeout: float | None = None) -> None:
         """Block the calling thread until the first complete list has been applied.
 
@@ -265,7 +337,10 @@ class Store:
             timeout: seconds to wait at most; ``None`` waits for as long as it takes.
 
         Raises:
-            TimeoutError: not ready in time; the message names the store.
+            WriterStopped: the pipeline feeding the store has ended (before or while
+                waiting) without a complete list: nothing will make it ready.
+            TimeoutError: not ready in time; the message names the store and, if the
+                watch keeps failing, its last error.
 
         Example:
             >>> reader, writer = store(name="pods")
@@ -274,8 +349,20 @@ class Store:
             ...
             TimeoutError: store of pods is not ready after 0.01 s: no complete list has been received yet...
         """
-        if not self._ready.wait(timeout):
+        with self._changed:
+            settled = self._changed.wait_for(self._settled, timeout)
+        if not settled:
             raise TimeoutError(self._not_ready_message(timeout))
+        self._raise_if_stopped()
+
+    def _settled(self) -> bool:
+        """Ready, or never going to be (the writer's pipeline ended)."""
+        return self._ready.is_set() or self._status.state == "stopped"
+
+    def _raise_if_stopped(self) -> None:
+        if not self._ready.is_set():
+            status = self._status
+            raise WriterStopped(self.describe(), status.since, status.error)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait, without blocking the event loop, until the first complete list is applied.
@@ -284,29 +371,36 @@ class Store:
             timeout: seconds to wait at most; ``None`` waits for as long as it takes.
 
         Raises:
-            TimeoutError: not ready in time; the message names the store.
+            WriterStopped: the pipeline feeding the store has ended without a complete
+                list (see :meth:`wait_until_ready`).
+            TimeoutError: not ready in time; the message names the store and the
+                watch's last error.
 
         Example:
             >>> async def main(reader: Store) -> None:
             ...     await reader.wait_ready(timeout=30)
             ...     print(len(reader), "objects")
         """
-        if self._ready.is_set():
-            return
         loop = asyncio.get_running_loop()
-        waiter = (loop, loop.create_future())
-        with self._lock:
-            if self._ready.is_set():
-                return
-            self._async_waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter[1], timeout)
-        except TimeoutError:
-            raise TimeoutError(self._not_ready_message(timeout)) from None
-        finally:
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._settled():
+            # Woken at every change of readiness or status: wait again until settled.
+            waiter = (loop, loop.create_future())
             with self._lock:
-                if waiter in self._async_waiters:
-                    self._async_waiters.remove(waiter)
+                waiting = not self._settled()
+                if waiting:
+                    self._async_waiters.append(waiter)
+            try:
+                if waiting:
+                    left = None if deadline is None else max(0.0, deadline - loop.time())
+                    await asyncio.wait_for(waiter[1], left)
+            except TimeoutError:
+                raise TimeoutError(self._not_ready_message(timeout)) from None
+            finally:
+                with self._lock:
+                    if waiter in self._async_waiters:
+                        self._async_waiters.remove(waiter)
+        self._raise_if_stopped()
 
     @property
     def name(self) -> str:
@@ -336,17 +430,29 @@ class Store:
             if listed
             else "no complete list has been received yet"
         )
-        return (
-            f"store of {self.describe()} is not ready after {timeout} s: {progress}; "
-            "check that its watch is subscribed and can reach the API server"
-        )
+        status = self._status
+        if status.state == "idle":
+            advice = "no pipeline feeds it: subscribe watcher(...).pipe(reflect(writer))"
+        elif status.state == "retrying" and status.retry_at is not None:
+            wait = max(0.0, status.retry_at - time.time())
+            advice = f"its watch failed: {status.error}; retrying in {wait:.1f} s"
+        elif status.error is not None:
+            advice = f"its watch failed before: {status.error}; it is trying again"
+        else:
+            advice = "check that its watch can reach the API server"
+        return f"store of {self.describe()} is not ready after {timeout} s: {progress}; {advice}"
 
-    def _set_ready(self) -> None:
-        """Mark ready and wake async waiters; call with the lock held."""
-        self._ready.set()
+    def _notify_locked(self) -> None:
+        """Wake every waiter to look at readiness and status again; lock held."""
+        self._changed.notify_all()
         waiters, self._async_waiters = self._async_waiters, []
         for loop, future in waiters:
             resolve_soon(loop, future, None)
+
+    def _set_ready(self) -> None:
+        """Mark ready and wake the waiters; call with the lock held."""
+        self._ready.set()
+        self._notify_locked()
 
     # -- indexes -----------------------------------------------------------------------
 
@@ -454,6 +560,12 @@ class Writer:
             store._has_writer = True
         self._store = store
         self._buffer: dict[Key, Object] = {}
+        # Guarded by the store's lock: the running pipeline's number (None: none runs),
+        # how many have started, and the error of the last failed one, kept until a
+        # complete list has been applied since.
+        self._run: int | None = None
+        self._runs = 0
+        self._failure: BaseException | None = None
 
     @property
     def store(self) -> Store:
@@ -524,9 +636,175 @@ class Writer:
                     store._objects = objects
                     store._indexes = rebuilt
                     store._listed = 0
+                    self._failure = None  # a complete list: up to date again
+                    if store._status.error is not None and store._status.state == "running":
+                        store._status = WriterStatus("running", store._status.since)
                     if not store._ready.is_set():
                         store._set_ready()
                     return
+
+    # -- the pipeline that feeds this writer ----------------------------------------------
+
+    def new_run(self) -> Run:
+        """One pipeline's run of this writer, to :meth:`Run.start` when it subscribes.
+
+        ``reflect`` and ``reflect_shared`` (both faces) make one per subscription, so the
+        store's :meth:`~Store.writer_status` follows them.
+        """
+        return Run(self)
+
+    def _start_run(self, run: Run) -> int:
+        store = self._store
+        with store._lock:
+            if self._run is not None:
+                raise WriterBusy(store.describe())
+            self._runs += 1
+            self._run = self._runs
+            store._status = WriterStatus("running", time.time(), self._failure)
+            store._notify_locked()
+        return self._runs
+
+    def _end_run(self, run: int, error: BaseException | None) -> bool:
+        """Release the writer if ``run`` still holds it; lock held. False if it did not."""
+        if self._run != run:
+            return False
+        self._run = None
+        if error is not None:
+            self._failure = error
+        return True
+
+    def _settle(
+        self,
+        run: int,
+        state: WriterState,
+        error: BaseException | None,
+        retry_at: float | None = None,
+    ) -> None:
+        """Publish how ``run`` ended, unless a newer run has started meanwhile."""
+        store = self._store
+        with store._lock:
+            if self._runs != run or self._run is not None:
+                return
+            store._status = WriterStatus(state, time.time(), error, retry_at)
+            store._notify_locked()
+
+
+class Run:
+    """One pipeline feeding a :class:`Writer`: :meth:`start` when it subscribes, then one end.
+
+    The pipeline ends it once, whichever comes first: :meth:`failed` (the error goes
+    downstream inside it), :meth:`completed`, or :meth:`disposed`. A retrying operator
+    downstream (``backoff()``) that will resubscribe finds the run by the error it
+    handles (:func:`failed_run`) and says so, and the store shows ``"retrying"``, not
+    ``"stopped"``.
+    """
+
+    __slots__ = ("_error", "_number", "_retry_at", "_settled", "_writer", "ended")
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self._number = 0
+        self._error: BaseException | None = None
+        self._retry_at: float | None = None
+        self._settled = False
+        self.ended = False
+        """Whether the run has ended: events arriving after that are not applied."""
+
+    def start(self) -> None:
+        """The pipeline subscribes: it feeds the writer from now on.
+
+        Raises:
+            WriterBusy: another pipeline is feeding the writer now.
+        """
+        self._number = self._writer._start_run(self)
+
+    def failed(self, error: Exception, forward: Callable[[Exception], None]) -> None:
+        """The pipeline failed: release the writer, ``forward(error)``, then publish."""
+        writer = self._writer
+        self.ended = True
+        with writer._store._lock:
+            ended = writer._end_run(self._number, error)
+        if not ended:
+            forward(error)
+            return
+        self._error = error
+        _failing.add(error, self)
+        try:
+            forward(error)
+        finally:
+            self._settled = True
+            retry_at = self._retry_at
+            state: WriterState = "stopped" if retry_at is None else "retrying"
+            writer._settle(self._number, state, error, retry_at)
+
+    def completed(self) -> None:
+        """The pipeline completed: release the writer and publish ``"stopped"``."""
+        self._stop()
+
+    def disposed(self) -> None:
+        """The pipeline was disposed: release the writer and publish ``"stopped"``."""
+        self._stop()
+
+    def retrying(self, at: float) -> None:
+        """A retrying operator will resubscribe the pipeline at ``at`` (``time.time()``)."""
+        self._retry_at = at
+        if self._settled:
+            self._writer._settle(self._number, "retrying", self._error, at)
+
+    def retry_cancelled(self) -> None:
+        """The promised retry will not happen (disposed while waiting): ``"stopped"``."""
+        _failing.forget(self._error)
+        self._writer._settle(self._number, "stopped", self._error)
+
+    def _stop(self) -> None:
+        writer = self._writer
+        self.ended = True
+        with writer._store._lock:
+            ended = writer._end_run(self._number, None)
+        if ended:
+            writer._settle(self._number, "stopped", None)
+
+
+class _Failing:
+    """Runs whose error is on its way downstream, by that error (exceptions take no weak
+    references): one entry per failed run, dropped when the retry is called off or a
+    newer error replaces it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _runs alone; nothing is called under it
+        self._runs: dict[int, tuple[BaseException, Run]] = {}
+        self._by_writer: dict[int, int] = {}
+
+    def add(self, error: BaseException, run: Run) -> None:
+        with self._lock:
+            previous = self._by_writer.get(id(run._writer))
+            if previous is not None:
+                self._runs.pop(previous, None)
+            self._runs[id(error)] = (error, run)
+            self._by_writer[id(run._writer)] = id(error)
+
+    def find(self, error: BaseException) -> Run | None:
+        with self._lock:
+            entry = self._runs.get(id(error))
+        return entry[1] if entry is not None and entry[0] is error else None
+
+    def forget(self, error: BaseException | None) -> None:
+        with self._lock:
+            entry = self._runs.pop(id(error), None)
+            if entry is not None:
+                self._by_writer.pop(id(entry[1]._writer), None)
+
+
+_failing = _Failing()
+
+
+def failed_run(error: BaseException) -> Run | None:
+    """The run that failed with ``error``, if a store's pipeline did.
+
+    A retrying operator calls it when it decides to resubscribe after ``error``, to tell
+    the store (:meth:`Run.retrying`) and, if that is called off, :meth:`Run.retry_cancelled`.
+    """
+    return _failing.find(error)
 
 
 def store(name: str = "", *, copy_on_read: bool = True) -> tuple[Store, Writer]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import html
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -115,6 +116,34 @@ class Listing(Protocol):
     def is_ready(self) -> bool: ...
 
 
+class _Status(Protocol):
+    state: str
+    since: float
+    error: BaseException | None
+    retry_at: float | None
+
+
+@runtime_checkable
+class Followed(Protocol):
+    """A store that says whether its writer's pipeline still runs (``Store.writer_status``)."""
+
+    def writer_status(self) -> _Status: ...
+
+
+def staleness(source: Followed, now: float | None = None) -> str:
+    """Why a store's contents may be stale, for a caption; ``""`` while it is followed."""
+    status = source.writer_status()
+    now = time.time() if now is None else now
+    ago = human_duration(max(0.0, now - status.since))
+    why = f": {status.error}" if status.error is not None else ""
+    if status.state == "stopped":
+        return f"stale: its watch stopped {ago} ago{why}"
+    if status.state == "retrying":
+        wait = max(0.0, (status.retry_at or now) - now)
+        return f"stale: its watch failed {ago} ago{why}; retrying in {wait:.0f} s"
+    return ""
+
+
 STYLE = "font-family: system-ui, sans-serif; font-size: 12px; margin: 2px 0"
 # Jupyter's own table styles right-align cells and stripe rows: a collapsed table with
 # explicit alignment and padding (not border-spacing, which cuts the stripes into chips,
@@ -156,6 +185,8 @@ def render_store_html(
     caption = f"{total:,} {what}{'' if total == 1 else 's'}"
     if isinstance(source, Listing):
         caption += "" if source.is_ready() else " · not ready yet (no complete list so far)"
+    if isinstance(source, Followed) and (stale := staleness(source)):
+        caption += f" · {stale}"
     if total > len(shown):
         caption += f" · showing the first {len(shown):,} by namespace and name"
 

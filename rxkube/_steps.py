@@ -72,27 +72,29 @@ class Bound(Generic[_A, _B]):
         completed: runs when the source completes, before the completion is passed on.
         disposed: runs when the subscription is disposed or the iteration closed.
         offload: which items the async face steps on a worker thread.
+        started: runs when the subscription (or iteration) starts, before the source is
+            subscribed; what it raises refuses the subscription.
+        failed: passes an error (the source's, or the step's) on: called as
+            ``failed(error, forward)`` instead of ``forward(error)``.
     """
 
     step: Step[_A, _B]
     completed: Callable[[], None] | None = None
     disposed: Callable[[], None] | None = None
     offload: Callable[[_A], bool] | None = None
+    started: Callable[[], None] | None = None
+    failed: Callable[[Exception, Callable[[Exception], None]], None] | None = None
 
 
 def reflect(writer: Writer) -> Bound[Event, Event]:
     """Apply each event to the writer's store, then pass it on.
 
-    A relist's ``InitDone`` rebuilds the indexes over the whole list: O(n), so the async
-    face swaps it in on a worker thread.
+    The subscription is one run of the writer (``Writer.new_run``): refused while another
+    runs, and its end is what the store's ``writer_status()`` reports. A relist's
+    ``InitDone`` rebuilds the indexes over the whole list: O(n), so the async face swaps
+    it in on a worker thread.
     """
-    apply = writer.apply
-
-    def step(event: Event) -> Sequence[Event]:
-        apply(event)
-        return (event,)
-
-    return Bound(step, offload=_is_relist_end)
+    return _feeding(writer, writer.apply, None, None, _is_relist_end)
 
 
 def shared_store_of(writer: Writer) -> SharedStore:
@@ -114,12 +116,36 @@ def reflect_shared(reader: SharedStore, writer: Writer) -> Bound[Event, Event]:
     event on a worker thread; disposing ends such a wait.
     """
     feed = reader.feed(writer)
+    return _feeding(writer, feed.apply, feed.complete, feed.abandon, _always)
+
+
+def _feeding(
+    writer: Writer,
+    apply: Callable[[Event], None],
+    completed: Callable[[], None] | None,
+    disposed: Callable[[], None] | None,
+    offload: Callable[[Event], bool],
+) -> Bound[Event, Event]:
+    """A step applying each event to ``writer``, as one run of it."""
+    run = writer.new_run()
 
     def step(event: Event) -> Sequence[Event]:
-        feed.apply(event)
+        if run.ended:  # a source still emitting as it is disposed: not ours any more
+            return _NOTHING
+        apply(event)
         return (event,)
 
-    return Bound(step, feed.complete, feed.abandon, offload=_always)
+    def on_completed() -> None:
+        if completed is not None:
+            completed()
+        run.completed()
+
+    def on_disposed() -> None:
+        if disposed is not None:
+            disposed()
+        run.disposed()
+
+    return Bound(step, on_completed, on_disposed, offload, run.start, run.failed)
 
 
 def _is_relist_end(event: Event) -> bool:

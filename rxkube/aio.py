@@ -50,6 +50,7 @@ from reactivex.disposable import Disposable
 
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
+from ._cache import Run, failed_run
 from ._futures import resolve_soon
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
@@ -444,6 +445,8 @@ async def _drive(
     """
     bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
     step, offload = bound.step, bound.offload
+    if bound.started is not None:
+        bound.started()
     try:
         async with _iterating(source) as iterator:
             async for item in iterator:
@@ -455,9 +458,18 @@ async def _drive(
                     yield output
         if bound.completed is not None:
             bound.completed()
+    except Exception as error:
+        if bound.failed is None:
+            raise
+        bound.failed(error, _reraise)
     finally:
         if bound.disposed is not None:
             bound.disposed()
+
+
+def _reraise(error: Exception) -> None:
+    """Pass an error on, in the async face: raise it to whoever iterates."""
+    raise error
 
 
 @contextlib.asynccontextmanager
@@ -586,6 +598,7 @@ async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> Async
     loop = asyncio.get_running_loop()
     while True:
         retrier.started(loop.time())
+        run: Run | None = None
         async with _iterating(source) as iterator:
             while True:
                 try:
@@ -596,9 +609,18 @@ async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> Async
                     delay = retrier.delay(error, loop.time())
                     if delay is None:
                         raise
+                    run = failed_run(error)  # a store's pipeline failed: "retrying"
                     break
                 yield item
-        await asyncio.sleep(delay)
+        if run is None:
+            await asyncio.sleep(delay)
+            continue
+        run.retrying(time.time() + delay)
+        try:
+            await asyncio.sleep(delay)
+        except BaseException:
+            run.retry_cancelled()
+            raise
 
 
 # --- watchers ----------------------------------------------------------------------

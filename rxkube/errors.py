@@ -201,3 +201,53 @@ class DecodeError(RxKubeError):
 
 class ConfigError(RxKubeError):
     """rxkube could not be configured: no kubeconfig, unknown context, unknown resource."""
+
+
+class WriterBusy(RxKubeError):
+    """A second pipeline tried to feed a store's Writer while another one runs.
+
+    A Writer has one owner at a time, as kube-rs moves its writer into the reflector: a
+    ``reflect(writer)`` (or ``reflect_shared``) subscription refuses to start while
+    another subscription on the same Writer is running, and this error goes to its
+    ``on_error``. The running one is unaffected. A resubscription after the first one
+    ended (what ``default_backoff()`` does) is allowed. Never transient: retrying
+    cannot help while the first pipeline runs.
+
+    Attributes:
+        store: what the store holds (its description), for messages.
+    """
+
+    def __init__(self, store: str) -> None:
+        super().__init__(
+            f"the writer of the store of {store} is already fed by a running pipeline: "
+            "a second concurrent reflect() of the same Writer would interleave two watches; "
+            "subscribe the pipeline once, and fan it out with store_shared() if many "
+            "consumers need it"
+        )
+        self.store = store
+
+
+class WriterStopped(RxKubeError):
+    """A store is not ready and never will be: the pipeline feeding it has ended.
+
+    Raised by ``Store.wait_until_ready()`` and ``Store.wait_ready()`` instead of waiting
+    for a list that nothing will deliver. ``__cause__`` is the error that ended the
+    pipeline (``None`` when it completed or was disposed).
+
+    Attributes:
+        store: what the store holds (its description).
+        since: when the pipeline ended (``time.time()``).
+        error: the error that ended it, if any (also ``__cause__``).
+    """
+
+    def __init__(self, store: str, since: float, error: BaseException | None) -> None:
+        why = f"it failed: {error}" if error is not None else "it completed or was disposed"
+        super().__init__(
+            f"store of {store} is not ready and nothing feeds it any more: the pipeline "
+            f"writing it stopped ({why}); subscribe it again (with default_backoff() to "
+            "survive transient errors)"
+        )
+        self.store = store
+        self.since = since
+        self.error = error
+        self.__cause__ = error

@@ -29,7 +29,7 @@ from reactivex.scheduler import TimeoutScheduler
 
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import Writer
+from ._cache import Writer, failed_run
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
 
@@ -323,13 +323,23 @@ def _step_operator(
         ) -> abc.DisposableBase:
             made = make_step()
             bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
-            step, completed = bound.step, bound.completed
+            step, completed, failed = bound.step, bound.completed, bound.failed
+            if bound.started is not None:
+                bound.started()  # what it raises, RxPY sends to on_error
+            subscription = SingleAssignmentDisposable()
+
+            def on_error(error: Exception) -> None:
+                if failed is None:
+                    observer.on_error(error)
+                else:
+                    failed(error, observer.on_error)
 
             def on_next(item: _A) -> None:
                 try:
                     outputs = step(item)
                 except Exception as exc:
-                    observer.on_error(exc)
+                    subscription.dispose()
+                    on_error(exc)
                     return
                 for output in outputs:
                     observer.on_next(output)
@@ -339,8 +349,8 @@ def _step_operator(
                     completed()
                 observer.on_completed()
 
-            subscription = source.subscribe(
-                on_next, observer.on_error, on_completed, scheduler=scheduler
+            subscription.disposable = source.subscribe(
+                on_next, on_error, on_completed, scheduler=scheduler
             )
             if bound.disposed is None:
                 return subscription
@@ -388,8 +398,14 @@ def _retrying(
                     return
                 if delay is None:
                     observer.on_error(error)
-                else:
-                    timer.disposable = timers.schedule_relative(delay, attach)
+                    return
+                retry = timers.schedule_relative(delay, attach)
+                run = failed_run(error)  # a store's pipeline failed: it shows "retrying"
+                if run is None:
+                    timer.disposable = retry
+                    return
+                run.retrying(time.time() + delay)
+                timer.disposable = CompositeDisposable(retry, Disposable(run.retry_cancelled))
 
             attach()
             return CompositeDisposable(subscription, timer)

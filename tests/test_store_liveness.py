@@ -1,0 +1,338 @@
+"""A store knows whether it is still followed, and a Writer is fed by one pipeline at a time.
+
+Over real HTTP against rxkube.testing.ApiServer: the writer's status through a pipeline's
+life (running, retrying under default_backoff(), stopped), wait_until_ready() on a store
+whose pipeline died, and the refusal of a second concurrent pipeline on one Writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from reactivex import Observable
+from reactivex import operators as ops
+from reactivex.subject import Subject
+
+from rxkube import Store, Writer, default_backoff, reflect, reflect_shared, store, watcher
+from rxkube.client import Api
+from rxkube.dispatcher import store_shared
+from rxkube.errors import BadRequest, ServerError, WriterBusy, WriterStopped
+from rxkube.events import Apply, Event, Init, InitDone
+from rxkube.testing import ApiServer
+
+TIMEOUT = 20.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in {timeout} s: {what}")
+        time.sleep(0.01)
+
+
+def configmap(name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "data": {"k": "v"}}
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def configmaps(srv: ApiServer) -> Api:
+    return Api(srv.client(), "configmaps", namespace="default")
+
+
+def feed(shared: bool) -> tuple[Store, Writer, Callable[[Writer], Any]]:
+    if shared:
+        shared_reader, shared_writer = store_shared(16, name="configmaps")
+        return shared_reader, shared_writer, reflect_shared
+    reader, writer = store("configmaps")
+    return reader, writer, reflect
+
+
+# -- ownership -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["store", "store_shared"])
+def test_a_second_concurrent_pipeline_on_one_writer_is_refused_and_the_first_goes_on(
+    srv: ApiServer, configmaps: Api, shared: bool
+) -> None:
+    reader, writer, reflecting = feed(shared)
+    pipeline = watcher(configmaps).pipe(reflecting(writer), default_backoff())
+    first_errors: list[BaseException] = []
+    second_errors: list[BaseException] = []
+    first = pipeline.subscribe(on_error=first_errors.append)
+    try:
+        reader.wait_until_ready(TIMEOUT)
+        second = pipeline.subscribe(on_error=second_errors.append)
+        second.dispose()
+        assert len(second_errors) == 1 and isinstance(second_errors[0], WriterBusy)
+        assert not second_errors[0].transient, "default_backoff() must not retry it"
+        assert "configmaps" in str(second_errors[0])
+        # The first pipeline still follows the server: new objects keep appearing.
+        for i in range(5):
+            srv.create("configmaps", configmap(f"new{i}"), namespace="default")
+            wait_for(lambda n=f"new{i}": reader.get(n, "default") is not None, f"new{i}")
+        assert reader.writer_status().state == "running"
+        assert first_errors == []
+    finally:
+        first.dispose()
+    assert reader.writer_status().state == "stopped"
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["store", "store_shared"])
+def test_a_pipeline_may_feed_the_writer_again_once_the_first_has_ended(
+    srv: ApiServer, configmaps: Api, shared: bool
+) -> None:
+    reader, writer, reflecting = feed(shared)
+    pipeline = watcher(configmaps).pipe(reflecting(writer))
+    pipeline.subscribe().dispose()
+    status = reader.writer_status()
+    assert status.state == "stopped" and status.error is None
+    again = pipeline.subscribe()
+    try:
+        srv.create("configmaps", configmap("after"), namespace="default")
+        wait_for(lambda: reader.get("after", "default") is not None, "after")
+        assert reader.writer_status().state == "running"
+    finally:
+        again.dispose()
+
+
+def test_default_backoff_resubscribes_the_writer_and_the_store_shows_it_retrying(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    srv.create("configmaps", configmap("a"), namespace="default")
+    srv.faults.fail_requests(503, count=1, verb="list")
+    reader, writer = store("configmaps")
+    seen: list[Any] = []
+    before = time.time()
+    subscription = watcher(configmaps).pipe(reflect(writer), default_backoff()).subscribe()
+    try:
+
+        def sampled() -> bool:
+            seen.append(reader.writer_status())
+            return reader.is_ready()
+
+        wait_for(sampled, "ready")
+        states = [status.state for status in seen]
+        assert "retrying" in states, states
+        retrying = next(status for status in seen if status.state == "retrying")
+        assert isinstance(retrying.error, ServerError) and retrying.error.code == 503
+        assert retrying.retry_at is not None and before <= retrying.since <= retrying.retry_at
+        wait_for(lambda: reader.writer_status().error is None, "the error cleared by a list")
+        assert reader.writer_status().state == "running"
+    finally:
+        subscription.dispose()
+
+
+# -- a pipeline that died --------------------------------------------------------------
+
+
+def test_a_store_whose_pipeline_failed_for_good_is_stopped_and_never_ready(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    srv.faults.fail_requests(400, count=1, verb="list")
+    reader, writer = store("configmaps")
+    errors: list[BaseException] = []
+    subscription = (
+        watcher(configmaps)
+        .pipe(reflect(writer), default_backoff())
+        .subscribe(on_error=errors.append)
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(WriterStopped) as info:
+            reader.wait_until_ready(TIMEOUT)
+        assert time.monotonic() - started < TIMEOUT / 2, "raised at once, not at the timeout"
+        assert isinstance(info.value.__cause__, BadRequest)
+        assert "configmaps" in str(info.value)
+        status = reader.writer_status()
+        assert status.state == "stopped" and status.error is info.value.__cause__
+        assert errors == [status.error]
+        with pytest.raises(WriterStopped):
+            asyncio.run(reader.wait_ready(TIMEOUT))
+        assert "stale: its watch stopped" in reader._repr_html_()
+    finally:
+        subscription.dispose()
+
+
+def test_wait_until_ready_wakes_as_soon_as_the_pipeline_stops() -> None:
+    reader, writer = store("pods")
+    source: Subject[Event] = Subject()
+    source.pipe(reflect(writer)).subscribe(on_error=lambda exc: None)
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            reader.wait_until_ready(TIMEOUT)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait, name="test-waiter", daemon=True)
+    waiter.start()
+    wait_for(lambda: reader.writer_status().state == "running", "running")
+    source.on_error(BadRequest(400, "BadRequest", "no such thing"))
+    waiter.join(TIMEOUT / 2)
+    assert not waiter.is_alive()
+    assert isinstance(outcome[0], WriterStopped) and isinstance(outcome[0].__cause__, BadRequest)
+
+
+def test_wait_ready_wakes_as_soon_as_the_pipeline_completes() -> None:
+    reader, writer = store("pods")
+    source: Subject[Event] = Subject()
+    source.pipe(reflect(writer)).subscribe()
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(reader.wait_ready(TIMEOUT))
+        await asyncio.sleep(0)
+        source.on_completed()
+        with pytest.raises(WriterStopped, match="completed or was disposed"):
+            await asyncio.wait_for(waiting, TIMEOUT / 2)
+
+    asyncio.run(main())
+
+
+def test_a_ready_store_whose_pipeline_stopped_stays_readable_and_says_it_is_stale() -> None:
+    reader, writer = store("pods")
+    source: Subject[Event] = Subject()
+    source.pipe(reflect(writer)).subscribe(on_error=lambda exc: None)
+    for event in (Init(), Apply({"kind": "Pod", "metadata": {"name": "a"}}), InitDone()):
+        source.on_next(event)
+    reader.wait_until_ready(1.0)
+    assert "stale" not in reader._repr_html_()
+    source.on_error(BadRequest(400, "BadRequest", "gone wrong"))
+    reader.wait_until_ready(1.0)  # it was ready: it still answers, as of when it stopped
+    status = reader.writer_status()
+    assert status.state == "stopped" and not status.following
+    assert "stale: its watch stopped" in reader._repr_html_()
+    assert "gone wrong" in reader._repr_html_()
+
+
+def test_a_timeout_while_the_watch_keeps_failing_names_the_last_error(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    srv.faults.fail_requests(503, count=1 << 30, verb="list")
+    reader, writer = store("configmaps")
+    subscription = watcher(configmaps).pipe(reflect(writer), default_backoff()).subscribe()
+    try:
+        wait_for(lambda: reader.writer_status().error is not None, "a first failure")
+        with pytest.raises(TimeoutError, match="503 ServiceUnavailable"):
+            reader.wait_until_ready(0.5)
+    finally:
+        subscription.dispose()
+    assert reader.writer_status().state == "stopped"
+
+
+def test_a_store_nothing_feeds_says_so_when_it_times_out() -> None:
+    reader, _writer = store("pods")
+    assert reader.writer_status().state == "idle"
+    with pytest.raises(TimeoutError, match="no pipeline feeds it"):
+        reader.wait_until_ready(0.01)
+
+
+def test_synchronous_retry_resubscribes_the_writer(srv: ApiServer, configmaps: Api) -> None:
+    # ops.retry() resubscribes inside on_error: the failed run has released the writer.
+    srv.faults.fail_requests(503, count=2, verb="list")
+    reader, writer = store("configmaps")
+    subscription = watcher(configmaps).pipe(reflect(writer), ops.retry(5)).subscribe()
+    try:
+        reader.wait_until_ready(TIMEOUT)
+        assert reader.writer_status().state == "running"
+    finally:
+        subscription.dispose()
+
+
+# -- stress ----------------------------------------------------------------------------
+
+
+def test_random_subscriptions_and_disposals_never_let_two_pipelines_feed_one_writer() -> None:
+    rng = random.Random(12)
+    reader, writer = store("pods")
+    feeding = [0]
+    most = [0]
+    lock = threading.Lock()
+
+    def counted(source: Observable[Event]) -> Observable[Event]:
+        def on_next(event: Event) -> None:
+            with lock:
+                feeding[0] += 1
+                most[0] = max(most[0], feeding[0])
+            time.sleep(rng.random() / 1000)
+            with lock:
+                feeding[0] -= 1
+
+        return source.pipe(ops.do_action(on_next))
+
+    refused: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        # Each thread is one watch: its own source, its own pipelines on the shared writer.
+        local = random.Random(seed)
+        subject: Subject[Event] = Subject()
+        pipeline = subject.pipe(reflect(writer), counted)
+        for _ in range(200):
+            sub = pipeline.subscribe(on_error=refused.append)
+            for _ in range(local.randrange(3)):
+                subject.on_next(Apply({"metadata": {"name": f"p{local.randrange(20)}"}}))
+            sub.dispose()
+
+    threads = [
+        threading.Thread(target=churn, args=(rng.random(),), name=f"test-churn-{i}")
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT * 3)
+        assert not thread.is_alive()
+    assert most[0] == 1, "two pipelines applied events to one writer at once"
+    assert refused and all(isinstance(exc, WriterBusy) for exc in refused)
+    assert reader.writer_status().state == "stopped"
+
+
+# -- the asyncio face ------------------------------------------------------------------
+
+
+def test_the_async_face_owns_the_writer_and_shows_retrying_under_backoff(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    from rxkube import aio
+
+    srv.create("configmaps", configmap("a"), namespace="default")
+    srv.faults.fail_requests(503, count=1, verb="list")
+    reader, writer = store("configmaps")
+    seen: list[str] = []
+
+    async def main() -> None:
+        pipeline = aio.watcher(configmaps).pipe(aio.reflect(writer), aio.default_backoff())
+
+        async def follow() -> None:
+            async for _event in pipeline:
+                seen.append(reader.writer_status().state)
+
+        task = asyncio.ensure_future(follow())
+        deadline = time.monotonic() + TIMEOUT
+        while reader.writer_status().state != "retrying":
+            assert time.monotonic() < deadline, "never retrying"
+            await asyncio.sleep(0.01)
+        await reader.wait_ready(TIMEOUT)  # not WriterStopped: the retry follows
+        with pytest.raises(WriterBusy):
+            async for _event in aio.watcher(configmaps).pipe(aio.reflect(writer)):
+                pass
+        assert reader.writer_status().state == "running"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert reader.writer_status().state == "stopped"
