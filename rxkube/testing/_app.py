@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import http_exceptions, web
@@ -66,6 +66,7 @@ def _request_key(name: str) -> Any:
     return key_type(name) if key_type is not None else name
 
 
+_T = TypeVar("_T")
 _ROUTE = _request_key("rxkube.route")
 _VERB = _request_key("rxkube.verb")
 
@@ -216,10 +217,17 @@ async def _read_body(request: web.Request) -> bytes:
         raise StatusError(413, f"Request entity too large: limit is {MAX_REQUEST_BYTES}") from None
 
 
+async def _off_loop(size: int, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``fn(*args, **kwargs)``, on a worker thread when it works on a body of ``size`` bytes
+    larger than :data:`_OFF_LOOP_BYTES` (decoding it, or a store write, which takes the
+    store's lock and so is safe from any thread)."""
+    if size > _OFF_LOOP_BYTES:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
 async def _decode(data: bytes, *, yaml_body: bool) -> Any:
-    if len(data) > _OFF_LOOP_BYTES:
-        return await asyncio.to_thread(decode_body, data, yaml_body=yaml_body)
-    return decode_body(data, yaml_body=yaml_body)
+    return await _off_loop(len(data), decode_body, data, yaml_body=yaml_body)
 
 
 async def _decode_body(data: bytes) -> Any:
@@ -654,7 +662,8 @@ class ApiApp:
         if verb == "create":
             options = write_options(request, "CreateOptions")
             obj = await _read_object(request, route.served)
-            stored = self.store.create(
+            stored = await _off_loop(
+                len(await _read_body(request)), self.store.create,
                 route.served, obj, route.namespace, via_http=True,
                 field_manager=options.field_manager, dry_run=options.dry_run,
             )  # fmt: skip
@@ -663,7 +672,8 @@ class ApiApp:
             assert route.name is not None
             options = write_options(request, "UpdateOptions")
             obj = await _read_object(request, route.served)
-            stored = self.store.update(
+            stored = await _off_loop(
+                len(await _read_body(request)), self.store.update,
                 route.served, route.namespace, route.name, obj,
                 subresource=route.subresource, via_http=True,
                 field_manager=options.field_manager, dry_run=options.dry_run,
@@ -1024,7 +1034,8 @@ class ApiApp:
         options = write_options(request, "PatchOptions", apply=is_apply)
         data = await _read_body(request)
         if is_apply:
-            stored, created = self.store.apply(
+            stored, created = await _off_loop(
+                len(data), self.store.apply,
                 route.served, route.namespace, route.name, await _decode_apply(data),
                 field_manager=options.field_manager,
                 force=bool(_bool_param(request.query, "force")),
@@ -1039,7 +1050,8 @@ class ApiApp:
             )
             raise StatusError(400, f"{prefix}{exc}") from None
         change = patch_function(content_type, decoded, strategic_ok=route.served.strategic_merge)
-        stored = self.store.patch(
+        stored = await _off_loop(
+            len(data), self.store.patch,
             route.served, route.namespace, route.name, change,
             subresource=route.subresource, via_http=True,
             field_manager=options.field_manager, dry_run=options.dry_run,
