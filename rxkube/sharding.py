@@ -403,6 +403,11 @@ class ShardMember:
                         break
                     now = self._clock()
                     wake_at = next_renewal if not self._dirty else max(next_write, now)
+                    if (
+                        self._state.pending_since is not None
+                        and self._own_rv in self._state.pending_rvs
+                    ):
+                        wake_at = now  # our view caught up with the claim while we wrote
                     if self._state.valid_until is not None and self._state.claim:
                         wake_at = min(wake_at, self._state.valid_until)
                     if wake_at > now:

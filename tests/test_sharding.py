@@ -261,9 +261,12 @@ def test_replicas_share_the_work_through_kill_join_and_leave(
         wait_for(lambda: reconciled_since(alive, everything, 0.0), what="every object reconciled")
 
         # SIGKILL a: b and c take its share once its Lease expires.
-        a.signal(signal.SIGKILL)
+        a_share = {line["key"] for line in a.events("reconcile")}
+        killed = a.signal(signal.SIGKILL)
         a.wait()
         wait_for(lambda: covering(b, c), what="b and c to take over a's share")
+        # Its objects are reconciled at once ("shard acquired"), without any change.
+        wait_for(lambda: reconciled_since([b, c], a_share, killed), what="a's share reconciled")
         began = touch(srv, 1)
         wait_for(lambda: reconciled_since([b, c], everything, began), what="phase 1 reconciled")
 
@@ -274,11 +277,13 @@ def test_replicas_share_the_work_through_kill_join_and_leave(
         wait_for(lambda: reconciled_since([b, c, d], everything, began), what="phase 2 reconciled")
 
         # SIGTERM b: it leaves gracefully, the others take over well before its lease ends.
+        b_share = {line["key"] for line in b.events("reconcile") if line["start"] >= began}
         left = b.signal(signal.SIGTERM)
         assert b.wait() == 0
         wait_for(lambda: covering(c, d), what="c and d to take over b's share")
         handover = time.time() - left
         assert handover < LEASE_DURATION, f"graceful handover took {handover:.1f} s"
+        wait_for(lambda: reconciled_since([c, d], b_share, left), what="b's share reconciled")
         began = touch(srv, 3)
         wait_for(lambda: reconciled_since([c, d], everything, began), what="phase 3 reconciled")
 
