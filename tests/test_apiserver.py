@@ -1294,3 +1294,16 @@ def test_client_is_ready_for_token_and_tls() -> None:
         finally:
             rx_client.close()
     assert names == ["a"]
+
+
+def test_secret_string_data_is_folded_into_data(api: Http) -> None:
+    secrets = "/api/v1/namespaces/default/secrets"
+    body = {"metadata": {"name": "s"}, "data": {"a": "b2xk"}, "stringData": {"a": "new", "b": "x"}}
+    status, created, _ = api.request("POST", secrets, body)
+    assert status == 201 and "stringData" not in created
+    assert created["data"] == {"a": base64.b64encode(b"new").decode(), "b": "eA=="}
+    created["stringData"] = {"c": "y"}
+    status, updated, _ = api.request("PUT", f"{secrets}/s", created)
+    assert status == 200 and updated["data"]["c"] == "eQ==" and "stringData" not in updated
+    status, stored = api.get(f"{secrets}/s")
+    assert "stringData" not in stored and set(stored["data"]) == {"a", "b", "c"}

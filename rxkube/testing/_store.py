@@ -17,6 +17,7 @@ server's loop and the test's own thread can both write.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import dataclasses
@@ -32,6 +33,7 @@ from typing import Any, Literal
 
 import orjson
 
+from ..resource import Resource
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
 from ._schema import FieldSchema
@@ -366,6 +368,8 @@ class Store:
         causes = validate_metadata(res, meta)
         if causes:
             raise invalid(res, name, causes)
+        if via_http:
+            _fold_string_data(res, obj)
         obj = {"kind": res.kind, "apiVersion": res.api_version, **obj}
         for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(system, None)
@@ -677,6 +681,8 @@ class Store:
         causes = validate_metadata(res, new_meta, old_meta)
         if causes:
             raise invalid(res, name, causes)
+        if via_http:
+            _fold_string_data(res, new)
         terminating = "deletionTimestamp" in old_meta
         if terminating:
             added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
@@ -938,6 +944,27 @@ class Store:
             del state.log_rvs[:cut]
         self.compacted_rv = target
         return target
+
+
+def _fold_string_data(res: Resource, obj: Object) -> None:
+    """A Secret's ``stringData`` merged into ``data``, base64-encoded, as the v1 conversion does.
+
+    ``stringData`` is write-only: its keys win over ``data``'s and it is never stored.
+    """
+    if res.group or res.plural != "secrets" or "stringData" not in obj:
+        return
+    plain = obj.pop("stringData")
+    if not plain:
+        return
+    if not isinstance(plain, dict) or not all(isinstance(v, str) for v in plain.values()):
+        raise StatusError(
+            400,
+            'Secret in version "v1" cannot be handled as a Secret: stringData must map'
+            " keys to strings",
+        )
+    data = obj.get("data")
+    data = data if isinstance(data, dict) else {}
+    obj["data"] = {**data, **{k: base64.b64encode(v.encode()).decode() for k, v in plain.items()}}
 
 
 def _set_managed_fields(obj: Object, fields: ManagedFields | None) -> None:
