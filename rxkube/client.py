@@ -106,6 +106,18 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
 _USER_AGENT = "rxkube"
 
 
+def _header_safe(what: str, value: str) -> str:
+    """A credential as a header may carry it: surrounding whitespace trimmed (as client-go
+    trims token files), and refused, without echoing it, if a line break or NUL is left."""
+    value = value.strip()
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ConfigError(
+            f"the {what} contains a line break or NUL, which no HTTP header can carry:"
+            " check the token (or tokenFile, or credential plugin) of the kubeconfig"
+        )
+    return value
+
+
 class Client(ClosedOnExit):
     """A connection to one Kubernetes API server: TLS, authentication, raw HTTP.
 
@@ -115,7 +127,8 @@ class Client(ClosedOnExit):
 
     Args:
         server: the API server URL, e.g. ``https://10.0.0.1:6443`` (a path prefix is kept).
-        token: a bearer token sent with every request.
+        token: a bearer token sent with every request (surrounding whitespace trimmed;
+            ``ConfigError``, not echoing it, if it holds a line break).
         ca_file: a PEM file of CA certificates to verify the server with.
         ca_data: PEM (str) or DER (bytes) CA certificates, instead of or beside ``ca_file``.
         verify_ssl: ``False`` skips server certificate verification (insecure).
@@ -153,7 +166,7 @@ class Client(ClosedOnExit):
         self.server: str = server.rstrip("/")
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
-        self._token = token
+        self._token = _header_safe("token", token) if token else None
         self._auth = auth
         self._auth_lock = threading.Lock()
         self._discovery = Discovery(lambda path: self.request("GET", path), self.server)
@@ -254,7 +267,8 @@ class Client(ClosedOnExit):
         if self._auth is not None:
             # One refresh at a time: an exec plugin must not run once per waiting thread.
             with self._auth_lock:
-                headers.update(self._auth())
+                fresh = self._auth()
+            headers.update({name: _header_safe(name, value) for name, value in fresh.items()})
         return headers
 
     def _url(self, path: str, params: Mapping[str, str] | None) -> str:

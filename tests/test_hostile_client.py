@@ -19,17 +19,20 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from rxkube import ExponentialBackoff, reflect, store, watcher
 from rxkube.client import Api, Client
-from rxkube.errors import DecodeError, TooManyRequests, TransportError
+from rxkube.errors import ConfigError, DecodeError, TooManyRequests, TransportError
 from rxkube.events import Event, InitDone
 from rxkube.operators import backoff
 from rxkube.protocol import Config
+from rxkube.testing import ApiServer
 
 # -- a scripted raw HTTP server ------------------------------------------------------------
 
@@ -743,3 +746,38 @@ def test_a_body_that_does_not_match_its_content_encoding_is_a_decode_error(
     server = serve(handler)
     with Client(server.url) as client, pytest.raises(DecodeError, match="Content-Encoding"):
         client.request("GET", "/x")
+
+
+# -- credentials a header cannot carry -----------------------------------------------------
+
+
+def test_a_token_file_with_a_trailing_newline_is_trimmed_as_client_go_does(
+    tmp_path: Path,
+) -> None:
+    with ApiServer(token="s3cret") as srv:
+        token_file = tmp_path / "token"
+        token_file.write_text("s3cret\n")
+        document = srv.kubeconfig()
+        document["users"][0]["user"] = {"tokenFile": str(token_file)}
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(document))
+        with Client.from_kubeconfig(str(path)) as client:
+            assert client.request("GET", "/api/v1/namespaces").status == 200
+
+
+@pytest.mark.parametrize("token", ["s3cret\r\nX-Injected: 1", "s3c\nret", "s3c\0ret"])
+def test_a_token_with_a_line_break_is_a_config_error_that_does_not_echo_it(token: str) -> None:
+    with pytest.raises(ConfigError, match="line break or NUL") as info:
+        Client("http://127.0.0.1:1", token=token)
+    assert "s3c" not in str(info.value)
+
+
+def test_a_credential_plugin_header_with_a_line_break_is_a_config_error(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    server = serve(lambda _request, conn: answer(conn, {}))
+    client = Client(server.url, auth=lambda: {"Authorization": "Bearer s3c\r\nret"})
+    with client, pytest.raises(ConfigError, match="line break") as info:
+        client.request("GET", "/x")
+    assert "s3c" not in str(info.value)
+    assert server.requests == []
