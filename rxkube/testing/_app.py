@@ -33,7 +33,7 @@ from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
 from ._store import ResourceVersionTooOld, Store
 from ._stored import Stored, WatchFilter, event_line
-from ._validation import json_kind
+from ._validation import json_kind, type_meta_error
 from ._watch import WatchHub, WatchStream
 
 log = logging.getLogger("rxkube.testing")
@@ -304,13 +304,9 @@ async def _read_object(request: web.Request, served: ServedResource) -> dict[str
             "couldn't get version/kind; json parse error: json: cannot unmarshal "
             f"{json_kind(obj)} into Go value of type {_KIND_FINDER}"
         )
-    for field_name in ("apiVersion", "kind"):
-        value = obj.get(field_name)
-        if value is not None and not isinstance(value, str):
-            raise unrecognized(
-                "couldn't get version/kind; json parse error: json: cannot unmarshal "
-                f"{json_kind(value)} into Go struct field .{field_name} of type string"
-            )
+    error = type_meta_error(obj)
+    if error is not None:
+        raise unrecognized(error)
     return obj
 
 

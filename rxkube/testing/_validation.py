@@ -470,6 +470,18 @@ _SCHEME = "pkg/api/legacyscheme/scheme.go:30"
 """The name kube-apiserver's scheme of built-in kinds goes by in its errors."""
 
 
+def type_meta_error(obj: Mapping[str, Any]) -> str | None:
+    """Go's error finding the kind of a body whose ``apiVersion`` or ``kind`` is no string."""
+    for field_name in ("apiVersion", "kind"):
+        value = obj.get(field_name)
+        if value is not None and not isinstance(value, str):
+            return (
+                "couldn't get version/kind; json parse error: json: cannot unmarshal "
+                f"{json_kind(value)} into Go struct field .{field_name} of type string"
+            )
+    return None
+
+
 def _other_kind_error(resource: Resource, obj: Mapping[str, Any]) -> str | None:
     """For a built-in kind: the message of a body of another kind or API version.
 
@@ -478,13 +490,9 @@ def _other_kind_error(resource: Resource, obj: Mapping[str, Any]) -> str | None:
     server serves), ``no kind "Foo" is registered for version "v1" in scheme ...``
     otherwise; None for the resource's own kind and version (either may be left out).
     """
-    for field_name in ("apiVersion", "kind"):
-        value = obj.get(field_name)
-        if value is not None and not isinstance(value, str):
-            return (
-                "couldn't get version/kind; json parse error: json: cannot unmarshal "
-                f"{json_kind(value)} into Go struct field .{field_name} of type string"
-            )
+    error = type_meta_error(obj)
+    if error is not None:
+        return error
     kind = obj.get("kind") or resource.kind
     api_version = obj.get("apiVersion") or resource.api_version
     if (kind, api_version) == (resource.kind, resource.api_version):
