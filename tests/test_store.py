@@ -9,7 +9,7 @@ import doctest
 import importlib
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -154,6 +154,50 @@ def test_a_changed_copy_does_not_reach_the_objects_share_subtrees_shares() -> No
     got["spec"]["containers"].append({"name": "sidecar"})
     assert reader.get("a", "default")["spec"] == spec
     assert reader.get("b", "default")["spec"] == spec
+
+
+def _containers(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every dict and list inside ``value`` (itself included), with its path."""
+    if isinstance(value, dict | list):
+        yield path, value
+    if isinstance(value, dict | list | tuple):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _containers(item, f"{path}/{key}")
+
+
+@pytest.mark.parametrize("sharing", [False, True], ids=["plain", "ShareSubtrees"])
+def test_changing_any_nested_level_of_a_read_leaves_the_cache_unchanged(sharing: bool) -> None:
+    reader, writer = store()
+    reader.add_index("namespace", index_namespace)
+    share = ShareSubtrees()
+    for i in range(3):
+        obj = pod(f"p{i}", labels={"app": "web"})
+        obj["spec"] = {
+            "containers": [{"name": "c", "env": [{"name": "A", "value": "1"}], "ports": [80]}],
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+        }
+        obj["metadata"]["managedFields"] = [{"fieldsV1": {"f:spec": {"f:containers": {}}}}]
+        obj = share(obj) if sharing else obj
+        obj["metadata"] = {**obj["metadata"], "pair": ({"inner": ["x"]}, "y")}  # as modify() may
+        writer.apply(Apply(obj))
+    expected = [copy.deepcopy(o) for o in reader.state(copy=False)]
+    name, namespace = expected[1]["metadata"]["name"], expected[1]["metadata"]["namespace"]
+    reads: dict[str, Callable[[], list[Any]]] = {
+        "get": lambda: [reader.get(name, namespace)],
+        "state": reader.state,
+        "by_index": lambda: reader.by_index("namespace", namespace),
+    }
+    for how, read in reads.items():
+        for got in read():
+            for path, part in list(_containers(got)):
+                if isinstance(part, dict):
+                    part.clear()
+                    part["changed-by"] = how
+                else:
+                    part.clear()
+                    part.append(path)
+        assert reader.state(copy=False) == expected, how
+        assert reader.by_index("namespace", namespace) == expected, how
 
 
 def test_a_copy_keeps_values_that_are_not_json() -> None:
