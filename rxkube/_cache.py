@@ -620,7 +620,8 @@ class Writer:
             self._remove(key_of(event.obj))
         elif isinstance(event, InitApply):
             obj = event.obj
-            self._buffer[key_of(obj)] = obj
+            key = key_of(obj)
+            self._buffer[key] = _unchanged(self._store._objects.get(key), obj)
             self._store._listed = len(self._buffer)
         elif isinstance(event, Init):
             self._buffer = {}
@@ -835,6 +836,24 @@ def failed_run(error: BaseException) -> Run | None:
     the store (:meth:`Run.retrying`) and, if that is called off, :meth:`Run.retry_cancelled`.
     """
     return _failing.find(error)
+
+
+def _unchanged(cached: Object | None, listed: Object) -> Object:
+    """The cached object if ``listed`` is the same version of it (same uid and
+    resourceVersion), else ``listed``.
+
+    So a relist keeps the objects that did not change, and its peak memory grows with
+    what changed rather than with the store (kube-rs and client-go hold the old and the
+    new state together, about twice the store). Both are the server's object at that
+    version after the same ``modify()`` functions, which must be pure functions of it.
+    """
+    if cached is None:
+        return listed
+    meta, old = listed["metadata"], cached["metadata"]
+    version = meta.get("resourceVersion")
+    if version and version == old.get("resourceVersion") and meta.get("uid") == old.get("uid"):
+        return cached
+    return listed
 
 
 def store(name: str = "", *, copy_on_read: bool = True) -> tuple[Store, Writer]:

@@ -108,6 +108,28 @@ def test_apply_and_delete_change_the_live_map() -> None:
     assert names(reader.state()) == ["b"]
 
 
+def test_a_relist_keeps_the_cached_objects_whose_version_is_unchanged() -> None:
+    reader, writer = store(copy_on_read=False)
+    first = {name: pod(name) for name in ("same", "changed", "recreated", "gone")}
+    first["same"]["metadata"]["uid"] = "u1"
+    first["recreated"]["metadata"]["uid"] = "u2"
+    for event in (Init(), *(InitApply(o) for o in first.values()), InitDone()):
+        writer.apply(event)
+    relisted = [pod("same"), pod("changed", rv=2), pod("recreated"), pod("new")]
+    relisted[0]["metadata"]["uid"] = "u1"
+    relisted[2]["metadata"]["uid"] = "u3"  # deleted and created again at the same version
+    writer.apply(Init())
+    for obj in relisted:
+        writer.apply(InitApply(obj))
+    assert reader.get("gone", "default") is first["gone"], "the old state is served until the swap"
+    writer.apply(InitDone())
+    assert reader.get("same", "default") is first["same"]
+    assert reader.get("changed", "default") is relisted[1]
+    assert reader.get("recreated", "default") is relisted[2]
+    assert reader.get("new", "default") is relisted[3]
+    assert reader.get("gone", "default") is None
+
+
 def test_objects_are_stored_by_reference() -> None:
     reader, writer = store(copy_on_read=False)
     obj = pod("a")
@@ -339,7 +361,7 @@ def test_a_reader_never_sees_a_partial_relist_under_heavy_churn() -> None:
             for gen in range(generations):
                 writer.apply(Init())
                 for i in range(size):
-                    writer.apply(InitApply(pod(f"r{i}", labels={"gen": str(gen)})))
+                    writer.apply(InitApply(pod(f"r{i}", rv=gen, labels={"gen": str(gen)})))
                     if i % 10 == 0:  # churn on the live map while the relist is buffered
                         writer.apply(Apply(pod(f"churn{i}", rv=gen)))
                         writer.apply(Delete(pod(f"churn{i - 10}")))
