@@ -613,11 +613,22 @@ class Writer:
             ValueError: the object has no ``metadata.name``.
             Exception: whatever an index function raised (the store is left unchanged).
         """
+        self._apply(event, None)
+
+    def _apply(self, event: Event, committed: Callable[[], None] | None) -> None:
+        """Apply ``event``; ``committed`` runs under the store lock as the change is made.
+
+        A shared store publishes the event to its subscribers there, so that a subscriber
+        joining with a snapshot of the store sees each change exactly once. ``committed``
+        must be quick: it takes the dispatcher lock (the order is store, then dispatcher)
+        and appends to a list. ``Init`` and ``InitApply`` change only the side buffer:
+        nothing is committed and ``committed`` does not run.
+        """
         if isinstance(event, Apply):
             obj = event.obj
-            self._put(key_of(obj), obj)
+            self._put(key_of(obj), obj, committed)
         elif isinstance(event, Delete):
-            self._remove(key_of(event.obj))
+            self._remove(key_of(event.obj), committed)
         elif isinstance(event, InitApply):
             obj = event.obj
             key = key_of(obj)
@@ -627,11 +638,16 @@ class Writer:
             self._buffer = {}
             self._store._listed = 0
         elif isinstance(event, InitDone):
-            self._swap()
+            self._swap(committed)
         else:
             raise TypeError(f"not a watch event: {event!r}")
 
-    def _put(self, key: Key, obj: Object) -> None:
+    @property
+    def _pending(self) -> dict[Key, Object]:
+        """The relist being buffered (what ``InitDone`` swaps in); the writer's thread only."""
+        return self._buffer
+
+    def _put(self, key: Key, obj: Object, committed: Callable[[], None] | None) -> None:
         store = self._store
         if not store._kind:
             store._kind = str(obj.get("kind", ""))
@@ -645,16 +661,20 @@ class Writer:
                     store._objects[key] = obj
                     for index, index_keys in keys:
                         index.put(key, obj, index_keys)
+                    if committed is not None:
+                        committed()
                     return
 
-    def _remove(self, key: Key) -> None:
+    def _remove(self, key: Key, committed: Callable[[], None] | None) -> None:
         store = self._store
         with store._lock:
             if store._objects.pop(key, None) is not None:
                 for index in store._indexes.values():
                     index.remove(key)
+            if committed is not None:
+                committed()
 
-    def _swap(self) -> None:
+    def _swap(self, committed: Callable[[], None] | None) -> None:
         store = self._store
         objects, self._buffer = self._buffer, {}
         if not store._kind and objects:
@@ -672,6 +692,8 @@ class Writer:
                         store._status = WriterStatus("running", store._status.since)
                     if not store._ready.is_set():
                         store._set_ready()
+                    if committed is not None:
+                        committed()
                     return
 
     # -- the pipeline that feeds this writer ----------------------------------------------

@@ -316,6 +316,12 @@ class Feed:
 class _Dispatcher:
     """The shared log, the subscribers' cursors, and who sleeps or waits for whom.
 
+    Lock rules: ``_lock`` (and its condition ``_room``) guards the log, the cursors and
+    who sleeps; it is held for O(1) steps (a replay's O(n) copy holds the store's lock
+    instead) and never across user code: index functions and a relist's rebuild run
+    before it, subscribers' callbacks after it. When both are needed, the store's lock
+    is taken first (the writer's commit, ``add``), never the other way round.
+
     Invariants, under ``_lock``: the log holds the entries from sequence number ``_base``
     on; every subscriber's cursor is between ``_base`` and the head; a subscriber with
     nothing to deliver is in ``_sleeping`` exactly while its thread (or scheduler) is
@@ -336,40 +342,52 @@ class _Dispatcher:
         self._blocker: _Subscriber | None = None
         self._writer_waits = 0
         self._overflows = 0
+        # The writer's thread only: the entry it is committing, and whom that wakes.
+        self._entry: _Entry | None = None
+        self._woken: list[_Subscriber] | None = None
 
     # -- the writer's side (the watch thread) --------------------------------------------
 
     def feed(self, feeder: Feed, event: Event) -> None:
-        """Apply ``event`` and dispatch it; wait first while the slowest buffer is full."""
+        """Apply ``event`` and dispatch it; wait first while the slowest buffer is full.
+
+        Nothing slow happens under the dispatcher lock: index functions run and a relist's
+        new indexes and dispatch entry are built before it, by this thread (the one
+        writer, so the maps read here cannot change meanwhile). The lock is taken only at
+        the store's commit, to append the entry in the same step (see ``_publish``).
+        """
         if len(self._log) >= self._size and not self._make_room(feeder):
             return
-        store = self._store
         writer = feeder.writer
         if isinstance(event, Apply | Delete):
-            entry: _Entry = event
-            with self._lock:
-                writer.apply(event)
-                if not self._subscribers:
-                    return
-                self._log.append(entry)
-                if not self._sleeping:
-                    return
-                sleeping, self._sleeping = self._sleeping, []
+            self._entry = event
         elif isinstance(event, InitDone):
-            with self._lock:
-                # Only events=True subscribers are told about deletions: only they need
-                # the state the relist replaces.
-                old = store.state(copy=False) if self._event_subscribers else []
-                writer.apply(event)
-                if not self._subscribers:
-                    return
-                deleted = [obj for obj in old if obj not in store]
-                self._log.append(_Relist(store.state(copy=False), deleted))
-                sleeping, self._sleeping = self._sleeping, []
+            # O(n), outside every lock. Only events=True subscribers are told about
+            # deletions; one may join before the commit, so they are always worked out.
+            before = self._store._objects
+            after = writer._pending
+            deleted = [obj for key, obj in before.items() if key not in after]
+            self._entry = _Relist(list(after.values()), deleted)
         else:  # Init and InitApply change only the writer's side buffer: nothing to see
             writer.apply(event)
             return
-        self._wake(sleeping)
+        writer._apply(event, self._publish)
+        woken, self._woken = self._woken, None
+        if woken:
+            self._wake(woken)
+
+    def _publish(self) -> None:
+        """Append the entry being fed to the log; called under the store lock at the commit.
+
+        Lock order: the store's lock, then this one (``add`` takes them in the same order).
+        """
+        entry, self._entry = self._entry, None
+        with self._lock:
+            if not self._subscribers or entry is None:
+                return
+            self._log.append(entry)
+            if self._sleeping:
+                self._woken, self._sleeping = self._sleeping, []
 
     def _make_room(self, feeder: Feed) -> bool:
         """Wait until the slowest buffer has room; False if the feeder was disposed meanwhile."""
@@ -446,15 +464,20 @@ class _Dispatcher:
         label = self._store.name or self._store.kind.lower() or "store"
         name = f"rxkube-subscriber-{label}-{next(_thread_numbers)}"
         sub = _Subscriber(self, observer, name, events=events, drop=drop, scheduler=scheduler)
-        with self._lock:
+        store = self._store
+        # The store lock first (the writer's commit order): no change commits meanwhile,
+        # so the replayed snapshot and the cursor agree. The O(n) copy of a replay holds
+        # the store's lock, not this one: delivery, disposal and stats go on.
+        with store._lock:
             if replay:
-                sub.replay = self._store.state(copy=False)
-            sub.cursor = self._base + len(self._log)
-            self._subscribers.append(sub)
-            self._event_subscribers += events
-            idle = scheduler is not None and not replay
-            if idle:
-                self._sleeping.append(sub)
+                sub.replay = list(store._objects.values())
+            with self._lock:
+                sub.cursor = self._base + len(self._log)
+                self._subscribers.append(sub)
+                self._event_subscribers += events
+                idle = scheduler is not None and not replay
+                if idle:
+                    self._sleeping.append(sub)
         if not idle:
             try:
                 sub.start()
