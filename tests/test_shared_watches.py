@@ -671,3 +671,23 @@ def test_views_come_and_go_from_many_threads_under_churn(srv: ApiServer, client:
             sub.dispose()
         eventually(lambda: watches.stats() == [], "every view to retire")
         eventually(lambda: srv.open_watches() == 0, "every watch to close")
+
+
+def test_a_hand_over_past_compaction_relists_the_views(srv: ApiServer, client: Client) -> None:
+    for i in range(4):
+        srv.create("configmaps", cm(f"c{i}", "a", app="web"))
+    with SharedWatches(client, linger=0) as watches:
+        wide = watches.store("configmaps")
+        web = Folded()
+        sub = watches.events("configmaps", label_selector="app=web").subscribe(web)
+        wide.wait_until_ready(TIMEOUT)
+        eventually(lambda: len(web.refs()) == 4, "the list")
+        srv.faults.delay_responses(2.0, count=1, verb="watch")
+        wide.close()  # the hand-over's watch from the old resourceVersion is held back...
+        srv.delete("configmaps", "c0", namespace="a")
+        srv.create("configmaps", cm("c5", "a", app="web"))
+        srv.compact()  # ...until that resourceVersion is compacted: 410, and a relist
+        want = server_refs(srv, label_selector="app=web")
+        eventually(lambda: web.refs() == want, "the view to relist")
+        assert sum(isinstance(e, Init) for e in web.events) == 2
+        sub.dispose()
