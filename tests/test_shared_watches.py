@@ -15,7 +15,7 @@ from rxkube import Controller, SharedWatches
 from rxkube._watching import metadata_watcher, watcher
 from rxkube.client import Api, Client
 from rxkube.controller import Action
-from rxkube.errors import ConfigError
+from rxkube.errors import BadRequest, ConfigError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
@@ -682,6 +682,8 @@ def test_a_hand_over_past_compaction_relists_the_views(srv: ApiServer, client: C
         sub = watches.events("configmaps", label_selector="app=web").subscribe(web)
         wide.wait_until_ready(TIMEOUT)
         eventually(lambda: len(web.refs()) == 4, "the list")
+        # The wide watch is open: the delay is for the hand-over's watch alone.
+        eventually(lambda: srv.open_watches() == 1, "the wide watch to open")
         srv.faults.delay_responses(2.0, count=1, verb="watch")
         wide.close()  # the hand-over's watch from the old resourceVersion is held back...
         srv.delete("configmaps", "c0", namespace="a")
@@ -691,3 +693,23 @@ def test_a_hand_over_past_compaction_relists_the_views(srv: ApiServer, client: C
         eventually(lambda: web.refs() == want, "the view to relist")
         assert sum(isinstance(e, Init) for e in web.events) == 2
         sub.dispose()
+
+
+def test_a_watch_the_server_refuses_fails_its_views_streams(
+    srv: ApiServer, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SharedWatches(client, linger=0) as watches:
+        errors: list[Exception] = []
+        with caplog.at_level(logging.ERROR, logger="rxkube._shared_watches"):
+            watches.events("pods", field_selector="spec.nonsense=x").subscribe(
+                on_error=errors.append
+            )
+            eventually(lambda: len(errors) == 1, "the server's refusal")
+        assert isinstance(errors[0], BadRequest)
+        assert "field label not supported: spec.nonsense" in str(errors[0])
+        assert "the shared watch of pods" in caplog.text
+        assert watches.stats() == []
+        # The next request for it opens a watch again (and the server refuses it again).
+        again: list[Exception] = []
+        watches.events("pods", field_selector="spec.nonsense=x").subscribe(on_error=again.append)
+        eventually(lambda: len(again) == 1, "the second refusal")
