@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ._cache import Store, Writer
+from ._cache import Run, Store, Writer
 from ._views import ViewFilter, ViewKey, absorbs, breadth, covers
 from ._watching import _watch
 from .client import Api
@@ -260,6 +261,39 @@ class _View:
         self.timer: threading.Timer | None = None
         self.retired = False
         self.lane = _Lane(self._process)
+        # The store's writer status follows the watch serving the view: one Run while a
+        # watch subscription feeds it; the failed one while a retry is promised.
+        self._run: Run | None = None
+        self._failed: Run | None = None
+
+    def follow(self) -> None:
+        """A watch subscription feeds the view from now on (its store is "running")."""
+        if self._run is None:
+            self._failed = None
+            self._run = self._writer.new_run()
+            self._run.start()
+
+    def retrying(self, error: BaseException, at: float) -> None:
+        """The watch failed and resubscribes at ``at``: the store shows "retrying"."""
+        run, self._run = self._run, None
+        if run is not None:
+            run.failed(_as_exception(error), _ignore)
+            run.retrying(at)
+            self._failed = run
+
+    def stopped(self, error: Exception | None = None) -> None:
+        """Nothing feeds the view any more: the store shows "stopped" (with ``error``)."""
+        run, self._run = self._run, None
+        if run is not None and error is None:
+            run.disposed()
+            return
+        if run is not None:
+            assert error is not None
+            run.failed(error, _ignore)
+            self._failed = run
+        if self._failed is not None:
+            self._failed.retry_cancelled()
+            self._failed = None
 
     @property
     def refs(self) -> int:
@@ -543,6 +577,8 @@ class SharedWatches:
             for watch in watches:
                 with watch.lock:
                     watch.closed = True
+                    for view in watch.views:
+                        view.stopped()
                     watch.views.clear()
         _dispose(watches)
         _pump([view.lane for view in views])
@@ -576,6 +612,7 @@ class SharedWatches:
             view = _View(key, watch, self._release)
             watch.anchor = view
             watch.views.append(view)
+            view.follow()
             self._watches.append(watch)
             watch.absorbing = [w for w in self._watches if w is not watch and self._absorbs(key, w)]
             self._views[key] = view
@@ -588,6 +625,7 @@ class SharedWatches:
             # Put under the watch's lock, so that its next events come after the seed.
             view.lane.put(_Batch(view.filter.snapshot()))
             watch.views.append(view)
+            view.follow()
         self._views[key] = view
         return view, [view.lane]
 
@@ -611,13 +649,23 @@ class SharedWatches:
         )
         watch.resume[0] = watch_from
         watch.applied_rv = watch_from
-        source = _watch(
-            api,
-            config,
-            metadata_only=key.metadata_only,
-            resume=watch.resume,
-            watch_from=watch_from,
-        ).pipe(default_backoff())
+        inner = _watch(
+            api, config, metadata_only=key.metadata_only, resume=watch.resume, watch_from=watch_from
+        )
+
+        def subscribed(_scheduler: abc.SchedulerBase | None) -> Observable[Event]:
+            with watch.lock:
+                for view in watch.views:
+                    view.follow()
+            return inner
+
+        def on_retry(error: BaseException, delay: float) -> None:
+            at = time.time() + delay
+            with watch.lock:
+                for view in watch.views:
+                    view.retrying(error, at)
+
+        source = reactivex.defer(subscribed).pipe(default_backoff(on_retry=on_retry))
 
         def on_next(event: Event) -> None:
             self._on_event(watch, event)
@@ -681,6 +729,7 @@ class SharedWatches:
         watch = view.watch
         with watch.lock:
             watch.views.remove(view)
+            view.stopped()
             if view is not watch.anchor:
                 return []
             watch.closed = True
@@ -714,6 +763,7 @@ class SharedWatches:
                 view.filter.retarget(watch.key, view.key)
                 view.watch = watch
                 watch.views.append(view)
+                view.follow()  # a run of a retrying watch ended: the new watch starts one
             self._watches.append(watch)
             self._start(watch, watch_from=resume if listed else None)
 
@@ -755,6 +805,7 @@ class SharedWatches:
                         view.filter.seed(wide.anchor.filter)
                         view.watch = wide
                         wide.views.append(view)
+                        view.follow()
                         view.lane.put(_Batch(view.filter.snapshot()))
                         lanes.append(view.lane)
                 self._watches.remove(narrow)
@@ -769,6 +820,8 @@ class SharedWatches:
             with watch.lock:
                 watch.closed = True
                 views, watch.views = watch.views, []
+                for view in views:
+                    view.stopped(exc)
             if watch in self._watches:
                 self._watches.remove(watch)
             for view in views:
@@ -792,3 +845,11 @@ def _dispose(watches: list[_Watch]) -> None:
     for watch in watches:
         if watch.subscription is not None:
             watch.subscription.dispose()
+
+
+def _ignore(_error: Exception) -> None:
+    """Where a view's failed run sends its error: the views' streams get it otherwise."""
+
+
+def _as_exception(error: BaseException) -> Exception:
+    return error if isinstance(error, Exception) else RuntimeError(str(error))

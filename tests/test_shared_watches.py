@@ -15,7 +15,7 @@ from rxkube import Controller, SharedWatches
 from rxkube._watching import metadata_watcher, watcher
 from rxkube.client import Api, Client
 from rxkube.controller import Action
-from rxkube.errors import BadRequest, ConfigError
+from rxkube.errors import BadRequest, ConfigError, WriterStopped
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
@@ -713,3 +713,39 @@ def test_a_watch_the_server_refuses_fails_its_views_streams(
         again: list[Exception] = []
         watches.events("pods", field_selector="spec.nonsense=x").subscribe(on_error=again.append)
         eventually(lambda: len(again) == 1, "the second refusal")
+
+
+def test_view_stores_show_whether_their_watch_still_follows_the_server(
+    srv: ApiServer, client: Client
+) -> None:
+    srv.create("configmaps", cm("c0", "a", app="web"))
+    watches = SharedWatches(client, linger=0)
+    wide = watches.store("configmaps")
+    narrow = watches.store("configmaps", label_selector="app=web")
+    narrow.wait_until_ready(TIMEOUT)
+    assert {s.writer_status().state for s in (wide, narrow)} == {"running"}
+    eventually(lambda: srv.open_watches() == 1, "the watch to open")
+    # A dropped connection whose relists fail for a while: every view is "retrying".
+    srv.faults.fail_requests(503, count=1, verb="list")
+    srv.faults.close_watches(abrupt=True)
+    eventually(
+        lambda: {s.writer_status().state for s in (wide, narrow)} == {"retrying"}, "retrying"
+    )
+    status = narrow.writer_status()
+    assert status.error is not None and status.retry_at is not None
+    srv.create("configmaps", cm("c1", "a", app="web"))
+    eventually(lambda: len(narrow) == 2, "the retried watch to catch up")
+    assert {s.writer_status().state for s in (wide, narrow)} == {"running"}
+    watches.close()
+    assert {s.writer_status().state for s in (wide, narrow)} == {"stopped"}
+
+
+def test_a_store_of_a_refused_watch_stops_instead_of_waiting_out_its_timeout(
+    client: Client,
+) -> None:
+    with SharedWatches(client, linger=0) as watches:
+        refused = watches.store("pods", field_selector="spec.nonsense=x")
+        with pytest.raises(WriterStopped) as stopped:
+            refused.wait_until_ready(TIMEOUT)
+        assert isinstance(stopped.value.__cause__, BadRequest)
+        assert refused.writer_status().state == "stopped"
