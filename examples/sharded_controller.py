@@ -29,6 +29,7 @@ import threading
 import time
 from typing import Any
 
+from rxkube._shards import fraction
 from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller, ControllerConfig, shutdown_signals
 from rxkube.errors import NotFound
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda held: emit(
             event="ranges",
             replica=replica,
-            fraction=sum(end - start for start, end in held) / 2**64,
+            fraction=fraction(held),
             ranges=[[f"{start:#x}", f"{end:#x}"] for start, end in held],
             members=member.members,
         )
