@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._http import Cancellation
+from ._telemetry import WatchStats
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from .protocol import Config, ListRequest, WatchMachine
+from .protocol import Config, ListRequest, Request, WatchMachine
 
 if TYPE_CHECKING:
     from .client import Api, WatchStream
@@ -148,12 +150,16 @@ def _watch(
     # relists from where the last one was instead of from scratch.
     cell: list[str | None] = [watch_from] if resume is None else resume
     first: list[str | None] = [watch_from]
+    # So do its counters, found by metrics exporters and health probes.
+    stats = WatchStats(
+        _describe(api, config), api.resource.full_name, api.namespace, config.idle_timeout
+    )
 
     def subscribe(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         start, first[0] = first[0], None
-        run = _WatchRun(api, config, metadata_only, observer, scheduler, cell, start)
+        run = _WatchRun(api, config, metadata_only, observer, scheduler, cell, stats, start)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
         )
@@ -161,6 +167,27 @@ def _watch(
         return Disposable(run.stop)
 
     return reactivex.create(subscribe)
+
+
+def _describe(api: Api, config: Config) -> str:
+    where = f" in {api.namespace}" if api.namespace else ""
+    selectors = ",".join(s for s in (config.label_selector, config.field_selector) if s)
+    return f"{api.resource.full_name}{where}" + (f" ({selectors})" if selectors else "")
+
+
+def _relist_cause(code: object) -> str:
+    """Why the state machine restarted after the status ``code`` it was fed."""
+    if code == 410:
+        return "gone"
+    if code == 504:
+        return "too_large"
+    return "fallback"  # a streaming list the server refused: list+watch from now on
+
+
+def _starts_list(request: Request) -> bool:
+    if isinstance(request, ListRequest):
+        return "continue" not in request.params
+    return "sendInitialEvents" in request.params
 
 
 class _ConsumerError(Exception):
@@ -178,6 +205,7 @@ class _WatchRun:
         observer: abc.ObserverBase[Event],
         scheduler: abc.SchedulerBase | None,
         resume: list[str | None],
+        stats: WatchStats,
         watch_from: str | None = None,
     ) -> None:
         self._api = api
@@ -188,6 +216,11 @@ class _WatchRun:
         self._scheduler = scheduler
         self._pending = threading.BoundedSemaphore(_PENDING_BATCHES) if scheduler else None
         self._resume = resume
+        self._stats = stats
+        # Why the next list starts (None: this subscription's first), and when the
+        # relist under way started.
+        self._relist_cause: str | None = None
+        self._list_started: float | None = None
         self._stopped = threading.Event()
         # Every request of this run is made under it, so stop() aborts whichever is in
         # flight: a list, a watch waiting for its headers, a watch being read.
@@ -198,20 +231,31 @@ class _WatchRun:
     def stop(self) -> None:
         """Stop the watch: aborts the request in flight, which ends the thread at once."""
         self._stopped.set()
+        self._stats.disposed()
         self._cancellation.cancel()
 
     def run(self) -> None:
+        stats = self._stats
+        stats.started()
         try:
             self._loop()
         except _ConsumerError as exc:
+            cause = exc.__cause__
+            stats.ended(cause if isinstance(cause, Exception) else exc)
             log.error(
                 "a subscriber of the %s watch raised; watch stopped",
                 self._name,
                 exc_info=exc.__cause__,
             )
         except Exception as exc:
-            if not self._stopped.is_set():
+            if self._stopped.is_set():
+                stats.ended(None)
+            else:
+                # Counted before on_error: a backoff may resubscribe from inside it.
+                stats.ended(exc)
                 self._deliver_error(exc)
+        else:
+            stats.ended(None)
 
     def _loop(self) -> None:
         # The resume point is published after every step, not when the thread ends, so
@@ -221,8 +265,13 @@ class _WatchRun:
             self._config, resume[0], name=self._name, watch_from=self._watch_from
         )
         api, metadata_only = self._api, self._metadata_only
+        stats = self._stats
         while not self._stopped.is_set():
             request = machine.next_request()
+            if self._list_started is None and _starts_list(request):
+                stats.relist(self._relist_cause)
+                self._list_started = time.monotonic()
+            stats.progressed()
             if isinstance(request, ListRequest):
                 response = api.list_page(
                     request.params, metadata_only=metadata_only, cancellation=self._cancellation
@@ -234,6 +283,8 @@ class _WatchRun:
                 else:
                     err = response.error()
                     events = machine.on_list(err.code, err.status, retry_after=err.retry_after)
+                    if machine.stream_done:
+                        self._restarted(_relist_cause(err.code), watching=False)
                 resume[0] = machine.resource_version
                 self._emit(events)
             else:
@@ -252,11 +303,14 @@ class _WatchRun:
         if stream.status != 200:
             err = stream.error()
             events = machine.on_watch_failed(err.code, err.status, retry_after=err.retry_after)
+            if machine.stream_done:
+                self._restarted(_relist_cause(err.code), watching=False)
             resume[0] = machine.resource_version
             self._emit(events)
             return
         self._emit(machine.on_watch_opened())
         loads, on_event, emit = orjson.loads, machine.on_watch_event, self._emit
+        count = self._stats.event
         for line in stream.lines():
             try:
                 decoded = loads(line)
@@ -264,18 +318,38 @@ class _WatchRun:
                 raise DecodeError(
                     f"watch {self._name}: the server sent a line that is not JSON: {line[:200]!r}"
                 ) from None
+            count(str(decoded.get("type")) if isinstance(decoded, dict) else "invalid")
             events = on_event(decoded)
             resume[0] = machine.resource_version
             if events:
                 emit(events)
             if machine.stream_done:
+                status = decoded.get("object")
+                self._restarted(
+                    _relist_cause(status.get("code") if isinstance(status, dict) else None)
+                )
                 return
         if not self._stopped.is_set():
             self._emit(machine.on_watch_end())
+            if not machine.stream_done:
+                self._stats.restarted("timeout")
+            else:
+                self._restarted("fallback")
+
+    def _restarted(self, cause: str, *, watching: bool = True) -> None:
+        """The state machine starts over: the next request begins a relist."""
+        self._relist_cause = cause
+        self._list_started = None
+        if watching:
+            self._stats.restarted(cause)
 
     def _emit(self, events: Sequence[Event]) -> None:
         if not events:
             return
+        if self._list_started is not None and isinstance(events[-1], InitDone):
+            self._stats.listed(time.monotonic() - self._list_started)
+            self._list_started = None
+            self._relist_cause = None
         if self._scheduler is None:
             try:
                 _send_all(self._observer.on_next, events)

@@ -1,4 +1,4 @@
-"""Controller metrics as plain Python data, with an optional Prometheus exporter.
+"""Controller, watch and store metrics as plain Python data, with optional Prometheus exporters.
 
 Every :class:`~rxkube.controller.Controller` counts into a :class:`ControllerMetrics`
 (``controller.metrics``): reconciles, errors, requeues, objects found missing, the queue
@@ -11,8 +11,13 @@ For Prometheus, install ``rxkube[prometheus]`` and register the metrics::
     controller.metrics.register()            # on prometheus_client's default REGISTRY
     start_http_server(8000)
 
-The exporter is a collector that reads a snapshot at each scrape, so nothing is counted
-twice and ``prometheus_client`` is imported only by :meth:`ControllerMetrics.register`.
+Watches count into their own :class:`WatchStats` (every watch of the process:
+:func:`watch_stats`); stores are read as they are. :func:`rxkube.probes.serve` exports all
+three on ``/metrics``; :func:`watch_collector` and :func:`store_collector` export the
+latter two on a registry of your own.
+
+Each exporter is a collector that reads a snapshot at each scrape, so nothing is counted
+twice and ``prometheus_client`` is imported only when one is made.
 
 Example:
     >>> metrics = ControllerMetrics("configmaps")
@@ -25,52 +30,27 @@ Example:
 
 from __future__ import annotations
 
-import bisect
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DURATION_BUCKETS", "ControllerMetrics", "MetricsSnapshot", "Timing"]
+from ._cache import Store
+from ._telemetry import DURATION_BUCKETS, Histogram, Timing, WatchSnapshot, WatchStats, watch_stats
+from .dispatcher import SharedStore
 
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-"""Upper bounds (seconds) of the reconcile duration histogram; a ``+Inf`` bucket follows."""
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """A histogram of durations in seconds.
-
-    Attributes:
-        count: how many durations were recorded.
-        sum: their total.
-        max: the longest (0 if none).
-        buckets: ``(upper bound, cumulative count)`` per bucket, ending with ``+Inf``.
-    """
-
-    count: int
-    sum: float
-    max: float
-    buckets: tuple[tuple[float, int], ...]
-
-    @property
-    def mean(self) -> float:
-        """The mean duration (0 if none)."""
-        return self.sum / self.count if self.count else 0.0
+__all__ = [
+    "DURATION_BUCKETS",
+    "ControllerMetrics",
+    "MetricsSnapshot",
+    "Timing",
+    "WatchSnapshot",
+    "WatchStats",
+    "store_collector",
+    "watch_collector",
+    "watch_stats",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +100,7 @@ class ControllerMetrics:
         self._missing = 0
         self._queue_depth = 0
         self._in_flight = 0
-        self._count = 0
-        self._sum = 0.0
-        self._max = 0.0
-        self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self._duration = Histogram()
         self._shard: Callable[[], tuple[int, float]] | None = None
 
     def track_shard(self, owned: Callable[[], tuple[int, float]]) -> None:
@@ -145,10 +122,7 @@ class ControllerMetrics:
             self._reconciles += 1
             self._errors += error
             self._requeues += requeue
-            self._count += 1
-            self._sum += duration
-            self._max = max(self._max, duration)
-            self._buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+            self._duration.record(duration)
 
     def abandoned(self) -> None:
         """Forget a reconcile that started but whose end will not be reported (forced stop)."""
@@ -169,10 +143,6 @@ class ControllerMetrics:
         """The counters as of now."""
         shard = self._shard() if self._shard is not None else (None, None)
         with self._lock:
-            cumulative, running = [], 0
-            for bound, n in zip((*DURATION_BUCKETS, float("inf")), self._buckets, strict=True):
-                running += n
-                cumulative.append((bound, running))
             return MetricsSnapshot(
                 controller=self.controller,
                 reconciles=self._reconciles,
@@ -181,7 +151,7 @@ class ControllerMetrics:
                 missing=self._missing,
                 queue_depth=self._queue_depth,
                 in_flight=self._in_flight,
-                duration=Timing(self._count, self._sum, self._max, tuple(cumulative)),
+                duration=self._duration.timing(),
                 shard_objects=shard[0],
                 shard_fraction=shard[1],
             )
@@ -204,32 +174,28 @@ class ControllerMetrics:
             ImportError: ``prometheus_client`` is not installed (``pip install
                 'rxkube[prometheus]'``).
         """
-        try:
-            import prometheus_client
-        except ImportError as exc:
-            raise ImportError(
-                "exporting metrics to Prometheus needs prometheus_client: "
-                "pip install 'rxkube[prometheus]'"
-            ) from exc
-        collector = _Collector(self)
+        prometheus_client = _prometheus()
+        collector = self.collector()
         (registry or prometheus_client.REGISTRY).register(collector)
         return collector
 
+    def collector(self) -> Any:
+        """A prometheus_client collector of these metrics, to register yourself.
 
-class _Collector:
-    """A prometheus_client collector reading a ControllerMetrics snapshot per scrape."""
+        Raises:
+            ImportError: ``prometheus_client`` is not installed.
+        """
+        _prometheus()
+        return _Collector(self._collect)
 
-    def __init__(self, metrics: ControllerMetrics) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterator[Any]:
+    def _collect(self) -> Iterator[Any]:
         from prometheus_client.core import (
             CounterMetricFamily,
             GaugeMetricFamily,
             HistogramMetricFamily,
         )
 
-        snap = self._metrics.snapshot()
+        snap = self.snapshot()
         labels = [snap.controller]
         simple = (
             (CounterMetricFamily, "rxkube_reconcile", "Reconciles that ended", snap.reconciles),
@@ -272,13 +238,150 @@ class _Collector:
         histogram = HistogramMetricFamily(
             "rxkube_reconcile_time_seconds", "Reconcile durations", labels=["controller"]
         )
-        histogram.add_metric(
-            labels,
-            [(_bound(le), float(n)) for le, n in snap.duration.buckets],
-            sum_value=snap.duration.sum,
-        )
+        _add_timing(histogram, labels, snap.duration)
         yield histogram
 
 
-def _bound(le: float) -> str:
-    return "+Inf" if le == float("inf") else repr(le)
+def watch_collector() -> Any:
+    """A prometheus_client collector of every watch in the process (see :func:`watch_stats`).
+
+    Labelled ``watch`` (a watch's unique name): ``rxkube_watch_lists_total`` (by
+    ``cause``), ``rxkube_watch_list_duration_seconds`` (histogram),
+    ``rxkube_watch_restarts_total`` (by ``reason``), ``rxkube_watch_events_total`` (by
+    ``type``), ``rxkube_watch_seconds_since_last_event`` (event or bookmark; absent before
+    the first), ``rxkube_watch_seconds_since_progress`` and ``rxkube_watch_up`` (1 while a
+    subscription runs).
+
+    Raises:
+        ImportError: ``prometheus_client`` is not installed.
+    """
+    _prometheus()
+    return _Collector(_collect_watches)
+
+
+def store_collector(stores: Iterable[Store]) -> Any:
+    """A prometheus_client collector of these stores, labelled ``store`` (the store's name).
+
+    ``rxkube_store_objects``, ``rxkube_store_ready`` (0 or 1), and for shared stores
+    ``rxkube_store_subscribers``, ``rxkube_store_max_backlog`` (entries the slowest
+    subscriber has yet to take), ``rxkube_store_writer_waits_total`` (times the watch
+    waited for a full buffer) and ``rxkube_store_overflows_total``.
+
+    Raises:
+        ImportError: ``prometheus_client`` is not installed.
+    """
+    _prometheus()
+    readers = list(stores)
+    return _Collector(lambda: _collect_stores(readers))
+
+
+def _collect_watches() -> Iterator[Any]:
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
+    lists = CounterMetricFamily(
+        "rxkube_watch_lists", "Relists started, by cause", labels=["watch", "cause"]
+    )
+    durations = HistogramMetricFamily(
+        "rxkube_watch_list_duration_seconds", "Relist durations", labels=["watch"]
+    )
+    restarts = CounterMetricFamily(
+        "rxkube_watch_restarts",
+        "Watch connections restarted, by reason",
+        labels=["watch", "reason"],
+    )
+    events = CounterMetricFamily(
+        "rxkube_watch_events", "Watch events received, by type", labels=["watch", "type"]
+    )
+    since_event = GaugeMetricFamily(
+        "rxkube_watch_seconds_since_last_event",
+        "Seconds since the last watch event or bookmark",
+        labels=["watch"],
+    )
+    since_progress = GaugeMetricFamily(
+        "rxkube_watch_seconds_since_progress",
+        "Seconds since the watch last sent a request or received a line",
+        labels=["watch"],
+    )
+    up = GaugeMetricFamily("rxkube_watch_up", "1 while a subscription runs", labels=["watch"])
+    now = time.monotonic()
+    for stats in watch_stats():
+        snap = stats.snapshot()
+        name = [snap.name]
+        for cause, n in sorted(snap.lists.items()):
+            lists.add_metric([snap.name, cause], n)
+        _add_timing(durations, name, snap.list_duration)
+        for reason, n in sorted(snap.restarts.items()):
+            restarts.add_metric([snap.name, reason], n)
+        for kind, n in sorted(snap.events.items()):
+            events.add_metric([snap.name, kind], n)
+        if snap.last_event is not None:
+            since_event.add_metric(name, now - snap.last_event)
+        since_progress.add_metric(name, now - snap.last_progress)
+        up.add_metric(name, 1.0 if snap.state == "running" else 0.0)
+    yield from (lists, durations, restarts, events, since_event, since_progress, up)
+
+
+def _collect_stores(readers: list[Store]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    objects = GaugeMetricFamily("rxkube_store_objects", "Objects in the store", labels=["store"])
+    ready = GaugeMetricFamily(
+        "rxkube_store_ready", "1 once the store has its first complete list", labels=["store"]
+    )
+    subscribers = GaugeMetricFamily(
+        "rxkube_store_subscribers", "Subscribers of a shared store", labels=["store"]
+    )
+    backlog = GaugeMetricFamily(
+        "rxkube_store_max_backlog",
+        "Entries the slowest subscriber of a shared store has yet to take",
+        labels=["store"],
+    )
+    waits = CounterMetricFamily(
+        "rxkube_store_writer_waits",
+        "Times a shared store's writer waited for room in a subscriber's buffer",
+        labels=["store"],
+    )
+    overflows = CounterMetricFamily(
+        "rxkube_store_overflows", "Subscribers cut off for falling behind", labels=["store"]
+    )
+    for reader in readers:
+        label = [reader.name]
+        objects.add_metric(label, len(reader))
+        ready.add_metric(label, 1.0 if reader.is_ready() else 0.0)
+        if isinstance(reader, SharedStore):
+            stats = reader.stats()
+            subscribers.add_metric(label, stats.subscribers)
+            backlog.add_metric(label, stats.max_backlog)
+            waits.add_metric(label, stats.writer_waits)
+            overflows.add_metric(label, stats.overflows)
+    yield from (objects, ready, subscribers, backlog, waits, overflows)
+
+
+class _Collector:
+    """A prometheus_client collector: ``collect()`` reads fresh values at each scrape."""
+
+    def __init__(self, collect: Any) -> None:
+        self.collect = collect
+
+
+def _prometheus() -> Any:
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise ImportError(
+            "exporting metrics to Prometheus needs prometheus_client: "
+            "pip install 'rxkube[prometheus]'"
+        ) from exc
+    return prometheus_client
+
+
+def _add_timing(family: Any, labels: list[str], timing: Timing) -> None:
+    family.add_metric(
+        labels,
+        [("+Inf" if le == float("inf") else repr(le), float(n)) for le, n in timing.buckets],
+        sum_value=timing.sum,
+    )
