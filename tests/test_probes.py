@@ -1,0 +1,280 @@
+"""Health probes and metrics over real HTTP: a controller against ApiServer, probed as a kubelet would.
+
+Waits are on conditions with timeouts; the outage test holds the outage for a fixed time on
+purpose (that is what it tests) and probes all through it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from reactivex.subject import Subject
+
+from rxkube import reflect, store, watcher
+from rxkube.client import Api, Client
+from rxkube.controller import Action, Controller, ReconcileResult
+from rxkube.events import Object
+from rxkube.operators import default_backoff
+from rxkube.probes import ProbeServer, serve
+from rxkube.protocol import Config
+from rxkube.testing import ApiServer
+
+TIMEOUT = 30.0
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def cm(name: str, **data: str) -> Object:
+    return {"metadata": {"name": name}, "data": data}
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ns(srv: ApiServer, request: pytest.FixtureRequest) -> str:
+    """A namespace of this test's own: watch names (metric labels) stay unique in the process."""
+    name = request.node.name.removeprefix("test_").replace("_", "-")[:60].strip("-")
+    srv.create("namespaces", {"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def client(srv: ApiServer) -> Iterator[Client]:
+    with Client(srv.url) as c:
+        yield c
+
+
+class Running:
+    """A controller run whose results are collected; stopped gracefully at the end."""
+
+    def __init__(self, controller: Controller, reconcile: Callable[[Object, Any], Any]) -> None:
+        self.results: list[ReconcileResult] = []
+        self.stop: Subject[None] = Subject()
+        self.ended = threading.Event()
+        self._lock = threading.Lock()
+        self.subscription = controller.run(
+            reconcile, lambda _o, _e, _c: Action.requeue(1), None, stop=self.stop
+        ).subscribe(self._add, lambda _e: self.ended.set(), self.ended.set)
+
+    def _add(self, result: ReconcileResult) -> None:
+        with self._lock:
+            self.results.append(result)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.results)
+
+    def close(self) -> None:
+        self.stop.on_next(None)
+        assert self.ended.wait(TIMEOUT)
+        self.subscription.dispose()
+
+
+def test_probes_answer_503_before_the_caches_are_ready_and_200_after(
+    srv: ApiServer, client: Client, ns: str
+) -> None:
+    configmaps = Api(client, "configmaps", namespace=ns)
+    configmaps.create(cm("a"))
+    controller = Controller(configmaps)
+    with serve("127.0.0.1", 0, controller=controller) as probes:
+        assert probes.host == "127.0.0.1"
+        code, body = get(probes.url + "/readyz")
+        assert code == 503
+        assert "[-]store configmaps failed: not listed yet" in body
+        assert "[-]controller configmaps failed: not running" in body
+        assert get(probes.url + "/livez") == (200, "ok\n")
+
+        listed = threading.Event()
+        srv.faults.delay_responses(1.0, 1, verb="list")
+        running = Running(controller, lambda _o, _c: listed.set() or Action.await_change())
+        try:
+            code, body = get(probes.url + "/readyz")
+            assert code == 503, body  # the list is still on its way
+            assert listed.wait(TIMEOUT)
+            assert get(probes.url + "/readyz") == (200, "ok\n")
+            code, body = get(probes.url + "/readyz?verbose")
+            assert code == 200
+            assert "[+]store configmaps ok" in body and body.endswith("readyz check passed\n")
+            assert get(probes.url + "/livez")[0] == 200
+            assert get(probes.url + "/nope")[0] == 404
+        finally:
+            running.close()
+        code, body = get(probes.url + "/readyz")
+        assert code == 503 and "controller configmaps failed: not running" in body
+
+
+def test_livez_fails_within_its_threshold_when_a_writer_dies(client: Client, ns: str) -> None:
+    configmaps = Api(client, "configmaps", namespace=ns)
+    reader, writer = store("doomed")
+    seen = threading.Event()
+
+    def raising(_event: object) -> None:
+        seen.set()
+        raise RuntimeError("a subscriber's bug")
+
+    config = Config(timeout=1)  # idle timeout 6 s
+    subscription = (
+        watcher(configmaps, config).pipe(reflect(writer), default_backoff()).subscribe(raising)
+    )
+    backoff_cap = 1.0
+    threshold = config.idle_timeout + backoff_cap
+    try:
+        with serve("127.0.0.1", 0, stores=[reader], backoff_cap=backoff_cap) as probes:
+            assert seen.wait(TIMEOUT)
+            died = time.monotonic()
+            wait_until(lambda: get(probes.url + "/livez")[0] == 503, timeout=threshold + TIMEOUT)
+            # Not before the threshold (the watch may have been silent that long), and
+            # within a scrape or two of it.
+            assert time.monotonic() - died < threshold + TIMEOUT
+            code, body = get(probes.url + "/livez")
+            assert code == 503
+            assert f"[-]watch configmaps in {ns} failed: no progress for" in body
+            assert body.endswith("livez check failed\n")
+    finally:
+        subscription.dispose()
+
+
+def test_probes_stay_200_through_an_api_server_outage(
+    srv: ApiServer, client: Client, ns: str
+) -> None:
+    configmaps = Api(client, "configmaps", namespace=ns)
+    configmaps.create(cm("before"))
+    controller = Controller(configmaps, Config(timeout=2))
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def reconcile(obj: Object, _ctx: object) -> Action:
+        with lock:
+            seen.add(obj["metadata"]["name"])
+        return Action.await_change()
+
+    running = Running(controller, reconcile)
+    try:
+        with serve("127.0.0.1", 0, controller=controller) as probes:
+            wait_until(lambda: get(probes.url + "/readyz")[0] == 200)
+            srv.faults.fail_requests(503, count=1_000_000)
+            srv.restart()  # every open watch is cut: the watch fails and backs off
+            outage_end = time.monotonic() + 6.0
+            probes_made = 0
+            while time.monotonic() < outage_end:
+                assert get(probes.url + "/livez") == (200, "ok\n")
+                assert get(probes.url + "/readyz") == (200, "ok\n")
+                probes_made += 1
+                time.sleep(0.2)
+            assert probes_made > 5
+            srv.faults.clear()
+            configmaps.create(cm("after"))
+            wait_until(lambda: "after" in seen)
+            assert get(probes.url + "/livez") == (200, "ok\n")
+            families = scrape(probes)
+            restarts = samples(families, "rxkube_watch_restarts_total", watch=f"configmaps in {ns}")
+            assert sum(restarts.values()) >= 1
+    finally:
+        running.close()
+
+
+def scrape(probes: ProbeServer) -> dict[str, Any]:
+    code, text = get(probes.url + "/metrics")
+    assert code == 200
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(
+    families: dict[str, Any], sample: str, **labels: str
+) -> dict[tuple[tuple[str, str], ...], float]:
+    """The values of one sample name whose labels include ``labels``, keyed by all labels."""
+    found = {}
+    for family in families.values():
+        for s in family.samples:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                found[tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+def value(families: dict[str, Any], sample: str, **labels: str) -> float:
+    matching = samples(families, sample, **labels)
+    assert len(matching) == 1, (sample, labels, matching)
+    return next(iter(matching.values()))
+
+
+def test_metrics_carry_watch_store_and_controller_counts(
+    srv: ApiServer, client: Client, ns: str
+) -> None:
+    configmaps = Api(client, "configmaps", namespace=ns)
+    for i in range(3):
+        configmaps.create(cm(f"listed-{i}"))
+    controller = Controller(configmaps)
+    running = Running(controller, lambda _o, _c: Action.await_change())
+    try:
+        with serve("127.0.0.1", 0, controller=controller) as probes:
+            wait_until(lambda: running.count() == 3)
+            for i in range(2):
+                configmaps.create(cm(f"added-{i}"))
+            configmaps.patch("listed-0", {"data": {"k": "v"}})
+            configmaps.delete("listed-1")
+            wait_until(lambda: running.count() >= 6)  # 2 added, 1 modified
+            wait_until(lambda: controller.store.get("listed-1", ns) is None)
+
+            # The watch ends; meanwhile history is compacted: 410 on resume, one relist.
+            srv.faults.delay_responses(1.0, 1, verb="watch")
+            srv.faults.close_watches()
+            configmaps.create(cm("after-relist"))
+            srv.compact()
+            wait_until(lambda: controller.store.get("after-relist", ns) is not None)
+
+            families = scrape(probes)
+            watch = {"watch": f"configmaps in {ns}"}
+            assert value(families, "rxkube_watch_lists_total", cause="initial", **watch) == 1
+            assert value(families, "rxkube_watch_lists_total", cause="gone", **watch) == 1
+            assert value(families, "rxkube_watch_list_duration_seconds_count", **watch) == 2
+            assert value(families, "rxkube_watch_events_total", type="ADDED", **watch) == 2
+            assert value(families, "rxkube_watch_events_total", type="MODIFIED", **watch) == 1
+            assert value(families, "rxkube_watch_events_total", type="DELETED", **watch) == 1
+            assert value(families, "rxkube_watch_restarts_total", reason="timeout", **watch) >= 1
+            assert value(families, "rxkube_watch_up", **watch) == 1
+            assert value(families, "rxkube_watch_seconds_since_progress", **watch) < TIMEOUT
+            assert value(families, "rxkube_store_objects", store="configmaps") == 5
+            assert value(families, "rxkube_store_ready", store="configmaps") == 1
+            reconciles = value(families, "rxkube_reconcile_total", controller="configmaps")
+            snapshot = controller.metrics.snapshot()
+            assert reconciles == snapshot.reconciles == running.count() - snapshot.missing
+            assert (
+                value(families, "rxkube_reconcile_time_seconds_count", controller="configmaps")
+                == reconciles
+            )
+    finally:
+        running.close()
+
+
+def test_serve_refuses_bad_settings_and_a_taken_port() -> None:
+    with pytest.raises(ValueError, match="loop_timeout"):
+        serve("127.0.0.1", 0, loop_timeout=0)
+    with serve("127.0.0.1", 0, metrics=False) as probes:
+        assert get(probes.url + "/metrics")[0] == 404
+        with pytest.raises(OSError, match=f"cannot serve probes on 127.0.0.1:{probes.port}"):
+            serve("127.0.0.1", probes.port)
