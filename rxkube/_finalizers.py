@@ -22,17 +22,21 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from .controller import Action
 from .errors import NotFound
 from .events import Object
 
 if TYPE_CHECKING:
+    from ._async_api import AsyncApi
+    from ._calls import JsonPatch
     from .client import Api
 
-__all__ = ["finalizer"]
+__all__ = ["finalizer", "finalizer_async"]
 
 
 def finalizer(
@@ -69,25 +73,78 @@ def finalizer(
         rxkube.errors.ApiError: the patch failed; ``Invalid`` (422) when the finalizers
             changed meanwhile. Let the error policy retry.
     """
+    step = _next_step(name, obj)
+    if step.run == "apply":
+        return apply(obj)
+    if step.run == "add":
+        api.patch(step.name, step.patch, type="json", namespace=step.namespace)
+        return Action.await_change()
+    if step.run == "cleanup":
+        action = cleanup(obj)
+        with contextlib.suppress(NotFound):  # gone already: a repeated cleanup finished it
+            api.patch(step.name, step.patch, type="json", namespace=step.namespace)
+        return action
+    return Action.await_change()
+
+
+async def finalizer_async(
+    api: AsyncApi,
+    name: str,
+    obj: Object,
+    apply: Callable[[Object], Action | Awaitable[Action]],
+    cleanup: Callable[[Object], Action | Awaitable[Action]],
+) -> Action:
+    """:func:`finalizer` for coroutine reconciles, with an :class:`~rxkube.aio.AsyncApi`.
+
+    The same four cases and the same guarded patches; ``apply`` and ``cleanup`` may be
+    plain or coroutine functions.
+
+    Raises:
+        Exception: whatever ``apply`` or ``cleanup`` raise, unchanged.
+        rxkube.errors.ApiError: the patch failed (see :func:`finalizer`).
+    """
+    step = _next_step(name, obj)
+    if step.run == "apply":
+        return await _settled(apply(obj))
+    if step.run == "add":
+        await api.patch(step.name, step.patch, type="json", namespace=step.namespace)
+        return Action.await_change()
+    if step.run == "cleanup":
+        action = await _settled(cleanup(obj))
+        with contextlib.suppress(NotFound):
+            await api.patch(step.name, step.patch, type="json", namespace=step.namespace)
+        return action
+    return Action.await_change()
+
+
+async def _settled(result: Action | Awaitable[Action]) -> Action:
+    return await result if inspect.isawaitable(result) else result
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What a reconcile with finalizer does next: ``add`` it (patch), run ``apply``, run
+    ``cleanup`` then remove it (patch), or ``nothing``."""
+
+    run: Literal["add", "apply", "cleanup", "nothing"]
+    name: str = ""
+    namespace: str | None = None
+    patch: JsonPatch = field(default_factory=list)
+
+
+def _next_step(name: str, obj: Object) -> _Step:
     meta: dict[str, Any] = obj.get("metadata") or {}
     finalizers: list[str] = list(meta.get("finalizers") or [])
     object_name = str(meta.get("name", ""))
     namespace = meta.get("namespace")
-    deleting = bool(meta.get("deletionTimestamp"))
-
-    if deleting:
+    if meta.get("deletionTimestamp"):
         if name not in finalizers:
-            return Action.await_change()
-        action = cleanup(obj)
-        index = finalizers.index(name)
-        path = f"/metadata/finalizers/{index}"
+            return _Step("nothing")
+        path = f"/metadata/finalizers/{finalizers.index(name)}"
         remove = [{"op": "test", "path": path, "value": name}, {"op": "remove", "path": path}]
-        with contextlib.suppress(NotFound):  # gone already: a repeated cleanup finished it
-            api.patch(object_name, remove, type="json", namespace=namespace)
-        return action
-
+        return _Step("cleanup", object_name, namespace, remove)
     if name in finalizers:
-        return apply(obj)
+        return _Step("apply")
     if "finalizers" in meta:
         add = [
             {"op": "test", "path": "/metadata/finalizers", "value": meta["finalizers"]},
@@ -99,5 +156,4 @@ def finalizer(
             {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
             {"op": "add", "path": "/metadata/finalizers", "value": [name]},
         ]
-    api.patch(object_name, add, type="json", namespace=namespace)
-    return Action.await_change()
+    return _Step("add", object_name, namespace, add)

@@ -17,10 +17,12 @@ from .events import Object
 __all__ = [
     "Action",
     "ControllerConfig",
+    "ControllerHealth",
     "Mapper",
     "ObjectMissing",
     "ReconcileFailed",
     "ReconcileResult",
+    "ReconcileTimeout",
     "Reconciled",
     "current_reason",
     "reconcile_reason",
@@ -88,6 +90,8 @@ class ReconcileFailed:
         action: what the error policy asked for.
         reason: why it was reconciled.
         duration: seconds the reconcile took.
+        attempt: how many reconciles of this object have failed in a row, this one
+            included (1 for the first failure; reset by a success).
     """
 
     ref: ObjectRef
@@ -95,6 +99,16 @@ class ReconcileFailed:
     action: Action
     reason: str
     duration: float
+    attempt: int = 1
+
+
+class ReconcileTimeout(TimeoutError):
+    """A reconcile ran longer than ``ControllerConfig.reconcile_timeout``.
+
+    It is reported as the error of a :class:`ReconcileFailed` and handed to the error
+    policy. A coroutine reconcile is cancelled; a plain function cannot be interrupted, so
+    the object is not reconciled again until it returns (its late result is dropped).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +157,21 @@ class ControllerConfig:
             a plain function, no limit for a coroutine function.
         name: the controller's name, for thread names, logs and metrics (by default the
             resource's plural or the store's name).
+        reconcile_timeout: seconds a reconcile may run before it counts as failed with
+            :class:`ReconcileTimeout`; ``None`` for no limit.
+        resync: reconcile every object again every this many seconds, each at a random
+            moment within the period (not all at once); ``None`` for never.
 
     Raises:
-        ValueError: ``debounce`` is negative or ``concurrency`` is less than 1.
+        ValueError: ``debounce`` is negative, ``concurrency`` is less than 1, or
+            ``reconcile_timeout`` or ``resync`` is not positive.
     """
 
     debounce: float = 0.0
     concurrency: int | None = None
     name: str = ""
+    reconcile_timeout: float | None = None
+    resync: float | None = None
 
     def __post_init__(self) -> None:
         if self.debounce < 0:
@@ -159,3 +180,25 @@ class ControllerConfig:
             raise ValueError(
                 f"ControllerConfig.concurrency must be >= 1 or None, got {self.concurrency!r}"
             )
+        for name in ("reconcile_timeout", "resync"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"ControllerConfig.{name} must be > 0 or None, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerHealth:
+    """What health probes need to know about a controller (see :mod:`rxkube.probes`).
+
+    Attributes:
+        running: a run of the controller is subscribed.
+        stopping: that run is stopping gracefully.
+        error: the error the last run ended with, if it did not end cleanly.
+        loop_lag: seconds the controller loop has left a ping unanswered (0 when it
+            answers at once); a wedged loop lets this grow.
+    """
+
+    running: bool
+    stopping: bool
+    error: Exception | None
+    loop_lag: float

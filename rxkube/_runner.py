@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,15 +29,18 @@ from ._object_ref import ObjectRef
 from ._results import (
     Action,
     ControllerConfig,
+    ControllerHealth,
     ObjectMissing,
     Reconciled,
     ReconcileFailed,
     ReconcileResult,
+    ReconcileTimeout,
     reconcile_reason,
 )
 from .events import Apply, Delete, InitApply, Object
 from .leader import LeaderElector
 from .metrics import ControllerMetrics
+from .ratelimit import RateLimiter
 from .scheduler import Scheduler
 
 __all__ = ["DEFAULT_WORKERS", "Run", "RunPlan", "Trigger"]
@@ -54,6 +59,7 @@ _JOIN_TIMEOUT = 5.0
 _REASON_RECONCILE_ALL = "reconcile all requested"
 _REASON_REQUEUE = "reconciler requested retry"
 _REASON_ERROR_POLICY = "error policy requested retry"
+_REASON_RESYNC = "periodic resync"
 
 
 # -- triggers ---------------------------------------------------------------------------
@@ -70,12 +76,18 @@ def _object_of(item: Any) -> Object | None:
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """A stream of items, each mapped to the objects to reconcile and why."""
+    """A stream of items, each mapped to the objects to reconcile and why.
+
+    ``refs`` and ``reason`` get the object of each item (items that are neither objects
+    nor watch events are skipped), or with ``raw`` the item itself: a ``TypeError`` from
+    ``refs`` then fails the run, as the stream carried something it must not.
+    """
 
     source: Observable[Any]
-    refs: Callable[[Object], list[ObjectRef]]
-    reason: Callable[[Object], str]
+    refs: Callable[[Any], list[ObjectRef]]
+    reason: Callable[[Any], str]
     main: bool = False
+    raw: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +105,8 @@ class RunPlan:
     """The scheduler key of a requested object (the reconciled kind filled in)."""
     qualified: Callable[[ObjectRef], ObjectRef]
     """The reference of a key for results and logs."""
-    stopped: Callable[[], None]
-    """Called once the run has ended, so the controller may run again."""
+    stopped: Callable[[Exception | None], None]
+    """Called once the run has ended (with its error, if any), so the controller may run again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +126,7 @@ class _Job:
     ref: ObjectRef  # the object's own, for results and logs
     reason: str
     obj: Object
+    attempt: int  # this object's failures in a row so far, plus one
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +147,12 @@ class _Wake:
     pass
 
 
-_Message: TypeAlias = _Request | _ReconcileAll | _Done | _Stop | _Wake
+@dataclass(frozen=True, slots=True)
+class _Ping:
+    sent: float  # when a health probe sent it
+
+
+_Message: TypeAlias = _Request | _ReconcileAll | _Done | _Stop | _Wake | _Ping
 
 
 class Run:
@@ -144,7 +162,7 @@ class Run:
         self,
         plan: RunPlan,
         reconcile: Callable[[Object, Any], Any],
-        error_policy: Callable[[Object, Exception, Any], Action],
+        error_policy: Callable[..., Action] | None,
         context: Any,
         observer: abc.ObserverBase[ReconcileResult],
         *,
@@ -156,6 +174,10 @@ class Run:
         self._name = plan.name
         self._reconcile = reconcile
         self._error_policy = error_policy
+        self._policy_takes_attempt = error_policy is not None and _takes_attempt(error_policy)
+        # The default error policy's limiter; policies run on worker threads, hence the lock.
+        self._limiter = RateLimiter()
+        self._limiter_lock = threading.Lock()
         self._context = context
         self._observer = observer
         self._metrics = plan.metrics
@@ -170,6 +192,17 @@ class Run:
         self._error: Exception | None = None
         # The reconciles running, by key; with the future of a coroutine, to cancel it.
         self._in_flight: dict[ObjectRef, Future[None] | None] = {}
+        # Failures in a row per object (absent: none), the attempt number's source.
+        self._attempts: dict[ObjectRef, int] = {}
+        # Plain-function reconciles with a timeout: their deadline and job; and those
+        # reported as timed out, still running, with the requeue their policy asked for.
+        self._deadlines: dict[ObjectRef, tuple[float, _Job]] = {}
+        self._timed_out: dict[ObjectRef, float | None] = {}
+        self._next_resync: float | None = None
+        # Health probes' pings: the last one sent and the last one the loop answered.
+        self._ping_lock = threading.Lock()
+        self._ping_sent: float | None = None
+        self._ping_answered = 0.0
         self._loop_thread: LoopThread | None = None
         self._loop = loop
         self._workers: Workers | None = None
@@ -230,6 +263,14 @@ class Run:
         put = self._inbox.put
 
         def on_next(item: Any) -> None:
+            if trigger.raw:
+                try:
+                    refs = trigger.refs(item)
+                except TypeError as exc:
+                    put(_Stop(error=exc))
+                    return
+                put(_Request(refs, trigger.reason(item)))
+                return
             obj = _object_of(item)
             if obj is None:
                 return
@@ -246,6 +287,19 @@ class Run:
     def dispose(self) -> None:
         self._inbox.put(_Stop(silent=True))
         self._unsubscribe()
+
+    def health(self) -> ControllerHealth:
+        """The run's health; each call also pings the loop (answered on its thread)."""
+        now = time.monotonic()
+        with self._ping_lock:
+            sent = self._ping_sent
+            if sent is None or self._ping_answered >= sent:
+                self._ping_sent = now
+                self._inbox.put(_Ping(now))
+                lag = 0.0
+            else:
+                lag = now - sent
+        return ControllerHealth(True, self._stopping, None, lag)
 
     def _unsubscribe(self) -> None:
         with self._subscriptions_lock:
@@ -268,6 +322,7 @@ class Run:
                 )
         except Exception as exc:
             log.exception("controller %s failed", self._name)
+            self._error = exc
             terminal = functools.partial(self._observer.on_error, exc)
         finally:
             self._unsubscribe()
@@ -279,7 +334,7 @@ class Run:
                 self._workers.shutdown(wait=_JOIN_TIMEOUT if graceful else 0.0)
             if self._loop_thread is not None:
                 self._loop_thread.stop(wait=_JOIN_TIMEOUT if graceful else 0.0)
-            self._plan.stopped()
+            self._plan.stopped(self._error)
         if terminal is not None:
             terminal()
 
@@ -299,20 +354,58 @@ class Run:
                     message = inbox.get_nowait()
                 except queue.Empty:
                     message = None
-            if self._stopping and not self._in_flight:
+            self._expire(time.monotonic())
+            # Timed-out plain reconciles cannot be waited for: they may never return.
+            if self._stopping and self._in_flight.keys() <= self._timed_out.keys():
                 return True
+            self._resync(time.monotonic())
             self._dispatch()
             self._metrics.queue(self._scheduler.queued)
 
     def _timeout(self) -> float:
+        deadline = min((d for d, _ in self._deadlines.values()), default=None)
         if self._stopping or not self._leading():
-            return IDLE_WAKEUP  # a change of leadership wakes the loop
-        if not self._ready:
-            return _READY_POLL
-        due = self._scheduler.next_due()
-        if due is None:
-            return IDLE_WAKEUP
-        return min(IDLE_WAKEUP, max(0.0, due - time.monotonic()))
+            wait = IDLE_WAKEUP  # a change of leadership wakes the loop
+        elif not self._ready:
+            wait = _READY_POLL
+        else:
+            wait = IDLE_WAKEUP
+            for due in (self._scheduler.next_due(), self._next_resync):
+                if due is not None:
+                    wait = min(wait, due - time.monotonic())
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+        return max(0.0, wait)
+
+    def _expire(self, now: float) -> None:
+        """Report the plain reconciles past their deadline as failed (they keep running)."""
+        for key, (deadline, job) in list(self._deadlines.items()):
+            if deadline > now:
+                continue
+            del self._deadlines[key]
+            timeout = self._plan.config.reconcile_timeout
+            result = self._failure(
+                job, _timeout_error(job, timeout), now - deadline + (timeout or 0)
+            )
+            self._timed_out[key] = None if self._stopping else result.action.requeue_after
+            self._count_failure(key, result)
+            self._emit(result)
+
+    def _resync(self, now: float) -> None:
+        period = self._plan.config.resync
+        if period is None or self._stopping or not self._ready or not self._leading():
+            return
+        if self._next_resync is None:
+            self._next_resync = now + period  # the first list reconciled everything
+            return
+        if now < self._next_resync:
+            return
+        self._next_resync = max(self._next_resync + period, now)
+        # Each object at a random moment of the coming period: once per period, spread.
+        for obj in self._plan.store.state():
+            key = self._plan.key(ObjectRef.from_obj(obj))
+            delay = random.random() * period
+            self._scheduler.request(key, now, delay=delay, reason=_REASON_RESYNC)
 
     def _handle(self, message: _Message) -> bool | None:
         """Act on one message; a bool ends the loop at once (see ``_loop_forever``)."""
@@ -353,6 +446,8 @@ class Run:
                     return True
             case _Wake():
                 pass
+            case _Ping(sent):
+                self._ping_answered = sent
         return None
 
     def _leading(self) -> bool:
@@ -365,6 +460,7 @@ class Run:
             obj = self._plan.store.get(due.key)
             if obj is None:
                 self._scheduler.done(due.key)
+                self._attempts.pop(due.key, None)
                 self._metrics.missing()
                 ref = self._plan.qualified(due.key)
                 log.info("controller %s: %s is gone (%s)", self._name, ref, due.reason)
@@ -373,7 +469,11 @@ class Run:
             ref = ObjectRef.from_obj(obj)
             log.debug("controller %s: reconciling %s (%s)", self._name, ref, due.reason)
             self._metrics.started()
-            self._in_flight[due.key] = self._submit(_Job(due.key, ref, due.reason, obj))
+            job = _Job(due.key, ref, due.reason, obj, self._attempts.get(due.key, 0) + 1)
+            timeout = self._plan.config.reconcile_timeout
+            if timeout is not None and self._workers is not None:
+                self._deadlines[due.key] = (time.monotonic() + timeout, job)
+            self._in_flight[due.key] = self._submit(job)
 
     def _is_ready(self) -> bool:
         if not self._ready:
@@ -384,14 +484,36 @@ class Run:
         if key not in self._in_flight:
             return  # abandoned by a forced stop
         del self._in_flight[key]
+        self._deadlines.pop(key, None)
         self._scheduler.done(key)
+        if key in self._timed_out:
+            # Reported as failed at its deadline; only its retry is still due.
+            log.warning(
+                "controller %s: the reconcile of %s returned after its timeout; result dropped",
+                self._name,
+                result.ref,
+            )
+            late_requeue = self._timed_out.pop(key)
+            if late_requeue is not None and not self._stopping:
+                self._scheduler.request(key, now, delay=late_requeue, reason=_REASON_ERROR_POLICY)
+            return
         requeue = result.action.requeue_after
-        failed = isinstance(result, ReconcileFailed)
-        self._metrics.finished(result.duration, error=failed, requeue=requeue is not None)
+        if isinstance(result, ReconcileFailed):
+            self._count_failure(key, result)
+        else:
+            self._attempts.pop(key, None)
+            self._metrics.finished(result.duration, error=False, requeue=requeue is not None)
         if requeue is not None and not self._stopping:
-            reason = _REASON_ERROR_POLICY if failed else _REASON_REQUEUE
+            reason = (
+                _REASON_ERROR_POLICY if isinstance(result, ReconcileFailed) else _REASON_REQUEUE
+            )
             self._scheduler.request(key, now, delay=requeue, reason=reason)
         self._emit(result)
+
+    def _count_failure(self, key: ObjectRef, result: ReconcileFailed) -> None:
+        self._attempts[key] = result.attempt
+        requeue = result.action.requeue_after is not None
+        self._metrics.finished(result.duration, error=True, requeue=requeue)
 
     def _emit(self, result: ReconcileResult) -> None:
         try:
@@ -421,7 +543,21 @@ class Run:
 
     async def _reconcile_async(self, job: _Job) -> None:
         reconcile_reason.set(job.reason)  # in this task's own context
-        await self._reconciling(job, lambda: self._reconcile(job.obj, self._context))
+        timeout = self._plan.config.reconcile_timeout
+
+        async def call() -> Any:
+            # A coroutine can be cancelled at its deadline (a plain function cannot:
+            # the loop thread reports those, see _expire).
+            limit = asyncio.timeout(timeout)
+            try:
+                async with limit:
+                    return await self._reconcile(job.obj, self._context)
+            except TimeoutError:
+                if limit.expired():
+                    raise _timeout_error(job, timeout) from None
+                raise
+
+        await self._reconciling(job, call)
 
     async def _reconciling(self, job: _Job, call: Callable[[], Awaitable[Any]]) -> None:
         """Run one reconcile, either kind, and hand its result to the loop thread."""
@@ -441,9 +577,18 @@ class Run:
     ) -> Reconciled | ReconcileFailed:
         if error is None:
             return Reconciled(job.ref, action, job.reason, duration)
-        log.warning("controller %s: reconcile of %s failed: %s", self._name, job.ref, error)
+        return self._failure(job, error, duration)
+
+    def _failure(self, job: _Job, error: Exception, duration: float) -> ReconcileFailed:
+        log.warning(
+            "controller %s: reconcile of %s failed (attempt %d): %s",
+            self._name,
+            job.ref,
+            job.attempt,
+            error,
+        )
         try:
-            policy = self._error_policy(job.obj, error, self._context)
+            policy = self._policy(job, error)
             if not isinstance(policy, Action):
                 raise _not_an_action(policy)
         except Exception:
@@ -454,7 +599,38 @@ class Run:
                 job.ref,
             )
             policy = Action.await_change()
-        return ReconcileFailed(job.ref, error, policy, job.reason, duration)
+        return ReconcileFailed(job.ref, error, policy, job.reason, duration, job.attempt)
+
+    def _policy(self, job: _Job, error: Exception) -> Any:
+        if self._error_policy is None:
+            with self._limiter_lock:
+                delay = self._limiter.delay(job.attempt, time.monotonic())
+            return Action.requeue(delay)
+        if self._policy_takes_attempt:
+            return self._error_policy(job.obj, error, self._context, job.attempt)
+        return self._error_policy(job.obj, error, self._context)
+
+
+def _takes_attempt(policy: Callable[..., Action]) -> bool:
+    """Whether an error policy takes a fourth argument, the attempt number."""
+    try:
+        parameters = inspect.signature(policy).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the classic three
+        return False
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    return positional >= 4
+
+
+def _timeout_error(job: _Job, timeout: float | None) -> ReconcileTimeout:
+    return ReconcileTimeout(f"the reconcile of {job.ref} took longer than {timeout:g} s")
 
 
 def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:

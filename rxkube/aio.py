@@ -29,6 +29,14 @@ Each operator also has an aiostream face, ``op.pipe(...)``, for pipelines built 
 
     xs = rxkube.aio.stream(rxkube.aio.watcher(api)) | rxkube.aio.reflect.pipe(writer)
 
+For requests, ``AsyncApi`` (over an ``AsyncClient`` made from a ``Client``) has the
+methods of ``Api`` as coroutines, and ``finalizer_async`` is ``finalizer`` for them, so
+a coroutine reconcile never blocks its loop::
+
+    async with rxkube.aio.AsyncClient(client) as aclient:
+        pods = rxkube.aio.AsyncApi(aclient, "pods", namespace="default")
+        await pods.patch("web-0", {"metadata": {"labels": {"seen": "yes"}}})
+
 Leaving an ``async for`` early (``break``), cancelling the consuming task or calling
 ``aclose()`` disposes the subscription, which closes the watch's connection. As
 with async generators, a cancelled ``__anext__`` ends the iterator.
@@ -49,8 +57,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from . import _steps
+from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Run, failed_run
+from ._finalizers import finalizer_async
 from ._futures import resolve_soon
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
@@ -66,6 +76,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAXSIZE",
+    "AsyncApi",
+    "AsyncClient",
     "AsyncOperator",
     "AsyncSource",
     "ObservableIterator",
@@ -73,6 +85,7 @@ __all__ = [
     "backoff",
     "default_backoff",
     "defer",
+    "finalizer_async",
     "from_async",
     "iterate",
     "metadata_only",

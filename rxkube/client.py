@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
@@ -28,6 +30,16 @@ import urllib3.connection
 import urllib3.exceptions
 
 from . import _kubeconfig
+from ._calls import (
+    ACCEPT_METADATA,
+    ACCEPT_METADATA_LIST,
+    ApiCalls,
+    Call,
+    JsonPatch,
+    PatchType,
+    decode_object,
+    drive,
+)
 from ._discovery import Discovery
 from ._http import (
     POOL_MAXSIZE,
@@ -45,8 +57,6 @@ from ._http import (
 )
 from .errors import (
     ConfigError,
-    DecodeError,
-    Gone,
     TransportError,
     WatchStalled,
 )
@@ -66,14 +76,6 @@ __all__ = [
     "WatchStream",
 ]
 
-ACCEPT_METADATA_LIST = (
-    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-)
-"""Accept header asking for a list of objects reduced to their metadata."""
-
-ACCEPT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-"""Accept header asking for one object (or each watch event's object) reduced to its metadata."""
-
 _SERVED_BY_LOOP: dict[str, asyncio.AbstractEventLoop] = {}
 """Server URLs answered by an event loop in this process (``rxkube.testing``'s
 ``async with ApiServer()``). A blocking request to one of them, made on that loop's own
@@ -92,17 +94,6 @@ def serve_on_loop(url: str, loop: asyncio.AbstractEventLoop | None) -> None:
         _SERVED_BY_LOOP[url] = loop
 
 
-PatchType = Literal["merge", "json", "strategic", "apply"]
-JsonPatch = list[dict[str, Any]]
-"""An RFC 6902 JSON patch: a list of operations."""
-
-_PATCH_CONTENT_TYPES: dict[str, str] = {
-    "merge": "application/merge-patch+json",
-    "json": "application/json-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-    "apply": "application/apply-patch+yaml",
-}
-
 _USER_AGENT = "rxkube"
 
 
@@ -116,6 +107,16 @@ def _header_safe(what: str, value: str) -> str:
             " check the token (or tokenFile, or credential plugin) of the kubeconfig"
         )
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """How a client reaches its server, built once: shared by the blocking and async transports."""
+
+    ssl_context: ssl.SSLContext | None
+    tls_server_name: str | None
+    proxy: str | None
+    proxy_headers: dict[str, str]
 
 
 class Client(ClosedOnExit):
@@ -177,10 +178,16 @@ class Client(ClosedOnExit):
             "retries": False,
             "socket_options": keepalive_options(),
         }
-        if parts.scheme == "https":
-            pool_args["ssl_context"] = ssl_context(
-                ca_file, ca_data, verify_ssl, client_cert_file, client_key_file
-            )
+        self._settings = TransportSettings(
+            ssl_context(ca_file, ca_data, verify_ssl, client_cert_file, client_key_file)
+            if parts.scheme == "https"
+            else None,
+            tls_server_name or None,
+            proxy or None,
+            dict(proxy_headers or {}),
+        )
+        if self._settings.ssl_context is not None:
+            pool_args["ssl_context"] = self._settings.ssl_context
             if tls_server_name:
                 pool_args["server_hostname"] = tls_server_name
         self._pool = pool_manager(proxy, proxy_headers, pool_args)
@@ -270,6 +277,14 @@ class Client(ClosedOnExit):
                 fresh = self._auth()
             headers.update({name: _header_safe(name, value) for name, value in fresh.items()})
         return headers
+
+    def _refreshes_auth(self) -> bool:
+        """Whether building headers may run an auth hook (an exec plugin, a file read)."""
+        return self._auth is not None
+
+    def _transport_settings(self) -> TransportSettings:
+        """What another transport (``rxkube.aio.AsyncClient``) needs to reach the same server."""
+        return self._settings
 
     def _url(self, path: str, params: Mapping[str, str] | None) -> str:
         url = self.server + path
@@ -438,7 +453,7 @@ class Client(ClosedOnExit):
         return f"Client({self.server!r})"
 
 
-class Api:
+class Api(ApiCalls):
     """One resource type (optionally in one namespace): CRUD with plain dicts.
 
     Args:
@@ -466,57 +481,20 @@ class Api:
         where = f", namespace={self.namespace!r}" if self.namespace else ""
         return f"Api({self.client.server!r}, {self.resource.full_name!r}{where})"
 
-    # -- paths and calls ----------------------------------------------------------------
-
-    def _object_namespace(
-        self, namespace: str | None, obj: Mapping[str, Any] | None = None
-    ) -> str | None:
-        if not self.resource.namespaced:
-            return None
-        metadata = (obj or {}).get("metadata") or {}
-        ns = namespace or metadata.get("namespace") or self.namespace
-        if not ns:
-            raise ValueError(
-                f"{self.resource.full_name} are namespaced: pass namespace= (or set it on"
-                " the Api or in the object's metadata)"
-            )
-        return str(ns)
-
-    @staticmethod
-    def _name_of(obj: Mapping[str, Any]) -> str:
-        name = (obj.get("metadata") or {}).get("name")
-        if not name:
-            raise ValueError("the object has no metadata.name")
-        return str(name)
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-        accept: str | None = None,
-    ) -> dict[str, Any]:
-        data = None if body is None else orjson.dumps(body)
+    def _send(self, call: Call) -> dict[str, Any]:
+        data = None if call.body is None else orjson.dumps(call.body)
         response = self.client.request(
-            method,
-            path,
-            params=params,
+            call.method,
+            call.path,
+            params=call.params,
             body=data,
-            content_type=content_type if data is not None else None,
-            accept=accept,
+            content_type=call.content_type if data is not None else None,
+            accept=call.accept,
         )
         response.raise_for_status()
-        decoded = response.json()
-        if not isinstance(decoded, dict):
-            raise DecodeError(
-                f"{response.request}: expected a JSON object, got {type(decoded).__name__}"
-            )
-        return decoded
+        return decode_object(response.json(), response.request)
 
-    # -- CRUD ---------------------------------------------------------------------------
+    # -- CRUD (the requests are rxkube._calls' plans, shared with AsyncApi) ---------------
 
     def get(
         self, name: str, *, namespace: str | None = None, metadata_only: bool = False
@@ -531,8 +509,7 @@ class Api:
         Raises:
             NotFound: no such object.
         """
-        path = self.resource.path(self._object_namespace(namespace), name)
-        return self._call("GET", path, accept=ACCEPT_METADATA if metadata_only else None)
+        return drive(self._get(name, namespace, metadata_only), self._send)
 
     def list(
         self,
@@ -554,51 +531,21 @@ class Api:
             limit: page size; ``None`` asks for everything at once.
             metadata_only: list PartialObjectMetadata items.
         """
-        params: dict[str, str] = {}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        accept = ACCEPT_METADATA_LIST if metadata_only else None
-        path = self.resource.path(self.namespace)
-        page_params = {**params, "limit": str(limit)} if limit else params
-        result = self._call("GET", path, params=page_params, accept=accept)
-        items = [*(result.get("items") or ())]
-        metadata = result.setdefault("metadata", {})
-        while metadata.get("continue"):
-            try:
-                page = self._call(
-                    "GET",
-                    path,
-                    params={**page_params, "continue": metadata["continue"]},
-                    accept=accept,
-                )
-            except Gone:
-                return self._call("GET", path, params=params, accept=accept)
-            items.extend(page.get("items") or ())
-            metadata = page.get("metadata") or {}
-        result["items"] = items
-        result["metadata"].pop("continue", None)
-        result["metadata"].pop("remainingItemCount", None)
-        return result
+        return drive(self._list(label_selector, field_selector, limit, metadata_only), self._send)
 
     def create(self, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
         """Create an object; returns it as stored. ``Conflict`` if it exists already."""
-        path = self.resource.path(self._object_namespace(namespace, obj))
-        return self._call("POST", path, body=obj)
+        return drive(self._create(obj, namespace), self._send)
 
     def replace(self, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
         """Replace an object (PUT). ``Conflict`` if its resourceVersion is stale."""
-        path = self.resource.path(self._object_namespace(namespace, obj), self._name_of(obj))
-        return self._call("PUT", path, body=obj)
+        return drive(self._replace(obj, namespace, None), self._send)
 
     def replace_status(
         self, obj: dict[str, Any], *, namespace: str | None = None
     ) -> dict[str, Any]:
         """Replace an object's status subresource (PUT ``.../status``)."""
-        ns = self._object_namespace(namespace, obj)
-        path = self.resource.path(ns, self._name_of(obj), "status")
-        return self._call("PUT", path, body=obj)
+        return drive(self._replace(obj, namespace, "status"), self._send)
 
     def patch(
         self,
@@ -624,23 +571,8 @@ class Api:
             subresource: e.g. ``"status"``.
             namespace: overrides the Api's namespace.
         """
-        content_type = _PATCH_CONTENT_TYPES.get(type)
-        if content_type is None:
-            raise ValueError(
-                f"unknown patch type {type!r}: use one of {', '.join(_PATCH_CONTENT_TYPES)}"
-            )
-        params: dict[str, str] = {}
-        if field_manager:
-            params["fieldManager"] = field_manager
-        if type == "apply":
-            if not field_manager:
-                raise ValueError("a server-side apply patch needs field_manager=")
-            if force:
-                params["force"] = "true"
-        elif force:
-            raise ValueError("force= only applies to type='apply'")
-        path = self.resource.path(self._object_namespace(namespace), name, subresource)
-        return self._call("PATCH", path, params=params, body=patch, content_type=content_type)
+        plan = self._patch(name, patch, type, field_manager, force, subresource, namespace)
+        return drive(plan, self._send)
 
     def delete(
         self,
@@ -658,13 +590,8 @@ class Api:
             propagation_policy: ``"Orphan"``, ``"Background"`` or ``"Foreground"``.
             grace_period_seconds: seconds before the object is killed; 0 means now.
         """
-        params: dict[str, str] = {}
-        if propagation_policy:
-            params["propagationPolicy"] = propagation_policy
-        if grace_period_seconds is not None:
-            params["gracePeriodSeconds"] = str(grace_period_seconds)
-        path = self.resource.path(self._object_namespace(namespace), name)
-        return self._call("DELETE", path, params=params)
+        plan = self._delete(name, namespace, propagation_policy, grace_period_seconds)
+        return drive(plan, self._send)
 
     # -- raw calls for the watcher ------------------------------------------------------
 

@@ -25,7 +25,13 @@ default). A coroutine function runs on an asyncio loop: the ``loop=`` given to `
 else the loop running where the results are subscribed (when subscribed from async
 code), else a loop on a thread the controller starts and stops
 (``rxkube-controller-loop-<name>``). Never block such a loop in a coroutine reconcile:
-use ``await asyncio.to_thread(api.patch, ...)`` for rxkube's blocking ``Api`` calls.
+use :class:`rxkube.aio.AsyncApi` there, whose calls are coroutines.
+
+Failures are retried per object: the error policy is told how many times in a row the
+object has failed (reset by a success), and without one the controller waits as
+client-go's default controller rate limiter does (:class:`~rxkube.ratelimit.RateLimiter`).
+``ControllerConfig`` adds a reconcile timeout and a periodic resync, and
+:func:`rxkube.probes.serve` serves health probes and metrics for a controller.
 """
 
 from __future__ import annotations
@@ -49,11 +55,13 @@ from ._object_ref import ObjectRef
 from ._results import (
     Action,
     ControllerConfig,
+    ControllerHealth,
     Mapper,
     ObjectMissing,
     Reconciled,
     ReconcileFailed,
     ReconcileResult,
+    ReconcileTimeout,
     current_reason,
 )
 from ._runner import Run, RunPlan, Trigger
@@ -73,9 +81,11 @@ __all__ = [
     "Action",
     "Controller",
     "ControllerConfig",
+    "ControllerHealth",
     "ObjectMissing",
     "ReconcileFailed",
     "ReconcileResult",
+    "ReconcileTimeout",
     "Reconciled",
     "current_reason",
     "shutdown_signals",
@@ -199,6 +209,8 @@ class Controller:
         self._stores: list[Store] = [reader]
         self._reconcile_all: list[Observable[Any]] = []
         self._running = False
+        self._run: Run | None = None
+        self._last_error: Exception | None = None
         self.metrics = ControllerMetrics(name)
         self._watched = None
         self._sharding: ShardedSource | None = None
@@ -207,6 +219,25 @@ class Controller:
     def store(self) -> Store:
         """The store of the reconciled objects."""
         return self._store
+
+    @property
+    def stores(self) -> list[Store]:
+        """Every store the controller reads: its own, and those given with relations.
+
+        It reconciles nothing until all of them are ready.
+        """
+        return list(self._stores)
+
+    def health(self) -> ControllerHealth:
+        """Whether it runs, and whether its loop answers (what :mod:`rxkube.probes` checks).
+
+        Each call also sends the loop a ping, so the next call can tell a loop that has
+        not answered since.
+        """
+        run = self._run
+        if run is None:
+            return ControllerHealth(False, False, self._last_error, 0.0)
+        return run.health()
 
     @property
     def name(self) -> str:
@@ -352,6 +383,30 @@ class Controller:
 
         return self._relate(stream, refs, "related object updated", reader)
 
+    def reconcile_on(self, refs: Observable[ObjectRef]) -> Self:
+        """Reconcile the object each :class:`~rxkube.ObjectRef` of ``refs`` names.
+
+        For requests from outside Kubernetes (a webhook, a queue, a timer of your own).
+        A ref names the object by name and namespace; kind and group may be left out.
+        An item that is not an ObjectRef fails the run with a ``TypeError``.
+
+        Example:
+            >>> requests = Subject()                                               # doctest: +SKIP
+            >>> controller.reconcile_on(requests)                                  # doctest: +SKIP
+            >>> requests.on_next(ObjectRef("settings", "default"))                 # doctest: +SKIP
+        """
+
+        def as_refs(item: Any) -> list[ObjectRef]:
+            if not isinstance(item, ObjectRef):
+                raise TypeError(
+                    f"controller {self.name}: reconcile_on() expects ObjectRef items, got"
+                    f" {type(item).__name__}: {item!r:.100}"
+                )
+            return [item]
+
+        self._triggers.append(Trigger(refs, as_refs, lambda ref: f"requested: {ref}", raw=True))
+        return self
+
     def reconcile_all_on(self, trigger: Observable[Any]) -> Self:
         """Reconcile every object in the store each time ``trigger`` emits (e.g. a config reload)."""
         self._reconcile_all.append(trigger)
@@ -418,7 +473,7 @@ class Controller:
     def run(
         self,
         reconcile: Callable[[Object, _C], Action | Awaitable[Action]],
-        error_policy: Callable[[Object, Exception, _C], Action],
+        error_policy: Callable[..., Action] | None,
         context: _C,
         *,
         stop: Observable[Any] | None = None,
@@ -441,7 +496,13 @@ class Controller:
             reconcile: ``reconcile(obj, context) -> Action``, a plain function (run on a
                 worker thread) or a coroutine function (run on an asyncio loop).
             error_policy: ``error_policy(obj, error, context) -> Action`` for a reconcile
-                that raised; a plain function, called where the reconcile ran.
+                that raised (or timed out); a plain function, called where the reconcile ran
+                (on the controller's thread for a timed-out plain function). Given a fourth
+                parameter, it is also passed the attempt: how many times in a row the
+                object has failed, this time included (reset by a success). ``None``:
+                retry as client-go's default controller rate limiter does, after
+                ``5 ms * 2**(attempt - 1)`` up to 1000 s, at most 10 retries a second
+                overall (bursts of 100).
             context: passed to every call, e.g. clients and settings.
             stop: each emission asks to stop; the first gracefully, the second at once.
             leader: reconcile only while this elector leads; watches and stores stay warm
@@ -468,6 +529,7 @@ class Controller:
                 )
                 return Disposable()
             self._running = True
+            self._last_error = None
             running_loop = loop
             if is_async and running_loop is None:
                 with contextlib.suppress(RuntimeError):
@@ -493,13 +555,16 @@ class Controller:
                 is_async=is_async,
                 loop=running_loop,
             )
+            self._run = run
             run.start(stop, leader)
             return Disposable(run.dispose)
 
         results: Observable[ReconcileResult] = reactivex.create(subscribe)
         return results if sharding is None else running(sharding, results)
 
-    def _stopped(self) -> None:
+    def _stopped(self, error: Exception | None) -> None:
+        self._run = None
+        self._last_error = error
         self._running = False
 
     def __repr__(self) -> str:

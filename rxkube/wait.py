@@ -31,6 +31,7 @@ from .events import Object
 from .operators import default_backoff
 
 if TYPE_CHECKING:
+    from ._async_api import AsyncApi
     from .client import Api
 
 __all__ = [
@@ -85,9 +86,12 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
 
 
 async def await_condition_async(
-    api: Api, name: str, condition: Condition, timeout: float
+    api: Api | AsyncApi, name: str, condition: Condition, timeout: float
 ) -> Object | None:
     """Like :func:`await_condition`, awaited: the event loop is never blocked.
+
+    ``api`` may be a blocking :class:`~rxkube.client.Api` or an
+    :class:`~rxkube.aio.AsyncApi`: the watch runs on a thread of its own either way.
 
     Raises:
         TimeoutError: the condition did not hold within ``timeout``.
@@ -100,11 +104,14 @@ async def await_condition_async(
     def finish(value: Any) -> None:
         resolve_soon(loop, future, value)
 
-    subscription = _watch(api, name, condition).subscribe(finish, finish)
+    from .client import Api
+
+    blocking = api if isinstance(api, Api) else api.sync
+    subscription = _watch(blocking, name, condition).subscribe(finish, finish)
     try:
         value = await asyncio.wait_for(future, timeout)
     except TimeoutError:
-        raise TimeoutError(_timeout_message(api, name, timeout)) from None
+        raise TimeoutError(_timeout_message(blocking, name, timeout)) from None
     finally:
         subscription.dispose()
     return _result(value)
