@@ -7,12 +7,15 @@ namespace holding the same data. The controller
 - holds a finalizer on each ConfigMap and deletes the mirror itself before the ConfigMap
   goes (no reliance on garbage collection);
 - records Kubernetes Events (``kubectl describe configmap`` shows them);
-- retries failures through its error policy, and runs under leader election when asked.
+- retries failures through its error policy, backing off per ConfigMap, and runs under
+  leader election when asked;
+- serves health probes and metrics (``/livez``, ``/readyz``, ``/metrics``) with
+  ``--probes HOST:PORT`` (``0.0.0.0:8081`` in a pod, for the kubelet and Prometheus).
 
 Run it against your cluster (``KUBECONFIG`` or in-cluster), or against an in-process test
 API server with ``--demo``::
 
-    python examples/configmap_controller.py --demo
+    python examples/configmap_controller.py --demo --probes 127.0.0.1:8081
     python examples/configmap_controller.py --namespace team-a --leader-elect
 
 Stop it with Ctrl+C (once: finish running reconciles; twice: now).
@@ -43,6 +46,7 @@ from rxkube.controller import (
 )
 from rxkube.errors import NotFound
 from rxkube.leader import LeaderElector
+from rxkube.probes import serve
 from rxkube.protocol import Config
 from rxkube.recorder import Recorder
 
@@ -142,10 +146,13 @@ def reconcile(configmap: dict[str, Any], ctx: Context) -> Action:
     )
 
 
-def error_policy(configmap: dict[str, Any], error: Exception, ctx: Context) -> Action:
+def error_policy(
+    configmap: dict[str, Any], error: Exception, ctx: Context, attempt: int
+) -> Action:
+    """Record the failure; retry after ``retry_after`` s, doubling per failure in a row."""
     with contextlib.suppress(Exception):  # the API may be what is failing
         ctx.recorder.publish(configmap, reason="MirrorFailed", message=str(error), type="Warning")
-    return Action.requeue(ctx.retry_after)
+    return Action.requeue(min(ctx.retry_after * 2 ** (attempt - 1), 300.0))
 
 
 def build(
@@ -184,6 +191,14 @@ def report(result: ReconcileResult) -> None:
             log.info("%s reconciled (%s)", result.ref, result.reason)
 
 
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8081`` for IPv6) for ``--probes``."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8081; got {text!r}")
+    return host.strip("[]"), int(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", default="default")
@@ -191,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         "--demo", action="store_true", help="run against an in-process test API server"
     )
     parser.add_argument("--leader-elect", action="store_true", help="compete for a Lease first")
+    parser.add_argument(
+        "--probes",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="serve /livez, /readyz and /metrics there (port 0: any free port)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -226,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
             log.error("controller failed: %s", error)
             ended.set()
 
-        run(client, args.namespace, stop=stop, leader=elector).subscribe(report, failed, ended.set)
+        controller, ctx = build(client, args.namespace)
+        if args.probes:
+            probes = stack.enter_context(serve(*args.probes, controller=controller))
+            print(f"probes at {probes.url} (/livez, /readyz, /metrics)", flush=True)
+        controller.run(reconcile, error_policy, ctx, stop=stop, leader=elector).subscribe(
+            report, failed, ended.set
+        )
         while not ended.wait(1.0):
             pass
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import errors, predicates
 from ._backoff_policy import BackoffPolicy, ExponentialBackoff
 from ._cache import Store, Writer, WriterStatus, store
-from ._finalizers import finalizer
+from ._finalizers import finalizer, finalizer_async
 from ._indexes import IndexFn, index_label, index_namespace, index_owner_uid
 from ._object_ref import ObjectRef
 from ._shards import Shard, ShardSelectorError
@@ -90,6 +90,7 @@ __all__ = [
     "default_backoff",
     "errors",
     "finalizer",
+    "finalizer_async",
     "index_label",
     "index_namespace",
     "index_owner_uid",

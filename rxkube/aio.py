@@ -30,8 +30,8 @@ Each operator also has an aiostream face, ``op.pipe(...)``, for pipelines built 
     xs = rxkube.aio.stream(rxkube.aio.watcher(api)) | rxkube.aio.reflect.pipe(writer)
 
 For requests, ``AsyncApi`` (over an ``AsyncClient`` made from a ``Client``) has the
-methods of ``Api`` as coroutines, and ``finalizer_async`` is ``finalizer`` for them, so
-a coroutine reconcile never blocks its loop::
+methods of ``Api`` as coroutines (and ``rxkube.finalizer_async`` is ``finalizer`` for
+them), so a coroutine reconcile never blocks its loop::
 
     async with rxkube.aio.AsyncClient(client) as aclient:
         pods = rxkube.aio.AsyncApi(aclient, "pods", namespace="default")
@@ -60,7 +60,6 @@ from . import _steps
 from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Run, failed_run
-from ._finalizers import finalizer_async
 from ._futures import resolve_soon
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
@@ -85,7 +84,6 @@ __all__ = [
     "backoff",
     "default_backoff",
     "defer",
-    "finalizer_async",
     "from_async",
     "iterate",
     "metadata_only",

@@ -6,11 +6,17 @@ purpose (that is what it tests) and probes all through it.
 
 from __future__ import annotations
 
+import queue
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,3 +284,47 @@ def test_serve_refuses_bad_settings_and_a_taken_port() -> None:
         assert get(probes.url + "/metrics")[0] == 404
         with pytest.raises(OSError, match=f"cannot serve probes on 127.0.0.1:{probes.port}"):
             serve("127.0.0.1", probes.port)
+
+
+def test_the_example_controller_serves_probes_and_stops_on_sigint() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "configmap_controller.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(example), "--demo", "--probes", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(
+            target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True
+        )
+        reader.start()
+        url = ""
+        deadline = time.monotonic() + TIMEOUT
+        while not url:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            match = re.match(r"probes at (http://\S+)", line)
+            url = match.group(1) if match else ""
+        wait_until(lambda: get(url + "/readyz")[0] == 200)
+        assert get(url + "/livez") == (200, "ok\n")
+        wait_until(lambda: "rxkube_reconcile_total" in get(url + "/metrics")[1])
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0
+        reader.join(TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
+
+
+def test_the_example_refuses_a_bad_probes_address() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "configmap_controller.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--probes", "8081"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 2
+    assert "expected HOST:PORT" in done.stderr
