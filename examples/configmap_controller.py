@@ -146,9 +146,7 @@ def reconcile(configmap: dict[str, Any], ctx: Context) -> Action:
     )
 
 
-def error_policy(
-    configmap: dict[str, Any], error: Exception, ctx: Context, attempt: int
-) -> Action:
+def error_policy(configmap: dict[str, Any], error: Exception, ctx: Context, attempt: int) -> Action:
     """Record the failure; retry after ``retry_after`` s, doubling per failure in a row."""
     with contextlib.suppress(Exception):  # the API may be what is failing
         ctx.recorder.publish(configmap, reason="MirrorFailed", message=str(error), type="Warning")
