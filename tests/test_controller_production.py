@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from reactivex.subject import Subject
 
-from rxkube import ObjectRef
-from rxkube.aio import AsyncApi, AsyncClient, finalizer_async
+from rxkube import ObjectRef, finalizer_async
+from rxkube.aio import AsyncApi, AsyncClient
 from rxkube.client import Api, Client
 from rxkube.conditions import find_condition, set_condition
 from rxkube.controller import (
