@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from reactivex.subject import Subject
 
-from rxkube import reflect, store, watcher
+from rxkube import reflect, reflect_shared, store, store_shared, watcher
 from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller, ReconcileResult
 from rxkube.events import Object
@@ -329,3 +329,83 @@ def test_the_example_refuses_a_bad_probes_address() -> None:
     )
     assert done.returncode == 2
     assert "expected HOST:PORT" in done.stderr
+
+
+def test_metrics_carry_a_shared_stores_fan_out(client: Client, ns: str) -> None:
+    configmaps = Api(client, "configmaps", namespace=ns)
+    for i in range(4):
+        configmaps.create(cm(f"cm-{i}"))
+    shared, writer = store_shared(2, name=f"shared-{ns}")
+    watch = watcher(configmaps).pipe(reflect_shared(writer), default_backoff()).subscribe()
+    release = threading.Event()
+    taken: list[object] = []
+
+    def slow(item: object) -> None:
+        taken.append(item)
+        release.wait(TIMEOUT)  # holds its buffer full: the writer must wait
+
+    subscribers = [shared.subscribe().subscribe(slow), shared.subscribe().subscribe()]
+    try:
+        with serve("127.0.0.1", 0, stores=[shared]) as probes:
+            shared.wait_until_ready(TIMEOUT)
+            for i in range(4, 8):
+                configmaps.create(cm(f"cm-{i}"))
+            wait_until(lambda: shared.stats().writer_waits >= 1)
+            families = scrape(probes)
+            label = {"store": f"shared-{ns}"}
+            assert value(families, "rxkube_store_subscribers", **label) == 2
+            assert value(families, "rxkube_store_max_backlog", **label) >= 2
+            assert value(families, "rxkube_store_writer_waits_total", **label) >= 1
+            assert value(families, "rxkube_store_overflows_total", **label) == 0
+            release.set()
+            wait_until(lambda: len(shared) == 8)
+            families = scrape(probes)
+            assert value(families, "rxkube_store_objects", **label) == 8
+            assert value(families, "rxkube_store_ready", **label) == 1
+    finally:
+        release.set()
+        for subscription in (*subscribers, watch):
+            subscription.dispose()
+
+
+def test_probes_and_scrapes_from_many_threads_while_events_flow(client: Client, ns: str) -> None:
+    configmaps = Api(client, "configmaps", namespace=ns)
+    controller = Controller(configmaps)
+    running = Running(controller, lambda _o, _c: Action.await_change())
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def scraper(path: str) -> None:
+        while not stop.is_set():
+            code, body = get(probes.url + path)
+            if path == "/metrics":
+                list(text_string_to_metric_families(body))  # parses, or raises
+            elif code != 200 and path == "/livez":
+                failures.append(body)
+
+    try:
+        with serve("127.0.0.1", 0, controller=controller) as probes:
+            wait_until(lambda: get(probes.url + "/readyz")[0] == 200)
+            threads = [
+                threading.Thread(target=scraper, args=(path,))
+                for path in ("/metrics", "/metrics", "/livez", "/livez", "/readyz", "/metrics")
+            ]
+            for thread in threads:
+                thread.start()
+            try:
+                for i in range(40):
+                    configmaps.create(cm(f"cm-{i}"))
+                    if i % 3 == 0:
+                        configmaps.delete(f"cm-{i}")
+                wait_until(lambda: len(controller.store) == 26)
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(TIMEOUT)
+            assert failures == []
+            families = scrape(probes)
+            watch = {"watch": f"configmaps in {ns}"}
+            assert value(families, "rxkube_watch_events_total", type="ADDED", **watch) == 40
+            assert value(families, "rxkube_watch_events_total", type="DELETED", **watch) == 14
+    finally:
+        running.close()
