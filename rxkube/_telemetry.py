@@ -184,6 +184,7 @@ class WatchStats:
         self._error: Exception | None = None
         self._ever_listed = False
         self._after_failure = False
+        self._last_end_failed = False  # unlike the state, not undone by a dispose
         self._name = _register(self)
 
     # -- reported by the watch thread -----------------------------------------------
@@ -191,7 +192,7 @@ class WatchStats:
     def started(self) -> None:
         """A subscription started."""
         with self._lock:
-            self._after_failure = self._state == "failed"
+            self._after_failure = self._last_end_failed
             self._running += 1
             self._state = "running"
             self._error = None
@@ -240,6 +241,7 @@ class WatchStats:
                 self._restarts[type(error).__name__] = (
                     self._restarts.get(type(error).__name__, 0) + 1
                 )
+            self._last_end_failed = error is not None
             if self._running:
                 return
             self._state = "stopped" if error is None else "failed"

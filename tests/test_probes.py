@@ -6,6 +6,7 @@ purpose (that is what it tests) and probes all through it.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import signal
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from rxkube import reflect, reflect_shared, store, store_shared, watcher
 from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller, ReconcileResult
 from rxkube.events import Object
+from rxkube.metrics import watch_stats
 from rxkube.operators import default_backoff
 from rxkube.probes import ProbeServer, serve
 from rxkube.protocol import Config
@@ -409,3 +412,40 @@ def test_probes_and_scrapes_from_many_threads_while_events_flow(client: Client, 
             assert value(families, "rxkube_watch_events_total", type="DELETED", **watch) == 14
     finally:
         running.close()
+
+
+def test_watch_metrics_count_a_relist_after_history_went_back() -> None:
+    # A server restarted on the same port starts its history again (an etcd restore):
+    # the resumed list answers 504 ResourceVersionTooLarge and the watch relists.
+    reader, writer = store("rewound")
+    with contextlib.ExitStack() as servers:
+        first = servers.enter_context(ApiServer(too_large_wait=0.2))
+        first.create("namespaces", {"metadata": {"name": "rewound"}})
+        for i in range(30):
+            first.create("configmaps", cm(f"old{i}"), namespace="rewound")
+        configmaps = Api(first.client(), "configmaps", namespace="rewound")
+        source = watcher(configmaps)
+        subscription = source.pipe(reflect(writer), default_backoff()).subscribe(
+            on_error=lambda _e: None
+        )
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            first.faults.fail_requests(503, count=1 << 30)
+            first.restart()
+            wait_until(lambda: any(r.status == 503 for r in first.requests))
+            first.stop()
+            port = urllib.parse.urlsplit(first.url).port or 0
+            second = servers.enter_context(ApiServer(port=port, too_large_wait=0.2))
+            second.create("namespaces", {"metadata": {"name": "rewound"}})
+            second.create("configmaps", cm("fresh"), namespace="rewound")
+            wait_until(lambda: [o["metadata"]["name"] for o in reader.state()] == ["fresh"])
+            (stats,) = [s for s in watch_stats() if s.name == "configmaps in rewound"]
+            snap = stats.snapshot()
+            assert snap.lists["initial"] == 1
+            assert snap.lists["too_large"] == 1
+            assert snap.lists["error"] >= 1  # each resubscription during the outage
+            assert snap.list_duration.count == 2
+            assert snap.state == "running"
+        finally:
+            subscription.dispose()
+    assert stats.snapshot().state == "stopped"
