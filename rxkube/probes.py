@@ -39,11 +39,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._cache import Store
+from ._http import ClosedOnExit
 from ._telemetry import WatchSnapshot, watch_stats
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Check:
         return f"[+]{self.name} ok" if self.ok else f"[-]{self.name} failed: {self.detail}"
 
 
-class ProbeServer:
+class ProbeServer(ClosedOnExit):
     """A running probe server; see :func:`serve`. Close it (or use ``with``) to stop it.
 
     Attributes:
@@ -193,17 +193,6 @@ class ProbeServer:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
-
-    def __enter__(self) -> ProbeServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<ProbeServer {self.url}>"
