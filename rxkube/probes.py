@@ -11,9 +11,9 @@ otherwise (``?verbose`` lists them on success too).
 ``/livez``
     fails only for what a restart cures: a store whose writer stopped for good; a watch
     of this process that made no progress for longer than its idle timeout plus the
-    backoff cap (its thread stuck delivering to a consumer, or dead without a word); a controller loop that
-    has not answered for ``loop_timeout`` seconds, or a controller run that ended with an
-    error. An API-server outage that ``default_backoff()`` is riding out fails neither
+    backoff cap (its thread stuck delivering to a consumer, or dead without a word); a
+    controller loop that has not answered for ``loop_timeout`` seconds, or a controller
+    run that ended with an error. An API-server outage that ``default_backoff()`` is riding out fails neither
     probe: each retry is progress, and stores stay ready with their last state.
 ``/metrics``
     the Prometheus text format (``pip install 'rxkube[prometheus]'``): the controller's
