@@ -119,7 +119,7 @@ def test_probes_answer_503_before_the_caches_are_ready_and_200_after(
         assert get(probes.url + "/livez") == (200, "ok\n")
 
         listed = threading.Event()
-        srv.faults.delay_responses(1.0, 1, verb="list")
+        srv.faults.delay_responses(3.0, 1, verb="list")  # long enough to probe meanwhile
         running = Running(controller, lambda _o, _c: listed.set() or Action.await_change())
         try:
             code, body = get(probes.url + "/readyz")
