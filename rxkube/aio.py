@@ -638,12 +638,13 @@ async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> Async
 
 
 def watcher(
-    api: Api, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
+    api: Api | AsyncApi, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
 ) -> AsyncSource[Event]:
     """``rxkube.watcher`` as an async source: each ``async for`` runs one watch.
 
     Args:
-        api: the resource (and namespace) to watch.
+        api: the resource (and namespace) to watch; an ``AsyncApi`` watches through its
+            client's blocking twin (the watch runs on its own thread either way).
         config: selectors, timeouts, paging and the initial list strategy.
         maxsize: events queued before the watch thread waits for the consumer.
 
@@ -651,22 +652,26 @@ def watcher(
         >>> async for event in rxkube.aio.watcher(api):  # doctest: +SKIP
         ...     print(event)
     """
-    observable = _rx_watcher(api, config)
+    observable = _rx_watcher(_blocking(api), config)
     return AsyncSource(lambda: iterate(observable, maxsize=maxsize))
 
 
 def metadata_watcher(
-    api: Api, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
+    api: Api | AsyncApi, config: Config | None = None, *, maxsize: int = DEFAULT_MAXSIZE
 ) -> AsyncSource[Event]:
     """``rxkube.metadata_watcher`` as an async source (objects are PartialObjectMetadata).
 
     Args:
-        api: the resource (and namespace) to watch.
+        api: the resource (and namespace) to watch (an ``Api`` or an ``AsyncApi``).
         config: selectors, timeouts, paging and the initial list strategy.
         maxsize: events queued before the watch thread waits for the consumer.
     """
-    observable = _rx_metadata_watcher(api, config)
+    observable = _rx_metadata_watcher(_blocking(api), config)
     return AsyncSource(lambda: iterate(observable, maxsize=maxsize))
+
+
+def _blocking(api: Api | AsyncApi) -> Api:
+    return api.sync if isinstance(api, AsyncApi) else api
 
 
 # --- async iterable -> Observable ----------------------------------------------------

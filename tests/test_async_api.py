@@ -160,3 +160,23 @@ def test_one_async_client_belongs_to_one_loop_at_a_time(client: Client) -> None:
         loop.run_until_complete(aclient.aclose())
     finally:
         loop.close()
+
+
+def test_an_async_api_can_be_watched(client: Client) -> None:
+    from rxkube import aio
+    from rxkube.events import InitApply, InitDone
+
+    Api(client, "configmaps", namespace="default").create({"metadata": {"name": "seen"}})
+
+    async def main() -> list[str]:
+        async with AsyncClient(client) as aclient:
+            cms = AsyncApi(aclient, "configmaps", namespace="default")
+            names = []
+            async for event in aio.watcher(cms):
+                if isinstance(event, InitApply):
+                    names.append(event.obj["metadata"]["name"])
+                elif isinstance(event, InitDone):
+                    return names
+        return names
+
+    assert run(main) == ["seen"]
