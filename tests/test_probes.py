@@ -448,4 +448,4 @@ def test_watch_metrics_count_a_relist_after_history_went_back() -> None:
             assert snap.state == "running"
         finally:
             subscription.dispose()
-    assert stats.snapshot().state == "stopped"
+    wait_until(lambda: stats.snapshot().state == "stopped")  # once its thread has ended
