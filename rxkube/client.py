@@ -57,6 +57,7 @@ from ._http import (
 )
 from .errors import (
     ConfigError,
+    DecodeError,
     TransportError,
     WatchStalled,
 )
