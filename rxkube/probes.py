@@ -247,18 +247,13 @@ def serve(
 
 
 def _writer_check(reader: Store) -> Check:
-    # The state issue 12 gives Store: whether its writer still runs, and if not since
-    # when and why. Until a store has it, a dead writer shows through its watch, which
-    # stops making progress.
-    state = getattr(reader, "writer_state", None)
+    """A store whose writer's pipeline has stopped (nothing retries it) is stale for good."""
     name = f"store {reader.describe()}"
-    if state is None:
+    status = reader.writer_status()
+    if status.state != "stopped":
         return Check(name, True)
-    running, stopped_at, error = state()
-    if running or stopped_at is None:
-        return Check(name, True)
-    why = f" with {error!r:.200}" if error is not None else ""
-    ago = time.monotonic() - stopped_at
+    why = f" with {status.error!r:.200}" if status.error is not None else ""
+    ago = time.time() - status.since
     return Check(name, False, f"its writer stopped {ago:.0f} s ago{why}")
 
 
