@@ -4,6 +4,11 @@ No client can build a cache faster than it can read the server's answer and pars
 these two figures are what every other one is compared with. The reads use urllib3 (the
 transport rxkube uses too) with the same page size and the same watch as the clients, on
 the same server; the parse runs ``orjson.loads`` over exactly the bytes that were read.
+
+The reads are timed in this thread's CPU time, not wall time: a read's wall time is mostly
+the server producing the bytes, which a client that reads and parses at once overlaps with
+its parsing, so "read wall + parse" was no floor (rxkube's whole pipeline came out faster).
+The CPU a client must spend to take the bytes off the socket is one.
 """
 
 from __future__ import annotations
@@ -82,6 +87,40 @@ def read_watch(http: urllib3.PoolManager, p: Params, rv: str, lines: int) -> lis
     return b"".join(chunks).split(b"\n")[:lines]
 
 
+def stream_into_cache(
+    http: urllib3.PoolManager, p: Params, rv: str, events: int, cache: dict[str, Any]
+) -> None:
+    """The leanest watching cache: read a watch from ``rv`` and, as the bytes arrive, decode
+    each line and replace the object in ``cache``, until ``events`` lines are done.
+
+    One pass, as a client does it: the bytes are parsed while hot in the CPU cache and the
+    server produces the next ones meanwhile, so this is the floor for rxkube's watch row.
+    """
+    resp = http.request(
+        "GET",
+        _pods_path(p),
+        fields={"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true"},
+        preload_content=False,
+        timeout=urllib3.Timeout(connect=10, read=60),
+    )
+    if resp.status != 200:
+        raise RuntimeError(f"watch failed: HTTP {resp.status}")
+    loads = orjson.loads
+    left, tail = events, b""
+    try:
+        for block in resp.read_chunked(_CHUNK):
+            *lines, tail = (tail + block).split(b"\n")
+            for line in lines[:left]:
+                obj = loads(line)["object"]
+                cache[obj["metadata"]["name"]] = obj
+            left -= len(lines)
+            if left <= 0:
+                return
+    finally:
+        resp.close()
+    raise RuntimeError(f"the watch ended {left} events short")
+
+
 def _parse_pages(pages: list[bytes]) -> dict[str, Any]:
     """Decode list pages into a name-to-pod dict, as the simplest cache would."""
     cache: dict[str, Any] = {}
@@ -96,9 +135,9 @@ def measure_limit(p: Params, ctl: Control) -> Result:
     http = urllib3.PoolManager(maxsize=2)
     result: Result = {"pods": p.pods, "events": p.events}
 
-    start = time.perf_counter()
+    start = time.thread_time()
     pages, _ = read_list(http, p)
-    read_s = time.perf_counter() - start
+    read_s = time.thread_time() - start
     total = sum(len(b) for b in pages)
     result.update(list_read_s=read_s, list_bytes=total, bytes_per_pod=total / p.pods)
 
@@ -130,26 +169,26 @@ def measure_limit(p: Params, ctl: Control) -> Result:
         batch = ctl.info()["last_batch"]
         if batch is None or batch[1] - batch[0] < p.events:
             batch = ctl.modify(p.events)["last_batch"]
-        start = time.perf_counter()
+        start = time.thread_time()
         lines = read_watch(http, p, str(batch[0]), p.events)
-        watch_read_s = time.perf_counter() - start
+        watch_read_s = time.thread_time() - start
         loads = orjson.loads
         start = time.perf_counter()
         for line in lines:
             loads(line)
         watch_parse_s = time.perf_counter() - start
-        # Any cache also replaces the object it held: parse into the listed cache, which
-        # frees each replaced pod (cold memory, ~100 containers) as a store does.
+        watch_bytes = sum(len(x) + 1 for x in lines)
+        # Any cache also replaces the object it held, which frees each replaced pod (cold
+        # memory, ~100 containers) as a store does: read, parse and replace in one pass.
+        del lines
         start = time.perf_counter()
-        for line in lines:
-            obj = loads(line)["object"]
-            cache[obj["metadata"]["name"]] = obj
+        stream_into_cache(http, p, str(batch[0]), p.events, cache)
         watch_cache_s = time.perf_counter() - start
         result.update(
             watch_read_s=watch_read_s,
             watch_parse_s=watch_parse_s,
-            watch_parse_cache_s=watch_cache_s,
-            watch_bytes=sum(len(x) + 1 for x in lines),
+            watch_stream_cache_s=watch_cache_s,
+            watch_bytes=watch_bytes,
             read_events_per_s=p.events / watch_read_s,
             parse_events_per_s=p.events / watch_parse_s,
         )
