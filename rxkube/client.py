@@ -16,6 +16,7 @@ the watcher drives (``list_page`` and ``watch_stream``), which decode nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import ssl
 import threading
@@ -315,7 +316,9 @@ class Client(ClosedOnExit):
             body: the request body.
             content_type: the body's media type.
             accept: the Accept header (default ``application/json``).
-            timeout: seconds to wait for data (default ``request_timeout``).
+            timeout: seconds to connect and get the answer, together: a server
+                silent for that long fails the request (default: ``connect_timeout``
+                to connect, then ``request_timeout`` of silence).
             cancellation: lets another thread abort the request while it is in flight.
 
         Raises:
@@ -334,6 +337,7 @@ class Client(ClosedOnExit):
                     timeout=urllib3.Timeout(
                         connect=self.connect_timeout,
                         read=self.request_timeout if timeout is None else timeout,
+                        total=timeout,
                     ),
                     redirect=False,
                     preload_content=False,
@@ -482,7 +486,7 @@ class Api(ApiCalls):
         where = f", namespace={self.namespace!r}" if self.namespace else ""
         return f"Api({self.client.server!r}, {self.resource.full_name!r}{where})"
 
-    def _send(self, call: Call) -> dict[str, Any]:
+    def _send(self, call: Call, timeout: float | None = None) -> dict[str, Any]:
         data = None if call.body is None else orjson.dumps(call.body)
         response = self.client.request(
             call.method,
@@ -491,6 +495,7 @@ class Api(ApiCalls):
             body=data,
             content_type=call.content_type if data is not None else None,
             accept=call.accept,
+            timeout=timeout,
         )
         response.raise_for_status()
         return decode_object(response.json(), response.request)
@@ -498,7 +503,12 @@ class Api(ApiCalls):
     # -- CRUD (the requests are rxkube._calls' plans, shared with AsyncApi) ---------------
 
     def get(
-        self, name: str, *, namespace: str | None = None, metadata_only: bool = False
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        metadata_only: bool = False,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Read one object.
 
@@ -506,11 +516,13 @@ class Api(ApiCalls):
             name: the object's name.
             namespace: overrides the Api's namespace.
             metadata_only: return a PartialObjectMetadata (apiVersion, kind, metadata).
+            timeout: seconds the request may take (default: the client's request timeout).
 
         Raises:
             NotFound: no such object.
         """
-        return drive(self._get(name, namespace, metadata_only), self._send)
+        send = functools.partial(self._send, timeout=timeout)
+        return drive(self._get(name, namespace, metadata_only), send)
 
     def list(
         self,
@@ -534,13 +546,25 @@ class Api(ApiCalls):
         """
         return drive(self._list(label_selector, field_selector, limit, metadata_only), self._send)
 
-    def create(self, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
-        """Create an object; returns it as stored. ``Conflict`` if it exists already."""
-        return drive(self._create(obj, namespace), self._send)
+    def create(
+        self, obj: dict[str, Any], *, namespace: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Create an object; returns it as stored. ``Conflict`` if it exists already.
 
-    def replace(self, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
-        """Replace an object (PUT). ``Conflict`` if its resourceVersion is stale."""
-        return drive(self._replace(obj, namespace, None), self._send)
+        ``timeout``: seconds the request may take (default: the client's request timeout).
+        """
+        send = functools.partial(self._send, timeout=timeout)
+        return drive(self._create(obj, namespace), send)
+
+    def replace(
+        self, obj: dict[str, Any], *, namespace: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Replace an object (PUT). ``Conflict`` if its resourceVersion is stale.
+
+        ``timeout``: seconds the request may take (default: the client's request timeout).
+        """
+        send = functools.partial(self._send, timeout=timeout)
+        return drive(self._replace(obj, namespace, None), send)
 
     def replace_status(
         self, obj: dict[str, Any], *, namespace: str | None = None

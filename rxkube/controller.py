@@ -208,6 +208,10 @@ class Controller:
         ]
         self._stores: list[Store] = [reader]
         self._reconcile_all: list[Observable[Any]] = []
+        # Lock rules: ``_lock`` guards ``_running`` and the kind learned from the stream
+        # (``_own_ref`` runs on the watch thread, ``_key`` on the controller's loop); it
+        # is held for an assignment or a test, never across a call out.
+        self._lock = threading.Lock()
         self._running = False
         self._run: Run | None = None
         self._last_error: Exception | None = None
@@ -434,8 +438,10 @@ class Controller:
     def _own_ref(self, obj: Object) -> list[ObjectRef]:
         ref = ObjectRef.from_obj(obj)
         if self._kind is None and ref.kind:
-            self._kind = (ref.kind, ref.group)
-            self._namespaced = ref.namespace is not None
+            with self._lock:  # learned once, both together, from the first object
+                if self._kind is None:
+                    self._namespaced = ref.namespace is not None
+                    self._kind = (ref.kind, ref.group)
         return [ref]
 
     def _key(self, ref: ObjectRef) -> ObjectRef:
@@ -523,12 +529,14 @@ class Controller:
             observer: abc.ObserverBase[ReconcileResult],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            if self._running:
+            with self._lock:
+                already = self._running
+                self._running = True
+            if already:
                 observer.on_error(
                     RuntimeError(f"controller {self.name} is running already; run it once")
                 )
                 return Disposable()
-            self._running = True
             self._last_error = None
             running_loop = loop
             if is_async and running_loop is None:
@@ -563,9 +571,10 @@ class Controller:
         return results if sharding is None else running(sharding, results)
 
     def _stopped(self, error: Exception | None) -> None:
-        self._run = None
-        self._last_error = error
-        self._running = False
+        with self._lock:
+            self._run = None
+            self._last_error = error
+            self._running = False
 
     def __repr__(self) -> str:
         return f"<Controller {self.name}: {len(self._triggers)} triggers>"

@@ -14,8 +14,13 @@ How it works (client-go's algorithm):
 - The leader renews the Lease every ``retry_period``. If no renewal has succeeded for
   ``renew_deadline`` seconds, it steps down, *before* ``lease_duration`` runs out and
   another candidate may take over. :attr:`LeaderElector.is_leader` is computed from the
-  clock on every read, so it turns ``False`` at the deadline even if the elector's
-  thread is stuck in a slow request.
+  clock on every read, so it turns ``False`` at the deadline whatever happens. As in
+  client-go, a renewal is cut off at the deadline (its requests time out then), so the
+  step-down is announced at the deadline even when the connection hangs; an attempt to
+  acquire is bounded by ``renew_deadline`` the same way.
+- Callbacks and ``leadership()`` subscribers run on a thread of their own
+  (``rxkube-leader-<name>-events``), in order, never on the thread that renews: a slow
+  callback delays later announcements, never a renewal.
 - On :meth:`LeaderElector.stop` a leader releases the Lease (empty holder), so another
   replica takes over at its next retry instead of waiting for the lease to expire.
 
@@ -30,19 +35,23 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import queue
 import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from reactivex import Observable
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import SingleAssignmentDisposable
 from reactivex.subject import BehaviorSubject
 
 from .errors import Conflict, NotFound, RxKubeError
@@ -56,6 +65,9 @@ log = logging.getLogger(__name__)
 
 _JITTER = 1.2
 """client-go's JitterFactor: a candidate retries after ``retry_period * (1 + U(0, 1.2))``."""
+
+_Announcement = Callable[[], object] | None
+"""One call for the announcing thread; ``None`` ends it."""
 
 
 def default_identity() -> str:
@@ -93,8 +105,10 @@ class LeaderElector:
         clock: monotonic seconds, for durations (injectable for tests).
         wall_clock: seconds since the epoch, for the Lease's timestamps.
 
-    Callbacks run on the elector's thread (``rxkube-leader-<name>``): keep them quick.
-    An exception in a callback is logged and ignored.
+    Once started, callbacks and ``leadership()`` subscribers run on the elector's
+    announcing thread (``rxkube-leader-<name>-events``), one at a time and in order, so
+    they never delay a renewal; an elector driven by hand with :meth:`tick` calls them on
+    the calling thread. An exception in a callback is logged and ignored.
 
     Raises:
         ValueError: the durations are not ``lease_duration > renew_deadline >
@@ -142,7 +156,15 @@ class LeaderElector:
         self._on_new_leader = on_new_leader
         self._clock = clock
         self._wall_clock = wall_clock
-        self._lock = threading.RLock()  # one tick at a time: the thread's, or a caller's
+        # Lock rules: ``_lock`` guards ``_busy``, so that one thread at a time drives the
+        # election (the elector's thread, or a caller of tick() or stop() on an elector
+        # that was not started), and ``_changed`` waits for ``_leading`` to change; it is
+        # never held across a request or a callback.
+        # Every other field is written only by the driving thread; readers (is_leader,
+        # leader) read one attribute at a time.
+        self._lock = threading.Lock()
+        self._busy = False
+        self._changed = threading.Condition(self._lock)  # notified when _leading changes
         # The Lease spec as last observed and when (our clock) it last changed: the
         # basis for judging that another holder's lease expired.
         self._observed: dict[str, Any] | None = None
@@ -154,6 +176,11 @@ class LeaderElector:
         self._subject: BehaviorSubject[bool] = BehaviorSubject(False)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Once started, announcements cross to the announcing thread through this: a
+        # handful per change of leadership, so unbounded costs nothing, and the elector
+        # never waits for a slow callback.
+        self._announcements: queue.SimpleQueue[_Announcement] | None = None
+        self._announcer: threading.Thread | None = None
 
     # -- state -------------------------------------------------------------------------
 
@@ -180,19 +207,42 @@ class LeaderElector:
     def leadership(self) -> Observable[bool]:
         """An Observable of whether this replica leads: the current value, then each change.
 
-        Values are emitted on the elector's thread (or the thread calling :meth:`stop`);
-        it completes after :meth:`stop`.
+        The current value is emitted on the subscribing thread, the changes on the
+        announcing thread (see the class doc); it completes after :meth:`stop`. A
+        subscriber whose ``on_next`` raises is unsubscribed and gets the exception in
+        ``on_error``; the election goes on.
         """
-        return self._subject
+        subject, name = self._subject, f"a leadership() subscriber of Lease {self.name}"
+
+        def subscribe(
+            observer: abc.ObserverBase[bool], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            subscription = SingleAssignmentDisposable()
+
+            def on_next(leading: bool) -> None:
+                try:
+                    observer.on_next(leading)
+                except Exception as exc:
+                    subscription.dispose()
+                    log.error("%s raised; it is unsubscribed", name, exc_info=exc)
+                    with contextlib.suppress(Exception):  # RxPY's default on_error re-raises
+                        observer.on_error(exc)
+
+            subscription.disposable = subject.subscribe(
+                on_next, observer.on_error, observer.on_completed
+            )
+            return subscription
+
+        return reactivex.create(subscribe)
 
     def wait_until_leading(self, timeout: float) -> bool:
-        """Block until this replica leads or ``timeout`` seconds pass; return :attr:`is_leader`."""
-        done = threading.Event()
-        subscription = self._subject.subscribe(lambda leading: done.set() if leading else None)
-        try:
-            done.wait(timeout)
-        finally:
-            subscription.dispose()
+        """Block until this replica leads or ``timeout`` seconds pass; return :attr:`is_leader`.
+
+        Woken by the elector itself, not by its announcements: a slow callback or
+        subscriber does not delay it.
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: self._leading, timeout)
         return self.is_leader
 
     # -- the loop ----------------------------------------------------------------------
@@ -205,6 +255,15 @@ class LeaderElector:
         """
         if self._thread is not None:
             raise RuntimeError(f"leader elector for Lease {self.name!r} was started already")
+        announcements: queue.SimpleQueue[_Announcement] = queue.SimpleQueue()
+        self._announcer = threading.Thread(
+            target=self._announce_all,
+            args=(announcements,),
+            name=f"rxkube-leader-{self.name}-events",
+            daemon=True,
+        )
+        self._announcer.start()
+        self._announcements = announcements
         self._thread = threading.Thread(
             target=self._run, name=f"rxkube-leader-{self.name}", daemon=True
         )
@@ -214,17 +273,27 @@ class LeaderElector:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop competing: a leader steps down and (with ``release_on_stop``) releases the Lease.
 
-        Waits up to ``timeout`` seconds for the elector's thread to end.
+        Waits up to ``timeout`` seconds for the elector's threads to end (a renewal in
+        flight is bounded by the renew deadline; the last announcements by the callbacks).
         """
         self._stopping.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                log.warning("leader elector for Lease %s did not stop in %s s", self.name, timeout)
-                return
-        elif thread is None:
-            self._finish()
+        if thread is None:
+            with self._turn("stop()"):
+                self._finish()
+            return
+        deadline = time.monotonic() + timeout
+        for worker in (thread, self._announcer):
+            if worker is None or worker is threading.current_thread():
+                continue
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.warning(
+                    "leader elector for Lease %s: thread %s did not stop in %s s",
+                    self.name,
+                    worker.name,
+                    timeout,
+                )
 
     def __enter__(self) -> Self:
         return self.start()
@@ -240,46 +309,86 @@ class LeaderElector:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                self._stopping.wait(self.tick())
+                with self._turn("the elector's thread"):
+                    delay = self._tick()
+                self._stopping.wait(delay)
         except Exception:
             log.exception("leader elector for Lease %s failed", self.name)
         finally:
-            self._finish()
+            with self._turn("the elector's thread"):
+                self._finish()
+
+    @contextlib.contextmanager
+    def _turn(self, who: str) -> Iterator[None]:
+        """Drive the election for the duration of the block: one thread at a time."""
+        with self._lock:
+            if self._busy:
+                raise RuntimeError(
+                    f"{who}: the leader elector for Lease {self.name!r} is being driven by "
+                    "another thread"
+                )
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy = False
 
     def _finish(self) -> None:
-        with self._lock:
-            if self.release_on_stop and self.is_leader:
-                self._release()
-            self._renewed_at = None
-            self._announce(False)
-        self._subject.on_completed()
+        if self.release_on_stop and self.is_leader:
+            self._release()
+        self._renewed_at = None
+        self._announce(False)
+        self._emit(self._subject.on_completed)
+        if self._announcements is not None:
+            self._announcements.put(None)
 
     def tick(self) -> float:
         """Make one attempt to acquire or renew the Lease now; return seconds until the next.
 
         The elector's thread calls this in a loop. Call it yourself only to drive an
         elector that was not started (e.g. in a test with an injected clock).
-        """
-        with self._lock:
-            started = self._clock()
-            try:
-                won = self._try_acquire_or_renew(started)
-            except RxKubeError as exc:
-                log.warning(
-                    "%s: Lease %s: acquire or renew failed: %s", self.identity, self.name, exc
-                )
-                won = False
-            if won:
-                self._renewed_at = started
-            self._announce(self.is_leader)
-            now = self._clock()
-            if self._leading and self._renewed_at is not None:
-                # Come back in time to notice the deadline, if renewals keep failing.
-                deadline = self._renewed_at + self.renew_deadline
-                return max(0.0, min(self.retry_period, deadline - now))
-            return self.retry_period * (1.0 + random.random() * _JITTER)
 
-    def _try_acquire_or_renew(self, now: float) -> bool:
+        Raises:
+            RuntimeError: the elector was started (its thread ticks), or another thread
+                is in ``tick()`` or ``stop()`` now.
+        """
+        if self._thread is not None:
+            raise RuntimeError(
+                f"tick(): the leader elector for Lease {self.name!r} was started; its thread ticks"
+            )
+        with self._turn("tick()"):
+            return self._tick()
+
+    def _tick(self) -> float:
+        started = self._clock()
+        # A deadline that passed while the thread slept is announced before anything else.
+        self._announce(self.is_leader)
+        # An attempt is worthless past its deadline: a renewal must succeed before the
+        # leader's, and an acquisition that took longer than renew_deadline would begin
+        # a leadership already over. So its requests time out then (client-go cancels
+        # the renewal's context at the renew deadline).
+        until = self.leading_until if self.is_leader else None
+        deadline = started + self.renew_deadline if until is None else until
+        try:
+            won = self._try_acquire_or_renew(started, deadline)
+        except RxKubeError as exc:
+            log.warning("%s: Lease %s: acquire or renew failed: %s", self.identity, self.name, exc)
+            won = False
+        if won:
+            self._renewed_at = started
+        self._announce(self.is_leader)
+        now = self._clock()
+        if self._leading and self._renewed_at is not None:
+            # Come back in time to notice the deadline, if renewals keep failing.
+            return max(0.0, min(self.retry_period, self._renewed_at + self.renew_deadline - now))
+        return self.retry_period * (1.0 + random.random() * _JITTER)
+
+    def _time_left(self, deadline: float) -> float:
+        """The timeout of a request that must end by ``deadline`` (at least a millisecond)."""
+        return max(deadline - self._clock(), 0.001)
+
+    def _try_acquire_or_renew(self, now: float, deadline: float) -> bool:
         wall = _micro_time(self._wall_clock())
         record: dict[str, Any] = {
             "holderIdentity": self.identity,
@@ -293,13 +402,13 @@ class LeaderElector:
             record["acquireTime"] = self._observed.get("acquireTime", wall)
             record["leaseTransitions"] = self._observed.get("leaseTransitions", 0)
             try:
-                self._write(self._lease, record, now)
+                self._write(self._lease, record, now, deadline)
                 return True
             except (Conflict, NotFound):
                 log.info("%s: Lease %s changed under us; reading it", self.identity, self.name)
 
         try:
-            current = self.api.get(self.name)
+            current = self.api.get(self.name, timeout=self._time_left(deadline))
         except NotFound:
             lease = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -307,7 +416,7 @@ class LeaderElector:
                 "metadata": {"name": self.name},
                 "spec": record,
             }
-            self._lease = self.api.create(lease)
+            self._lease = self.api.create(lease, timeout=self._time_left(deadline))
             self._observe(record, now)
             return True
 
@@ -328,10 +437,12 @@ class LeaderElector:
             record["leaseTransitions"] = spec.get("leaseTransitions", 0)
         else:
             record["leaseTransitions"] = spec.get("leaseTransitions", 0) + 1
-        self._write(current, record, now)
+        self._write(current, record, now, deadline)
         return True
 
-    def _write(self, lease: dict[str, Any], spec: dict[str, Any], now: float) -> None:
+    def _write(
+        self, lease: dict[str, Any], spec: dict[str, Any], now: float, deadline: float
+    ) -> None:
         """Replace the Lease with ``spec``, on the condition that it is still ``lease``."""
         meta = lease.get("metadata") or {}
         body = {
@@ -341,7 +452,7 @@ class LeaderElector:
             "spec": spec,
         }
         try:
-            self._lease = self.api.replace(body)
+            self._lease = self.api.replace(body, timeout=self._time_left(deadline))
         except (Conflict, NotFound):
             self._lease = None
             raise
@@ -354,7 +465,8 @@ class LeaderElector:
         if holder != self._leader:
             self._leader = holder
             log.info("Lease %s: leader is now %s", self.name, holder or "nobody")
-            self._call(self._on_new_leader, holder)
+            callback = self._on_new_leader
+            self._emit(lambda: self._call(callback, holder))
 
     def _release(self) -> None:
         if self._lease is None or self._observed is None:
@@ -367,22 +479,44 @@ class LeaderElector:
             "renewTime": wall,
             "leaseTransitions": self._observed.get("leaseTransitions", 0),
         }
+        now = self._clock()
         try:
-            self._write(self._lease, spec, self._clock())
+            self._write(self._lease, spec, now, now + self.renew_deadline)
         except RxKubeError as exc:
             log.warning("%s: could not release Lease %s: %s", self.identity, self.name, exc)
 
     def _announce(self, leading: bool) -> None:
         if leading == self._leading:
             return
-        self._leading = leading
+        with self._changed:
+            self._leading = leading
+            self._changed.notify_all()
         if leading:
             log.info("%s: became the leader on Lease %s", self.identity, self.name)
-            self._call(self._on_started)
         else:
             log.warning("%s: stopped leading on Lease %s", self.identity, self.name)
-            self._call(self._on_stopped)
-        self._subject.on_next(leading)
+        callback = self._on_started if leading else self._on_stopped
+
+        def announce() -> None:
+            self._call(callback)
+            self._subject.on_next(leading)
+
+        self._emit(announce)
+
+    def _emit(self, announcement: Callable[[], object]) -> None:
+        """Announce on the announcing thread once started, else on the driving thread."""
+        if self._announcements is None:
+            announcement()
+        else:
+            self._announcements.put(announcement)
+
+    def _announce_all(self, announcements: queue.SimpleQueue[_Announcement]) -> None:
+        """The body of the announcing thread: every announcement in order, until the end."""
+        while (announcement := announcements.get()) is not None:
+            try:
+                announcement()
+            except Exception:
+                log.exception("announcing leadership of Lease %s failed", self.name)
 
     def _call(self, callback: Callable[..., object] | None, *args: Any) -> None:
         if callback is None:

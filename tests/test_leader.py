@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import http.server
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from rxkube.client import Api
+from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller
 from rxkube.errors import Conflict, NotFound, TransportError
 from rxkube.leader import LeaderElector
@@ -52,13 +54,13 @@ class FakeLeases:
         if hook is not None:
             hook()
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str, *, timeout: float | None = None) -> dict[str, Any]:
         self._check()
         if name not in self.objects:
             raise NotFound(404, "NotFound", f"leases {name!r} not found")
         return copy.deepcopy(self.objects[name])
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, obj: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         self._check()
         self._hook()
         name = obj["metadata"]["name"]
@@ -69,7 +71,7 @@ class FakeLeases:
         self.objects[name] = stored
         return copy.deepcopy(stored)
 
-    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, obj: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         self._check()
         self._hook()
         name = obj["metadata"]["name"]
@@ -384,15 +386,15 @@ class Cuttable:
         if self.cut:
             raise TransportError("connection reset (cut by the test)")
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str, *, timeout: float | None = None) -> dict[str, Any]:
         self._check()
         return self.api.get(name)
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, obj: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         self._check()
         return self.api.create(obj)
 
-    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, obj: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         self._check()
         return self.api.replace(obj)
 
@@ -510,6 +512,146 @@ def test_leader_steps_down_when_the_server_fails_its_renewals(srv: ApiServer) ->
             e.stop()
         monitor.stop()
     assert monitor.overlaps == []
+
+
+class HangingLeaseServer:
+    """A raw HTTP server holding one Lease whose every renewal (PUT) hangs.
+
+    GET answers the Lease (404 before it exists), POST creates it, PUT never answers
+    until the server closes: a leader's connection that hangs mid-renewal.
+    """
+
+    PATH = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.hanging = 0
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if outer.lease is None:
+                    self._answer(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+                else:
+                    self._answer(200, outer.lease)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body["metadata"]["resourceVersion"] = "1"
+                outer.lease = body
+                self._answer(201, body)
+
+            def do_PUT(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.hanging += 1
+                outer.release.wait(TIMEOUT)
+                self.close_connection = True
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="test-hanging-leases", daemon=True
+        )
+
+    def __enter__(self) -> HangingLeaseServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(TIMEOUT)
+
+
+def test_a_hanging_renewal_is_cut_off_and_announced_at_the_renew_deadline() -> None:
+    renew_deadline = 2.0
+    stopped: list[float] = []
+    announced: list[tuple[bool, float]] = []
+    with HangingLeaseServer() as server, Client(server.url) as client:
+        elector = LeaderElector(
+            Api(client, "leases", namespace="default"),
+            "lock",
+            identity="a",
+            lease_duration=4.0,
+            renew_deadline=renew_deadline,
+            retry_period=0.5,
+            on_stopped_leading=lambda: stopped.append(time.monotonic()),
+        )
+        elector.leadership().subscribe(
+            lambda leading: announced.append((leading, time.monotonic()))
+        )
+        with elector:
+            assert elector.wait_until_leading(TIMEOUT)
+            until = elector.leading_until
+            assert until is not None
+            # The request timeout is 60 s: only cutting the renewal off announces in time.
+            wait_for(lambda: [leading for leading, _ in announced] == [False, True, False])
+            assert server.hanging >= 1
+    # As client-go: announced at the deadline, not when the hanging request gives up.
+    assert stopped and stopped[0] - until < 1.5
+    assert announced[2][1] - until < 1.5
+
+
+def test_a_slow_leadership_subscriber_does_not_cost_leadership(srv: ApiServer) -> None:
+    client = srv.client()
+    release = threading.Event()
+    seen: list[bool] = []
+
+    def slow(leading: bool) -> None:
+        seen.append(leading)
+        if leading:
+            release.wait(TIMEOUT)  # far longer than the renew deadline
+
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    )
+    elector.leadership().subscribe(slow)
+    with elector:
+        try:
+            assert elector.wait_until_leading(TIMEOUT)
+            wait_for(lambda: seen == [False, True])  # the subscriber is now stuck in True
+            renewals = len([r for r in srv.requests if r.verb == "update"])
+            wait_for(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals + 3)
+            assert elector.is_leader
+        finally:
+            release.set()
+
+
+def test_a_raising_leadership_subscriber_is_unsubscribed_and_the_election_goes_on(
+    srv: ApiServer,
+) -> None:
+    client = srv.client()
+    errors: list[BaseException] = []
+
+    def boom(leading: bool) -> None:
+        if leading:
+            raise RuntimeError("subscriber failed")
+
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    )
+    elector.leadership().subscribe(boom, errors.append)
+    with elector:
+        assert elector.wait_until_leading(TIMEOUT)
+        wait_for(lambda: bool(errors))
+        renewals = len([r for r in srv.requests if r.verb == "update"])
+        wait_for(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals)
+        assert elector.is_leader
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
 
 
 def test_only_the_leaders_controller_reconciles_and_a_follower_takes_over(
