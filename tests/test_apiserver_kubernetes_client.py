@@ -23,7 +23,8 @@ def api_client(
         try:
             yield srv, api
         finally:
-            api.close()
+            api.close()  # ends its thread pool, but leaves urllib3's connections open
+            api.rest_client.pool_manager.clear()
 
 
 def test_core_v1_list_with_limit_and_continue(

@@ -130,6 +130,7 @@ class ApiServer:
         self._listener: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._clients: list[Client] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -258,6 +259,9 @@ class ApiServer:
         await runner.cleanup()
         if listener is not None:
             await listener.wait_closed()
+        clients, self._clients = self._clients, []
+        for client in clients:  # their pooled connections lead to a server that is gone
+            client.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
@@ -714,9 +718,14 @@ class ApiServer:
         return target
 
     def client(self) -> Client:
-        """A ready :class:`rxkube.client.Client` for this server (token and CA included)."""
+        """A ready :class:`rxkube.client.Client` for this server (token and CA included).
+
+        The server closes it when it stops, so a test leaves no connection behind.
+        """
         from ..client import Client
 
         if not self.url:
             raise RuntimeError("the test API server is not running")
-        return Client(self.url, token=self.token, ca_file=self.ca_file, verify_ssl=True)
+        client = Client(self.url, token=self.token, ca_file=self.ca_file, verify_ssl=True)
+        self._clients.append(client)
+        return client
