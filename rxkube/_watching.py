@@ -2,12 +2,19 @@
 
 Each subscription runs one daemon thread (``rxkube-watch-<plural>``) that performs
 the requests ``WatchMachine`` asks for, decodes each line with orjson and calls
-``on_next`` on that thread, so a slow consumer slows only its own watch and TCP
-backpressure reaches the server. Pass ``scheduler=`` to ``subscribe`` to have
-``on_next`` run on that scheduler instead (backpressure is kept: the watch thread
-waits while too many batches are pending there). Disposing the subscription aborts
-the request in flight (a list or a watch, through the run's ``Cancellation``), closes
-its connection and ends the thread at once, emitting nothing more.
+``on_next`` on that thread, in order, so a slow consumer slows only its own watch and
+TCP backpressure reaches the server.
+
+A scheduler given to ``subscribe(scheduler=...)`` is, as everywhere in RxPY, the default
+scheduler of the subscription (operators such as ``backoff()`` run their timers on it);
+it does not move delivery. To receive events elsewhere, put ``observe_on(scheduler)``
+(``rxkube.operators``) in the pipe: a bounded, in-order hand-over that keeps backpressure.
+
+If ``on_next`` raises, the watch stops (its connection is closed) and the observer gets
+``on_error(ConsumerError)``, chained to the exception: a bug in a subscriber is never
+retried as if it were a server failure. Disposing the subscription aborts the request
+in flight (a list or a watch, through the run's ``Cancellation``), closes its connection
+and ends the thread at once, emitting nothing more.
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._delivery import fail_consumer
 from ._http import Cancellation
 from ._telemetry import WatchStats
 from .errors import DecodeError
@@ -37,9 +45,6 @@ __all__ = ["metadata_watcher", "watch", "watch_object", "watcher"]
 log = logging.getLogger(__name__)
 
 _NOTHING_SENT = object()
-
-_PENDING_BATCHES = 64
-"""Batches a scheduler may hold before the watch thread waits for it to catch up."""
 
 
 def watcher(api: Api, config: Config | None = None) -> Observable[Event]:
@@ -159,7 +164,7 @@ def _watch(
         observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         start, first[0] = first[0], None
-        run = _WatchRun(api, config, metadata_only, observer, scheduler, cell, stats, start)
+        run = _WatchRun(api, config, metadata_only, observer, cell, stats, start)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
         )
@@ -190,8 +195,8 @@ def _starts_list(request: Request) -> bool:
     return "sendInitialEvents" in request.params
 
 
-class _ConsumerError(Exception):
-    """An exception raised by a subscriber's own callback, not by the watch."""
+class _ConsumerRaised(Exception):
+    """Carries an exception of the subscriber's ``on_next`` out of the watch loop."""
 
 
 class _WatchRun:
@@ -203,7 +208,6 @@ class _WatchRun:
         config: Config,
         metadata_only: bool,
         observer: abc.ObserverBase[Event],
-        scheduler: abc.SchedulerBase | None,
         resume: list[str | None],
         stats: WatchStats,
         watch_from: str | None = None,
@@ -213,8 +217,6 @@ class _WatchRun:
         self._config = config
         self._metadata_only = metadata_only
         self._observer = observer
-        self._scheduler = scheduler
-        self._pending = threading.BoundedSemaphore(_PENDING_BATCHES) if scheduler else None
         self._resume = resume
         self._stats = stats
         # Why the next list starts (None: this subscription's first), and when the
@@ -239,21 +241,20 @@ class _WatchRun:
         stats.started()
         try:
             self._loop()
-        except _ConsumerError as exc:
-            cause = exc.__cause__
-            stats.ended(cause if isinstance(cause, Exception) else exc)
-            log.error(
-                "a subscriber of the %s watch raised; watch stopped",
-                self._name,
-                exc_info=exc.__cause__,
-            )
+        except _ConsumerRaised as raised:
+            # The watch loop has ended and its connection is closed: the upstream is gone.
+            self._stopped.set()
+            cause = raised.__cause__
+            assert isinstance(cause, Exception)
+            stats.ended(cause)
+            fail_consumer(self._observer, f"the subscriber of watch {self._name}", cause)
         except Exception as exc:
             if self._stopped.is_set():
                 stats.ended(None)
             else:
                 # Counted before on_error: a backoff may resubscribe from inside it.
                 stats.ended(exc)
-                self._deliver_error(exc)
+                self._observer.on_error(exc)
         else:
             stats.ended(None)
 
@@ -350,35 +351,10 @@ class _WatchRun:
             self._stats.listed(time.monotonic() - self._list_started)
             self._list_started = None
             self._relist_cause = None
-        if self._scheduler is None:
-            try:
-                _send_all(self._observer.on_next, events)
-            except Exception as exc:
-                raise _ConsumerError() from exc
-            return
-        self._hand_over(lambda: _send_all(self._observer.on_next, events))
-
-    def _deliver_error(self, exc: Exception) -> None:
-        if self._scheduler is None:
-            self._observer.on_error(exc)
-        else:
-            self._hand_over(lambda: self._observer.on_error(exc))
-
-    def _hand_over(self, action: Callable[[], None]) -> None:
-        assert self._scheduler is not None and self._pending is not None
-        pending = self._pending
-        while not pending.acquire(timeout=0.1):
-            if self._stopped.is_set():
-                return
-
-        def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-            try:
-                if not self._stopped.is_set():
-                    action()
-            finally:
-                pending.release()
-
-        self._scheduler.schedule(run)
+        try:
+            _send_all(self._observer.on_next, events)
+        except Exception as exc:
+            raise _ConsumerRaised() from exc
 
 
 def _send_all(on_next: Callable[[Event], None], events: Sequence[Event]) -> None:

@@ -251,3 +251,28 @@ class WriterStopped(RxKubeError):
         self.since = since
         self.error = error
         self.__cause__ = error
+
+
+class ConsumerError(RxKubeError):
+    """A subscriber's own callback raised: a bug in the consumer, not a failure of the server.
+
+    Every seam that delivers events (a watcher to its subscriber, a shared store to each
+    subscriber, a bridge to an event loop, a controller to its results subscriber) treats
+    an exception of the callback it calls the same way: it disposes its upstream, then
+    sends this error to the observer's ``on_error``. Never transient, so ``backoff()``
+    does not resubscribe to repeat the bug.
+
+    Attributes:
+        subscriber: who raised, as the seam names it.
+        __cause__: the exception the callback raised.
+
+    Example:
+        >>> error = ConsumerError("the subscriber of watch pods", ValueError("bad"))
+        >>> str(error), error.transient, type(error.__cause__).__name__
+        ('the subscriber of watch pods raised ValueError: bad', False, 'ValueError')
+    """
+
+    def __init__(self, subscriber: str, error: BaseException) -> None:
+        super().__init__(f"{subscriber} raised {type(error).__name__}: {error}")
+        self.subscriber = subscriber
+        self.__cause__ = error

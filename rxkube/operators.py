@@ -14,9 +14,10 @@ raised by user functions (``modify``'s ``fn``, a predicate) go to ``on_error``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import (
@@ -30,6 +31,7 @@ from reactivex.scheduler import TimeoutScheduler
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Writer, failed_run
+from ._delivery import ScheduledDrain, fail_consumer
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
 
@@ -39,12 +41,18 @@ __all__ = [
     "default_backoff",
     "metadata_only",
     "modify",
+    "observe_on",
     "predicate_filter",
     "reflect",
     "reflect_shared",
     "reflector",
     "touched_objects",
 ]
+
+log = logging.getLogger(__name__)
+
+OBSERVE_ON_CAPACITY = 1024
+"""Items ``observe_on()`` queues by default before its producer waits."""
 
 _A = TypeVar("_A")
 _B = TypeVar("_B")
@@ -299,6 +307,106 @@ def reflect_shared(writer: Writer) -> Callable[[Observable[Event]], Observable[E
     """
     reader = _steps.shared_store_of(writer)
     return _step_operator(lambda: _steps.reflect_shared(reader, writer))
+
+
+def observe_on(
+    scheduler: abc.SchedulerBase, *, capacity: int = OBSERVE_ON_CAPACITY
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Deliver the source's items on ``scheduler``: in order, in batches, with backpressure.
+
+    The way to move a watcher's events off its thread (``subscribe(scheduler=...)`` does
+    not: it only sets the subscription's default scheduler). Unlike
+    ``reactivex.operators.observe_on``, the queue is bounded: when ``capacity`` items wait,
+    the producer (a watch thread) waits too, so backpressure still reaches the server.
+    Deliveries never overlap, even on a thread pool, and keep their order. If the observer's
+    ``on_next`` raises, the source is disposed and the observer gets
+    ``on_error(ConsumerError)`` chained to the exception.
+
+    Args:
+        scheduler: where the observer is called (a thread pool, an event loop, ...).
+        capacity: items queued before the producer waits.
+
+    Returns:
+        An operator that mirrors the source on ``scheduler``.
+
+    Raises:
+        ValueError: ``capacity`` is less than 1.
+
+    Example:
+        >>> import threading, reactivex
+        >>> from reactivex.scheduler import ThreadPoolScheduler
+        >>> got, done = [], threading.Event()
+        >>> pool = ThreadPoolScheduler(8)
+        >>> _ = reactivex.range(100).pipe(observe_on(pool)).subscribe(
+        ...     got.append, on_completed=done.set
+        ... )
+        >>> done.wait(10), got == list(range(100))
+        (True, True)
+        >>> pool.executor.shutdown()
+    """
+    if capacity < 1:
+        raise ValueError(f"observe_on: capacity must be at least 1, not {capacity!r}")
+    name = f"the subscriber of observe_on({type(scheduler).__name__})"
+
+    def operator(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            upstream = SingleAssignmentDisposable()
+
+            def deliver(batch: list[_T | _End]) -> None:
+                for item in batch:
+                    if isinstance(item, _End):
+                        drain.handover.close()
+                        item.send(observer, name)
+                        return
+                    observer.on_next(item)
+
+            def failed(error: Exception) -> None:
+                upstream.dispose()
+                fail_consumer(observer, name, error)
+
+            drain: ScheduledDrain[_T | _End] = ScheduledDrain(scheduler, capacity, deliver, failed)
+            handover = drain.handover
+
+            # put() answers False once disposed: there is nothing more to do then.
+            def on_next(item: _T) -> None:
+                handover.put(item)
+
+            def on_error(error: Exception) -> None:
+                handover.put(_End(error))
+
+            def on_completed() -> None:
+                handover.put(_End(None))
+
+            upstream.disposable = source.subscribe(
+                on_next, on_error, on_completed, scheduler=subscribe_scheduler
+            )
+            # The hand-over first: a producer waiting for room is released before the
+            # source is disposed.
+            return CompositeDisposable(Disposable(handover.close), upstream)
+
+        return Observable(subscribe)
+
+    return operator
+
+
+class _End:
+    """The source's end (an error, or completion when ``error`` is None), queued after its items."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def send(self, observer: abc.ObserverBase[Any], name: str) -> None:
+        try:
+            if self.error is None:
+                observer.on_completed()
+            else:
+                observer.on_error(self.error)
+        except Exception:  # after the end there is no one left to tell but the log
+            log.exception("%s raised while being told the source ended", name)
 
 
 def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:

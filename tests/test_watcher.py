@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from reactivex import Observable
-from reactivex.scheduler import EventLoopScheduler
 
 import rxkube
 from rxkube import ExponentialBackoff, metadata_watcher, watch_object, watcher
@@ -429,32 +428,6 @@ def test_dispose_closes_the_connection_within_a_second(apiserver: ApiServer, pod
     _wait_for(lambda: apiserver.open_watches() == 0, timeout=5)
     assert time.monotonic() - started < 1.0
     _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "rxkube-watch-pods"])
-
-
-def test_a_scheduler_given_to_subscribe_decides_where_on_next_runs(
-    apiserver: ApiServer, pods: Api
-) -> None:
-    scheduler = EventLoopScheduler(
-        thread_factory=lambda target: threading.Thread(target=target, name="app-loop", daemon=True)
-    )
-    apiserver.create("pods", pod("a"), namespace="default")
-    rec = Recorder()
-    sub = watcher(pods).subscribe(rec.on_next, rec.on_error, scheduler=scheduler)
-    try:
-        rec.wait(ready(rec))
-        assert rec.threads == {"app-loop"}
-    finally:
-        sub.dispose()
-        scheduler.dispose()
-
-
-def test_a_raising_subscriber_stops_the_watch(apiserver: ApiServer, pods: Api) -> None:
-    def on_next(event: Event) -> None:
-        raise ValueError("a bug in user code")
-
-    watcher(pods).subscribe(on_next)
-    _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "rxkube-watch-pods"])
-    assert apiserver.open_watches() == 0
 
 
 def test_watch_object_follows_one_object_through_its_life(apiserver: ApiServer, pods: Api) -> None:

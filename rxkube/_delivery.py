@@ -1,0 +1,228 @@
+"""The one way events cross a thread or loop boundary: a bounded, serial hand-over.
+
+A :class:`Handover` carries items from producing threads to one consumer:
+
+- **bounded, with one backpressure rule**: a producer that finds ``capacity`` items
+  queued waits until the consumer takes them, so a watch thread stops reading its socket
+  and TCP backpressure reaches the server. Only a consumer that chose ``drop=True`` is
+  cut off instead (:attr:`Handover.overflowed`). A producer running on the consumer's own
+  thread never waits (it would wait for itself); its items are queued beyond the bound.
+- **batched, with exact wake-ups**: the consumer takes everything queued at once; a
+  producer wakes it only on the empty → non-empty edge (``wake``, or the condition a
+  blocking :meth:`Handover.take` waits on), so a burst costs one thread switch, not one
+  per item. Nothing polls.
+- **serial**: there is one consumer, and it is woken again only after it found the queue
+  empty, so two deliveries to one observer never overlap and order is kept (the idea of
+  RxPY's ``ScheduledObserver``).
+- **closable**: :meth:`Handover.close` (the subscription was disposed) releases every
+  waiting producer at once, and further items are refused, so disposal never leaves a
+  producer blocked.
+
+The consumer-exception policy, the same at every seam (RxJava's ``LambdaObserver``): when
+the consumer's callback raises, the seam disposes its upstream, then sends the observer
+``on_error(ConsumerError)`` chained to the exception (:func:`fail_consumer`). A
+``ConsumerError`` is never transient, so ``default_backoff()`` does not retry a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+from reactivex import abc
+
+from .errors import ConsumerError
+
+__all__ = ["Handover", "ScheduledDrain", "fail_consumer"]
+
+_T = TypeVar("_T")
+
+log = logging.getLogger("rxkube")
+
+
+class Handover(Generic[_T]):
+    """A bounded single-consumer queue with edge-triggered wake-ups (see the module doc).
+
+    Args:
+        capacity: items queued before a producer waits (or, with ``drop``, overflows).
+        wake: called (outside the lock) when an item arrives for an idle consumer; ``None``
+            for a consumer thread that blocks in :meth:`take`.
+        drop: overflow instead of making producers wait: the hand-over closes, and
+            :attr:`overflowed` tells the consumer why.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_idle",
+        "_items",
+        "_lock",
+        "_not_empty",
+        "_not_full",
+        "_producers_waiting",
+        "_wake",
+        "capacity",
+        "consumer_thread",
+        "drop",
+        "overflowed",
+    )
+
+    def __init__(
+        self, capacity: int, wake: Callable[[], None] | None = None, *, drop: bool = False
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"a hand-over needs a capacity of at least 1, not {capacity!r}")
+        self.capacity = capacity
+        self.drop = drop
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._not_full = threading.Condition(self._lock)
+        self._not_empty = threading.Condition(self._lock)
+        self._items: list[_T] = []
+        self._idle = True  # the consumer found the queue empty: the next item wakes it
+        self._closed = False
+        self._producers_waiting = 0
+        self.overflowed = False
+        self.consumer_thread: int | None = None
+        """The consumer's thread, once known: its own items never wait."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or a ``drop`` consumer overflowed)."""
+        return self._closed
+
+    def put(self, item: _T) -> bool:
+        """Queue one item (see :meth:`put_all`)."""
+        return self.put_all((item,))
+
+    def put_all(self, items: Iterable[_T]) -> bool:
+        """Queue a batch, first waiting while ``capacity`` items are queued.
+
+        The batch is queued whole once there is room, so a batch larger than ``capacity``
+        (a list page) goes through. Returns False, queuing nothing, once the hand-over is
+        closed: the consumer is gone and the producer should stop.
+        """
+        with self._lock:
+            if len(self._items) >= self.capacity and not self._closed:
+                if self.drop:
+                    self.overflowed = True
+                    self._close_locked()
+                elif threading.get_ident() != self.consumer_thread:
+                    self._producers_waiting += 1
+                    try:
+                        while len(self._items) >= self.capacity and not self._closed:
+                            self._not_full.wait()
+                    finally:
+                        self._producers_waiting -= 1
+            if self._closed:
+                return False
+            self._items.extend(items)
+            if not self._idle or not self._items:
+                return True
+            self._idle = False
+            if self._wake is None:
+                self._not_empty.notify()
+                return True
+        self._wake()
+        return True
+
+    def take(self, *, block: bool = False) -> list[_T]:
+        """Everything queued, oldest first; ``[]`` if nothing is (or once closed).
+
+        An empty answer makes the consumer idle: the next item wakes it. With ``block``,
+        wait for an item (or for :meth:`close`) instead of answering ``[]``.
+        """
+        with self._lock:
+            if block:
+                while not self._items and not self._closed:
+                    self._idle = True
+                    self._not_empty.wait()
+            items, self._items = self._items, []
+            if not items:
+                self._idle = True
+            elif self._producers_waiting:
+                self._not_full.notify_all()
+            return items
+
+    def backlog(self) -> int:
+        """Items queued and not yet taken."""
+        return len(self._items)
+
+    def close(self) -> None:
+        """Refuse further items, drop those queued, and release every waiting producer."""
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        self._closed = True
+        self._items = []
+        self._not_full.notify_all()
+        self._not_empty.notify_all()
+
+
+class ScheduledDrain(Generic[_T]):
+    """A :class:`Handover` whose consumer runs on a scheduler, one batch per scheduled action.
+
+    The action is scheduled on the empty → non-empty edge and reschedules itself while
+    items keep coming, so at most one action is pending or running: deliveries are serial
+    and in order, whatever the scheduler (a thread pool included). Between batches the
+    scheduler is free to run other work.
+
+    Args:
+        scheduler: where ``deliver`` runs.
+        capacity: the bound of the hand-over.
+        deliver: called with each batch; what it raises goes to ``failed``.
+        failed: called (on the scheduler) with the exception ``deliver`` raised; the
+            hand-over is closed first.
+        drop: see :class:`Handover`.
+    """
+
+    __slots__ = ("_deliver", "_failed", "_scheduler", "handover")
+
+    def __init__(
+        self,
+        scheduler: abc.SchedulerBase,
+        capacity: int,
+        deliver: Callable[[list[_T]], None],
+        failed: Callable[[Exception], None],
+        *,
+        drop: bool = False,
+    ) -> None:
+        self._scheduler = scheduler
+        self._deliver = deliver
+        self._failed = failed
+        self.handover: Handover[_T] = Handover(capacity, self._schedule, drop=drop)
+
+    def _schedule(self) -> None:
+        self._scheduler.schedule(self._drain)
+
+    def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        handover = self.handover
+        handover.consumer_thread = threading.get_ident()
+        batch = handover.take()
+        if not batch:
+            return
+        try:
+            self._deliver(batch)
+        except Exception as exc:
+            handover.close()
+            self._failed(exc)
+            return
+        self._schedule()
+
+
+def fail_consumer(
+    observer: abc.ObserverBase[Any], subscriber: str, error: Exception
+) -> ConsumerError:
+    """Send ``observer`` the :class:`ConsumerError` for ``error``, raised by ``subscriber``.
+
+    Call it after disposing the upstream. An ``on_error`` that raises in turn (RxPY's
+    default one re-raises) has nowhere left to go: the error is logged, never lost.
+    """
+    failure = error if isinstance(error, ConsumerError) else ConsumerError(subscriber, error)
+    try:
+        observer.on_error(failure)
+    except Exception:
+        log.error("%s; nothing handled it (no on_error)", failure, exc_info=error)
+    return failure
