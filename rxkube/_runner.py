@@ -24,6 +24,7 @@ from typing import Any, TypeAlias
 from reactivex import Observable, abc
 
 from ._cache import Store
+from ._delivery import fail_consumer
 from ._executors import IDLE_WAKEUP, LoopThread, Workers
 from ._object_ref import ObjectRef
 from ._results import (
@@ -190,6 +191,7 @@ class Run:
         self._stopping = False
         self._stop_requests = 0
         self._error: Exception | None = None
+        self._consumer_error: Exception | None = None  # what the results subscriber raised
         # The reconciles running, by key; with the future of a coroutine, to cancel it.
         self._in_flight: dict[ObjectRef, Future[None] | None] = {}
         # Failures in a row per object (absent: none), the attempt number's source.
@@ -319,6 +321,13 @@ class Run:
                     self._observer.on_completed
                     if error is None
                     else functools.partial(self._observer.on_error, error)
+                )
+            if self._consumer_error is not None:
+                terminal = functools.partial(
+                    fail_consumer,
+                    self._observer,
+                    f"the results subscriber of controller {self._name}",
+                    self._consumer_error,
                 )
         except Exception as exc:
             log.exception("controller %s failed", self._name)
@@ -516,10 +525,14 @@ class Run:
         self._metrics.finished(result.duration, error=True, requeue=requeue)
 
     def _emit(self, result: ReconcileResult) -> None:
+        if self._consumer_error is not None:
+            return
         try:
             self._observer.on_next(result)
-        except Exception:
-            log.exception("controller %s: a results subscriber raised; stopping", self._name)
+        except Exception as exc:
+            # The policy of every seam: stop the upstream (the triggers, the reconciles),
+            # then tell the subscriber with on_error(ConsumerError), from _main.
+            self._consumer_error = exc
             self._inbox.put(_Stop(silent=True))
 
     # -- reconciling ------------------------------------------------------------------------

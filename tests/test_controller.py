@@ -38,6 +38,7 @@ from rxkube.controller import (
     current_reason,
     shutdown_signals,
 )
+from rxkube.errors import ConsumerError
 from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
 from rxkube.operators import applied_objects, default_backoff, modify
 from rxkube.testing import ApiServer
@@ -744,6 +745,31 @@ def test_controller_watches_its_resource_and_disposal_closes_the_watch(srv: ApiS
     assert srv.open_watches() == 1
     sub.dispose()
     wait_until(lambda: srv.open_watches() == 0)
+
+
+def test_a_raising_results_subscriber_stops_the_controller_with_a_consumer_error(
+    srv: ApiServer,
+) -> None:
+    srv.create("configmaps", cm("a"))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    results = Results()
+
+    def on_next(_result: ReconcileResult) -> None:
+        raise ValueError("a bug in the subscriber")
+
+    subscription = (
+        Controller(api)
+        .run(done, lambda _o, _e, _c: Action.await_change(), None)
+        .subscribe(on_next, results.on_error, results.on_completed)
+    )
+    try:
+        results.wait_ended()
+        assert isinstance(results.error, ConsumerError)
+        assert isinstance(results.error.__cause__, ValueError)
+        assert "the results subscriber of controller configmaps raised" in str(results.error)
+        wait_until(lambda: srv.open_watches() == 0)
+    finally:
+        subscription.dispose()
 
 
 def test_owns_reconciles_the_owner_when_an_owned_object_changes(srv: ApiServer) -> None:
