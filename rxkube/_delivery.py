@@ -212,9 +212,7 @@ class ScheduledDrain(Generic[_T]):
         self._schedule()
 
 
-def fail_consumer(
-    observer: abc.ObserverBase[Any], subscriber: str, error: Exception
-) -> ConsumerError:
+def fail_consumer(observer: abc.ObserverBase[Any], subscriber: str, error: Exception) -> None:
     """Send ``observer`` the :class:`ConsumerError` for ``error``, raised by ``subscriber``.
 
     Call it after disposing the upstream. An ``on_error`` that raises in turn (RxPY's
@@ -225,4 +223,3 @@ def fail_consumer(
         observer.on_error(failure)
     except Exception:
         log.error("%s; nothing handled it (no on_error)", failure, exc_info=error)
-    return failure
