@@ -1,5 +1,9 @@
 """The reflector cache: a Store of the last-seen state of every object, and its one Writer.
 
+Why one file this long: the Store and its one Writer share one lock, one map and its
+indexes, and the writer's run bookkeeping (which pipeline feeds it, and how it ended);
+splitting them would put the lock's users in different files.
+
 ``store()`` returns a ``(Store, Writer)`` pair. The Writer applies watch events: ``Init``
 starts a side buffer, ``InitApply`` fills it and ``InitDone`` swaps it in as one step,
 while ``Apply``/``Delete`` change the live map. The Store is the reader, shared freely

@@ -1,5 +1,9 @@
 """One run of a controller: triggers in, the loop thread that schedules, reconciles out.
 
+Why one file this long: ``Run`` is one thread's state machine (triggers, the scheduler,
+retries, timeouts, resync, shutdown); its parts share that thread's state and its one
+lock, and read best together.
+
 ``Controller.run`` (the builder, in ``rxkube.controller``) hands a ``RunPlan`` to a ``Run``
 per subscription. The run's thread owns the scheduler and emits the results; reconciles
 run on ``rxkube._executors``' workers or an asyncio loop.

@@ -1,5 +1,9 @@
 """The transport: ``Client`` talks HTTP to one API server, ``Api`` addresses one resource.
 
+Why one file this long: ``Client`` and ``Api`` are the two public classes of the
+transport, and ``Api``'s CRUD methods each need their documentation; the HTTP, kubeconfig
+and discovery machinery is already in modules of their own.
+
 ``Client`` is configured the way the official ``kubernetes`` package is (kubeconfig,
 in-cluster service account, an existing ``Configuration``: see ``rxkube._kubeconfig``), but
 does its own HTTP with urllib3: one connection pool with keep-alive, one ``ssl.SSLContext``

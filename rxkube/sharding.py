@@ -1,5 +1,9 @@
 """Sharded controllers: membership on Leases, a ring assignment, safe handover, sharded watches.
 
+Why one file this long: ``ShardMember`` (the handover protocol) and ``ShardedSource``
+(the watches of what it holds) are two halves of one safety argument, written down in
+``docs/sharding.md``, and are easier to check against it side by side.
+
 A :class:`ShardMember` is one replica of a sharded controller. It holds its own
 ``coordination.k8s.io/v1`` Lease (``<group>-<identity>``, labelled
 ``rxkube.io/shard-group=<group>``), watches the group's Leases with rxkube's watcher and
