@@ -89,5 +89,11 @@ class ShareSubtrees:
                 parts.append(part)
             got = self._shapes.setdefault(tuple(parts), value)
             return got, id(got)
-        # int, float, bool, None: the type keeps True, 1 and 1.0 apart.
+        # int, float, bool, None: the type keeps True, 1 and 1.0 apart. Anything a
+        # modify() put there that cannot be hashed (a tuple holding a dict, a set) is
+        # kept as it is and stands for itself.
+        try:
+            hash(value)
+        except TypeError:
+            return value, (kind, id(value))
         return value, (kind, value)

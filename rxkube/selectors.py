@@ -28,6 +28,20 @@ _DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0
 _TOKEN_RE = re.compile(r"\s+|!=|==|[=!(),<>]|[^\s=!(),<>]+")
 
 
+# Go's strconv.ParseInt(s, 10, 64), which kube-apiserver uses for '>' and '<': an optional
+# sign and ASCII digits only. Python's int() would also take '1_0', ' 7' and non-ASCII digits.
+_INT64_RE = re.compile(r"[+-]?[0-9]+")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _parse_int64(text: str) -> int | None:
+    """``text`` as Go's ``strconv.ParseInt(text, 10, 64)`` reads it, or None if Go refuses it."""
+    if not _INT64_RE.fullmatch(text):
+        return None
+    number = int(text)
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
+
+
 def _check_label_key(key: str, selector: str) -> None:
     prefix, slash, name = key.rpartition("/")
     problem = ""
@@ -80,11 +94,8 @@ class LabelRequirement:
             return value is not None and value in self.values
         if op in ("!=", "notin"):
             return value is None or value not in self.values
-        if value is None:
-            return False
-        try:
-            number = int(value)
-        except ValueError:
+        number = None if value is None else _parse_int64(value)
+        if number is None:
             return False
         limit = int(self.values[0])
         return number > limit if op == "gt" else number < limit
@@ -197,9 +208,13 @@ class LabelSelector:
             return LabelRequirement(key, set_op, LabelSelector._parse_set(tokens))
         if op in (">", "<"):
             value = tokens.take()
-            if value is None or not re.fullmatch(r"-?[0-9]+", value):
-                raise tokens.fail(f"an integer after {op!r}", value)
-            return LabelRequirement(key, "gt" if op == ">" else "lt", (str(int(value)),))
+            number = None if value is None else _parse_int64(value)
+            if number is None:
+                raise tokens.fail(f"a 64-bit integer after {op!r}", value)
+            assert value is not None
+            # kube-apiserver also checks the number as a label value, which refuses a sign.
+            _check_label_value(value, tokens.text)
+            return LabelRequirement(key, "gt" if op == ">" else "lt", (str(number),))
         raise tokens.fail("'=', '==', '!=', 'in', 'notin', '>', '<', ',' or the end", op)
 
     @staticmethod

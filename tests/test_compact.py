@@ -52,6 +52,14 @@ def test_true_one_and_one_point_zero_are_kept_apart() -> None:
     assert x["n"] is not y["n"] and y["n"] is not z["n"]
 
 
+def test_values_that_cannot_be_hashed_are_kept_and_never_shared() -> None:
+    share = ShareSubtrees()
+    a = share({"metadata": {"name": "a"}, "x": {"pair": ({"k": "v"}, 1), "tags": {"t"}}})
+    b = share({"metadata": {"name": "b"}, "x": {"pair": ({"k": "v"}, 1), "tags": {"t"}}})
+    assert a["x"] == b["x"] == {"pair": ({"k": "v"}, 1), "tags": {"t"}}
+    assert a["x"] is not b["x"]
+
+
 def test_tables_start_afresh_past_max_entries() -> None:
     share = ShareSubtrees(max_entries=50)
     for i in range(200):

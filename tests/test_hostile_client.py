@@ -527,47 +527,37 @@ def dispose_ends_thread_and_connection_within_a_second(
     assert time.monotonic() - started < 1.5
 
 
-def test_dispose_interrupts_a_list_that_never_answers(
+def _list_never_answers(_request: Request, conn: socket.socket, requested: threading.Event) -> bool:
+    requested.set()
+    return hold(conn)
+
+
+def _list_body_stalls_midway(
+    _request: Request, conn: socket.socket, requested: threading.Event
+) -> bool:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b'{"kind": "PodList"')
+    requested.set()
+    return hold(conn)
+
+
+def _watch_headers_never_come(
+    request: Request, conn: socket.socket, requested: threading.Event
+) -> bool:
+    if not request.is_watch:
+        return answer(conn, pod_list([]))
+    requested.set()
+    return hold(conn)
+
+
+@pytest.mark.parametrize(
+    "stall", [_list_never_answers, _list_body_stalls_midway, _watch_headers_never_come]
+)
+def test_dispose_interrupts_a_request_that_stalls(
     serve: Callable[[Handler], RawHttpServer],
+    stall: Callable[[Request, socket.socket, threading.Event], bool],
 ) -> None:
     requested = threading.Event()
-
-    def handler(_request: Request, conn: socket.socket) -> bool:
-        requested.set()
-        return hold(conn)
-
-    server = serve(handler)
-    subscription = watcher(pods_api(server)).subscribe(on_error=lambda e: None)
-    dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
-
-
-def test_dispose_interrupts_a_list_whose_body_stalls_midway(
-    serve: Callable[[Handler], RawHttpServer],
-) -> None:
-    requested = threading.Event()
-
-    def handler(_request: Request, conn: socket.socket) -> bool:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b'{"kind": "PodList"')
-        requested.set()
-        return hold(conn)
-
-    server = serve(handler)
-    subscription = watcher(pods_api(server)).subscribe(on_error=lambda e: None)
-    dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
-
-
-def test_dispose_interrupts_a_watch_whose_headers_never_come(
-    serve: Callable[[Handler], RawHttpServer],
-) -> None:
-    requested = threading.Event()
-
-    def handler(request: Request, conn: socket.socket) -> bool:
-        if not request.is_watch:
-            return answer(conn, pod_list([]))
-        requested.set()
-        return hold(conn)
-
-    server = serve(handler)
+    server = serve(lambda request, conn: stall(request, conn, requested))
     subscription = watcher(pods_api(server)).subscribe(on_error=lambda e: None)
     dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
 

@@ -42,6 +42,19 @@ def test_label_selector_matches_like_kubernetes(selector: str, expected: bool) -
     assert LabelSelector.parse(selector).matches(LABELS) is expected
 
 
+@pytest.mark.parametrize("label", ["1_0", " 10", "10 ", "\u0661\u0660", "9223372036854775808"])
+def test_greater_than_matches_only_labels_go_reads_as_an_int64(label: str) -> None:
+    # labels.Requirement.Matches parses the label with strconv.ParseInt(value, 10, 64).
+    assert not LabelSelector.parse("n>5").matches({"n": label})
+    assert not LabelSelector.parse("n<99999").matches({"n": label})
+
+
+def test_greater_than_reads_signed_labels_as_go_does() -> None:
+    assert LabelSelector.parse("n>5").matches({"n": "+10"})
+    assert LabelSelector.parse("n<5").matches({"n": "-10"})
+    assert LabelSelector.parse("n>5").matches({"n": "9223372036854775807"})
+
+
 def test_empty_value_selector_matches_empty_label() -> None:
     assert LabelSelector.parse("app=").matches({"app": ""})
     assert LabelSelector.parse("app in ()").matches({"app": ""})
@@ -58,6 +71,9 @@ def test_empty_value_selector_matches_empty_label() -> None:
         ("Bad_Prefix/x=1", "invalid key"),
         ("app web", "expected"),
         ("x>a", "integer"),
+        ("x>1_0", "integer"),
+        ("x>9223372036854775808", "integer"),
+        ("x>-5", "invalid value"),
         ("!", "label key"),
         ("a" * 64 + "=x", "invalid key"),
     ],
