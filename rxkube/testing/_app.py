@@ -28,6 +28,8 @@ from . import _discovery
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
 from ._patch import PatchFailed, json_patch, merge_patch
+from ._protobuf import MEDIA_TYPE as _PROTOBUF
+from ._protobuf import NoLayout, ProtobufError, decode_delete_options, decode_object
 from ._requests import RecordedRequest, RequestLog
 from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
@@ -46,7 +48,6 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 _JSON = "application/json"
 _YAML = "application/yaml"
-_PROTOBUF = "application/vnd.kubernetes.protobuf"
 _META_LIST = "PartialObjectMetadataList"
 _META = "PartialObjectMetadata"
 _INCONSISTENT_CONTINUE = (
@@ -253,23 +254,22 @@ _KIND_FINDER = (
 )
 
 
-def _input_format(request: web.Request) -> bool:
-    """Whether a create or update body is YAML (else JSON); 415 for other media types."""
+def _input_format(request: web.Request, served: ServedResource) -> str:
+    """The media type of a create or update body; 415 for one the resource does not read.
+
+    Built-in kinds read JSON, YAML and protobuf; custom resources JSON and YAML, as
+    apiextensions-apiserver's serializer lists them.
+    """
     header = request.headers.get("Content-Type", "")
     media = header.split(";", 1)[0].strip().lower() or _JSON
-    if media in (_JSON, _YAML):
-        return media == _YAML
-    if media == _PROTOBUF:
+    accepted = [_JSON, _YAML, _PROTOBUF] if served.strategic_merge else [_JSON, _YAML]
+    if media not in accepted:
         raise StatusError(
             415,
-            "this test server does not decode protobuf bodies: send application/json or "
-            "application/yaml",
+            "the body of the request was in an unknown format - accepted media types include: "
+            + ", ".join(accepted),
         )
-    raise StatusError(
-        415,
-        "the body of the request was in an unknown format - accepted media types include: "
-        f"{_JSON}, {_YAML}, {_PROTOBUF}",
-    )
+    return media
 
 
 async def _read_object(request: web.Request, served: ServedResource) -> dict[str, Any]:
@@ -278,7 +278,8 @@ async def _read_object(request: web.Request, served: ServedResource) -> dict[str
     A body that is not JSON (or YAML), or not an object, "is unrecognized" (400); the
     store checks its kind and metadata types (``Store._check_kind``).
     """
-    yaml_body = _input_format(request)
+    media = _input_format(request, served)
+    yaml_body = media == _YAML
     data = await _read_body(request)
     kind = served.resource.kind
 
@@ -289,6 +290,8 @@ async def _read_object(request: web.Request, served: ServedResource) -> dict[str
             f"({_summary(data)})",
         )
 
+    if media == _PROTOBUF:
+        return await _read_protobuf(data, served)
     try:
         obj = await _decode(data, yaml_body=yaml_body)
     except TooDeep as exc:
@@ -308,6 +311,30 @@ async def _read_object(request: web.Request, served: ServedResource) -> dict[str
     if error is not None:
         raise unrecognized(error)
     return obj
+
+
+async def _read_protobuf(data: bytes, served: ServedResource) -> dict[str, Any]:
+    """A protobuf create or update body, with kube-apiserver's errors (``transformDecodeError``):
+    "cannot be handled as" once the envelope named a kind, "is unrecognized" before."""
+    res = served.resource
+    try:
+        return await _off_loop(len(data), decode_object, data, res.api_version, res.kind)
+    except NoLayout:
+        raise StatusError(
+            415,
+            f"this test server has no protobuf layout for {res.kind}: send {_JSON} or {_YAML}",
+        ) from None
+    except ProtobufError as exc:
+        if exc.kind is not None and exc.api_version is not None:
+            version = exc.api_version.rsplit("/", 1)[-1]
+            raise StatusError(
+                400, f'{exc.kind} in version "{version}" cannot be handled as a {res.kind}: {exc}'
+            ) from None
+        raise StatusError(
+            400,
+            f"the object provided is unrecognized (must be of type {res.kind}): {exc} "
+            f"({_summary(data)})",
+        ) from None
 
 
 def check_patch_type(content_type: str, *, strategic_ok: bool) -> None:
@@ -1061,9 +1088,15 @@ class ApiApp:
         uid = rv = None
         dry_run = request.query.getall("dryRun", [])
         data = await _read_body(request)
-        if data.strip():
+        options: Any = {}
+        if request.content_type == _PROTOBUF and data:
+            try:
+                options = decode_delete_options(data)  # client-go's typed clients send these
+            except ProtobufError as exc:
+                raise StatusError(400, str(exc)) from None
+        elif data.strip():
             options = await _decode_body(data)
-            options = options if isinstance(options, dict) else {}
+        if isinstance(options, dict):
             preconditions = options.get("preconditions")
             if isinstance(preconditions, dict):
                 uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
