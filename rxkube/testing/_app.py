@@ -24,9 +24,10 @@ from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector
-from . import _discovery
+from . import _discovery, _fields
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
+from ._openapi import OpenApiDocuments, etag
 from ._patch import PatchFailed, json_patch, merge_patch
 from ._protobuf import MEDIA_TYPE as _PROTOBUF
 from ._protobuf import NoLayout, ProtobufError, decode_delete_options, decode_object
@@ -272,11 +273,15 @@ def _input_format(request: web.Request, served: ServedResource) -> str:
     return media
 
 
-async def _read_object(request: web.Request, served: ServedResource) -> dict[str, Any]:
+async def _read_object(
+    request: web.Request, served: ServedResource, options: WriteOptions, warnings: list[str]
+) -> dict[str, Any]:
     """The object of a create or update, decoded as kube-apiserver does.
 
-    A body that is not JSON (or YAML), or not an object, "is unrecognized" (400); the
-    store checks its kind and metadata types (``Store._check_kind``).
+    A body that is not JSON (or YAML), or not an object, "is unrecognized" (400); a
+    built-in kind's fields are then decoded strictly (``fieldValidation``; warnings are
+    appended to ``warnings``), and the store checks its kind and metadata types
+    (``Store._check_kind``).
     """
     media = _input_format(request, served)
     yaml_body = media == _YAML
@@ -310,7 +315,12 @@ async def _read_object(request: web.Request, served: ServedResource) -> dict[str
     error = type_meta_error(obj)
     if error is not None:
         raise unrecognized(error)
-    return obj
+    checked, found = await _off_loop(
+        len(data), _fields.checked_body, served, obj, data,
+        yaml_body=yaml_body, directive=options.field_validation,
+    )  # fmt: skip
+    warnings.extend(found)
+    return checked
 
 
 async def _read_protobuf(data: bytes, served: ServedResource) -> dict[str, Any]:
@@ -392,6 +402,8 @@ class WriteOptions:
 
     field_manager: str
     dry_run: bool
+    field_validation: str = "Warn"
+    """``Ignore``, ``Warn`` or ``Strict``: what to do about unknown and repeated fields."""
 
 
 def write_options(request: web.Request, options: str, *, apply: bool = False) -> WriteOptions:
@@ -419,11 +431,23 @@ def write_options(request: web.Request, options: str, *, apply: bool = False) ->
             ("fieldManager", "Too long", f"may not be more than {FIELD_MANAGER_MAX_BYTES} bytes")
         )
     causes += dry_run_causes(dry_run)
+    validation = query.get("fieldValidation", "")
+    if validation and validation not in _fields.FIELD_VALIDATION:
+        # apimachinery's ValidateFieldValidation lists the allowed values sorted, "" first.
+        causes.append(
+            (
+                "fieldValidation",
+                "Unsupported value",
+                f'{orjson.dumps(validation).decode()}: supported values: "", "Ignore", '
+                '"Strict", "Warn"',
+            )
+        )
     if causes:
         raise invalid_options(causes, kind=options)
     return WriteOptions(
         manager or _user_agent_prefix(request.headers.get("User-Agent", "")) or "unknown",
         bool(dry_run),
+        validation or "Warn",
     )
 
 
@@ -518,8 +542,22 @@ def _check_json_patch(data: Any) -> None:
         )
 
 
-def _json_response(body: bytes, status: int = 200, content_type: str = _JSON) -> web.Response:
-    return web.Response(body=body, status=status, headers={"Content-Type": content_type})
+def _json_response(
+    body: bytes,
+    status: int = 200,
+    content_type: str = _JSON,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.Response(
+        body=body, status=status, headers={"Content-Type": content_type, **(headers or {})}
+    )
+
+
+def _warned(response: web.Response, warnings: list[str]) -> web.Response:
+    """``response`` with one ``Warning`` header per warning, as kube-apiserver sends them."""
+    for text in warnings:
+        response.headers.add("Warning", _fields.warning_header(text))
+    return response
 
 
 def _method_not_allowed() -> StatusError:
@@ -596,6 +634,7 @@ class ApiApp:
         self.requests = requests
         self.token = token
         self.server_address = ""
+        self._openapi_docs: tuple[int, OpenApiDocuments] | None = None
 
     def application(self) -> web.Application:
         """A new aiohttp application routing everything to :meth:`handle`."""
@@ -653,6 +692,10 @@ class ApiApp:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         method = request.method
+        if parts and parts[0] == "openapi":
+            request[_VERB] = "discovery"
+            await self._before(request, "discovery")
+            return await self._openapi(request, parts[1:])
         if (
             not parts
             or parts[0] not in ("api", "apis")
@@ -682,28 +725,29 @@ class ApiApp:
                 await self._wait_for_rv(_parse_rv(rv_param))
             stored = self.store.get(route.served, route.namespace, route.name)
             return _json_response(stored.encoded(meta))
+        warnings: list[str] = []
         if verb == "create":
             options = write_options(request, "CreateOptions")
-            obj = await _read_object(request, route.served)
+            obj = await _read_object(request, route.served, options, warnings)
             stored = await _off_loop(
                 len(await _read_body(request)), self.store.create,
                 route.served, obj, route.namespace, via_http=True,
                 field_manager=options.field_manager, dry_run=options.dry_run,
             )  # fmt: skip
-            return _json_response(stored.encoded(meta), 201)
+            return _warned(_json_response(stored.encoded(meta), 201), warnings)
         if verb == "update":
             assert route.name is not None
             options = write_options(request, "UpdateOptions")
-            obj = await _read_object(request, route.served)
+            obj = await _read_object(request, route.served, options, warnings)
             stored = await _off_loop(
                 len(await _read_body(request)), self.store.update,
                 route.served, route.namespace, route.name, obj,
                 subresource=route.subresource, via_http=True,
                 field_manager=options.field_manager, dry_run=options.dry_run,
             )  # fmt: skip
-            return _json_response(stored.encoded(meta))
+            return _warned(_json_response(stored.encoded(meta)), warnings)
         if verb == "patch":
-            return await self._patch(request, route, meta)
+            return _warned(await self._patch(request, route, meta, warnings), warnings)
         if verb == "delete":
             return await self._delete(request, route, meta)
         return await self._delete_collection(route, query, meta)
@@ -771,6 +815,47 @@ class ApiApp:
         if verb is None or (route.subresource and verb not in ("get", "update", "patch")):
             raise _method_not_allowed()
         return verb
+
+    async def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        """``/openapi/v2``, ``/openapi/v3`` and its group-versions, as kube-openapi's handlers answer.
+
+        v2 is served as JSON only: a client accepting only protobuf (client-go's
+        ``OpenAPISchema``) gets 406 and falls back as it does on such a server. A v3
+        request whose ``hash`` is not the document's is redirected (301) to the current one.
+        """
+        if request.method != "GET":
+            raise _method_not_allowed()
+        generation = self.store.generation
+        if self._openapi_docs is None or self._openapi_docs[0] != generation:
+            self._openapi_docs = (generation, OpenApiDocuments(self.store.served()))
+        docs = self._openapi_docs[1]
+        if parts == ["v2"]:
+            accept = request.headers.get("Accept", "") or "*/*"
+            if not any(
+                media.split(";")[0].strip() in (_JSON, "application/*", "*/*")
+                for media in accept.split(",")
+            ):
+                return web.Response(status=406, text="406 Not Acceptable")
+            body = await asyncio.to_thread(docs.v2)
+            return _json_response(body, headers={"Etag": f'"{etag(body)}"'})
+        if parts == ["v3"]:
+            body = await asyncio.to_thread(docs.v3_root)
+            return _json_response(body, headers={"Etag": f'"{etag(body)}"'})
+        if len(parts) > 1 and parts[0] == "v3":
+            path = "/".join(parts[1:])
+            document = await asyncio.to_thread(docs.v3, path)
+            if document is None:
+                raise StatusError(404, _NOT_FOUND, details={})
+            tag = etag(document)
+            headers = {"Etag": f'"{tag}"', "Vary": "Accept"}
+            wanted = request.query.get("hash", "")
+            if wanted and wanted != tag:
+                location = f"/openapi/v3/{path}?hash={tag}"
+                return web.Response(status=301, headers={"Location": location})
+            if wanted:
+                headers["Cache-Control"] = "public, immutable"
+            return _json_response(document, headers=headers)
+        raise StatusError(404, _NOT_FOUND, details={})
 
     def _discovery(self, parts: list[str], method: str) -> web.Response:
         if method != "GET":
@@ -1048,7 +1133,7 @@ class ApiApp:
     # ------------------------------------------------------------------- writes
 
     async def _patch(
-        self, request: web.Request, route: _Route, metadata_only: bool
+        self, request: web.Request, route: _Route, metadata_only: bool, warnings: list[str]
     ) -> web.Response:
         assert route.name is not None
         content_type = request.content_type
@@ -1057,9 +1142,11 @@ class ApiApp:
         options = write_options(request, "PatchOptions", apply=is_apply)
         data = await _read_body(request)
         if is_apply:
+            config = await _decode_apply(data)
+            _fields.check_apply(route.served, config, route.namespace, route.name)
             stored, created = await _off_loop(
                 len(data), self.store.apply,
-                route.served, route.namespace, route.name, await _decode_apply(data),
+                route.served, route.namespace, route.name, config,
                 field_manager=options.field_manager,
                 force=bool(_bool_param(request.query, "force")),
                 subresource=route.subresource, via_http=True, dry_run=options.dry_run,
@@ -1072,7 +1159,14 @@ class ApiApp:
                 "" if content_type.startswith("application/strategic") else "error decoding patch: "
             )
             raise StatusError(400, f"{prefix}{exc}") from None
-        change = patch_function(content_type, decoded, strategic_ok=route.served.strategic_merge)
+        change = _fields.checked_patch(
+            route.served,
+            patch_function(content_type, decoded, strategic_ok=route.served.strategic_merge),
+            data,
+            patch_type=content_type,
+            directive=options.field_validation,
+            warnings=warnings,
+        )
         stored = await _off_loop(
             len(data), self.store.patch,
             route.served, route.namespace, route.name, change,

@@ -27,6 +27,9 @@ class ServedResource:
         create_status: the status an HTTP create sets (pods start ``Pending``,
             namespaces ``Active``).
         strategic_merge: strategic merge patches are accepted (built-in kinds only).
+        openapi_schema: a custom resource's OpenAPI v3 schema (a CRD version's
+            ``openAPIV3Schema``), published under ``/openapi``; None publishes an object
+            that keeps any field. Built-in kinds' schemas are shipped with the server.
     """
 
     resource: Resource
@@ -36,6 +39,7 @@ class ServedResource:
     returns_deleted_object: bool = False
     create_status: Mapping[str, Any] | None = None
     strategic_merge: bool = True
+    openapi_schema: Mapping[str, Any] | None = None
 
     @property
     def selectable_fields(self) -> frozenset[str]:

@@ -457,6 +457,15 @@ def _metadata_types_error(resource: Resource, obj: Mapping[str, Any], *, typed: 
     error = metadata_type_error(obj, resource.kind, typed=typed)
     if error is None:
         return None
+    return cannot_handle(resource, obj, error)
+
+
+def cannot_handle(resource: Resource, obj: Mapping[str, Any], error: str) -> str:
+    """kube-apiserver's message for a body its decoder refused with ``error``.
+
+    ``'Deployment in version "v1" cannot be handled as a Deployment: <error>'``, the body's
+    own kind and version first.
+    """
     given = obj.get("kind")
     api_version = obj.get("apiVersion")
     version = (api_version if isinstance(api_version, str) else "").rsplit("/", 1)[-1]

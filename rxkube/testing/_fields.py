@@ -1,0 +1,404 @@
+"""Unknown, duplicate and mistyped fields of built-in kinds, found as kube-apiserver finds them.
+
+kube-apiserver decodes a body into its kind's Go struct with a strict decoder
+(``sigs.k8s.io/json``): a field of the wrong JSON type fails the request (400, Go's
+``json: cannot unmarshal ...``); an unknown field is dropped and a repeated key keeps its
+last value, and both are reported as ``unknown field "spec.foo"`` or ``duplicate field
+"spec.paused"`` according to the request's ``fieldValidation``: ``Ignore`` says nothing,
+``Warn`` (the default) sends one ``Warning`` header each, ``Strict`` refuses the request.
+The struct here is the kind's OpenAPI schema (:mod:`._openapi`): a property is a field,
+``additionalProperties`` a map, an object with neither keeps anything (``RawExtension``).
+
+A JSON body's findings come in document order (a key both unknown and repeated is
+reported once, as unknown); a body decoded from YAML, like a patched object, is walked in
+sorted key order, as Go re-encodes a map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ._openapi import kind_schema
+from ._served import ServedResource
+from ._status import StatusError, invalid
+from ._validation import cannot_handle, json_kind, quote
+
+FIELD_VALIDATION = ("Ignore", "Strict", "Warn")
+"""The values ``fieldValidation`` may take (empty means ``Warn``)."""
+
+_FREE_FORM = frozenset(
+    {
+        "io.k8s.apimachinery.pkg.api.resource.Quantity",
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+    }
+)
+"""Types that decode themselves from a string or a number."""
+
+
+class Pairs(dict[str, Any]):
+    """A JSON object that repeated a key: its last values, and every ``(key, value)`` in order."""
+
+    pairs: list[tuple[str, Any]]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    repeated = Pairs(result)
+    repeated.pairs = pairs
+    return repeated
+
+
+def decode_with_pairs(data: bytes) -> Any:
+    """A JSON body decoded so that objects with repeated keys remember them (:class:`Pairs`)."""
+    return json.loads(data, object_pairs_hook=_object)
+
+
+@dataclass(slots=True)
+class Findings:
+    """What a walk found: strict-decoding messages in order, and Go's first type error."""
+
+    strict: list[str] = field(default_factory=list)
+    type_error: str | None = None
+
+
+def _items(value: dict[str, Any], sort_keys: bool) -> list[tuple[str, Any]]:
+    if isinstance(value, Pairs):
+        return value.pairs
+    return sorted(value.items()) if sort_keys else list(value.items())
+
+
+def duplicates(value: Any, path: str = "") -> list[str]:
+    """``duplicate field "..."`` for every repeated key of a decoded body (a patch), in order."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        seen: set[str] = set()
+        for key, item in _items(value, False):
+            where = f"{path}.{key}" if path else key
+            if key in seen:
+                found.append(f'duplicate field "{where}"')
+            seen.add(key)
+            found.extend(duplicates(item, where))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(duplicates(item, f"{path}[{index}]"))
+    return found
+
+
+class _Walk:
+    """One walk of a value against a schema: findings, and the value without unknown fields."""
+
+    def __init__(self, defs: Mapping[str, Any], *, sort_keys: bool, check_types: bool) -> None:
+        self.defs = defs
+        self.sort_keys = sort_keys
+        self.check_types = check_types
+        self.findings = Findings()
+
+    def _resolve(self, schema: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+        name = None
+        while "$ref" in schema:
+            name = str(schema["$ref"]).rsplit("/", 1)[-1]
+            schema = self.defs.get(name, {})
+        return name, schema
+
+    def _go_type(self, schema: Mapping[str, Any]) -> str:
+        name, schema = self._resolve(schema)
+        if name is not None:
+            parts = name.split(".")
+            return f"{parts[-2]}.{parts[-1]}"
+        kind = schema.get("type")
+        if kind == "array":
+            return "[]" + self._go_type(schema.get("items") or {})
+        if kind == "object":
+            return "map[string]" + self._go_type(schema.get("additionalProperties") or {})
+        if kind == "integer":
+            return str(schema.get("format") or "int64")
+        if kind == "number":
+            return "float64"
+        if kind == "boolean":
+            return "bool"
+        return "[]uint8" if schema.get("format") == "byte" else "string"
+
+    def _mistyped(self, value: Any, schema: Mapping[str, Any], struct: str, stack: str) -> None:
+        if self.findings.type_error is not None or not self.check_types:
+            return
+        found = json_kind(value)
+        if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+            found = "number" if schema.get("type") != "integer" else f"number {value}"
+        self.findings.type_error = (
+            f"json: cannot unmarshal {found} into Go struct field {struct}.{stack} "
+            f"of type {self._go_type(schema)}"
+        )
+
+    def walk(
+        self, value: Any, schema: Mapping[str, Any], path: str, struct: str, stack: str
+    ) -> Any:
+        """``value`` without its unknown fields; findings are recorded on the way."""
+        if value is None:
+            return None
+        name, resolved = self._resolve(schema)
+        if name in _FREE_FORM:
+            if isinstance(value, dict | list | bool):
+                self._mistyped(value, {"type": "string"}, struct, stack)
+            return value
+        kind = resolved.get("type")
+        properties = resolved.get("properties")
+        if properties is not None or (kind == "object" and "additionalProperties" in resolved):
+            if not isinstance(value, dict):
+                self._mistyped(value, schema, struct, stack)
+                return value
+            if properties is None:
+                item_schema = resolved["additionalProperties"]
+                return {
+                    key: self.walk(item, item_schema, f"{path}.{key}", struct, stack)
+                    for key, item in _items(value, self.sort_keys)
+                }
+            inner = name.rsplit(".", 1)[-1] if name else struct
+            kept: dict[str, Any] = {}
+            seen: set[str] = set()
+            for key, item in _items(value, self.sort_keys):
+                where = f"{path}.{key}" if path else key
+                if key not in properties:
+                    if key not in seen:
+                        self.findings.strict.append(f'unknown field "{where}"')
+                elif key in seen:
+                    self.findings.strict.append(f'duplicate field "{where}"')
+                if key in properties:
+                    stacked = f"{stack}.{key}" if stack else key
+                    typed = self.check_types
+                    if not path and key == "metadata":
+                        # Object metadata's types are checked with the metadata itself.
+                        self.check_types = False
+                    kept[key] = self.walk(item, properties[key], where, inner, stacked)
+                    self.check_types = typed
+                seen.add(key)
+            return kept
+        if kind == "array":
+            if not isinstance(value, list):
+                self._mistyped(value, schema, struct, stack)
+                return value
+            items = resolved.get("items") or {}
+            return [
+                self.walk(item, items, f"{path}[{index}]", struct, stack)
+                for index, item in enumerate(value)
+            ]
+        if kind == "object" or kind is None:
+            return value  # free-form: RawExtension, FieldsV1, JSON
+        expected = {"string": (str,), "boolean": (bool,), "number": (int, float)}.get(kind)
+        if kind == "integer":
+            if not isinstance(value, int) or isinstance(value, bool) or not _fits(value, resolved):
+                self._mistyped(value, resolved, struct, stack)
+        elif expected is not None and (
+            not isinstance(value, expected) or (kind == "number" and isinstance(value, bool))
+        ):
+            self._mistyped(value, resolved, struct, stack)
+        return value
+
+
+def _fits(value: int, schema: Mapping[str, Any]) -> bool:
+    bits: int = 32 if schema.get("format") == "int32" else 64
+    limit: int = 2 ** (bits - 1)
+    return -limit <= value < limit
+
+
+def check_object(
+    obj: Mapping[str, Any],
+    kind: str,
+    defs: Mapping[str, Any],
+    *,
+    sort_keys: bool,
+) -> tuple[dict[str, Any], Findings]:
+    """A built-in object without its unknown fields, and what decoding it strictly finds.
+
+    Args:
+        obj: the decoded body (with :class:`Pairs` where keys repeat).
+        kind: the definition name of its kind (``io.k8s.api.apps.v1.Deployment``).
+        defs: the definitions that name and its refs resolve in.
+        sort_keys: walk keys sorted (a YAML body, a patched object) rather than in order.
+    """
+    walk = _Walk(defs, sort_keys=sort_keys, check_types=True)
+    pruned = walk.walk(obj, {"$ref": f"#/definitions/{kind}"}, "", kind.rsplit(".", 1)[-1], "")
+    return pruned, walk.findings
+
+
+def undeclared(config: Mapping[str, Any], kind: str, defs: Mapping[str, Any]) -> list[str]:
+    """The fields of an apply configuration its kind does not declare, as structured-merge-diff
+    names them (``.spec.foo``, ``.spec.template.spec.containers[name="web"].foo``)."""
+    found: list[str] = []
+
+    def visit(value: Any, schema: Mapping[str, Any], path: str) -> None:
+        while "$ref" in schema:
+            schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+        if isinstance(value, dict):
+            properties = schema.get("properties")
+            if properties is None:
+                extra = schema.get("additionalProperties")
+                if isinstance(extra, dict):
+                    for key, item in sorted(value.items()):
+                        visit(item, extra, f"{path}.{key}")
+                return
+            for key, item in sorted(value.items()):
+                if key not in properties:
+                    found.append(f"{path}.{key}: field not declared in schema")
+                else:
+                    visit(item, properties[key], f"{path}.{key}")
+        elif isinstance(value, list) and schema.get("type") == "array":
+            items = schema.get("items") or {}
+            keys = schema.get("x-kubernetes-list-map-keys") or []
+            for index, item in enumerate(value):
+                if keys and isinstance(item, dict):
+                    label = ",".join(f"{key}={json.dumps(item.get(key))}" for key in keys)
+                    visit(item, items, f"{path}[{label}]")
+                else:
+                    visit(item, items, f"{path}[{index}]")
+
+    visit(config, {"$ref": f"#/definitions/{kind}"}, "")
+    return found
+
+
+# ------------------------------------------------------------- request checks
+
+
+def checked_body(
+    served: ServedResource,
+    obj: dict[str, Any],
+    data: bytes,
+    *,
+    yaml_body: bool,
+    directive: str,
+) -> tuple[dict[str, Any], list[str]]:
+    """A create or update body of a built-in kind decoded strictly: without unknown fields,
+    and the warnings to send (``Warn``).
+
+    Raises:
+        StatusError: 400 for a field of the wrong type, or any finding under ``Strict``.
+    """
+    found = kind_schema(served) if served.strategic_merge else None
+    if found is None:
+        return obj, []
+    name, defs = found
+    tree: Any = obj
+    if directive != "Ignore" and not yaml_body:
+        try:
+            tree = decode_with_pairs(data)
+        except ValueError:
+            tree = obj  # orjson read it; a form only it accepts has no repeated keys to find
+    pruned, findings = check_object(tree, name, defs, sort_keys=yaml_body)
+    res = served.resource
+    if findings.type_error is not None:
+        raise StatusError(400, cannot_handle(res, obj, findings.type_error))
+    if directive == "Strict" and findings.strict:
+        raise StatusError(
+            400, cannot_handle(res, obj, "strict decoding error: " + ", ".join(findings.strict))
+        )
+    return pruned, findings.strict if directive == "Warn" else []
+
+
+def checked_patch(
+    served: ServedResource,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    data: bytes,
+    *,
+    patch_type: str,
+    directive: str,
+    warnings: list[str],
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """``change`` followed by a strict decoding of the patched object, as kube-apiserver's
+    patcher decodes it: repeated keys of a merge patch first, then the patched object's
+    unknown fields (sorted); ``Warn`` findings are appended to ``warnings``.
+
+    The returned function raises a 422 on the field ``patch`` for a type error, or for any
+    finding under ``Strict``: its value is the patched object's JSON, or for a strategic
+    merge patch the patch as Go prints a map (``map[spec:map[foo:bar]]``).
+    """
+    json_patch = patch_type == "application/json-patch+json"
+    strategic = patch_type == "application/strategic-merge-patch+json"
+    found = kind_schema(served) if served.strategic_merge else None
+    if found is None:
+        return change
+    name, defs = found
+    repeated: list[str] = []
+    patch: Any = None
+    with contextlib.suppress(ValueError):
+        patch = decode_with_pairs(data)
+        if directive != "Ignore" and not json_patch:
+            repeated = duplicates(patch)
+
+    def apply(current: dict[str, Any]) -> dict[str, Any]:
+        patched = change(current)
+        if not isinstance(patched, dict):
+            return patched
+        pruned, findings = check_object(patched, name, defs, sort_keys=True)
+        strict = repeated + findings.strict
+        error = findings.type_error
+        if error is None and directive == "Strict" and strict:
+            error = "strict decoding error: " + ", ".join(strict)
+        if error is not None:
+            shown = quote(go_print(patch) if strategic else orjson.dumps(patched).decode())
+            raise invalid(None, "", [("patch", f"Invalid value: {shown}: {error}")])
+        if directive == "Warn":
+            warnings.extend(strict)
+        return pruned
+
+    return apply
+
+
+def check_apply(
+    served: ServedResource, config: Mapping[str, Any], namespace: str | None, name: str
+) -> None:
+    """500 for an apply configuration with fields its built-in kind does not declare, as
+    structured-merge-diff refuses to type it (whatever ``fieldValidation`` says)."""
+    found = kind_schema(served) if served.strategic_merge else None
+    if found is None:
+        return
+    errors = undeclared(config, *found)
+    if not errors:
+        return
+    text = errors[0] if len(errors) == 1 else "\n".join(["errors:", *("  " + e for e in errors)])
+    res = served.resource
+    raise StatusError(
+        500,
+        f"failed to create typed patch object ({namespace or ''}/{name}; {res.group}/"
+        f"{res.version}, Kind={res.kind}): {text}",
+        reason="",
+    )
+
+
+def go_print(value: Any) -> str:
+    """A decoded JSON value as Go's ``fmt`` prints it with ``%+v`` (maps sorted by key)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_print(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_print(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _go_float(float(value))
+    return str(value)
+
+
+def _go_float(number: float) -> str:
+    """``strconv.FormatFloat(x, 'g', -1, 64)``: shortest digits, exponent form below 1e-4
+    or from 1e+06 (JSON numbers are float64 in a Go map)."""
+    if number == 0 or not -4 <= math.floor(math.log10(abs(number))) < 6:
+        for digits in range(18):
+            text = f"{number:.{digits}e}"
+            if float(text) == number:
+                mantissa, exponent = text.split("e")
+                return f"{mantissa}e{exponent[0]}{int(exponent[1:]):02d}" if number else "0"
+    return repr(number).removesuffix(".0")
+
+
+def warning_header(text: str) -> str:
+    """A ``Warning`` header value as kube-apiserver writes it: ``299 - "<text>"`` (Go-quoted)."""
+    return f"299 - {quote(text)}"
