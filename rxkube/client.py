@@ -20,6 +20,7 @@ the watcher drives (``list_page`` and ``watch_stream``), which decode nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import ssl
@@ -455,8 +456,20 @@ class Client(ClosedOnExit):
     # -- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the idle pooled connections. Open watch streams are not affected."""
+        """Close the idle pooled connections now; each connection in use closes when its
+        request or stream ends, instead of going back to a pool. Open watch streams are
+        not interrupted."""
+        pools = self._pool.pools
+        open_pools = []
+        for key in pools.keys():  # noqa: SIM118 (the container refuses iteration)
+            with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
+                open_pools.append(pools[key])
+        # PoolManager.clear() only forgets its pools (urllib3 2 closes a pool when it is
+        # collected), and anything that outlives the client (a stream, an exception's
+        # traceback kept by a log handler) would keep their sockets open: close them.
         self._pool.clear()
+        for pool in open_pools:
+            pool.close()
 
     def __repr__(self) -> str:
         return f"Client({self.server!r})"

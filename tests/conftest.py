@@ -87,18 +87,9 @@ def _recording_cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
 asyncio.runners._cancel_all_tasks = _recording_cancel_all_tasks  # type: ignore[attr-defined]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "leaks_sockets(reason): a known socket leak, not yet fixed; the test still checks threads "
-        "and tasks",
-    )
-
-
 @pytest.fixture(autouse=True)
-def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+def no_leaks() -> Iterator[None]:
     """Fail a test that leaves an ``rxkube-*`` thread, a TCP socket or an asyncio task behind."""
-    known_socket_leak = request.node.get_closest_marker("leaks_sockets") is not None
     threads_before = _rxkube_threads()
     sockets_before = _sockets()
     _pending.found.clear()
@@ -111,7 +102,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     problems = []
     if threads:
         problems.append(f"threads left running: {sorted(t.name for t in threads)}")
-    if sockets and not known_socket_leak:
+    if sockets:
         problems.append(f"sockets left open: {sorted(map(str, sockets))}")
     if tasks:
         problems.append(f"asyncio tasks left pending: {tasks}")

@@ -903,9 +903,6 @@ def expected(srv: ApiServer) -> dict[str, dict[str, str]]:
     }
 
 
-@pytest.mark.leaks_sockets(
-    "a watch connection the server cut abruptly stays in CLOSE_WAIT after the stream is closed"
-)
 def test_example_controller_converges_despite_faults(srv: ApiServer) -> None:
     example = load_example()
     labels = {"rxkube.io/mirror": "true"}

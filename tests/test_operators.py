@@ -310,9 +310,6 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.leaks_sockets(
-    "a watch connection the server cut abruptly stays in CLOSE_WAIT after the stream is closed"
-)
 def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiServer) -> None:
     pods = Api(apiserver.client(), "pods", namespace="default")
     for name in ("a", "b"):
