@@ -32,10 +32,11 @@ that feeds its Writer reports here when it starts and how it ends, through
 :meth:`Writer.start_run`, and a Writer has one running pipeline at a time.
 
 Lock rules: ``Store._lock`` (with its condition ``Store._changed``) guards the map, the
-indexes, the readiness and the writer's status. It is held for O(1) steps only and never
-across user code (index functions run before it is taken) or I/O. It is the innermost
-lock: nothing else is acquired while it is held, except that a shared store's dispatcher
-lock is taken *before* it, never after (see ``rxkube.dispatcher``).
+indexes (and those ``add_index`` is building), the readiness and the writer's status. It
+is held for O(1) steps only (and C-level copies of the map, for snapshots), never across
+user code (index functions run before it is taken) or I/O. It is the innermost lock:
+nothing else is acquired while it is held, except that a shared store's dispatcher lock is
+taken *before* it, never after (see ``rxkube.dispatcher``).
 """
 
 from __future__ import annotations
@@ -188,6 +189,9 @@ class Store:
         # Copy-on-write: replaced as a whole (under the lock) by add_index and by the
         # swap of a relist, so the writer can tell whether it changed meanwhile.
         self._indexes: dict[str, Index] = {}
+        # Indexes add_index is building, outside the lock; the writer keeps them up to
+        # date meanwhile, as it does the complete ones. Copy-on-write too.
+        self._builds: tuple[_IndexBuild, ...] = ()
         self._ready = threading.Event()
         # Notified when the store becomes ready and when its writer's status changes.
         self._changed = threading.Condition(self._lock)
@@ -494,13 +498,20 @@ class Store:
         """Add (or replace) an index, built at once and kept up to date from then on.
 
         ``fn`` returns the keys an object is filed under: a string, several strings, or
-        ``None`` for none. It must be a pure function of the object, quick, and must not
-        call back into the store (it runs under the store's lock here).
+        ``None`` for none. It must be a pure function of the object, must not change it,
+        and may be called from the writer's thread and this one at once. It never runs
+        under the store's lock, so it may be slow or read the store: the index is built
+        here from a snapshot while the writer keeps it up to date, and is swapped in
+        complete, so readers never see it half built.
 
         Args:
             name: the index name, used with :meth:`by_index`.
             fn: the index function, e.g. :func:`index_namespace`,
                 ``index_label("app")`` or :func:`index_owner_uid`.
+
+        Raises:
+            Exception: whatever ``fn`` raised (with a note naming the object); the index
+                is not added.
 
         Example:
             >>> reader, writer = store()
@@ -509,9 +520,24 @@ class Store:
             >>> [p["metadata"]["name"] for p in reader.by_index("node", "n1")]
             ['p']
         """
+        build = _IndexBuild(Index(name, fn))
         with self._lock:
-            index = Index(name, fn).rebuilt(self._objects)
-            self._indexes = {**self._indexes, name: index}
+            snapshot = list(self._objects.items())
+            self._builds = (*self._builds, build)
+        built = False
+        try:
+            for key, obj in snapshot:
+                keys = build.index.keys_for(obj)
+                with self._lock:
+                    # Filed only if still current: the writer filed anything newer itself.
+                    if self._objects.get(key) is obj:
+                        build.index.put(key, obj, keys)
+            built = True
+        finally:
+            with self._lock:
+                self._builds = tuple(b for b in self._builds if b is not build)
+                if built:
+                    self._indexes = {**self._indexes, name: build.index}
 
     def by_index(self, name: str, key: str) -> list[Object]:
         """The objects an index files under ``key`` (a new list; empty if none).
@@ -562,6 +588,15 @@ class Store:
         if self._copy_on_read if copy is None else copy:
             return [copy_object(obj) for obj in objects]
         return objects
+
+
+class _IndexBuild:
+    """An index ``add_index`` is building; ``index`` is replaced (under the lock) by a relist."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
 
 
 class Writer:
@@ -657,11 +692,13 @@ class Writer:
             store._kind = str(obj.get("kind", ""))
         while True:
             # Index functions are user code: run them outside the lock, then retry in the
-            # rare case an index was added meanwhile.
-            indexes = store._indexes
+            # rare case an index was added (or its build begun) meanwhile.
+            indexes, builds = store._indexes, store._builds
             keys = [(index, index.keys_for(obj)) for index in indexes.values()]
+            if builds:
+                keys += [(build.index, build.index.keys_for(obj)) for build in builds]
             with store._lock:
-                if store._indexes is indexes:
+                if store._indexes is indexes and store._builds is builds:
                     store._objects[key] = obj
                     for index, index_keys in keys:
                         index.put(key, obj, index_keys)
@@ -675,6 +712,8 @@ class Writer:
             if store._objects.pop(key, None) is not None:
                 for index in store._indexes.values():
                     index.remove(key)
+                for build in store._builds:
+                    build.index.remove(key)
             if committed is not None:
                 committed()
 
@@ -684,12 +723,16 @@ class Writer:
         if not store._kind and objects:
             store._kind = str(next(iter(objects.values())).get("kind", ""))
         while True:
-            indexes = store._indexes
+            indexes, builds = store._indexes, store._builds
             rebuilt = {name: index.rebuilt(objects) for name, index in indexes.items()}
+            # An index being built is rebuilt too: complete for the new map at once.
+            rebuilt_builds = [build.index.rebuilt(objects) for build in builds]
             with store._lock:
-                if store._indexes is indexes:
+                if store._indexes is indexes and store._builds is builds:
                     store._objects = objects
                     store._indexes = rebuilt
+                    for build, index in zip(builds, rebuilt_builds, strict=True):
+                        build.index = index
                     store._listed = 0
                     self._failure = None  # a complete list: up to date again
                     if store._status.error is not None and store._status.state == "running":

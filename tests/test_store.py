@@ -7,6 +7,7 @@ import copy
 import datetime
 import doctest
 import importlib
+import random
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ from rxkube import (
 )
 from rxkube.compact import ShareSubtrees
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+
+TIMEOUT = 30.0
 
 
 def pod(
@@ -541,6 +544,103 @@ def test_a_failing_index_function_leaves_the_store_unchanged() -> None:
     assert "in index 'app' of object Pod default/b" in "".join(info.value.__notes__)
     assert names(reader.state()) == ["a"]
     assert names(reader.by_index("app", "web")) == ["a"]
+
+
+def test_an_index_function_runs_outside_the_store_lock() -> None:
+    # A slow index function blocks neither readers nor the writer, and may read the
+    # store itself (under the lock that read would wait for itself for ever).
+    reader, writer = store()
+    for i in range(5):
+        writer.apply(Apply(pod(f"p{i}", labels={"app": "web"})))
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(obj: Object) -> str:
+        if obj["metadata"]["name"] == "p0":  # the build's first object: it stops there
+            entered.set()
+            assert release.wait(TIMEOUT)
+        assert reader.state(copy=False)  # reading the store from an index function
+        return str(obj["metadata"]["labels"]["app"])
+
+    adding = threading.Thread(target=reader.add_index, args=("slow", slow), daemon=True)
+    adding.start()
+    try:
+        assert entered.wait(TIMEOUT)
+
+        def meanwhile() -> None:
+            # The writer files its change in the index being built, and goes on.
+            writer.apply(Apply(pod("late", labels={"app": "db"})))
+            assert len(reader.state()) == 6
+            with pytest.raises(KeyError, match="no index 'slow'"):
+                reader.by_index("slow", "web")  # not there until complete
+
+        other = threading.Thread(target=meanwhile, daemon=True)
+        other.start()
+        other.join(TIMEOUT)
+        assert not other.is_alive(), "the writer or a reader waited for the index function"
+    finally:
+        release.set()
+        adding.join(TIMEOUT)
+    assert not adding.is_alive()
+    assert names(reader.by_index("slow", "web")) == [f"p{i}" for i in range(5)]
+    assert names(reader.by_index("slow", "db")) == ["late"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_index_added_while_the_writer_writes_matches_the_final_state(seed: int) -> None:
+    # A writer thread applies, deletes and relists at random while add_index runs a slow
+    # index function: once both are done, the index is what a rebuild from scratch gives.
+    rng = random.Random(seed)
+    reader, writer = store()
+    relist(writer, *(pod(f"p{i}", labels={"n": "0"}) for i in range(50)))
+    stop = threading.Event()
+    ops_done = [0]
+
+    def write() -> None:
+        wrng = random.Random(seed + 1000)
+        while not stop.is_set() or ops_done[0] < 200:
+            name = f"p{wrng.randrange(80)}"
+            roll = wrng.random()
+            if roll < 0.6:
+                writer.apply(Apply(pod(name, labels={"n": str(wrng.randrange(5))})))
+            elif roll < 0.95:
+                writer.apply(Delete(pod(name)))
+            else:
+                relist(
+                    writer, *(pod(f"p{i}", labels={"n": "r"}) for i in range(wrng.randrange(60)))
+                )
+            ops_done[0] += 1
+
+    def label_n(obj: Object) -> str:
+        if rng.random() < 0.2:
+            threading.Event().wait(rng.random() * 0.002)  # a slow function, not a wait
+        return str(obj["metadata"]["labels"]["n"])
+
+    writing = threading.Thread(target=write, daemon=True)
+    writing.start()
+    try:
+        reader.add_index("n", label_n)
+    finally:
+        stop.set()
+        writing.join(TIMEOUT)
+    assert not writing.is_alive()
+    assert ops_done[0] >= 200
+    expected: dict[str, list[str]] = {}
+    for obj in reader.state():
+        expected.setdefault(obj["metadata"]["labels"]["n"], []).append(obj["metadata"]["name"])
+    assert sorted(reader.index_keys("n")) == sorted(expected)
+    for key, members in expected.items():
+        assert names(reader.by_index("n", key)) == sorted(members)
+
+
+def test_a_failing_index_function_in_add_index_adds_no_index() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a")))
+    with pytest.raises(KeyError) as info:
+        reader.add_index("app", lambda o: o["metadata"]["labels"]["app"])
+    assert "in index 'app' of object Pod default/a" in "".join(info.value.__notes__)
+    with pytest.raises(KeyError, match="no index 'app'"):
+        reader.index_keys("app")
+    writer.apply(Apply(pod("b")))  # the writer is not left waiting on a build
 
 
 def test_by_index_of_an_unknown_index_says_which_exist() -> None:
