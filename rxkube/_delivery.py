@@ -18,6 +18,10 @@ A :class:`Handover` carries items from producing threads to one consumer:
   waiting producer at once, and further items are refused, so disposal never leaves a
   producer blocked.
 
+Its consumer drives it one of three ways: a thread blocking in :meth:`Handover.take`, a
+:class:`ScheduledDrain` on a scheduler, or a :class:`LoopDrain` coroutine on an asyncio
+loop. A source's end travels behind its items as an :class:`End`.
+
 The consumer-exception policy, the same at every seam (RxJava's ``LambdaObserver``): when
 the consumer's callback raises, the seam disposes its upstream, then sends the observer
 ``on_error(ConsumerError)`` chained to the exception (:func:`fail_consumer`). A
@@ -26,6 +30,8 @@ the consumer's callback raises, the seam disposes its upstream, then sends the o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -35,7 +41,7 @@ from reactivex import abc
 
 from .errors import ConsumerError
 
-__all__ = ["Handover", "ScheduledDrain", "fail_consumer"]
+__all__ = ["End", "Handover", "LoopDrain", "ScheduledDrain", "fail_consumer"]
 
 _T = TypeVar("_T")
 
@@ -210,6 +216,74 @@ class ScheduledDrain(Generic[_T]):
             self._failed(exc)
             return
         self._schedule()
+
+
+class LoopDrain(Generic[_T]):
+    """A :class:`Handover` whose consumer is a coroutine on an asyncio loop.
+
+    Make it on the loop's thread. Producers on other threads wait while ``capacity`` items
+    are queued; one on the loop's own thread cannot wait for the loop, so its items are
+    queued beyond the bound. The loop is woken with one ``call_soon_threadsafe`` per
+    empty → non-empty edge, however many items arrive meanwhile.
+
+    Args:
+        capacity: the bound of the hand-over.
+    """
+
+    __slots__ = ("_loop", "_waiter", "handover")
+
+    def __init__(self, capacity: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None
+        self.handover: Handover[_T] = Handover(capacity, self._wake)
+        self.handover.consumer_thread = threading.get_ident()
+
+    async def take(self) -> list[_T]:
+        """Everything queued, oldest first, waiting for an item if none is; ``[]`` once closed."""
+        handover = self.handover
+        while True:
+            batch = handover.take()
+            if batch or handover.closed:
+                return batch
+            # Idle now: the next item calls _wake, which runs after this await begins.
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        """Close the hand-over (see :meth:`Handover.close`) and wake a waiting :meth:`take`."""
+        self.handover.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class End:
+    """A source's end, queued behind its items: an error, or completion when ``error`` is None."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def send(self, observer: abc.ObserverBase[Any], name: str) -> None:
+        """Tell ``observer`` (called ``name`` in the log) that the source ended."""
+        try:
+            if self.error is None:
+                observer.on_completed()
+            else:
+                observer.on_error(self.error)
+        except Exception:  # after the end there is no one left to tell but the log
+            log.exception("%s raised while being told the source ended", name)
 
 
 def fail_consumer(observer: abc.ObserverBase[Any], subscriber: str, error: Exception) -> None:

@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -60,7 +59,7 @@ from . import _steps
 from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Run, failed_run
-from ._futures import resolve_soon
+from ._delivery import End, LoopDrain, fail_consumer
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
 from .events import Event, Object, ObjectFn
@@ -109,9 +108,6 @@ _P = ParamSpec("_P")
 DEFAULT_MAXSIZE = 128
 """Items a bridge queues before the producing thread waits for the consumer."""
 
-_WAIT_SLICE = 1.0
-"""A waiting producer wakes this often (seconds) to check whether the consumer is gone."""
-
 _AIOSTREAM_MISSING = (
     "this needs aiostream, an optional extra of rxkube (aiostream is GPL-3.0-or-later): "
     "pip install 'rxkube[aiostream]'"
@@ -121,74 +117,13 @@ _AIOSTREAM_MISSING = (
 # --- Observable -> async iterator -------------------------------------------------
 
 
-class _Channel(Generic[_T]):
-    """The bounded queue between a producing thread and the consuming event loop.
-
-    The producer's callbacks hold only the channel, never the iterator, so an
-    iterator the consumer drops is collected and disposes the subscription.
-    Waking the loop costs a ``call_soon_threadsafe`` only when the consumer is idle;
-    while it is busy, items just accumulate (up to ``maxsize``).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int) -> None:
-        self.loop = loop
-        self.maxsize = maxsize
-        self.loop_thread = threading.get_ident()
-        self.lock = threading.Lock()
-        self.not_full = threading.Condition(self.lock)
-        self.items: deque[_T] = deque()
-        self.end: BaseException | None = None
-        self.ended = False
-        self.closed = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    def on_next(self, item: _T) -> None:
-        with self.lock:
-            # The loop's own thread must never wait for the loop: it would deadlock.
-            if threading.get_ident() != self.loop_thread:
-                while len(self.items) >= self.maxsize and not self.closed:
-                    self.not_full.wait(_WAIT_SLICE)
-            if self.closed or self.ended:
-                return
-            self.items.append(item)
-            waiter, self.waiter = self.waiter, None
-        if waiter is not None:
-            self._wake(waiter)
-
-    def on_error(self, error: Exception) -> None:
-        self._finish(error)
-
-    def on_completed(self) -> None:
-        self._finish(None)
-
-    def _finish(self, error: BaseException | None) -> None:
-        with self.lock:
-            if self.closed or self.ended:
-                return
-            self.ended, self.end = True, error
-            waiter, self.waiter = self.waiter, None
-        if waiter is not None:
-            self._wake(waiter)
-
-    def _wake(self, waiter: asyncio.Future[None]) -> None:
-        resolve_soon(self.loop, waiter, None)
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            self.items.clear()
-            self.not_full.notify_all()
-            waiter, self.waiter = self.waiter, None
-        if waiter is not None:
-            waiter.cancel()
-
-
 class ObservableIterator(AsyncIterator[_T]):
-    """An async iterator over one subscription of an Observable, through a bounded queue.
+    """An async iterator over one subscription of an Observable, through a bounded hand-over.
 
     Made by ``iterate()``. The subscription starts at the first ``__anext__`` and is
     disposed when the Observable ends, on ``aclose()``, when ``__anext__`` is
-    cancelled or fails, and when the iterator is garbage (``break``).
+    cancelled or fails, and when the iterator is garbage (``break``). Items cross to the
+    loop through ``rxkube._delivery.LoopDrain``, a batch per wake-up of the loop.
     """
 
     def __init__(self, observable: Observable[_T], maxsize: int) -> None:
@@ -197,7 +132,8 @@ class ObservableIterator(AsyncIterator[_T]):
             raise ValueError(f"maxsize must be at least 1, not {maxsize!r}")
         self._observable = observable
         self._maxsize = maxsize
-        self._channel: _Channel[_T] | None = None
+        self._drain: LoopDrain[_T | End] | None = None
+        self._batch: deque[_T | End] = deque()
         self._subscription: abc.DisposableBase | None = None
         self._done = False
 
@@ -207,48 +143,59 @@ class ObservableIterator(AsyncIterator[_T]):
     async def __anext__(self) -> _T:
         if self._done:
             raise StopAsyncIteration
-        channel = self._channel or self._start()
-        try:
-            while True:
-                with channel.lock:
-                    if channel.items:
-                        item = channel.items.popleft()
-                        if len(channel.items) + 1 >= channel.maxsize:  # a producer may wait
-                            channel.not_full.notify()
-                        return item
-                    if channel.ended:
-                        break
-                    waiter = channel.waiter = channel.loop.create_future()
-                await waiter
-        except BaseException:
+        batch = self._batch
+        if not batch:
+            drain = self._drain or self._start()
+            try:
+                batch.extend(await drain.take())
+            except BaseException:
+                self._close()
+                raise
+            if not batch:  # closed
+                self._close()
+                raise StopAsyncIteration
+        item = batch.popleft()
+        if isinstance(item, End):
             self._close()
-            raise
-        self._close()
-        if channel.end is not None:
-            raise channel.end
-        raise StopAsyncIteration
+            if item.error is not None:
+                raise item.error
+            raise StopAsyncIteration
+        return item
 
     async def aclose(self) -> None:
         """Dispose the subscription; further ``__anext__`` calls end the iteration."""
         self._close()
 
-    def _start(self) -> _Channel[_T]:
-        channel: _Channel[_T] = _Channel(asyncio.get_running_loop(), self._maxsize)
-        self._channel = channel
+    def _start(self) -> LoopDrain[_T | End]:
+        drain: LoopDrain[_T | End] = LoopDrain(self._maxsize)
+        self._drain = drain
+        # The callbacks hold only the hand-over, never the iterator, so an iterator the
+        # consumer drops is collected and disposes the subscription. put() answers False
+        # once disposed: there is nothing more to do then.
+        put = drain.handover.put
+
+        def on_next(item: _T) -> None:
+            put(item)
+
+        def on_error(error: Exception) -> None:
+            put(End(error))
+
+        def on_completed() -> None:
+            put(End(None))
+
         try:
-            self._subscription = self._observable.subscribe(
-                channel.on_next, channel.on_error, channel.on_completed
-            )
+            self._subscription = self._observable.subscribe(on_next, on_error, on_completed)
         except BaseException:
             self._close()
             raise
-        return channel
+        return drain
 
     def _close(self) -> None:
         self._done = True
+        self._batch.clear()
         subscription, self._subscription = self._subscription, None
-        if self._channel is not None:
-            self._channel.close()
+        if self._drain is not None:
+            self._drain.close()  # first: a producer waiting for room is released
         if subscription is not None:
             subscription.dispose()
 
@@ -263,11 +210,14 @@ def iterate(
     """Iterate an Observable asynchronously, with backpressure on its producer.
 
     Items are queued, at most ``maxsize`` of them; when the queue is full the
-    thread calling ``on_next`` (a watch's thread) waits until the consumer catches
-    up. An item produced on the event loop's own thread cannot wait for the loop,
-    so it is queued even when the queue is full: keep producers that emit without
-    end synchronously off the loop (e.g. ``subscribe_on(ThreadPoolScheduler())``).
-    An error of the Observable is raised by ``__anext__`` after the items before it.
+    thread calling ``on_next`` (a watch's thread) waits until the consumer takes
+    them. The consumer takes everything queued at each wake-up of the loop (one
+    wake-up per batch, not per item), so at most ``maxsize`` items wait in the queue
+    and as many more in the batch being iterated. An item produced on the event
+    loop's own thread cannot wait for the loop, so it is queued even when the queue
+    is full: keep producers that emit without end synchronously off the loop (e.g.
+    ``subscribe_on(ThreadPoolScheduler())``). An error of the Observable is raised
+    by ``__anext__`` after the items before it.
 
     Args:
         observable: the source; subscribed at the first ``__anext__``.
@@ -687,7 +637,9 @@ def from_async(
 
     ``on_next`` runs on the loop's thread, one item at a time: the iteration
     awaits nothing else between items, so a slow observer slows the source.
-    Disposing the subscription cancels the iteration (and closes the iterator).
+    Disposing the subscription cancels the iteration (and closes the iterator). If
+    ``on_next`` raises, the iteration is closed and the observer gets
+    ``on_error(ConsumerError)`` chained to the exception, as at every seam.
 
     Args:
         source: iterated once per subscription.
@@ -748,14 +700,26 @@ def from_async(
 
 
 async def _pump(source: AsyncIterable[_T], observer: abc.ObserverBase[_T]) -> None:
+    raised: Exception | None = None
     try:
         async with _iterating(source) as iterator:
             async for item in iterator:
-                observer.on_next(item)
+                try:
+                    observer.on_next(item)
+                except Exception as exc:
+                    raised = exc
+                    break  # leaving the block closes the iteration: the upstream is gone
     except Exception as error:
         observer.on_error(error)
+        return
+    if raised is not None:
+        fail_consumer(observer, f"the subscriber of from_async({_name_of(source)})", raised)
     else:
         observer.on_completed()
+
+
+def _name_of(source: AsyncIterable[Any]) -> str:
+    return getattr(source, "__qualname__", None) or type(source).__name__
 
 
 # --- aiostream -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import (
@@ -31,7 +31,7 @@ from reactivex.scheduler import TimeoutScheduler
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Writer, failed_run
-from ._delivery import ScheduledDrain, fail_consumer
+from ._delivery import End, ScheduledDrain, fail_consumer
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
 
@@ -354,9 +354,9 @@ def observe_on(
         ) -> abc.DisposableBase:
             upstream = SingleAssignmentDisposable()
 
-            def deliver(batch: list[_T | _End]) -> None:
+            def deliver(batch: list[_T | End]) -> None:
                 for item in batch:
-                    if isinstance(item, _End):
+                    if isinstance(item, End):
                         drain.handover.close()
                         item.send(observer, name)
                         return
@@ -366,7 +366,7 @@ def observe_on(
                 upstream.dispose()
                 fail_consumer(observer, name, error)
 
-            drain: ScheduledDrain[_T | _End] = ScheduledDrain(scheduler, capacity, deliver, failed)
+            drain: ScheduledDrain[_T | End] = ScheduledDrain(scheduler, capacity, deliver, failed)
             handover = drain.handover
 
             # put() answers False once disposed: there is nothing more to do then.
@@ -374,10 +374,10 @@ def observe_on(
                 handover.put(item)
 
             def on_error(error: Exception) -> None:
-                handover.put(_End(error))
+                handover.put(End(error))
 
             def on_completed() -> None:
-                handover.put(_End(None))
+                handover.put(End(None))
 
             upstream.disposable = source.subscribe(
                 on_next, on_error, on_completed, scheduler=subscribe_scheduler
@@ -389,24 +389,6 @@ def observe_on(
         return Observable(subscribe)
 
     return operator
-
-
-class _End:
-    """The source's end (an error, or completion when ``error`` is None), queued after its items."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-
-    def send(self, observer: abc.ObserverBase[Any], name: str) -> None:
-        try:
-            if self.error is None:
-                observer.on_completed()
-            else:
-                observer.on_error(self.error)
-        except Exception:  # after the end there is no one left to tell but the log
-            log.exception("%s raised while being told the source ended", name)
 
 
 def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:

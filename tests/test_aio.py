@@ -28,7 +28,7 @@ from reactivex.subject import Subject
 import rxkube.aio
 from rxkube import ExponentialBackoff, aio, operators, predicates, store, store_shared
 from rxkube.client import Api
-from rxkube.errors import NotFound, ServerError, TransportError
+from rxkube.errors import ConsumerError, NotFound, ServerError, TransportError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.testing import ApiServer
 
@@ -178,13 +178,25 @@ async def producing(
 def test_iterate_blocks_the_producer_thread_while_the_queue_is_full() -> None:
     async def test() -> None:
         _, iterator, producer = await producing(20, maxsize=3)
-        # Three items fill the queue; the producer's next on_next waits.
-        await until(lambda: producer.calling == 5, "the producer to block")
-        assert producer.sent == 4
-        assert await anext(iterator) == 1
-        await until(lambda: producer.calling == 6, "the producer to move on by one")
-        assert producer.sent == 5
-        assert [item async for item in iterator] == list(range(2, 20))
+        assert iterator._drain is not None
+        handover = iterator._drain.handover
+        consumed = 1
+
+        def waiting_with_full_queue() -> bool:
+            return handover.backlog() == 3 and producer.calling == producer.sent + 1
+
+        # Three items fill the queue; the producer's next on_next waits. What the
+        # consumer holds is the batch it took (items are taken a batch per wake-up).
+        await until(waiting_with_full_queue, "the producer to block")
+        assert producer.sent == consumed + len(iterator._batch) + 3
+        while iterator._batch:  # served from the batch in hand: the producer stays put
+            assert await anext(iterator) == consumed
+            consumed += 1
+        assert waiting_with_full_queue()
+        assert await anext(iterator) == consumed  # takes the queue: the producer moves on
+        consumed += 1
+        await until(lambda: producer.sent > consumed + 1, "the producer to move on")
+        assert [item async for item in iterator] == list(range(consumed, 20))
         producer.join()
 
     run(test)
@@ -290,6 +302,41 @@ def test_a_producer_on_the_loop_thread_never_waits() -> None:
     assert run(test) == list(range(100))
 
 
+def test_iterate_wakes_the_loop_once_per_batch_not_per_item() -> None:
+    # A burst from a thread while the consumer is busy is taken as one batch: the loop
+    # is woken on the empty -> non-empty edge only.
+    subject: Subject[int] = Subject()
+    wakes = [0]
+
+    async def test() -> list[int]:
+        loop = asyncio.get_running_loop()
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            wakes[0] += 1
+            return call_soon_threadsafe(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        try:
+            iterator = aio.iterate(subject, maxsize=1000)
+            first = asyncio.ensure_future(anext(iterator))
+            await until(lambda: subject.observers, "the subscription")
+            burst = threading.Thread(
+                target=lambda: [subject.on_next(i) for i in range(500)] and None,
+                name="rxkube-test-burst",
+            )
+            burst.start()  # the loop is not running the consumer until this await
+            burst.join(TIMEOUT)
+            subject.on_completed()
+            got = [await first] + [item async for item in iterator]
+        finally:
+            loop.call_soon_threadsafe = call_soon_threadsafe  # type: ignore[method-assign]
+        return got
+
+    assert run(test) == list(range(500))
+    assert wakes[0] <= 3, f"{wakes[0]} wake-ups for 500 items"
+
+
 def test_iterate_rejects_an_empty_queue() -> None:
     with pytest.raises(ValueError, match="maxsize"):
         aio.iterate(reactivex.empty(), maxsize=0)
@@ -333,6 +380,43 @@ def test_from_async_sends_the_iterations_error_to_on_error() -> None:
         return errors
 
     assert [type(e) for e in run(test)] == [NotFound]
+
+
+def test_a_raising_from_async_subscriber_closes_the_iteration_and_gets_a_consumer_error() -> None:
+    async def test() -> tuple[list[int], list[Exception], bool]:
+        closed = asyncio.Event()
+        errors: list[Exception] = []
+        failed = asyncio.Event()
+
+        async def numbers() -> AsyncIterator[int]:
+            try:
+                for i in range(100):
+                    yield i
+            finally:
+                closed.set()
+
+        seen: list[int] = []
+
+        def on_next(item: int) -> None:
+            seen.append(item)
+            if item == 3:
+                raise ValueError("a bug in the subscriber")
+
+        def on_error(error: Exception) -> None:
+            errors.append(error)
+            failed.set()
+
+        aio.from_async(aio.defer(numbers)).subscribe(on_next, on_error)
+        await asyncio.wait_for(failed.wait(), TIMEOUT)
+        return seen, errors, closed.is_set()
+
+    seen, errors, closed = run(test)
+    assert seen == [0, 1, 2, 3]
+    assert closed, "the upstream iteration was not closed before on_error"
+    [error] = errors
+    assert isinstance(error, ConsumerError) and not error.transient
+    assert isinstance(error.__cause__, ValueError)
+    assert "the subscriber of from_async(" in str(error)
 
 
 def test_disposing_from_async_cancels_the_iteration_and_closes_it() -> None:

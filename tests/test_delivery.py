@@ -8,6 +8,7 @@ what it queues, and turns an exception of the consumer's callback into
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -21,7 +22,7 @@ from reactivex import operators as rx_ops
 from reactivex.scheduler import ThreadPoolScheduler
 
 from rxkube import default_backoff, store, watcher
-from rxkube._delivery import Handover, ScheduledDrain
+from rxkube._delivery import Handover, LoopDrain, ScheduledDrain
 from rxkube.client import Api
 from rxkube.errors import ConsumerError
 from rxkube.events import Event, Init, InitApply, InitDone, Object
@@ -184,6 +185,37 @@ def test_a_blocking_take_waits_for_an_item_or_for_close() -> None:
     handover.close()
     consumer.join(TIMEOUT)
     assert got == [[7], []]
+
+
+def test_a_loop_drain_takes_batches_on_the_loop_and_close_wakes_a_waiting_take() -> None:
+    async def main() -> tuple[list[list[int]], list[int]]:
+        drain: LoopDrain[int] = LoopDrain(4)
+        batches = []
+        producer_done = threading.Event()
+
+        def produce() -> None:
+            for i in range(20):
+                drain.handover.put(i)  # waits while four are queued
+            producer_done.set()
+
+        thread = threading.Thread(target=produce, name="rxkube-test-producer")
+        thread.start()
+        taken: list[int] = []
+        while len(taken) < 20:
+            batch = await asyncio.wait_for(drain.take(), TIMEOUT)
+            assert 1 <= len(batch) <= 5  # four queued, and the one a waiting producer adds
+            batches.append(batch)
+            taken.extend(batch)
+        thread.join(TIMEOUT)
+        assert producer_done.is_set()
+        waiting = asyncio.ensure_future(drain.take())
+        await asyncio.sleep(0)  # let it start waiting (a yield to the loop, not a wait)
+        threading.Thread(target=drain.close, name="rxkube-test-closer").start()
+        assert await asyncio.wait_for(waiting, TIMEOUT) == []
+        return batches, taken
+
+    _, taken = asyncio.run(main())
+    assert taken == list(range(20))
 
 
 def test_a_scheduled_drain_is_serial_and_in_order_on_a_thread_pool(pool: Any) -> None:
