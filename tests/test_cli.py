@@ -488,6 +488,12 @@ spec:
     served: true
     storage: true
     subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
 ---
 apiVersion: example.com/v1
 kind: Widget
@@ -521,8 +527,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
             r"ConfigMap 'Bad_Name': 422 Invalid: .*metadata\.name",
         ),
+        (
+            CRD.split("---")[0].replace("name: widgets.example.com", "name: widgets.example.org"),
+            r"CustomResourceDefinition 'widgets\.example\.org': 422 Invalid: .*metadata\.name: "
+            r'Invalid value: "widgets\.example\.org": must be spec\.names\.plural\+"\."\+spec\.group',
+        ),
     ],
-    ids=["invalid-yaml", "not-objects", "unserved-kind", "invalid-object"],
+    ids=["invalid-yaml", "not-objects", "unserved-kind", "invalid-object", "invalid-crd"],
 )
 def test_serve_load_of_a_bad_file_fails_in_one_line(
     tmp_path: Path, content: str, expected: str

@@ -113,9 +113,8 @@ def _objects(path: str) -> list[dict[str, Any]]:
 def load(server: ApiServer, path: str) -> int:
     """Create every object of a file on ``server``; returns how many.
 
-    CustomResourceDefinitions are served first (their storage version, scope, names,
-    status subresource and selectable fields), so a file may hold a CRD and its
-    custom resources.
+    CustomResourceDefinitions are created first, and serve their resources as soon as
+    they are, so a file may hold a CRD and its custom resources.
 
     Raises:
         LoadError: the file cannot be read or parsed, or an object cannot be created;
@@ -159,46 +158,18 @@ def _is_crd(obj: dict[str, Any]) -> bool:
 
 
 def serve_definition(server: ApiServer, crd: dict[str, Any], path: str = "") -> None:
-    """Serve the custom resource a CustomResourceDefinition defines, as installing it would.
-
-    Its storage version is served, with the definition's scope, names, status
-    subresource and selectable fields.
+    """Create a CustomResourceDefinition on ``server``, which serves its resource at once.
 
     Raises:
-        LoadError: the definition lacks what a real API server requires of it.
+        LoadError: the server refuses the definition; the message gives its answer.
     """
-    spec = crd.get("spec")
-    spec = spec if isinstance(spec, dict) else {}
-    names, versions = spec.get("names"), spec.get("versions")
     meta = crd.get("metadata")
     name = meta.get("name", "") if isinstance(meta, dict) else ""
     where = f"{path}: " if path else ""
-    if not isinstance(names, dict) or not isinstance(versions, list) or not spec.get("group"):
-        raise LoadError(
-            f"{where}CustomResourceDefinition {name!r} needs spec.group, spec.names and spec.versions"
-        )
-    storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
-    if len(storage) != 1 or not names.get("kind") or not names.get("plural"):
-        raise LoadError(
-            f"{where}CustomResourceDefinition {name!r} needs spec.names.kind, spec.names.plural"
-            " and exactly one version with storage: true"
-        )
-    version = storage[0]
-    subresources = version.get("subresources") or {}
-    server.add_resource(
-        str(spec["group"]),
-        str(version.get("name")),
-        str(names["kind"]),
-        str(names["plural"]),
-        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-        status_subresource="status" in subresources,
-        short_names=[str(n) for n in names.get("shortNames") or ()],
-        selectable_fields=[
-            str(f.get("jsonPath", "")).lstrip(".")
-            for f in version.get("selectableFields") or ()
-            if isinstance(f, dict)
-        ],
-    )
+    try:
+        server.create("customresourcedefinitions", crd)
+    except ApiError as exc:
+        raise LoadError(f"{where}CustomResourceDefinition {name!r}: {exc}") from None
 
 
 async def _serve(args: argparse.Namespace) -> None:

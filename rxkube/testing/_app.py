@@ -24,7 +24,7 @@ from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector
-from . import _discovery, _fields
+from . import _discovery, _fields, _scale
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
 from ._openapi import OpenApiDocuments, etag
@@ -717,6 +717,9 @@ class ApiApp:
             meta = negotiate_metadata(accept, want_list=False, lenient=True)
             return await self._watch(request, route, query, meta)
         meta = negotiate_metadata(accept, want_list=False, lenient=False)
+        version = route.served.resource.api_version
+        if route.subresource == "scale":
+            return await self._scale(request, route, verb)
         if verb == "get":
             assert route.name is not None
             rv_param = query.get("resourceVersion", "")
@@ -724,7 +727,7 @@ class ApiApp:
                 # Not older than rv_param: wait for it, as a list does.
                 await self._wait_for_rv(_parse_rv(rv_param))
             stored = self.store.get(route.served, route.namespace, route.name)
-            return _json_response(stored.encoded(meta))
+            return _json_response(stored.encoded(meta, version))
         warnings: list[str] = []
         if verb == "create":
             options = write_options(request, "CreateOptions")
@@ -734,7 +737,7 @@ class ApiApp:
                 route.served, obj, route.namespace, via_http=True,
                 field_manager=options.field_manager, dry_run=options.dry_run,
             )  # fmt: skip
-            return _warned(_json_response(stored.encoded(meta), 201), warnings)
+            return _warned(_json_response(stored.encoded(meta, version), 201), warnings)
         if verb == "update":
             assert route.name is not None
             options = write_options(request, "UpdateOptions")
@@ -745,7 +748,7 @@ class ApiApp:
                 subresource=route.subresource, via_http=True,
                 field_manager=options.field_manager, dry_run=options.dry_run,
             )  # fmt: skip
-            return _warned(_json_response(stored.encoded(meta)), warnings)
+            return _warned(_json_response(stored.encoded(meta, version)), warnings)
         if verb == "patch":
             return _warned(await self._patch(request, route, meta, warnings), warnings)
         if verb == "delete":
@@ -782,7 +785,10 @@ class ApiApp:
             raise StatusError(404, _NOT_FOUND, details={})
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
-        if subresource is not None and (subresource != "status" or not served.status_subresource):
+        if subresource is not None and not (
+            (subresource == "status" and served.status_subresource)
+            or (subresource == "scale" and served.scale is not None)
+        ):
             raise StatusError(404, _NOT_FOUND, details={})
         return _Route(served, namespace, name, subresource, watch_path)
 
@@ -897,7 +903,9 @@ class ApiApp:
                 shard = Shard.parse(query["shardSelector"])
             except ShardSelectorError as exc:
                 raise StatusError(400, f"invalid shard selector: {exc}") from None
-        return WatchFilter(route.namespace, labels, fields, metadata_only, shard)
+        return WatchFilter(
+            route.namespace, labels, fields, metadata_only, shard, route.served.resource.api_version
+        )
 
     async def _wait_for_rv(self, rv: int) -> None:
         """Wait (like kube-apiserver's watch cache, a few seconds) for the store to reach
@@ -1013,9 +1021,8 @@ class ApiApp:
         else:
             kind, api_version = f"{res.kind}List", res.api_version
         head = orjson.dumps({"kind": kind, "apiVersion": api_version, "metadata": meta})
-        body = b"".join(
-            (head[:-1], b',"items":[', b",".join(s.encoded(metadata_only) for s in items), b"]}")
-        )
+        encoded = (s.encoded(metadata_only, res.api_version) for s in items)
+        body = b"".join((head[:-1], b',"items":[', b",".join(encoded), b"]}"))
         return _json_response(body)
 
     async def _watch(
@@ -1151,7 +1158,8 @@ class ApiApp:
                 force=bool(_bool_param(request.query, "force")),
                 subresource=route.subresource, via_http=True, dry_run=options.dry_run,
             )  # fmt: skip
-            return _json_response(stored.encoded(metadata_only), 201 if created else 200)
+            raw = stored.encoded(metadata_only, route.served.resource.api_version)
+            return _json_response(raw, 201 if created else 200)
         try:
             decoded = await _decode(data, yaml_body=False)
         except DecodeError as exc:
@@ -1173,7 +1181,50 @@ class ApiApp:
             subresource=route.subresource, via_http=True,
             field_manager=options.field_manager, dry_run=options.dry_run,
         )  # fmt: skip
-        return _json_response(stored.encoded(metadata_only))
+        return _json_response(stored.encoded(metadata_only, route.served.resource.api_version))
+
+    async def _scale(self, request: web.Request, route: _Route, verb: str) -> web.Response:
+        """``/scale``: a parent's replicas read and written as an ``autoscaling/v1`` Scale.
+
+        An update or patch changes the parent (its watchers see a MODIFIED event) and
+        answers the new Scale; server-side apply to ``/scale`` is not implemented.
+        """
+        assert route.name is not None
+        served = route.served
+        if verb == "get":
+            stored = self.store.get(served, route.namespace, route.name)
+            return _json_response(orjson.dumps(_scale.scale_of(served, stored.obj)))
+        change: Callable[[dict[str, Any]], dict[str, Any]]
+        if verb == "update":
+            options = write_options(request, "UpdateOptions")
+            _input_format(request)
+            body = await _decode_body(await _read_body(request))
+
+            def change(current: dict[str, Any]) -> dict[str, Any]:
+                return _scale.scaled(served, current, body, replicas_set=True)
+
+        else:
+            content_type = request.content_type
+            check_patch_type(content_type, strategic_ok=True)
+            if content_type == APPLY_PATCH:
+                raise StatusError(
+                    415, "this test server does not implement server-side apply to /scale"
+                )
+            options = write_options(request, "PatchOptions")
+            patch = patch_function(
+                content_type, await _decode_body(await _read_body(request)), strategic_ok=True
+            )
+
+            def change(current: dict[str, Any]) -> dict[str, Any]:
+                had = _scale.replicas_set(served, current)
+                patched = patch(_scale.scale_of(served, current))
+                return _scale.scaled(served, current, patched, replicas_set=had)
+
+        stored = self.store.patch(
+            served, route.namespace, route.name, change, via_http=True,
+            field_manager=options.field_manager, dry_run=options.dry_run,
+        )  # fmt: skip
+        return _json_response(orjson.dumps(_scale.scale_of(served, stored.obj)))
 
     async def _delete(
         self, request: web.Request, route: _Route, metadata_only: bool
@@ -1208,7 +1259,7 @@ class ApiApp:
             return _json_response(
                 orjson.dumps(status_success(route.served.resource, meta["name"], meta["uid"]))
             )
-        return _json_response(stored.encoded(metadata_only))
+        return _json_response(stored.encoded(metadata_only, route.served.resource.api_version))
 
     async def _delete_collection(
         self, route: _Route, query: Any, metadata_only: bool

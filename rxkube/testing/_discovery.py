@@ -101,6 +101,18 @@ def api_resource_list(
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if item.scale is not None:
+            resources.append(
+                {
+                    "name": f"{res.plural}/scale",
+                    "singularName": "",
+                    "namespaced": res.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
     if not resources and (group, version) != ("", "v1"):
         return None
     return {

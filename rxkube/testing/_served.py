@@ -5,11 +5,34 @@ A leaf module: the store, server-side apply, discovery and the app all read it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from ..resource import Resource
+
+Admit = Callable[[dict[str, Any], "dict[str, Any] | None"], dict[str, Any]]
+"""Checks and completes an object about to be stored, from (new, old or None); raises a
+``StatusError`` to refuse it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScalePaths:
+    """Where the ``/scale`` subresource reads and writes a resource's replicas.
+
+    Attributes:
+        spec_replicas: the dotted path of the desired replicas (``spec.replicas``).
+        status_replicas: the dotted path of the observed replicas.
+        selector: the dotted path of the label selector, or None.
+        selector_form: how the selector is stored: a ``string`` already serialized (custom
+            resources' ``labelSelectorPath``), a ``LabelSelector`` object, or a ``map`` of
+            labels (ReplicationControllers).
+    """
+
+    spec_replicas: str = "spec.replicas"
+    status_replicas: str = "status.replicas"
+    selector: str | None = "spec.selector"
+    selector_form: Literal["string", "LabelSelector", "map"] = "LabelSelector"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +53,18 @@ class ServedResource:
         openapi_schema: a custom resource's OpenAPI v3 schema (a CRD version's
             ``openAPIV3Schema``), published under ``/openapi``; None publishes an object
             that keeps any field. Built-in kinds' schemas are shipped with the server.
+        scale: the ``/scale`` subresource, when served.
+        printer_columns: a custom resource version's ``additionalPrinterColumns``.
+        storage_version: the version objects are stored in, when another version of the
+            same resource is (a CustomResourceDefinition's storage version); objects are
+            read in the version asked for.
+        definition: the CustomResourceDefinition that defines the resource, if any.
+        admit: completes and checks every object written (pruning, defaulting and
+            validation against a custom resource's schema, a definition's own validation).
+        committed: called with an object's name after each write, once the store's lock
+            is released (a CustomResourceDefinition is then served).
+        deleting: what a delete request changes in an object before its finalizers are
+            looked at (a CustomResourceDefinition gets its cleanup finalizer).
     """
 
     resource: Resource
@@ -40,6 +75,20 @@ class ServedResource:
     create_status: Mapping[str, Any] | None = None
     strategic_merge: bool = True
     openapi_schema: Mapping[str, Any] | None = None
+    scale: ScalePaths | None = None
+    printer_columns: tuple[Mapping[str, Any], ...] = ()
+    storage_version: str | None = None
+    definition: str = ""
+    admit: Admit | None = field(default=None, compare=False)
+    committed: Callable[[str], None] | None = field(default=None, compare=False)
+    deleting: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
+
+    @property
+    def stored_api_version(self) -> str:
+        """The ``apiVersion`` objects written through this resource are stored with."""
+        res = self.resource
+        version = self.storage_version or res.version
+        return f"{res.group}/{version}" if res.group else version
 
     @property
     def selectable_fields(self) -> frozenset[str]:
@@ -78,6 +127,16 @@ _EVENT_FIELDS = frozenset(
 )
 
 
+_BUILTIN_SCALE = {
+    # The registries' ScaleREST (pkg/registry/apps/deployment/storage/storage.go and its
+    # replicaset, statefulset and replicationcontroller siblings).
+    "deployments": ScalePaths(),
+    "replicasets": ScalePaths(),
+    "statefulsets": ScalePaths(),
+    "replicationcontrollers": ScalePaths(selector_form="map"),
+}
+
+
 def builtin_served(resource: Resource) -> ServedResource:
     """How the server treats one of :data:`rxkube.resource.BUILTIN_RESOURCES`."""
     plural = resource.plural
@@ -95,6 +154,7 @@ def builtin_served(resource: Resource) -> ServedResource:
             "replicasets": frozenset({"status.replicas"}),
         }.get(plural, frozenset()),
         returns_deleted_object=plural == "pods",
+        scale=_BUILTIN_SCALE.get(plural),
         # What kube-apiserver's create strategies set: a pod starts Pending, a namespace Active.
         create_status={"pods": {"phase": "Pending"}, "namespaces": {"phase": "Active"}}.get(plural),
     )

@@ -23,10 +23,11 @@ import yaml
 from aiohttp import web
 
 from ..client import serve_on_loop
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..resource import BUILTIN_RESOURCES, Resource, match_resource
 from ..selectors import FieldSelector, LabelSelector
 from ._app import ApiApp, ServerOptions, StatusRequestHandler, patch_function
+from ._crd import CRD_RESOURCE, Definitions
 from ._faults import Faults
 from ._requests import RecordedRequest, RequestLog
 from ._served import ServedResource, builtin_served
@@ -119,6 +120,7 @@ class ApiServer:
         self._resolved: dict[tuple[ResourceLike, int], ServedResource] = {}
         for resource in BUILTIN_RESOURCES:
             self.store.add_resource(builtin_served(resource))
+        self.store.add_resource(Definitions(self.store).served)
         for name in namespaces:
             self.create("namespaces", {"metadata": {"name": name}, "status": {"phase": "Active"}})
         self.url = ""
@@ -411,10 +413,16 @@ class ApiServer:
         short_names: Iterable[str] = (),
         selectable_fields: Iterable[str] = (),
     ) -> Resource:
-        """Serve a custom resource, as installing a CustomResourceDefinition would.
+        """Serve a custom resource by creating the CustomResourceDefinition that defines it.
+
+        A shorthand for ``srv.create("customresourcedefinitions", ...)`` with a schema that
+        keeps every field (``x-kubernetes-preserve-unknown-fields``), so objects are stored
+        as given; create a definition yourself for validation, defaults, printer columns or
+        the scale subresource. A version the definition lacks is added to it (served, not
+        stored); adding what is served already changes nothing.
 
         Args:
-            group: the API group, e.g. ``"example.com"``.
+            group: the API group, e.g. ``"example.com"`` (a domain with at least one dot).
             version: the version, e.g. ``"v1"``.
             kind: the kind, e.g. ``"Widget"``.
             plural: the plural used in URLs, e.g. ``"widgets"``.
@@ -426,19 +434,56 @@ class ApiServer:
 
         Returns:
             the :class:`~rxkube.resource.Resource`, usable with every method here.
+
+        Raises:
+            ValueError: the definition exists with another kind, scope or names.
+            rxkube.errors.Invalid: kube-apiserver would refuse such a definition.
         """
         resource = Resource(group, version, kind, plural, namespaced, tuple(short_names))
-        self.store.add_resource(
-            ServedResource(
-                resource,
-                singular=kind.lower(),
-                status_subresource=status_subresource,
-                fields=frozenset(selectable_fields),
-                returns_deleted_object=True,
-                strategic_merge=False,
+        entry: dict[str, Any] = {
+            "name": version,
+            "served": True,
+            "storage": True,
+            "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            },
+        }
+        if status_subresource:
+            entry["subresources"] = {"status": {}}
+        if selectable_fields:
+            entry["selectableFields"] = [{"jsonPath": f".{f}"} for f in selectable_fields]
+        names: dict[str, Any] = {"plural": plural, "singular": kind.lower(), "kind": kind}
+        if short_names:
+            names["shortNames"] = list(short_names)
+        spec = {
+            "group": group,
+            "names": names,
+            "scope": "Namespaced" if namespaced else "Cluster",
+            "versions": [entry],
+        }
+        name = f"{plural}.{group}"
+        try:
+            existing = self.get(CRD_RESOURCE, name)
+        except NotFound:
+            self.create(
+                CRD_RESOURCE,
+                {"apiVersion": CRD_RESOURCE.api_version, "kind": CRD_RESOURCE.kind,
+                 "metadata": {"name": name}, "spec": spec},
+            )  # fmt: skip
+            return self.resource(resource)
+        current = existing["spec"]
+        same = {k: current["names"].get(k) for k in names} == names and current["scope"] == spec[
+            "scope"
+        ]
+        if not same:
+            raise ValueError(
+                f"resource {resource.full_name} is already defined by {name} differently"
             )
-        )
-        return resource
+        versions = current["versions"]
+        if all(v.get("name") != version for v in versions):
+            versions.append({**entry, "storage": False})
+            self.replace(CRD_RESOURCE, existing)
+        return self.resource(resource)
 
     def resource(self, resource: ResourceLike) -> Resource:
         """The served :class:`~rxkube.resource.Resource` a name or Resource refers to."""

@@ -53,6 +53,7 @@ from ._stored import (
     Stored,
     WatchFilter,
     WatchSink,
+    deep_copy,
     event_line,
 )
 from ._validation import (
@@ -89,6 +90,27 @@ def now_timestamp() -> str:
         text = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         _last_timestamp = (second, text)
     return _last_timestamp[1]
+
+
+class StoreLock:
+    """The store's lock: work queued in :attr:`after` while it is held runs once it is
+    released, on the releasing thread, so that what a write sets off (serving the resource
+    a CustomResourceDefinition defines) may take the lock again."""
+
+    __slots__ = ("_lock", "after")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.after: list[Callable[[], None]] = []
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        pending, self.after = self.after, []
+        self._lock.release()
+        for work in pending:
+            work()
 
 
 @dataclass(slots=True)
@@ -162,13 +184,15 @@ class Store:
     """
 
     def __init__(self, compact_every: int | None = None) -> None:
-        self.lock = threading.Lock()
+        self.lock = StoreLock()
         self.rv = 0
         self.compacted_rv = 0
         self.compact_every = compact_every
         self._writes_since_compaction = 0
         self._auto_compact_mark = 0
         self._resources: dict[tuple[str, str, str], _ResourceState] = {}
+        """Storage by URL key; the versions of one group and plural share one state."""
+        self._served: dict[tuple[str, str, str], ServedResource] = {}
         self._rv_waiters: list[tuple[int, Callable[[], None]]] = []
         self.generation = 0
         """Bumped whenever a resource is added (callers cache name lookups by it)."""
@@ -180,23 +204,69 @@ class Store:
         res = served.resource
         key = (res.group, res.version, res.plural)
         with self.lock:
-            existing = self._resources.get(key)
+            existing = self._served.get(key)
             if existing is not None:
-                if existing.served.resource != res:
+                if existing.resource != res:
                     raise ValueError(f"resource {res.full_name} is already served as {existing}")
                 return
-            self._resources[key] = _ResourceState(served)
+            self._serve_locked(served)
+
+    def serve(self, served: ServedResource) -> None:
+        """Serve a resource, or change how it is served, keeping its objects and watches.
+
+        The versions of one group and plural share their objects, as one etcd key prefix
+        does: a version served after another sees the objects written through it.
+        """
+        with self.lock:
+            self._serve_locked(served)
+
+    def _serve_locked(self, served: ServedResource) -> None:
+        res = served.resource
+        key = (res.group, res.version, res.plural)
+        state = self._resources.get(key) or next(
+            (
+                state
+                for (group, _, plural), state in self._resources.items()
+                if (group, plural) == (res.group, res.plural)
+            ),
+            None,
+        )
+        if state is None:
+            state = _ResourceState(served)
+        elif served.storage_version in (None, res.version):
+            state.served = served
+        self._resources[key] = state
+        self._served[key] = served
+        self.generation += 1
+
+    def remove_resource(self, served: ServedResource) -> None:
+        """Stop serving one version of a resource; its open watches end cleanly.
+
+        The objects go with the last version of their group and plural.
+        """
+        res = served.resource
+        key = (res.group, res.version, res.plural)
+        with self.lock:
+            state = self._resources.pop(key, None)
+            if state is None:
+                return
+            del self._served[key]
             self.generation += 1
+            shared = any(other is state for other in self._resources.values())
+            for registration in list(state.watches):
+                if shared and registration.filter.api_version != res.api_version:
+                    continue
+                state.watches.remove(registration)
+                registration.sink.close("drain")
 
     def served(self) -> list[ServedResource]:
         """Every served resource, in the order added."""
         with self.lock:
-            return [state.served for state in self._resources.values()]
+            return list(self._served.values())
 
     def lookup(self, group: str, version: str, plural: str) -> ServedResource | None:
         """The served resource at a URL's group, version and plural."""
-        state = self._resources.get((group, version, plural))
-        return state.served if state else None
+        return self._served.get((group, version, plural))
 
     def _state(self, served: ServedResource) -> _ResourceState:
         res = served.resource
@@ -251,6 +321,9 @@ class Store:
                 bisect.insort(state.keys, key)
             state.live[key] = stored
         change = Change(event_type, stored, prev)
+        committed = state.served.committed
+        if committed is not None:
+            self.lock.after.append(lambda: committed(obj["metadata"]["name"]))
         state.log.append(change)
         state.log_rvs.append(self.rv)
         for registration in list(state.watches):
@@ -370,7 +443,8 @@ class Store:
             raise invalid(res, name, causes)
         if via_http:
             _fold_string_data(res, obj)
-        obj = {"kind": res.kind, "apiVersion": res.api_version, **obj}
+        obj = {"kind": res.kind, "apiVersion": "", **obj}
+        obj["apiVersion"] = served.stored_api_version
         for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(system, None)
         if via_http or not meta.get("uid"):
@@ -383,6 +457,8 @@ class Store:
                 obj["status"] = dict(served.create_status)
             else:
                 obj.pop("status", None)
+        if served.admit is not None:
+            obj = served.admit(obj, None)
         return obj, namespace, name
 
     def _insert_locked(
@@ -659,7 +735,7 @@ class Store:
             else:
                 new.pop("status", None)
         else:
-            new = {**obj, "kind": res.kind, "apiVersion": res.api_version}
+            new = {**obj, "kind": res.kind, "apiVersion": served.stored_api_version}
             if via_http and served.status_subresource:
                 if "status" in old:
                     new["status"] = old["status"]
@@ -683,6 +759,9 @@ class Store:
             raise invalid(res, name, causes)
         if via_http:
             _fold_string_data(res, new)
+        if served.admit is not None:
+            new = served.admit(new, old)
+            new_meta = new["metadata"]
         terminating = "deletionTimestamp" in old_meta
         if terminating:
             added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
@@ -748,9 +827,11 @@ class Store:
                 )
             new: Object = dict(current.obj)
             new["metadata"] = dict(old_meta)
-            if old_meta.get("finalizers"):
-                if "deletionTimestamp" in old_meta:
-                    return current, False
+            if "deletionTimestamp" in old_meta and old_meta.get("finalizers"):
+                return current, False
+            if served.deleting is not None:
+                new = served.deleting(deep_copy(new))
+            if new["metadata"].get("finalizers"):
                 new["metadata"]["deletionTimestamp"] = now_timestamp()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
@@ -883,7 +964,8 @@ class Store:
                 for key in keys[lo:hi]:
                     stored = state.live[key]
                     if flt.passes(stored):
-                        lines.append(event_line("ADDED", stored.encoded(flt.metadata_only)))
+                        raw = stored.encoded(flt.metadata_only, flt.api_version)
+                        lines.append(event_line("ADDED", raw))
                 if initial == "stream" and end_bookmark:
                     lines.append(self._bookmark_locked(served, flt.metadata_only, self.rv, True))
             sink.prime(lines)

@@ -25,7 +25,7 @@ META_KIND = b'"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1"'
 class Stored:
     """One version of an object: the dict (never mutated once stored) and its encoding."""
 
-    __slots__ = ("_meta_raw", "key", "namespace", "obj", "raw", "rv")
+    __slots__ = ("_converted", "_meta_raw", "key", "namespace", "obj", "raw", "rv")
 
     def __init__(self, obj: Object, rv: int, key: str, namespace: str) -> None:
         self.obj = obj
@@ -34,6 +34,7 @@ class Stored:
         self.namespace = namespace
         self.raw = encode_json(obj)
         self._meta_raw: bytes | None = None
+        self._converted: dict[str, bytes] | None = None
 
     @property
     def meta_raw(self) -> bytes:
@@ -44,9 +45,30 @@ class Stored:
             )
         return self._meta_raw
 
-    def encoded(self, metadata_only: bool) -> bytes:
-        """The full or the metadata-only encoding."""
-        return self.meta_raw if metadata_only else self.raw
+    def encoded(self, metadata_only: bool, api_version: str | None = None) -> bytes:
+        """The full or the metadata-only encoding, read as ``api_version`` (default: as stored).
+
+        Reading another version of a custom resource is the ``None`` conversion strategy:
+        only ``apiVersion`` changes.
+        """
+        if metadata_only:
+            return self.meta_raw
+        if api_version is None or api_version == self.obj.get("apiVersion"):
+            return self.raw
+        if self._converted is None:
+            self._converted = {}
+        raw = self._converted.get(api_version)
+        if raw is None:
+            raw = self._converted[api_version] = encode_json(
+                {**self.obj, "apiVersion": api_version}
+            )
+        return raw
+
+    def copy_as(self, api_version: str) -> Object:
+        """A deep copy of the object, read as ``api_version``."""
+        copied = self.copy_obj()
+        copied["apiVersion"] = api_version
+        return copied
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -81,7 +103,7 @@ class Change:
         self.prev = prev
         self.rv = obj.rv
         self.key = obj.key
-        self._lines: dict[tuple[str, bool, bool], bytes] = {}
+        self._lines: dict[tuple[str, bool, bool, str | None], bytes] = {}
         self._prev_at_rv: Stored | None = None
 
     def gone_view(self) -> Stored:
@@ -94,14 +116,17 @@ class Change:
             self._prev_at_rv = Stored(obj, self.rv, self.key, self.obj.namespace)
         return self._prev_at_rv
 
-    def line(self, event_type: EventType, metadata_only: bool) -> bytes:
-        """The watch line for this change as ``event_type``, built once and shared."""
+    def line(
+        self, event_type: EventType, metadata_only: bool, api_version: str | None = None
+    ) -> bytes:
+        """The watch line for this change as ``event_type`` (read as ``api_version``),
+        built once and shared."""
         gone = event_type == "DELETED"
-        cache_key = (event_type, metadata_only, gone)
+        cache_key = (event_type, metadata_only, gone, api_version)
         line = self._lines.get(cache_key)
         if line is None:
             source = self.gone_view() if gone else self.obj
-            line = event_line(event_type, source.encoded(metadata_only))
+            line = event_line(event_type, source.encoded(metadata_only, api_version))
             self._lines[cache_key] = line
         return line
 
@@ -115,8 +140,9 @@ class WatchSink(Protocol):
     def push(self, line: bytes) -> None:
         """Queue one live line for the client."""
 
-    def close(self, mode: Literal["clean", "abrupt"]) -> None:
-        """End the watch (its fan-out failed)."""
+    def close(self, mode: Literal["clean", "drain", "abrupt"]) -> None:
+        """End the watch: at once (its fan-out failed), or once its queued lines are
+        sent (``drain``: its resource is no longer served)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +154,8 @@ class WatchFilter:
     fields: FieldSelector = field(default_factory=FieldSelector)
     metadata_only: bool = False
     shard: Shard | None = None
+    api_version: str | None = None
+    """The version the watch reads objects as (None: as stored)."""
 
     def passes(self, stored: Stored) -> bool:
         """Whether an object state is selected."""
@@ -145,14 +173,16 @@ class WatchFilter:
         An object that starts matching arrives as ADDED, one that stops matching as
         DELETED (its previous state at the change's resourceVersion).
         """
+        version = self.api_version
         if change.type == "DELETED":
-            return change.line("DELETED", self.metadata_only) if self.passes(change.obj) else None
+            passes = self.passes(change.obj)
+            return change.line("DELETED", self.metadata_only, version) if passes else None
         now = self.passes(change.obj)
         before = change.prev is not None and self.passes(change.prev)
         if now:
-            return change.line("MODIFIED" if before else "ADDED", self.metadata_only)
+            return change.line("MODIFIED" if before else "ADDED", self.metadata_only, version)
         if before:
-            return change.line("DELETED", self.metadata_only)
+            return change.line("DELETED", self.metadata_only, version)
         return None
 
 

@@ -28,7 +28,7 @@ from ._store import Store
 if TYPE_CHECKING:
     from ._faults import Faults
 
-CloseMode = Literal["clean", "abrupt"] | None
+CloseMode = Literal["clean", "drain", "abrupt"] | None
 
 log = logging.getLogger("rxkube.testing")
 
@@ -146,7 +146,7 @@ class WatchStream:
             self._scheduled = True
             self._hub.call_soon(self._wake.set)
 
-    def close(self, mode: Literal["clean", "abrupt"]) -> None:
+    def close(self, mode: Literal["clean", "drain", "abrupt"]) -> None:
         """Ask the stream to end; safe from any thread."""
         if self.closing is None:
             self.closing = mode
@@ -203,7 +203,7 @@ class WatchStream:
                 except TimeoutError:
                     pass
                 now = loop.time()
-            if self.closing is not None:
+            if self.closing is not None and not (self.closing == "drain" and self._pending):
                 break
             if deadline is not None and now >= deadline:
                 break
@@ -237,7 +237,7 @@ class WatchStream:
             if size >= _CHUNK_BYTES:
                 await response.write(b"".join(lines[start : index + 1]))
                 start, size = index + 1, 0
-                if self.closing is not None:
+                if self.closing not in (None, "drain"):
                     return
         if start < len(lines):
             await response.write(b"".join(lines[start:]))
