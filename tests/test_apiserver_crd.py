@@ -7,11 +7,15 @@ source (kubernetes/apiextensions-apiserver unless said otherwise).
 from __future__ import annotations
 
 import copy
+import random
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from rxkube.errors import ApiError, ConfigError
 from rxkube.testing import ApiServer
 from tests.test_apiserver import Http
 
@@ -328,7 +332,8 @@ def test_deleting_a_definition_deletes_its_objects_and_ends_watches(defined: Htt
     finalizer and ``Terminating`` (customresourcedefinition/etcd.go ``REST.Delete``); the
     finalizer controller deletes every custom resource (finalizer/crd_finalizer.go), an
     object with finalizers holding the definition until they are removed; then the
-    definition goes, discovery stops listing the resource and its watches end."""
+    definition goes, discovery stops listing the resource and its watches end. Creates
+    meanwhile are forbidden (customresource_handler.go ``forbidCreateAdmission``)."""
     api = defined
     assert api.request("POST", WIDGETS, widget("a"))[0] == 201
     held = widget("b")
@@ -349,6 +354,12 @@ def test_deleting_a_definition_deletes_its_objects_and_ends_watches(defined: Htt
         assert (terminating["status"], terminating["reason"]) == (
             "True",
             "InstanceDeletionInProgress",
+        )
+        status, body, _ = api.request("POST", WIDGETS, widget("late"))
+        assert (status, body["reason"]) == (403, "Forbidden")
+        assert body["message"] == (
+            'widgets.example.com "late" is forbidden: create not allowed while custom resource '
+            "definition is terminating"
         )
         _, b = api.get(f"{WIDGETS}/b")
         b["metadata"]["finalizers"] = []
@@ -488,3 +499,49 @@ def test_status_subresource_splits_spec_and_status(defined: Http) -> None:
     after["status"] = {"replicas": "x"}
     status, body, _ = api.request("PUT", f"{WIDGETS}/w/status", after)
     assert status == 422 and causes(body)[0][0] == "status.replicas"
+
+
+def test_definition_changes_under_concurrent_writes(srv: ApiServer) -> None:
+    """Writers create and update custom resources from several threads, with random
+    delays, while another thread adds a version to the definition and then deletes it:
+    every write succeeds or is refused with a Status (never a hang, a traceback or a
+    deadlock of the store's after-release work), and at the end nothing of the resource
+    is served or stored."""
+    srv.create("customresourcedefinitions", widget_crd())
+    rng = random.Random(18)
+    delays = [[rng.random() * 0.004 for _ in range(40)] for _ in range(4)]
+    pause = threading.Event()
+    failures: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        for index, delay in enumerate(delays[worker]):
+            pause.wait(delay)  # a random delay between writes, never a wait for a result
+            try:
+                srv.create("widgets.example.com", widget(f"w{worker}-{index}"))
+                srv.patch("widgets.example.com", f"w{worker}-{index}", {"spec": {"size": 2}})
+            except (ApiError, ConfigError):
+                pass  # 403 while terminating, 404 once gone, or the resource unserved
+            except BaseException as exc:
+                failures.append(exc)
+
+    def definer() -> None:
+        pause.wait(0.02)
+        crd = srv.get("customresourcedefinitions", "widgets.example.com")
+        beta = copy.deepcopy(crd["spec"]["versions"][0])
+        beta.update(name="v1beta1", storage=False)
+        crd["spec"]["versions"].append(beta)
+        srv.replace("customresourcedefinitions", crd)
+        pause.wait(0.05)
+        srv.delete("customresourcedefinitions", "widgets.example.com")
+
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(writer, worker) for worker in range(4)]
+        futures.append(pool.submit(definer))
+        for future in futures:
+            future.result(timeout=60)
+    assert failures == []
+    with pytest.raises(ApiError):
+        srv.get("customresourcedefinitions", "widgets.example.com")
+    assert [s for s in srv.store.served() if s.resource.group == "example.com"] == []
+    with pytest.raises(ConfigError):
+        srv.list("widgets.example.com")

@@ -17,7 +17,7 @@ resource is deleted, then the definition, and its resource is no longer served.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..resource import Resource
@@ -412,12 +412,29 @@ class _CustomAdmission:
     (schema, then the scale replicas).
     """
 
-    def __init__(self, resource: Resource, schema: Mapping[str, Any], scale: ScalePaths | None):
+    def __init__(
+        self,
+        resource: Resource,
+        schema: Mapping[str, Any],
+        scale: ScalePaths | None,
+        terminating: Callable[[], bool],
+    ) -> None:
         self.resource = resource
         self.schema = schema
         self.scale = scale
+        self.terminating = terminating
 
     def __call__(self, new: Object, old: Object | None) -> Object:
+        if old is None and self.terminating():
+            # customresource_handler.go: forbidCreateAdmission while the definition goes.
+            name = str(_dict(new.get("metadata")).get("name") or "")
+            res = self.resource
+            raise StatusError(
+                403,
+                f'{res.full_name} "{name}" is forbidden: create not allowed while custom '
+                "resource definition is terminating",
+                details={"name": name, "group": res.group, "kind": res.plural},
+            )
         _structural.prune(new, self.schema)
         _structural.drop_nulls(new, self.schema)
         _structural.default(new, self.schema)
@@ -453,6 +470,7 @@ class Definitions:
         """The ``customresourcedefinitions`` resource itself."""
         self._serving: dict[str, list[ServedResource]] = {}
         self._finalizing: set[str] = set()
+        self._terminating: set[str] = set()
 
     # -------------------------------------------------------------- admission
 
@@ -532,10 +550,12 @@ class Definitions:
     def _sync(self, name: str) -> None:
         crd = self._current(name)
         if crd is None:
+            self._terminating.discard(name)
             for served in self._serving.pop(name, []):
                 self.store.remove_resource(served)
             return
         if crd["metadata"].get("deletionTimestamp"):
+            self._terminating.add(name)
             self._finalize(name, crd)
             return
         status = _dict(crd.get("status"))
@@ -681,7 +701,7 @@ class Definitions:
             printer_columns=tuple(_dict(c) for c in _list(version.get("additionalPrinterColumns"))),
             storage_version=storage,
             definition=name,
-            admit=_CustomAdmission(resource, schema, scale),
+            admit=_CustomAdmission(resource, schema, scale, lambda: name in self._terminating),
             committed=lambda _object: self._on_custom_write(name),
         )
 
