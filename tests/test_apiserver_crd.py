@@ -465,6 +465,37 @@ def test_unknown_fields_are_pruned(defined: Http) -> None:
     }
 
 
+def test_pruned_fields_are_warned_or_refused_by_field_validation(defined: Http) -> None:
+    """The fields pruning drops are the decoder's unknown fields (customresource_handler.go
+    ``schemaCoercingDecoder``): a ``Warning`` header each under ``fieldValidation=Warn``
+    (the default), a 400 strict decoding error under ``Strict`` (422 on ``patch`` for a
+    patch), nothing under ``Ignore``."""
+    api = defined
+    obj = widget(extra=1)
+    obj["top"] = True
+    status, _, response = api.request("POST", WIDGETS, obj)
+    assert status == 201
+    assert response.getheader("Warning") == (
+        '299 - "unknown field \\"spec.extra\\"", 299 - "unknown field \\"top\\""'
+    )
+    status, body, _ = api.request("POST", WIDGETS, widget("s", extra=1), fieldValidation="Strict")
+    assert status == 400
+    assert body["message"] == (
+        'Widget in version "v1" cannot be handled as a Widget: strict decoding error: '
+        'unknown field "spec.extra"'
+    )
+    status, _, response = api.request(
+        "POST", WIDGETS, widget("i", extra=1), fieldValidation="Ignore"
+    )
+    assert status == 201 and response.getheader("Warning") is None
+    status, body, _ = api.request(
+        "PATCH", f"{WIDGETS}/i", {"spec": {"extra": 2}}, headers={"Content-Type": "application/merge-patch+json"},
+        fieldValidation="Strict",
+    )  # fmt: skip
+    assert status == 422 and body["details"]["causes"][0]["field"] == "patch"
+    assert 'strict decoding error: unknown field "spec.extra"' in body["message"]
+
+
 def test_defaults_apply_on_create_update_and_patch(defined: Http) -> None:
     """Defaults fill missing fields on every write (defaulting/algorithm.go ``Default``,
     run by the request decoder in customresource_handler.go)."""

@@ -64,7 +64,7 @@ def kubectl(tmp_path: Path) -> Iterator[Kubectl]:
 def test_kubectl_crd_lifecycle(kubectl: Kubectl) -> None:
     """Create a definition, wait for Established, apply a custom resource (pruned and
     defaulted), scale it, and delete the definition: the resource is gone with it."""
-    created = kubectl.run("create", "--validate=false", "-f", "-", input_objects=[widget_crd()])
+    created = kubectl.run("create", "-f", "-", input_objects=[widget_crd()])
     assert (
         "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"
         in created.stdout
@@ -77,8 +77,15 @@ def test_kubectl_crd_lifecycle(kubectl: Kubectl) -> None:
     assert resources[1].split() == ["widgets", "wd", "example.com/v1", "true", "Widget"]
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
               "spec": {"size": 3, "replicas": 1, "unknown": "dropped"}}  # fmt: skip
-    applied = kubectl.run("apply", "--validate=false", "-f", "-", input_objects=[widget])
-    assert "widget.example.com/w created" in applied.stdout
+    strict = kubectl.run("apply", "-f", "-", input_objects=[widget], check=False)
+    assert strict.returncode == 1
+    assert 'strict decoding error: unknown field "spec.unknown"' in strict.stderr
+    warned = kubectl.run("apply", "--validate=warn", "-f", "-", input_objects=[widget])
+    assert 'Warning: unknown field "spec.unknown"' in warned.stderr
+    del widget["spec"]["unknown"]
+    applied = kubectl.run("apply", "-f", "-", input_objects=[widget])
+    assert "widget.example.com/w created" in warned.stdout
+    assert "widget.example.com/w configured" in applied.stdout
     got = kubectl.json("get", "wd", "w")
     assert got["spec"] == {"size": 3, "replicas": 1, "color": "red"}
     invalid = kubectl.run(
@@ -113,7 +120,7 @@ def test_kubectl_scale_deployment_with_preconditions(kubectl: Kubectl) -> None:
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
     }  # fmt: skip
-    kubectl.run("create", "--validate=false", "-f", "-", input_objects=[deployment])
+    kubectl.run("create", "-f", "-", input_objects=[deployment])
     kubectl.run("scale", "deployment/web", "--current-replicas=2", "--replicas=3")
     assert kubectl.json("get", "deployment", "web")["spec"]["replicas"] == 3
     refused = kubectl.run(

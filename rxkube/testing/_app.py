@@ -1195,10 +1195,10 @@ class ApiApp:
             stored = self.store.get(served, route.namespace, route.name)
             return _json_response(orjson.dumps(_scale.scale_of(served, stored.obj)))
         change: Callable[[dict[str, Any]], dict[str, Any]]
+        warnings: list[str] = []
         if verb == "update":
             options = write_options(request, "UpdateOptions")
-            _input_format(request)
-            body = await _decode_body(await _read_body(request))
+            body = await _read_object(request, _scale.SCALE_SERVED, options, warnings)
 
             def change(current: dict[str, Any]) -> dict[str, Any]:
                 return _scale.scaled(served, current, body, replicas_set=True)
@@ -1224,7 +1224,7 @@ class ApiApp:
             served, route.namespace, route.name, change, via_http=True,
             field_manager=options.field_manager, dry_run=options.dry_run,
         )  # fmt: skip
-        return _json_response(orjson.dumps(_scale.scale_of(served, stored.obj)))
+        return _warned(_json_response(orjson.dumps(_scale.scale_of(served, stored.obj))), warnings)
 
     async def _delete(
         self, request: web.Request, route: _Route, metadata_only: bool

@@ -17,6 +17,7 @@ sorted key order, as Go re-encodes a map.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from . import _structural
 from ._openapi import kind_schema
 from ._served import ServedResource
 from ._status import StatusError, invalid
@@ -267,6 +269,16 @@ def undeclared(config: Mapping[str, Any], kind: str, defs: Mapping[str, Any]) ->
 # ------------------------------------------------------------- request checks
 
 
+def _custom_unknown_fields(served: ServedResource, obj: Any) -> list[str] | None:
+    """A custom resource's findings: the fields its schema prunes, as
+    ``unknown field "spec.foo"`` (apiextensions-apiserver's ``schemaCoercingDecoder``);
+    None for a resource without a schema of its own (a built-in kind)."""
+    if served.strategic_merge or served.openapi_schema is None or not isinstance(obj, dict):
+        return None
+    unknown = _structural.prune(copy.deepcopy(obj), served.openapi_schema)
+    return [f'unknown field "{path}"' for path in unknown]
+
+
 def checked_body(
     served: ServedResource,
     obj: dict[str, Any],
@@ -281,6 +293,14 @@ def checked_body(
     Raises:
         StatusError: 400 for a field of the wrong type, or any finding under ``Strict``.
     """
+    custom = _custom_unknown_fields(served, obj)
+    if custom is not None:
+        if directive == "Strict" and custom:
+            res = served.resource
+            raise StatusError(
+                400, cannot_handle(res, obj, "strict decoding error: " + ", ".join(custom))
+            )
+        return obj, custom if directive == "Warn" else []
     found = kind_schema(served) if served.strategic_merge else None
     if found is None:
         return obj, []
@@ -322,9 +342,8 @@ def checked_patch(
     json_patch = patch_type == "application/json-patch+json"
     strategic = patch_type == "application/strategic-merge-patch+json"
     found = kind_schema(served) if served.strategic_merge else None
-    if found is None:
+    if found is None and served.openapi_schema is None:
         return change
-    name, defs = found
     repeated: list[str] = []
     patch: Any = None
     with contextlib.suppress(ValueError):
@@ -336,9 +355,14 @@ def checked_patch(
         patched = change(current)
         if not isinstance(patched, dict):
             return patched
-        pruned, findings = check_object(patched, name, defs, sort_keys=True)
-        strict = repeated + findings.strict
-        error = findings.type_error
+        custom = _custom_unknown_fields(served, patched)
+        if custom is not None:
+            pruned, strict, error = patched, repeated + custom, None
+        else:
+            assert found is not None
+            pruned, findings = check_object(patched, found[0], found[1], sort_keys=True)
+            strict = repeated + findings.strict
+            error = findings.type_error
         if error is None and directive == "Strict" and strict:
             error = "strict decoding error: " + ", ".join(strict)
         if error is not None:

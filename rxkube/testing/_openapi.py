@@ -367,6 +367,12 @@ def _paths(served: ServedResource, kind_ref: str, list_ref: str) -> dict[str, di
             "get", f"list{gv}{res.kind}ForAllNamespaces", "list", _LIST, None, list_ref
         )
         paths[f"{prefix}/{res.plural}"] = _path_item([everywhere], res.kind, gvk, [], res.plural)
+    if not served.strategic_merge:
+        # apiextensions-apiserver's openapi builder (builder.go): a custom resource takes
+        # JSON, merge and apply patches, no strategic merge; kubectl then sends merge patches.
+        for path_item in paths.values():
+            if "patch" in path_item:
+                path_item["patch"]["consumes"] = [t for t in _PATCH_TYPES if "strategic" not in t]
     return paths
 
 

@@ -20,6 +20,8 @@ from ._stored import Object
 from ._validation import json_kind
 
 SCALE_RESOURCE = Resource("autoscaling", "v1", "Scale", "scale")
+SCALE_SERVED = ServedResource(SCALE_RESOURCE, singular="scale")
+"""How a ``Scale`` body is read (JSON, YAML or protobuf, its fields decoded strictly)."""
 _CONFLICT = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
