@@ -95,9 +95,12 @@ def no_leaks() -> Iterator[None]:
     _pending.found.clear()
     yield
     threads = _settle(lambda: _rxkube_threads() - threads_before, _join_briefly)
-    # A test's own frames (a caught exception's traceback) may still hold a response.
-    gc.collect()
-    sockets = _settle(lambda: _sockets() - sockets_before)
+    sockets = _sockets() - sockets_before
+    if sockets:
+        # A test's own frames (a caught exception's traceback) may still hold a response.
+        # Collected only then: a full collection after every test costs minutes of a run.
+        gc.collect()
+        sockets = _settle(lambda: _sockets() - sockets_before)
     tasks = list(_pending.found)
     problems = []
     if threads:
