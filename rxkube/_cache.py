@@ -34,9 +34,10 @@ that feeds its Writer reports here when it starts and how it ends, through
 Lock rules: ``Store._lock`` (with its condition ``Store._changed``) guards the map, the
 indexes (and those ``add_index`` is building), the readiness and the writer's status. It
 is held for O(1) steps only (and C-level copies of the map, for snapshots), never across
-user code (index functions run before it is taken) or I/O. It is the innermost lock:
-nothing else is acquired while it is held, except that a shared store's dispatcher lock is
-taken *before* it, never after (see ``rxkube.dispatcher``).
+user code (index functions run before it is taken) or I/O. It is the innermost lock but
+one: nothing else is acquired while it is held, except a shared store's dispatcher lock,
+taken inside it (for O(1) steps) as a subscriber joins; never the other way round (see
+``rxkube.dispatcher``).
 """
 
 from __future__ import annotations
@@ -657,10 +658,9 @@ class Writer:
     def _apply(self, event: Event, committed: Callable[[], None] | None) -> None:
         """Apply ``event``; ``committed`` runs under the store lock as the change is made.
 
-        A shared store publishes the event to its subscribers there, so that a subscriber
-        joining with a snapshot of the store sees each change exactly once. ``committed``
-        must be quick: it takes the dispatcher lock (the order is store, then dispatcher)
-        and appends to a list. ``Init`` and ``InitApply`` change only the side buffer:
+        A shared store notes there whom the change goes to, so that a subscriber joining
+        with a snapshot of the store sees each change exactly once. ``committed`` must be
+        quick and take no lock: it reads the subscriber tuple. ``Init`` and ``InitApply`` change only the side buffer:
         nothing is committed and ``committed`` does not run.
         """
         if isinstance(event, Apply):

@@ -3,8 +3,8 @@
 A :class:`Handover` carries items from producing threads to one consumer:
 
 - **bounded, with one backpressure rule**: a producer that finds ``capacity`` items
-  queued waits until the consumer takes them, so a watch thread stops reading its socket
-  and TCP backpressure reaches the server. Only a consumer that chose ``drop=True`` is
+  queued or being delivered waits until the consumer has delivered them, so a watch
+  thread stops reading its socket and TCP backpressure reaches the server. Only a consumer that chose ``drop=True`` is
   cut off instead (:attr:`Handover.overflowed`). A producer running on the consumer's own
   thread never waits (it would wait for itself); its items are queued beyond the bound.
 - **batched, with exact wake-ups**: the consumer takes everything queued at once; a
@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -53,42 +54,67 @@ class Handover(Generic[_T]):
 
     Args:
         capacity: items queued before a producer waits (or, with ``drop``, overflows).
-        wake: called (outside the lock) when an item arrives for an idle consumer; ``None``
-            for a consumer thread that blocks in :meth:`take`.
+        wake: called (outside the lock) when an item arrives for an idle consumer;
+            ``None`` for a consumer thread that blocks in :meth:`take`.
         drop: overflow instead of making producers wait: the hand-over closes, and
             :attr:`overflowed` tells the consumer why.
+        on_stall: called with the seconds waited, every ``STALL_SECONDS``, while a
+            producer waits for room (to log who holds it back).
+        wake_on_close: also call ``wake`` when the hand-over closes under an idle
+            consumer, so that it learns it has ended (and can say why).
+        started: False for a consumer that starts later and takes first thing when it
+            does: items queued until then do not wake it.
     """
 
     __slots__ = (
         "_closed",
         "_idle",
+        "_in_hand",
         "_items",
         "_lock",
         "_not_empty",
         "_not_full",
-        "_producers_waiting",
+        "_on_stall",
         "_wake",
+        "_wake_on_close",
         "capacity",
         "consumer_thread",
         "drop",
         "overflowed",
+        "producers_waiting",
+        "waits",
     )
 
+    STALL_SECONDS = 30.0
+
     def __init__(
-        self, capacity: int, wake: Callable[[], None] | None = None, *, drop: bool = False
+        self,
+        capacity: int,
+        wake: Callable[[], None] | None = None,
+        *,
+        drop: bool = False,
+        on_stall: Callable[[float], None] | None = None,
+        wake_on_close: bool = False,
+        started: bool = True,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"a hand-over needs a capacity of at least 1, not {capacity!r}")
         self.capacity = capacity
         self.drop = drop
         self._wake = wake
+        self._wake_on_close = wake_on_close
+        self._on_stall = on_stall
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
         self._not_empty = threading.Condition(self._lock)
         self._items: list[_T] = []
-        self._idle = True  # the consumer found the queue empty: the next item wakes it
+        self._in_hand = 0  # the batch the consumer took last: room again at its next take
+        self._idle = started  # the consumer found the queue empty: the next item wakes it
         self._closed = False
-        self._producers_waiting = 0
+        self.producers_waiting = 0
+        """Producers waiting for room right now."""
+        self.waits = 0
+        """How many times a producer has had to wait for room."""
         self.overflowed = False
         self.consumer_thread: int | None = None
         """The consumer's thread, once known: its own items never wait."""
@@ -98,73 +124,158 @@ class Handover(Generic[_T]):
         """Whether :meth:`close` was called (or a ``drop`` consumer overflowed)."""
         return self._closed
 
-    def put(self, item: _T) -> bool:
+    def put(self, item: _T, cancelled: Callable[[], bool] | None = None) -> bool:
         """Queue one item (see :meth:`put_all`)."""
-        return self.put_all((item,))
-
-    def put_all(self, items: Iterable[_T]) -> bool:
-        """Queue a batch, first waiting while ``capacity`` items are queued.
-
-        The batch is queued whole once there is room, so a batch larger than ``capacity``
-        (a list page) goes through. Returns False, queuing nothing, once the hand-over is
-        closed: the consumer is gone and the producer should stop.
-        """
         with self._lock:
-            if len(self._items) >= self.capacity and not self._closed:
-                if self.drop:
-                    self.overflowed = True
-                    self._close_locked()
-                elif threading.get_ident() != self.consumer_thread:
-                    self._producers_waiting += 1
-                    try:
-                        while len(self._items) >= self.capacity and not self._closed:
-                            self._not_full.wait()
-                    finally:
-                        self._producers_waiting -= 1
-            if self._closed:
-                return False
-            self._items.extend(items)
-            if not self._idle or not self._items:
+            if len(self._items) + self._in_hand >= self.capacity or self._closed:
+                return self._put_slowly((item,), cancelled)
+            self._items.append(item)
+            if not self._idle:
                 return True
             self._idle = False
             if self._wake is None:
                 self._not_empty.notify()
                 return True
-        self._wake()
+        self._call_wake()
         return True
+
+    def put_all(self, items: Iterable[_T], cancelled: Callable[[], bool] | None = None) -> bool:
+        """Queue a batch, first waiting while ``capacity`` items are queued.
+
+        The batch is queued whole once there is room, so a batch larger than ``capacity``
+        (a list page) goes through. Returns False, queuing nothing, once the hand-over is
+        closed (the consumer is gone: the producer should stop), or when ``cancelled()``
+        turned true while waiting (see :meth:`wake_producers`).
+        """
+        with self._lock:
+            return self._put_slowly(items, cancelled)
+
+    def _put_slowly(self, items: Iterable[_T], cancelled: Callable[[], bool] | None) -> bool:
+        """Under the lock (released to wake the consumer): :meth:`put_all`."""
+        wake = False
+        if len(self._items) + self._in_hand >= self.capacity and not self._closed:
+            if self.drop:
+                self.overflowed = True
+                wake = self._close_locked()
+            elif threading.get_ident() != self.consumer_thread and not self._wait_for_room(
+                cancelled
+            ):
+                return False
+        if not self._closed:
+            self._items.extend(items)
+            if self._idle and self._items:
+                self._idle = False
+                if self._wake is None:
+                    self._not_empty.notify()
+                else:
+                    wake = True
+        closed = self._closed
+        if wake:
+            self._lock.release()
+            try:
+                self._call_wake()
+            finally:
+                self._lock.acquire()
+        return not closed
+
+    def _wait_for_room(self, cancelled: Callable[[], bool] | None) -> bool:
+        """Under the lock: wait until there is room; False if cancelled meanwhile."""
+        self.waits += 1
+        self.producers_waiting += 1
+        since = time.monotonic()
+        try:
+            while len(self._items) + self._in_hand >= self.capacity and not self._closed:
+                if cancelled is not None and cancelled():
+                    return False
+                if self._on_stall is None:
+                    self._not_full.wait()
+                elif not self._not_full.wait(self.STALL_SECONDS):
+                    self._on_stall(time.monotonic() - since)
+            return True
+        finally:
+            self.producers_waiting -= 1
+
+    def full(self) -> bool:
+        """Whether a producer would wait now (without the lock: a hint for the only producer)."""
+        return len(self._items) + self._in_hand >= self.capacity
+
+    def wait_for_room(self, cancelled: Callable[[], bool] | None = None) -> bool:
+        """Wait, before producing, until an item would be queued without waiting.
+
+        For a single producer that must not act before its consumer has room (a writer
+        that applies an event to a store only once every subscriber can take it). Returns
+        False if the hand-over closed or ``cancelled()`` turned true; a ``drop`` hand-over
+        never waits.
+        """
+        with self._lock:
+            if (
+                self.drop
+                or threading.get_ident() == self.consumer_thread
+                or len(self._items) + self._in_hand < self.capacity
+            ):
+                return not self._closed
+            return self._wait_for_room(cancelled) and not self._closed
+
+    def wake_producers(self) -> None:
+        """Make waiting producers check their ``cancelled()`` again."""
+        with self._lock:
+            self._not_full.notify_all()
 
     def take(self, *, block: bool = False) -> list[_T]:
         """Everything queued, oldest first; ``[]`` if nothing is (or once closed).
 
+        Taking again also says the previous batch is delivered: until then it counts
+        against ``capacity``, so at most ``capacity`` items are queued or being delivered.
         An empty answer makes the consumer idle: the next item wakes it. With ``block``,
         wait for an item (or for :meth:`close`) instead of answering ``[]``.
         """
         with self._lock:
+            if self._in_hand:
+                self._in_hand = 0
+                if self.producers_waiting:
+                    self._not_full.notify_all()
             if block:
                 while not self._items and not self._closed:
                     self._idle = True
                     self._not_empty.wait()
             items, self._items = self._items, []
+            self._in_hand = len(items)
             if not items:
                 self._idle = True
-            elif self._producers_waiting:
-                self._not_full.notify_all()
             return items
 
     def backlog(self) -> int:
-        """Items queued and not yet taken."""
-        return len(self._items)
+        """Items queued or being delivered (taken, and not yet followed by another take)."""
+        return len(self._items) + self._in_hand
 
     def close(self) -> None:
-        """Refuse further items, drop those queued, and release every waiting producer."""
-        with self._lock:
-            self._close_locked()
+        """Refuse further items, drop those queued, release every waiting producer.
 
-    def _close_locked(self) -> None:
+        A blocking :meth:`take` returns ``[]``; with ``wake_on_close``, an idle consumer is
+        woken to see that it has ended.
+        """
+        with self._lock:
+            wake = self._close_locked()
+        if wake:
+            self._call_wake()
+
+    def _close_locked(self) -> bool:
+        """Close; whether the caller must then wake the consumer (outside the lock)."""
+        if self._closed:
+            return False
         self._closed = True
         self._items = []
+        self._in_hand = 0
         self._not_full.notify_all()
         self._not_empty.notify_all()
+        if not (self._idle and self._wake_on_close and self._wake is not None):
+            return False
+        self._idle = False
+        return True
+
+    def _call_wake(self) -> None:
+        assert self._wake is not None
+        self._wake()
 
 
 class ScheduledDrain(Generic[_T]):
@@ -181,10 +292,13 @@ class ScheduledDrain(Generic[_T]):
         deliver: called with each batch; what it raises goes to ``failed``.
         failed: called (on the scheduler) with the exception ``deliver`` raised; the
             hand-over is closed first.
-        drop: see :class:`Handover`.
+        ended: called (on the scheduler) once the drain finds the hand-over closed; an
+            idle drain is then scheduled once more at the close.
+        drop, on_stall: see :class:`Handover`.
+        started: False to queue items before the first drain: :meth:`start` schedules it.
     """
 
-    __slots__ = ("_deliver", "_failed", "_scheduler", "handover")
+    __slots__ = ("_deliver", "_ended", "_failed", "_scheduler", "handover")
 
     def __init__(
         self,
@@ -193,12 +307,27 @@ class ScheduledDrain(Generic[_T]):
         deliver: Callable[[list[_T]], None],
         failed: Callable[[Exception], None],
         *,
+        ended: Callable[[], None] | None = None,
         drop: bool = False,
+        on_stall: Callable[[float], None] | None = None,
+        started: bool = True,
     ) -> None:
         self._scheduler = scheduler
         self._deliver = deliver
         self._failed = failed
-        self.handover: Handover[_T] = Handover(capacity, self._schedule, drop=drop)
+        self._ended = ended
+        self.handover: Handover[_T] = Handover(
+            capacity,
+            self._schedule,
+            drop=drop,
+            on_stall=on_stall,
+            wake_on_close=ended is not None,
+            started=started,
+        )
+
+    def start(self) -> None:
+        """Schedule the first drain of a drain made with ``started=False``."""
+        self._schedule()
 
     def _schedule(self) -> None:
         self._scheduler.schedule(self._drain)
@@ -208,6 +337,8 @@ class ScheduledDrain(Generic[_T]):
         handover.consumer_thread = threading.get_ident()
         batch = handover.take()
         if not batch:
+            if handover.closed and self._ended is not None:
+                self._ended()
             return
         try:
             self._deliver(batch)

@@ -1,34 +1,29 @@
 """Shared stores: one watch, one cache, and a hot fan-out to many subscribers.
 
-Why one file this long: the writer's side, the shared log and each subscriber's
-delivery are one protocol with one lock; its invariants (``_Dispatcher``) are stated once
-and every transition that keeps them is in view.
-
 ``store_shared(buffer_size)`` returns a :class:`SharedStore` and its Writer;
 ``rxkube.operators.reflect_shared(writer)`` applies each event to the store through a
 :class:`Feed` and then dispatches it; ``reader.subscribe()`` returns a hot Observable of
 the objects applied.
 
-How events travel: the writer (the watch's thread) appends each dispatched event once
-to a log shared by every subscriber, whatever their number. Each subscriber has a
-cursor into that log and a thread of its own (``rxkube-subscriber-...``) or a scheduler
-that delivers the entries between its cursor and the head, in batches. A subscriber's
-buffer is its backlog (head minus cursor); it is bounded by ``buffer_size``. When the
-slowest subscriber's backlog is full, the writer waits — it blocks the watch's thread,
-so the watch stops reading its socket and TCP backpressure reaches the API server,
-while every other watch in the process goes on. Nothing is dropped unless a subscriber
-opted in with ``overflow="drop"``: it is then cut off with a :class:`SubscriberOverflow`
-error instead of making the writer wait.
+How events travel: every subscriber has a :class:`rxkube._delivery.Handover` of
+``buffer_size`` entries (the one hand-over every thread crossing in rxkube uses) and a
+thread of its own (``rxkube-subscriber-...``), or the scheduler it asked for, that takes
+everything queued in one batch and delivers it. The writer (the watch's thread) applies
+each event to the store, then queues one entry per subscriber: an ``Apply`` is one entry,
+a relist's ``InitDone`` is one entry too (references to the objects, not copies). When a
+subscriber's buffer is full, the writer waits for it — it blocks the watch's thread, so
+the watch stops reading its socket and TCP backpressure reaches the API server, while
+every other watch in the process goes on. Nothing is dropped unless a subscriber opted in
+with ``overflow="drop"``: it is then cut off with a :class:`SubscriberOverflow` error
+instead of making the writer wait. A subscriber's callback that raises ends that
+subscription alone, with ``on_error(ConsumerError)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, overload
 
@@ -36,6 +31,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._cache import Store, Writer
+from ._delivery import Handover, ScheduledDrain, fail_consumer
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitDone, Object
 
@@ -52,13 +48,6 @@ log = logging.getLogger(__name__)
 
 Overflow: TypeAlias = Literal["wait", "drop"]
 """What a full subscriber buffer does: make the writer wait, or drop the subscriber."""
-
-_STALL_WARNING_SECONDS = 30.0
-"""How often a writer blocked by a full subscriber buffer logs a warning."""
-
-_IDLE_RECHECK_SECONDS = 5.0
-"""How long an idle subscriber thread waits before checking its state again (a safety net:
-every state change also wakes it)."""
 
 _thread_numbers = itertools.count(1)
 
@@ -184,11 +173,15 @@ class SharedStore(Store):
         """A hot Observable of what is applied to the store from now on.
 
         Each subscription gets its own buffer of ``buffer_size`` entries and its own
-        thread (``rxkube-subscriber-<store>-<n>``), or runs on ``scheduler`` (this one, or
-        the one given to ``Observable.subscribe``). An ``Apply`` is one entry; a relist's
-        ``InitDone`` is one entry too, delivered as every object in the store. Disposing
-        the subscription ends its thread and frees its buffer. If the callback raises,
-        that subscription alone ends: the error is logged and sent to its ``on_error``.
+        thread (``rxkube-subscriber-<store>-<n>``), or runs on ``scheduler``. Either way
+        its deliveries are serial and in order, even on a thread pool. (A scheduler given
+        to ``Observable.subscribe`` is, as everywhere in RxPY, only the subscription's
+        default scheduler: it does not move delivery.) An ``Apply`` is one entry; a
+        relist's ``InitDone`` is one entry too, delivered as every object in the store.
+        Disposing the subscription ends its thread and frees its buffer. If the callback
+        raises, that subscription alone ends, with ``on_error(ConsumerError)`` chained to
+        the exception (logged if there is no ``on_error``); the watch and the other
+        subscribers go on.
 
         When the watch completes, subscribers complete once they have delivered what they
         hold; when it fails they just wait, since a retried watch relists and goes on.
@@ -224,14 +217,14 @@ class SharedStore(Store):
         dispatcher = self._dispatcher
 
         def on_subscribe(
-            observer: abc.ObserverBase[Any], rx_scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[Any], _default: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             subscriber = dispatcher.add(
                 observer,
                 replay=replay,
                 events=events,
                 drop=overflow == "drop",
-                scheduler=scheduler or rx_scheduler,
+                scheduler=scheduler,
             )
             return Disposable(subscriber.dispose)
 
@@ -287,8 +280,8 @@ def store_shared(
 class Feed:
     """One feeding subscription of a shared store, as ``reflect_shared`` drives it.
 
-    ``apply`` applies an event to the store and dispatches it, waiting first while the
-    slowest subscriber's buffer is full; ``complete`` completes the current subscribers;
+    ``apply`` applies an event to the store and dispatches it, waiting first while a
+    subscriber's buffer is full; ``complete`` completes the current subscribers;
     ``abandon`` ends any wait of ``apply`` (the feeding subscription was disposed).
     Get one from :meth:`SharedStore.feed`.
     """
@@ -300,13 +293,17 @@ class Feed:
         self.writer = writer
         self.abandoned = False
 
+    def cancelled(self) -> bool:
+        """Whether a wait for room should give up: the feeding subscription was disposed."""
+        return self.abandoned
+
     def apply(self, event: Event) -> None:
         """Apply ``event`` to the store and dispatch it to the subscribers."""
         self.dispatcher.feed(self, event)
 
     def complete(self) -> None:
         """The source completed: every current subscriber completes after its backlog."""
-        self.dispatcher.complete()
+        self.dispatcher.complete(self)
 
     def abandon(self) -> None:
         """The feeding subscription was disposed: stop any wait for room."""
@@ -314,140 +311,92 @@ class Feed:
 
 
 class _Dispatcher:
-    """The shared log, the subscribers' cursors, and who sleeps or waits for whom.
+    """The subscribers of a shared store, and the writer's dispatch to them.
 
-    Lock rules: ``_lock`` (and its condition ``_room``) guards the log, the cursors and
-    who sleeps; it is held for O(1) steps (a replay's O(n) copy holds the store's lock
-    instead) and never across user code: index functions and a relist's rebuild run
-    before it, subscribers' callbacks after it. When both are needed, the store's lock
-    is taken first (the writer's commit, ``add``), never the other way round.
-
-    Invariants, under ``_lock``: the log holds the entries from sequence number ``_base``
-    on; every subscriber's cursor is between ``_base`` and the head; a subscriber with
-    nothing to deliver is in ``_sleeping`` exactly while its thread (or scheduler) is
-    idle, and whoever takes it out of there wakes it.
+    Lock rules. ``_lock`` guards changes of the subscriber tuple and the counts; it is
+    held for O(1) steps and never across user code. The tuple is replaced, never changed
+    in place, so the writer reads it without the lock and queues entries outside every
+    lock (where it may wait for room). What orders a change of the store with the
+    subscribers it goes to is the *store's* lock: the writer takes its snapshot of the
+    subscribers in the store's commit (``_publish``, under the store lock), and ``add``
+    registers a subscriber, with its replay of the store, under the store lock too, so a
+    new subscriber sees each change exactly once, in its replay or in its buffer. When
+    both are held, the store's lock is taken first. Index functions and a relist's O(n)
+    work (its indexes, its dispatch entry) run before the commit, outside every lock.
     """
 
     def __init__(self, store: SharedStore, buffer_size: int) -> None:
         self._store = store
         self._size = buffer_size
         self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self._log: list[_Entry] = []
-        self._base = 0
-        self._subscribers: list[_Subscriber] = []
-        self._sleeping: list[_Subscriber] = []
+        self._subscribers: tuple[_Subscriber, ...] = ()
         self._event_subscribers = 0
-        self._writer_waiting = False
-        self._blocker: _Subscriber | None = None
-        self._writer_waits = 0
+        self._past_waits = 0  # writer waits counted by subscribers gone since
         self._overflows = 0
-        # The writer's thread only: the entry it is committing, and whom that wakes.
-        self._entry: _Entry | None = None
-        self._woken: list[_Subscriber] | None = None
+        # The writer's thread only: the subscribers its commit in progress goes to.
+        self._targets: tuple[_Subscriber, ...] = ()
 
     # -- the writer's side (the watch thread) --------------------------------------------
 
     def feed(self, feeder: Feed, event: Event) -> None:
-        """Apply ``event`` and dispatch it; wait first while the slowest buffer is full.
+        """Apply ``event`` and queue it for every subscriber; wait first while one is full.
 
-        Nothing slow happens under the dispatcher lock: index functions run and a relist's
-        new indexes and dispatch entry are built before it, by this thread (the one
-        writer, so the maps read here cannot change meanwhile). The lock is taken only at
-        the store's commit, to append the entry in the same step (see ``_publish``).
+        Waiting comes first, so the store is never more than ``buffer_size`` changes
+        ahead of its slowest subscriber. This thread is the one writer (and the only
+        producer of the hand-overs), so room found stays there until it queues.
         """
-        if len(self._log) >= self._size and not self._make_room(feeder):
-            return
+        for sub in self._subscribers:
+            handover = sub.handover
+            # A closed hand-over (its subscriber gone) answers False too: only a disposed
+            # feed stops the writer.
+            if (
+                handover.full()
+                and not handover.wait_for_room(feeder.cancelled)
+                and feeder.abandoned
+            ):
+                return
         writer = feeder.writer
+        entry: _Entry
         if isinstance(event, Apply | Delete):
-            self._entry = event
+            entry = event
         elif isinstance(event, InitDone):
-            # O(n), outside every lock. Only events=True subscribers are told about
-            # deletions; one may join before the commit, so they are always worked out.
+            # O(n), outside every lock (the maps read here change only on this thread).
+            # Only events=True subscribers are told about deletions; one may join before
+            # the commit, so they are always worked out.
             before = self._store._objects
             after = writer._pending
             deleted = [obj for key, obj in before.items() if key not in after]
-            self._entry = _Relist(list(after.values()), deleted)
+            entry = _Relist(list(after.values()), deleted)
         else:  # Init and InitApply change only the writer's side buffer: nothing to see
             writer.apply(event)
             return
         writer._apply(event, self._publish)
-        woken, self._woken = self._woken, None
-        if woken:
-            self._wake(woken)
+        targets, self._targets = self._targets, ()
+        self._dispatch(targets, entry, feeder)
 
     def _publish(self) -> None:
-        """Append the entry being fed to the log; called under the store lock at the commit.
+        """Note whom the change being committed goes to; called under the store lock."""
+        self._targets = self._subscribers
 
-        Lock order: the store's lock, then this one (``add`` takes them in the same order).
-        """
-        entry, self._entry = self._entry, None
-        with self._lock:
-            if not self._subscribers or entry is None:
-                return
-            self._log.append(entry)
-            if self._sleeping:
-                self._woken, self._sleeping = self._sleeping, []
-
-    def _make_room(self, feeder: Feed) -> bool:
-        """Wait until the slowest buffer has room; False if the feeder was disposed meanwhile."""
-        with self._lock:
-            self._trim()
-            if len(self._log) < self._size:
-                return True
-            self._writer_waits += 1
-            self._writer_waiting = True
-            since = time.monotonic()
-            try:
-                while not feeder.abandoned:
-                    if not self._room.wait(_STALL_WARNING_SECONDS):
-                        self._warn_stalled(since)
-                    self._trim()
-                    if len(self._log) < self._size:
-                        return True
-                return False
-            finally:
-                self._writer_waiting = False
-
-    def _trim(self) -> None:
-        """Cut off overflowing ``drop`` subscribers, then forget what all have delivered."""
-        head = self._base + len(self._log)
-        low, blocker = head, None
-        for sub in list(self._subscribers):
-            if sub.drop and head - sub.cursor >= self._size:
+    def _dispatch(self, targets: tuple[_Subscriber, ...], entry: _Entry, feeder: Feed) -> None:
+        cancelled = feeder.cancelled
+        for sub in targets:
+            if sub.handover.put(entry, cancelled):
+                continue
+            if sub.handover.overflowed:
                 self._detach(sub, overflowed=True)
-            elif sub.cursor < low:
-                low, blocker = sub.cursor, sub
-        self._blocker = blocker
-        if low > self._base:
-            del self._log[: low - self._base]
-            self._base = low
-
-    def _warn_stalled(self, since: float) -> None:
-        blocker = self._blocker
-        log.warning(
-            "the watch feeding the store of %s has waited %.0f s for subscriber %s, whose "
-            "buffer of %d is full: a stuck subscriber stalls its watch (see overflow='drop')",
-            self._store.describe(),
-            time.monotonic() - since,
-            blocker.name if blocker else "?",
-            self._size,
-        )
+            elif feeder.abandoned:
+                return
 
     def abandon(self, feeder: Feed) -> None:
         """The feeding subscription was disposed: stop any wait of its writer for room."""
-        with self._lock:
-            feeder.abandoned = True
-            self._room.notify_all()
+        feeder.abandoned = True
+        for sub in self._subscribers:
+            sub.handover.wake_producers()
 
-    def complete(self) -> None:
+    def complete(self, feeder: Feed) -> None:
         """The source completed: every current subscriber completes after its backlog."""
-        with self._lock:
-            if not self._subscribers:
-                return
-            self._log.append(_COMPLETE)
-            sleeping, self._sleeping = self._sleeping, []
-        self._wake(sleeping)
+        self._dispatch(self._subscribers, _COMPLETE, feeder)
 
     # -- subscribers ------------------------------------------------------------------------
 
@@ -460,145 +409,70 @@ class _Dispatcher:
         drop: bool,
         scheduler: abc.SchedulerBase | None,
     ) -> _Subscriber:
-        """Attach a subscriber at the head of the log and start delivering to it."""
+        """Attach a subscriber and start delivering to it."""
         label = self._store.name or self._store.kind.lower() or "store"
         name = f"rxkube-subscriber-{label}-{next(_thread_numbers)}"
         sub = _Subscriber(self, observer, name, events=events, drop=drop, scheduler=scheduler)
         store = self._store
-        # The store lock first (the writer's commit order): no change commits meanwhile,
-        # so the replayed snapshot and the cursor agree. The O(n) copy of a replay holds
-        # the store's lock, not this one: delivery, disposal and stats go on.
+        # Under the store lock (the commit's): no change commits meanwhile, so the replay
+        # and the changes queued after it agree. Its O(n) copy holds the store's lock, as
+        # any read of the whole store does, not this one: delivery, disposal and stats go
+        # on. The hand-over is not started: queuing the replay wakes nobody here.
         with store._lock:
             if replay:
-                sub.replay = list(store._objects.values())
+                sub.handover.put(_Relist(list(store._objects.values()), []))
             with self._lock:
-                sub.cursor = self._base + len(self._log)
-                self._subscribers.append(sub)
+                self._subscribers = (*self._subscribers, sub)
                 self._event_subscribers += events
-                idle = scheduler is not None and not replay
-                if idle:
-                    self._sleeping.append(sub)
-        if not idle:
-            try:
-                sub.start()
-            except BaseException:  # e.g. no thread could be started: do not hold the writer
-                self.remove(sub)
-                raise
+        try:
+            sub.start()
+        except BaseException:  # e.g. no thread could be started: do not hold the writer
+            self.remove(sub)
+            raise
         return sub
 
     def remove(self, sub: _Subscriber) -> None:
         """Detach a subscriber (disposed, failed or completed) and end its delivery."""
-        with self._lock:
-            self._detach(sub, overflowed=False)
+        self._detach(sub, overflowed=False)
 
     def _detach(self, sub: _Subscriber, *, overflowed: bool) -> None:
-        """Under the lock: take a subscriber out and wake its delivery to end it.
-
-        Wake-ups handed to it are passed on by its thread, which is idle (see ``_wake``)
-        and runs :meth:`take` first thing when woken.
-        """
-        if not sub.active:
-            return
-        sub.active = False
-        sub.overflowed = overflowed
-        self._subscribers.remove(sub)
-        self._event_subscribers -= sub.events
-        if overflowed:
-            self._overflows += 1
-        if sub in self._sleeping:
-            self._sleeping.remove(sub)
-        if not self._subscribers:  # nobody left to read the log: free it
-            self._base += len(self._log)
-            self._log.clear()
-        if self._writer_waiting:
-            self._room.notify_all()
-        sub.signal()  # a thread wakes to see it has ended
-
-    def take(
-        self, sub: _Subscriber, delivered: int
-    ) -> tuple[list[_Entry] | None, list[_Subscriber] | None]:
-        """Record ``delivered`` entries as done and return the next batch, if any.
-
-        Returns ``(batch, handoff)``: ``batch`` is None when there is nothing to deliver
-        (the subscriber has then been put to sleep) or when it has ended (``active`` is
-        False); ``handoff`` lists subscribers it must wake.
-        """
         with self._lock:
-            handoff, sub.handoff = sub.handoff, None
-            sub.idle = False
-            if not sub.active:
-                return None, handoff
-            if delivered:
-                sub.cursor += delivered
-                if self._writer_waiting and sub is self._blocker:
-                    self._room.notify_all()
-            start = sub.cursor - self._base
-            if start < len(self._log):
-                return self._log[start:], handoff
-            sub.wakeup.clear()
-            sub.idle = True
-            self._sleeping.append(sub)
-            return None, handoff
+            if sub not in self._subscribers:
+                return
+            self._subscribers = tuple(s for s in self._subscribers if s is not sub)
+            self._event_subscribers -= sub.events
+            self._past_waits += sub.handover.waits
+            self._overflows += overflowed
+        sub.handover.close()  # releases a writer waiting for its room, and ends its delivery
 
-    def _wake(self, group: list[_Subscriber]) -> None:
-        """Wake sleeping subscribers, spreading the work over their own threads.
-
-        The first subscriber with a thread is handed the rest of the group and wakes it
-        in two halves when it runs, so the writer pays for one wake-up however many
-        subscribers sleep, and the last one is woken after log2(n) hops. Only an idle
-        thread (one that has not run :meth:`take` since it went to sleep) is handed
-        wake-ups: the first thing it does when woken is pass them on, before it delivers
-        anything, so a slow subscriber never delays the others' wake-ups.
-        """
-        while group:
-            first, rest = group[0], group[1:]
-            if rest and first.thread is not None:
-                with self._lock:
-                    if first.active and first.idle:
-                        first.handoff = rest if first.handoff is None else first.handoff + rest
-                        rest = []
-            first.signal()
-            group = rest
-
-    def pass_on(self, handoff: list[_Subscriber]) -> None:
-        """Wake the subscribers handed to a woken subscriber, in two halves."""
-        half = (len(handoff) + 1) // 2
-        self._wake(handoff[:half])
-        self._wake(handoff[half:])
+    def warn_stalled(self, sub: _Subscriber, waited: float) -> None:
+        log.warning(
+            "the watch feeding the store of %s has waited %.0f s for subscriber %s, whose "
+            "buffer of %d is full: a stuck subscriber stalls its watch (see overflow='drop')",
+            self._store.describe(),
+            waited,
+            sub.name,
+            self._size,
+        )
 
     def stats(self) -> DispatchStats:
         with self._lock:
-            head = self._base + len(self._log)
-            return DispatchStats(
-                subscribers=len(self._subscribers),
-                buffer_size=self._size,
-                max_backlog=max((head - s.cursor for s in self._subscribers), default=0),
-                writer_waiting=self._writer_waiting,
-                writer_waits=self._writer_waits,
-                overflows=self._overflows,
-            )
+            subscribers = self._subscribers
+            past_waits, overflows = self._past_waits, self._overflows
+        return DispatchStats(
+            subscribers=len(subscribers),
+            buffer_size=self._size,
+            max_backlog=max((s.handover.backlog() for s in subscribers), default=0),
+            writer_waiting=any(s.handover.producers_waiting for s in subscribers),
+            writer_waits=past_waits + sum(s.handover.waits for s in subscribers),
+            overflows=overflows,
+        )
 
 
 class _Subscriber:
-    """One subscription of a shared store: its cursor, and its delivery thread or scheduler."""
+    """One subscription of a shared store: its hand-over, and its delivery thread or drain."""
 
-    __slots__ = (
-        "active",
-        "cursor",
-        "dispatcher",
-        "done",
-        "drop",
-        "events",
-        "handoff",
-        "idle",
-        "name",
-        "observer",
-        "overflowed",
-        "replay",
-        "scheduler",
-        "thread",
-        "wakeup",
-    )
+    __slots__ = ("dispatcher", "drain", "events", "handover", "name", "observer", "thread")
 
     def __init__(
         self,
@@ -614,35 +488,38 @@ class _Subscriber:
         self.observer = observer
         self.name = name
         self.events = events
-        self.drop = drop
-        self.scheduler = scheduler
-        self.cursor = 0
-        self.done = 0  # entries delivered but not yet recorded in the cursor
-        self.idle = False
-        self.active = True
-        self.overflowed = False
-        self.replay: list[Object] | None = None
-        self.handoff: list[_Subscriber] | None = None
-        self.wakeup = threading.Event()
-        self.thread = (
-            None
-            if scheduler is not None
-            else threading.Thread(target=self._run, name=name, daemon=True)
-        )
+
+        def on_stall(waited: float) -> None:
+            dispatcher.warn_stalled(self, waited)
+
+        size = dispatcher._size
+        self.thread: threading.Thread | None = None
+        self.drain: ScheduledDrain[_Entry] | None = None
+        if scheduler is None:
+            self.handover: Handover[_Entry] = Handover(
+                size, drop=drop, on_stall=on_stall, started=False
+            )
+            self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        else:
+            self.drain = ScheduledDrain(
+                scheduler,
+                size,
+                self._deliver,
+                self._failed,
+                ended=self._ended,
+                drop=drop,
+                on_stall=on_stall,
+                started=False,
+            )
+            self.handover = self.drain.handover
 
     def start(self) -> None:
+        """Start delivering: what was queued before (a replay) goes first."""
         if self.thread is not None:
             self.thread.start()
         else:
-            self.signal()
-
-    def signal(self) -> None:
-        """Wake the delivery: set the thread's event, or schedule a drain."""
-        if self.thread is not None:
-            self.wakeup.set()
-        elif self.active:
-            assert self.scheduler is not None
-            self.scheduler.schedule(self._drain)
+            assert self.drain is not None
+            self.drain.start()
 
     def dispose(self) -> None:
         self.dispatcher.remove(self)
@@ -651,93 +528,70 @@ class _Subscriber:
 
     def _run(self) -> None:
         """The body of a subscriber's own thread: deliver batches until it ends."""
-        while self._step():
-            self.wakeup.wait(_IDLE_RECHECK_SECONDS)
+        take = self.handover.take
+        while batch := take(block=True):
+            try:
+                self._deliver(batch)
+            except Exception as exc:
+                self._failed(exc)
+                return
+        self._ended()
 
-    def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        """Deliver on a scheduler: one batch per action, scheduling the next while any."""
-        self._step()
-
-    def _step(self) -> bool:
-        """Deliver what there is; True once idle (asleep), False once ended."""
-        dispatcher = self.dispatcher
-        if self.replay is not None:
-            replay, self.replay = self.replay, None
-            self._deliver([_Relist(replay, [])])
-        while True:
-            batch, handoff = dispatcher.take(self, self.done)
-            self.done = 0
-            if handoff:
-                dispatcher.pass_on(handoff)
-            if batch is None:
-                if self.active:
-                    return True
-                self._ended()
-                return False
-            if self._deliver(batch):
-                self.done = len(batch)
-                if self.scheduler is not None:  # yield the scheduler between batches
-                    self.scheduler.schedule(self._drain)
-                    return True
-
-    def _deliver(self, batch: list[_Entry]) -> bool:
-        """Deliver a batch; False if the subscriber ended (completed, failed or detached)."""
+    def _deliver(self, batch: list[_Entry]) -> None:
+        """Deliver a batch, stopping early once the subscription has ended."""
+        if self.events:
+            self._deliver_events(batch)
+            return
         on_next = self.observer.on_next
-        try:
-            if self.events:
-                return self._deliver_events(batch, on_next)
-            for entry in batch:
-                if not self.active:
-                    return False
-                if isinstance(entry, Apply):
-                    on_next(entry.obj)
-                elif isinstance(entry, _Relist):
-                    for obj in entry.objects:
-                        if not self.active:
-                            return False
-                        on_next(obj)
-                elif isinstance(entry, _Complete):
-                    return self._completed()
-        except Exception as exc:
-            self._failed(exc)
-            return False
-        return True
-
-    def _deliver_events(self, batch: list[_Entry], on_next: Callable[[Any], None]) -> bool:
+        handover = self.handover
         for entry in batch:
-            if not self.active:
-                return False
+            if handover.closed:
+                return
+            if isinstance(entry, Apply):
+                on_next(entry.obj)
+            elif isinstance(entry, _Relist):
+                for obj in entry.objects:
+                    if handover.closed:
+                        return
+                    on_next(obj)
+            elif isinstance(entry, _Complete):
+                self._completed()
+                return
+
+    def _deliver_events(self, batch: list[_Entry]) -> None:
+        on_next = self.observer.on_next
+        handover = self.handover
+        for entry in batch:
+            if handover.closed:
+                return
             if isinstance(entry, Apply | Delete):
                 on_next(entry)
             elif isinstance(entry, _Relist):
                 for obj in entry.objects:
-                    if not self.active:
-                        return False
+                    if handover.closed:
+                        return
                     on_next(Apply(obj))
                 for obj in entry.deleted:
                     on_next(Delete(obj))
             else:
-                return self._completed()
-        return True
+                self._completed()
+                return
 
-    def _completed(self) -> bool:
+    def _completed(self) -> None:
         self.dispatcher.remove(self)
         self.observer.on_completed()
-        return False
 
     def _failed(self, exc: Exception) -> None:
+        """The callback raised: detach (the upstream of this subscription), then tell it."""
         self.dispatcher.remove(self)
-        log.error(
-            "subscriber %s of the store of %s raised; it is unsubscribed, the others go on",
-            self.name,
-            self.dispatcher._store.describe(),
-            exc_info=exc,
+        fail_consumer(
+            self.observer,
+            f"subscriber {self.name} of the store of {self.dispatcher._store.describe()}",
+            exc,
         )
-        with contextlib.suppress(Exception):  # the default on_error re-raises: logged above
-            self.observer.on_error(exc)
 
     def _ended(self) -> None:
-        if self.overflowed:
+        if self.handover.overflowed:
             error = SubscriberOverflow(
                 f"subscriber {self.name} of the store of {self.dispatcher._store.describe()} "
                 f"fell {self.dispatcher._size} entries behind and was dropped "

@@ -147,6 +147,8 @@ def test_a_full_handover_makes_its_producer_wait_until_the_consumer_takes() -> N
     producer.start()
     assert not done.wait(0.2), "the producer went past a full queue"
     assert handover.take() == [0, 1]
+    assert not done.wait(0.2), "the batch taken counts until it is delivered"
+    assert handover.take() == []  # the consumer is back for more: the batch was delivered
     assert done.wait(TIMEOUT)
     assert handover.take() == [2]
     producer.join(TIMEOUT)
