@@ -97,6 +97,13 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
         runs.append((key, "rxkube", {"option": lever, "traced": True, "events": 0}))
     runs.append(("rxkube:relist", "rxkube_relist", {"option": "full", "events": 0}))
     runs.append(("rxkube:relist", "rxkube_relist", {"option": "full", "traced": True, "events": 0}))
+    runs.append(
+        (
+            "rxkube:shared:reflect",
+            "rxkube_shared",
+            {"option": "reflect", "events": plan.fanout_events},
+        )
+    )
     for n in plan.fanout:
         runs.append(
             (

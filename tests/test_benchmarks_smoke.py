@@ -26,11 +26,21 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
     runs = results["runs"]
     failed = {name: r["error"][-500:] for name, r in runs.items() if "error" in r}
     assert not failed, failed
-    for name in ("limit", "rxkube", "rxkube:metadata_watcher", "rxkube:relist", "options"):
+    for name in (
+        "limit",
+        "rxkube",
+        "rxkube:metadata_watcher",
+        "rxkube:relist",
+        "rxkube:shared:reflect",
+        "rxkube:shared:1",
+        "options",
+    ):
         assert name in runs, f"{name} missing from {sorted(runs)}"
     assert runs["rxkube"]["events_per_s"] > 0
     assert runs["rxkube"]["mem_traced_per_pod"] > 0
     assert runs["limit"]["parse_events_per_s"] > 0
+    assert runs["rxkube:shared:1"]["cpu_us_per_event"] > 0
+    assert "store_shared, 1 subscriber |" in stdout
 
 
 def test_store_reads_benchmark_prints_its_table() -> None:
