@@ -22,6 +22,14 @@ Its consumer drives it one of three ways: a thread blocking in :meth:`Handover.t
 :class:`ScheduledDrain` on a scheduler, or a :class:`LoopDrain` coroutine on an asyncio
 loop. A source's end travels behind its items as an :class:`End`.
 
+A producing thread that reads its input in blocks (a watch reading its socket) can hold
+back work until it is about to wait for more: within :func:`burst`, work handed to
+:func:`defer` runs at :func:`flush`, which the producer calls before each read that may
+wait, and at the end of the burst. A shared store uses it to queue a block's events for
+each subscriber in one step and wake it once, instead of once per event. A producer
+about to wait for room in a hand-over flushes first, so nothing it holds back can be what
+its consumer waits for.
+
 The consumer-exception policy, the same at every seam (RxJava's ``LambdaObserver``): when
 the consumer's callback raises, the seam disposes its upstream, then sends the observer
 ``on_error(ConsumerError)`` chained to the exception (:func:`fail_consumer`). A
@@ -35,18 +43,83 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from reactivex import abc
 
 from .errors import ConsumerError
 
-__all__ = ["End", "Handover", "LoopDrain", "ScheduledDrain", "fail_consumer"]
+__all__ = [
+    "End",
+    "Handover",
+    "LoopDrain",
+    "ScheduledDrain",
+    "burst",
+    "defer",
+    "fail_consumer",
+    "flush",
+]
 
 _T = TypeVar("_T")
 
 log = logging.getLogger("rxkube")
+
+
+class _Bursts(threading.local):
+    # What this thread's burst holds back (None: no burst is open on this thread).
+    deferred: list[Callable[[], None]] | None = None
+
+
+_bursts = _Bursts()
+
+
+@contextlib.contextmanager
+def burst() -> Iterator[None]:
+    """Hold back the work this thread hands to :func:`defer` until :func:`flush` or the end.
+
+    Nested bursts are one: the outermost one flushes.
+    """
+    if _bursts.deferred is not None:
+        yield
+        return
+    _bursts.deferred = []
+    try:
+        yield
+    finally:
+        try:
+            flush()
+        finally:
+            _bursts.deferred = None
+
+
+def defer(action: Callable[[], None]) -> bool:
+    """Run ``action`` at this thread's next :func:`flush`; False if no burst is open.
+
+    The caller runs ``action`` itself when it gets False. Call it once per piece of held
+    back work: the burst runs what it was given, as many times.
+    """
+    deferred = _bursts.deferred
+    if deferred is None:
+        return False
+    deferred.append(action)
+    return True
+
+
+def flush() -> None:
+    """Run the work this thread's burst holds back, in order (nothing if there is none)."""
+    deferred = _bursts.deferred
+    error: BaseException | None = None
+    while deferred:  # an action may defer more
+        actions = deferred[:]
+        deferred.clear()
+        for action in actions:
+            try:
+                action()
+            except BaseException as exc:  # the others still run: each owns its work
+                error = error or exc
+    if error is not None:
+        raise error
 
 
 class Handover(Generic[_T]):
@@ -180,6 +253,16 @@ class Handover(Generic[_T]):
 
     def _wait_for_room(self, cancelled: Callable[[], bool] | None) -> bool:
         """Under the lock: wait until there is room; False if cancelled meanwhile."""
+        if _bursts.deferred:
+            # What this thread holds back goes out before it waits (outside the lock:
+            # it queues to other hand-overs).
+            self._lock.release()
+            try:
+                flush()
+            finally:
+                self._lock.acquire()
+            if len(self._items) + self._in_hand < self.capacity or self._closed:
+                return True
         self.waits += 1
         self.producers_waiting += 1
         since = time.monotonic()

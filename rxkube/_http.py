@@ -13,11 +13,12 @@ import contextvars
 import email.utils
 import functools
 import re
+import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -466,10 +467,12 @@ class WatchStream(ClosedOnExit):
         self._reading = False
         self._released = False
 
-    def lines(self) -> Iterator[bytes]:
+    def lines(self, idle: Callable[[], None] | None = None) -> Iterator[bytes]:
         """Yield each complete non-empty line (without its newline) as it arrives.
 
         Ends at the clean end of the response, or quietly once :meth:`close` was called.
+        ``idle`` is called before each read that may wait for the server (nothing has
+        arrived on the socket yet): the moment for a reader to pass on what it holds.
 
         Raises:
             WatchStalled: no byte arrived for ``idle_timeout`` seconds.
@@ -490,6 +493,8 @@ class WatchStream(ClosedOnExit):
         pending_size = 0
         try:
             while True:
+                if idle is not None and self._may_wait():
+                    idle()
                 with self._lock:
                     if self._closed:
                         return
@@ -537,6 +542,23 @@ class WatchStream(ClosedOnExit):
                 yield rest
         finally:
             self._release()
+
+    def _may_wait(self) -> bool:
+        """Whether the next read may wait for the server: nothing waits on the socket.
+
+        Bytes already read into a buffer above the socket are not seen: the answer is then
+        "may wait", which costs a reader passing things on early, never holding them.
+        """
+        sock = self._cancellation._sock
+        if sock is None:
+            return True
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):  # closed, or a descriptor select cannot watch
+            return True
+        return not readable
 
     def error(self) -> ApiError:
         """Read the body of a failed (non-200) response and build its typed error."""

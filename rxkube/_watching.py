@@ -30,7 +30,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ._delivery import fail_consumer
+from ._delivery import burst, fail_consumer, flush
 from ._http import Cancellation
 from ._telemetry import WatchStats
 from .errors import DecodeError
@@ -310,9 +310,24 @@ class _WatchRun:
             self._emit(events)
             return
         self._emit(machine.on_watch_opened())
+        # One burst per read from the server: a shared store queues the events of a read
+        # to each subscriber at once, when the next read may wait (see _delivery.burst).
+        with burst():
+            restarted = self._follow_lines(machine, stream, resume)
+        if not restarted and not self._stopped.is_set():
+            self._emit(machine.on_watch_end())
+            if not machine.stream_done:
+                self._stats.restarted("timeout")
+            else:
+                self._restarted("fallback")
+
+    def _follow_lines(
+        self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]
+    ) -> bool:
+        """Feed the stream's lines to the machine; True if a line made it start over."""
         loads, on_event, emit = orjson.loads, machine.on_watch_event, self._emit
         count = self._stats.event
-        for line in stream.lines():
+        for line in stream.lines(idle=flush):
             try:
                 decoded = loads(line)
             except orjson.JSONDecodeError:
@@ -329,13 +344,8 @@ class _WatchRun:
                 self._restarted(
                     _relist_cause(status.get("code") if isinstance(status, dict) else None)
                 )
-                return
-        if not self._stopped.is_set():
-            self._emit(machine.on_watch_end())
-            if not machine.stream_done:
-                self._stats.restarted("timeout")
-            else:
-                self._restarted("fallback")
+                return True
+        return False
 
     def _restarted(self, cause: str, *, watching: bool = True) -> None:
         """The state machine starts over: the next request begins a relist."""

@@ -31,7 +31,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._cache import Store, Writer
-from ._delivery import Handover, ScheduledDrain, fail_consumer
+from ._delivery import Handover, ScheduledDrain, defer, fail_consumer
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitDone, Object
 
@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 Overflow: TypeAlias = Literal["wait", "drop"]
 """What a full subscriber buffer does: make the writer wait, or drop the subscriber."""
+
+_BATCH = 128
+"""Staged entries queued at once within a burst, at most. Fewer cost a wake-up per
+subscriber too often; more keep a consumer waiting while the writer reads on (measured
+with ``python -m benchmarks``: 1 and 100 subscribers both cost least around 128)."""
 
 _thread_numbers = itertools.count(1)
 
@@ -286,12 +291,19 @@ class Feed:
     Get one from :meth:`SharedStore.feed`.
     """
 
-    __slots__ = ("abandoned", "dispatcher", "writer")
+    __slots__ = ("abandoned", "deferred", "dispatcher", "room", "staged", "targets", "writer")
 
     def __init__(self, dispatcher: _Dispatcher, writer: Writer) -> None:
         self.dispatcher = dispatcher
         self.writer = writer
         self.abandoned = False
+        # The writer's thread only: entries committed and not yet queued, the subscribers
+        # they go to, how many more fit in the fullest of their buffers, and whether a
+        # flush of the staged entries is deferred to the end of the burst.
+        self.staged: list[_Entry] = []
+        self.targets: tuple[_Subscriber, ...] = ()
+        self.room = 0
+        self.deferred = False
 
     def cancelled(self) -> bool:
         """Whether a wait for room should give up: the feeding subscription was disposed."""
@@ -343,18 +355,11 @@ class _Dispatcher:
 
         Waiting comes first, so the store is never more than ``buffer_size`` changes
         ahead of its slowest subscriber. This thread is the one writer (and the only
-        producer of the hand-overs), so room found stays there until it queues.
+        producer of the hand-overs), so room found stays there until it queues. Within a
+        burst (a watch applying one read's events, see ``rxkube._delivery.burst``) the
+        entries are staged and queued to each subscriber together, once per burst, when
+        a buffer would be full, or when the subscribers change.
         """
-        for sub in self._subscribers:
-            handover = sub.handover
-            # A closed hand-over (its subscriber gone) answers False too: only a disposed
-            # feed stops the writer.
-            if (
-                handover.full()
-                and not handover.wait_for_room(feeder.cancelled)
-                and feeder.abandoned
-            ):
-                return
         writer = feeder.writer
         entry: _Entry
         if isinstance(event, Apply | Delete):
@@ -370,18 +375,82 @@ class _Dispatcher:
         else:  # Init and InitApply change only the writer's side buffer: nothing to see
             writer.apply(event)
             return
+        if feeder.room <= 0 and self._subscribers and not self._make_room(feeder):
+            return
         writer._apply(event, self._publish)
         targets, self._targets = self._targets, ()
-        self._dispatch(targets, entry, feeder)
+        if not targets:
+            return
+        if targets is not feeder.targets:
+            self._flush(feeder)
+            feeder.targets = targets
+            feeder.room = self._room_of(targets)
+        feeder.staged.append(entry)
+        feeder.room -= 1
+        if (
+            feeder.room <= 0
+            or len(feeder.staged) >= _BATCH
+            or not (feeder.deferred or self._defer_flush(feeder))
+        ):
+            self._flush(feeder)
 
     def _publish(self) -> None:
         """Note whom the change being committed goes to; called under the store lock."""
         self._targets = self._subscribers
 
-    def _dispatch(self, targets: tuple[_Subscriber, ...], entry: _Entry, feeder: Feed) -> None:
+    def _defer_flush(self, feeder: Feed) -> bool:
+        def flush() -> None:
+            feeder.deferred = False
+            self._flush(feeder)
+
+        feeder.deferred = defer(flush)
+        return feeder.deferred
+
+    def _make_room(self, feeder: Feed) -> bool:
+        """Queue what is staged, then wait until every buffer has room; False if disposed.
+
+        A ``drop`` subscriber never makes the writer wait: it overflows as the next entry
+        reaches its full buffer.
+        """
+        self._flush(feeder)
+        subscribers = self._subscribers
+        for sub in subscribers:
+            handover = sub.handover
+            # A closed hand-over (its subscriber gone) answers False too: only a disposed
+            # feed stops the writer.
+            if (
+                handover.full()
+                and not handover.wait_for_room(feeder.cancelled)
+                and feeder.abandoned
+            ):
+                return False
+        feeder.targets = subscribers
+        feeder.room = self._room_of(subscribers)
+        return True
+
+    def _room_of(self, subscribers: tuple[_Subscriber, ...]) -> int:
+        """Entries that fit now in the fullest buffer: staged up to there, they go out.
+
+        At least 1: every ``wait`` buffer had room after ``_make_room``; a full ``drop``
+        buffer gets the one entry that makes it overflow.
+        """
+        backlog = max(sub.handover.backlog() for sub in subscribers)
+        return max(1, self._size - backlog)
+
+    def _flush(self, feeder: Feed) -> None:
+        """Queue the staged entries to the subscribers they were committed for."""
+        staged = feeder.staged
+        if not staged:
+            return
+        feeder.staged = []
+        self._dispatch(feeder.targets, staged, feeder)
+
+    def _dispatch(
+        self, targets: tuple[_Subscriber, ...], entries: list[_Entry], feeder: Feed
+    ) -> None:
         cancelled = feeder.cancelled
         for sub in targets:
-            if sub.handover.put(entry, cancelled):
+            if sub.handover.put_all(entries, cancelled):
                 continue
             if sub.handover.overflowed:
                 self._detach(sub, overflowed=True)
@@ -396,7 +465,8 @@ class _Dispatcher:
 
     def complete(self, feeder: Feed) -> None:
         """The source completed: every current subscriber completes after its backlog."""
-        self._dispatch(self._subscribers, _COMPLETE, feeder)
+        self._flush(feeder)
+        self._dispatch(self._subscribers, [_COMPLETE], feeder)
 
     # -- subscribers ------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from reactivex import operators as rx_ops
 from reactivex.scheduler import ThreadPoolScheduler
 
 from rxkube import default_backoff, store, watcher
-from rxkube._delivery import Handover, LoopDrain, ScheduledDrain
+from rxkube._delivery import Handover, LoopDrain, ScheduledDrain, burst, defer, flush
 from rxkube.client import Api
 from rxkube.errors import ConsumerError
 from rxkube.events import Event, Init, InitApply, InitDone, Object
@@ -218,6 +218,45 @@ def test_a_loop_drain_takes_batches_on_the_loop_and_close_wakes_a_waiting_take()
 
     _, taken = asyncio.run(main())
     assert taken == list(range(20))
+
+
+def test_a_burst_holds_back_deferred_work_until_flush_or_its_end() -> None:
+    ran: list[str] = []
+    assert not defer(lambda: ran.append("no burst")), "without a burst the caller runs it"
+    with burst():
+        assert defer(lambda: ran.append("a"))
+        with burst():  # nested bursts are one
+            assert defer(lambda: ran.append("b"))
+        assert ran == []
+        flush()
+        assert ran == ["a", "b"]
+        assert defer(lambda: ran.append("c"))
+    assert ran == ["a", "b", "c"]
+
+
+def test_a_producer_flushes_what_it_holds_back_before_it_waits_for_room() -> None:
+    """What a burst holds back may be what the consumer needs: waiting first would hang."""
+    handover: Handover[int] = Handover(1)
+    arrived = threading.Event()
+    other: Handover[int] = Handover(8, arrived.set)
+    assert handover.put(0)
+    done = threading.Event()
+
+    def produce() -> None:
+        with burst():
+            defer(lambda: other.put(99))
+            handover.put(1)  # full: flushes the deferred put, then waits
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert arrived.wait(TIMEOUT), "the held-back work went out before the producer waited"
+    assert other.take() == [99]
+    assert handover.take() == [0]
+    assert handover.take() == []  # the batch taken is delivered: room again
+    assert done.wait(TIMEOUT)
+    producer.join(TIMEOUT)
+    assert handover.take() == [1]
 
 
 def test_a_scheduled_drain_is_serial_and_in_order_on_a_thread_pool(pool: Any) -> None:
