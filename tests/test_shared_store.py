@@ -651,3 +651,55 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="overflow"):
         reader.subscribe(overflow="sometimes")  # type: ignore[call-overload]
     assert isinstance(reader, SharedStore)
+
+
+# -- nothing slow under a lock ------------------------------------------------------------
+
+
+def test_a_relist_of_a_large_store_blocks_no_subscriber_take_dispose_or_stats() -> None:
+    """InitDone's O(n) work (every index rebuilt, the dispatch entry built) runs outside the
+    store and dispatcher locks: held in the middle of it, the writer stops no one else."""
+    reader, writer = store_shared(8, name="pods")
+    entered, release = threading.Event(), threading.Event()
+    armed = False
+
+    def gate(obj: Object) -> str:
+        if armed and not entered.is_set():
+            entered.set()
+            assert release.wait(TIMEOUT), "the test never let the rebuild go on"
+        return "all"
+
+    reader.add_index("gate", gate)
+    feeder = Feeder(writer)
+    feeder.send(relist(*(pod(f"old{i}") for i in range(3))))
+    early = Collector()
+    subscriptions = [subscribe(reader.subscribe(), early)]
+    feeder.send([Apply(pod("old0", rv=2))])
+    early.wait_count(1)
+    armed = True
+    feeder.send_in_thread(relist(*(pod(f"p{i}") for i in range(20_000))))
+    try:
+        assert entered.wait(TIMEOUT), "the relist reached its index rebuild"
+        done = threading.Event()
+        late = Collector()
+
+        def meanwhile() -> None:
+            stats = reader.stats()
+            assert stats.subscribers == 1 and stats.max_backlog == 0
+            late_subscription = subscribe(reader.subscribe(replay=True), late)
+            late.wait_count(3)  # the state before the relist: the swap has not happened
+            late_subscription.dispose()
+            assert len(reader) == 3 and reader.get("old0", "default") is not None
+            done.set()
+
+        helper = threading.Thread(target=meanwhile, name="meanwhile")
+        helper.start()
+        assert done.wait(TIMEOUT), "stats, a replay, a dispose or a read waited for the relist"
+        helper.join(TIMEOUT)
+    finally:
+        release.set()
+        feeder.join()
+    early.wait_count(1 + 20_000)
+    assert len(reader) == 20_000 and not feeder.errors
+    for subscription in subscriptions:
+        subscription.dispose()
