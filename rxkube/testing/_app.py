@@ -36,6 +36,7 @@ from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
 from ._store import ResourceVersionTooOld, Store
 from ._stored import Stored, WatchFilter, event_line
+from ._strategic import root_schema, strategic_merge_patch
 from ._validation import json_kind, type_meta_error
 from ._watch import WatchHub, WatchStream
 
@@ -460,15 +461,16 @@ def dry_run_causes(values: list[Any]) -> list[tuple[str, str, str]]:
 
 
 def patch_function(
-    content_type: str, data: Any, *, strategic_ok: bool
+    content_type: str, data: Any, served: ServedResource
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The function applying a decoded patch body of a given media type to an object.
 
     Merge patches follow RFC 7386; a strategic merge patch (built-in kinds only, as on
-    kube-apiserver) is applied as a merge patch too: list merge keys and ``$patch``
-    directives are not implemented. A failed JSON patch operation answers 422. Server-side
-    apply patches are not functions of the object: see ``Store.apply``.
+    kube-apiserver) merges by the kind's patch strategies and merge keys
+    (``_strategic.py``). A failed JSON patch operation answers 422. Server-side apply
+    patches are not functions of the object: see ``Store.apply``.
     """
+    strategic_ok = served.strategic_merge
     if content_type == "application/json-patch+json":
         _check_json_patch(data)
         if data is None:
@@ -499,6 +501,11 @@ def patch_function(
                 + f"json: cannot unmarshal {json_kind(data)} into Go value of type "
                 "map[string]interface {}",
             )
+
+        if strategic:
+            res = served.resource
+            schema = root_schema(res.group, res.version, res.kind)
+            return lambda current: strategic_merge_patch(current, data, schema)
 
         def apply_merge(current: dict[str, Any]) -> dict[str, Any]:
             patched: dict[str, Any] = merge_patch(current, data)
@@ -1169,7 +1176,7 @@ class ApiApp:
             raise StatusError(400, f"{prefix}{exc}") from None
         change = _fields.checked_patch(
             route.served,
-            patch_function(content_type, decoded, strategic_ok=route.served.strategic_merge),
+            patch_function(content_type, decoded, route.served),
             data,
             patch_type=content_type,
             directive=options.field_validation,

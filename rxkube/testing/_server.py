@@ -629,23 +629,26 @@ class ApiServer:
         patch: Any,
         *,
         namespace: str | None = None,
-        patch_type: Literal["merge", "json"] = "merge",
+        patch_type: Literal["merge", "json", "strategic"] = "merge",
         subresource: Literal["status"] | None = None,
     ) -> Object:
-        """Patch an object with a JSON merge patch (a dict) or a JSON patch (a list of ops).
+        """Patch an object with a JSON merge patch (a dict), a JSON patch (a list of ops) or,
+        for built-in kinds, a strategic merge patch (a dict, ``patch_type="strategic"``).
 
         Raises:
             rxkube.errors.NotFound: it does not exist.
             rxkube.errors.Invalid: a JSON patch operation failed (e.g. a ``test``).
+            rxkube.errors.ApiError: a strategic merge patch of a custom resource (415), or
+                one kube-apiserver would refuse (400, 422, 500).
         """
         served = self._served(resource)
-        content_type = (
-            "application/merge-patch+json"
-            if patch_type == "merge"
-            else "application/json-patch+json"
-        )
+        content_type = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }[patch_type]
         try:
-            apply = patch_function(content_type, deep_copy({"p": patch})["p"], strategic_ok=False)
+            apply = patch_function(content_type, deep_copy({"p": patch})["p"], served)
             stored = self.store.patch(
                 served,
                 self._namespace(served, namespace),
