@@ -37,6 +37,7 @@ from ._fieldpaths import (
     decode_fields,
     path_string,
 )
+from ._lastapplied import UPGRADING_MANAGER, allowed_conflicts, synced
 from ._schema import FieldSchema
 from ._status import StatusError
 
@@ -284,7 +285,7 @@ def apply(
         raise StatusError(
             500, f"Internal error occurred: failed to decode managed fields: {exc}"
         ) from None
-    config = schema.scoped(config)
+    applied_config, config = config, schema.scoped(config)
     try:
         if live is not None and not managers:
             # Whoever wrote the fields of an untracked object keeps them, as one manager.
@@ -314,6 +315,14 @@ def apply(
     conflicts = {
         k: e.fields & changed for k, e in managers.items() if k != key and e.fields & changed
     }
+    if conflicts and not force and manager == UPGRADING_MANAGER:
+        # An object kubectl applied client side: fields still as last applied move over.
+        allowed = allowed_conflicts(schema, current)
+        remaining = {k: f - allowed for k, f in conflicts.items() if f - allowed}
+        if remaining:
+            conflicts = remaining
+        else:
+            force = True  # lastAppliedManager applies again, forced
     if conflicts and not force:
         raise _conflict_error([(managers[k], fields) for k, fields in sorted(conflicts.items())])
     result: Managers = {}
@@ -324,6 +333,8 @@ def apply(
             continue
         time = now if k == key and merged != current else entry.time
         result[k] = replace(entry, fields=fields, time=time)
+    if manager == UPGRADING_MANAGER:
+        merged = synced(merged, applied_config)
     return merged, _encode(result)
 
 

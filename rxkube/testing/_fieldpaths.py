@@ -45,7 +45,7 @@ class ListType:
     defaults: tuple[tuple[str, Any], ...] = ()
 
 
-def _json(value: Any) -> str:
+def go_json(value: Any) -> str:
     """Compact JSON as Go's encoding/json writes it (sorted keys, HTML characters escaped)."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -56,7 +56,7 @@ def item_element(list_type: ListType, item: Any) -> str:
     if not list_type.keys:
         if isinstance(item, dict | list) or item is None:
             raise SchemaError("associative list without keys has an element that's not a scalar")
-        return f"v:{_json(item)}"
+        return f"v:{go_json(item)}"
     if not isinstance(item, dict):
         raise SchemaError("associative list with keys may not have non-map elements")
     key = {name: item[name] for name in list_type.keys if name in item}
@@ -68,7 +68,7 @@ def item_element(list_type: ListType, item: Any) -> str:
             f"associative list with keys has an element that omits all key fields [{names}] "
             "(and doesn't have default values for any key fields)"
         )
-    return f"k:{_json(key)}"
+    return f"k:{go_json(key)}"
 
 
 def _value_string(value: Any) -> str:
@@ -114,7 +114,7 @@ def _scalar_order(value: Any) -> tuple[int, float, str]:
     if isinstance(value, str):
         return (1, 0.0, value)
     rank = 3 if isinstance(value, list) else 4 if isinstance(value, dict) else 5
-    return (rank, 0.0, _json(value))
+    return (rank, 0.0, go_json(value))
 
 
 @lru_cache(maxsize=8192)
@@ -144,9 +144,9 @@ def _canonical_element(element: str) -> str:
     if kind == "k":
         if not isinstance(value, dict) or not value:
             raise ManagedFieldsError(f"invalid key {element!r}")
-        return f"k:{_json(value)}"
+        return f"k:{go_json(value)}"
     if kind == "v":
-        return f"v:{_json(value)}"
+        return f"v:{go_json(value)}"
     if not isinstance(value, int) or isinstance(value, bool):
         raise ManagedFieldsError(f"invalid index {element!r}")
     return f"i:{value}"
