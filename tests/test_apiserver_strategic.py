@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rxkube.errors import ConfigError
+from rxkube.errors import ApiError, ConfigError
 from rxkube.testing import ApiServer
 from tests.test_apiserver import Http
 
@@ -435,3 +435,16 @@ def test_custom_resources_refuse_strategic_merge_patches(api: Http, srv: ApiServ
     srv.create(widgets, {"metadata": {"name": "w"}})
     status, _ = patch(api, "/apis/example.com/v1/namespaces/default/widgets/w", {"spec": {}})
     assert status == 415
+
+
+def test_object_api_applies_strategic_patches_of_built_in_kinds_only(srv: ApiServer) -> None:
+    """``srv.patch(patch_type="strategic")`` merges as the HTTP endpoint does; a custom
+    resource refuses it with the endpoint's 415."""
+    srv.create("pods", {"metadata": {"name": "p"}, "spec": spec({"name": "a", "image": "x"})})
+    pod = srv.patch("pods", "p", containers({"name": "b", "image": "y"}), patch_type="strategic")
+    assert names(pod["spec"]["containers"]) == ["b", "a"]
+    widgets = srv.add_resource("example.com", "v1", "Widget", "widgets")
+    srv.create(widgets, {"metadata": {"name": "w"}})
+    with pytest.raises(ApiError) as refused:
+        srv.patch(widgets, "w", {"spec": {}}, patch_type="strategic")
+    assert refused.value.status["code"] == 415
