@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -1218,8 +1219,11 @@ class ApiApp:
                     415, "this test server does not implement server-side apply to /scale"
                 )
             options = write_options(request, "PatchOptions")
+            # A Scale accepts strategic merge patches whatever kind it scales.
             patch = patch_function(
-                content_type, await _decode_body(await _read_body(request)), strategic_ok=True
+                content_type,
+                await _decode_body(await _read_body(request)),
+                dataclasses.replace(route.served, strategic_merge=True),
             )
 
             def change(current: dict[str, Any]) -> dict[str, Any]:
