@@ -270,7 +270,12 @@ class Store:
 
     def _state(self, served: ServedResource) -> _ResourceState:
         res = served.resource
-        return self._resources[(res.group, res.version, res.plural)]
+        state = self._resources.get((res.group, res.version, res.plural))
+        if state is None:
+            # Its definition was deleted after this request looked the resource up: the
+            # answer the request would have had a moment later.
+            raise StatusError(404, "the server could not find the requested resource", details={})
+        return state
 
     @staticmethod
     def key(served: ServedResource, namespace: str | None, name: str) -> str:
