@@ -81,19 +81,196 @@ class Resource:
         return "/".join(parts)
 
 
-BUILTIN_RESOURCES: tuple[Resource, ...] = (
-    Resource("", "v1", "Pod", "pods", True, ("po",)),
-    Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
-    Resource("", "v1", "Secret", "secrets", True),
-    Resource("", "v1", "Service", "services", True, ("svc",)),
-    Resource("", "v1", "Event", "events", True, ("ev",)),
-    Resource("", "v1", "Namespace", "namespaces", False, ("ns",)),
-    Resource("", "v1", "Node", "nodes", False, ("no",)),
-    Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",)),
-    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",)),
-    Resource("coordination.k8s.io", "v1", "Lease", "leases", True),
+STORED_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+"""The verbs of a resource kept in storage, as discovery lists them."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinKind:
+    """What kube-apiserver v1.32's discovery says of one built-in resource.
+
+    Attributes:
+        resource: group, version, kind, plural, scope and short names.
+        verbs: the verbs of the resource itself.
+        categories: the categories it belongs to (``all`` for ``kubectl get all``).
+        subresources: ``status`` and ``scale`` where kube-apiserver has them (the others,
+            such as ``pods/log``, are left out: nothing here serves them).
+    """
+
+    resource: Resource
+    verbs: tuple[str, ...] = STORED_VERBS
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+
+
+def _kinds(
+    group: str, version: str, *rows: tuple[str, str, bool, str, str, str]
+) -> tuple[BuiltinKind, ...]:
+    """Rows of (kind, plural, namespaced, short names, categories, subresources): the last
+    three comma-separated."""
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(text.split(",")) if text else ()
+
+    return tuple(
+        BuiltinKind(
+            Resource(group, version, kind, plural, namespaced, split(short)),
+            categories=split(categories),
+            subresources=split(subresources),
+        )
+        for kind, plural, namespaced, short, categories, subresources in rows
+    )
+
+
+_NAMESPACE_VERBS = tuple(v for v in STORED_VERBS if v != "deletecollection")
+_ADMISSION = "api-extensions"
+
+BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
+    *_kinds(
+        "",
+        "v1",
+        ("ConfigMap", "configmaps", True, "cm", "", ""),
+        ("Endpoints", "endpoints", True, "ep", "", ""),
+        ("Event", "events", True, "ev", "", ""),
+        ("LimitRange", "limitranges", True, "limits", "", ""),
+    ),
+    BuiltinKind(
+        Resource("", "v1", "Namespace", "namespaces", False, ("ns",)),
+        verbs=_NAMESPACE_VERBS,
+        subresources=("status",),
+    ),
+    *_kinds(
+        "",
+        "v1",
+        ("Node", "nodes", False, "no", "", "status"),
+        ("PersistentVolumeClaim", "persistentvolumeclaims", True, "pvc", "", "status"),
+        ("PersistentVolume", "persistentvolumes", False, "pv", "", "status"),
+        ("Pod", "pods", True, "po", "all", "status"),
+        ("PodTemplate", "podtemplates", True, "", "", ""),
+        ("ReplicationController", "replicationcontrollers", True, "rc", "all", "scale,status"),
+        ("ResourceQuota", "resourcequotas", True, "quota", "", "status"),
+        ("Secret", "secrets", True, "", "", ""),
+        ("ServiceAccount", "serviceaccounts", True, "sa", "", ""),
+        ("Service", "services", True, "svc", "all", "status"),
+    ),
+    *_kinds(
+        "apiregistration.k8s.io",
+        "v1",
+        ("APIService", "apiservices", False, "", _ADMISSION, "status"),
+    ),
+    *_kinds(
+        "apps",
+        "v1",
+        ("ControllerRevision", "controllerrevisions", True, "", "", ""),
+        ("DaemonSet", "daemonsets", True, "ds", "all", "status"),
+        ("Deployment", "deployments", True, "deploy", "all", "scale,status"),
+        ("ReplicaSet", "replicasets", True, "rs", "all", "scale,status"),
+        ("StatefulSet", "statefulsets", True, "sts", "all", "scale,status"),
+    ),
+    *_kinds(
+        "autoscaling",
+        "v2",
+        ("HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "hpa", "all", "status"),
+    ),
+    *_kinds(
+        "batch",
+        "v1",
+        ("CronJob", "cronjobs", True, "cj", "all", "status"),
+        ("Job", "jobs", True, "", "all", "status"),
+    ),
+    *_kinds(
+        "certificates.k8s.io",
+        "v1",
+        ("CertificateSigningRequest", "certificatesigningrequests", False, "csr", "", "status"),
+    ),
+    *_kinds(
+        "networking.k8s.io",
+        "v1",
+        ("IngressClass", "ingressclasses", False, "", "", ""),
+        ("Ingress", "ingresses", True, "ing", "", "status"),
+        ("NetworkPolicy", "networkpolicies", True, "netpol", "", ""),
+    ),
+    *_kinds(
+        "policy",
+        "v1",
+        ("PodDisruptionBudget", "poddisruptionbudgets", True, "pdb", "", "status"),
+    ),
+    *_kinds(
+        "rbac.authorization.k8s.io",
+        "v1",
+        ("ClusterRoleBinding", "clusterrolebindings", False, "", "", ""),
+        ("ClusterRole", "clusterroles", False, "", "", ""),
+        ("RoleBinding", "rolebindings", True, "", "", ""),
+        ("Role", "roles", True, "", "", ""),
+    ),
+    *_kinds(
+        "storage.k8s.io",
+        "v1",
+        ("CSIDriver", "csidrivers", False, "", "", ""),
+        ("CSINode", "csinodes", False, "", "", ""),
+        ("CSIStorageCapacity", "csistoragecapacities", True, "", "", ""),
+        ("StorageClass", "storageclasses", False, "sc", "", ""),
+        ("VolumeAttachment", "volumeattachments", False, "", "", "status"),
+    ),
+    *_kinds(
+        "admissionregistration.k8s.io",
+        "v1",
+        (
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            False,
+            "",
+            _ADMISSION,
+            "",
+        ),
+        (
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            False,
+            "",
+            _ADMISSION,
+            "status",
+        ),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            False,
+            "",
+            _ADMISSION,
+            "",
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            False,
+            "",
+            _ADMISSION,
+            "",
+        ),
+    ),
+    *_kinds("scheduling.k8s.io", "v1", ("PriorityClass", "priorityclasses", False, "pc", "", "")),
+    *_kinds("coordination.k8s.io", "v1", ("Lease", "leases", True, "", "", "")),
+    *_kinds("node.k8s.io", "v1", ("RuntimeClass", "runtimeclasses", False, "", "", "")),
+    *_kinds("discovery.k8s.io", "v1", ("EndpointSlice", "endpointslices", True, "", "", "")),
+    *_kinds(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        ("FlowSchema", "flowschemas", False, "", "", "status"),
+        ("PriorityLevelConfiguration", "prioritylevelconfigurations", False, "", "", "status"),
+    ),
 )
-"""The kinds the test API server serves out of the box and the client knows without discovery."""
+"""The built-in resources of kube-apiserver v1.32 that the test API server serves and the
+client knows without discovery: groups in the order of the server's ``/apis``, resources
+in the order of its discovery documents.
+
+Left out: resources computed per request (``bindings``, ``componentstatuses``, the
+authentication and authorization reviews), CustomResourceDefinitions, and the second
+versions of shared storage (``events.k8s.io/v1`` Events, ``autoscaling/v1``
+HorizontalPodAutoscalers), which a real server converts from the same stored objects.
+"""
+
+BUILTIN_RESOURCES: tuple[Resource, ...] = tuple(kind.resource for kind in BUILTIN_KINDS)
+"""The resources of :data:`BUILTIN_KINDS`."""
 
 
 def parse_resource_name(name: str) -> tuple[str | None, str | None, str]:

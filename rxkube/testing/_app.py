@@ -209,6 +209,24 @@ def negotiate_metadata(accept: str, *, want_list: bool, lenient: bool) -> bool:
     )
 
 
+def _wants_aggregated(accept: str) -> bool:
+    """Whether the first acceptable alternative of ``Accept`` is aggregated discovery (v2).
+
+    kube-apiserver serves ``/api`` and ``/apis`` in the first form the client accepts:
+    kubectl asks for ``apidiscovery.k8s.io/v2``, then v2beta1 (not served here), then plain JSON.
+    """
+    for alternative in accept.split(","):
+        media, *params = (part.strip() for part in alternative.split(";"))
+        if media not in (_JSON, "application/*", "*/*"):
+            continue
+        options = dict(p.split("=", 1) for p in params if "=" in p)
+        if "as" not in options:
+            return False
+        if options == {"g": "apidiscovery.k8s.io", "v": "v2", "as": "APIGroupDiscoveryList"}:
+            return True
+    return False
+
+
 _OFF_LOOP_BYTES = 64 * 1024
 """Bodies larger than this are decoded on a worker thread, so no request stalls the loop."""
 
@@ -711,7 +729,7 @@ class ApiApp:
         ):
             request[_VERB] = "discovery"
             await self._before(request, "discovery")
-            return self._discovery(parts, method)
+            return self._discovery(parts, method, request.headers.get("Accept", ""))
         route = self._route(parts)
         request[_ROUTE] = route
         verb = request[_VERB] = self._verb(method, route, request)
@@ -828,6 +846,8 @@ class ApiApp:
                 verb = None
         if verb is None or (route.subresource and verb not in ("get", "update", "patch")):
             raise _method_not_allowed()
+        if not route.subresource and verb not in route.served.verbs:
+            raise _method_not_allowed()  # kube-apiserver registers no route for it
         return verb
 
     async def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
@@ -871,12 +891,15 @@ class ApiApp:
             return _json_response(document, headers=headers)
         raise StatusError(404, _NOT_FOUND, details={})
 
-    def _discovery(self, parts: list[str], method: str) -> web.Response:
+    def _discovery(self, parts: list[str], method: str, accept: str) -> web.Response:
         if method != "GET":
             raise _method_not_allowed()
         served = self.store.served()
         path = "/".join(parts)
         doc: dict[str, Any] | None = None
+        if path in ("api", "apis") and _wants_aggregated(accept):
+            doc = _discovery.aggregated(served, legacy=path == "api")
+            return _json_response(orjson.dumps(doc), content_type=_discovery.AGGREGATED_V2)
         if path == "version":
             doc = _discovery.KUBERNETES_VERSION
         elif path in ("healthz", "livez", "readyz"):

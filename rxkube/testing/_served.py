@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..resource import Resource
+from ..resource import STORED_VERBS, BuiltinKind, Resource
 
 Admit = Callable[[dict[str, Any], "dict[str, Any] | None"], dict[str, Any]]
 """Checks and completes an object about to be stored, from (new, old or None); raises a
@@ -65,6 +65,8 @@ class ServedResource:
             is released (a CustomResourceDefinition is then served).
         deleting: what a delete request changes in an object before its finalizers are
             looked at (a CustomResourceDefinition gets its cleanup finalizer).
+        verbs: the verbs discovery lists and the server accepts on the resource itself.
+        categories: the categories discovery lists (``kubectl get all`` reads ``all``).
     """
 
     resource: Resource
@@ -89,6 +91,9 @@ class ServedResource:
         res = self.resource
         version = self.storage_version or res.version
         return f"{res.group}/{version}" if res.group else version
+
+    verbs: tuple[str, ...] = STORED_VERBS
+    categories: tuple[str, ...] = ()
 
     @property
     def selectable_fields(self) -> frozenset[str]:
@@ -127,34 +132,41 @@ _EVENT_FIELDS = frozenset(
 )
 
 
-_BUILTIN_SCALE = {
+_SCALE_EXCEPTIONS = {
     # The registries' ScaleREST (pkg/registry/apps/deployment/storage/storage.go and its
-    # replicaset, statefulset and replicationcontroller siblings).
-    "deployments": ScalePaths(),
-    "replicasets": ScalePaths(),
-    "statefulsets": ScalePaths(),
+    # siblings) read spec.selector as a LabelSelector, but for ReplicationControllers' map.
     "replicationcontrollers": ScalePaths(selector_form="map"),
 }
 
 
-def builtin_served(resource: Resource) -> ServedResource:
-    """How the server treats one of :data:`rxkube.resource.BUILTIN_RESOURCES`."""
+_FIELDS = {
+    "pods": _POD_FIELDS,
+    "events": _EVENT_FIELDS,
+    "secrets": frozenset({"type"}),
+    "namespaces": frozenset({"status.phase"}),
+    "nodes": frozenset({"spec.unschedulable"}),
+    "replicasets": frozenset({"status.replicas"}),
+    "replicationcontrollers": frozenset({"status.replicas"}),
+    "certificatesigningrequests": frozenset({"spec.signerName"}),
+}
+"""Field selectors beyond name and namespace: each registry's ``GetAttrs`` (``ToSelectableFields``)."""
+
+
+def builtin_served(kind: BuiltinKind) -> ServedResource:
+    """How the server treats one of :data:`rxkube.resource.BUILTIN_KINDS`."""
+    resource = kind.resource
     plural = resource.plural
     return ServedResource(
         resource,
         singular=resource.kind.lower(),
-        status_subresource=plural
-        in ("pods", "services", "namespaces", "nodes", "deployments", "replicasets"),
-        fields={
-            "pods": _POD_FIELDS,
-            "events": _EVENT_FIELDS,
-            "secrets": frozenset({"type"}),
-            "namespaces": frozenset({"status.phase"}),
-            "nodes": frozenset({"spec.unschedulable"}),
-            "replicasets": frozenset({"status.replicas"}),
-        }.get(plural, frozenset()),
-        returns_deleted_object=plural == "pods",
-        scale=_BUILTIN_SCALE.get(plural),
+        status_subresource="status" in kind.subresources,
+        fields=_FIELDS.get(plural, frozenset()),
+        # The registries that set ReturnDeletedObject (pkg/registry/core/*/storage).
+        returns_deleted_object=plural
+        in ("pods", "persistentvolumes", "persistentvolumeclaims", "podtemplates"),
+        scale=_SCALE_EXCEPTIONS.get(plural, ScalePaths()) if "scale" in kind.subresources else None,
         # What kube-apiserver's create strategies set: a pod starts Pending, a namespace Active.
         create_status={"pods": {"phase": "Pending"}, "namespaces": {"phase": "Active"}}.get(plural),
+        verbs=kind.verbs,
+        categories=kind.categories,
     )

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from ..client import serve_on_loop
 from ..errors import ConfigError, NotFound
-from ..resource import BUILTIN_RESOURCES, Resource, match_resource
+from ..resource import BUILTIN_KINDS, Resource, match_resource
 from ..selectors import FieldSelector, LabelSelector
 from ._app import ApiApp, ServerOptions, StatusRequestHandler, patch_function
 from ._crd import CRD_RESOURCE, Definitions
@@ -118,9 +118,18 @@ class ApiServer:
             self.store, self._hub, self.faults, self._options, self._requests, token=token
         )
         self._resolved: dict[tuple[ResourceLike, int], ServedResource] = {}
-        for resource in BUILTIN_RESOURCES:
-            self.store.add_resource(builtin_served(resource))
+        # Discovery lists groups in the order served; kube-apiserver's group priorities put
+        # apiextensions.k8s.io (16700) after admissionregistration.k8s.io (16700, by name).
+        crds_at = 1 + max(
+            i
+            for i, kind in enumerate(BUILTIN_KINDS)
+            if kind.resource.group == "admissionregistration.k8s.io"
+        )
+        for kind in BUILTIN_KINDS[:crds_at]:
+            self.store.add_resource(builtin_served(kind))
         self.store.add_resource(Definitions(self.store).served)
+        for kind in BUILTIN_KINDS[crds_at:]:
+            self.store.add_resource(builtin_served(kind))
         for name in namespaces:
             self.create("namespaces", {"metadata": {"name": name}, "status": {"phase": "Active"}})
         self.url = ""
