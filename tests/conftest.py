@@ -15,10 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+
+from rxkube.testing import ApiServer
+from tests.kubectl_harness import Kubectl, kubectl_binary
 
 _GRACE_SECONDS = 5.0
 """How long a thread or socket that outlives its test may take to end before it is a leak."""
@@ -110,3 +114,16 @@ def no_leaks() -> Iterator[None]:
     if tasks:
         problems.append(f"asyncio tasks left pending: {tasks}")
     assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def kubectl(apiserver: ApiServer, tmp_path: Path) -> Kubectl:
+    """The real ``kubectl``, bound to the ``apiserver`` fixture (see ``tests/kubectl_harness.py``).
+
+    ``kubectl("get", "pods", "-o", "wide")`` returns a ``CompletedProcess``; the test is
+    skipped when no kubectl is on ``PATH``.
+    """
+    binary = kubectl_binary()
+    if binary is None:
+        pytest.skip("no kubectl on PATH: the kubectl workflow tests need a kubectl binary")
+    return Kubectl(binary, apiserver, tmp_path / "kubectl-home")
