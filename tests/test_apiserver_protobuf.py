@@ -313,7 +313,9 @@ def test_every_built_in_kind_served_has_a_protobuf_layout() -> None:
     missing = {
         (r.api_version, r.kind) for r in BUILTIN_RESOURCES if (r.api_version, r.kind) not in KINDS
     }
-    assert missing == set()
+    # APIService is kube-aggregator's type, not k8s.io/api's (whose generated.proto the
+    # layouts come from); kubectl and client-go's clientset send it as JSON.
+    assert missing == {("apiregistration.k8s.io/v1", "APIService")}
 
 
 def test_absent_fields_take_go_zero_values() -> None:
