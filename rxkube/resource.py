@@ -167,6 +167,15 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
         ("ReplicaSet", "replicasets", True, "rs", "all", "scale,status"),
         ("StatefulSet", "statefulsets", True, "sts", "all", "scale,status"),
     ),
+    *(
+        BuiltinKind(Resource("authorization.k8s.io", "v1", kind, plural, namespaced), ("create",))
+        for kind, plural, namespaced in (
+            ("LocalSubjectAccessReview", "localsubjectaccessreviews", True),
+            ("SelfSubjectAccessReview", "selfsubjectaccessreviews", False),
+            ("SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
+            ("SubjectAccessReview", "subjectaccessreviews", False),
+        )
+    ),
     *_kinds(
         "autoscaling",
         "v2",
@@ -263,8 +272,9 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
 client knows without discovery: groups in the order of the server's ``/apis``, resources
 in the order of its discovery documents.
 
-Left out: resources computed per request (``bindings``, ``componentstatuses``, the
-authentication and authorization reviews), CustomResourceDefinitions, and the second
+The authorization reviews are answered, not stored (``verbs`` has ``create`` alone). Left
+out: the other resources computed per request (``bindings``, ``componentstatuses``, the
+authentication reviews), CustomResourceDefinitions, and the second
 versions of shared storage (``events.k8s.io/v1`` Events, ``autoscaling/v1``
 HorizontalPodAutoscalers), which a real server converts from the same stored objects.
 """

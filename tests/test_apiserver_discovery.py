@@ -49,14 +49,15 @@ def resources(api: Http, group_version: str) -> dict[str, dict[str, Any]]:
 
 def test_serves_the_58_resources_less_those_computed_per_request(api: Http) -> None:
     """``kubectl api-resources`` on kube-apiserver v1.32 lists 58 resources; here every one
-    kept in storage, all but the computed ones (bindings, componentstatuses, the reviews) and
-    the second versions of shared storage: the built-in table and CustomResourceDefinitions."""
+    kept in storage, CustomResourceDefinitions and the authorization reviews; not the other
+    computed ones (bindings, componentstatuses, the authentication reviews) or the second
+    versions of shared storage."""
     served = 0
     for group in api.get("/apis")[1]["groups"]:
         version = group["preferredVersion"]["groupVersion"]
         served += sum("/" not in name for name in resources(api, version))
     served += sum("/" not in name for name in resources(api, "v1"))
-    assert served == len(BUILTIN_KINDS) + 1 == 49
+    assert served == len(BUILTIN_KINDS) + 1 == 53
 
 
 @pytest.mark.parametrize(
@@ -163,6 +164,7 @@ def test_group_list_is_in_kube_apiservers_priority_order(api: Http) -> None:
     assert names == [
         "apiregistration.k8s.io",
         "apps",
+        "authorization.k8s.io",
         "autoscaling",
         "batch",
         "certificates.k8s.io",

@@ -35,12 +35,17 @@ mutatingwebhookconfigurations admissionregistration.k8s.io/v1 false MutatingWebh
 validatingadmissionpolicies admissionregistration.k8s.io/v1 false ValidatingAdmissionPolicy
 validatingadmissionpolicybindings admissionregistration.k8s.io/v1 false ValidatingAdmissionPolicyBinding
 validatingwebhookconfigurations admissionregistration.k8s.io/v1 false ValidatingWebhookConfiguration
+customresourcedefinitions crd,crds apiextensions.k8s.io/v1 false CustomResourceDefinition
 apiservices apiregistration.k8s.io/v1 false APIService
 controllerrevisions apps/v1 true ControllerRevision
 daemonsets ds apps/v1 true DaemonSet
 deployments deploy apps/v1 true Deployment
 replicasets rs apps/v1 true ReplicaSet
 statefulsets sts apps/v1 true StatefulSet
+localsubjectaccessreviews authorization.k8s.io/v1 true LocalSubjectAccessReview
+selfsubjectaccessreviews authorization.k8s.io/v1 false SelfSubjectAccessReview
+selfsubjectrulesreviews authorization.k8s.io/v1 false SelfSubjectRulesReview
+subjectaccessreviews authorization.k8s.io/v1 false SubjectAccessReview
 horizontalpodautoscalers hpa autoscaling/v2 true HorizontalPodAutoscaler
 cronjobs cj batch/v1 true CronJob
 jobs batch/v1 true Job

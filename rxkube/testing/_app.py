@@ -25,7 +25,7 @@ from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector
-from . import _discovery, _fields, _scale
+from . import _discovery, _fields, _scale, _tables
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
 from ._openapi import OpenApiDocuments, etag
@@ -33,6 +33,7 @@ from ._patch import PatchFailed, json_patch, merge_patch
 from ._protobuf import MEDIA_TYPE as _PROTOBUF
 from ._protobuf import NoLayout, ProtobufError, decode_delete_options, decode_object
 from ._requests import RecordedRequest, RequestLog
+from ._reviews import review
 from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
 from ._store import ResourceVersionTooOld, Store
@@ -180,13 +181,27 @@ def decode_continue(token: str) -> tuple[int, str]:
     return rv, start
 
 
-def negotiate_metadata(accept: str, *, want_list: bool, lenient: bool) -> bool:
-    """Whether the client asked for metadata-only objects; 406 for nothing acceptable.
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """The form the objects of an answer take, as the client's ``Accept`` asked.
 
-    Alternatives are tried in order; ``as=Table`` and protobuf are skipped (not served).
+    Attributes:
+        metadata_only: ``PartialObjectMetadata`` objects (or their list).
+        table: the ``apiVersion`` of the ``Table`` asked for, or None for objects.
+    """
+
+    metadata_only: bool = False
+    table: str | None = None
+
+
+def negotiate(accept: str, *, want_list: bool, lenient: bool, tables: bool) -> Representation:
+    """The representation the client asked for; 406 for nothing acceptable.
+
+    Alternatives are tried in order; protobuf is skipped (not served), and so is
+    ``as=Table`` where ``tables`` is False (writes answer objects).
     """
     if not accept.strip():
-        return False
+        return Representation()
     for alternative in accept.split(","):
         media, *params = (part.strip() for part in alternative.split(";"))
         if media not in (_JSON, "application/*", "*/*"):
@@ -194,13 +209,15 @@ def negotiate_metadata(accept: str, *, want_list: bool, lenient: bool) -> bool:
         options = dict(p.split("=", 1) for p in params if "=" in p)
         as_kind = options.get("as")
         if as_kind is None:
-            return False
+            return Representation()
         if options.get("g") != "meta.k8s.io" or options.get("v") not in ("v1", "v1beta1"):
             continue
+        if as_kind == "Table" and tables:
+            return Representation(table=f"meta.k8s.io/{options['v']}")
         if as_kind == _META_LIST and (want_list or lenient):
-            return True
+            return Representation(metadata_only=True)
         if as_kind == _META and (not want_list or lenient):
-            return True
+            return Representation(metadata_only=True)
     raise StatusError(
         406,
         f"only the following media types are accepted: {_JSON}, "
@@ -737,12 +754,14 @@ class ApiApp:
         query = request.query
         accept = request.headers.get("Accept", "")
         if verb == "list":
-            meta = negotiate_metadata(accept, want_list=True, lenient=False)
-            return await self._list(route, query, meta)
+            shape = negotiate(accept, want_list=True, lenient=False, tables=True)
+            return await self._list(route, query, shape)
         if verb == "watch":
-            meta = negotiate_metadata(accept, want_list=False, lenient=True)
-            return await self._watch(request, route, query, meta)
-        meta = negotiate_metadata(accept, want_list=False, lenient=False)
+            shape = negotiate(accept, want_list=False, lenient=True, tables=True)
+            return await self._watch(request, route, query, shape)
+        tables = verb == "get" and route.subresource != "scale"
+        shape = negotiate(accept, want_list=False, lenient=False, tables=tables)
+        meta = shape.metadata_only
         version = route.served.resource.api_version
         if route.subresource == "scale":
             return await self._scale(request, route, verb)
@@ -753,8 +772,16 @@ class ApiApp:
                 # Not older than rv_param: wait for it, as a list does.
                 await self._wait_for_rv(_parse_rv(rv_param))
             stored = self.store.get(route.served, route.namespace, route.name)
+            if shape.table:
+                metadata = {"resourceVersion": str(stored.rv)}
+                return self._table(route.served, [stored], shape.table, query, metadata)
             return _json_response(stored.encoded(meta, version))
         warnings: list[str] = []
+        if verb == "create" and not route.served.stored:
+            options = write_options(request, "CreateOptions")
+            obj = await _read_object(request, route.served, options, warnings)
+            answer = review(route.served, obj, route.namespace)
+            return _warned(_json_response(orjson.dumps(answer), 201), warnings)
         if verb == "create":
             options = write_options(request, "CreateOptions")
             obj = await _read_object(request, route.served, options, warnings)
@@ -956,8 +983,8 @@ class ApiApp:
         finally:
             cancel()
 
-    async def _list(self, route: _Route, query: Any, metadata_only: bool) -> web.Response:
-        flt = self._filter(route, query, metadata_only)
+    async def _list(self, route: _Route, query: Any, shape: Representation) -> web.Response:
+        flt = self._filter(route, query, shape.metadata_only)
         rv_param = query.get("resourceVersion", "")
         match = query.get("resourceVersionMatch", "")
         token = query.get("continue", "")
@@ -1026,19 +1053,16 @@ class ApiApp:
             raise StatusError(
                 410, "The resourceVersion for the provided list is too old.", reason="Expired"
             ) from None
+        if shape.table:
+            metadata = self._list_metadata(page.rv, page, flt.shard)
+            return self._table(route.served, page.items, shape.table, query, metadata)
         return self._list_response(
-            route.served, page.rv, page.items, metadata_only, page, flt.shard
+            route.served, page.rv, page.items, shape.metadata_only, page, flt.shard
         )
 
     @staticmethod
-    def _list_response(
-        served: ServedResource,
-        rv: int,
-        items: list[Stored],
-        metadata_only: bool,
-        page: Any = None,
-        shard: Shard | None = None,
-    ) -> web.Response:
+    def _list_metadata(rv: int, page: Any = None, shard: Shard | None = None) -> dict[str, Any]:
+        """A list's ``ListMeta``: its resourceVersion, continue token and shard."""
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if page is not None and page.next_start is not None:
             meta["continue"] = encode_continue(page.token_rv, page.next_start)
@@ -1046,6 +1070,42 @@ class ApiApp:
                 meta["remainingItemCount"] = page.remaining
         if shard is not None:
             meta["shardInfo"] = {"selector": shard.selector()}
+        return meta
+
+    @staticmethod
+    def _table(
+        served: ServedResource,
+        items: list[Stored],
+        api_version: str,
+        query: Any,
+        metadata: dict[str, Any],
+    ) -> web.Response:
+        """The objects as a ``Table`` with the rows kube-apiserver's printers give."""
+        # Rows embed objects read in the version asked for, as every other answer does.
+        version = served.resource.api_version
+        doc = _tables.table(
+            _tables.printer_of(served),
+            [
+                s.obj if s.obj.get("apiVersion") == version else {**s.obj, "apiVersion": version}
+                for s in items
+            ],
+            include=_tables.include_object(query),
+            metadata=metadata,
+            api_version=api_version,
+        )
+        return _json_response(orjson.dumps(doc))
+
+    @classmethod
+    def _list_response(
+        cls,
+        served: ServedResource,
+        rv: int,
+        items: list[Stored],
+        metadata_only: bool,
+        page: Any = None,
+        shard: Shard | None = None,
+    ) -> web.Response:
+        meta = cls._list_metadata(rv, page, shard)
         res = served.resource
         if metadata_only:
             kind, api_version = _META_LIST, "meta.k8s.io/v1"
@@ -1057,9 +1117,14 @@ class ApiApp:
         return _json_response(body)
 
     async def _watch(
-        self, request: web.Request, route: _Route, query: Any, metadata_only: bool
+        self, request: web.Request, route: _Route, query: Any, shape: Representation
     ) -> web.StreamResponse:
+        metadata_only = shape.metadata_only
         flt = self._filter(route, query, metadata_only)
+        rows = None
+        if shape.table:
+            printer = _tables.printer_of(route.served)
+            rows = _tables.table_events(printer, _tables.include_object(query), shape.table)
         rv_param = query.get("resourceVersion", "")
         match = query.get("resourceVersionMatch", "")
         send_initial = _bool_param(query, "sendInitialEvents")
@@ -1107,6 +1172,7 @@ class ApiApp:
             identifier=f'key: "/{served.resource.full_name}/{route.namespace or ""}", '
             f'labels: "{query.get("labelSelector", "")}", '
             f'fields: "{query.get("fieldSelector", "")}"',
+            transform=rows,
         )
         stalled = self.faults.take_stall()
         response = web.StreamResponse(status=200, headers={"Content-Type": _JSON})

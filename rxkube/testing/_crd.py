@@ -22,7 +22,7 @@ from typing import Any
 
 from ..resource import Resource
 from . import _structural
-from ._served import ScalePaths, ServedResource
+from ._served import PrinterColumn, ScalePaths, ServedResource
 from ._status import StatusError, invalid
 from ._store import Store, now_timestamp
 from ._stored import Object, WatchFilter
@@ -134,6 +134,18 @@ def _simple_path_causes(value: str, path: str, under: tuple[str, ...], where: st
     if not value.startswith(under):
         return [(path, f"Invalid value: {quote(value)}: should be a json path under {where}")]
     return []
+
+
+def _printer_column(column: Mapping[str, Any]) -> PrinterColumn:
+    """One of a version's ``additionalPrinterColumns``, already validated."""
+    return PrinterColumn(
+        name=str(column["name"]),
+        type=str(column["type"]),
+        json_path=str(column["jsonPath"]),
+        format=str(column.get("format", "")),
+        description=str(column.get("description", "")),
+        priority=column["priority"] if isinstance(column.get("priority"), int) else 0,
+    )
 
 
 def _subresources_causes(subresources: Mapping[str, Any], path: str) -> list[Cause]:
@@ -698,7 +710,9 @@ class Definitions:
             strategic_merge=False,
             scale=scale,
             openapi_schema=schema,
-            printer_columns=tuple(_dict(c) for c in _list(version.get("additionalPrinterColumns"))),
+            printer_columns=tuple(
+                _printer_column(_dict(c)) for c in _list(version.get("additionalPrinterColumns"))
+            ),
             storage_version=storage,
             definition=name,
             admit=_CustomAdmission(resource, schema, scale, lambda: name in self._terminating),

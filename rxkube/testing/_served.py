@@ -36,6 +36,28 @@ class ScalePaths:
 
 
 @dataclass(frozen=True, slots=True)
+class PrinterColumn:
+    """A column of a custom resource's Table output: one of a CRD version's
+    ``additionalPrinterColumns``.
+
+    Attributes:
+        name: the column's header, e.g. ``"Replicas"``.
+        type: ``string``, ``integer``, ``number``, ``boolean`` or ``date`` (shown as an age).
+        json_path: where the value is, e.g. ``".spec.replicas"``.
+        format: an OpenAPI format hint (``name`` for the name column).
+        description: a human-readable description of the column.
+        priority: 0 for the standard view, 1 and more for ``kubectl get -o wide`` only.
+    """
+
+    name: str
+    type: str
+    json_path: str
+    format: str = ""
+    description: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ServedResource:
     """A resource the server serves, with the server-side behaviour that differs by kind.
 
@@ -54,7 +76,6 @@ class ServedResource:
             ``openAPIV3Schema``), published under ``/openapi``; None publishes an object
             that keeps any field. Built-in kinds' schemas are shipped with the server.
         scale: the ``/scale`` subresource, when served.
-        printer_columns: a custom resource version's ``additionalPrinterColumns``.
         storage_version: the version objects are stored in, when another version of the
             same resource is (a CustomResourceDefinition's storage version); objects are
             read in the version asked for.
@@ -67,6 +88,9 @@ class ServedResource:
             looked at (a CustomResourceDefinition gets its cleanup finalizer).
         verbs: the verbs discovery lists and the server accepts on the resource itself.
         categories: the categories discovery lists (``kubectl get all`` reads ``all``).
+        printer_columns: a custom resource's Table columns after Name (a CRD version's
+            ``additionalPrinterColumns``); none gives Age (built-in kinds print as
+            kube-apiserver's printers do, see ``_tables.py``).
     """
 
     resource: Resource
@@ -78,12 +102,14 @@ class ServedResource:
     strategic_merge: bool = True
     openapi_schema: Mapping[str, Any] | None = None
     scale: ScalePaths | None = None
-    printer_columns: tuple[Mapping[str, Any], ...] = ()
     storage_version: str | None = None
     definition: str = ""
     admit: Admit | None = field(default=None, compare=False)
     committed: Callable[[str], None] | None = field(default=None, compare=False)
     deleting: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
+    verbs: tuple[str, ...] = STORED_VERBS
+    categories: tuple[str, ...] = ()
+    printer_columns: tuple[PrinterColumn, ...] = ()
 
     @property
     def stored_api_version(self) -> str:
@@ -92,8 +118,10 @@ class ServedResource:
         version = self.storage_version or res.version
         return f"{res.group}/{version}" if res.group else version
 
-    verbs: tuple[str, ...] = STORED_VERBS
-    categories: tuple[str, ...] = ()
+    @property
+    def stored(self) -> bool:
+        """Objects are kept and listed; otherwise each create is answered and forgotten (reviews)."""
+        return "list" in self.verbs
 
     @property
     def selectable_fields(self) -> frozenset[str]:

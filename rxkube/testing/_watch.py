@@ -94,6 +94,8 @@ class WatchStream:
         buffer: how many live events may wait for the client; None for no limit.
         resource: the watched resource (``pods``, ``deployments.apps``), for the log.
         identifier: what the watch selects, for the log.
+        transform: rewrites each batch of lines before it is written (Table watches turn
+            each event's object into a Table); it runs on the loop, never under the store's lock.
     """
 
     def __init__(
@@ -104,12 +106,14 @@ class WatchStream:
         buffer: int | None,
         resource: str,
         identifier: str,
+        transform: Callable[[list[bytes]], list[bytes]] | None = None,
     ) -> None:
         self._hub = hub
         self._faults = faults
         self._buffer = buffer
         self._resource = resource
         self._identifier = identifier
+        self._transform = transform
         self._pending: list[bytes] = []
         self._queued = 0
         self._scheduled = False
@@ -213,6 +217,8 @@ class WatchStream:
             lines = self._take()
             if not lines:
                 continue
+            if self._transform is not None:
+                lines = self._transform(lines)
             action = None
             if self._faults.watch_faults_armed:
                 lines, action = self._faults.process(lines)

@@ -1,0 +1,93 @@
+"""The authorization reviews (``kubectl auth can-i``): answered at once, never stored.
+
+The test server authorises every request, as kube-apiserver does with
+``--authorization-mode=AlwaysAllow``: an access review of any kind is allowed
+(pkg/registry/authorization/*/rest.go put the authorizer's decision in the status;
+AlwaysAllow gives no reason), and a SelfSubjectRulesReview lists the wildcard rules of
+that authorizer's ``RulesFor`` (k8s.io/apiserver pkg/authorization/authorizerfactory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._served import ServedResource
+from ._status import invalid
+
+_ALL_RULES = {
+    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+    "incomplete": False,
+}
+
+
+def review(
+    served: ServedResource, body: Mapping[str, Any], namespace: str | None
+) -> dict[str, Any]:
+    """The answer to a create of an authorization review: the review, with its status.
+
+    Raises:
+        StatusError: 422 for a spec that pkg/apis/authorization/validation refuses.
+    """
+    res = served.resource
+    spec = body.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    metadata = {"creationTimestamp": None, **(body.get("metadata") or {})}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    causes = (
+        []
+        if res.kind == "SelfSubjectRulesReview"
+        else _access_review_causes(res.kind, spec, namespace)
+    )
+    if causes:
+        raise invalid(res, "", causes)
+    status: dict[str, Any] = (
+        dict(_ALL_RULES) if res.kind == "SelfSubjectRulesReview" else {"allowed": True}
+    )
+    return {
+        "kind": res.kind,
+        "apiVersion": res.api_version,
+        "metadata": metadata,
+        "spec": dict(spec),
+        "status": status,
+    }
+
+
+def _access_review_causes(
+    kind: str, spec: Mapping[str, Any], namespace: str | None
+) -> list[tuple[str, str]]:
+    """``ValidateSubjectAccessReviewSpec`` and the Local review's namespace rule."""
+    resource = spec.get("resourceAttributes")
+    non_resource = spec.get("nonResourceAttributes")
+    causes: list[tuple[str, str]] = []
+    if resource is not None and non_resource is not None:
+        causes.append(
+            (
+                "spec.nonResourceAttributes",
+                "Invalid value: cannot be specified in combination with resourceAttributes",
+            )
+        )
+    if resource is None and non_resource is None:
+        causes.append(
+            (
+                "spec.resourceAttributes",
+                'Invalid value: "null": exactly one of nonResourceAttributes or '
+                "resourceAttributes must be specified",
+            )
+        )
+    if kind != "SelfSubjectAccessReview" and not (spec.get("user") or spec.get("groups")):
+        causes.append(
+            ("spec.user", 'Invalid value: "": at least one of user or group must be specified')
+        )
+    if kind == "LocalSubjectAccessReview" and isinstance(resource, Mapping):
+        given = resource.get("namespace") or ""
+        if given != (namespace or ""):
+            causes.append(
+                (
+                    "spec.resourceAttributes.namespace",
+                    f'Invalid value: "{given}": must match metadata.namespace',
+                )
+            )
+    return causes
