@@ -197,6 +197,8 @@ class Store:
         # Notified when the store becomes ready and when its writer's status changes.
         self._changed = threading.Condition(self._lock)
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Library callbacks told of the same changes (see _listen); copy-on-write.
+        self._listeners: tuple[Callable[[], object], ...] = ()
         self._listed = 0  # objects buffered so far by a relist in progress, for messages
         self._has_writer = False
         self._status = WriterStatus("idle", time.time())
@@ -481,9 +483,26 @@ class Store:
             advice = "check that its watch can reach the API server"
         return f"store of {self.describe()} is not ready after {timeout} s: {progress}; {advice}"
 
+    def _listen(self, listener: Callable[[], object]) -> Callable[[], None]:
+        """Call ``listener`` at every change of readiness or status; returns the undo.
+
+        For rxkube's own consumers (a controller's loop waiting for its stores): it runs
+        under the lock, so it must be quick and never wait (a hand-over's non-waiting put).
+        """
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+        def undo() -> None:
+            with self._lock:
+                self._listeners = tuple(f for f in self._listeners if f is not listener)
+
+        return undo
+
     def _notify_locked(self) -> None:
         """Wake every waiter to look at readiness and status again; lock held."""
         self._changed.notify_all()
+        for listener in self._listeners:
+            listener()
         waiters, self._async_waiters = self._async_waiters, []
         for loop, future in waiters:
             resolve_soon(loop, future, None)

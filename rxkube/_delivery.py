@@ -197,11 +197,18 @@ class Handover(Generic[_T]):
         """Whether :meth:`close` was called (or a ``drop`` consumer overflowed)."""
         return self._closed
 
-    def put(self, item: _T, cancelled: Callable[[], bool] | None = None) -> bool:
-        """Queue one item (see :meth:`put_all`)."""
+    def put(
+        self, item: _T, cancelled: Callable[[], bool] | None = None, *, wait: bool = True
+    ) -> bool:
+        """Queue one item (see :meth:`put_all`).
+
+        ``wait=False`` queues beyond the bound instead of waiting for room: only for
+        messages whose number something else bounds (one per job, a stop, a wake-up), sent
+        from where waiting could deadlock (under another lock) or must not happen.
+        """
         with self._lock:
             if len(self._items) + self._in_hand >= self.capacity or self._closed:
-                return self._put_slowly((item,), cancelled)
+                return self._put_slowly((item,), cancelled, wait)
             self._items.append(item)
             if not self._idle:
                 return True
@@ -221,17 +228,21 @@ class Handover(Generic[_T]):
         turned true while waiting (see :meth:`wake_producers`).
         """
         with self._lock:
-            return self._put_slowly(items, cancelled)
+            return self._put_slowly(items, cancelled, True)
 
-    def _put_slowly(self, items: Iterable[_T], cancelled: Callable[[], bool] | None) -> bool:
+    def _put_slowly(
+        self, items: Iterable[_T], cancelled: Callable[[], bool] | None, wait: bool
+    ) -> bool:
         """Under the lock (released to wake the consumer): :meth:`put_all`."""
         wake = False
         if len(self._items) + self._in_hand >= self.capacity and not self._closed:
             if self.drop:
                 self.overflowed = True
                 wake = self._close_locked()
-            elif threading.get_ident() != self.consumer_thread and not self._wait_for_room(
-                cancelled
+            elif (
+                wait
+                and threading.get_ident() != self.consumer_thread
+                and not self._wait_for_room(cancelled)
             ):
                 return False
         if not self._closed:
@@ -304,13 +315,15 @@ class Handover(Generic[_T]):
         with self._lock:
             self._not_full.notify_all()
 
-    def take(self, *, block: bool = False) -> list[_T]:
+    def take(self, *, block: bool = False, timeout: float | None = None) -> list[_T]:
         """Everything queued, oldest first; ``[]`` if nothing is (or once closed).
 
         Taking again also says the previous batch is delivered: until then it counts
         against ``capacity``, so at most ``capacity`` items are queued or being delivered.
         An empty answer makes the consumer idle: the next item wakes it. With ``block``,
-        wait for an item (or for :meth:`close`) instead of answering ``[]``.
+        wait for an item (or for :meth:`close`) instead of answering ``[]``, for at most
+        ``timeout`` seconds if given: for a consumer with a deadline of its own (a timer
+        due), not as a safety net.
         """
         with self._lock:
             if self._in_hand:
@@ -318,9 +331,13 @@ class Handover(Generic[_T]):
                 if self.producers_waiting:
                     self._not_full.notify_all()
             if block:
+                deadline = None if timeout is None else time.monotonic() + timeout
                 while not self._items and not self._closed:
                     self._idle = True
-                    self._not_empty.wait()
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        break
+                    self._not_empty.wait(left)
             items, self._items = self._items, []
             self._in_hand = len(items)
             if not items:

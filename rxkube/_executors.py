@@ -14,16 +14,18 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["IDLE_WAKEUP", "LoopThread", "Workers"]
+__all__ = ["LoopThread", "Workers"]
 
 log = logging.getLogger("rxkube.controller")
 
-IDLE_WAKEUP = 5.0
-"""Longest wait of an idle loop or worker before it checks its state again (a safety net)."""
-
 
 class Workers:
-    """A bounded pool of daemon threads; one is started only when none is idle."""
+    """A bounded pool of daemon threads; one is started only when none is idle.
+
+    Jobs wait in a ``SimpleQueue``, not in a ``Handover``: a pool has many consumers, and
+    its bound is the scheduler's concurrency limit. An idle worker blocks in ``get()``
+    until a job or its end (``None``, one per thread, from :meth:`shutdown`) arrives.
+    """
 
     def __init__(self, size: int, name: str) -> None:
         self._size = size
@@ -37,6 +39,8 @@ class Workers:
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self._name}: the workers were shut down")
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self._size:
@@ -51,12 +55,7 @@ class Workers:
 
     def _work(self) -> None:
         while True:
-            try:
-                job = self._jobs.get(timeout=IDLE_WAKEUP)
-            except queue.Empty:
-                if self._closed:
-                    return
-                continue
+            job = self._jobs.get()
             if job is None:
                 return
             try:
@@ -68,8 +67,8 @@ class Workers:
 
     def shutdown(self, wait: float) -> None:
         """Let the threads end once their current job is done; wait up to ``wait`` s for them."""
-        self._closed = True
         with self._lock:
+            self._closed = True  # no thread starts after this: each one gets its None
             threads = list(self._threads)
         for _ in threads:
             self._jobs.put(None)

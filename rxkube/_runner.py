@@ -16,7 +16,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import queue
 import random
 import threading
 import time
@@ -28,8 +27,8 @@ from typing import Any, TypeAlias
 from reactivex import Observable, abc
 
 from ._cache import Store
-from ._delivery import fail_consumer
-from ._executors import IDLE_WAKEUP, LoopThread, Workers
+from ._delivery import Handover, fail_consumer
+from ._executors import LoopThread, Workers
 from ._object_ref import ObjectRef
 from ._results import (
     Action,
@@ -55,8 +54,8 @@ log = logging.getLogger("rxkube.controller")
 DEFAULT_WORKERS = 8
 """Worker threads for a plain-function reconcile when no concurrency limit is set."""
 
-_READY_POLL = 0.1
-"""How often the controller checks stores that are not ready yet."""
+INBOX_CAPACITY = 1024
+"""Trigger messages queued for the loop before a trigger's thread (a watch) waits."""
 
 _JOIN_TIMEOUT = 5.0
 """How long a stopping controller waits for its idle worker threads to end."""
@@ -186,7 +185,12 @@ class Run:
         self._context = context
         self._observer = observer
         self._metrics = plan.metrics
-        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        # Everything reaches the loop thread through this one hand-over. Triggers wait
+        # when it is full (backpressure on their watches); the loop's own messages, the
+        # workers' results (one per job), stops, pings and wake-ups never wait: their
+        # number is bounded otherwise, and some are sent under a lock.
+        self._inbox: Handover[_Message] = Handover(INBOX_CAPACITY)
+        self._unlisten: list[Callable[[], None]] = []
         self._subscriptions: list[abc.DisposableBase] = []
         self._subscriptions_lock = threading.Lock()
         self._unsubscribed = False
@@ -230,20 +234,27 @@ class Run:
     def start(self, stop: Observable[Any] | None, leader: LeaderElector | None) -> None:
         put = self._inbox.put
         self._leader = leader
+        # A store turning ready (or its writer stopping) wakes the loop: no polling.
+        self._unlisten = [
+            store._listen(functools.partial(put, _Wake(), wait=False))
+            for store in self._plan.stores
+        ]
         self._thread.start()
         for trigger in self._plan.triggers:
             self._subscribe(trigger.source, self._on_item(trigger), main=trigger.main)
         for source in self._plan.reconcile_all:
             self._subscribe(source, lambda _item: put(_ReconcileAll()))
         if leader is not None:
-            self._subscribe(leader.leadership(), lambda _leading: put(_Wake()), quiet=True)
+            self._subscribe(
+                leader.leadership(), lambda _leading: put(_Wake(), wait=False), quiet=True
+            )
         if stop is not None:
-            self._subscribe(stop, lambda _item: put(_Stop()), quiet=True)
+            self._subscribe(stop, lambda _item: put(_Stop(), wait=False), quiet=True)
 
     def _subscribe(
         self,
         source: Observable[Any],
-        on_next: Callable[[Any], None],
+        on_next: Callable[[Any], object],
         *,
         main: bool = False,
         quiet: bool = False,
@@ -258,7 +269,10 @@ class Run:
             if main:
                 put(_Stop(completed=True))
 
-        subscription = source.subscribe(on_next, on_error, on_completed)
+        def on_item(item: Any) -> None:
+            on_next(item)
+
+        subscription = source.subscribe(on_item, on_error, on_completed)
         with self._subscriptions_lock:
             if not self._unsubscribed:
                 self._subscriptions.append(subscription)
@@ -291,7 +305,7 @@ class Run:
         return on_next
 
     def dispose(self) -> None:
-        self._inbox.put(_Stop(silent=True))
+        self._inbox.put(_Stop(silent=True), wait=False)
         self._unsubscribe()
 
     def health(self) -> ControllerHealth:
@@ -301,7 +315,7 @@ class Run:
             sent = self._ping_sent
             if sent is None or self._ping_answered >= sent:
                 self._ping_sent = now
-                self._inbox.put(_Ping(now))
+                self._inbox.put(_Ping(now), wait=False)
                 lag = 0.0
             else:
                 lag = now - sent
@@ -317,6 +331,7 @@ class Run:
     # -- the loop thread ------------------------------------------------------------------
 
     def _main(self) -> None:
+        self._inbox.consumer_thread = threading.get_ident()
         terminal: Callable[[], None] | None = None
         try:
             if self._loop_forever():
@@ -338,6 +353,9 @@ class Run:
             self._error = exc
             terminal = functools.partial(self._observer.on_error, exc)
         finally:
+            self._inbox.close()  # nothing takes from it any more: release its producers
+            for unlisten in self._unlisten:
+                unlisten()
             self._unsubscribe()
             graceful = not self._in_flight
             for future in self._in_flight.values():
@@ -355,18 +373,12 @@ class Run:
         """Run until stopped; return whether to emit the end (``False``: disposed)."""
         inbox = self._inbox
         while True:
-            try:
-                message: _Message | None = inbox.get(timeout=self._timeout())
-            except queue.Empty:
-                message = None
-            while message is not None:
+            # Woken by a message, or when the next timer (a requeue, a resync, a reconcile's
+            # deadline) is due: a timed wait here is a timer, not a safety net.
+            for message in inbox.take(block=True, timeout=self._timeout()):
                 end = self._handle(message)
                 if end is not None:
                     return end
-                try:
-                    message = inbox.get_nowait()
-                except queue.Empty:
-                    message = None
             self._expire(time.monotonic())
             # Timed-out plain reconciles cannot be waited for: they may never return.
             if self._stopping and self._in_flight.keys() <= self._timed_out.keys():
@@ -375,20 +387,18 @@ class Run:
             self._dispatch()
             self._metrics.queue(self._scheduler.queued)
 
-    def _timeout(self) -> float:
-        deadline = min((d for d, _ in self._deadlines.values()), default=None)
-        if self._stopping or not self._leading():
-            wait = IDLE_WAKEUP  # a change of leadership wakes the loop
-        elif not self._ready:
-            wait = _READY_POLL
-        else:
-            wait = IDLE_WAKEUP
-            for due in (self._scheduler.next_due(), self._next_resync):
-                if due is not None:
-                    wait = min(wait, due - time.monotonic())
-        if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
-        return max(0.0, wait)
+    def _timeout(self) -> float | None:
+        """Seconds until the next timer is due; ``None``: only a message can change anything.
+
+        Every other change arrives as a message: a trigger, a result, a stop, a store
+        turning ready (``Store._listen``), a change of leadership.
+        """
+        dues = [d for d, _ in self._deadlines.values()]
+        if not self._stopping and self._ready and self._leading():
+            dues += [d for d in (self._scheduler.next_due(), self._next_resync) if d is not None]
+        if not dues:
+            return None
+        return max(0.0, min(dues) - time.monotonic())
 
     def _expire(self, now: float) -> None:
         """Report the plain reconciles past their deadline as failed (they keep running)."""
@@ -406,7 +416,7 @@ class Run:
 
     def _resync(self, now: float) -> None:
         period = self._plan.config.resync
-        if period is None or self._stopping or not self._ready or not self._leading():
+        if period is None or self._stopping or not self._is_ready() or not self._leading():
             return
         if self._next_resync is None:
             self._next_resync = now + period  # the first list reconciled everything
@@ -537,7 +547,7 @@ class Run:
             # The policy of every seam: stop the upstream (the triggers, the reconciles),
             # then tell the subscriber with on_error(ConsumerError), from _main.
             self._consumer_error = exc
-            self._inbox.put(_Stop(silent=True))
+            self._inbox.put(_Stop(silent=True), wait=False)
 
     # -- reconciling ------------------------------------------------------------------------
 
@@ -587,7 +597,7 @@ class Run:
         except Exception as exc:
             error = exc
         duration = time.monotonic() - started
-        self._inbox.put(_Done(job.key, self._result(job, action, error, duration)))
+        self._inbox.put(_Done(job.key, self._result(job, action, error, duration)), wait=False)
 
     def _result(
         self, job: _Job, action: Any, error: Exception | None, duration: float

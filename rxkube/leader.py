@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import queue
 import random
 import socket
 import threading
@@ -54,6 +53,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 from reactivex.subject import BehaviorSubject
 
+from ._delivery import Handover, fail_consumer
 from .errors import Conflict, NotFound, RxKubeError
 
 if TYPE_CHECKING:
@@ -68,6 +68,9 @@ _JITTER = 1.2
 
 _Announcement = Callable[[], object] | None
 """One call for the announcing thread; ``None`` ends it."""
+
+_ANNOUNCEMENTS = 1024
+"""Announcements queued before the elector's thread waits (a handful per change of leadership)."""
 
 
 def default_identity() -> str:
@@ -177,9 +180,10 @@ class LeaderElector:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         # Once started, announcements cross to the announcing thread through this: a
-        # handful per change of leadership, so unbounded costs nothing, and the elector
-        # never waits for a slow callback.
-        self._announcements: queue.SimpleQueue[_Announcement] | None = None
+        # handful per change of leadership, so the elector waits only behind a callback
+        # stuck for a thousand of them (and then stops renewing: a replica that cannot
+        # announce should not lead).
+        self._announcements: Handover[_Announcement] | None = None
         self._announcer: threading.Thread | None = None
 
     # -- state -------------------------------------------------------------------------
@@ -209,8 +213,9 @@ class LeaderElector:
 
         The current value is emitted on the subscribing thread, the changes on the
         announcing thread (see the class doc); it completes after :meth:`stop`. A
-        subscriber whose ``on_next`` raises is unsubscribed and gets the exception in
-        ``on_error``; the election goes on.
+        subscriber whose ``on_next`` raises is unsubscribed and gets
+        ``on_error(ConsumerError)`` chained to the exception, as at every seam; the
+        election goes on.
         """
         subject, name = self._subject, f"a leadership() subscriber of Lease {self.name}"
 
@@ -225,8 +230,7 @@ class LeaderElector:
                 except Exception as exc:
                     subscription.dispose()
                     log.error("%s raised; it is unsubscribed", name, exc_info=exc)
-                    with contextlib.suppress(Exception):  # RxPY's default on_error re-raises
-                        observer.on_error(exc)
+                    fail_consumer(observer, name, exc)
 
             subscription.disposable = subject.subscribe(
                 on_next, observer.on_error, observer.on_completed
@@ -255,7 +259,7 @@ class LeaderElector:
         """
         if self._thread is not None:
             raise RuntimeError(f"leader elector for Lease {self.name!r} was started already")
-        announcements: queue.SimpleQueue[_Announcement] = queue.SimpleQueue()
+        announcements: Handover[_Announcement] = Handover(_ANNOUNCEMENTS)
         self._announcer = threading.Thread(
             target=self._announce_all,
             args=(announcements,),
@@ -510,13 +514,18 @@ class LeaderElector:
         else:
             self._announcements.put(announcement)
 
-    def _announce_all(self, announcements: queue.SimpleQueue[_Announcement]) -> None:
+    def _announce_all(self, announcements: Handover[_Announcement]) -> None:
         """The body of the announcing thread: every announcement in order, until the end."""
-        while (announcement := announcements.get()) is not None:
-            try:
-                announcement()
-            except Exception:
-                log.exception("announcing leadership of Lease %s failed", self.name)
+        announcements.consumer_thread = threading.get_ident()
+        while batch := announcements.take(block=True):
+            for announcement in batch:
+                if announcement is None:
+                    announcements.close()
+                    return
+                try:
+                    announcement()
+                except Exception:
+                    log.exception("announcing leadership of Lease %s failed", self.name)
 
     def _call(self, callback: Callable[..., object] | None, *args: Any) -> None:
         if callback is None:

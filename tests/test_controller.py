@@ -11,6 +11,7 @@ import asyncio
 import base64
 import importlib.util
 import os
+import random
 import signal
 import sys
 import threading
@@ -745,6 +746,43 @@ def test_controller_watches_its_resource_and_disposal_closes_the_watch(srv: ApiS
     assert srv.open_watches() == 1
     sub.dispose()
     wait_until(lambda: srv.open_watches() == 0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_of_concurrent_starts_exactly_one_runs_and_the_others_are_told_why(
+    srv: ApiServer, seed: int
+) -> None:
+    srv.create("configmaps", cm("a"))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    controller = Controller(api)
+    rng = random.Random(seed)
+    delays = [rng.random() * 0.002 for _ in range(8)]
+    barrier = threading.Barrier(len(delays))
+    started: list[tuple[Results, Any]] = []
+    lock = threading.Lock()
+
+    def run(delay: float) -> None:
+        barrier.wait(TIMEOUT)
+        threading.Event().wait(delay)  # a random interleaving, not a wait for anything
+        results, sub = start(controller, done)
+        with lock:
+            started.append((results, sub))
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in delays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    try:
+        refused = [r for r, _ in started if r.ended.wait(0) and isinstance(r.error, RuntimeError)]
+        running = [r for r, _ in started if r not in refused]
+        assert len(started) == 8 and len(refused) == 7, [r.error for r, _ in started]
+        assert all("is running already; run it once" in str(r.error) for r in refused)
+        running[0].wait(lambda items: [i.ref.name for i in items] == ["a"])
+        assert not running[0].ended.is_set()
+    finally:
+        for _, sub in started:
+            sub.dispose()
 
 
 def test_a_raising_results_subscriber_stops_the_controller_with_a_consumer_error(

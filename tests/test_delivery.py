@@ -189,6 +189,30 @@ def test_a_blocking_take_waits_for_an_item_or_for_close() -> None:
     assert got == [[7], []]
 
 
+def test_a_non_waiting_put_queues_beyond_the_bound() -> None:
+    handover: Handover[int] = Handover(1)
+    handover.put(0)
+    answers: list[bool] = []
+    producer = threading.Thread(target=lambda: answers.append(handover.put(1, wait=False)))
+    producer.start()
+    producer.join(TIMEOUT)
+    assert answers == [True], "a non-waiting put waited for room"
+    assert handover.take() == [0, 1]
+    handover.close()
+    assert not handover.put(2, wait=False)
+
+
+def test_a_blocking_take_with_a_timeout_answers_empty_when_it_is_due() -> None:
+    handover: Handover[int] = Handover(4)
+    assert handover.take(block=True, timeout=0.01) == []
+    got: list[list[int]] = []
+    consumer = threading.Thread(target=lambda: got.append(handover.take(block=True, timeout=60)))
+    consumer.start()
+    handover.put(7)  # wakes it long before its timeout
+    consumer.join(TIMEOUT)
+    assert got == [[7]]
+
+
 def test_a_loop_drain_takes_batches_on_the_loop_and_close_wakes_a_waiting_take() -> None:
     async def main() -> tuple[list[list[int]], list[int]]:
         drain: LoopDrain[int] = LoopDrain(4)

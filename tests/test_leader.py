@@ -15,7 +15,7 @@ import pytest
 
 from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller
-from rxkube.errors import Conflict, NotFound, TransportError
+from rxkube.errors import Conflict, ConsumerError, NotFound, TransportError
 from rxkube.leader import LeaderElector
 from rxkube.testing import ApiServer
 
@@ -651,7 +651,8 @@ def test_a_raising_leadership_subscriber_is_unsubscribed_and_the_election_goes_o
         renewals = len([r for r in srv.requests if r.verb == "update"])
         wait_for(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals)
         assert elector.is_leader
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    assert len(errors) == 1 and isinstance(errors[0], ConsumerError)
+    assert isinstance(errors[0].__cause__, RuntimeError)
 
 
 def test_only_the_leaders_controller_reconciles_and_a_follower_takes_over(
