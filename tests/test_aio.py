@@ -832,7 +832,7 @@ def test_docstring_examples_run() -> None:
 
 
 def pod(name: str) -> Object:
-    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c"}]}}
+    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
 
 
 def watch_threads() -> list[str]:

@@ -177,7 +177,7 @@ def test_create_fills_system_fields_and_rv_increases_globally(srv: ApiServer, ap
     assert created["kind"] == "Pod" and created["apiVersion"] == "v1"
     assert meta["namespace"] == "default" and meta["uid"] and meta["creationTimestamp"]
     assert meta["generation"] == 1
-    assert created["status"] == {"phase": "Pending"}
+    assert created["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
     status, cm, _ = api.request(
         "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}}
     )
@@ -187,7 +187,9 @@ def test_create_fills_system_fields_and_rv_increases_globally(srv: ApiServer, ap
 
 
 def test_create_with_generate_name(api: Http) -> None:
-    status, created, _ = api.request("POST", PODS, {"metadata": {"generateName": "web-"}})
+    status, created, _ = api.request(
+        "POST", PODS, {**pod(""), "metadata": {"generateName": "web-"}}
+    )
     assert status == 201
     assert created["metadata"]["name"].startswith("web-") and len(created["metadata"]["name"]) == 9
 
@@ -405,7 +407,10 @@ def test_status_subresource_separates_spec_and_status(api: Http) -> None:
     obj["status"] = {"phase": "Running"}
     obj["spec"]["nodeName"] = "n1"
     _, main, _ = api.request("PUT", f"{PODS}/a", obj)
-    assert main["status"] == {"phase": "Pending"} and main["spec"]["nodeName"] == "n1"
+    assert (
+        main["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
+        and main["spec"]["nodeName"] == "n1"
+    )
     main["status"] = {"phase": "Running"}
     main["spec"]["nodeName"] = "n2"
     status, updated, _ = api.request("PUT", f"{PODS}/a/status", main)

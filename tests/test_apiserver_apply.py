@@ -411,10 +411,13 @@ def test_status_subresource_apply_and_reset_fields(srv: ApiServer, api: Http) ->
         "status": {"phase": "Running"},
     }
     status, created = api.apply(f"{PODS}/p", pod, "alice")
-    assert status == 201 and created["status"] == {"phase": "Pending"}  # status is reset
+    assert status == 201 and created["status"] == {
+        "phase": "Pending",
+        "qosClass": "BestEffort",
+    }  # status is reset
     assert "f:status" not in entries(created)["alice/Apply"]["fieldsV1"]
     status, running = api.apply(f"{PODS}/p/status", pod, "kubelet")
-    assert status == 200 and running["status"] == {"phase": "Running"}
+    assert status == 200 and running["status"] == {"phase": "Running", "qosClass": "BestEffort"}
     kubelet = entries(running)["kubelet/Apply"]
     assert kubelet["subresource"] == "status"
     assert kubelet["fieldsV1"] == {"f:status": {"f:phase": {}}}
@@ -423,7 +426,11 @@ def test_status_subresource_apply_and_reset_fields(srv: ApiServer, api: Http) ->
 
 
 def test_conditions_are_keyed_by_type(api: Http) -> None:
-    api.request("POST", PODS, {"metadata": {"name": "p"}, "spec": {"containers": []}})
+    api.request(
+        "POST",
+        PODS,
+        {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+    )
     ready = {"type": "Ready", "status": "True"}
     config = {
         "apiVersion": "v1",

@@ -153,5 +153,5 @@ def test_a_dry_run_other_than_all_is_refused(
 
 def test_dry_run_of_a_pod_keeps_the_create_strategy(api: Http) -> None:
     status, body, _ = api.request("POST", PODS, pod("web"), dryRun="All")
-    assert status == 201 and body["status"] == {"phase": "Pending"}
+    assert status == 201 and body["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
     assert api.get(f"{PODS}/web")[0] == 404

@@ -22,6 +22,7 @@ from rxkube.errors import ApiError, BadRequest, Invalid
 from rxkube.testing import ApiServer
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 SERVICES = "/api/v1/namespaces/default/services"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
 MERGE = "application/merge-patch+json"
@@ -287,7 +288,10 @@ def test_failed_writes_use_up_no_resource_version(srv: ApiServer, raw: Raw) -> N
         raw("PUT", f"{CONFIGMAPS}/a", cm("a", resourceVersion="1")),  # stale
         raw("PATCH", f"{CONFIGMAPS}/a", {"metadata": {"labels": {"a": [1]}}}, MERGE),
         raw("POST", CONFIGMAPS, cm("c", annotations={"a": "x" * 300_000})),
-        raw("POST", CONFIGMAPS, {"metadata": {"name": "d"}, "data": {"x": "y" * 2_000_000}}),
+        # A ConfigMap's data is limited to 1 MiB by validation: a Lease reaches etcd's limit.
+        raw(
+            "POST", LEASES, {"metadata": {"name": "d"}, "spec": {"holderIdentity": "y" * 2_000_000}}
+        ),
     ]
     assert [status for status, _ in failures] == [409, 422, 409, 422, 422, 500]
     assert srv.resource_version == before
@@ -359,24 +363,25 @@ def test_json_deeper_than_go_allows_answers_the_go_error(raw: Raw) -> None:
 
 def test_request_bodies_over_3_mib_answer_413_with_the_real_message(raw: Raw) -> None:
     limit = 3 * 1024 * 1024
-    head = b'{"metadata":{"name":"big"},"data":{"x":"'
+    head = b'{"metadata":{"name":"big"},"spec":{"holderIdentity":"'
     body = head + b"y" * (limit + 1 - len(head) - 3) + b'"}}'
     assert len(body) == limit + 1
-    status, answer = raw("POST", CONFIGMAPS, body)
+    status, answer = raw("POST", LEASES, body)
     assert status == 413
     assert status_of(answer) == (
         413,
         "RequestEntityTooLarge",
         "Request entity too large: limit is 3145728",
     )
-    status, answer = raw("POST", CONFIGMAPS, body[:-4] + b'"}}')  # exactly the limit
+    status, answer = raw("POST", LEASES, body[:-4] + b'"}}')  # exactly the limit
     assert status == 500  # read, then refused by etcd's smaller limit
 
 
 def test_an_object_over_etcds_limit_answers_500_request_too_large(srv: ApiServer, raw: Raw) -> None:
     before = srv.resource_version
+    # A Lease, whose fields validation does not limit (a ConfigMap's data: 1 MiB, a 422).
     status, body = raw(
-        "POST", CONFIGMAPS, {"metadata": {"name": "big"}, "data": {"x": "y" * 1_600_000}}
+        "POST", LEASES, {"metadata": {"name": "big"}, "spec": {"holderIdentity": "y" * 1_600_000}}
     )
     assert status == 500
     assert body == {
@@ -387,11 +392,9 @@ def test_an_object_over_etcds_limit_answers_500_request_too_large(srv: ApiServer
         "message": "etcdserver: request is too large",
         "code": 500,
     }
-    assert srv.resource_version == before and raw("GET", f"{CONFIGMAPS}/big")[0] == 404
-    assert (
-        raw("POST", CONFIGMAPS, {"metadata": {"name": "ok"}, "data": {"x": "y" * 1_500_000}})[0]
-        == 201
-    )
+    assert srv.resource_version == before and raw("GET", f"{LEASES}/big")[0] == 404
+    ok = {"metadata": {"name": "ok"}, "spec": {"holderIdentity": "y" * 1_500_000}}
+    assert raw("POST", LEASES, ok)[0] == 201
 
 
 # ----------------------------------------------------------- 10. status codes

@@ -89,7 +89,13 @@ def test_dynamic_client(api_client: tuple[ApiServer, client.ApiClient], tmp_path
     dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
     pods = dyn.resources.get(api_version="v1", kind="Pod")
     pods.create(
-        body={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "d"}}, namespace="default"
+        body={
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "d"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        },
+        namespace="default",
     )
     assert [p.metadata.name for p in pods.get(namespace="default").items] == ["d"]
     patched = pods.patch(

@@ -27,6 +27,7 @@ from rxkube.resource import BUILTIN_RESOURCES
 from rxkube.testing import ApiServer
 from rxkube.testing._protobuf import _layout, decode_object
 from rxkube.testing._protobuf_schema import KINDS, MESSAGES
+from rxkube.testing._specs import Allocator, prepare
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 CLIENT_GO_ACCEPT = "application/vnd.kubernetes.protobuf,application/json"
@@ -175,19 +176,22 @@ def test_a_deployment_decodes_as_go_marshals_its_struct(raw: Raw) -> None:
     container = text(1, "web") + text(2, "nginx:1")  # name 1, image 2
     pod_spec = ld(2, container)  # containers 2
     template = ld(1, object_meta("", app="web")) + ld(2, pod_spec)  # metadata 1, spec 2
-    spec = integer(1, 0) + ld(3, template) + integer(5, 0)  # replicas 1, template 3, minReady 5
+    selector = ld(2, entry(1, "app", b"web"))  # selector 2: matchLabels 1
+    spec = (
+        integer(1, 0) + selector + ld(3, template) + integer(5, 0)
+    )  # replicas 1, template 3, minReady 5
     body = envelope("apps/v1", "Deployment", ld(1, object_meta("web")) + ld(2, spec))
     status, created, _ = raw("POST", "/apis/apps/v1/namespaces/default/deployments", body)
     assert status == 201, created
-    assert created["spec"] == {
-        "replicas": 0,
-        "selector": None,
-        "template": {
-            "metadata": {"creationTimestamp": None, "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "nginx:1", "resources": {}}]},
-        },
-        "strategy": {},
+    # Then defaulted as kube-apiserver does (SetDefaults_Deployment, SetDefaults_PodSpec).
+    template_spec = created["spec"]["template"]["spec"]
+    assert template_spec["containers"][0]["resources"] == {}
+    assert created["spec"]["replicas"] == 0 and "minReadySeconds" not in created["spec"]
+    assert created["spec"]["template"]["metadata"] == {
+        "creationTimestamp": None,
+        "labels": {"app": "web"},
     }
+    assert created["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
 def test_a_service_port_decodes_int_or_string_and_secret_bytes_are_base64(raw: Raw) -> None:
@@ -200,7 +204,7 @@ def test_a_service_port_decodes_int_or_string_and_secret_bytes_are_base64(raw: R
     assert status == 201, created
     assert created["spec"]["ports"] == [
         {"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080},
-        {"name": "web", "port": 81, "targetPort": "web"},
+        {"name": "web", "port": 81, "targetPort": "web", "protocol": "TCP"},  # defaulted
     ]
     assert created["spec"]["selector"] == {"app": "web"} and created["spec"]["type"] == "ClusterIP"
     # Secret: data 2 (map<string,bytes>), type 3.
@@ -390,7 +394,15 @@ def test_kubectl_create_stores_what_its_client_side_dry_run_prints(
         meta.pop(name, None)
     stored.pop("status", None)
     expected.pop("status", None)
-    assert stored == expected
+    prepare(srv.resource(request.resource or ""), expected, None, Allocator())
+    for allocated in ("clusterIP", "clusterIPs"):  # allocated by the server: any will do
+        expected.get("spec", {}).pop(allocated, None)
+        stored.get("spec", {}).pop(allocated, None)
+    for port in expected.get("spec", {}).get("ports", []):
+        port.pop("nodePort", None)
+    for port in stored.get("spec", {}).get("ports", []):
+        port.pop("nodePort", None)
+    assert stored == expected  # what kubectl prints, defaulted as kube-apiserver does
 
 
 def test_the_generated_layout_is_whole() -> None:

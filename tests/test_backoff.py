@@ -433,7 +433,9 @@ def test_backoff_with_a_user_policy_resets_it_at_subscription() -> None:
 
 def test_watcher_with_backoff_rides_out_failing_lists(apiserver: ApiServer) -> None:
     pods = Api(apiserver.client(), "pods", namespace="default")
-    pods.create({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c"}]}})
+    pods.create(
+        {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    )
     apiserver.faults.fail_requests(503, count=2, verb="list")
     reader, writer = store("pods")
     retries: list[tuple[BaseException, float]] = []

@@ -313,7 +313,9 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
 def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiServer) -> None:
     pods = Api(apiserver.client(), "pods", namespace="default")
     for name in ("a", "b"):
-        pods.create({"metadata": {"name": name}, "spec": {"containers": [{"name": "c"}]}})
+        pods.create(
+            {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+        )
     reader, writer = store("pods")
     seen: list[tuple[str, int]] = []
     retries: list[BaseException] = []

@@ -38,6 +38,7 @@ from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
 from ._schema import FieldSchema
 from ._served import ServedResource
+from ._specs import Allocator, creation_status, prepare, validate
 from ._status import (
     StatusError,
     already_exists,
@@ -194,6 +195,8 @@ class Store:
         """Storage by URL key; the versions of one group and plural share one state."""
         self._served: dict[tuple[str, str, str], ServedResource] = {}
         self._rv_waiters: list[tuple[int, Callable[[], None]]] = []
+        self.allocator = Allocator()
+        """The cluster IPs and node ports handed to Services created through HTTP."""
         self.generation = 0
         """Bumped whenever a resource is added (callers cache name lookups by it)."""
 
@@ -457,11 +460,19 @@ class Store:
         if via_http or not meta.get("creationTimestamp"):
             meta["creationTimestamp"] = now_timestamp()
         meta["generation"] = 1
+        if via_http and served.strategic_merge:
+            prepare(res, obj, None, self.allocator)
+            causes = validate(res, obj)
+            if causes:
+                raise invalid(res, name, causes)
         if via_http and served.status_subresource:
             if served.create_status is not None:
                 obj["status"] = dict(served.create_status)
             else:
                 obj.pop("status", None)
+            completed = creation_status(res, obj) if served.strategic_merge else None
+            if completed is not None:
+                obj["status"] = {**obj.get("status", {}), **completed}
         if served.admit is not None:
             obj = served.admit(obj, None)
         return obj, namespace, name
@@ -760,10 +771,19 @@ class Store:
             else:
                 new_meta.pop(system, None)
         causes = validate_metadata(res, new_meta, old_meta)
-        if causes:
-            raise invalid(res, name, causes)
         if via_http:
             _fold_string_data(res, new)
+            # Defaulted and validated as kube-apiserver does, when the content changes: an
+            # object the object API stored as given may still get metadata-only updates.
+            if (
+                served.strategic_merge
+                and subresource is None
+                and _content(new, served) != _content(old, served)
+            ):
+                prepare(res, new, old, self.allocator)
+                causes += validate(res, new)
+        if causes:
+            raise invalid(res, name, causes)
         if served.admit is not None:
             new = served.admit(new, old)
             new_meta = new["metadata"]
