@@ -6,8 +6,11 @@ themselves. This measures both on realistic pods (``workload.make_pod``, ~4.5 KB
 each), plain and shared by ``ShareSubtrees``, and prints a Markdown table with the ratios:
 
 - ``get``: one object by name, what a reconcile receives;
-- ``state``: a snapshot of the whole store, per object;
-- ``by_index``: the objects under one index key, per object.
+- ``state, scanned``: a snapshot of the whole store read one object at a time
+  (``for pod in reader.state()``), per object;
+- ``state, kept``: the same snapshot made a list (``list(reader.state())``), every copy
+  alive at once, which is what ``state()`` cost before it returned a lazy ``Snapshot``;
+- ``by_index, scanned``: the objects under one index key, read one at a time, per object.
 
 The copy is ``rxkube._cache.copy_object`` (dicts and lists copied, everything else shared);
 an orjson round trip and ``copy.deepcopy`` are measured beside it for scale.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -52,6 +55,11 @@ def _per_call(fn: Callable[[], Any], *, seconds: float = 0.3) -> float:
     return best
 
 
+def _scan(objects: Iterable[Any]) -> None:
+    for _ in objects:
+        pass
+
+
 def measure(pods: int) -> list[tuple[str, float, float]]:
     """(read, µs with the copy, µs without) for each read, plain and ShareSubtrees'd."""
     rows = []
@@ -68,8 +76,9 @@ def measure(pods: int) -> list[tuple[str, float, float]]:
         namespace = make_pod(0)["metadata"]["namespace"]
         reads: dict[str, tuple[Callable[[Any], Any], int]] = {
             "get": (lambda r, n=name, ns=namespace: r.get(n, ns), 1),
-            "state": (lambda r: r.state(), pods),
-            "by_index": (lambda r, ns=namespace: r.by_index("namespace", ns), pods),
+            "state, scanned": (lambda r: _scan(r.state()), pods),
+            "state, kept": (lambda r: list(r.state()), pods),
+            "by_index, scanned": (lambda r, ns=namespace: _scan(r.by_index("namespace", ns)), pods),
         }
         for read, (fn, per) in reads.items():
             copying, sharing = stores[True], stores[False]

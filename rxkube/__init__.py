@@ -21,6 +21,7 @@ from ._indexes import IndexFn, index_label, index_namespace, index_owner_uid
 from ._object_ref import ObjectRef
 from ._shards import Shard, ShardSelectorError
 from ._shared_watches import SharedWatches, ViewStats, ViewStore, WatchStats
+from ._snapshot import Snapshot
 from ._watching import metadata_watcher, watch, watch_object, watcher
 from .client import Api, Client
 from .controller import (
@@ -77,6 +78,7 @@ __all__ = [
     "ShardSelectorError",
     "SharedStore",
     "SharedWatches",
+    "Snapshot",
     "Store",
     "SubscriberOverflow",
     "ViewStats",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import html
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,7 +111,7 @@ def human_duration(seconds: float) -> str:
 class Listing(Protocol):
     """What ``render_store_html`` reads of a store: a snapshot, and whether it is complete."""
 
-    def state(self, *, copy: bool | None = None) -> list[Object]: ...
+    def state(self, *, copy: bool | None = None) -> Sequence[Object]: ...
 
     def is_ready(self) -> bool: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ._object_ref import Key, ObjectRef
 from .events import Object
@@ -79,7 +79,7 @@ class Index:
     def __init__(self, name: str, fn: IndexFn) -> None:
         self.name = name
         self.fn = fn
-        self.buckets: dict[str, dict[Key, Object]] = {}
+        self.buckets: dict[str, dict[Key, Any]] = {}  # what the store holds
         # The keys each object was filed under, so that an update or delete removes
         # exactly those even if the index function would now answer differently.
         self.keys_of: dict[Key, tuple[str, ...]] = {}
@@ -96,7 +96,7 @@ class Index:
             return (keys,)
         return tuple(keys)
 
-    def put(self, key: Key, obj: Object, keys: tuple[str, ...]) -> None:
+    def put(self, key: Key, obj: Any, keys: tuple[str, ...]) -> None:
         old = self.keys_of.get(key)
         if old:
             self._unfile(key, (k for k in old if k not in keys))
@@ -126,9 +126,15 @@ class Index:
                 if not bucket:
                     del buckets[index_key]
 
-    def rebuilt(self, objects: dict[Key, Object]) -> Index:
-        """A new index of the same function over ``objects``."""
+    def rebuilt(
+        self, objects: dict[Key, Any], peek: Callable[[Any], Object] | None = None
+    ) -> Index:
+        """A new index of the same function over ``objects``.
+
+        ``peek`` turns what a store holds into the object the function sees (a compact
+        store decodes its encodings); the index files what is held.
+        """
         index = Index(self.name, self.fn)
-        for key, obj in objects.items():
-            index.put(key, obj, index.keys_for(obj))
+        for key, held in objects.items():
+            index.put(key, held, index.keys_for(held if peek is None else peek(held)))
         return index

@@ -10,15 +10,18 @@ import importlib
 import random
 import sys
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 from reactivex import operators as ops
 from reactivex.subject import Subject
 
 from rxkube import (
     ObjectRef,
+    Snapshot,
     Store,
     Writer,
     index_label,
@@ -27,9 +30,14 @@ from rxkube import (
     reflect,
     reflector,
     store,
+    watcher,
 )
+from rxkube.client import Api
 from rxkube.compact import ShareSubtrees
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from rxkube.operators import applied_objects
+from rxkube.protocol import Config
+from rxkube.testing import ApiServer
 
 TIMEOUT = 30.0
 
@@ -256,6 +264,50 @@ def test_state_is_a_snapshot() -> None:
     relist(writer)
     assert names(snapshot) == ["a"]
     assert len(reader) == 0
+
+
+def test_a_snapshot_hands_out_a_new_copy_at_each_read_and_keeps_its_versions() -> None:
+    reader, writer = store()
+    writer.apply(Apply(pod("a", rv=1)))
+    writer.apply(Apply(pod("b", rv=1)))
+    snapshot = reader.state()
+    writer.apply(Apply(pod("a", rv=2)))  # replaced after the snapshot: it still has rv 1
+    writer.apply(Delete(pod("b")))
+    first, again = snapshot[0], snapshot[0]
+    assert first == again and first is not again
+    first["metadata"]["resourceVersion"] = "changed"
+    assert snapshot[0]["metadata"]["resourceVersion"] == "1"
+    assert [o["metadata"]["resourceVersion"] for o in snapshot] == ["1", "1"]
+    assert [o["metadata"]["name"] for o in reversed(snapshot)] == ["b", "a"]
+    assert version(reader, "a") == "2" and len(reader) == 1
+    part = snapshot[1:]
+    assert isinstance(part, Snapshot) and names(list(part)) == ["b"]
+    assert snapshot == [pod("a", rv=1), pod("b", rv=1)] and snapshot != reader.state()
+    assert pod("b", rv=1) in snapshot and pod("b", rv=2) not in snapshot
+    assert snapshot != [pod("a", rv=1)] and snapshot != "ab"
+    assert repr(snapshot[:1]) == f"Snapshot([{pod('a', rv=1)!r}])"
+    with pytest.raises(TypeError):
+        hash(snapshot)
+
+
+def test_taking_a_snapshot_copies_nothing_until_it_is_read() -> None:
+    reader, writer = store()
+    for i in range(500):
+        obj = pod(f"p{i}", labels={"app": "web"})
+        obj["spec"] = {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}] * 4}
+        writer.apply(Apply(obj))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        snapshot = reader.state()
+        taken = tracemalloc.get_traced_memory()[0] - before
+        one = snapshot[0]
+        read_one = tracemalloc.get_traced_memory()[0] - before - taken
+    finally:
+        tracemalloc.stop()
+    # A list of 500 references, not 500 copies (each copy of these pods is over 1 KB).
+    assert taken < 500 * 16 + 1024, taken
+    assert read_one > 1024 and one["spec"]["containers"][0]["name"] == "c"
 
 
 def test_a_store_has_exactly_one_writer() -> None:
@@ -738,6 +790,7 @@ def test_store_repr_names_it() -> None:
     "module",
     [
         "rxkube._cache",
+        "rxkube._snapshot",
         "rxkube._indexes",
         "rxkube._object_ref",
         "rxkube.dispatcher",
@@ -747,3 +800,126 @@ def test_store_repr_names_it() -> None:
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# -- compact stores -----------------------------------------------------------------------
+
+
+def test_a_compact_store_decodes_a_new_copy_at_every_read() -> None:
+    reader, writer = store(compact=True)
+    reader.add_index("app", index_label("app"))
+    writer.apply(Apply(pod("a", labels={"app": "web"})))
+    reads: dict[str, Callable[[], Any]] = {
+        "get": lambda: reader.get("a", "default"),
+        "get by ObjectRef": lambda: reader.get(ObjectRef("a", "default", kind="Pod")),
+        "state": lambda: reader.state()[0],
+        "state(copy=False)": lambda: reader.state(copy=False)[0],
+        "iteration": lambda: next(iter(reader)),
+        "find": lambda: reader.find(lambda o: o["metadata"]["name"] == "a"),
+        "filter": lambda: reader.filter(label_selector="app=web")[0],
+        "by_index": lambda: reader.by_index("app", "web")[0],
+    }
+    for how, read in reads.items():
+        got = read()
+        assert got == pod("a", labels={"app": "web"}), how
+        got["metadata"]["labels"]["app"] = "db"
+        assert read() == pod("a", labels={"app": "web"}), how
+        assert reader.by_index("app", "db") == [] and reader.filter(label_selector="app=db") == []
+    assert reader.get(ObjectRef("a", "default", kind="Node")) is None
+    assert ObjectRef("a", "default") in reader and pod("a") in reader and reader.kind == "Pod"
+
+
+def test_a_compact_store_follows_applies_deletes_relists_and_indexes() -> None:
+    reader, writer = store(compact=True)
+    reader.add_index("owner", index_owner_uid)
+    relist(writer, pod("a", owners=("rs-1",)), pod("b", owners=("rs-1",)))
+    reader.add_index("namespace", index_namespace)  # built from the held encodings
+    writer.apply(Apply(pod("c", rv=2, owners=("rs-2",))))
+    writer.apply(Delete(pod("a")))
+    assert names(list(reader.by_index("owner", "rs-1"))) == ["b"]
+    assert names(list(reader.by_index("namespace", "default"))) == ["b", "c"]
+    relist(writer, pod("b", rv=3, owners=("rs-2",)), pod("d", namespace="other"))
+    assert names(list(reader)) == ["b", "d"] and version(reader, "b") == "3"
+    assert reader.by_index("owner", "rs-1") == [] and len(reader.by_index("owner", "rs-2")) == 1
+    assert sorted(reader.index_keys("namespace")) == ["default", "other"]
+    snapshot = reader.state()
+    writer.apply(Apply(pod("b", rv=4)))
+    assert [o["metadata"]["resourceVersion"] for o in snapshot if o["metadata"]["name"] == "b"] == [
+        "3"
+    ]
+
+
+def test_a_compact_relist_keeps_the_held_encoding_of_an_unchanged_object() -> None:
+    reader, writer = store(compact=True)
+    objects = []
+    for i in range(200):
+        obj = pod(f"p{i}", labels={"app": "web", "tier": "frontend"})
+        obj["spec"] = {"containers": [{"name": "c", "image": "nginx:1.27", "args": ["-v"] * 100}]}
+        objects.append(obj)
+    relist(writer, *objects)
+    held = len(orjson.dumps(objects[0]))
+    listed = copy.deepcopy(objects)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        writer.apply(Init())
+        for obj in listed:
+            writer.apply(InitApply(obj))
+        buffered = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    writer.apply(InitDone())
+    # The relist buffer holds the same encodings as the store, not 200 new ones.
+    assert held > 500 and buffered < 200 * held / 4, (buffered, held)
+    assert reader.state() == objects
+
+
+def test_a_compact_store_refuses_a_value_that_is_not_json_and_stays_unchanged() -> None:
+    reader, writer = store(compact=True)
+    writer.apply(Apply(pod("a")))
+    stamped = pod("a", rv=2)
+    stamped["metadata"]["seen"] = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    with pytest.raises(TypeError, match="in a compact store, which keeps JSON") as caught:
+        writer.apply(Apply(stamped))
+    assert (
+        "object Pod default/a in a compact store, which keeps JSON: a datetime is not JSON"
+        in str(caught.value)
+    )
+    assert version(reader, "a") == "1"
+
+
+def test_a_compact_store_cannot_hand_out_its_objects_themselves() -> None:
+    with pytest.raises(ValueError, match="copy_on_read=False does not apply"):
+        store("pods", compact=True, copy_on_read=False)
+
+
+def test_a_compact_store_fed_by_a_watch_over_http_is_ready_and_follows_it() -> None:
+    reader, writer = store("configmaps", compact=True)
+    late_seen = threading.Event()
+    seen: list[Object] = []
+
+    def on_next(obj: Object) -> None:
+        seen.append(obj)
+        if obj["metadata"]["name"] == "late":
+            late_seen.set()  # reflect applied it before passing it on
+
+    with ApiServer() as srv:
+        for i in range(30):
+            srv.create("configmaps", {"metadata": {"name": f"cm{i}"}}, namespace="default")
+        api = Api(srv.client(), "configmaps", namespace="default")
+        subscription = (
+            watcher(api, Config(page_size=7))
+            .pipe(reflect(writer), applied_objects())
+            .subscribe(on_next)
+        )
+        try:
+            reader.wait_until_ready(20)
+            assert len(reader) == 30
+            late = {"metadata": {"name": "late"}, "data": {"k": "v"}}
+            srv.create("configmaps", late, namespace="default")
+            assert late_seen.wait(20), "the watch did not deliver the new configmap"
+            got = reader.get("late", "default")
+            assert got is not None and got["data"] == {"k": "v"} and got == seen[-1]
+            assert got is not seen[-1], "the stream's object is not what the store holds"
+        finally:
+            subscription.dispose()
