@@ -21,7 +21,7 @@ import psutil
 
 from . import report, worker
 from .measure import Params
-from .server import ServerProcess
+from .server import Control, ServerProcess
 from .workload import NAMESPACE
 
 
@@ -36,6 +36,11 @@ class Plan:
     fanout_events: int
     fanout: tuple[int, ...]
     page_size: int
+    scale: tuple[int, ...]
+    scale_events: int
+    traced_all: bool = True
+    """Traced (memory) runs of every lever and peer too; the quick plan leaves them out,
+    as their memory figures mean nothing at tiny sizes."""
 
 
 FULL = Plan(
@@ -46,6 +51,8 @@ FULL = Plan(
     fanout_events=10_000,
     fanout=(1, 10, 100),
     page_size=500,
+    scale=(1_000, 10_000, 100_000),
+    scale_events=20_000,
 )
 QUICK = Plan(
     pods=300,
@@ -55,6 +62,9 @@ QUICK = Plan(
     fanout_events=300,
     fanout=(1, 3),
     page_size=100,
+    scale=(100, 200),
+    scale_events=200,
+    traced_all=False,
 )
 
 
@@ -91,10 +101,12 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
         "metadata_watcher",
         "intern",
         "share",
+        "compact",
     ):
         key = f"rxkube:{lever}"
         runs.append((key, "rxkube", {"option": lever, "events": plan.lever_events}))
-        runs.append((key, "rxkube", {"option": lever, "traced": True, "events": 0}))
+        if plan.traced_all:
+            runs.append((key, "rxkube", {"option": lever, "traced": True, "events": 0}))
     runs.append(("rxkube:relist", "rxkube_relist", {"option": "full", "events": 0}))
     runs.append(("rxkube:relist", "rxkube_relist", {"option": "full", "traced": True, "events": 0}))
     runs.append(
@@ -115,7 +127,32 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
     runs.append(("options", "rxkube_read", {"events": 0}))
     for peer in peers:
         runs.append((peer, peer, {"events": plan.peer_events}))
-        runs.append((peer, peer, {"traced": True, "events": 0}))
+        if plan.traced_all:
+            runs.append((peer, peer, {"traced": True, "events": 0}))
+    return runs
+
+
+def _scale_measurements(plan: Plan) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(pods, result key, measurement name, Params overrides) of the scaling table.
+
+    At each size: rxkube's CPU (list and watch), then the floor over the very same events,
+    then memory and the relist's peak, traced (RSS growth at 1,000 pods is mostly the
+    allocator keeping the freed list pages).
+    """
+    runs: list[tuple[int, str, str, dict[str, Any]]] = []
+    for pods in plan.scale:
+        key = f"scale:{pods}"
+        runs.append((pods, key, "rxkube", {"option": "full"}))
+        runs.append((pods, f"{key}:limit", "limit", {}))
+        runs.append((pods, key, "rxkube", {"option": "full", "traced": True, "events": 0}))
+        runs.append(
+            (
+                pods,
+                f"{key}:relist",
+                "rxkube_relist",
+                {"option": "full", "traced": True, "events": 0},
+            )
+        )
     return runs
 
 
@@ -163,6 +200,10 @@ def run(
     machine = _machine()
     peers = _available_peers()
     results: dict[str, Any] = {"machine": machine, "runs": {}}
+
+    def wanted(key: str) -> bool:
+        return not only or any(fnmatch.fnmatchcase(key, pattern) for pattern in only)
+
     with ServerProcess(plan.pods) as server:
         params = Params(
             url=server.url,
@@ -175,32 +216,58 @@ def run(
         results["params"] = {
             **plan.__dict__,
             "fanout": list(plan.fanout),
+            "scale": list(plan.scale),
             "load_s": server.load_s,
             "peers": peers,
         }
         ctl = server.control()
         for key, name, overrides in _measurements(plan, peers):
-            if only and not any(fnmatch.fnmatchcase(key, pattern) for pattern in only):
-                continue
-            p = replace(params, **overrides)
-            what = f"{key}{' (traced)' if p.traced else ''}"
-            print(f"… {what}", end="", file=log, flush=True)
-            start = time.perf_counter()
-            profile = None
-            if profile_dir and not p.traced:
-                profile = os.path.join(profile_dir, key.replace(":", "_") + ".txt")
-            try:
-                figures = worker.run(name, p, server, profile=profile)
-            except Exception as exc:  # one failed measurement must not lose the others
-                figures = {"error": str(exc)}
-                print(f"  FAILED: {str(exc).splitlines()[-1] if str(exc) else exc}", file=log)
-            else:
-                print(f"  {time.perf_counter() - start:.1f} s", file=log)
-            _merge(results["runs"].setdefault(key, {}), figures, p.traced)
-            if name != "rxkube" or p.traced:
-                ctl.compact()
+            if wanted(key):
+                _run_one(
+                    results, key, name, replace(params, **overrides), server, ctl, profile_dir, log
+                )
         ctl.close()
+    # The scaling table: a server of each size, in turn, so that each holds only its pods.
+    scale_runs = [run for run in _scale_measurements(plan) if wanted(run[1])]
+    for pods in dict.fromkeys(run[0] for run in scale_runs):
+        with ServerProcess(pods) as server:
+            results["params"][f"scale_load_s:{pods}"] = server.load_s
+            ctl = server.control()
+            params = replace(params, url=server.url, kubeconfig=server.kubeconfig, pods=pods)
+            for _, key, name, overrides in (run for run in scale_runs if run[0] == pods):
+                p = replace(params, **{"events": plan.scale_events, **overrides})
+                _run_one(results, key, name, p, server, ctl, profile_dir, log)
+            ctl.close()
     return results
+
+
+def _run_one(
+    results: dict[str, Any],
+    key: str,
+    name: str,
+    p: Params,
+    server: ServerProcess,
+    ctl: Control,
+    profile_dir: str | None,
+    log: Any,
+) -> None:
+    """Run one measurement in a fresh process and merge its figures under ``key``."""
+    what = f"{key}{' (traced)' if p.traced else ''}"
+    print(f"… {what}", end="", file=log, flush=True)
+    start = time.perf_counter()
+    profile = None
+    if profile_dir and not p.traced:
+        profile = os.path.join(profile_dir, key.replace(":", "_") + ".txt")
+    try:
+        figures = worker.run(name, p, server, profile=profile)
+    except Exception as exc:  # one failed measurement must not lose the others
+        figures = {"error": str(exc)}
+        print(f"  FAILED: {str(exc).splitlines()[-1] if str(exc) else exc}", file=log)
+    else:
+        print(f"  {time.perf_counter() - start:.1f} s", file=log)
+    _merge(results["runs"].setdefault(key, {}), figures, p.traced)
+    if name != "rxkube" or p.traced:
+        ctl.compact()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,11 @@ client's imports, caches and allocator state start from nothing and its RSS can 
 without another client's leftovers. It is a function ``(Params, Control) -> dict`` that
 returns its figures as plain numbers.
 
+Times that are compared are the client's CPU time (``cpu()``: every thread of the
+measurement's process), not wall time: on a shared machine wall time mostly measures the
+other processes, and the server runs in a process of its own. Wall times are kept beside
+them, to show whether the client was busy all along (the server kept up).
+
 Memory is read two ways: RSS growth (what the operating system sees, allocator slack
 included) in the same run as the timings, and ``tracemalloc`` (what Python objects hold)
 in a separate run, since tracing slows every allocation several times.
@@ -59,6 +64,10 @@ Result = dict[str, Any]
 
 Measurement = Callable[[Params, "Control"], Result]
 """A measurement function, run in a fresh process."""
+
+
+cpu = time.process_time
+"""The client's CPU time, in seconds: every thread of this process."""
 
 
 def rss() -> int:
@@ -147,6 +156,7 @@ class Gate:
     def __init__(self) -> None:
         self._open = threading.Event()
         self.opened_at = 0.0
+        self.opened_cpu = 0.0
 
     def wait(self) -> None:
         """Block until the gate opens (used once, before the first watch request)."""
@@ -156,6 +166,7 @@ class Gate:
     def open(self) -> None:
         """Let the watch go, and note the time: the watch's clock starts here."""
         self.opened_at = time.perf_counter()
+        self.opened_cpu = cpu()
         self._open.set()
 
 
@@ -167,6 +178,7 @@ class Counter:
         self.target = target
         self.done = threading.Event()
         self.done_at = 0.0
+        self.done_cpu = 0.0
         self._marks = {n: threading.Event() for n in marks}
         if target <= 0:
             self.done.set()
@@ -178,6 +190,7 @@ class Counter:
             self._marks[self.count].set()
         if self.count == self.target:
             self.done_at = time.perf_counter()
+            self.done_cpu = cpu()
             self.done.set()
 
     def wait(self, timeout: float, mark: int | None = None) -> None:
@@ -203,11 +216,30 @@ def stopwatch() -> Iterator[list[float]]:
         elapsed[0] = time.perf_counter() - start
 
 
-def cache_figures(p: Params, ready_s: float, held: int, watch_s: float | None = None) -> Result:
-    """The figures every cache measurement reports, named the same for every client."""
-    result: Result = {"ready_s": ready_s, "pods_per_s": p.pods / ready_s}
+def cache_figures(
+    p: Params,
+    ready_s: float,
+    held: int,
+    watch_s: float | None = None,
+    *,
+    ready_cpu_s: float,
+    watch_cpu_s: float | None = None,
+) -> Result:
+    """The figures every cache measurement reports, named the same for every client.
+
+    ``ready_s``/``watch_s`` are wall times, ``ready_cpu_s``/``watch_cpu_s`` the client's
+    CPU time over the same spans (the figures that are compared).
+    """
+    result: Result = {
+        "ready_s": ready_s,
+        "pods_per_s": p.pods / ready_s,
+        "ready_cpu_s": ready_cpu_s,
+        "ready_cpu_us_per_pod": ready_cpu_s / p.pods * 1e6,
+    }
     result["mem_traced_per_pod" if p.traced else "mem_rss_per_pod"] = held / p.pods
     if watch_s is not None and p.events:
         result["watch_s"] = watch_s
         result["events_per_s"] = p.events / watch_s
+    if watch_cpu_s is not None and p.events:
+        result["watch_cpu_us_per_event"] = watch_cpu_s / p.events * 1e6
     return result

@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any
 
-from .measure import MemoryProbe, Params, Result, cache_figures
+from .measure import MemoryProbe, Params, Result, cache_figures, cpu
 from .server import Control
 
 
@@ -23,21 +23,21 @@ async def _run(p: Params, ctl: Control) -> Result:
     await api.version()
     probe = MemoryProbe(p.traced)
     probe.start()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu()
     cache: dict[str, Any] = {}
     newest = 0
     async for pod in api.async_get("pods", namespace=p.namespace):
         cache[pod.name] = pod
         newest = max(newest, int(pod.metadata.resourceVersion))
-    ready_s = time.perf_counter() - start
+    ready_s, ready_cpu_s = time.perf_counter() - start, cpu() - start_cpu
     held = probe.held()
     probe.stop()
     assert len(cache) == p.pods, f"kr8s listed {len(cache)} pods"
-    watch_s = None
+    watch_s = watch_cpu_s = None
     if p.events and not p.traced:
         await asyncio.to_thread(ctl.modify, p.events)
         seen = 0
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu()
         stream = api.async_watch("pods", namespace=p.namespace, since=str(newest))
         async for kind, pod in stream:
             if kind != "MODIFIED":
@@ -46,9 +46,11 @@ async def _run(p: Params, ctl: Control) -> Result:
             seen += 1
             if seen == p.events:
                 break
-        watch_s = time.perf_counter() - start
+        watch_s, watch_cpu_s = time.perf_counter() - start, cpu() - start_cpu
         await stream.aclose()
-    return cache_figures(p, ready_s, held, watch_s)
+    return cache_figures(
+        p, ready_s, held, watch_s, ready_cpu_s=ready_cpu_s, watch_cpu_s=watch_cpu_s
+    )
 
 
 def measure(p: Params, ctl: Control) -> Result:

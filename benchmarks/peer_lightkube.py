@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .measure import MemoryProbe, Params, Result, cache_figures
+from .measure import MemoryProbe, Params, Result, cache_figures, cpu
 from .server import Control
 
 
@@ -21,21 +21,21 @@ def measure(p: Params, ctl: Control) -> Result:
     client = Client(config=KubeConfig.from_file(p.kubeconfig))
     probe = MemoryProbe(p.traced)
     probe.start()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu()
     cache: dict[str, Any] = {}
     listing = client.list(Pod, namespace=p.namespace, chunk_size=p.page_size)
     for pod in listing:
         cache[pod.metadata.name] = pod
     rv = listing.resourceVersion
-    ready_s = time.perf_counter() - start
+    ready_s, ready_cpu_s = time.perf_counter() - start, cpu() - start_cpu
     held = probe.held()
     probe.stop()
     assert len(cache) == p.pods, f"lightkube listed {len(cache)} pods"
-    watch_s = None
+    watch_s = watch_cpu_s = None
     if p.events and not p.traced:
         ctl.modify(p.events)
         seen = 0
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu()
         stream = client.watch(Pod, namespace=p.namespace, resource_version=rv)
         for kind, pod in stream:
             if kind != "MODIFIED":
@@ -44,6 +44,8 @@ def measure(p: Params, ctl: Control) -> Result:
             seen += 1
             if seen == p.events:
                 break
-        watch_s = time.perf_counter() - start
+        watch_s, watch_cpu_s = time.perf_counter() - start, cpu() - start_cpu
         stream.close()
-    return cache_figures(p, ready_s, held, watch_s)
+    return cache_figures(
+        p, ready_s, held, watch_s, ready_cpu_s=ready_cpu_s, watch_cpu_s=watch_cpu_s
+    )

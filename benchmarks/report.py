@@ -32,6 +32,7 @@ LEVERS: dict[str, str] = {
     "rxkube:metadata_watcher": "rxkube: metadata_watcher()",
     "rxkube:intern": "rxkube: modify(InternStrings())",
     "rxkube:share": "rxkube: modify(ShareSubtrees())",
+    "rxkube:compact": "rxkube: store(compact=True)",
 }
 """rxkube cache measurements (one per memory lever) and their row labels."""
 
@@ -63,71 +64,78 @@ def _kb(x: float | None) -> str:
     return _NONE if x is None else f"{x / 1024:.1f}"
 
 
-def cache_table(runs: Runs) -> str:
-    """One row per client: list→ready, watch events/s and memory per pod, with ratios."""
+def _us(x: float | None) -> str:
+    return _NONE if x is None else f"{x:,.1f}"
+
+
+def floors(runs: Runs) -> tuple[float | None, float | None]:
+    """The client CPU floors: seconds to list (read + loads), µs per watch event (read +
+    loads + replace in a dict)."""
     limit = runs.get("limit", {})
-    parse_s = limit.get("list_parse_s")
-    parse_pods_s = limit["pods"] / parse_s if parse_s else None
-    parse_ev_s = limit.get("parse_events_per_s")
+    events = limit.get("events")
+    watch = limit.get("watch_stream_cache_s")
+    return limit.get("list_read_parse_s"), watch / events * 1e6 if watch and events else None
+
+
+def cache_table(runs: Runs) -> str:
+    """One row per client: list→ready and watch client CPU against the floors, memory per pod."""
+    limit = runs.get("limit", {})
+    list_floor, watch_floor = floors(runs)
     dict_mem = limit.get("mem_traced_per_pod")
+    events = limit.get("events") or 0
     rows: list[list[str]] = []
 
     def row(
         label: str,
-        ready_s: float | None,
-        pods_s: float | None,
-        ev_s: float | None,
+        cpu_s: float | None,
+        wall_s: float | None,
+        watch_us: float | None,
         traced: float | None,
         rss: float | None,
     ) -> None:
         rows.append(
             [
                 label,
-                _num(ready_s, 2),
-                _num(pods_s),
-                _ratio(pods_s, parse_pods_s),
-                _num(ev_s),
-                _ratio(ev_s, parse_ev_s),
+                _num(cpu_s, 2),
+                _ratio(cpu_s, list_floor),
+                _num(wall_s, 2),
+                _us(watch_us),
+                _ratio(watch_us, watch_floor),
                 _kb(traced),
                 _kb(rss),
                 _ratio(traced, dict_mem),
             ]
         )
 
+    def per_event(seconds: float | None) -> float | None:
+        return seconds / events * 1e6 if seconds and events else None
+
     if limit.get("list_read_s"):
-        read_s = limit["list_read_s"]
         row(
-            "limit: raw read (urllib3, client CPU)",
-            read_s,
-            limit["pods"] / read_s,
-            limit.get("read_events_per_s"),
+            "limit: raw read (urllib3)",
+            limit["list_read_s"],
+            None,
+            per_event(limit.get("watch_read_s")),
             None,
             None,
         )
         row(
             "limit: orjson.loads",
             limit["list_parse_s"],
-            parse_pods_s,
-            parse_ev_s,
+            None,
+            per_event(limit.get("watch_parse_s")),
             dict_mem,
             limit.get("mem_rss_per_pod"),
         )
-        nogc = limit.get("list_parse_nogc_s")
+        row("limit: orjson.loads, gc off", limit.get("list_parse_nogc_s"), None, None, None, None)
         row(
-            "limit: orjson.loads, gc off",
-            nogc,
-            limit["pods"] / nogc if nogc else None,
+            "floor: read + loads (+ dict replace)",
+            list_floor,
             None,
+            watch_floor,
             None,
             None,
         )
-        both = limit["list_read_parse_s"]
-        ev_both = ev_cache = None
-        if limit.get("watch_read_s"):
-            ev_both = limit["events"] / (limit["watch_read_s"] + limit["watch_parse_s"])
-            ev_cache = limit["events"] / limit["watch_stream_cache_s"]
-        row("limit: read + orjson.loads", both, limit["pods"] / both, ev_both, None, None)
-        row("limit: read + loads + dict-cache replace", None, None, ev_cache, None, None)
     for name, label in [*LEVERS.items(), *PEERS.items()]:
         r = runs.get(name)
         if r is None:
@@ -137,22 +145,151 @@ def cache_table(runs: Runs) -> str:
             continue
         row(
             label,
+            r.get("ready_cpu_s"),
             r.get("ready_s"),
-            r.get("pods_per_s"),
-            r.get("events_per_s"),
+            r.get("watch_cpu_us_per_event"),
             r.get("mem_traced_per_pod"),
             r.get("mem_rss_per_pod"),
         )
     header = [
         "client",
-        "list→ready s",
-        "pods/s",
-        f"{X} parse",
-        "watch ev/s",
-        f"{X} parse",
+        "list→ready CPU s",
+        f"{X} floor",
+        "wall s",
+        "watch CPU µs/event",
+        f"{X} floor",
         "KiB/pod traced",
         "KiB/pod RSS",
         f"{X} orjson dict",
+    ]
+    return _table(header, rows)
+
+
+def headline_table(runs: Runs) -> str:
+    """The issue's rows: the floor, rxkube and each peer, on the same server in one run."""
+    list_floor, watch_floor = floors(runs)
+    ours = runs.get("rxkube", {})
+    peers = [(label, runs.get(name, {})) for name, label in PEERS.items() if name in runs]
+    relist = runs.get("rxkube:relist", {})
+
+    def cell(x: float | None, floor: float | None, fmt: str) -> str:
+        if x is None:
+            return _NONE
+        return f"{fmt.format(x)} ({_ratio(x, floor)})" if floor else fmt.format(x)
+
+    figures: list[tuple[str, str, float | None, float | None]] = [
+        ("list → ready cache, client CPU", "ready_cpu_s", list_floor, None),
+        ("live watch, client CPU per MODIFIED event", "watch_cpu_us_per_event", watch_floor, None),
+        ("memory per cached full pod, traced (KiB)", "mem_traced_per_pod", None, None),
+        ("memory per cached full pod, RSS (KiB)", "mem_rss_per_pod", None, None),
+    ]
+    formats = {"ready_cpu_s": "{:.2f} s", "watch_cpu_us_per_event": "{:.1f} µs"}
+    rows = []
+    for title, key, floor, _ in figures:
+        fmt = formats.get(key, "{:.1f}")
+        scale = 1024 if key.startswith("mem_") else 1
+
+        def value(r: dict[str, Any], key: str = key, scale: int = scale) -> float | None:
+            x = r.get(key)
+            return None if x is None else x / scale
+
+        floor_cell = _NONE if floor is None else fmt.format(floor)
+        if key == "mem_traced_per_pod":
+            dicts = runs.get("limit", {}).get(key)
+            floor_cell = _NONE if dicts is None else f"{dicts / 1024:.1f} (orjson dicts)"
+        rows.append(
+            [
+                title,
+                floor_cell,
+                cell(value(ours), floor, fmt),
+                *[cell(value(r), floor, fmt) for _, r in peers],
+            ]
+        )
+    steady, peak = (
+        relist.get("relist_steady_traced_per_pod"),
+        relist.get("relist_peak_traced_per_pod"),
+    )
+    rss_steady, rss_peak = (
+        relist.get("relist_steady_rss_per_pod"),
+        relist.get("relist_peak_rss_per_pod"),
+    )
+    rows.append(
+        [
+            f"relist into a ready store: peak {X} steady (traced / RSS)",
+            _NONE,
+            f"{_ratio(peak, steady)} / {_ratio(rss_peak, rss_steady)}",
+            *[_NONE for _ in peers],
+        ]
+    )
+    return _table(["figure", "floor", "rxkube", *[label for label, _ in peers]], rows)
+
+
+def _spread(values: list[float]) -> str:
+    """How far the values stray from their mean, as ±%."""
+    if len(values) < 2:
+        return _NONE
+    mean = sum(values) / len(values)
+    return f"±{max(abs(v / mean - 1) for v in values) * 100:.0f}%"
+
+
+def scale_table(runs: Runs) -> str:
+    """rxkube at each size: per-object CPU against the floor, memory, watch CPU, relist peak."""
+    sizes = sorted(
+        int(k.split(":")[1]) for k in runs if k.startswith("scale:") and k.count(":") == 1
+    )
+    rows = []
+    columns: dict[str, list[float]] = {"cpu": [], "mem": [], "watch": [], "peak": []}
+    for pods in sizes:
+        r = runs[f"scale:{pods}"]
+        if "error" in r:
+            rows.append([f"{pods:,}", f"failed: {r['error'][:60]}", *[""] * 6])
+            continue
+        list_floor, watch_floor = floors({"limit": runs.get(f"scale:{pods}:limit", {})})
+        relist = runs.get(f"scale:{pods}:relist", {})
+        steady = relist.get("relist_steady_traced_per_pod")
+        peak = relist.get("relist_peak_traced_per_pod")
+        busy = r["ready_cpu_s"] / r["ready_s"] if r.get("ready_s") else None
+        for column, x in (
+            ("cpu", r.get("ready_cpu_us_per_pod")),
+            ("mem", r.get("mem_traced_per_pod")),
+            ("watch", r.get("watch_cpu_us_per_event")),
+            ("peak", peak / steady if peak and steady else None),
+        ):
+            if x is not None:
+                columns[column].append(x)
+        rows.append(
+            [
+                f"{pods:,}",
+                _us(r.get("ready_cpu_us_per_pod")),
+                _ratio(r.get("ready_cpu_s"), list_floor),
+                _NONE if busy is None else f"{busy * 100:.0f}%",
+                _kb(r.get("mem_traced_per_pod")),
+                _us(r.get("watch_cpu_us_per_event")),
+                _ratio(r.get("watch_cpu_us_per_event"), watch_floor),
+                _ratio(peak, steady),
+            ]
+        )
+    rows.append(
+        [
+            "spread",
+            _spread(columns["cpu"]),
+            "",
+            "",
+            _spread(columns["mem"]),
+            _spread(columns["watch"]),
+            "",
+            _spread(columns["peak"]),
+        ]
+    )
+    header = [
+        "pods",
+        "list→ready CPU µs/pod",
+        f"{X} floor",
+        "client busy (CPU/wall)",
+        "KiB/pod traced",
+        "watch CPU µs/event",
+        f"{X} floor",
+        f"relist peak {X} steady (traced)",
     ]
     return _table(header, rows)
 
@@ -168,16 +305,16 @@ def peer_table(runs: Runs) -> str:
         rows.append(
             [
                 label,
-                _ratio(peer.get("ready_s"), ours.get("ready_s")),
-                _ratio(ours.get("events_per_s"), peer.get("events_per_s")),
+                _ratio(peer.get("ready_cpu_s"), ours.get("ready_cpu_s")),
+                _ratio(peer.get("watch_cpu_us_per_event"), ours.get("watch_cpu_us_per_event")),
                 _ratio(ours.get("mem_traced_per_pod"), peer.get("mem_traced_per_pod")),
                 _ratio(ours.get("mem_rss_per_pod"), peer.get("mem_rss_per_pod")),
             ]
         )
     header = [
         "rxkube vs",
-        "faster to ready",
-        f"watch ev/s {X}",
+        "less CPU to ready",
+        "less CPU per watch event",
         f"memory {X} (traced)",
         f"memory {X} (RSS)",
     ]
@@ -288,16 +425,34 @@ def targets(runs: Runs) -> list[str]:
         mark = "n/a " if ok is None else ("met " if ok else "MISS")
         out.append(f"[{mark}] {text}")
 
-    if limit.get("list_parse_s") and ours.get("ready_s"):
-        x = limit["list_parse_s"] / ours["ready_s"]
-        check(x >= 0.6, f"list→ready at {x:.2f}{X} the orjson parse rate (target ≥ 0.6{X})")
-    if limit.get("parse_events_per_s") and ours.get("events_per_s"):
-        x = ours["events_per_s"] / limit["parse_events_per_s"]
-        check(x >= 0.6, f"watch at {x:.2f}{X} the orjson parse rate (target ≥ 0.6{X})")
+    list_floor, watch_floor = floors(runs)
+    light = runs.get("lightkube", {})
+    if list_floor and ours.get("ready_cpu_s"):
+        x = ours["ready_cpu_s"] / list_floor
+        check(x <= 1.1, f"list→ready at {x:.2f}{X} the floor's client CPU (target ≤ 1.1{X})")
+    if light.get("ready_cpu_s") and ours.get("ready_cpu_s"):
+        x = ours["ready_cpu_s"] / light["ready_cpu_s"]
+        check(x < 1, f"list→ready at {x:.2f}{X} lightkube's client CPU (target < 1{X})")
+    if watch_floor and ours.get("watch_cpu_us_per_event"):
+        x = ours["watch_cpu_us_per_event"] / watch_floor
+        check(x <= 1.2, f"watch at {x:.2f}{X} the floor's CPU per event (target ≤ 1.2{X})")
+    if light.get("mem_traced_per_pod") and ours.get("mem_traced_per_pod"):
+        x = ours["mem_traced_per_pod"] / light["mem_traced_per_pod"]
+        check(x <= 1, f"full pod cached at {x:.2f}{X} lightkube's memory (traced; target ≤ 1{X})")
+    compact = runs.get("rxkube:compact", {}).get("mem_traced_per_pod")
+    if compact:
+        check(
+            compact <= 6000,
+            f"store(compact=True) at {compact / 1000:.1f} KB per full pod (traced; target ≤ 6 KB)",
+        )
+    relist = runs.get("rxkube:relist", {})
+    if relist.get("relist_peak_traced_per_pod") and relist.get("relist_steady_traced_per_pod"):
+        x = relist["relist_peak_traced_per_pod"] / relist["relist_steady_traced_per_pod"]
+        check(x <= 1.2, f"a relist peaks at {x:.2f}{X} the steady store (traced; target ≤ 1.2{X})")
     inf = runs.get("kubernetes_informer", {})
-    if inf.get("ready_s") and ours.get("ready_s"):
-        x = inf["ready_s"] / ours["ready_s"]
-        check(x >= 5, f"{x:.1f}{X} faster to a ready cache than SharedInformer (target ≥ 5{X})")
+    if inf.get("ready_cpu_s") and ours.get("ready_cpu_s"):
+        x = inf["ready_cpu_s"] / ours["ready_cpu_s"]
+        check(x >= 5, f"{x:.1f}{X} less CPU to a ready cache than SharedInformer (target ≥ 5{X})")
     if inf.get("mem_traced_per_pod") and ours.get("mem_traced_per_pod"):
         x = ours["mem_traced_per_pod"] / inf["mem_traced_per_pod"]
         check(x <= 0.5, f"{x:.2f}{X} SharedInformer's memory per pod (target ≤ 0.5{X})")
@@ -354,12 +509,16 @@ def render(results: dict[str, Any]) -> str:
         f"load average at start {m['loadavg']}.",
         f"Server: rxkube.testing.ApiServer in its own process (pods loaded in {p['load_s']:.1f} s).",
         "",
-        "## Cache: list → ready store, watch throughput, memory per cached pod",
+        "## The issue's rows: floor, rxkube and the peers (client CPU, same server, one run)",
+        "",
+        headline_table(runs),
+        "",
+        "## Cache: list → ready store, watch CPU, memory per cached pod",
         "",
         cache_table(runs),
         "",
-        f"Watch rates of the peers are measured over {p['peer_events']:,} events; "
-        f"rxkube levers over {p['lever_events']:,}.",
+        f"Watch CPU of the peers is measured over {p['peer_events']:,} events, rxkube's levers "
+        f"over {p['lever_events']:,}, rxkube and the floor over {p['events']:,}.",
         "",
         "## rxkube against each peer",
         "",
@@ -376,6 +535,11 @@ def render(results: dict[str, Any]) -> str:
         "## Memory during a full relist (rxkube, full objects)",
         "",
         relist_table(runs),
+        "",
+        f"## Scaling: rxkube, full objects, a server of each size ({p.get('scale_events', 0):,} "
+        "watch events each)",
+        "",
+        scale_table(runs),
         "",
         "## Targets (reported, not asserted)",
         "",
