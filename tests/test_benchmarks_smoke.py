@@ -26,26 +26,24 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
     runs = results["runs"]
     failed = {name: r["error"][-500:] for name, r in runs.items() if "error" in r}
     assert not failed, failed
-    for name in (
-        "limit",
-        "rxkube",
-        "rxkube:metadata_watcher",
-        "rxkube:relist",
-        "rxkube:shared:reflect",
-        "rxkube:shared:1",
-        "options",
-    ):
+    names = ("limit", "rxkube", "rxkube:metadata_watcher", "rxkube:compact", "rxkube:relist")
+    shared = ("rxkube:shared:reflect", "rxkube:shared:1", "options")
+    for name in (*names, *shared, "scale:100", "scale:200:limit", "scale:200:relist"):
         assert name in runs, f"{name} missing from {sorted(runs)}"
     assert runs["rxkube"]["events_per_s"] > 0
     assert runs["rxkube"]["mem_traced_per_pod"] > 0
+    assert runs["rxkube"]["ready_cpu_s"] > 0 and runs["rxkube"]["watch_cpu_us_per_event"] > 0
     assert runs["limit"]["parse_events_per_s"] > 0
     assert runs["rxkube:shared:1"]["cpu_us_per_event"] > 0
     assert "store_shared, 1 subscriber |" in stdout
+    assert runs["scale:200"]["mem_traced_per_pod"] > 0
+    assert "## The issue's rows" in stdout and "## Scaling" in stdout and "|     200 |" in stdout
 
 
 def test_store_reads_benchmark_prints_its_table() -> None:
     stdout = run_benchmarks("benchmarks.reads", "--pods", "20")
-    assert "| get (plain) |" in stdout and "| copy_object" in stdout
+    assert "| get (plain) |" in stdout and "| state, scanned (plain) |" in stdout
+    assert "| copy_object" in stdout
 
 
 def run_benchmarks(module: str, *args: str) -> str:
