@@ -37,7 +37,13 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
     assert runs["rxkube:shared:1"]["cpu_us_per_event"] > 0
     assert "store_shared, 1 subscriber |" in stdout
     assert runs["scale:200"]["mem_traced_per_pod"] > 0
-    assert "## The issue's rows" in stdout and "## Scaling" in stdout and "|     200 |" in stdout
+    assert "## The issue's rows" in stdout and "## Scaling" in stdout
+    scaling = stdout.split("## Scaling", 1)[1]
+    assert [line.split("|")[1].strip() for line in scaling.splitlines()[4:7]] == [
+        "100",
+        "200",
+        "spread",
+    ]
 
 
 def test_store_reads_benchmark_prints_its_table() -> None:
