@@ -311,12 +311,27 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiServer) -> None:
-    pods = Api(apiserver.client(), "pods", namespace="default")
+    # Deployments: their registry strategy sets and bumps metadata.generation (kubernetes
+    # v1.32 pkg/registry/apps/deployment/strategy.go); a pod's or config map's sets none.
+    deployments = Api(apiserver.client(), "deployments", namespace="default")
+
+    def template(image: str) -> dict[str, Any]:
+        return {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+        }
+
     for name in ("a", "b"):
-        pods.create(
-            {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+        deployments.create(
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": template("nginx"),
+                },
+            }
         )
-    reader, writer = store("pods")
+    reader, writer = store("deployments")
     seen: list[tuple[str, int]] = []
     retries: list[BaseException] = []
 
@@ -325,7 +340,7 @@ def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiS
 
     fast = ExponentialBackoff(initial=0.05, jitter=0.0)
     subscription = (
-        watcher(pods)
+        watcher(deployments)
         .pipe(
             reflect(writer),
             backoff(fast, on_retry=lambda error, delay: retries.append(error)),
@@ -340,10 +355,10 @@ def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiS
         eventually(lambda: len(seen) == 2, "the first list")
         # A garbled line fails the watch; backoff resubscribes and the watcher relists.
         apiserver.faults.corrupt_next_event("garbled")
-        pods.patch("a", {"metadata": {"labels": {"tier": "web"}}})
+        deployments.patch("a", {"metadata": {"labels": {"tier": "web"}}})
         eventually(lambda: labels_of_a() == {"tier": "web"}, "the relist to reach the store")
         # The relisted objects kept their generations: filtered out. A spec change passes.
-        pods.patch("b", {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}})
+        deployments.patch("b", {"spec": {"template": template("nginx:2")}})
         eventually(lambda: len(seen) == 3, "the spec change")
     finally:
         subscription.dispose()

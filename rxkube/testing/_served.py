@@ -91,6 +91,9 @@ class ServedResource:
         printer_columns: a custom resource's Table columns after Name (a CRD version's
             ``additionalPrinterColumns``); none gives Age (built-in kinds print as
             kube-apiserver's printers do, see ``_tables.py``).
+        tracks_generation: ``metadata.generation`` is 1 on create and grows with each
+            change of the content (custom resources and :data:`GENERATION_TRACKED`);
+            otherwise it stays what the create gave (usually none).
     """
 
     resource: Resource
@@ -110,6 +113,7 @@ class ServedResource:
     verbs: tuple[str, ...] = STORED_VERBS
     categories: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = ()
+    tracks_generation: bool = True
 
     @property
     def stored_api_version(self) -> str:
@@ -166,6 +170,34 @@ _SCALE_EXCEPTIONS = {
     "replicationcontrollers": ScalePaths(selector_form="map"),
 }
 
+GENERATION_TRACKED = frozenset(
+    {
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "replicationcontrollers",
+        "jobs",
+        "cronjobs",
+        "poddisruptionbudgets",
+        "networkpolicies",
+        "ingresses",
+        "ingressclasses",
+        "endpointslices",
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+        "flowschemas",
+        "prioritylevelconfigurations",
+        "customresourcedefinitions",
+    }
+)
+"""The built-in kinds whose registry strategy sets ``Generation = 1`` in ``PrepareForCreate``
+and bumps it in ``PrepareForUpdate`` (kubernetes v1.32 ``pkg/registry/*/*/strategy.go``).
+The others (pods until v1.33, config maps, secrets, services, ...) keep what the create
+gave: ``rest.BeforeCreate`` leaves it, ``rest.BeforeUpdate`` copies the stored one."""
+
 
 _FIELDS = {
     "pods": _POD_FIELDS,
@@ -193,6 +225,7 @@ def builtin_served(kind: BuiltinKind) -> ServedResource:
         returns_deleted_object=plural
         in ("pods", "persistentvolumes", "persistentvolumeclaims", "podtemplates"),
         scale=_SCALE_EXCEPTIONS.get(plural, ScalePaths()) if "scale" in kind.subresources else None,
+        tracks_generation=plural in GENERATION_TRACKED,
         # What kube-apiserver's create strategies set: a pod starts Pending, a namespace Active.
         create_status={"pods": {"phase": "Pending"}, "namespaces": {"phase": "Active"}}.get(plural),
         verbs=kind.verbs,

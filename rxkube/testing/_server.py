@@ -545,8 +545,8 @@ class ApiServer:
 
         Unlike a create through HTTP, the status is kept as given and the namespace need
         not exist (like writing to etcd). ``uid``, ``creationTimestamp``,
-        ``resourceVersion`` and ``generation`` are filled in; the namespace defaults to
-        the object's, then ``default``.
+        ``resourceVersion`` and, for the kinds that track it, ``generation`` are filled
+        in; the namespace defaults to the object's, then ``default``.
 
         Raises:
             rxkube.errors.Conflict: an object with that name exists (AlreadyExists).

@@ -459,7 +459,8 @@ class Store:
             meta["uid"] = str(uuid.uuid4())
         if via_http or not meta.get("creationTimestamp"):
             meta["creationTimestamp"] = now_timestamp()
-        meta["generation"] = 1
+        if served.tracks_generation:
+            meta["generation"] = 1
         if via_http and served.strategic_merge:
             prepare(res, obj, None, self.allocator)
             causes = validate(res, obj)
@@ -801,10 +802,14 @@ class Store:
                         )
                     ],
                 )
-        generation = old_meta.get("generation", 1)
-        if _content(new, served) != _content(old, served):
+        # rest.BeforeUpdate keeps the stored generation; tracking strategies bump it.
+        generation = old_meta.get("generation", 0)
+        if served.tracks_generation and _content(new, served) != _content(old, served):
             generation += 1
-        new_meta["generation"] = generation
+        if generation:
+            new_meta["generation"] = generation
+        else:
+            new_meta.pop("generation", None)
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
         if managed_fields is not None:
             _set_managed_fields(new, managed_fields(old, new))
@@ -859,7 +864,8 @@ class Store:
             if new["metadata"].get("finalizers"):
                 new["metadata"]["deletionTimestamp"] = now_timestamp()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
-                new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
+                if old_meta.get("generation"):  # registry.Store.Delete: bumped when set
+                    new["metadata"]["generation"] = old_meta["generation"] + 1
                 return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
             return self._commit(state, "DELETED", new, current, dry_run=dry_run), True
 
