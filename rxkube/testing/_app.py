@@ -1112,7 +1112,8 @@ class ApiApp:
         else:
             kind, api_version = f"{res.kind}List", res.api_version
         head = orjson.dumps({"kind": kind, "apiVersion": api_version, "metadata": meta})
-        encoded = (s.encoded(metadata_only, res.api_version) for s in items)
+        typed = served.strategic_merge  # built-in kinds are listed as typed Go lists
+        encoded = (s.list_item(metadata_only, res.api_version, typed=typed) for s in items)
         body = b"".join((head[:-1], b',"items":[', b",".join(encoded), b"]}"))
         return _json_response(body)
 

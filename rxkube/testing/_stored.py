@@ -70,6 +70,26 @@ class Stored:
         copied["apiVersion"] = api_version
         return copied
 
+    def list_item(
+        self, metadata_only: bool, api_version: str | None = None, *, typed: bool
+    ) -> bytes:
+        """The encoding as an item of a list.
+
+        A built-in kind's list is a typed Go list whose items have an empty ``TypeMeta``,
+        so they carry no ``kind`` and ``apiVersion``; a custom resource's items are the
+        stored unstructured objects and keep them, and so do metadata-only items
+        (apiserver ``asPartialObjectMetadataList`` sets each one's).
+        """
+        if metadata_only or not typed:
+            return self.encoded(metadata_only, api_version)
+        head = b'{"kind":%b,"apiVersion":%b,' % (
+            orjson.dumps(self.obj.get("kind")),
+            orjson.dumps(self.obj.get("apiVersion")),
+        )
+        if self.raw.startswith(head):  # as the store writes objects: no copy of the rest
+            return b"{" + self.raw[len(head) :]
+        return encode_json({k: v for k, v in self.obj.items() if k not in ("kind", "apiVersion")})
+
     @property
     def labels(self) -> Mapping[str, str]:
         """The object's labels."""
