@@ -5,13 +5,24 @@
 selectors, metadata-only responses, server-side apply), with a synchronous object API
 for tests, a log of the requests it answered (:class:`RecordedRequest`), and
 :class:`Faults` to break things on purpose. Installing rxkube also installs the pytest
-fixtures ``apiserver``, ``apiserver_factory`` and ``kubeconfig``; see ``docs/testing.md``.
+fixtures ``apiserver``, ``apiserver_factory``, ``kubeconfig`` and ``envtest_apiserver``
+(:class:`EnvtestServer`: a real kube-apiserver and etcd with the same face, skipped
+where ``KUBEBUILDER_ASSETS`` finds none); see ``docs/testing.md``.
 """
 
 from __future__ import annotations
 
+from ._envtest import EnvtestBinaryNotFound, EnvtestServer
 from ._faults import Faults
 from ._requests import RecordedRequest
 from ._server import DEFAULT_NAMESPACES, ApiServer, ResourceLike
 
-__all__ = ["DEFAULT_NAMESPACES", "ApiServer", "Faults", "RecordedRequest", "ResourceLike"]
+__all__ = [
+    "DEFAULT_NAMESPACES",
+    "ApiServer",
+    "EnvtestBinaryNotFound",
+    "EnvtestServer",
+    "Faults",
+    "RecordedRequest",
+    "ResourceLike",
+]

@@ -7,7 +7,6 @@ TLS, kubeconfig) and its test-side object API, which mirrors the HTTP verbs one 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import os
 import shutil
@@ -19,7 +18,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import yaml
 from aiohttp import web
 
 from ..client import serve_on_loop
@@ -29,6 +27,7 @@ from ..selectors import FieldSelector, LabelSelector
 from ._app import ApiApp, ServerOptions, StatusRequestHandler, patch_function
 from ._crd import CRD_RESOURCE, Definitions
 from ._faults import Faults
+from ._kubeconfig import kubeconfig_document, write_private
 from ._requests import RecordedRequest, RequestLog
 from ._served import ServedResource, builtin_served
 from ._status import StatusError
@@ -735,28 +734,13 @@ class ApiServer:
         """A kubeconfig (as a dict) for this server: its URL, CA and token."""
         if not self.url:
             raise RuntimeError("the test API server is not running")
-        cluster: dict[str, Any] = {"server": self.url}
-        if self._tls:
-            cluster["certificate-authority-data"] = base64.b64encode(self._ca_pem).decode()
-        user: dict[str, Any] = {"token": self.token} if self.token is not None else {}
-        return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "rxkube-test", "cluster": cluster}],
-            "users": [{"name": "rxkube-test", "user": user}],
-            "contexts": [
-                {
-                    "name": "rxkube-test",
-                    "context": {
-                        "cluster": "rxkube-test",
-                        "user": "rxkube-test",
-                        "namespace": namespace,
-                    },
-                }
-            ],
-            "current-context": "rxkube-test",
-            "preferences": {},
-        }
+        return kubeconfig_document(
+            "rxkube-test",
+            self.url,
+            ca_pem=self._ca_pem if self._tls else None,
+            token=self.token,
+            namespace=namespace,
+        )
 
     def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "default") -> Path:
         """Write a kubeconfig for this server (context ``rxkube-test``) and return its path.
@@ -766,13 +750,7 @@ class ApiServer:
         readable by its owner only (mode 0600, as kubectl writes kubeconfigs), also when
         it replaces an existing file.
         """
-        target = Path(path)
-        text = yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False).encode()
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
-            handle.write(text)
-        return target
+        return write_private(path, self.kubeconfig(namespace))
 
     def client(self) -> Client:
         """A ready :class:`rxkube.client.Client` for this server (token and CA included).

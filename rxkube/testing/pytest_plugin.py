@@ -8,6 +8,9 @@ Installed with rxkube (a ``pytest11`` entry point), so any test can ask for:
 - ``kubeconfig``: the path of a kubeconfig for ``apiserver``, written in ``tmp_path``.
 - ``apiserver_factory``: a function starting more servers with any options; all are
   stopped when the test ends.
+- ``envtest_apiserver``: an :class:`~rxkube.testing.EnvtestServer` (a real kube-apiserver
+  and etcd found through ``KUBEBUILDER_ASSETS``) for one test; the test is skipped when
+  the binaries are not there.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from ._envtest import EnvtestBinaryNotFound, EnvtestServer
 from ._server import ApiServer
 
 MARKER = "rxkube_apiserver"
@@ -60,3 +64,14 @@ def apiserver(
 def kubeconfig(apiserver: ApiServer, tmp_path: Path) -> Path:
     """A kubeconfig file for the ``apiserver`` fixture (context ``rxkube-test``)."""
     return apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def envtest_apiserver() -> Iterator[EnvtestServer]:
+    """A running :class:`~rxkube.testing.EnvtestServer`, or a skip naming what is missing."""
+    try:
+        server = EnvtestServer()
+    except EnvtestBinaryNotFound as missing:
+        pytest.skip(str(missing))
+    with server:
+        yield server

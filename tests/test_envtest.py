@@ -1,0 +1,160 @@
+"""The envtest-style mode: a real kube-apiserver and etcd found as controller-runtime finds them.
+
+No binaries are on CI machines, so discovery, the missing-binary error and the flags are
+tested on their own (against controller-runtime's ``pkg/internal/testing/process/
+bin_path_finder.go`` and ``controlplane/{etcd,apiserver}.go``); the tests that start a
+control plane skip unless ``KUBEBUILDER_ASSETS`` (or ``TEST_ASSET_*``) points at one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import rxkube
+from rxkube.client import Api
+from rxkube.testing import EnvtestBinaryNotFound, EnvtestServer
+from rxkube.testing._envtest import (
+    ASSETS_VARIABLE,
+    Ports,
+    apiserver_args,
+    binaries_available,
+    etcd_args,
+    find_binary,
+)
+
+
+def executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 1\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_binaries_are_found_in_envtests_order(tmp_path: Path) -> None:
+    """``TEST_ASSET_KUBE_APISERVER`` beats ``KUBEBUILDER_ASSETS``, which beats the assets
+    directory given (``BinPathFinder``)."""
+    own = executable(tmp_path / "own" / "kube-apiserver")
+    assets = executable(tmp_path / "assets" / "kube-apiserver")
+    given = executable(tmp_path / "given" / "kube-apiserver")
+    env = {"TEST_ASSET_KUBE_APISERVER": str(own), ASSETS_VARIABLE: str(assets.parent)}
+    assert find_binary("kube-apiserver", given.parent, env) == own
+    del env["TEST_ASSET_KUBE_APISERVER"]
+    assert find_binary("kube-apiserver", given.parent, env) == assets
+    assert find_binary("kube-apiserver", given.parent, {}) == given
+
+
+def test_a_missing_binary_is_a_typed_error_naming_kubebuilder_assets(tmp_path: Path) -> None:
+    env = {ASSETS_VARIABLE: str(tmp_path)}
+    with pytest.raises(EnvtestBinaryNotFound) as raised:
+        find_binary("etcd", env=env)
+    assert raised.value.name == "etcd" and raised.value.path == tmp_path / "etcd"
+    message = str(raised.value)
+    assert f"{tmp_path / 'etcd'}" in message and "KUBEBUILDER_ASSETS" in message
+    assert "TEST_ASSET_ETCD" in message
+    assert isinstance(raised.value, FileNotFoundError)
+    (tmp_path / "etcd").write_text("not executable")
+    with pytest.raises(EnvtestBinaryNotFound):
+        find_binary("etcd", env=env)
+
+
+def test_the_server_refuses_to_construct_without_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ASSETS_VARIABLE, str(tmp_path))
+    monkeypatch.delenv("TEST_ASSET_ETCD", raising=False)
+    with pytest.raises(EnvtestBinaryNotFound, match="etcd not found"):
+        EnvtestServer()
+    assert not binaries_available()
+
+
+def test_flags_are_envtests() -> None:
+    ports = Ports(etcd_client=2379, etcd_peer=2380, apiserver=6443)
+    assert etcd_args(Path("/d/etcd"), ports) == [
+        "--data-dir=/d/etcd",
+        "--listen-client-urls=http://127.0.0.1:2379",
+        "--advertise-client-urls=http://127.0.0.1:2379",
+        "--listen-peer-urls=http://127.0.0.1:2380",
+        "--unsafe-no-fsync=true",
+    ]
+    args = apiserver_args(Path("/d/certs"), ports, extra={"authorization-mode": "AlwaysAllow"})
+    assert "--etcd-servers=http://127.0.0.1:2379" in args
+    assert "--secure-port=6443" in args and "--bind-address=127.0.0.1" in args
+    assert "--disable-admission-plugins=ServiceAccount" in args
+    assert "--service-cluster-ip-range=10.0.0.0/24" in args
+    assert "--service-account-issuer=https://127.0.0.1:6443/" in args
+    assert "--token-auth-file=/d/certs/tokens.csv" in args
+    assert "--authorization-mode=AlwaysAllow" in args and "--authorization-mode=RBAC" not in args
+    assert len({a.split("=", 1)[0] for a in args}) == len(args)  # each flag once
+
+
+needs_binaries = pytest.mark.skipif(
+    not binaries_available(), reason=f"no kube-apiserver and etcd (set {ASSETS_VARIABLE})"
+)
+
+
+@needs_binaries
+def test_a_real_control_plane_serves_the_same_client_code(tmp_path: Path) -> None:
+    with EnvtestServer() as srv:
+        client = srv.client()
+        configmaps = Api(client, "configmaps", "default")
+        created = configmaps.create({"metadata": {"name": "a"}, "data": {"k": "v"}})
+        assert configmaps.get("a")["data"] == {"k": "v"}
+        assert srv.resource_version >= int(created["metadata"]["resourceVersion"])
+        kubeconfig = srv.write_kubeconfig(tmp_path / "kubeconfig")
+        assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
+        assert srv.compact() >= int(created["metadata"]["resourceVersion"])
+
+
+@needs_binaries
+def test_async_with_starts_and_stops_it() -> None:
+    async def run() -> str:
+        async with EnvtestServer() as srv:
+            assert srv.url.startswith("https://")
+        return srv.url
+
+    assert asyncio.run(run()) == ""
+
+
+def test_the_fixture_skips_where_binaries_are_absent(tmp_path: Path) -> None:
+    (tmp_path / "test_real.py").write_text(
+        "def test_real(envtest_apiserver):\n    raise AssertionError('ran')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_ASSET_")}
+    env[ASSETS_VARIABLE] = str(tmp_path / "empty")
+    env["PYTHONPATH"] = str(Path(rxkube.__file__).parents[1])  # this rxkube, plugin included
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-rs",
+         "-o", "addopts=", str(tmp_path / "test_real.py")],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout and "kube-apiserver not found" not in result.stdout
+    assert "etcd not found" in result.stdout and ASSETS_VARIABLE in result.stdout
+
+
+def test_a_binary_that_exits_fails_the_start_with_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real processes: an etcd that exits at once makes ``start`` raise with its log, and
+    nothing is left running or on disk."""
+    executable(tmp_path / "kube-apiserver")
+    etcd = tmp_path / "etcd"
+    etcd.write_text("#!/bin/sh\necho 'etcd: cannot listen' >&2\nexit 3\n")
+    etcd.chmod(0o755)
+    monkeypatch.setenv(ASSETS_VARIABLE, str(tmp_path))
+    for name in ("TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER"):
+        monkeypatch.delenv(name, raising=False)
+    work_dirs = set(Path(tempfile.gettempdir()).glob("rxkube-envtest-*"))
+    srv = EnvtestServer(start_timeout=30)
+    with pytest.raises(RuntimeError, match=r"(?s)etcd exited with 3:.*cannot listen"):
+        srv.start()
+    assert srv.url == ""
+    assert set(Path(tempfile.gettempdir()).glob("rxkube-envtest-*")) <= work_dirs
