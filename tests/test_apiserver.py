@@ -273,7 +273,7 @@ def test_request_body_over_3mib_answers_413(api: Http) -> None:
 def test_replace_with_stale_resource_version_answers_409_conflict(api: Http) -> None:
     _, created, _ = api.request("POST", PODS, pod("a"))
     fresh = dict(created, spec={"containers": [{"name": "c", "image": "nginx:2"}]})
-    status, replaced, _ = api.request("PUT", f"{PODS}/a", fresh)
+    status, _, _ = api.request("PUT", f"{PODS}/a", fresh)
     assert status == 200
     status, body, _ = api.request("PUT", f"{PODS}/a", created)
     assert status == 409 and body["reason"] == "Conflict"

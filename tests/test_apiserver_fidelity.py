@@ -1,9 +1,11 @@
 """Small things the test server answers as kube-apiserver v1.32 does: list items' type
-meta, and pods deleted at once (the behaviour of a server without a kubelet)."""
+meta, and the graceful deletion of pods (with no kubelet to end it)."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -59,3 +61,62 @@ def test_an_object_whose_stored_keys_are_reordered_still_lists_without_type_meta
     srv.replace("configmaps", {"data": {"k": "v"}, **srv.get("configmaps", "a")})
     [item] = get(srv, "/api/v1/namespaces/default/configmaps")["items"]
     assert set(item) == {"metadata", "data"}
+
+
+def call(srv: ApiServer, method: str, path: str) -> tuple[int, Any]:
+    request = urllib.request.Request(srv.url + path, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def bound_pod(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "i"}], **spec},
+    }
+
+
+def test_a_bound_pod_is_deleted_gracefully_and_stays_without_a_kubelet(srv: ApiServer) -> None:
+    """``podStrategy.CheckGracefulTermination`` and ``rest.BeforeDelete``: a pod bound to a
+    node is marked for its grace period; a later delete may only shorten it; the kubelet's
+    delete with ``gracePeriodSeconds=0`` removes it."""
+    srv.create("pods", bound_pod("web", terminationGracePeriodSeconds=30))
+    status, marked = call(srv, "DELETE", f"{PODS}/web")
+    assert status == 200 and marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    stamp = datetime.datetime.fromisoformat(marked["metadata"]["deletionTimestamp"])
+    ahead = stamp - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(seconds=20) < ahead <= datetime.timedelta(seconds=31)
+    assert call(srv, "GET", f"{PODS}/web")[0] == 200  # still there: no kubelet ends it
+    _, longer = call(srv, "DELETE", f"{PODS}/web?gracePeriodSeconds=60")
+    assert longer["metadata"] == marked["metadata"]  # only a shorter period may be set
+    _, shorter = call(srv, "DELETE", f"{PODS}/web?gracePeriodSeconds=5")
+    assert shorter["metadata"]["deletionGracePeriodSeconds"] == 5
+    status, _ = call(srv, "DELETE", f"{PODS}/web?gracePeriodSeconds=0")
+    assert status == 200 and call(srv, "GET", f"{PODS}/web")[0] == 404
+
+
+@pytest.mark.parametrize(
+    "pod",
+    [
+        {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+        {**bound_pod("p", terminationGracePeriodSeconds=30), "status": {"phase": "Succeeded"}},
+        bound_pod("p"),  # no terminationGracePeriodSeconds: this server does not default it
+    ],
+    ids=["unbound", "finished", "no-grace-period"],
+)
+def test_pods_that_need_no_grace_are_deleted_at_once(srv: ApiServer, pod: dict[str, Any]) -> None:
+    srv.create("pods", pod)
+    assert call(srv, "DELETE", f"{PODS}/p")[0] == 200
+    assert call(srv, "GET", f"{PODS}/p")[0] == 404
+
+
+def test_the_object_api_deletes_a_bound_pod_at_once(srv: ApiServer) -> None:
+    srv.create("pods", bound_pod("web", terminationGracePeriodSeconds=30))
+    srv.delete("pods", "web")
+    assert srv.list("pods") == []

@@ -28,6 +28,7 @@ from ..selectors import FieldSelector, LabelSelector
 from . import _discovery, _fields, _scale, _tables
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
+from ._graceful import grace_seconds
 from ._openapi import OpenApiDocuments, etag
 from ._patch import PatchFailed, json_patch, merge_patch
 from ._protobuf import MEDIA_TYPE as _PROTOBUF
@@ -1333,6 +1334,11 @@ class ApiApp:
         assert route.name is not None
         uid = rv = None
         dry_run = request.query.getall("dryRun", [])
+        requested: int | None = (
+            _int_param(request.query, "gracePeriodSeconds")
+            if "gracePeriodSeconds" in request.query
+            else None
+        )
         data = await _read_body(request)
         options: Any = {}
         if request.content_type == _PROTOBUF and data:
@@ -1348,12 +1354,15 @@ class ApiApp:
                 uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
             if isinstance(options.get("dryRun"), list):
                 dry_run = dry_run or options["dryRun"]
+            if requested is None and isinstance(options.get("gracePeriodSeconds"), int):
+                requested = options["gracePeriodSeconds"]
         causes = dry_run_causes(dry_run)
         if causes:
             raise invalid_options(causes, kind="DeleteOptions")
         stored, gone = self.store.delete(
             route.served, route.namespace, route.name, precondition_uid=uid, precondition_rv=rv,
             dry_run=bool(dry_run),
+            grace=lambda obj: grace_seconds(route.served, obj, requested),
         )  # fmt: skip
         if gone and not route.served.returns_deleted_object:
             meta = stored.obj["metadata"]
@@ -1367,6 +1376,9 @@ class ApiApp:
     ) -> web.Response:
         flt = self._filter(route, query, False)
         dry_run = query.getall("dryRun", [])
+        requested = (
+            _int_param(query, "gracePeriodSeconds") if "gracePeriodSeconds" in query else None
+        )
         causes = dry_run_causes(dry_run)
         if causes:
             raise invalid_options(causes, kind="DeleteOptions")
@@ -1375,8 +1387,9 @@ class ApiApp:
             meta = stored.obj["metadata"]
             try:
                 last, _ = self.store.delete(
-                    route.served, meta.get("namespace"), meta["name"], dry_run=bool(dry_run)
-                )
+                    route.served, meta.get("namespace"), meta["name"], dry_run=bool(dry_run),
+                    grace=lambda obj: grace_seconds(route.served, obj, requested),
+                )  # fmt: skip
             except StatusError as exc:
                 if exc.code == 404:
                     continue

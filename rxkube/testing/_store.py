@@ -83,6 +83,14 @@ _CONFLICT = (
 _last_timestamp: tuple[int, str] = (0, "")
 
 
+def _timestamp_in(seconds: int) -> str:
+    """The UTC time ``seconds`` from now, in the RFC 3339 form Kubernetes uses."""
+    if not seconds:
+        return now_timestamp()
+    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now_timestamp() -> str:
     """The current UTC time in the RFC 3339 form Kubernetes uses (second precision)."""
     global _last_timestamp
@@ -828,12 +836,15 @@ class Store:
         precondition_uid: str | None = None,
         precondition_rv: str | None = None,
         dry_run: bool = False,
+        grace: Callable[[Object], int] | None = None,
     ) -> tuple[Stored, bool]:
         """Delete an object; returns its last state and whether it is gone now.
 
         An object with finalizers gets a ``deletionTimestamp`` (a MODIFIED event) and stays
-        until an update removes its last finalizer. A ``dry_run`` answers the same and
-        changes nothing.
+        until an update removes its last finalizer. ``grace`` gives the grace period of a
+        graceful deletion (see ``_graceful.py``): the object is marked to go that many
+        seconds from now and stays; a later delete may only shorten the period, and one of
+        0 deletes it. A ``dry_run`` answers the same and changes nothing.
         """
         res = served.resource
         with self.lock:
@@ -857,15 +868,21 @@ class Store:
                 )
             new: Object = dict(current.obj)
             new["metadata"] = dict(old_meta)
-            if "deletionTimestamp" in old_meta and old_meta.get("finalizers"):
-                return current, False
+            period = grace(current.obj) if grace is not None else 0
+            terminating = "deletionTimestamp" in old_meta
+            held = old_meta.get("deletionGracePeriodSeconds") or 0
+            shorter = terminating and held and period < held
+            if terminating and not shorter and (held or old_meta.get("finalizers")):
+                return current, False  # rest.BeforeDelete: only a shorter grace period may be set
             if served.deleting is not None:
                 new = served.deleting(deep_copy(new))
-            if new["metadata"].get("finalizers"):
-                new["metadata"]["deletionTimestamp"] = now_timestamp()
-                new["metadata"]["deletionGracePeriodSeconds"] = 0
-                if old_meta.get("generation"):  # registry.Store.Delete: bumped when set
-                    new["metadata"]["generation"] = old_meta["generation"] + 1
+            meta = new["metadata"]
+            if shorter or period or meta.get("finalizers"):
+                meta["deletionTimestamp"] = _timestamp_in(period)
+                meta["deletionGracePeriodSeconds"] = period
+                if not terminating and old_meta.get("generation"):  # rest.BeforeDelete
+                    meta["generation"] = old_meta["generation"] + 1
+            if period or meta.get("finalizers"):
                 return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
             return self._commit(state, "DELETED", new, current, dry_run=dry_run), True
 
