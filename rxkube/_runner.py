@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from reactivex import Observable, abc
 
@@ -47,7 +47,7 @@ from .metrics import ControllerMetrics
 from .ratelimit import RateLimiter
 from .scheduler import Scheduler
 
-__all__ = ["DEFAULT_WORKERS", "Run", "RunPlan", "Trigger"]
+__all__ = ["DEFAULT_WORKERS", "Relation", "Run", "RunPlan", "Trigger"]
 
 log = logging.getLogger("rxkube.controller")
 
@@ -78,13 +78,20 @@ def _object_of(item: Any) -> Object | None:
     return None
 
 
+Relation: TypeAlias = Literal["own", "owners", "mapped"]
+"""What a trigger's refs are: the controller's own objects (they teach the run their kind
+when the Api did not), owner references (only those of the controller's kind count), or
+whatever a mapper chose."""
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """A stream of items, each mapped to the objects to reconcile and why.
 
     ``refs`` and ``reason`` get the object of each item (items that are neither objects
     nor watch events are skipped), or with ``raw`` the item itself: a ``TypeError`` from
-    ``refs`` then fails the run, as the stream carried something it must not.
+    ``refs`` then fails the run, as the stream carried something it must not. They run
+    on the stream's thread; what the refs mean (``relation``) is worked out on the loop.
     """
 
     source: Observable[Any]
@@ -92,6 +99,7 @@ class Trigger:
     reason: Callable[[Any], str]
     main: bool = False
     raw: bool = False
+    relation: Relation = "mapped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +113,10 @@ class RunPlan:
     stores: list[Store]
     triggers: list[Trigger]
     reconcile_all: list[Observable[Any]]
-    key: Callable[[ObjectRef], ObjectRef]
-    """The scheduler key of a requested object (the reconciled kind filled in)."""
-    qualified: Callable[[ObjectRef], ObjectRef]
-    """The reference of a key for results and logs."""
+    kind: tuple[str, str] | None
+    """The kind and group of the reconciled objects, if known before the run."""
+    namespaced: bool | None
+    """Whether they are namespaced, if known before the run."""
     stopped: Callable[[Exception | None], None]
     """Called once the run has ended (with its error, if any), so the controller may run again."""
 
@@ -117,6 +125,7 @@ class RunPlan:
 class _Request:
     refs: list[ObjectRef]
     reason: str
+    relation: Relation = "mapped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +233,11 @@ class Run:
         else:
             limit = limit or DEFAULT_WORKERS
             self._workers = Workers(limit, f"rxkube-reconcile-{self._name}")
+        # The loop thread's alone, like everything the loop reads: the reconciled kind,
+        # learned from the first of the run's own objects that names it, if the plan
+        # does not know it.
+        self._kind = plan.kind
+        self._namespaced = plan.namespaced
         self._scheduler: Scheduler[ObjectRef] = Scheduler(debounce=cfg.debounce, concurrency=limit)
         self._thread = threading.Thread(
             target=self._main, name=f"rxkube-controller-{self._name}", daemon=True
@@ -289,7 +303,7 @@ class Run:
                 except TypeError as exc:
                     put(_Stop(error=exc))
                     return
-                put(_Request(refs, trigger.reason(item)))
+                put(_Request(refs, trigger.reason(item), trigger.relation))
                 return
             obj = _object_of(item)
             if obj is None:
@@ -300,7 +314,7 @@ class Run:
                 log.exception("controller %s: mapping %s failed", self._name, _describe(obj))
                 return
             if refs:
-                put(_Request(refs, trigger.reason(obj)))
+                put(_Request(refs, trigger.reason(obj), trigger.relation))
 
         return on_next
 
@@ -426,7 +440,7 @@ class Run:
         self._next_resync = max(self._next_resync + period, now)
         # Each object at a random moment of the coming period: once per period, spread.
         for obj in self._plan.store.state():
-            key = self._plan.key(ObjectRef.from_obj(obj))
+            key = self._key(ObjectRef.from_obj(obj))
             delay = random.random() * period
             self._scheduler.request(key, now, delay=delay, reason=_REASON_RESYNC)
 
@@ -434,14 +448,14 @@ class Run:
         """Act on one message; a bool ends the loop at once (see ``_loop_forever``)."""
         now = time.monotonic()
         match message:
-            case _Request(refs, reason):
+            case _Request(refs, reason, relation):
                 if not self._stopping:
-                    for ref in refs:
-                        self._scheduler.request(self._plan.key(ref), now, reason=reason)
+                    for ref in self._requested(refs, relation):
+                        self._scheduler.request(self._key(ref), now, reason=reason)
             case _ReconcileAll():
                 if not self._stopping:
                     for obj in self._plan.store.state(copy=False):
-                        key = self._plan.key(ObjectRef.from_obj(obj))
+                        key = self._key(ObjectRef.from_obj(obj))
                         self._scheduler.request(key, now, reason=_REASON_RECONCILE_ALL)
             case _Done(key, result):
                 self._finished(key, result, now)
@@ -473,6 +487,38 @@ class Run:
                 self._ping_answered = sent
         return None
 
+    def _requested(self, refs: list[ObjectRef], relation: Relation) -> list[ObjectRef]:
+        """The refs of a request that name objects of the controller's kind."""
+        if relation == "own":
+            if self._kind is None:
+                for ref in refs:
+                    if ref.kind:  # learned once, both together, from the first that says
+                        self._kind = (ref.kind, ref.group)
+                        self._namespaced = ref.namespace is not None
+                        break
+            return refs
+        if relation == "owners" and self._kind is not None:
+            return [ref for ref in refs if (ref.kind, ref.group) == self._kind]
+        return refs
+
+    def _key(self, ref: ObjectRef) -> ObjectRef:
+        """The scheduler's key for a requested object: name and namespace, as stored.
+
+        One controller reconciles one kind, so kind and group are left out: a ref from a
+        mapper without them and the object's own ref must be the same key, or the object
+        could be reconciled twice at once.
+        """
+        if self._namespaced is False:
+            return ObjectRef(ref.name)
+        obj = self._plan.store.get(ref.name, ref.namespace)
+        if obj is not None:
+            return ObjectRef(ref.name, (obj.get("metadata") or {}).get("namespace"))
+        return ObjectRef(ref.name, ref.namespace)
+
+    def _qualified(self, key: ObjectRef) -> ObjectRef:
+        """A key with the controller's kind and group, when known, for results and logs."""
+        return key if self._kind is None else ObjectRef(key.name, key.namespace, *self._kind)
+
     def _leading(self) -> bool:
         return self._leader is None or self._leader.is_leader
 
@@ -485,7 +531,7 @@ class Run:
                 self._scheduler.done(due.key)
                 self._attempts.pop(due.key, None)
                 self._metrics.missing()
-                ref = self._plan.qualified(due.key)
+                ref = self._qualified(due.key)
                 log.info("controller %s: %s is gone (%s)", self._name, ref, due.reason)
                 self._emit(ObjectMissing(ref, due.reason))
                 continue

@@ -64,7 +64,7 @@ from ._results import (
     ReconcileTimeout,
     current_reason,
 )
-from ._runner import Run, RunPlan, Trigger
+from ._runner import Relation, Run, RunPlan, Trigger
 from ._shards import ShardKey, fraction
 from ._watching import metadata_watcher, watcher
 from .events import Object
@@ -125,6 +125,27 @@ def _refs_of(result: ObjectRef | Iterable[ObjectRef] | None) -> list[ObjectRef]:
     if isinstance(result, ObjectRef):
         return [result]
     return list(result)
+
+
+def _own_ref(obj: Object) -> list[ObjectRef]:
+    """An object of the controller's own stream: itself (with its kind, if it says)."""
+    return [ObjectRef.from_obj(obj)]
+
+
+def _owner_refs(obj: Object) -> list[ObjectRef]:
+    """The owners an object names, each with its kind and group.
+
+    The run keeps those of the controller's kind, on its loop thread, where it learns
+    that kind.
+    """
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    refs = []
+    for owner in meta.get("ownerReferences") or ():
+        group, slash, _ = str(owner.get("apiVersion", "")).rpartition("/")
+        kind = str(owner.get("kind", ""))
+        refs.append(ObjectRef(str(owner.get("name", "")), namespace, kind, group if slash else ""))
+    return refs
 
 
 # -- the controller -----------------------------------------------------------------------
@@ -198,19 +219,23 @@ class Controller:
     ) -> None:
         self._store = reader
         # The kind and group of the reconciled objects (to pick owner references) and
-        # whether they are namespaced: known from the Api, else learned from the stream.
+        # whether they are namespaced, when the Api tells; else each run learns them from
+        # its own objects, on its loop thread.
         self._kind = kind
         self._namespaced = namespaced
         self._config = ControllerConfig()
         self._name = name
         self._triggers: list[Trigger] = [
-            Trigger(source, self._own_ref, lambda _obj: _REASON_OBJECT_UPDATED, main=True)
+            Trigger(
+                source, _own_ref, lambda _obj: _REASON_OBJECT_UPDATED, main=True, relation="own"
+            )
         ]
         self._stores: list[Store] = [reader]
         self._reconcile_all: list[Observable[Any]] = []
-        # Lock rules: ``_lock`` guards ``_running`` and the kind learned from the stream
-        # (``_own_ref`` runs on the watch thread, ``_key`` on the controller's loop); it
-        # is held for an assignment or a test, never across a call out.
+        # Lock rules: ``_lock`` guards ``_running``, ``_run`` and ``_last_error`` (set by
+        # the subscribing thread and by the run's loop thread as it ends); it is held for
+        # an assignment or a test, never across a call out. Nothing else of the
+        # controller changes once it runs: what a run learns stays in its ``Run``.
         self._lock = threading.Lock()
         self._running = False
         self._run: Run | None = None
@@ -318,10 +343,10 @@ class Controller:
         self._sharding = source
         self._store = self._stores[0] = source.reader
         self._triggers[0] = Trigger(
-            source.updated, self._own_ref, lambda _obj: _REASON_OBJECT_UPDATED, main=True
+            source.updated, _own_ref, lambda _obj: _REASON_OBJECT_UPDATED, main=True, relation="own"
         )
         self._triggers.append(
-            Trigger(source.acquired, self._own_ref, lambda _obj: REASON_SHARD_ACQUIRED)
+            Trigger(source.acquired, _own_ref, lambda _obj: REASON_SHARD_ACQUIRED, relation="own")
         )
         self.metrics.track_shard(lambda: (len(source.reader), fraction(member.held)))
         return self
@@ -344,7 +369,12 @@ class Controller:
         # Metadata-only objects say "PartialObjectMetadata": name the real kind in reasons.
         resource = api.resource
         return self._relate(
-            source, self._owner_refs, "owned object updated", None, (resource.kind, resource.group)
+            source,
+            _owner_refs,
+            "owned object updated",
+            None,
+            (resource.kind, resource.group),
+            owners=True,
         )
 
     def owns_shared_stream(self, stream: Observable[Any], reader: Store | None = None) -> Self:
@@ -356,7 +386,7 @@ class Controller:
             reader: a store the reconcile reads these objects from: reconciles wait until
                 it is ready.
         """
-        return self._relate(stream, self._owner_refs, "owned object updated", reader)
+        return self._relate(stream, _owner_refs, "owned object updated", reader, owners=True)
 
     def watches(self, api: Api, config: Config | None, mapper: Mapper) -> Self:
         """Reconcile the objects ``mapper`` returns for each change of a related object.
@@ -423,6 +453,8 @@ class Controller:
         what: str,
         reader: Store | None,
         kind: tuple[str, str] | None = None,
+        *,
+        owners: bool = False,
     ) -> Self:
         def reason(obj: Object) -> str:
             ref = ObjectRef.from_obj(obj)
@@ -430,49 +462,11 @@ class Controller:
                 ref = ObjectRef(ref.name, ref.namespace, *kind)
             return f"{what}: {ref}"
 
-        self._triggers.append(Trigger(stream, refs, reason))
+        relation: Relation = "owners" if owners else "mapped"
+        self._triggers.append(Trigger(stream, refs, reason, relation=relation))
         if reader is not None:
             self._stores.append(reader)
         return self
-
-    def _own_ref(self, obj: Object) -> list[ObjectRef]:
-        ref = ObjectRef.from_obj(obj)
-        if self._kind is None and ref.kind:
-            with self._lock:  # learned once, both together, from the first object
-                if self._kind is None:
-                    self._namespaced = ref.namespace is not None
-                    self._kind = (ref.kind, ref.group)
-        return [ref]
-
-    def _key(self, ref: ObjectRef) -> ObjectRef:
-        """The scheduler's key for a requested object: name and namespace, as stored.
-
-        One controller reconciles one kind, so kind and group are left out: a ref from a
-        mapper without them and the object's own ref must be the same key, or the object
-        could be reconciled twice at once.
-        """
-        if self._namespaced is False:
-            return ObjectRef(ref.name)
-        obj = self._store.get(ref.name, ref.namespace)
-        if obj is not None:
-            return ObjectRef(ref.name, (obj.get("metadata") or {}).get("namespace"))
-        return ObjectRef(ref.name, ref.namespace)
-
-    def _qualified(self, key: ObjectRef) -> ObjectRef:
-        """A key with the controller's kind and group, when known, for results and logs."""
-        return key if self._kind is None else ObjectRef(key.name, key.namespace, *self._kind)
-
-    def _owner_refs(self, obj: Object) -> list[ObjectRef]:
-        meta = obj.get("metadata") or {}
-        namespace = meta.get("namespace")
-        refs = []
-        for owner in meta.get("ownerReferences") or ():
-            group, slash, _ = str(owner.get("apiVersion", "")).rpartition("/")
-            kind_group = (str(owner.get("kind", "")), group if slash else "")
-            if self._kind is not None and kind_group != self._kind:
-                continue
-            refs.append(ObjectRef(str(owner.get("name", "")), namespace, *kind_group))
-        return refs
 
     # -- running --------------------------------------------------------------------------
 
@@ -531,13 +525,14 @@ class Controller:
         ) -> abc.DisposableBase:
             with self._lock:
                 already = self._running
-                self._running = True
+                if not already:
+                    self._running = True
+                    self._last_error = None
             if already:
                 observer.on_error(
                     RuntimeError(f"controller {self.name} is running already; run it once")
                 )
                 return Disposable()
-            self._last_error = None
             running_loop = loop
             if is_async and running_loop is None:
                 with contextlib.suppress(RuntimeError):
@@ -550,8 +545,8 @@ class Controller:
                 self._stores,
                 self._triggers,
                 self._reconcile_all,
-                self._key,
-                self._qualified,
+                self._kind,
+                self._namespaced,
                 self._stopped,
             )
             run = Run(
@@ -563,7 +558,8 @@ class Controller:
                 is_async=is_async,
                 loop=running_loop,
             )
-            self._run = run
+            with self._lock:
+                self._run = run
             run.start(stop, leader)
             return Disposable(run.dispose)
 
