@@ -20,15 +20,16 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from reactivex import Observable, abc
 
+from . import _closing
 from ._cache import Store
 from ._delivery import Handover, fail_consumer
 from ._executors import LoopThread, Workers
+from ._futures import call_on, resolve_soon
 from ._object_ref import ObjectRef
 from ._results import (
     Action,
@@ -209,8 +210,8 @@ class Run:
         self._stop_requests = 0
         self._error: Exception | None = None
         self._consumer_error: Exception | None = None  # what the results subscriber raised
-        # The reconciles running, by key; with the future of a coroutine, to cancel it.
-        self._in_flight: dict[ObjectRef, Future[None] | None] = {}
+        # The reconciles running, by key.
+        self._in_flight: set[ObjectRef] = set()
         # Failures in a row per object (absent: none), the attempt number's source.
         self._attempts: dict[ObjectRef, int] = {}
         # Plain-function reconciles with a timeout: their deadline and job; and those
@@ -224,12 +225,21 @@ class Run:
         self._ping_answered = 0.0
         self._loop_thread: LoopThread | None = None
         self._loop = loop
+        # The coroutine reconciles' tasks, touched on the loop's thread only; once cancelled
+        # (the run ending), no new one starts.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks_cancelled = False
+        self._ended: asyncio.Future[None] | None = None
         self._workers: Workers | None = None
         limit = cfg.concurrency
         if is_async:
             if loop is None:
                 self._loop_thread = LoopThread(f"rxkube-controller-loop-{self._name}")
                 self._loop = self._loop_thread.loop
+            else:
+                # The subscriber's loop: an awaited close there waits for our tasks to end.
+                self._ended = loop.create_future()
+                _closing.on_close(self._settled)
         else:
             limit = limit or DEFAULT_WORKERS
             self._workers = Workers(limit, f"rxkube-reconcile-{self._name}")
@@ -321,6 +331,10 @@ class Run:
     def dispose(self) -> None:
         self._inbox.put(_Stop(silent=True), wait=False)
         self._unsubscribe()
+        if self._loop is not None:
+            # At once when disposed on the loop (leaving an ``async for``), so the tasks
+            # end before the code after it runs on, not when the loop thread gets to it.
+            call_on(self._loop, self._cancel_tasks)
 
     def health(self) -> ControllerHealth:
         """The run's health; each call also pings the loop (answered on its thread)."""
@@ -372,9 +386,10 @@ class Run:
                 unlisten()
             self._unsubscribe()
             graceful = not self._in_flight
-            for future in self._in_flight.values():
-                if future is not None:
-                    future.cancel()
+            if self._loop is not None:
+                call_on(self._loop, self._cancel_tasks)
+                if self._ended is not None:
+                    resolve_soon(self._loop, self._ended, None)  # after the cancelling
             if self._workers is not None:
                 self._workers.shutdown(wait=_JOIN_TIMEOUT if graceful else 0.0)
             if self._loop_thread is not None:
@@ -395,7 +410,7 @@ class Run:
                     return end
             self._expire(time.monotonic())
             # Timed-out plain reconciles cannot be waited for: they may never return.
-            if self._stopping and self._in_flight.keys() <= self._timed_out.keys():
+            if self._stopping and self._in_flight <= self._timed_out.keys():
                 return True
             self._resync(time.monotonic())
             self._dispatch()
@@ -542,7 +557,8 @@ class Run:
             timeout = self._plan.config.reconcile_timeout
             if timeout is not None and self._workers is not None:
                 self._deadlines[due.key] = (time.monotonic() + timeout, job)
-            self._in_flight[due.key] = self._submit(job)
+            self._in_flight.add(due.key)
+            self._submit(job)
 
     def _is_ready(self) -> bool:
         if not self._ready:
@@ -552,7 +568,7 @@ class Run:
     def _finished(self, key: ObjectRef, result: Reconciled | ReconcileFailed, now: float) -> None:
         if key not in self._in_flight:
             return  # abandoned by a forced stop
-        del self._in_flight[key]
+        self._in_flight.remove(key)
         self._deadlines.pop(key, None)
         self._scheduler.done(key)
         if key in self._timed_out:
@@ -597,12 +613,37 @@ class Run:
 
     # -- reconciling ------------------------------------------------------------------------
 
-    def _submit(self, job: _Job) -> Future[None] | None:
+    def _submit(self, job: _Job) -> None:
         if self._workers is not None:
             self._workers.submit(lambda: self._reconcile_sync(job))
-            return None
+            return
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(self._reconcile_async(job), self._loop)
+        self._loop.call_soon_threadsafe(self._start_task, job)
+
+    # -- the coroutine reconciles' tasks, on the loop's thread --------------------------------
+
+    def _start_task(self, job: _Job) -> None:
+        if self._tasks_cancelled:
+            return  # the run has ended: nobody takes its result
+        assert self._loop is not None
+        task = self._loop.create_task(self._reconcile_async(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _cancel_tasks(self) -> None:
+        if self._tasks_cancelled:
+            return  # once: a second cancel would interrupt a reconcile's own clean-up
+        self._tasks_cancelled = True
+        for task in self._tasks:
+            task.cancel()
+
+    async def _settled(self) -> None:
+        """Return once the run has ended and its tasks with it (``rxkube._closing``)."""
+        assert self._ended is not None
+        await self._ended
+        # The loop thread cancelled the tasks before resolving _ended, and started the last
+        # one before that: what is left is ending.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _reconcile_sync(self, job: _Job) -> None:
         async def call() -> Any:

@@ -39,7 +39,13 @@ them), so a coroutine reconcile never blocks its loop::
 
 Leaving an ``async for`` early (``break``), cancelling the consuming task or calling
 ``aclose()`` disposes the subscription, which closes the watch's connection. As
-with async generators, a cancelled ``__anext__`` ends the iterator.
+with async generators, a cancelled ``__anext__`` ends the iterator. ``aclose()``, and
+leaving ``async with iterate(...) as items``, also wait until what the subscription runs
+on this loop (a controller's coroutine reconciles) has ended::
+
+    async with rxkube.aio.iterate(controller.run(reconcile, None, ctx)) as results:
+        async for result in results:
+            break  # after the block, no reconcile of this controller runs any more
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -55,7 +62,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from . import _steps
+from . import _closing, _steps
 from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Run, failed_run
@@ -73,6 +80,7 @@ if TYPE_CHECKING:
     from .protocol import Config
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "DEFAULT_MAXSIZE",
     "AsyncApi",
     "AsyncClient",
@@ -105,7 +113,11 @@ _E = TypeVar("_E")
 _F = TypeVar("_F")
 _P = ParamSpec("_P")
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAXSIZE = 128
+CLOSE_TIMEOUT = 5.0
+"""How long ``ObservableIterator.aclose()`` waits for the subscription's work on the loop."""
 """Items a bridge queues before the producing thread waits for the consumer."""
 
 _AIOSTREAM_MISSING = (
@@ -124,6 +136,9 @@ class ObservableIterator(AsyncIterator[_T]):
     disposed when the Observable ends, on ``aclose()``, when ``__anext__`` is
     cancelled or fails, and when the iterator is garbage (``break``). Items cross to the
     loop through ``rxkube._delivery.LoopDrain``, a batch per wake-up of the loop.
+
+    Also an async context manager: leaving ``async with iterate(xs) as items`` awaits
+    ``aclose()``.
     """
 
     def __init__(self, observable: Observable[_T], maxsize: int) -> None:
@@ -135,6 +150,7 @@ class ObservableIterator(AsyncIterator[_T]):
         self._drain: LoopDrain[_T | End] | None = None
         self._batch: deque[_T | End] = deque()
         self._subscription: abc.DisposableBase | None = None
+        self._settles: list[_closing.Settle] = []
         self._done = False
 
     def __aiter__(self) -> ObservableIterator[_T]:
@@ -163,8 +179,29 @@ class ObservableIterator(AsyncIterator[_T]):
         return item
 
     async def aclose(self) -> None:
-        """Dispose the subscription; further ``__anext__`` calls end the iteration."""
+        """Dispose the subscription, and wait for its work on this loop to end.
+
+        Further ``__anext__`` calls end the iteration. What the subscription started on
+        this loop (a controller's coroutine reconciles) is cancelled by the disposal;
+        this waits up to ``CLOSE_TIMEOUT`` seconds for it to end, then logs a warning
+        and returns: a coroutine that ignores its cancellation cannot hold it forever.
+        """
         self._close()
+        settles, self._settles = self._settles, []
+        for settle in settles:
+            try:
+                await asyncio.wait_for(settle(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning(
+                    "iterate(): the subscription's work on this loop did not end within %s s",
+                    CLOSE_TIMEOUT,
+                )
+
+    async def __aenter__(self) -> ObservableIterator[_T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def _start(self) -> LoopDrain[_T | End]:
         drain: LoopDrain[_T | End] = LoopDrain(self._maxsize)
@@ -184,7 +221,8 @@ class ObservableIterator(AsyncIterator[_T]):
             put(End(None))
 
         try:
-            self._subscription = self._observable.subscribe(on_next, on_error, on_completed)
+            with _closing.collecting() as self._settles:
+                self._subscription = self._observable.subscribe(on_next, on_error, on_completed)
         except BaseException:
             self._close()
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import logging
 import os
 import random
 import signal
@@ -560,6 +561,106 @@ def test_results_can_be_iterated_from_async_code(manual: Manual) -> None:
         return names
 
     assert sorted(asyncio.run(asyncio.wait_for(main(), TIMEOUT))) == ["a", "b", "c"]
+
+
+class _Hanging:
+    """A coroutine reconcile that returns at once for "a" and waits forever for the rest."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.cancelled: list[str] = []
+        self.b_started = asyncio.Event()
+
+    async def reconcile(self, obj: Object, _ctx: Any) -> Action:
+        name = obj["metadata"]["name"]
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks[name] = task
+        try:
+            if name != "a":
+                self.b_started.set()
+                await asyncio.Event().wait()
+            return Action.await_change()
+        except asyncio.CancelledError:
+            self.cancelled.append(name)
+            raise
+
+
+def test_leaving_async_with_iterate_waits_for_the_running_reconciles_to_end(
+    manual: Manual,
+) -> None:
+    from rxkube.aio import iterate
+
+    async def main() -> None:
+        reconcile = _Hanging()
+        controller = Controller.for_stream(manual.stream, manual.reader)
+        results = controller.run(reconcile.reconcile, None, None)
+        asyncio.get_running_loop().call_soon(manual.listed, cm("a"), cm("b"))
+        async with iterate(results) as items:
+            async for result in items:
+                assert result.ref.name == "a"
+                await asyncio.wait_for(reconcile.b_started.wait(), TIMEOUT)
+                break
+        # Leaving the block waited: b's reconcile was cancelled and has ended.
+        assert reconcile.tasks["b"].done()
+        assert reconcile.cancelled == ["b"]
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+def test_leaving_async_for_cancels_the_running_reconciles_at_once(manual: Manual) -> None:
+    from rxkube.aio import iterate
+
+    async def main() -> None:
+        reconcile = _Hanging()
+        controller = Controller.for_stream(manual.stream, manual.reader)
+        results = controller.run(reconcile.reconcile, None, None)
+        asyncio.get_running_loop().call_soon(manual.listed, cm("a"), cm("b"))
+        async for _result in iterate(results):
+            await asyncio.wait_for(reconcile.b_started.wait(), TIMEOUT)
+            break
+        # The iterator was dropped: disposed on this loop, which cancelled b's task then
+        # and there, not when the controller's thread got to it.
+        task = reconcile.tasks["b"]
+        assert task.cancelling() == 1
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), TIMEOUT)
+        assert reconcile.cancelled == ["b"]
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+def test_aclose_waits_only_so_long_for_a_reconcile_that_ignores_its_cancellation(
+    manual: Manual, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import rxkube.aio
+    from rxkube.aio import iterate
+
+    monkeypatch.setattr(rxkube.aio, "CLOSE_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        started = asyncio.Event()
+        release = asyncio.Event()
+
+        async def stubborn(obj: Object, _ctx: Any) -> Action:
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                await release.wait()  # a bug: it carries on after its cancellation
+            return Action.await_change()
+
+        results = Controller.for_stream(manual.stream, manual.reader).run(stubborn, None, None)
+        items = iterate(results)
+        waiting = asyncio.ensure_future(anext(items))  # subscribes, then the list comes
+        asyncio.get_running_loop().call_soon(manual.listed, cm("a"))
+        await asyncio.wait_for(started.wait(), TIMEOUT)
+        waiting.cancel()
+        with caplog.at_level(logging.WARNING, logger="rxkube.aio"):
+            await asyncio.wait_for(items.aclose(), TIMEOUT)  # returns after CLOSE_TIMEOUT
+        assert "did not end within 0.2 s" in caplog.text
+        release.set()
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
 
 
 # -- stopping ----------------------------------------------------------------------------
