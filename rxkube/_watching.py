@@ -274,20 +274,7 @@ class _WatchRun:
                 self._list_started = time.monotonic()
             stats.progressed()
             if isinstance(request, ListRequest):
-                response = api.list_page(
-                    request.params, metadata_only=metadata_only, cancellation=self._cancellation
-                )
-                if self._stopped.is_set():
-                    return
-                if response.status == 200:
-                    events = machine.on_list(200, response.json())
-                else:
-                    err = response.error()
-                    events = machine.on_list(err.code, err.status, retry_after=err.retry_after)
-                    if machine.stream_done:
-                        self._restarted(_relist_cause(err.code), watching=False)
-                resume[0] = machine.resource_version
-                self._emit(events)
+                self._list_page(machine, request, resume)
             else:
                 stream = api.watch_stream(
                     request.params,
@@ -299,6 +286,28 @@ class _WatchRun:
                 with stream:
                     if not self._stopped.is_set():
                         self._follow(machine, stream, resume)
+
+    def _list_page(
+        self, machine: WatchMachine, request: ListRequest, resume: list[str | None]
+    ) -> None:
+        # A method of its own so that the page's body and its decoded items are freed when
+        # it returns: held by the loop, they stayed alive while the next page was read and
+        # decoded (a relist's peak held two pages) and, after the last page, for the whole
+        # watch, keeping up to a page of objects the watch had replaced.
+        response = self._api.list_page(
+            request.params, metadata_only=self._metadata_only, cancellation=self._cancellation
+        )
+        if self._stopped.is_set():
+            return
+        if response.status == 200:
+            events = machine.on_list(200, response.json())
+        else:
+            err = response.error()
+            events = machine.on_list(err.code, err.status, retry_after=err.retry_after)
+            if machine.stream_done:
+                self._restarted(_relist_cause(err.code), watching=False)
+        resume[0] = machine.resource_version
+        self._emit(events)
 
     def _follow(self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]) -> None:
         if stream.status != 200:
