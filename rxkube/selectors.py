@@ -19,14 +19,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._apivalidation import label_value, qualified_name, quote
+
 LabelOperator = Literal["=", "!=", "in", "notin", "exists", "!", "gt", "lt"]
-
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_NAME_RE = re.compile(_NAME)
-_DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-# One lexer token: whitespace, a two-character operator, a one-character symbol, or a word.
-_TOKEN_RE = re.compile(r"\s+|!=|==|[=!(),<>]|[^\s=!(),<>]+")
-
 
 # Go's strconv.ParseInt(s, 10, 64), which kube-apiserver uses for '>' and '<': an optional
 # sign and ASCII digits only. Python's int() would also take '1_0', ' 7' and non-ASCII digits.
@@ -42,28 +37,19 @@ def _parse_int64(text: str) -> int | None:
     return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
-def _check_label_key(key: str, selector: str) -> None:
-    prefix, slash, name = key.rpartition("/")
-    problem = ""
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix)):
-        problem = "its prefix must be a lowercase DNS subdomain of at most 253 characters"
-    elif not name or len(name) > 63 or not _NAME_RE.fullmatch(name):
-        problem = (
-            "a label key must be at most 63 alphanumeric characters, '-', '_' or '.', "
-            "starting and ending with an alphanumeric character, with an optional DNS "
-            "subdomain prefix and '/'"
-        )
-    if problem:
-        raise ValueError(f"invalid label selector {selector!r}: invalid key {key!r}: {problem}")
+class SelectorError(ValueError):
+    """A label or field selector that does not parse.
 
+    Attributes:
+        selector: the selector as given.
+        reason: what apimachinery's parser (``labels.Parse``, ``fields.ParseSelector``)
+            says of it, word for word: the message of kube-apiserver's 400.
+    """
 
-def _check_label_value(value: str, selector: str) -> None:
-    if value and (len(value) > 63 or not _NAME_RE.fullmatch(value)):
-        raise ValueError(
-            f"invalid label selector {selector!r}: invalid value {value!r}: a label value must "
-            "be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and "
-            "ending with an alphanumeric character"
-        )
+    def __init__(self, what: Literal["label", "field"], selector: str, reason: str) -> None:
+        super().__init__(f"invalid {what} selector {selector!r}: {reason}")
+        self.selector = selector
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,31 +98,190 @@ class LabelRequirement:
         return f"{self.key}{symbol}{self.values[0]}"
 
 
-class _Tokens:
-    """A cursor over a selector's tokens, whitespace dropped."""
+# The label selector lexer and parser of k8s.io/apimachinery/pkg/labels/selector.go (v0.32),
+# step for step, so that a selector that does not parse fails with its error text, which
+# kube-apiserver answers in its 400 (the message of a bad ``labelSelector`` query).
+_WHITESPACE = " \t\r\n"
+_SPECIAL = "=!(),><"
+_KEYWORDS = frozenset({")", ",", "!", "==", "=", ">", "in", "<", "!=", "notin", "("})
+_BINARY: dict[str, LabelOperator] = {
+    "in": "in",
+    "notin": "notin",
+    "=": "=",
+    "==": "=",
+    "!=": "!=",
+    ">": "gt",
+    "<": "lt",
+}
+_BINARY_NAMES = "in, notin, =, ==, !=, gt, lt"  # selection.Operator values, as Go lists them
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    """``(kind, literal)`` tokens; the kind is ``id``, ``end`` or the keyword or symbol."""
+    items: list[tuple[str, str]] = []
+    pos, size = 0, len(text)
+    while True:
+        while pos < size and text[pos] in _WHITESPACE:
+            pos += 1
+        if pos == size or text[pos] == "\0":  # Go's lexer reads a NUL byte as the end
+            items.append(("end", ""))
+            return items
+        if text[pos] in _SPECIAL:
+            two = text[pos : pos + 2]
+            literal = two if two in ("!=", "==") else text[pos]
+            pos += len(literal)
+        else:
+            end = pos
+            while end < size and text[end] not in _SPECIAL and text[end] not in _WHITESPACE:
+                if text[end] == "\0":
+                    break
+                end += 1
+            literal = text[pos:end]
+            pos = end + (end < size and text[end] == "\0")
+        items.append((literal if literal in _KEYWORDS else "id", literal))
+
+
+class _Failure(Exception):
+    """A requirement that does not parse: Go's message, before ``unable to parse requirement``."""
+
+
+def _aggregate(errors: list[str]) -> str:
+    """Go's ``utilerrors.Aggregate`` text: one message, or the distinct ones in brackets."""
+    distinct = list(dict.fromkeys(errors))
+    return distinct[0] if len(distinct) == 1 else "[" + ", ".join(distinct) + "]"
+
+
+class _LabelParser:
+    """One parse of a label selector, as apimachinery's ``Parser``."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.items = [m.group() for m in _TOKEN_RE.finditer(text) if not m.group().isspace()]
+        self.items = _lex(text)
         self.pos = 0
 
-    def peek(self) -> str | None:
-        return self.items[self.pos] if self.pos < len(self.items) else None
+    def lookahead(self, *, values: bool = True) -> tuple[str, str]:
+        # Where a value may stand, 'in' and 'notin' are identifiers ("x in (in)").
+        kind, literal = self.items[min(self.pos, len(self.items) - 1)]
+        return ("id" if values and kind in ("in", "notin") else kind), literal
 
-    def take(self) -> str | None:
-        token = self.peek()
+    def consume(self, *, values: bool = True) -> tuple[str, str]:
+        item = self.lookahead(values=values)
         self.pos += 1
-        return token
+        return item
 
-    def fail(self, expected: str, found: str | None) -> ValueError:
-        what = "the end" if found is None else repr(found)
-        return ValueError(
-            f"invalid label selector {self.text!r}: expected {expected}, found {what}"
+    def fail(self, reason: str) -> SelectorError:
+        return SelectorError("label", self.text, reason)
+
+    def parse(self) -> list[LabelRequirement]:
+        requirements: list[LabelRequirement] = []
+        while True:
+            kind, literal = self.lookahead()
+            if kind == "end":
+                return requirements
+            if kind not in ("id", "!"):
+                raise self.fail(f"found '{literal}', expected: !, identifier, or 'end of string'")
+            try:
+                requirements.append(self.requirement())
+            except _Failure as failure:
+                raise self.fail(f"unable to parse requirement: {failure}") from None
+            kind, literal = self.consume()
+            if kind == "end":
+                return requirements
+            if kind != ",":
+                raise self.fail(f"found '{literal}', expected: ',' or 'end of string'")
+            after, literal = self.lookahead()
+            if after not in ("id", "!"):
+                raise self.fail(f"found '{literal}', expected: identifier after ','")
+
+    def requirement(self) -> LabelRequirement:
+        key, unary = self.key_and_unary_operator()
+        if unary is not None:
+            return _requirement(key, unary, [])
+        kind, literal = self.consume(values=False)
+        if kind not in _BINARY:
+            raise _Failure(f"found '{literal}', expected: {_BINARY_NAMES}")
+        operator = _BINARY[kind]
+        values = self.value_set() if operator in ("in", "notin") else self.exact_value()
+        return _requirement(key, operator, sorted(values))
+
+    def key_and_unary_operator(self) -> tuple[str, LabelOperator | None]:
+        kind, literal = self.consume()
+        unary: LabelOperator | None = None
+        if kind == "!":
+            unary = "!"
+            kind, literal = self.consume()
+        if kind != "id":
+            raise _Failure(f"found '{literal}', expected: identifier")
+        problems = qualified_name(literal)
+        if problems:  # validateLabelKey with the parser's path, which is nil
+            raise _Failure(f"<nil>: Invalid value: {quote(literal)}: {'; '.join(problems)}")
+        if unary is None and self.lookahead()[0] in ("end", ","):
+            unary = "exists"
+        return literal, unary
+
+    def value_set(self) -> set[str]:
+        kind, literal = self.consume()
+        if kind != "(":
+            raise _Failure(f"found '{literal}' expected: '('")
+        kind, literal = self.lookahead()
+        if kind == ")":
+            self.consume()
+            return {""}
+        if kind not in ("id", ","):
+            raise _Failure(f"found '{literal}', expected: ',', ')' or identifier")
+        values: set[str] = set()
+        while True:  # parseIdentifiersList: empty values between commas count as ""
+            kind, literal = self.consume()
+            if kind == "id":
+                values.add(literal)
+                after, literal = self.lookahead()
+                if after == ")":
+                    self.consume()
+                    return values
+                if after != ",":
+                    raise _Failure(f"found '{literal}', expected: ',' or ')'")
+            elif kind == ",":
+                if not values:
+                    values.add("")
+                after, _ = self.lookahead()
+                if after == ")":
+                    self.consume()
+                    values.add("")
+                    return values
+                if after == ",":
+                    self.consume()
+                    values.add("")
+            else:
+                raise _Failure(f"found '{literal}', expected: ',', or identifier")
+
+    def exact_value(self) -> list[str]:
+        if self.lookahead()[0] in ("end", ","):
+            return [""]
+        kind, literal = self.consume()
+        if kind != "id":
+            raise _Failure(f"found '{literal}', expected: identifier")
+        return [literal]
+
+
+def _requirement(key: str, operator: LabelOperator, values: list[str]) -> LabelRequirement:
+    """apimachinery's ``NewRequirement`` checks of the values (the key passed already)."""
+    errors: list[str] = []
+    if operator in ("gt", "lt"):
+        errors.extend(
+            f"values[{i}]: Invalid value: {quote(value)}: for 'Gt', 'Lt' operators, the value "
+            "must be an integer"
+            for i, value in enumerate(values)
+            if _parse_int64(value) is None
         )
-
-
-def _is_word(token: str | None) -> bool:
-    return token is not None and token not in ("=", "==", "!=", "!", "(", ")", ",", "<", ">")
+    for i, value in enumerate(values):
+        problems = label_value(value)
+        if problems:
+            errors.append(
+                f"values[{i}][{key}]: Invalid value: {quote(value)}: {'; '.join(problems)}"
+            )
+    if errors:
+        raise _Failure(_aggregate(errors))
+    return LabelRequirement(key, operator, tuple(values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,90 +303,10 @@ class LabelSelector:
         """Parse a selector string; an empty string selects everything.
 
         Raises:
-            ValueError: the syntax is invalid, or a key or value is not a valid label.
+            SelectorError: the syntax is invalid, or a key or value is not a valid label;
+                its ``reason`` is apimachinery's message.
         """
-        tokens = _Tokens(text)
-        requirements: list[LabelRequirement] = []
-        while tokens.peek() is not None:
-            requirements.append(cls._parse_requirement(tokens))
-            separator = tokens.take()
-            if separator is None:
-                break
-            if separator != ",":
-                raise tokens.fail("',' between requirements", separator)
-            if tokens.peek() is None:
-                raise tokens.fail("a requirement after ','", None)
-        return cls(tuple(requirements))
-
-    @staticmethod
-    def _parse_requirement(tokens: _Tokens) -> LabelRequirement:
-        token = tokens.take()
-        if token == "!":
-            key = tokens.take()
-            if not _is_word(key):
-                raise tokens.fail("a label key after '!'", key)
-            assert key is not None
-            _check_label_key(key, tokens.text)
-            return LabelRequirement(key, "!")
-        if not _is_word(token):
-            raise tokens.fail("a label key", token)
-        assert token is not None
-        key = token
-        _check_label_key(key, tokens.text)
-        op = tokens.peek()
-        if op is None or op == ",":
-            return LabelRequirement(key, "exists")
-        tokens.take()
-        if op in ("=", "==", "!="):
-            value = tokens.peek()
-            if _is_word(value):
-                tokens.take()
-            elif value is None or value == ",":
-                value = ""
-            else:
-                raise tokens.fail(f"a value after {op!r}", value)
-            assert value is not None
-            _check_label_value(value, tokens.text)
-            return LabelRequirement(key, "!=" if op == "!=" else "=", (value,))
-        if op in ("in", "notin"):
-            set_op: LabelOperator = "in" if op == "in" else "notin"
-            return LabelRequirement(key, set_op, LabelSelector._parse_set(tokens))
-        if op in (">", "<"):
-            value = tokens.take()
-            number = None if value is None else _parse_int64(value)
-            if number is None:
-                raise tokens.fail(f"a 64-bit integer after {op!r}", value)
-            assert value is not None
-            # kube-apiserver also checks the number as a label value, which refuses a sign.
-            _check_label_value(value, tokens.text)
-            return LabelRequirement(key, "gt" if op == ">" else "lt", (str(number),))
-        raise tokens.fail("'=', '==', '!=', 'in', 'notin', '>', '<', ',' or the end", op)
-
-    @staticmethod
-    def _parse_set(tokens: _Tokens) -> tuple[str, ...]:
-        opening = tokens.take()
-        if opening != "(":
-            raise tokens.fail("'(' after 'in' or 'notin'", opening)
-        values: list[str] = []
-        expect_value = True
-        while True:
-            token = tokens.take()
-            if token == ")":
-                if expect_value:
-                    values.append("")
-                break
-            if token == ",":
-                if expect_value:
-                    values.append("")
-                expect_value = True
-                continue
-            if not expect_value or not _is_word(token):
-                raise tokens.fail("a value, ',' or ')' in the value set", token)
-            assert token is not None
-            _check_label_value(token, tokens.text)
-            values.append(token)
-            expect_value = False
-        return tuple(sorted(set(values)))
+        return cls(tuple(_LabelParser(text).parse()))
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
         """Whether a label set (``None`` counts as empty) satisfies every requirement."""
@@ -300,45 +365,48 @@ def field_value(obj: Mapping[str, Any], path: str) -> str:
     return ""
 
 
-def _split_unescaped(text: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for char in text:
+def _split_terms(text: str) -> list[str]:
+    """The terms between unescaped commas, escapes kept (apimachinery's ``splitTerms``)."""
+    terms: list[str] = []
+    start, escaped = 0, False
+    for i, char in enumerate(text):
         if escaped:
-            current.append("\\" + char)
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char == separator:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if escaped:
-        current.append("\\")
-    parts.append("".join(current))
-    return parts
+        elif char == ",":
+            terms.append(text[start:i])
+            start = i + 1
+    terms.append(text[start:])
+    return terms
 
 
 def _unescape_field_value(value: str, selector: str) -> str:
+    """apimachinery's ``fields.UnescapeValue``, with its errors' texts."""
     out: list[str] = []
-    chars = iter(value)
-    for char in chars:
-        if char == "\\":
-            nxt = next(chars, "")
-            if nxt not in ("\\", ",", "="):
-                raise ValueError(
-                    f"invalid field selector {selector!r}: invalid escape sequence "
-                    f"'\\{nxt}' in value {value!r} (only \\\\, \\, and \\= are allowed)"
+    escaped = False
+    for char in value:
+        if escaped:
+            if char not in "\\,=":
+                raise SelectorError(
+                    "field", selector, f"invalid field selector: invalid escape sequence: \\{char}"
                 )
-            out.append(nxt)
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
         elif char in ",=":
-            raise ValueError(
-                f"invalid field selector {selector!r}: unescaped {char!r} in value {value!r}"
+            raise SelectorError(
+                "field",
+                selector,
+                f"invalid field selector: unescaped character in value: {ord(char)}",
             )
         else:
             out.append(char)
+    if escaped:
+        raise SelectorError(
+            "field", selector, "invalid field selector: invalid escape sequence: \\"
+        )
     return "".join(out)
 
 
@@ -359,31 +427,33 @@ class FieldSelector:
         """Parse a selector string; an empty string selects everything.
 
         Raises:
-            ValueError: a term has no operator, an empty field name, or a bad escape.
+            SelectorError: a term has no operator, or a value a bad escape or an unescaped
+                ``=``; its ``reason`` is apimachinery's message.
         """
-        if not text.strip():
-            return cls()
+        # fields.ParseSelector: terms in sorted order (so the first bad one in that order is
+        # the one reported), empty ones skipped, nothing trimmed; the first operator found
+        # splits a term (the field may be anything, the server's field labels judge it).
         requirements: list[FieldRequirement] = []
-        for term in _split_unescaped(text, ","):
-            requirements.append(cls._parse_term(term.strip(), text))
+        for term in sorted(_split_terms(text)) if text else []:
+            if not term:
+                continue
+            split = next(
+                (
+                    (i, op)
+                    for i in range(len(term))
+                    for op in ("!=", "==", "=")
+                    if term.startswith(op, i)
+                ),
+                None,
+            )
+            if split is None:
+                raise SelectorError(
+                    "field", text, f"invalid selector: '{text}'; can't understand '{term}'"
+                )
+            i, op = split
+            value = _unescape_field_value(term[i + len(op) :], text)
+            requirements.append(FieldRequirement(term[:i], "!=" if op == "!=" else "=", value))
         return cls(tuple(requirements))
-
-    @staticmethod
-    def _parse_term(term: str, text: str) -> FieldRequirement:
-        for i in range(len(term)):
-            for op in ("!=", "==", "="):
-                if term.startswith(op, i):
-                    field = term[:i].strip()
-                    if not field or not re.fullmatch(r"[A-Za-z0-9_.\-/]+", field):
-                        raise ValueError(
-                            f"invalid field selector {text!r}: invalid field name {field!r}"
-                        )
-                    value = _unescape_field_value(term[i + len(op) :].strip(), text)
-                    return FieldRequirement(field, "!=" if op == "!=" else "=", value)
-        raise ValueError(
-            f"invalid field selector {text!r}: can't understand {term!r} "
-            "(expected field=value, field==value or field!=value)"
-        )
 
     @property
     def fields(self) -> frozenset[str]:

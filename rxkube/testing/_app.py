@@ -24,7 +24,7 @@ import orjson
 from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
-from ..selectors import FieldSelector, LabelSelector
+from ..selectors import FieldSelector, LabelSelector, SelectorError
 from . import _discovery, _fields, _scale, _tables
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
@@ -952,10 +952,14 @@ class ApiApp:
         try:
             labels = LabelSelector.parse(query.get("labelSelector", ""))
             fields = FieldSelector.parse(query.get("fieldSelector", ""))
-        except ValueError as exc:
-            raise StatusError(400, str(exc)) from None
-        for name in fields.fields - route.served.selectable_fields:
-            raise StatusError(400, f"field label not supported: {name}")
+        except SelectorError as exc:
+            raise StatusError(400, exc.reason) from None
+        # The first refused field in the selector's (sorted) order, as the handler's
+        # FieldSelector.Transform meets them (k8s.io/apiserver/pkg/endpoints/handlers/get.go).
+        for requirement in fields:
+            refusal = route.served.refused_field(requirement.field)
+            if refusal is not None:
+                raise StatusError(400, refusal)
         shard: Shard | None = None
         if self.options.sharded_lists and "shardSelector" in query:
             try:

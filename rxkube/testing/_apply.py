@@ -89,15 +89,25 @@ class _Entry:
         version = "" if self.operation == "Apply" else self.api_version
         return (self.manager, self.operation, version, self.subresource)
 
+    def identifier(self) -> str:
+        """apimachinery's ``BuildManagerIdentifier``: the entry as JSON without its fields,
+        its time, and an applier's apiVersion; conflicts are grouped in its order."""
+        entry = {"manager": self.manager, "operation": self.operation}
+        if self.operation != "Apply":
+            entry["apiVersion"] = self.api_version
+        if self.subresource:
+            entry["subresource"] = self.subresource
+        return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+
     def describe(self) -> str:
-        """The manager as a conflict message names it."""
+        """The manager as a conflict message names it: ``printManager`` of its identifier,
+        which carries no time, so an updater is never named with one
+        (k8s.io/apimachinery/pkg/util/managedfields/internal/conflict.go)."""
         text = json.dumps(self.manager, ensure_ascii=False)
         if self.subresource:
             text += f" with subresource {json.dumps(self.subresource, ensure_ascii=False)}"
         if self.operation == "Update":
             text += f" using {self.api_version}"
-            if self.time:
-                text += f" at {self.time}"
         return text
 
     def encode(self) -> dict[str, Any]:
@@ -324,7 +334,12 @@ def apply(
         else:
             force = True  # lastAppliedManager applies again, forced
     if conflicts and not force:
-        raise _conflict_error([(managers[k], fields) for k, fields in sorted(conflicts.items())])
+        raise _conflict_error(
+            sorted(
+                ((managers[k], fields) for k, fields in conflicts.items()),
+                key=lambda pair: pair[0].identifier(),
+            )
+        )
     result: Managers = {}
     for k, entry in managers.items():
         fields = entry.fields - diff.removed if k != key else entry.fields - _STRIPPED

@@ -20,14 +20,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._apivalidation import dns1035_label as _dns1035
+from .._apivalidation import dns1123_subdomain, quote
 from ..resource import Resource
 from . import _structural
 from ._served import PrinterColumn, ScalePaths, ServedResource
 from ._status import StatusError, invalid
 from ._store import Store, now_timestamp
 from ._stored import Object, WatchFilter
-from ._validation import _dns1035_label as _dns1035
-from ._validation import _dns1123_subdomain, quote
 
 log = logging.getLogger("rxkube.testing")
 
@@ -205,7 +205,7 @@ def _spec_causes(spec: Mapping[str, Any]) -> list[Cause]:
     if not group:
         causes.append(("spec.group", "Required value"))
     else:
-        errors = _dns1123_subdomain(str(group))
+        errors = dns1123_subdomain(str(group))
         if errors:
             causes.append(("spec.group", f"Invalid value: {quote(group)}: {','.join(errors)}"))
         elif "." not in str(group):

@@ -26,11 +26,12 @@ from typing import Any
 
 import orjson
 
+from .._apivalidation import quote
 from . import _structural
 from ._openapi import kind_schema
 from ._served import ServedResource
 from ._status import StatusError, invalid
-from ._validation import cannot_handle, json_kind, quote
+from ._validation import cannot_handle, json_kind
 
 FIELD_VALIDATION = ("Ignore", "Strict", "Warn")
 """The values ``fieldValidation`` may take (empty means ``Warn``)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._apivalidation import quote
 from ..resource import STORED_VERBS, BuiltinKind, Resource
 
 Admit = Callable[[dict[str, Any], "dict[str, Any] | None"], dict[str, Any]]
@@ -67,7 +68,10 @@ class ServedResource:
         status_subresource: ``/status`` exists; the main endpoint then ignores status
             changes and a create through HTTP resets the status.
         fields: field paths usable in field selectors besides ``metadata.name`` and
-            ``metadata.namespace``.
+            (for a namespaced resource) ``metadata.namespace``.
+        field_refusal: what a field selector on any other path answers (a 400): the
+            resource's field label conversion's error, with ``{label}`` and ``{quoted}``
+            (Go's ``%q`` of it) to fill in.
         returns_deleted_object: a delete answers with the object rather than a ``Status``.
         create_status: the status an HTTP create sets (pods start ``Pending``,
             namespaces ``Active``).
@@ -100,6 +104,7 @@ class ServedResource:
     singular: str
     status_subresource: bool = False
     fields: frozenset[str] = frozenset()
+    field_refusal: str = "field label not supported: {label}"
     returns_deleted_object: bool = False
     create_status: Mapping[str, Any] | None = None
     strategic_merge: bool = True
@@ -134,6 +139,12 @@ class ServedResource:
         if self.resource.namespaced:
             fields.add("metadata.namespace")
         return frozenset(fields)
+
+    def refused_field(self, label: str) -> str | None:
+        """The 400 message of a field selector on ``label``, or None if it is selectable."""
+        if label in self.selectable_fields:
+            return None
+        return self.field_refusal.format(label=label, quoted=quote(label))
 
 
 _POD_FIELDS = frozenset(
@@ -205,22 +216,46 @@ _FIELDS = {
     "secrets": frozenset({"type"}),
     "namespaces": frozenset({"status.phase"}),
     "nodes": frozenset({"spec.unschedulable"}),
-    "replicasets": frozenset({"status.replicas"}),
     "replicationcontrollers": frozenset({"status.replicas"}),
+    "services": frozenset({"spec.clusterIP", "spec.type"}),
     "certificatesigningrequests": frozenset({"spec.signerName"}),
 }
-"""Field selectors beyond name and namespace: each registry's ``GetAttrs`` (``ToSelectableFields``)."""
+"""The built-in kinds that register a field label conversion (kubernetes v1.32
+``pkg/apis/core/v1/conversion.go``, ``pkg/apis/certificates/v1/conversion.go``) and the
+fields it takes beyond name and namespace, each also in the registry's ``GetAttrs``."""
+
+_DEFAULT_REFUSAL = (
+    '{quoted} is not a known field selector: only "metadata.name", "metadata.namespace"'
+)
+"""k8s.io/apimachinery/pkg/runtime/conversion.go ``DefaultMetaV1FieldSelectorConversion``:
+the field labels of a kind that registers no conversion of its own, whatever its scope (a
+ReplicaSet's ``status.replicas``, in its registry's ``GetAttrs``, is refused so too)."""
+
+_JOB_REFUSAL = "field label {quoted} not supported for batchv1.Job"
+"""pkg/apis/batch/v1/conversion.go. It takes ``status.successful`` too, which this server
+refuses (its value is ``status.succeeded`` as a string, not a path of the object)."""
+
+
+def _field_labels(plural: str) -> tuple[frozenset[str], str]:
+    """A built-in kind's selectable fields beyond name (and namespace), and its refusal."""
+    if plural in _FIELDS:
+        return _FIELDS[plural], "field label not supported: {label}"
+    if plural == "jobs":
+        return frozenset(), _JOB_REFUSAL
+    return frozenset({"metadata.namespace"}), _DEFAULT_REFUSAL
 
 
 def builtin_served(kind: BuiltinKind) -> ServedResource:
     """How the server treats one of :data:`rxkube.resource.BUILTIN_KINDS`."""
     resource = kind.resource
     plural = resource.plural
+    fields, refusal = _field_labels(plural)
     return ServedResource(
         resource,
         singular=resource.kind.lower(),
         status_subresource="status" in kind.subresources,
-        fields=_FIELDS.get(plural, frozenset()),
+        fields=fields,
+        field_refusal=refusal,
         # The registries that set ReturnDeletedObject (pkg/registry/core/*/storage).
         returns_deleted_object=plural
         in ("pods", "persistentvolumes", "persistentvolumeclaims", "podtemplates"),

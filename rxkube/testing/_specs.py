@@ -22,15 +22,9 @@ from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
+from .._apivalidation import dns1123_label, label_value, qualified_name, quote, regex_error
 from ..resource import Resource
-from ._validation import (
-    Cause,
-    _dns1123_label,
-    _label_value,
-    _qualified_name,
-    _regex_error,
-    quote,
-)
+from ._validation import Cause
 
 Object = dict[str, Any]
 
@@ -86,6 +80,31 @@ class Allocator:
                     self._taken_ports.add(port)
                     return port
         raise AssertionError("unreachable")
+
+    def dry_run(self) -> Allocator:
+        """What a dry-run write allocates with, as kube-apiserver's allocators' ``DryRun()``
+        (pkg/registry/core/service/ipallocator/bitmap.go, portallocator/allocator.go):
+        nothing is reserved, and a Service that needs an address or a port is shown the
+        range's first, ``10.96.0.0`` and 30000, without a search for a free one."""
+        return _DryRunAllocator()
+
+
+class _DryRunAllocator(Allocator):
+    """The allocator of a dry run: it hands out the ranges' bases and keeps nothing."""
+
+    def __init__(self) -> None:
+        pass  # no state: nothing it hands out is taken
+
+    def reserve(self, ip: str | None = None, port: int | None = None) -> None:
+        """Nothing: a dry run's ``Allocate`` only checks the range."""
+
+    def cluster_ip(self) -> str:
+        """The range's network address (``allocateNext`` with dryRun)."""
+        return "10.96.0.0"
+
+    def node_port(self) -> int:
+        """The port range's base."""
+        return 30000
 
 
 # ------------------------------------------------------------------ defaulting
@@ -529,9 +548,9 @@ def _labels(labels: Any, field: str, causes: list[Cause]) -> None:
     if not isinstance(labels, dict):
         return
     for key, value in labels.items():
-        for message in _qualified_name(key):
+        for message in qualified_name(key):
             causes.append((field, f"Invalid value: {quote(key)}: {message}"))
-        for message in _label_value(value or ""):
+        for message in label_value(value or ""):
             causes.append((field, f"Invalid value: {quote(value)}: {message}"))
 
 
@@ -584,7 +603,7 @@ def _label_selector(selector: Mapping[str, Any], field: str, causes: list[Cause]
                     f"Invalid value: {quote(operator)}: not a valid selector operator",
                 )
             )
-        for message in _qualified_name(requirement.get("key") or ""):
+        for message in qualified_name(requirement.get("key") or ""):
             causes.append(
                 (f"{where}.key", f"Invalid value: {quote(requirement.get('key') or '')}: {message}")
             )
@@ -606,7 +625,7 @@ def _containers(spec: Mapping[str, Any], field: str, causes: list[Cause]) -> Non
             if not name:
                 causes.append((f"{where}.name", "Required value"))
             else:
-                for message in _dns1123_label(name):
+                for message in dns1123_label(name):
                     causes.append((f"{where}.name", f"Invalid value: {quote(name)}: {message}"))
                 if name in names:
                     causes.append((f"{where}.name", f"Duplicate value: {quote(name)}"))
@@ -648,7 +667,7 @@ def _template(given: Any, field: str, causes: list[Cause]) -> Object:
     meta = _map(template.get("metadata"))
     _labels(meta.get("labels"), f"{field}.metadata.labels", causes)
     for key in meta.get("annotations") or {}:
-        for message in _qualified_name(key.lower()):
+        for message in qualified_name(key.lower()):
             causes.append(
                 (f"{field}.metadata.annotations", f"Invalid value: {quote(key)}: {message}")
             )
@@ -730,7 +749,7 @@ def _config_key(key: str) -> list[str]:
         errors.append("must be no more than 253 characters")
     if not _CONFIG_KEY.fullmatch(key):
         errors.append(
-            _regex_error(
+            regex_error(
                 "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
                 _CONFIG_KEY_FMT, "key.name", "KEY_NAME", "key-name",
             )
@@ -793,7 +812,7 @@ def _service(obj: Mapping[str, Any], causes: list[Cause]) -> None:
         if len(ports) > 1 and not name:
             causes.append((f"{where}.name", "Required value"))
         elif name:
-            for message in _dns1123_label(name):
+            for message in dns1123_label(name):
                 causes.append((f"{where}.name", f"Invalid value: {quote(name)}: {message}"))
         if name and name in names:
             causes.append((f"{where}.name", f"Duplicate value: {quote(name)}"))

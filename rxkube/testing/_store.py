@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import orjson
 
+from .._apivalidation import quote
 from ..resource import Resource
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
@@ -61,7 +62,6 @@ from ._validation import (
     decoding_error,
     generated_name,
     metadata_type_error,
-    quote,
     validate_metadata,
 )
 
@@ -424,7 +424,9 @@ class Store:
             StatusError: 400 for a namespace mismatch, 404 for a missing namespace,
                 409 AlreadyExists, 422 for an invalid name.
         """
-        obj, namespace, name = self._prepared(served, obj, namespace, via_http=via_http)
+        obj, namespace, name = self._prepared(
+            served, obj, namespace, via_http=via_http, dry_run=dry_run
+        )
         if field_manager is not None:
             schema = FieldSchema.of(served, None)
             fields = track_update(schema, None, obj, field_manager, now=now_timestamp())
@@ -435,7 +437,13 @@ class Store:
             )
 
     def _prepared(
-        self, served: ServedResource, obj: Object, namespace: str | None, *, via_http: bool
+        self,
+        served: ServedResource,
+        obj: Object,
+        namespace: str | None,
+        *,
+        via_http: bool,
+        dry_run: bool = False,
     ) -> tuple[Object, str | None, str]:
         """An object to create with its system fields set; with its namespace and name."""
         res = served.resource
@@ -470,7 +478,7 @@ class Store:
         if served.tracks_generation:
             meta["generation"] = 1
         if via_http and served.strategic_merge:
-            prepare(res, obj, None, self.allocator)
+            prepare(res, obj, None, self.allocator.dry_run() if dry_run else self.allocator)
             causes = validate(res, obj)
             if causes:
                 raise invalid(res, name, causes)
@@ -670,7 +678,9 @@ class Store:
                     schema, None, config, field_manager, force=force, now=now
                 )
                 _set_managed_fields(obj, fields)
-                obj, namespace, name = self._prepared(served, obj, namespace, via_http=via_http)
+                obj, namespace, name = self._prepared(
+                    served, obj, namespace, via_http=via_http, dry_run=dry_run
+                )
                 stored = self._insert_locked(
                     served, obj, namespace, name, via_http=via_http, dry_run=dry_run
                 )
@@ -789,7 +799,7 @@ class Store:
                 and subresource is None
                 and _content(new, served) != _content(old, served)
             ):
-                prepare(res, new, old, self.allocator)
+                prepare(res, new, old, self.allocator.dry_run() if dry_run else self.allocator)
                 causes += validate(res, new)
         if causes:
             raise invalid(res, name, causes)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ._validation import quote
+from .._apivalidation import quote
 
 Schema = Mapping[str, Any]
 Cause = tuple[str, str]

@@ -11,29 +11,20 @@ this server knows no other schema.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._apivalidation import (
+    dns1035_label,
+    dns1123_label,
+    dns1123_subdomain,
+    label_value,
+    path_segment_name,
+    qualified_name,
+    quote,
+)
 from ..resource import BUILTIN_RESOURCES, Resource
 
-_QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_QUALIFIED_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_QUALIFIED_MSG = (
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
-    "an alphanumeric character"
-)
-_LABEL_VALUE_FMT = f"({_QUALIFIED_FMT})?"
-_LABEL_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-    "or '.', and must start and end with an alphanumeric character"
-)
-_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_LABEL = re.compile(_DNS1123_LABEL_FMT)
-_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1123_SUBDOMAIN = re.compile(_DNS1123_SUBDOMAIN_FMT)
-_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
-_DNS1035_LABEL = re.compile(_DNS1035_LABEL_FMT)
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
 _ORPHAN = "orphan"
 _FOREGROUND = "foregroundDeletion"
@@ -199,133 +190,22 @@ Cause = tuple[str, str]
 (``Invalid value: "x": ...``, ``Required value``, ``Forbidden: ...``)."""
 
 
-def _regex_error(message: str, fmt: str, *examples: str) -> str:
-    if not examples:
-        return f"{message} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{example}', " for example in examples)
-    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def quote(value: Any) -> str:
-    """A value as Go's ``%q`` prints a string (JSON escapes, close enough)."""
-    text = value if isinstance(value, str) else str(value)
-    out = ['"']
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif not char.isprintable():
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
-def _dns1123_subdomain(value: str) -> list[str]:
-    errors = []
-    if len(value) > 253:
-        errors.append("must be no more than 253 characters")
-    if not _DNS1123_SUBDOMAIN.fullmatch(value):
-        errors.append(
-            _regex_error(
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                "characters, '-' or '.', and must start and end with an alphanumeric character",
-                _DNS1123_SUBDOMAIN_FMT,
-                "example.com",
-            )
-        )
-    return errors
-
-
-def _dns1123_label(value: str) -> list[str]:
-    errors = []
-    if len(value) > 63:
-        errors.append("must be no more than 63 characters")
-    if not _DNS1123_LABEL.fullmatch(value):
-        if _DNS1123_SUBDOMAIN.fullmatch(value):
-            errors.append("must not contain dots")
-        else:
-            errors.append(
-                _regex_error(
-                    "a lowercase RFC 1123 label must consist of lower case alphanumeric "
-                    "characters or '-', and must start and end with an alphanumeric character",
-                    _DNS1123_LABEL_FMT,
-                    "my-name",
-                    "123-abc",
-                )
-            )
-    return errors
-
-
-def _dns1035_label(value: str) -> list[str]:
-    errors = []
-    if len(value) > 63:
-        errors.append("must be no more than 63 characters")
-    if not _DNS1035_LABEL.fullmatch(value):
-        errors.append(
-            _regex_error(
-                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-                "start with an alphabetic character, and end with an alphanumeric character",
-                _DNS1035_LABEL_FMT,
-                "my-name",
-                "abc-123",
-            )
-        )
-    return errors
-
-
 # The built-in kinds whose names are not DNS subdomains (the rule of every other kind).
-_NAME_RULES = {("", "services"): _dns1035_label, ("", "namespaces"): _dns1123_label}
+_NAME_RULES = {("", "services"): dns1035_label, ("", "namespaces"): dns1123_label}
+# pkg/apis/rbac/validation ValidateRBACName: any path segment ("system:controller:x").
+_PATH_SEGMENT_NAMES = frozenset(
+    ("rbac.authorization.k8s.io", plural)
+    for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+)
 
 
 def _name_errors(resource: Resource, name: str, *, prefix: bool) -> list[str]:
+    key = (resource.group, resource.plural)
+    if key in _PATH_SEGMENT_NAMES:
+        return path_segment_name(name)  # a prefix too: ValidateRBACName ignores ``prefix``
     if prefix and len(name) > 1 and name.endswith("-"):
         name = name[:-2] + "a"  # a generated suffix follows a prefix's trailing dash
-    rule = _NAME_RULES.get((resource.group, resource.plural), _dns1123_subdomain)
-    return rule(name)
-
-
-def _qualified_name(value: str) -> list[str]:
-    errors: list[str] = []
-    parts = value.split("/")
-    if len(parts) > 2:
-        return [
-            "a qualified name "
-            + _regex_error(_QUALIFIED_MSG, _QUALIFIED_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
-    name = parts[-1]
-    if len(parts) == 2:
-        prefix = parts[0]
-        if not prefix:
-            errors.append("prefix part must be non-empty")
-        else:
-            errors.extend("prefix part " + message for message in _dns1123_subdomain(prefix))
-    if not name:
-        errors.append("name part must be non-empty")
-    elif len(name) > 63:
-        errors.append("name part must be no more than 63 characters")
-    if not _QUALIFIED.fullmatch(name):
-        errors.append(
-            "name part "
-            + _regex_error(_QUALIFIED_MSG, _QUALIFIED_FMT, "MyName", "my.name", "123-abc")
-        )
-    return errors
-
-
-def _label_value(value: str) -> list[str]:
-    errors = []
-    if len(value) > 63:
-        errors.append("must be no more than 63 characters")
-    if not re.fullmatch(_LABEL_VALUE_FMT, value):
-        errors.append(
-            _regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
-        )
-    return errors
+    return _NAME_RULES.get(key, dns1123_subdomain)(name)
 
 
 def generated_name(prefix: str, suffix: str) -> str:
@@ -364,7 +244,7 @@ def validate_metadata(
             if not namespace:
                 causes.append(("metadata.namespace", "Required value"))
             else:
-                for message in _dns1123_label(namespace):
+                for message in dns1123_label(namespace):
                     bad("metadata.namespace", namespace, message)
         elif namespace:
             causes.append(("metadata.namespace", "Forbidden: not allowed on this type"))
@@ -377,13 +257,13 @@ def validate_metadata(
                 )
             )
     for key, value in (meta.get("labels") or {}).items():
-        for message in _qualified_name(key):
+        for message in qualified_name(key):
             bad("metadata.labels", key, message)
-        for message in _label_value(value or ""):
+        for message in label_value(value or ""):
             bad("metadata.labels", value, message)
     annotations = meta.get("annotations") or {}
     for key in annotations:
-        for message in _qualified_name(key.lower()):
+        for message in qualified_name(key.lower()):
             bad("metadata.annotations", key, message)
     if sum(len(k.encode()) + len((v or "").encode()) for k, v in annotations.items()) > (
         _ANNOTATIONS_MAX_BYTES
@@ -398,7 +278,7 @@ def validate_metadata(
     if old is None:
         finalizers = [f or "" for f in meta.get("finalizers") or []]
         for finalizer in finalizers:
-            for message in _qualified_name(finalizer):
+            for message in qualified_name(finalizer):
                 bad("metadata.finalizers", finalizer, message)
         if _ORPHAN in finalizers and _FOREGROUND in finalizers:
             causes.append(

@@ -1,0 +1,247 @@
+"""Message texts of the test server, word for word as kube-apiserver v1.32 writes them:
+selector parse errors and field label refusals, name validation of the kinds with other
+name rules, server-side apply conflicts; and what a dry run allocates."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rxkube.testing import ApiServer
+
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+SERVICES = "/api/v1/namespaces/default/services"
+APPLY = "application/apply-patch+yaml"
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    with ApiServer(bookmark_interval=None) as server:
+        yield server
+
+
+def call(
+    srv: ApiServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    **query: str,
+) -> tuple[int, Any]:
+    url = srv.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def refusal(srv: ApiServer, path: str, **query: str) -> str:
+    """The message of a 400 BadRequest ``path`` answers."""
+    status, body = call(srv, "GET", path, **query)
+    assert status == 400 and body["reason"] == "BadRequest", body
+    return str(body["message"])
+
+
+# --- selectors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("watch", ["false", "true"])
+def test_a_selector_that_does_not_parse_answers_apimachinerys_error(
+    srv: ApiServer, watch: str
+) -> None:
+    """The handler answers the parser's error alone as a 400 (apiserver
+    pkg/endpoints/handlers/get.go: ``DecodeParameters`` then ``NewBadRequest(err.Error())``),
+    for lists and watches; the label selector is decoded before the field selector
+    (meta/internalversion zz_generated.conversion.go)."""
+    assert (
+        refusal(srv, CONFIGMAPS, watch=watch, labelSelector="a b", fieldSelector="x")
+        == "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"
+    )
+    assert (
+        refusal(srv, CONFIGMAPS, watch=watch, labelSelector="a=b,")
+        == "found '', expected: identifier after ','"
+    )
+    assert (
+        refusal(srv, CONFIGMAPS, watch=watch, fieldSelector="metadata.name")
+        == "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
+    )
+    assert (
+        refusal(srv, CONFIGMAPS, watch=watch, fieldSelector="metadata.name=a=b")
+        == "invalid field selector: unescaped character in value: 61"
+    )
+
+
+def test_field_labels_are_refused_as_each_kinds_conversion_refuses_them(srv: ApiServer) -> None:
+    """Kinds that register a field label conversion refuse with their own text
+    (pkg/apis/core/v1/conversion.go, pkg/apis/batch/v1/conversion.go); the others with
+    apimachinery's ``DefaultMetaV1FieldSelectorConversion`` (runtime/conversion.go), which
+    also refuses a ReplicaSet's ``status.replicas`` (kubernetes issue 135136) and takes
+    ``metadata.namespace`` on a cluster-scoped kind."""
+    known = 'is not a known field selector: only "metadata.name", "metadata.namespace"'
+    assert refusal(srv, CONFIGMAPS, fieldSelector="spec.x=1") == f'"spec.x" {known}'
+    replicasets = "/apis/apps/v1/namespaces/default/replicasets"
+    assert refusal(srv, replicasets, fieldSelector="status.replicas=1") == (
+        f'"status.replicas" {known}'
+    )
+    assert refusal(srv, "/api/v1/nodes", fieldSelector="metadata.namespace=x") == (
+        "field label not supported: metadata.namespace"
+    )
+    assert refusal(srv, "/apis/batch/v1/namespaces/default/jobs", fieldSelector="spec.x=1") == (
+        'field label "spec.x" not supported for batchv1.Job'
+    )
+    # The first refused one in the selector's sorted order (fields.ParseSelector sorts).
+    assert refusal(srv, "/api/v1/pods", fieldSelector="spec.b=1,spec.a=2") == (
+        "field label not supported: spec.a"
+    )
+    status, listed = call(
+        srv,
+        "GET",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        fieldSelector="metadata.namespace=",
+    )
+    assert status == 200 and listed["items"] == []
+
+
+def test_services_select_by_cluster_ip_and_type(srv: ApiServer) -> None:
+    """Service field selectors ``spec.clusterIP`` and ``spec.type`` (kubernetes v1.31,
+    pkg/apis/core/v1/conversion.go ``AddFieldLabelConversionsForService``)."""
+    for name, kind in (("a", "ClusterIP"), ("b", "NodePort")):
+        service = {"metadata": {"name": name}, "spec": {"type": kind, "ports": [{"port": 80}]}}
+        assert call(srv, "POST", SERVICES, service)[0] == 201
+    ip = srv.get("services", "a")["spec"]["clusterIP"]
+    for selector, names in (("spec.type=NodePort", ["b"]), (f"spec.clusterIP={ip}", ["a"])):
+        status, listed = call(srv, "GET", SERVICES, fieldSelector=selector)
+        assert status == 200 and [i["metadata"]["name"] for i in listed["items"]] == names
+
+
+# --- names ------------------------------------------------------------------------------
+
+
+def test_rbac_names_are_path_segments(srv: ApiServer) -> None:
+    """pkg/apis/rbac/validation ``ValidateRBACName`` is ``path.IsValidPathSegmentName``
+    (apimachinery pkg/api/validation/path/name.go): a ClusterRole may be named
+    ``system:aggregate-to-edit``, not ``..`` nor anything with a ``/`` or ``%``."""
+    roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    status, created = call(srv, "POST", roles, {"metadata": {"name": "system:aggregate-to-edit"}})
+    assert status == 201 and created["metadata"]["name"] == "system:aggregate-to-edit"
+    status, body = call(srv, "POST", roles, {"metadata": {"name": ".."}})
+    assert status == 422 and body["message"] == (
+        'ClusterRole.rbac.authorization.k8s.io ".." is invalid: metadata.name: Invalid value: '
+        "\"..\": may not be '..'"
+    )
+    status, body = call(srv, "POST", roles, {"metadata": {"generateName": "a%b/"}})
+    assert status == 422
+    assert [(c["field"], c["message"]) for c in body["details"]["causes"]][:2] == [
+        ("metadata.generateName", "Invalid value: \"a%b/\": may not contain '/'"),
+        ("metadata.generateName", "Invalid value: \"a%b/\": may not contain '%'"),
+    ]
+
+
+def test_name_rules_of_other_kinds_keep_their_texts(srv: ApiServer) -> None:
+    """apimachinery pkg/util/validation/validation.go: a Service is a DNS-1035 label, a
+    Namespace a DNS-1123 label ("must not contain dots" for a subdomain), others DNS-1123
+    subdomains; pkg/api/errors ``NewInvalid`` joins several causes in brackets."""
+    status, body = call(
+        srv, "POST", SERVICES, {"metadata": {"name": "1a"}, "spec": {"ports": [{"port": 1}]}}
+    )
+    assert status == 422 and body["message"] == (
+        'Service "1a" is invalid: metadata.name: Invalid value: "1a": a DNS-1035 label must '
+        "consist of lower case alphanumeric characters or '-', start with an alphabetic "
+        "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+        "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+    )
+    status, body = call(srv, "POST", "/api/v1/namespaces", {"metadata": {"name": "a.b"}})
+    assert status == 422 and body["message"] == (
+        'Namespace "a.b" is invalid: metadata.name: Invalid value: "a.b": must not contain dots'
+    )
+    status, body = call(srv, "POST", CONFIGMAPS, {"metadata": {"name": "A" * 254}})
+    assert status == 422 and body["message"].startswith(
+        f'ConfigMap "{"A" * 254}" is invalid: [metadata.name: Invalid value: "{"A" * 254}": '
+        "must be no more than 253 characters, metadata.name: Invalid value: "
+    )
+
+
+# --- server-side apply --------------------------------------------------------------------
+
+
+def test_apply_conflicts_name_updaters_without_a_time_grouped_by_manager(srv: ApiServer) -> None:
+    """apimachinery pkg/util/managedfields/internal/conflict.go: ``printManager`` prints
+    the manager identifier, which ``BuildManagerIdentifier`` (managedfields.go) builds
+    without the entry's time, so an updater is ``"x" using v1`` and never ``at <time>``;
+    several conflicts are listed by manager in the order of their identifiers."""
+    created = {"metadata": {"name": "cm"}, "data": {"a": "1", "b": "1"}}
+    assert call(srv, "POST", CONFIGMAPS, created, fieldManager="zed")[0] == 201
+    patch = {"data": {"c": "1"}}
+    merge = "application/merge-patch+json"
+    assert (
+        call(srv, "PATCH", f"{CONFIGMAPS}/cm", patch, content_type=merge, fieldManager="amy")[0]
+        == 200
+    )
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+    status, body = call(
+        srv, "PATCH", f"{CONFIGMAPS}/cm", {**config, "data": {"a": "2"}},
+        content_type=APPLY, fieldManager="bob",
+    )  # fmt: skip
+    assert status == 409 and body["message"] == (
+        'Apply failed with 1 conflict: conflict with "zed" using v1: .data.a'
+    )
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldManagerConflict",
+            "message": 'conflict with "zed" using v1',
+            "field": ".data.a",
+        }
+    ]
+    status, body = call(
+        srv, "PATCH", f"{CONFIGMAPS}/cm", {**config, "data": {"a": "2", "b": "2", "c": "2"}},
+        content_type=APPLY, fieldManager="bob",
+    )  # fmt: skip
+    assert status == 409 and body["message"] == (
+        "Apply failed with 3 conflicts: "
+        'conflicts with "amy" using v1:\n- .data.c\n'
+        'conflicts with "zed" using v1:\n- .data.a\n- .data.b'
+    )
+
+
+# --- dry run ------------------------------------------------------------------------------
+
+
+def test_a_dry_run_service_takes_no_cluster_ip_or_node_port(srv: ApiServer) -> None:
+    """pkg/registry/core/service/storage/alloc.go allocates with the allocators'
+    ``DryRun()`` on a dry run; their ``allocateNext`` (ipallocator/bitmap.go,
+    portallocator/allocator.go) answers the range's first address and port without
+    reserving anything, so the next real Service gets what it would have had."""
+    service = {"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    status, dry = call(srv, "POST", SERVICES, service, dryRun="All")
+    assert status == 201
+    assert dry["spec"]["clusterIP"] == "10.96.0.0" and dry["spec"]["clusterIPs"] == ["10.96.0.0"]
+    assert dry["spec"]["ports"][0]["nodePort"] == 30000
+    status, first = call(srv, "POST", SERVICES, service)
+    assert status == 201
+    with ApiServer(bookmark_interval=None) as fresh:
+        status, untouched = call(fresh, "POST", SERVICES, service)
+    assert status == 201  # what a server that saw no dry run hands out first
+    assert first["spec"]["clusterIP"] == untouched["spec"]["clusterIP"] != "10.96.0.0"
+    assert first["spec"]["ports"][0]["nodePort"] == untouched["spec"]["ports"][0]["nodePort"]
+    # A dry-run update that makes a Service need a node port takes none either.
+    plain = {"metadata": {"name": "plain"}, "spec": {"ports": [{"port": 80}]}}
+    status, stored = call(srv, "POST", SERVICES, plain)
+    assert status == 201
+    changed = {**stored, "spec": {**stored["spec"], "type": "NodePort"}}
+    status, dry_update = call(srv, "PUT", f"{SERVICES}/plain", changed, dryRun="All")
+    assert status == 200 and dry_update["spec"]["ports"][0]["nodePort"] == 30000
+    status, real_update = call(srv, "PUT", f"{SERVICES}/plain", changed)
+    port = real_update["spec"]["ports"][0]["nodePort"]
+    assert status == 200 and port != first["spec"]["ports"][0]["nodePort"]
