@@ -189,6 +189,12 @@ def replicas(tmp_path: Path) -> Iterator[Callable[[str, Path], Replica]]:
     yield start
     for replica in started:
         replica.kill()
+    # Shown by pytest only when the test failed: what each replica held and said last.
+    for replica in started:
+        log = (tmp_path / f"{replica.identity}.log").read_text().splitlines()
+        print(f"--- replica {replica.identity}: exit {replica.process.returncode}")
+        print(f"ranges lines: {[line['ranges'] for line in replica.events('ranges')][-5:]}")
+        print("\n".join(log[-25:]))
 
 
 def all_keys(srv: ApiServer) -> dict[str, str]:
