@@ -167,6 +167,7 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
         ("ReplicaSet", "replicasets", True, "rs", "all", "scale,status"),
         ("StatefulSet", "statefulsets", True, "sts", "all", "scale,status"),
     ),
+    *_kinds("events.k8s.io", "v1", ("Event", "events", True, "ev", "", "")),
     *(
         BuiltinKind(Resource("authorization.k8s.io", "v1", kind, plural, namespaced), ("create",))
         for kind, plural, namespaced in (
@@ -179,6 +180,11 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
     *_kinds(
         "autoscaling",
         "v2",
+        ("HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "hpa", "all", "status"),
+    ),
+    *_kinds(
+        "autoscaling",
+        "v1",
         ("HorizontalPodAutoscaler", "horizontalpodautoscalers", True, "hpa", "all", "status"),
     ),
     *_kinds(
@@ -272,11 +278,12 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
 client knows without discovery: groups in the order of the server's ``/apis``, resources
 in the order of its discovery documents.
 
-The authorization reviews are answered, not stored (``verbs`` has ``create`` alone). Left
-out: the other resources computed per request (``bindings``, ``componentstatuses``, the
-authentication reviews), CustomResourceDefinitions, and the second
-versions of shared storage (``events.k8s.io/v1`` Events, ``autoscaling/v1``
-HorizontalPodAutoscalers), which a real server converts from the same stored objects.
+The authorization reviews are answered, not stored (``verbs`` has ``create`` alone).
+``events.k8s.io/v1`` Events share the storage of core ``v1`` Events, and ``autoscaling/v1``
+HorizontalPodAutoscalers that of ``autoscaling/v2``: each is the same object read in
+another version (``rxkube.testing`` converts them as kube-apiserver does). Left out: the
+other resources computed per request (``bindings``, ``componentstatuses``, the
+authentication reviews) and CustomResourceDefinitions.
 """
 
 BUILTIN_RESOURCES: tuple[Resource, ...] = tuple(kind.resource for kind in BUILTIN_KINDS)

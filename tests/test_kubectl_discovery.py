@@ -52,6 +52,7 @@ jobs batch/v1 true Job
 certificatesigningrequests csr certificates.k8s.io/v1 false CertificateSigningRequest
 leases coordination.k8s.io/v1 true Lease
 endpointslices discovery.k8s.io/v1 true EndpointSlice
+events ev events.k8s.io/v1 true Event
 flowschemas flowcontrol.apiserver.k8s.io/v1 false FlowSchema
 prioritylevelconfigurations flowcontrol.apiserver.k8s.io/v1 false PriorityLevelConfiguration
 ingressclasses networking.k8s.io/v1 false IngressClass

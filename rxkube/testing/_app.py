@@ -26,6 +26,7 @@ from aiohttp import http_exceptions, web
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector, SelectorError
 from . import _discovery, _fields, _scale, _tables
+from ._conversion import convert, storage_fields
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
 from ._graceful import grace_seconds
@@ -960,6 +961,7 @@ class ApiApp:
             refusal = route.served.refused_field(requirement.field)
             if refusal is not None:
                 raise StatusError(400, refusal)
+        fields = storage_fields(route.served, fields)
         shard: Shard | None = None
         if self.options.sharded_lists and "shardSelector" in query:
             try:
@@ -1090,10 +1092,7 @@ class ApiApp:
         version = served.resource.api_version
         doc = _tables.table(
             _tables.printer_of(served),
-            [
-                s.obj if s.obj.get("apiVersion") == version else {**s.obj, "apiVersion": version}
-                for s in items
-            ],
+            [convert(s.obj, version) for s in items],
             include=_tables.include_object(query),
             metadata=metadata,
             api_version=api_version,

@@ -83,6 +83,8 @@ class ServedResource:
         storage_version: the version objects are stored in, when another version of the
             same resource is (a CustomResourceDefinition's storage version); objects are
             read in the version asked for.
+        storage_group: the group objects are stored in, when another group's resource
+            holds them (``events.k8s.io`` Events are core Events).
         definition: the CustomResourceDefinition that defines the resource, if any.
         admit: completes and checks every object written (pruning, defaulting and
             validation against a custom resource's schema, a definition's own validation).
@@ -111,6 +113,7 @@ class ServedResource:
     openapi_schema: Mapping[str, Any] | None = None
     scale: ScalePaths | None = None
     storage_version: str | None = None
+    storage_group: str | None = None
     definition: str = ""
     admit: Admit | None = field(default=None, compare=False)
     committed: Callable[[str], None] | None = field(default=None, compare=False)
@@ -124,8 +127,16 @@ class ServedResource:
     def stored_api_version(self) -> str:
         """The ``apiVersion`` objects written through this resource are stored with."""
         res = self.resource
+        group = res.group if self.storage_group is None else self.storage_group
         version = self.storage_version or res.version
-        return f"{res.group}/{version}" if res.group else version
+        return f"{group}/{version}" if group else version
+
+    @property
+    def storage_key(self) -> tuple[str, str]:
+        """(group, plural) of the storage this resource's versions share, as one etcd key
+        prefix does."""
+        res = self.resource
+        return (res.group if self.storage_group is None else self.storage_group, res.plural)
 
     @property
     def stored(self) -> bool:
@@ -174,6 +185,30 @@ _EVENT_FIELDS = frozenset(
     }
 )
 
+
+_EVENTS_V1_FIELDS = frozenset(
+    {
+        "regarding.kind",
+        "regarding.namespace",
+        "regarding.name",
+        "regarding.uid",
+        "regarding.apiVersion",
+        "regarding.resourceVersion",
+        "regarding.fieldPath",
+        "reason",
+        "reportingController",
+        "type",
+    }
+)
+"""pkg/apis/events/v1's ``AddFieldLabelConversionsForEvent`` (but ``source``, which core
+Events do not offer here either)."""
+
+_SHARED_STORAGE = {
+    # pkg/registry/events and pkg/registry/autoscaling: one registry (storage) per resource,
+    # served at each version. (group, version, plural): (storage group, storage version).
+    ("events.k8s.io", "v1", "events"): ("", "v1"),
+    ("autoscaling", "v1", "horizontalpodautoscalers"): ("autoscaling", "v2"),
+}
 
 _SCALE_EXCEPTIONS = {
     # The registries' ScaleREST (pkg/registry/apps/deployment/storage/storage.go and its
@@ -250,12 +285,19 @@ def builtin_served(kind: BuiltinKind) -> ServedResource:
     resource = kind.resource
     plural = resource.plural
     fields, refusal = _field_labels(plural)
+    if resource.group == "events.k8s.io":
+        fields = _EVENTS_V1_FIELDS
+    storage_group, storage_version = _SHARED_STORAGE.get(
+        (resource.group, resource.version, plural), (None, None)
+    )
     return ServedResource(
         resource,
         singular=resource.kind.lower(),
         status_subresource="status" in kind.subresources,
         fields=fields,
         field_refusal=refusal,
+        storage_version=storage_version,
+        storage_group=storage_group,
         # The registries that set ReturnDeletedObject (pkg/registry/core/*/storage).
         returns_deleted_object=plural
         in ("pods", "persistentvolumes", "persistentvolumeclaims", "podtemplates"),

@@ -25,6 +25,7 @@ from ..errors import ConfigError, NotFound
 from ..resource import BUILTIN_KINDS, Resource, match_resource
 from ..selectors import FieldSelector, LabelSelector
 from ._app import ApiApp, ServerOptions, StatusRequestHandler, patch_function
+from ._conversion import storage_fields
 from ._crd import CRD_RESOURCE, Definitions
 from ._faults import Faults
 from ._kubeconfig import kubeconfig_document, write_private
@@ -540,7 +541,7 @@ class ApiServer:
     def create(
         self, resource: ResourceLike, obj: Mapping[str, Any], *, namespace: str | None = None
     ) -> Object:
-        """Create an object directly in storage and return it as stored.
+        """Create an object directly in storage and return it (read in the resource's version).
 
         Unlike a create through HTTP, the status is kept as given and the namespace need
         not exist (like writing to etcd). ``uid``, ``creationTimestamp``,
@@ -558,7 +559,7 @@ class ApiServer:
             )
         except StatusError as error:
             raise self._raise(error, f"create {served.resource.full_name}") from None
-        return stored.copy_obj()
+        return stored.copy_as(served.resource.api_version)
 
     def get(self, resource: ResourceLike, name: str, *, namespace: str | None = None) -> Object:
         """The current state of an object (a copy).
@@ -568,7 +569,8 @@ class ApiServer:
         """
         served = self._served(resource)
         try:
-            return self.store.get(served, self._namespace(served, namespace), name).copy_obj()
+            stored = self.store.get(served, self._namespace(served, namespace), name)
+            return stored.copy_as(served.resource.api_version)
         except StatusError as error:
             raise self._raise(error, f"get {served.resource.full_name} {name}") from None
 
@@ -592,9 +594,10 @@ class ApiServer:
         flt = WatchFilter(
             namespace if served.resource.namespaced else None,
             LabelSelector.parse(label_selector),
-            FieldSelector.parse(field_selector),
+            storage_fields(served, FieldSelector.parse(field_selector)),
         )
-        return [stored.copy_obj() for stored in self.store.list(served, flt).items]
+        version = served.resource.api_version
+        return [stored.copy_as(version) for stored in self.store.list(served, flt).items]
 
     def replace(
         self,
@@ -628,7 +631,7 @@ class ApiServer:
             )
         except StatusError as error:
             raise self._raise(error, f"replace {served.resource.full_name} {name}") from None
-        return stored.copy_obj()
+        return stored.copy_as(served.resource.api_version)
 
     def patch(
         self,
@@ -667,7 +670,7 @@ class ApiServer:
             )
         except StatusError as error:
             raise self._raise(error, f"patch {served.resource.full_name} {name}") from None
-        return stored.copy_obj()
+        return stored.copy_as(served.resource.api_version)
 
     def apply(
         self,
@@ -710,7 +713,7 @@ class ApiServer:
             )
         except StatusError as error:
             raise self._raise(error, f"apply {res.full_name} {name}") from None
-        return stored.copy_obj()
+        return stored.copy_as(served.resource.api_version)
 
     def delete(self, resource: ResourceLike, name: str, *, namespace: str | None = None) -> Object:
         """Delete an object; returns its last state.
@@ -726,7 +729,7 @@ class ApiServer:
             stored, _ = self.store.delete(served, self._namespace(served, namespace), name)
         except StatusError as error:
             raise self._raise(error, f"delete {served.resource.full_name} {name}") from None
-        return stored.copy_obj()
+        return stored.copy_as(served.resource.api_version)
 
     # -------------------------------------------------------------------- clients
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from .._apivalidation import dns1123_label, label_value, qualified_name, quote, regex_error
 from ..resource import Resource
+from . import _events, _hpa
 from ._validation import Cause
 
 Object = dict[str, Any]
@@ -369,6 +370,7 @@ _DEFAULTS: dict[tuple[str, str], Callable[[Object], None]] = {
     ("apps", "daemonsets"): _default_daemonset,
     ("batch", "jobs"): _default_job,
     ("batch", "cronjobs"): _default_cronjob,
+    ("autoscaling", "horizontalpodautoscalers"): _hpa.default,
 }
 
 
@@ -846,10 +848,20 @@ def _service(obj: Mapping[str, Any], causes: list[Cause]) -> None:
             )
 
 
-def validate(resource: Resource, obj: Mapping[str, Any]) -> list[Cause]:
-    """The causes kube-apiserver's validation of a built-in kind finds beyond its metadata."""
+def validate(
+    resource: Resource, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> list[Cause]:
+    """The causes kube-apiserver's validation of a built-in kind finds beyond its metadata,
+    for a create (``old`` None) or an update of ``old``.
+
+    Raises:
+        StatusError: 422 for an Event (its registry names the internal kind, whatever
+            the request's version: see ``_events.check``).
+    """
     causes: list[Cause] = []
     group, plural = resource.group, resource.plural
+    if plural == "events":
+        _events.check(obj, old, strict=bool(group))
     if group == "apps" and plural in _WORKLOADS:
         _workload(resource, obj, causes)
     elif (group, plural) == ("batch", "jobs"):

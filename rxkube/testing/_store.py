@@ -37,6 +37,7 @@ from .._apivalidation import quote
 from ..resource import Resource
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
+from ._conversion import from_storage, to_storage
 from ._schema import FieldSchema
 from ._served import ServedResource
 from ._specs import Allocator, creation_status, prepare, validate
@@ -237,14 +238,14 @@ class Store:
         state = self._resources.get(key) or next(
             (
                 state
-                for (group, _, plural), state in self._resources.items()
-                if (group, plural) == (res.group, res.plural)
+                for state in self._resources.values()
+                if state.served.storage_key == served.storage_key
             ),
             None,
         )
         if state is None:
             state = _ResourceState(served)
-        elif served.storage_version in (None, res.version):
+        elif served.stored_api_version == res.api_version:
             state.served = served
         self._resources[key] = state
         self._served[key] = served
@@ -429,7 +430,9 @@ class Store:
         )
         if field_manager is not None:
             schema = FieldSchema.of(served, None)
-            fields = track_update(schema, None, obj, field_manager, now=now_timestamp())
+            fields = track_update(
+                schema, None, from_storage(served, obj), field_manager, now=now_timestamp()
+            )
             _set_managed_fields(obj, fields)
         with self.lock:
             return self._insert_locked(
@@ -447,10 +450,11 @@ class Store:
     ) -> tuple[Object, str | None, str]:
         """An object to create with its system fields set; with its namespace and name."""
         res = served.resource
-        meta = obj.get("metadata")
-        if meta is None:
-            meta = obj["metadata"] = {}
+        if obj.get("metadata") is None:
+            obj["metadata"] = {}
         self._check_kind(served, obj)
+        obj = to_storage(served, obj)
+        meta = obj["metadata"]
         name = meta.get("name") or ""
         if not name and meta.get("generateName"):
             suffix = "".join(random.choices(_NAME_SUFFIX_CHARS, k=5))
@@ -573,6 +577,7 @@ class Store:
         ``managedFields`` record what it changed.
         """
         self._check_kind(served, obj)
+        obj = to_storage(served, obj)
         fields = self._tracker(served, subresource, field_manager)
         with self.lock:
             return self._update_locked(
@@ -600,7 +605,7 @@ class Store:
             current = self._state(served).live.get(self.key(served, namespace, name))
             if current is None:
                 raise not_found(served.resource, name)
-            patched = apply(current.copy_obj())
+            patched = apply(from_storage(served, current.copy_obj()))
             if not isinstance(patched, dict):
                 raise StatusError(422, "the patched object is not a JSON object", reason="Invalid")
             error = metadata_type_error(patched, served.resource.kind, typed=served.strategic_merge)
@@ -620,8 +625,9 @@ class Store:
                 )
             self._check_kind(served, patched)
             return self._update_locked(
-                served, namespace, name, patched, subresource, via_http, fields, dry_run=dry_run
-            )
+                served, namespace, name, to_storage(served, patched), subresource, via_http,
+                fields, dry_run=dry_run,
+            )  # fmt: skip
 
     def apply(
         self,
@@ -686,10 +692,12 @@ class Store:
                 )
                 return stored, True
             obj, fields = apply_config(
-                schema, current.copy_obj(), config, field_manager, force=force, now=now
-            )
+                schema, from_storage(served, current.copy_obj()), config, field_manager,
+                force=force, now=now,
+            )  # fmt: skip
             stored = self._update_locked(
-                served, namespace, name, obj, subresource, via_http, lambda _old, _new: fields,
+                served, namespace, name, to_storage(served, obj), subresource, via_http,
+                lambda _old, _new: fields,
                 dry_run=dry_run,
             )  # fmt: skip
             return stored, False
@@ -703,7 +711,10 @@ class Store:
             return None
         schema = FieldSchema.of(served, subresource)
         now = now_timestamp()
-        return lambda old, new: track_update(schema, old, new, field_manager, now=now)
+        # Fields are tracked in the request's version, as its managedFields entry says.
+        return lambda old, new: track_update(
+            schema, from_storage(served, old), from_storage(served, new), field_manager, now=now
+        )
 
     def _update_locked(
         self,
@@ -800,7 +811,7 @@ class Store:
                 and _content(new, served) != _content(old, served)
             ):
                 prepare(res, new, old, self.allocator.dry_run() if dry_run else self.allocator)
-                causes += validate(res, new)
+                causes += validate(res, new, old)
         if causes:
             raise invalid(res, name, causes)
         if served.admit is not None:

@@ -14,6 +14,7 @@ import orjson
 
 from .._shards import Shard
 from ..selectors import FieldSelector, LabelSelector
+from ._conversion import convert
 from ._decode import TooDeep, decode_json, encode_json
 from ._status import StatusError
 
@@ -48,8 +49,7 @@ class Stored:
     def encoded(self, metadata_only: bool, api_version: str | None = None) -> bytes:
         """The full or the metadata-only encoding, read as ``api_version`` (default: as stored).
 
-        Reading another version of a custom resource is the ``None`` conversion strategy:
-        only ``apiVersion`` changes.
+        Another version is converted as kube-apiserver converts it (see ``_conversion.py``).
         """
         if metadata_only:
             return self.meta_raw
@@ -59,15 +59,12 @@ class Stored:
             self._converted = {}
         raw = self._converted.get(api_version)
         if raw is None:
-            raw = self._converted[api_version] = encode_json(
-                {**self.obj, "apiVersion": api_version}
-            )
+            raw = self._converted[api_version] = encode_json(convert(self.obj, api_version))
         return raw
 
     def copy_as(self, api_version: str) -> Object:
         """A deep copy of the object, read as ``api_version``."""
-        copied = self.copy_obj()
-        copied["apiVersion"] = api_version
+        copied: Object = orjson.loads(self.encoded(False, api_version))
         return copied
 
     def list_item(
@@ -82,13 +79,15 @@ class Stored:
         """
         if metadata_only or not typed:
             return self.encoded(metadata_only, api_version)
+        raw = self.encoded(False, api_version)
+        obj = self.obj if raw is self.raw else convert(self.obj, api_version or "")
         head = b'{"kind":%b,"apiVersion":%b,' % (
-            orjson.dumps(self.obj.get("kind")),
-            orjson.dumps(self.obj.get("apiVersion")),
+            orjson.dumps(obj.get("kind")),
+            orjson.dumps(obj.get("apiVersion")),
         )
-        if self.raw.startswith(head):  # as the store writes objects: no copy of the rest
-            return b"{" + self.raw[len(head) :]
-        return encode_json({k: v for k, v in self.obj.items() if k not in ("kind", "apiVersion")})
+        if raw.startswith(head):  # as the store writes objects: no copy of the rest
+            return b"{" + raw[len(head) :]
+        return encode_json({k: v for k, v in obj.items() if k not in ("kind", "apiVersion")})
 
     @property
     def labels(self) -> Mapping[str, str]:

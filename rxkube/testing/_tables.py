@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from ..selectors import LabelRequirement, LabelSelector
+from ._conversion import convert
 from ._served import PrinterColumn, ServedResource
 from ._status import StatusError
 from ._stored import BookmarkLine, event_line
@@ -1634,8 +1635,18 @@ def printer_of(served: ServedResource) -> Printer:
     """The printer a served resource's Tables use."""
     if not served.strategic_merge:  # a custom resource
         return custom_printer(served.printer_columns)
-    res = served.resource
-    return BUILTIN.get((res.group, res.plural), DEFAULT)
+    printer = BUILTIN.get(served.storage_key, DEFAULT)
+    stored = served.stored_api_version
+    if stored == served.resource.api_version or printer is DEFAULT:
+        return printer
+    # kube-apiserver prints the internal object: a row reads the stored version's fields.
+    conditions, sort_key = printer.conditions, printer.sort_key
+    return Printer(
+        printer.columns,
+        lambda obj, now: printer.cells(convert(obj, stored), now),
+        None if conditions is None else lambda obj: conditions(convert(obj, stored)),
+        None if sort_key is None else lambda obj: sort_key(convert(obj, stored)),
+    )
 
 
 # ------------------------------------------------------------------- tables
