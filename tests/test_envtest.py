@@ -9,7 +9,11 @@ control plane skip unless ``KUBEBUILDER_ASSETS`` (or ``TEST_ASSET_*``) points at
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import os
+import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -20,7 +24,7 @@ import pytest
 
 import rxkube
 from rxkube.client import Api
-from rxkube.testing import EnvtestBinaryNotFound, EnvtestServer
+from rxkube.testing import ApiServer, EnvtestBinaryNotFound, EnvtestServer
 from rxkube.testing._envtest import (
     ASSETS_VARIABLE,
     Ports,
@@ -158,3 +162,142 @@ def test_a_binary_that_exits_fails_the_start_with_its_output(
         srv.start()
     assert srv.url == ""
     assert set(Path(tempfile.gettempdir()).glob("rxkube-envtest-*")) <= work_dirs
+
+
+# --- the shared face, over stand-ins for the two binaries --------------------------------
+# Real processes started by EnvtestServer as it starts the real binaries: an "etcd" that
+# answers the HTTP gateway calls EnvtestServer makes (/health, /v3/kv/range,
+# /v3/kv/compaction) and records them, and a "kube-apiserver" that is rxkube's test
+# server on envtest's flags (its port, serving certificate and token file).
+
+STAND_IN_ETCD = """\
+import http.server, json, os, sys
+
+flags = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)
+host, port = flags["listen-client-urls"].removeprefix("http://").rsplit(":", 1)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.answer({"health": "true"})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(os.environ["STAND_IN_ETCD_LOG"], "a") as log:
+            log.write(json.dumps([self.path, body]) + "\\n")
+        self.answer({"header": {"revision": "41"}})
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+"""
+
+STAND_IN_APISERVER = """\
+import signal, ssl, sys, threading
+from rxkube.testing import ApiServer
+
+flags = dict(arg[2:].split("=", 1) for arg in sys.argv[1:])
+token = open(flags["token-auth-file"]).read().split(",")[0]
+server = ApiServer(token=token, tls=True, host=flags["bind-address"], port=int(flags["secure-port"]))
+
+
+def envtest_certificate():
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(flags["tls-cert-file"], flags["tls-private-key-file"])
+    return context
+
+
+server._ssl_context = envtest_certificate
+stopped = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+with server:
+    stopped.wait()
+"""
+
+
+def stand_ins(directory: Path) -> Path:
+    directory.mkdir()
+    for name, source in (("etcd", STAND_IN_ETCD), ("kube-apiserver", STAND_IN_APISERVER)):
+        path = directory / name
+        path.write_text(f"#!{sys.executable}\n{source}")
+        path.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in (ASSETS_VARIABLE, "TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STAND_IN_ETCD_LOG", str(tmp_path / "etcd-calls.jsonl"))
+    return stand_ins(tmp_path / "bin")
+
+
+def test_the_shared_face_serves_client_kubeconfig_and_history(assets: Path, tmp_path: Path) -> None:
+    """What docs/testing.md promises of both servers: ``url``, ``client()``,
+    ``write_kubeconfig()`` (read by the real kubectl where there is one),
+    ``resource_version`` and ``compact()`` as etcd's revision and compaction."""
+    with EnvtestServer(assets=assets, start_timeout=60) as srv:
+        assert srv.url.startswith("https://127.0.0.1:")
+        configmaps = Api(srv.client(), "configmaps", "default")
+        configmaps.create({"metadata": {"name": "a"}, "data": {"k": "v"}})
+        assert configmaps.get("a")["data"] == {"k": "v"}
+        kubeconfig = srv.write_kubeconfig(tmp_path / "kubeconfig")
+        assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
+        kubectl = shutil.which("kubectl")
+        if kubectl is not None:
+            listed = subprocess.run(
+                [kubectl, "--kubeconfig", str(kubeconfig), "get", "configmaps", "-o", "name"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert listed.returncode == 0, listed.stderr
+            assert listed.stdout.split() == ["configmap/a"]
+        assert srv.resource_version == 41
+        assert srv.compact() == 41
+        url = srv.url
+    calls = [
+        json.loads(line) for line in (tmp_path / "etcd-calls.jsonl").read_text().split("\n") if line
+    ]
+    assert calls[-1] == ["/v3/kv/compaction", {"revision": "41", "physical": True}]
+    assert srv.url == ""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    with pytest.raises(OSError):  # the stand-in kube-apiserver ended on SIGTERM
+        socket.create_connection((host, int(port)), timeout=5).close()
+
+
+def test_astart_and_astop_as_the_test_servers(assets: Path) -> None:
+    async def run() -> tuple[str, str]:
+        srv = EnvtestServer(assets=assets)
+        await srv.astart()
+        try:
+            started = srv.url
+            client = srv.client()
+            await asyncio.to_thread(Api(client, "namespaces").get, "default")
+        finally:
+            await srv.astop()
+        return started, srv.url
+
+    started, stopped = asyncio.run(run())
+    assert started.startswith("https://") and stopped == ""
+
+
+def test_the_face_has_the_test_servers_signatures() -> None:
+    """A suite written against ApiServer's face runs against EnvtestServer unchanged."""
+    for name in ("client", "kubeconfig", "write_kubeconfig", "compact", "stop", "astop"):
+        assert inspect.signature(getattr(EnvtestServer, name)) == inspect.signature(
+            getattr(ApiServer, name)
+        ), name
+    for name in ("start", "astart", "__enter__", "__aenter__", "__exit__", "__aexit__"):
+        assert list(inspect.signature(getattr(EnvtestServer, name)).parameters) == list(
+            inspect.signature(getattr(ApiServer, name)).parameters
+        ), name
+    assert isinstance(inspect.getattr_static(EnvtestServer, "resource_version"), property)
+    assert isinstance(inspect.getattr_static(ApiServer, "resource_version"), property)

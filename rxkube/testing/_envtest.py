@@ -14,7 +14,8 @@ with ``ApiServer(token=..., tls=True)``.
 
 :class:`EnvtestServer` has the parts of :class:`~rxkube.testing.ApiServer` a test can
 use against a real server: ``url``, ``token``, ``ca_file``, :meth:`client`,
-:meth:`kubeconfig`, :meth:`write_kubeconfig`, ``with`` and ``async with``,
+:meth:`kubeconfig`, :meth:`write_kubeconfig`, :meth:`start`/:meth:`stop`,
+:meth:`astart`/:meth:`astop`, ``with`` and ``async with``,
 :attr:`resource_version` and :meth:`compact` (etcd's compaction; kube-apiserver's watch
 cache may still serve a window of older history, as on any cluster).
 """
@@ -231,7 +232,7 @@ class EnvtestServer:
         self.stop()
 
     async def __aenter__(self) -> EnvtestServer:
-        return await asyncio.to_thread(self.start)
+        return await self.astart()
 
     async def __aexit__(
         self,
@@ -239,10 +240,13 @@ class EnvtestServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await asyncio.to_thread(self.stop)
+        await self.astop()
 
-    def start(self) -> EnvtestServer:
+    def start(self, timeout: float | None = None) -> EnvtestServer:
         """Start etcd, then kube-apiserver, and wait until it is ready.
+
+        Args:
+            timeout: how long the two may take (``start_timeout`` by default).
 
         Raises:
             RuntimeError: a process exited or did not become ready in time (its output
@@ -253,13 +257,21 @@ class EnvtestServer:
                 raise RuntimeError("the envtest control plane is already running")
             work = self._dir = Path(tempfile.mkdtemp(prefix="rxkube-envtest-"))
         try:
-            self._start(work)
+            self._start(work, self.start_timeout if timeout is None else timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start(self, work: Path) -> None:
+    async def astart(self) -> EnvtestServer:
+        """:meth:`start` from a coroutine, without blocking its loop."""
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        """:meth:`stop` from a coroutine, without blocking its loop."""
+        await asyncio.to_thread(self.stop)
+
+    def _start(self, work: Path, timeout: float) -> None:
         certs = generate_certificates()
         cert_dir = work / "certs"
         cert_dir.mkdir()
@@ -274,13 +286,14 @@ class EnvtestServer:
         self.ca_file = str(cert_dir / "ca.crt")
         ports = Ports(_free_port(self.host), _free_port(self.host), _free_port(self.host))
         self.etcd_url = f"http://{self.host}:{ports.etcd_client}"
-        deadline = time.monotonic() + self.start_timeout
+        deadline = time.monotonic() + timeout
         etcd = self._spawn(self.etcd_path, etcd_args(work / "etcd", ports), work / "etcd.log")
-        self._wait_ready(etcd, f"{self.etcd_url}/health", work / "etcd.log", deadline)
+        self._wait_ready(etcd, f"{self.etcd_url}/health", work / "etcd.log", deadline, timeout)
         args = apiserver_args(cert_dir, ports, extra=self.apiserver_flags)
         apiserver = self._spawn(self.apiserver_path, args, work / "kube-apiserver.log")
         self.url = f"https://{self.host}:{ports.apiserver}"
-        self._wait_ready(apiserver, f"{self.url}/readyz", work / "kube-apiserver.log", deadline)
+        log = work / "kube-apiserver.log"
+        self._wait_ready(apiserver, f"{self.url}/readyz", log, deadline, timeout)
 
     def _spawn(self, path: Path, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
@@ -291,7 +304,12 @@ class EnvtestServer:
         return process
 
     def _wait_ready(
-        self, process: subprocess.Popen[bytes], url: str, log: Path, deadline: float
+        self,
+        process: subprocess.Popen[bytes],
+        url: str,
+        log: Path,
+        deadline: float,
+        timeout: float,
     ) -> None:
         name = log.stem
         context = (
@@ -312,7 +330,7 @@ class EnvtestServer:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"{url} not ready after {self.start_timeout} s:\n"
+                    f"{url} not ready after {timeout} s:\n"
                     + log.read_text(errors="replace")[-4000:]
                 )
             # Readiness has no event to wait on: poll it, as envtest's health check does.
