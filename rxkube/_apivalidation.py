@@ -7,6 +7,7 @@ validation and the label selector parser, which both quote them, share them from
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -152,3 +153,36 @@ def path_segment_name(value: str) -> list[str]:
     if value in (".", ".."):
         return [f"may not be '{value}'"]
     return [f"may not contain '{part}'" for part in ("/", "%") if part in value]
+
+
+def go_float(number: float) -> str:
+    """A float64 as Go's ``%v`` prints it: ``strconv.FormatFloat(x, 'g', -1, 64)``, the
+    shortest digits that read back, in exponent form below 1e-4 and from 1e+06
+    (strconv/ftoa.go: "if precision was the shortest possible, use precision 6")."""
+    if number == 0 or not -4 <= math.floor(math.log10(abs(number))) < 6:
+        for digits in range(18):
+            text = f"{number:.{digits}e}"
+            if float(text) == number:
+                mantissa, exponent = text.split("e")
+                return f"{mantissa}e{exponent[0]}{int(exponent[1:]):02d}" if number else "0"
+    return repr(number).removesuffix(".0")
+
+
+def go_print(value: Any) -> str:
+    """A decoded JSON value as Go's ``%v`` prints it (maps by sorted key, ``<nil>``).
+
+    apimachinery decodes JSON keeping integers as int64 (``sigs.k8s.io/json``'s
+    ``PreserveInts``, what patches and unstructured objects are read with), so an integer
+    prints as one and any other number as :func:`go_float`.
+    """
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_print(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_print(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return go_float(value)
+    return str(value)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from rxkube._apivalidation import go_float, go_print
 from rxkube.testing import ApiServer
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
@@ -245,3 +246,96 @@ def test_a_dry_run_service_takes_no_cluster_ip_or_node_port(srv: ApiServer) -> N
     status, real_update = call(srv, "PUT", f"{SERVICES}/plain", changed)
     port = real_update["spec"]["ports"][0]["nodePort"]
     assert status == 200 and port != first["spec"]["ports"][0]["nodePort"]
+
+
+# --- how Go prints values in messages ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [
+        (999999.0, "999999"),
+        (1e6, "1e+06"),
+        (1234567.5, "1.2345675e+06"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (608863452348.1149, "6.088634523481149e+11"),
+        (1e21, "1e+21"),
+        (5.0, "5"),
+        (-1.5, "-1.5"),
+        (0.0, "0"),
+    ],
+)
+def test_floats_print_as_gos_percent_v(number: float, text: str) -> None:
+    """fmt's ``%v`` of a float64 is ``strconv.FormatFloat(x, 'g', -1, 64)``: exponent form
+    below -4 and from 6 (strconv/ftoa.go ``formatDigits``: "if precision was the shortest
+    possible, use precision 6 for this decision")."""
+    assert go_float(number) == text
+
+
+def test_decoded_values_print_with_integers_kept() -> None:
+    """apimachinery reads patches and unstructured objects with sigs.k8s.io/json's
+    ``PreserveInts`` (apiserver handlers/patch.go ``UnmarshalCaseSensitivePreserveInts``),
+    so an integer is an int64 and prints whole however large; ``%v`` sorts map keys."""
+    value = {"b": [1, 2.5, None, True], "a": {"big": 10**7, "float": 1e7}}
+    assert go_print(value) == "map[a:map[big:10000000 float:1e+07] b:[1 2.5 <nil> true]]"
+
+
+def test_a_strategic_merge_error_prints_the_patch_item_as_go_does(srv: ApiServer) -> None:
+    """strategicpatch ``mergeMap``'s ``map: %v does not contain declared merge key: %s``
+    (apimachinery pkg/util/strategicpatch/patch.go), for a Service port (merge key
+    ``port``) that has none."""
+    service = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
+    assert call(srv, "POST", SERVICES, service)[0] == 201
+    patch = {"spec": {"ports": [{"name": "x", "nodePort": 1234567.5, "targetPort": 8080}]}}
+    status, body = call(
+        srv, "PATCH", f"{SERVICES}/s", patch, content_type="application/strategic-merge-patch+json"
+    )
+    # An error interpretStrategicMergePatchError passes on as it is: a 500 (patch.go).
+    assert status == 500, body
+    assert body["message"] == (
+        "map: map[name:x nodePort:1.2345675e+06 targetPort:8080] does not contain declared "
+        "merge key: port"
+    )
+
+
+def test_a_schema_limit_prints_as_a_go_float(srv: ApiServer) -> None:
+    """kube-openapi validate ``ExceedsMaximum``: ``%s in %s should be less than or equal to
+    %v`` of the schema's float64 maximum."""
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"size": {"type": "integer", "maximum": 1000000}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    assert (
+        call(srv, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
+    )
+    gadget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g"},
+        "size": 2000000,
+    }
+    status, body = call(srv, "POST", "/apis/example.com/v1/namespaces/default/gadgets", gadget)
+    assert status == 422
+    assert body["details"]["causes"][0]["message"] == (
+        "Invalid value: 2000000: size in body should be less than or equal to 1e+06"
+    )

@@ -26,6 +26,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from rxkube.testing._openapi import reachable
+
 PACKAGE = "kubernetes-validate==1.37.0"
 VERSION = "v1.32.0-local"
 OUT = Path(__file__).resolve().parent.parent / "rxkube" / "testing" / "openapi-definitions.json.gz"
@@ -66,18 +68,6 @@ def _swagger(node: Any, *, top: bool = False) -> Any:
     return out
 
 
-def _refs(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            found.add(ref.rsplit("/", 1)[-1])
-        for value in node.values():
-            _refs(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _refs(value, found)
-
-
 def main() -> None:
     """Download the package, convert, prune and write the definitions."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,18 +90,9 @@ def main() -> None:
             for gvk in schema.get("x-kubernetes-group-version-kind", [])
         )
     ]
-    kept: set[str] = set()
-    todo = list(wanted)
-    while todo:
-        name = todo.pop()
-        if name in kept:
-            continue
-        kept.add(name)
-        found: set[str] = set()
-        _refs(converted[name], found)
-        todo.extend(found - kept)
+    kept = reachable(wanted, converted)
     data = json.dumps(
-        {name: converted[name] for name in sorted(kept)}, sort_keys=True, separators=(",", ":")
+        {name: converted[name] for name in kept}, sort_keys=True, separators=(",", ":")
     ).encode()
     OUT.write_bytes(gzip.compress(data, 9, mtime=0))
     print(f"{len(kept)} definitions, {len(data)} bytes, {OUT.stat().st_size} compressed -> {OUT}")

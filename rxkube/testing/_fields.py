@@ -19,14 +19,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from .._apivalidation import quote
+from .._apivalidation import go_print, quote
 from . import _structural
 from ._openapi import kind_schema
 from ._served import ServedResource
@@ -395,33 +394,6 @@ def check_apply(
         f"{res.version}, Kind={res.kind}): {text}",
         reason="",
     )
-
-
-def go_print(value: Any) -> str:
-    """A decoded JSON value as Go's ``fmt`` prints it with ``%+v`` (maps sorted by key)."""
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_print(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(go_print(v) for v in value) + "]"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _go_float(float(value))
-    return str(value)
-
-
-def _go_float(number: float) -> str:
-    """``strconv.FormatFloat(x, 'g', -1, 64)``: shortest digits, exponent form below 1e-4
-    or from 1e+06 (JSON numbers are float64 in a Go map)."""
-    if number == 0 or not -4 <= math.floor(math.log10(abs(number))) < 6:
-        for digits in range(18):
-            text = f"{number:.{digits}e}"
-            if float(text) == number:
-                mantissa, exponent = text.split("e")
-                return f"{mantissa}e{exponent[0]}{int(exponent[1:]):02d}" if number else "0"
-    return repr(number).removesuffix(".0")
 
 
 def warning_header(text: str) -> str:

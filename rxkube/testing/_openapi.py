@@ -139,7 +139,9 @@ def kind_schema(served: ServedResource) -> tuple[str, Mapping[str, Schema]] | No
     return f"{_custom_prefix(served)}{res.kind}", {**definitions(), **custom}
 
 
-def _reachable(roots: list[str], defs: Mapping[str, Schema]) -> list[str]:
+def reachable(roots: list[str], defs: Mapping[str, Schema]) -> list[str]:
+    """The definitions ``roots`` refer to, directly or not, themselves included, sorted
+    (also what ``tools/openapi_definitions.py`` keeps of the published ones)."""
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -466,7 +468,7 @@ def _parts(served: list[ServedResource]) -> _Parts:
         roots.extend((name, list_name))
         paths.update(_paths(item, name, list_name if list_name in resolved else name))
     builtin = definitions()
-    for name in _reachable(roots, {**builtin, **defs}):
+    for name in reachable(roots, {**builtin, **defs}):
         if name not in defs:
             defs[name] = builtin[name]
     return _Parts(dict(sorted(paths.items())), dict(sorted(defs.items())))

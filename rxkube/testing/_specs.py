@@ -231,28 +231,34 @@ def _default_pod(pod: Object) -> None:
         spec["enableServiceLinks"] = True
 
 
-def _default_deployment(obj: Object) -> None:
-    spec = _dict(obj, "spec")
-    if spec.get("replicas") is None:
-        spec["replicas"] = 1
-    strategy = _dict(spec, "strategy")
+def _unset(mapping: Object, **defaults: Any) -> None:
+    """Go defaulting's ``if x == nil { x = default }`` for each field (JSON null is nil)."""
+    for name, value in defaults.items():
+        if mapping.get(name) is None:
+            mapping[name] = value
+
+
+def _rolling_strategy(spec: Object, key: str, **rolling: Any) -> None:
+    """A workload's update strategy: ``RollingUpdate`` unless given, and then its
+    ``rollingUpdate`` parameters' defaults."""
+    strategy = _dict(spec, key)
     if not strategy.get("type"):
         strategy["type"] = "RollingUpdate"
     if strategy["type"] == "RollingUpdate":
-        rolling = _dict(strategy, "rollingUpdate")
-        rolling.setdefault("maxUnavailable", "25%")
-        rolling.setdefault("maxSurge", "25%")
-    if spec.get("revisionHistoryLimit") is None:
-        spec["revisionHistoryLimit"] = 10
-    if spec.get("progressDeadlineSeconds") is None:
-        spec["progressDeadlineSeconds"] = 600
+        _unset(_dict(strategy, "rollingUpdate"), **rolling)
+
+
+def _default_deployment(obj: Object) -> None:
+    spec = _dict(obj, "spec")
+    _unset(spec, replicas=1)
+    _rolling_strategy(spec, "strategy", maxUnavailable="25%", maxSurge="25%")
+    _unset(spec, revisionHistoryLimit=10, progressDeadlineSeconds=600)
     _default_template(spec)
 
 
 def _default_replicaset(obj: Object) -> None:
     spec = _dict(obj, "spec")
-    if spec.get("replicas") is None:
-        spec["replicas"] = 1
+    _unset(spec, replicas=1)
     _default_template(spec)
 
 
@@ -260,32 +266,17 @@ def _default_statefulset(obj: Object) -> None:
     spec = _dict(obj, "spec")
     if not spec.get("podManagementPolicy"):
         spec["podManagementPolicy"] = "OrderedReady"
-    strategy = _dict(spec, "updateStrategy")
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        _dict(strategy, "rollingUpdate").setdefault("partition", 0)
+    _rolling_strategy(spec, "updateStrategy", partition=0)
     policy = _dict(spec, "persistentVolumeClaimRetentionPolicy")
-    policy.setdefault("whenDeleted", "Retain")
-    policy.setdefault("whenScaled", "Retain")
-    if spec.get("replicas") is None:
-        spec["replicas"] = 1
-    if spec.get("revisionHistoryLimit") is None:
-        spec["revisionHistoryLimit"] = 10
+    _unset(policy, whenDeleted="Retain", whenScaled="Retain")
+    _unset(spec, replicas=1, revisionHistoryLimit=10)
     _default_template(spec)
 
 
 def _default_daemonset(obj: Object) -> None:
     spec = _dict(obj, "spec")
-    strategy = _dict(spec, "updateStrategy")
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        rolling = _dict(strategy, "rollingUpdate")
-        rolling.setdefault("maxUnavailable", 1)
-        rolling.setdefault("maxSurge", 0)
-    if spec.get("revisionHistoryLimit") is None:
-        spec["revisionHistoryLimit"] = 10
+    _rolling_strategy(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
+    _unset(spec, revisionHistoryLimit=10)
     _default_template(spec)
 
 
@@ -294,19 +285,12 @@ def _default_job_spec(spec: Object) -> None:
     if spec.get("completions") is None and spec.get("parallelism") is None:
         spec["completions"] = 1
         spec["parallelism"] = 1
-    if spec.get("parallelism") is None:
-        spec["parallelism"] = 1
-    if spec.get("backoffLimit") is None:
-        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    per_index = spec.get("backoffLimitPerIndex") is not None
+    _unset(spec, parallelism=1, backoffLimit=2147483647 if per_index else 6)
     if not spec.get("completionMode"):
         spec["completionMode"] = "NonIndexed"
-    if spec.get("suspend") is None:
-        spec["suspend"] = False
-    if spec.get("podReplacementPolicy") is None:
-        policy = "Failed" if spec.get("podFailurePolicy") is not None else "TerminatingOrFailed"
-        spec["podReplacementPolicy"] = policy
-    if spec.get("manualSelector") is None:
-        spec["manualSelector"] = False
+    replacement = "Failed" if spec.get("podFailurePolicy") is not None else "TerminatingOrFailed"
+    _unset(spec, suspend=False, podReplacementPolicy=replacement, manualSelector=False)
     _default_template(spec)
 
 
@@ -318,12 +302,7 @@ def _default_cronjob(obj: Object) -> None:
     spec = _dict(obj, "spec")
     if not spec.get("concurrencyPolicy"):
         spec["concurrencyPolicy"] = "Allow"
-    if spec.get("suspend") is None:
-        spec["suspend"] = False
-    if spec.get("successfulJobsHistoryLimit") is None:
-        spec["successfulJobsHistoryLimit"] = 3
-    if spec.get("failedJobsHistoryLimit") is None:
-        spec["failedJobsHistoryLimit"] = 1
+    _unset(spec, suspend=False, successfulJobsHistoryLimit=3, failedJobsHistoryLimit=1)
     template = _dict(spec, "jobTemplate")
     _default_job_spec(_dict(template, "spec"))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .._apivalidation import go_print
 from ._status import StatusError
 from ._strategic_table import KINDS, STRUCTS
 
@@ -40,23 +41,6 @@ Schema = str | None
 
 
 # ----------------------------------------------------------------- errors
-
-
-def _go(value: Any) -> str:
-    """A JSON value as Go's ``%v`` prints it (maps with sorted keys)."""
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go(value[k])}" for k in sorted(value)) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go(v) for v in value) + "]"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
-        return repr(value)
-    return str(value)
 
 
 def _go_type(value: Any) -> str:
@@ -100,7 +84,7 @@ _BAD_SET_ELEMENT_ORDER = "invalid patch format of setElementOrder list"
 
 
 def _no_merge_key(item: dict[str, Any], key: str) -> StatusError:
-    return _failed(f"map: {_go(item)} does not contain declared merge key: {key}")
+    return _failed(f"map: {go_print(item)} does not contain declared merge key: {key}")
 
 
 def _bad_arg_type(expected: str, actual: Any) -> StatusError:
@@ -160,7 +144,7 @@ def _element_type(*lists: list[Any] | None) -> str:
                     raise _unprocessable("lists of lists are not supported")
                 found = current
             elif current != found:
-                shown = "[" + " ".join(_go(items or []) for items in lists) + "]"
+                shown = "[" + " ".join(go_print(items or []) for items in lists) + "]"
                 raise _failed(f"list element types are not identical: {shown}")
     if found is None:
         raise _failed("no elements in any of the given slices")
@@ -291,7 +275,7 @@ def _handle_map_directive(directive: Any, patch: dict[str, Any]) -> dict[str, An
         return {k: v for k, v in patch.items() if k != _DIRECTIVE}
     if directive == "delete":
         return {}
-    raise _failed(f"unknown patch type: {_go(directive)} in map: {_go(patch)}")
+    raise _failed(f"unknown patch type: {go_print(directive)} in map: {go_print(patch)}")
 
 
 def _apply_retain_keys(original: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -351,8 +335,8 @@ def _check_set_order(patch_list: Any, order: Any, merge_key: str) -> None:
         s += 1
     if p < len(items) and s >= len(order):
         raise _failed(
-            f"The order in patch list:\n{_go(patch_list)}\n doesn't match "
-            f"{_SET_ELEMENT_ORDER} list:\n{_go(order)}\n"
+            f"The order in patch list:\n{go_print(patch_list)}\n doesn't match "
+            f"{_SET_ELEMENT_ORDER} list:\n{go_print(order)}\n"
         )
 
 
@@ -520,7 +504,7 @@ def _apply_list_directives(
         elif directive == "merge":
             raise _failed("merging lists cannot yet be specified in the patch")
         else:
-            raise _failed(f"unknown patch type: {_go(directive)} in map: {_go(item)}")
+            raise _failed(f"unknown patch type: {go_print(directive)} in map: {go_print(item)}")
     if replace:
         return plain, []
     return original, plain

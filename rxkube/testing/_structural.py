@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .._apivalidation import quote
+from .._apivalidation import go_float, quote
 
 Schema = Mapping[str, Any]
 Cause = tuple[str, str]
@@ -56,30 +56,9 @@ def go_value(value: Any) -> str:
     if isinstance(value, float):
         return go_float(value)
     if isinstance(value, dict):
-        inner = ", ".join(f"{quote(k)}:{_go_interface(v)}" for k, v in value.items())
+        inner = ", ".join(f"{quote(k)}:{go_value(v)}" for k, v in value.items())
         return "map[string]interface {}{" + inner + "}"
-    return "[]interface {}{" + ", ".join(_go_interface(v) for v in value) + "}"
-
-
-def _go_interface(value: Any) -> str:
-    """A value inside a ``%#v`` of an ``interface{}`` container."""
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value}"
-    return go_value(value)
-
-
-def go_float(value: float) -> str:
-    """A float64 as Go's ``%v`` prints it (shortest form, exponent from 1e21 or below 1e-4)."""
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        sign = "-" if exponent.startswith("-") else "+"
-        return f"{mantissa}e{sign}{abs(int(exponent)):02d}"
-    return text
+    return "[]interface {}{" + ", ".join(go_value(v) for v in value) + "}"
 
 
 def _child(path: str, name: str) -> str:
@@ -541,7 +520,8 @@ def _validate_string(value: str, schema: Schema, path: str, out: list[Cause]) ->
 
 
 def _number_text(limit: Any) -> str:
-    return go_float(float(limit)) if isinstance(limit, float) else str(limit)
+    # kube-openapi's validate errors print the schema's limits, float64s, with %v.
+    return go_float(float(limit))
 
 
 def _validate_number(value: float, schema: Schema, path: str, out: list[Cause]) -> None:
@@ -576,14 +556,21 @@ def _validate_number(value: float, schema: Schema, path: str, out: list[Cause]) 
             )
 
 
+def _validate_count(
+    count: int, schema: Schema, kind: str, shown: Any, path: str, out: list[Cause]
+) -> None:
+    """``max``/``min`` + ``Items`` or ``Properties``: a list's length or an object's keys;
+    ``shown`` is the value the lower bound's error quotes."""
+    most, least = schema.get("max" + kind), schema.get("min" + kind)
+    if isinstance(most, int) and count > most:
+        out.append((path, f"Too many: {count}: must have at most {most} items"))
+    if isinstance(least, int) and count < least:
+        noun = kind.lower()
+        out.append(_invalid(path, shown, f"{_in_body(path)} should have at least {least} {noun}"))
+
+
 def _validate_array(value: list[Any], schema: Schema, path: str, out: list[Cause]) -> None:
-    size = len(value)
-    max_items = schema.get("maxItems")
-    if isinstance(max_items, int) and size > max_items:
-        out.append((path, f"Too many: {size}: must have at most {max_items} items"))
-    min_items = schema.get("minItems")
-    if isinstance(min_items, int) and size < min_items:
-        out.append(_invalid(path, size, f"{_in_body(path)} should have at least {min_items} items"))
+    _validate_count(len(value), schema, "Items", len(value), path, out)
     items = schema.get("items")
     if isinstance(items, dict):
         for index, item in enumerate(value):
@@ -591,15 +578,7 @@ def _validate_array(value: list[Any], schema: Schema, path: str, out: list[Cause
 
 
 def _validate_object(value: dict[str, Any], schema: Schema, path: str, out: list[Cause]) -> None:
-    count = len(value)
-    max_properties = schema.get("maxProperties")
-    if isinstance(max_properties, int) and count > max_properties:
-        out.append((path, f"Too many: {count}: must have at most {max_properties} items"))
-    min_properties = schema.get("minProperties")
-    if isinstance(min_properties, int) and count < min_properties:
-        out.append(
-            _invalid(path, "", f"{_in_body(path)} should have at least {min_properties} properties")
-        )
+    _validate_count(len(value), schema, "Properties", "", path, out)
     properties: Mapping[str, Any] = schema.get("properties") or {}
     additional = schema.get("additionalProperties")
     for key in sorted(value):

@@ -246,6 +246,13 @@ _IMAGES = Column(
     "Images", priority=_WIDE, description="Images referenced by each container in the template."
 )
 _SELECTOR = Column("Selector", priority=_WIDE)
+_TEMPLATE_WIDE = (_CONTAINERS, _IMAGES, _SELECTOR)
+"""The ``-o wide`` columns of the kinds with a pod template and a selector."""
+
+
+def _columns(*names: str, type: str = "string") -> tuple[Column, ...]:
+    """Columns without a description, as most of kube-apiserver's printers have."""
+    return tuple(Column(name, type) for name in names)
 
 
 def _printer(
@@ -519,10 +526,7 @@ def _service_cells(svc: Obj, now: float) -> Cells:
 
 _SERVICE = _printer(
     (
-        Column("Type"),
-        Column("Cluster-IP"),
-        Column("External-IP"),
-        Column("Port(s)"),
+        *_columns("Type", "Cluster-IP", "External-IP", "Port(s)"),
         AGE,
         Column("Selector", priority=_WIDE),
     ),
@@ -586,10 +590,7 @@ def _event_cells(event: Obj, now: float) -> Cells:
 
 _EVENT = Printer(
     (
-        Column("Last Seen"),
-        Column("Type"),
-        Column("Reason"),
-        Column("Object"),
+        *_columns("Last Seen", "Type", "Reason", "Object"),
         Column("Subobject", priority=_WIDE),
         Column("Source", priority=_WIDE),
         Column("Message"),
@@ -802,9 +803,7 @@ _REPLICA_COLUMNS = (
     Column("Current", "integer"),
     Column("Ready", "integer"),
     AGE,
-    _CONTAINERS,
-    _IMAGES,
-    _SELECTOR,
+    *_TEMPLATE_WIDE,
 )
 
 
@@ -1209,11 +1208,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ("", "serviceaccounts"): _printer((Column("Secrets"), AGE), _count_cells("secrets")),
     ("", "persistentvolumes"): _printer(
         (
-            Column("Capacity"),
-            Column("Access Modes"),
-            Column("Reclaim Policy"),
-            Column("Status"),
-            Column("Claim"),
+            *_columns("Capacity", "Access Modes", "Reclaim Policy", "Status", "Claim"),
             Column("StorageClass", description="StorageClass of the pv"),
             Column("VolumeAttributesClass", description="VolumeAttributesClass of the pv"),
             Column("Reason"),
@@ -1224,10 +1219,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ),
     ("", "persistentvolumeclaims"): _printer(
         (
-            Column("Status"),
-            Column("Volume"),
-            Column("Capacity"),
-            Column("Access Modes"),
+            *_columns("Status", "Volume", "Capacity", "Access Modes"),
             Column("StorageClass", description="StorageClass of the pvc"),
             Column("VolumeAttributesClass", description="VolumeAttributesClass of the pvc"),
             AGE,
@@ -1253,28 +1245,19 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ("apps", "deployments"): _printer(
         (
             Column("Ready", description="Number of the pod with ready state"),
-            Column("Up-to-date"),
-            Column("Available"),
+            *_columns("Up-to-date", "Available"),
             AGE,
-            _CONTAINERS,
-            _IMAGES,
-            _SELECTOR,
+            *_TEMPLATE_WIDE,
         ),
         _deployment_cells,
     ),
     ("apps", "replicasets"): _printer(_REPLICA_COLUMNS, _replica_set_cells),
     ("apps", "daemonsets"): _printer(
         (
-            Column("Desired", "integer"),
-            Column("Current", "integer"),
-            Column("Ready", "integer"),
-            Column("Up-to-date", "integer"),
-            Column("Available", "integer"),
+            *_columns("Desired", "Current", "Ready", "Up-to-date", "Available", type="integer"),
             Column("Node Selector"),
             AGE,
-            _CONTAINERS,
-            _IMAGES,
-            _SELECTOR,
+            *_TEMPLATE_WIDE,
         ),
         _daemon_set_cells,
     ),
@@ -1297,33 +1280,24 @@ BUILTIN: dict[tuple[str, str], Printer] = {
             Column("Completions"),
             Column("Duration", description="Time required to complete the job."),
             AGE,
-            _CONTAINERS,
-            _IMAGES,
-            _SELECTOR,
+            *_TEMPLATE_WIDE,
         ),
         _job_cells,
     ),
     ("batch", "cronjobs"): _printer(
         (
-            Column("Schedule"),
-            Column("Timezone"),
+            *_columns("Schedule", "Timezone"),
             Column("Suspend", "boolean"),
             Column("Active", "integer"),
             Column("Last Schedule"),
             AGE,
-            _CONTAINERS,
-            _IMAGES,
-            _SELECTOR,
+            *_TEMPLATE_WIDE,
         ),
         _cron_job_cells,
     ),
     ("autoscaling", "horizontalpodautoscalers"): _printer(
         (
-            Column("Reference"),
-            Column("Targets"),
-            Column("MinPods"),
-            Column("MaxPods"),
-            Column("Replicas"),
+            *_columns("Reference", "Targets", "MinPods", "MaxPods", "Replicas"),
             AGE,
         ),
         _hpa_cells,
@@ -1389,10 +1363,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ("certificates.k8s.io", "certificatesigningrequests"): _printer(
         (
             AGE,
-            Column("SignerName"),
-            Column("Requestor"),
-            Column("RequestedDuration"),
-            Column("Condition"),
+            *_columns("SignerName", "Requestor", "RequestedDuration", "Condition"),
         ),
         _csr_cells,
     ),
@@ -1402,10 +1373,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ("storage.k8s.io", "storageclasses"): Printer(
         (
             NAME,
-            Column("Provisioner"),
-            Column("ReclaimPolicy"),
-            Column("VolumeBindingMode"),
-            Column("AllowVolumeExpansion"),
+            *_columns("Provisioner", "ReclaimPolicy", "VolumeBindingMode", "AllowVolumeExpansion"),
             AGE,
         ),
         lambda obj, now: [_storage_class_name(obj), *_storage_class_cells(obj, now)],
@@ -1439,8 +1407,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ("storage.k8s.io", "volumeattachments"): _printer(
         (
             Column("Attacher", format="name"),
-            Column("PV"),
-            Column("Node"),
+            *_columns("PV", "Node"),
             Column("Attached", "boolean"),
             AGE,
         ),
@@ -1509,9 +1476,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ),
     ("flowcontrol.apiserver.k8s.io", "flowschemas"): _printer(
         (
-            Column("PriorityLevel"),
-            Column("MatchingPrecedence"),
-            Column("DistinguisherMethod"),
+            *_columns("PriorityLevel", "MatchingPrecedence", "DistinguisherMethod"),
             AGE,
             Column(
                 "MissingPL",
@@ -1523,11 +1488,7 @@ BUILTIN: dict[tuple[str, str], Printer] = {
     ),
     ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"): _printer(
         (
-            Column("Type"),
-            Column("NominalConcurrencyShares"),
-            Column("Queues"),
-            Column("HandSize"),
-            Column("QueueLengthLimit"),
+            *_columns("Type", "NominalConcurrencyShares", "Queues", "HandSize", "QueueLengthLimit"),
             AGE,
         ),
         _priority_level_cells,
