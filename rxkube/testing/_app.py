@@ -25,7 +25,7 @@ from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector, SelectorError
-from . import _discovery, _fields, _scale, _tables
+from . import _discovery, _fields, _scale, _scale_fields, _tables
 from ._conversion import convert, storage_fields
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
@@ -38,7 +38,7 @@ from ._requests import RecordedRequest, RequestLog
 from ._reviews import review
 from ._served import ServedResource
 from ._status import StatusError, invalid_options, status_success, too_large_resource_version
-from ._store import ResourceVersionTooOld, Store
+from ._store import ResourceVersionTooOld, Store, now_timestamp
 from ._stored import Stored, WatchFilter, event_line
 from ._strategic import root_schema, strategic_merge_patch
 from ._validation import json_kind, type_meta_error
@@ -1288,46 +1288,42 @@ class ApiApp:
     async def _scale(self, request: web.Request, route: _Route, verb: str) -> web.Response:
         """``/scale``: a parent's replicas read and written as an ``autoscaling/v1`` Scale.
 
-        An update or patch changes the parent (its watchers see a MODIFIED event) and
-        answers the new Scale; server-side apply to ``/scale`` is not implemented.
+        An update, patch or server-side apply changes the parent (its watchers see a
+        MODIFIED event) and answers the new Scale; field ownership of the replicas moves
+        between the parent's and the Scale's managers as ``_scale_fields.py`` says.
         """
         assert route.name is not None
         served = route.served
         if verb == "get":
             stored = self.store.get(served, route.namespace, route.name)
             return _json_response(orjson.dumps(_scale.scale_of(served, stored.obj)))
-        change: Callable[[dict[str, Any]], dict[str, Any]]
         warnings: list[str] = []
+        now = now_timestamp()
+        write: _scale_fields.ScaleWrite
         if verb == "update":
             options = write_options(request, "UpdateOptions")
             body = await _read_object(request, _scale.SCALE_SERVED, options, warnings)
-
-            def change(current: dict[str, Any]) -> dict[str, Any]:
-                return _scale.scaled(served, current, body, replicas_set=True)
-
+            write = _scale_fields.updating(body, options.field_manager, now)
+        elif request.content_type == APPLY_PATCH:
+            options = write_options(request, "PatchOptions", apply=True)
+            config = await _decode_apply(await _read_body(request))
+            _fields.check_apply(_scale.SCALE_SERVED, config, route.namespace, route.name)
+            force = bool(_bool_param(request.query, "force"))
+            write = _scale_fields.applying(config, options.field_manager, force=force, now=now)
         else:
-            content_type = request.content_type
-            check_patch_type(content_type, strategic_ok=True)
-            if content_type == APPLY_PATCH:
-                raise StatusError(
-                    415, "this test server does not implement server-side apply to /scale"
-                )
+            check_patch_type(request.content_type, strategic_ok=True)
             options = write_options(request, "PatchOptions")
             # A Scale accepts strategic merge patches whatever kind it scales.
             patch = patch_function(
-                content_type,
+                request.content_type,
                 await _decode_body(await _read_body(request)),
                 dataclasses.replace(route.served, strategic_merge=True),
             )
-
-            def change(current: dict[str, Any]) -> dict[str, Any]:
-                had = _scale.replicas_set(served, current)
-                patched = patch(_scale.scale_of(served, current))
-                return _scale.scaled(served, current, patched, replicas_set=had)
-
+            write = _scale_fields.patching(patch, options.field_manager, now)
         stored = self.store.patch(
-            served, route.namespace, route.name, change, via_http=True,
-            field_manager=options.field_manager, dry_run=options.dry_run,
+            served, route.namespace, route.name,
+            lambda current: _scale_fields.written(served, current, write),
+            via_http=True, dry_run=options.dry_run,
         )  # fmt: skip
         return _warned(_json_response(orjson.dumps(_scale.scale_of(served, stored.obj))), warnings)
 
