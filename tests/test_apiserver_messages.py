@@ -174,6 +174,19 @@ def test_name_rules_of_other_kinds_keep_their_texts(srv: ApiServer) -> None:
     )
 
 
+def test_a_cron_job_name_is_at_most_52_characters(srv: ApiServer) -> None:
+    """pkg/apis/batch/validation ``ValidateCronJobCreate``; the Jobs it makes add 11."""
+    cronjobs = "/apis/batch/v1/namespaces/default/cronjobs"
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}
+    spec = {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}
+    status, body = call(srv, "POST", cronjobs, {"metadata": {"name": "c" * 53}, "spec": spec})
+    assert status == 422 and body["message"] == (
+        f'CronJob.batch "{"c" * 53}" is invalid: metadata.name: Invalid value: "{"c" * 53}": '
+        "must be no more than 52 characters"
+    )
+    assert call(srv, "POST", cronjobs, {"metadata": {"name": "c" * 52}, "spec": spec})[0] == 201
+
+
 # --- server-side apply --------------------------------------------------------------------
 
 

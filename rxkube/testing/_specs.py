@@ -853,4 +853,11 @@ def validate(
         _data_keys(obj, ("data",), causes)
     elif (group, plural) == ("", "services"):
         _service(obj, causes)
+    elif (group, plural) == ("batch", "cronjobs") and old is None:
+        # pkg/apis/batch/validation ValidateCronJobCreate: the Jobs it makes are named
+        # after it with an 11-character suffix, within a DNS-1035 label's 63.
+        name = (obj.get("metadata") or {}).get("name") or ""
+        if len(name) > 52:
+            message = f"Invalid value: {quote(name)}: must be no more than 52 characters"
+            causes.append(("metadata.name", message))
     return causes
