@@ -126,6 +126,7 @@ _NAMESPACE_VERBS = tuple(v for v in STORED_VERBS if v != "deletecollection")
 _ADMISSION = "api-extensions"
 
 BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
+    BuiltinKind(Resource("", "v1", "Binding", "bindings", True), ("create",)),
     *_kinds(
         "",
         "v1",
@@ -168,6 +169,13 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
         ("StatefulSet", "statefulsets", True, "sts", "all", "scale,status"),
     ),
     *_kinds("events.k8s.io", "v1", ("Event", "events", True, "ev", "", "")),
+    *(
+        BuiltinKind(Resource("authentication.k8s.io", "v1", kind, plural, False), ("create",))
+        for kind, plural in (
+            ("SelfSubjectReview", "selfsubjectreviews"),
+            ("TokenReview", "tokenreviews"),
+        )
+    ),
     *(
         BuiltinKind(Resource("authorization.k8s.io", "v1", kind, plural, namespaced), ("create",))
         for kind, plural, namespaced in (
@@ -278,12 +286,13 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
 client knows without discovery: groups in the order of the server's ``/apis``, resources
 in the order of its discovery documents.
 
-The authorization reviews are answered, not stored (``verbs`` has ``create`` alone).
+Bindings and the authentication and authorization reviews are answered, not stored
+(``verbs`` has ``create`` alone).
 ``events.k8s.io/v1`` Events share the storage of core ``v1`` Events, and ``autoscaling/v1``
 HorizontalPodAutoscalers that of ``autoscaling/v2``: each is the same object read in
-another version (``rxkube.testing`` converts them as kube-apiserver does). Left out: the
-other resources computed per request (``bindings``, ``componentstatuses``, the
-authentication reviews) and CustomResourceDefinitions.
+another version (``rxkube.testing`` converts them as kube-apiserver does). Left out:
+``componentstatuses`` (computed by probing the control plane's components) and
+CustomResourceDefinitions.
 """
 
 BUILTIN_RESOURCES: tuple[Resource, ...] = tuple(kind.resource for kind in BUILTIN_KINDS)

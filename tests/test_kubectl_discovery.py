@@ -16,6 +16,7 @@ from tests.kubectl_harness import Kubectl
 # re-spaced: kubectl pads them to the widest entry).
 REAL_API_RESOURCES = """\
 NAME SHORTNAMES APIVERSION NAMESPACED KIND
+bindings v1 true Binding
 configmaps cm v1 true ConfigMap
 endpoints ep v1 true Endpoints
 events ev v1 true Event
@@ -42,6 +43,8 @@ daemonsets ds apps/v1 true DaemonSet
 deployments deploy apps/v1 true Deployment
 replicasets rs apps/v1 true ReplicaSet
 statefulsets sts apps/v1 true StatefulSet
+selfsubjectreviews authentication.k8s.io/v1 false SelfSubjectReview
+tokenreviews authentication.k8s.io/v1 false TokenReview
 localsubjectaccessreviews authorization.k8s.io/v1 true LocalSubjectAccessReview
 selfsubjectaccessreviews authorization.k8s.io/v1 false SelfSubjectAccessReview
 selfsubjectrulesreviews authorization.k8s.io/v1 false SelfSubjectRulesReview

@@ -68,3 +68,12 @@ def test_auth_can_i_answers_yes(kubectl: Kubectl) -> None:
     assert kubectl("auth", "can-i", "create", "deployments").stdout.strip() == "yes"
     listing = rows(kubectl("auth", "can-i", "--list").stdout)
     assert listing[1] == ["*.*", "[]", "[]", "[*]"]
+
+
+def test_auth_whoami_names_the_anonymous_user(kubectl: Kubectl) -> None:
+    """The SelfSubjectReview of tests/test_apiserver_computed.py, printed by kubectl."""
+    assert rows(kubectl("auth", "whoami").stdout) == [
+        ["ATTRIBUTE", "VALUE"],
+        ["Username", "system:anonymous"],
+        ["Groups", "[system:unauthenticated]"],
+    ]

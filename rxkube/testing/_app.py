@@ -26,6 +26,7 @@ from aiohttp import http_exceptions, web
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector, SelectorError
 from . import _discovery, _fields, _scale, _scale_fields, _tables
+from ._binding import bind
 from ._conversion import convert, storage_fields
 from ._decode import DecodeError, TooDeep, decode_body
 from ._faults import Faults
@@ -782,7 +783,10 @@ class ApiApp:
         if verb == "create" and not route.served.stored:
             options = write_options(request, "CreateOptions")
             obj = await _read_object(request, route.served, options, warnings)
-            answer = review(route.served, obj, route.namespace)
+            if route.served.resource.plural == "bindings":
+                answer = bind(self.store, obj, route.namespace, dry_run=options.dry_run)
+            else:
+                answer = review(route.served, obj, route.namespace, token=self.token)
             return _warned(_json_response(orjson.dumps(answer), 201), warnings)
         if verb == "create":
             options = write_options(request, "CreateOptions")
