@@ -23,7 +23,7 @@ from typing import Any
 from .._apivalidation import dns1035_label as _dns1035
 from .._apivalidation import dns1123_subdomain, quote
 from ..resource import Resource
-from . import _structural
+from . import _cel, _structural
 from ._served import PrinterColumn, ScalePaths, ServedResource
 from ._status import StatusError, invalid
 from ._store import Store, now_timestamp
@@ -249,6 +249,7 @@ def _spec_causes(spec: Mapping[str, Any]) -> list[Cause]:
                 f"{path}.schema.openAPIV3Schema",
                 status_subresource="status" in subresources,
             )
+            causes += _cel.rule_causes(schema, f"{path}.schema.openAPIV3Schema")
         causes += _subresources_causes(subresources, f"{path}.subresources")
         for column_index, column in enumerate(_list(version.get("additionalPrinterColumns"))):
             causes += _column_causes(
@@ -451,6 +452,9 @@ class _CustomAdmission:
         _structural.drop_nulls(new, self.schema)
         _structural.default(new, self.schema)
         causes = _structural.validate(new, self.schema)
+        # hasBlockingErr: a value of the wrong type leaves the rules unevaluated.
+        if not any(" must be of type " in body for _, body in causes):
+            causes += _cel.validate(new, old, self.schema)
         if self.scale is not None:
             causes += _scale_causes(new, self.scale)
         if causes:
