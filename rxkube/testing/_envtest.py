@@ -39,12 +39,12 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 
 from ._kubeconfig import kubeconfig_document, write_private
+from ._lifecycle import ServerLifecycle
 from ._tls import generate_certificates
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def _free_port(host: str) -> int:
         return port
 
 
-class EnvtestServer:
+class EnvtestServer(ServerLifecycle):
     """A real kube-apiserver and etcd for one test, with :class:`ApiServer`'s face.
 
     Args:
@@ -220,29 +220,7 @@ class EnvtestServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> EnvtestServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EnvtestServer:
-        return await self.astart()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
-
-    def start(self, timeout: float | None = None) -> EnvtestServer:
+    def start(self, timeout: float | None = None) -> Self:
         """Start etcd, then kube-apiserver, and wait until it is ready.
 
         Args:
@@ -263,7 +241,7 @@ class EnvtestServer:
             raise
         return self
 
-    async def astart(self) -> EnvtestServer:
+    async def astart(self) -> Self:
         """:meth:`start` from a coroutine, without blocking its loop."""
         return await asyncio.to_thread(self.start)
 

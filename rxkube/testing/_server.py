@@ -15,8 +15,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from aiohttp import web
 
@@ -29,6 +28,7 @@ from ._conversion import storage_fields
 from ._crd import CRD_RESOURCE, Definitions
 from ._faults import Faults
 from ._kubeconfig import kubeconfig_document, write_private
+from ._lifecycle import ServerLifecycle
 from ._requests import RecordedRequest, RequestLog
 from ._served import ServedResource, builtin_served
 from ._status import StatusError
@@ -49,7 +49,7 @@ DEFAULT_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system"
 """The namespaces a new server has, as a fresh cluster does."""
 
 
-class ApiServer:
+class ApiServer(ServerLifecycle):
     """A Kubernetes API server in your test process, following the list/watch protocol.
 
     Use it as a context manager, synchronously (it runs its own event loop on a thread
@@ -145,30 +145,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> ApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> ApiServer:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
-
-    def start(self, timeout: float = 30.0) -> ApiServer:
+    def start(self, timeout: float = 30.0) -> Self:
         """Start serving on a new event loop in a thread named ``rxkube-apiserver``."""
         if self._runner is not None or self._thread is not None:
             raise RuntimeError("this ApiServer is already running")
@@ -215,7 +192,7 @@ class ApiServer:
         self._thread = None
         self._loop = None
 
-    async def astart(self) -> ApiServer:
+    async def astart(self) -> Self:
         """Start serving on the running event loop."""
         if self._runner is not None:
             raise RuntimeError("this ApiServer is already running")
