@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from reactivex import Observable
+from reactivex import operators as ops
 
 import rxkube
 from rxkube import ExponentialBackoff, metadata_watcher, watch_object, watcher
@@ -150,6 +152,31 @@ def test_paged_list_delivers_every_object_once(apiserver: ApiServer, pods: Api) 
         rec.wait(ready(rec))
         assert sorted(rec.names(InitApply)) == [f"p{i}" for i in range(7)]
         assert rec.count(Init) == 1
+
+
+def test_listed_objects_are_let_go_of_once_the_store_replaces_them(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    # Nothing of the list (its pages, their decoded items, their events) outlives the
+    # list: an object the watch replaced is held by no one, however long the watch runs.
+    for i in range(5):
+        apiserver.create("pods", pod(f"p{i}"), namespace="default")
+    reader, writer = rxkube.store("pods")
+    # What is recorded is each event's type: the recorder holds no object.
+    source = watcher(pods, Config(page_size=2)).pipe(rxkube.reflect(writer), ops.map(type))
+    with recording(source) as rec:
+        rec.wait(lambda r: InitDone in r.items)
+        listed = list(reader.state(copy=False))
+        assert len(listed) == 5
+        for i in range(5):
+            apiserver.patch("pods", f"p{i}", {"status": {"phase": "Running"}}, namespace="default")
+        rec.wait(lambda r: r.items.count(Apply) == 5)
+        assert all(obj["status"]["phase"] == "Running" for obj in reader.state(copy=False))
+        held = {
+            obj["metadata"]["name"]: [type(r).__name__ for r in gc.get_referrers(obj)]
+            for obj in listed
+        }
+        assert held == {obj["metadata"]["name"]: ["list"] for obj in listed}  # ``listed``
 
 
 def test_rewatches_after_clean_end_without_relisting(apiserver: ApiServer, pods: Api) -> None:
