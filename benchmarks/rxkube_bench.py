@@ -72,9 +72,12 @@ def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
         "intern": lambda: [modify(InternStrings())],
         "share": lambda: [modify(ShareSubtrees())],
         "compact": list,
+        "shared_parts": list,
     }
     source = (metadata_watcher if p.option == "metadata_watcher" else watcher)(api, config)
-    reader, writer = store("pods", compact=p.option == "compact")
+    reader, writer = store(
+        "pods", compact=p.option == "compact", share_subtrees=p.option == "shared_parts"
+    )
     return source.pipe(*levers[p.option or "full"]()), (reader, writer)
 
 

@@ -3,6 +3,7 @@ encodings held at their size, and no list page kept alive after the list."""
 
 from __future__ import annotations
 
+import datetime
 import gc
 import threading
 import tracemalloc
@@ -10,10 +11,11 @@ import weakref
 from typing import Any
 
 import orjson
+import pytest
 
 from rxkube import _cache, reflect, store, watcher
 from rxkube.client import Api
-from rxkube.events import Event, InitApply, InitDone, Object
+from rxkube.events import Apply, Delete, Event, InitApply, InitDone, Object
 from rxkube.operators import applied_objects, modify
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
@@ -25,8 +27,11 @@ def _configmap(name: str, value: str = "v") -> Object:
     return {"metadata": {"name": name, "labels": {"app": "web"}}, "data": {"key": value}}
 
 
-def test_a_relist_over_http_keeps_unchanged_objects_and_swaps_everything_at_once() -> None:
-    reader, writer = store("configmaps", copy_on_read=False)
+@pytest.mark.parametrize("share_subtrees", [False, True])
+def test_a_relist_over_http_keeps_unchanged_objects_and_swaps_everything_at_once(
+    share_subtrees: bool,
+) -> None:
+    reader, writer = store("configmaps", copy_on_read=False, share_subtrees=share_subtrees)
     with ApiServer() as srv:
         for i in range(12):
             srv.create("configmaps", _configmap(f"cm{i}"), namespace="default")
@@ -149,3 +154,136 @@ def test_objects_the_watch_replaced_are_freed_and_no_list_page_is_held() -> None
             assert alive == [], f"{len(alive)} replaced objects are still held"
         finally:
             subscription.dispose()
+
+
+def _pod(name: str, image: str = "nginx:1.27") -> Object:
+    return {
+        "metadata": {"name": name, "labels": {"app": "web", "tier": "frontend"}},
+        "spec": {
+            "containers": [
+                {"name": "web", "image": image, "ports": [{"containerPort": 80}]},
+            ],
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}],
+        },
+    }
+
+
+def _watched_store(srv: ApiServer, **options: Any) -> tuple[Any, Any, threading.Event]:
+    """A pods store fed over HTTP; the event is set whenever pod ``a`` runs ``nginx:1.28``."""
+    reader, writer = store("pods", copy_on_read=False, **options)
+    updated = threading.Event()
+
+    def on_next(obj: Object) -> None:
+        if obj["spec"]["containers"][0]["image"] == "nginx:1.28":
+            updated.set()
+
+    api = Api(srv.client(), "pods", namespace="default")
+    subscription = (
+        watcher(api, Config(page_size=2))
+        .pipe(reflect(writer), applied_objects())
+        .subscribe(on_next)
+    )
+    return reader, subscription, updated
+
+
+def test_cached_objects_share_their_equal_parts_and_an_update_shares_what_it_kept() -> None:
+    with ApiServer() as srv:
+        for name in ("a", "b", "c"):
+            srv.create("pods", _pod(name), namespace="default")
+        reader, subscription, updated = _watched_store(srv, share_subtrees=True)
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            a, b, c = (reader.get(name, "default") for name in "abc")
+            assert a is not None and b is not None and c is not None
+            assert a["metadata"]["labels"] is b["metadata"]["labels"] is c["metadata"]["labels"]
+            assert a["spec"]["containers"] is b["spec"]["containers"]
+            assert a["spec"]["tolerations"] is c["spec"]["tolerations"]
+            assert a["metadata"] is not b["metadata"], "what names an object is its own"
+
+            srv.replace("pods", _pod("a", "nginx:1.28"), namespace="default")
+            assert updated.wait(TIMEOUT), "the watch did not deliver the update"
+            new = reader.get("a", "default")
+            assert new is not None and new is not a
+            assert new["spec"]["containers"][0]["image"] == "nginx:1.28"
+            assert b["spec"]["containers"][0]["image"] == "nginx:1.27", "b's share is untouched"
+            assert new["metadata"]["labels"] is a["metadata"]["labels"]
+            assert new["spec"]["tolerations"] is a["spec"]["tolerations"]
+            assert new["spec"]["containers"][0]["ports"] is a["spec"]["containers"][0]["ports"]
+        finally:
+            subscription.dispose()
+
+
+def test_reads_of_a_store_sharing_parts_are_copies_of_their_own() -> None:
+    with ApiServer() as srv:
+        for name in ("a", "b"):
+            srv.create("pods", _pod(name), namespace="default")
+        reader, writer = store("pods", share_subtrees=True)
+        api = Api(srv.client(), "pods", namespace="default")
+        subscription = watcher(api).pipe(reflect(writer)).subscribe()
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            got = reader.get("a", "default")
+            assert got is not None
+            got["metadata"]["labels"]["app"] = "changed"
+            got["spec"]["containers"][0]["ports"].append({"containerPort": 443})
+            for name in ("a", "b"):
+                kept = reader.get(name, "default")
+                assert kept is not None
+                assert kept["metadata"]["labels"] == {"app": "web", "tier": "frontend"}
+                assert kept["spec"]["containers"][0]["ports"] == [{"containerPort": 80}]
+        finally:
+            subscription.dispose()
+
+
+def test_a_store_holds_each_object_as_decoded_by_default() -> None:
+    with ApiServer() as srv:
+        for name in ("a", "b"):
+            srv.create("pods", _pod(name), namespace="default")
+        reader, subscription, _ = _watched_store(srv)
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            a, b = reader.get("a", "default"), reader.get("b", "default")
+            assert a is not None and b is not None
+            assert a["metadata"]["labels"] == b["metadata"]["labels"]
+            assert a["metadata"]["labels"] is not b["metadata"]["labels"]
+        finally:
+            subscription.dispose()
+
+
+def test_parts_that_only_encode_alike_are_not_shared() -> None:
+    # What modify() may put in: a tuple encodes as a list, a datetime as its text.
+    stamp = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    reader, writer = store("things", copy_on_read=False, share_subtrees=True)
+    variants: list[Any] = [[1, 2], (1, 2), [stamp], [stamp.isoformat()], [1], [True], [1.0]]
+    for i, value in enumerate(variants):
+        writer.apply(Apply({"metadata": {"name": f"t{i}"}, "spec": {"value": value}}))
+    for i, value in enumerate(variants):
+        held = reader.get(f"t{i}")
+        assert held is not None
+        got = held["spec"]["value"]
+        assert got == value and type(got) is type(value) and type(got[0]) is type(value[0])
+
+
+def test_the_parts_of_deleted_objects_are_let_go() -> None:
+    reader, writer = store("things", copy_on_read=False, share_subtrees=True)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50):
+            writer.apply(
+                Apply({"metadata": {"name": f"big{i}"}, "spec": {"blob": [f"{i}" * 40_000]}})
+            )
+        for i in range(50):
+            writer.apply(Delete({"metadata": {"name": f"big{i}"}}))
+        # Other objects come and go: the parts remembered move on to theirs.
+        for i in range(3000):
+            small = {"metadata": {"name": "small"}, "spec": {"n": [i]}}
+            writer.apply(Apply(small))
+            writer.apply(Delete(small))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(reader) == 0
+    assert held < 50 * 40_000 / 4, held
