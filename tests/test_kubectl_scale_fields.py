@@ -44,3 +44,12 @@ def test_apply_of_the_parents_kind_to_scale_is_refused_as_there(kubectl: Kubectl
         "Error from server (BadRequest): Incorrect version specified in apply patch. "
         "Specified patch version: apps/v1, expected: autoscaling/v1"
     )
+
+
+def test_delete_cascade_foreground_waits_for_a_garbage_collector(kubectl: Kubectl) -> None:
+    """No garbage collector runs, as on a control plane without a controller manager: the
+    object stays with ``foregroundDeletion`` (see tests/test_apiserver_gc.py)."""
+    kubectl("create", "configmap", "c", "--from-literal=a=b")
+    kubectl("delete", "configmap", "c", "--cascade=foreground", "--wait=false")
+    left = kubectl("get", "configmap", "c", "-o", "jsonpath={.metadata.finalizers}").stdout
+    assert left == '["foregroundDeletion"]'

@@ -25,7 +25,7 @@ from aiohttp import http_exceptions, web
 
 from .._shards import Shard, ShardSelectorError
 from ..selectors import FieldSelector, LabelSelector, SelectorError
-from . import _discovery, _fields, _scale, _scale_fields, _tables
+from . import _discovery, _fields, _gc, _scale, _scale_fields, _tables
 from ._binding import bind
 from ._conversion import convert, storage_fields
 from ._decode import DecodeError, TooDeep, decode_body
@@ -1362,10 +1362,12 @@ class ApiApp:
         causes = dry_run_causes(dry_run)
         if causes:
             raise invalid_options(causes, kind="DeleteOptions")
+        orphan, policy = _gc.delete_options(request.query, options)
         stored, gone = self.store.delete(
             route.served, route.namespace, route.name, precondition_uid=uid, precondition_rv=rv,
             dry_run=bool(dry_run),
             grace=lambda obj: grace_seconds(route.served, obj, requested),
+            finalizers=lambda obj: _gc.finalizers(route.served.resource, obj, orphan, policy),
         )  # fmt: skip
         if gone and not route.served.returns_deleted_object:
             meta = stored.obj["metadata"]
@@ -1386,12 +1388,14 @@ class ApiApp:
         if causes:
             raise invalid_options(causes, kind="DeleteOptions")
         deleted: list[Stored] = []
+        orphan, policy = _gc.delete_options(query, None)
         for stored in self.store.list(route.served, flt).items:
             meta = stored.obj["metadata"]
             try:
                 last, _ = self.store.delete(
                     route.served, meta.get("namespace"), meta["name"], dry_run=bool(dry_run),
                     grace=lambda obj: grace_seconds(route.served, obj, requested),
+                    finalizers=lambda obj: _gc.finalizers(route.served.resource, obj, orphan, policy),
                 )  # fmt: skip
             except StatusError as exc:
                 if exc.code == 404:

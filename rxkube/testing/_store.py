@@ -858,6 +858,7 @@ class Store:
         precondition_rv: str | None = None,
         dry_run: bool = False,
         grace: Callable[[Object], int] | None = None,
+        finalizers: Callable[[Object], list[str] | None] | None = None,
     ) -> tuple[Stored, bool]:
         """Delete an object; returns its last state and whether it is gone now.
 
@@ -865,7 +866,9 @@ class Store:
         until an update removes its last finalizer. ``grace`` gives the grace period of a
         graceful deletion (see ``_graceful.py``): the object is marked to go that many
         seconds from now and stays; a later delete may only shorten the period, and one of
-        0 deletes it. A ``dry_run`` answers the same and changes nothing.
+        0 deletes it. ``finalizers`` gives the object's finalizers as the delete leaves
+        them, or None to keep them (the garbage collector's, see ``_gc.py``). A
+        ``dry_run`` answers the same and changes nothing.
         """
         res = served.resource
         with self.lock:
@@ -889,12 +892,23 @@ class Store:
                 )
             new: Object = dict(current.obj)
             new["metadata"] = dict(old_meta)
+            wanted = finalizers(current.obj) if finalizers is not None else None
+            if wanted is not None:
+                new["metadata"]["finalizers"] = wanted
+                if not wanted:
+                    del new["metadata"]["finalizers"]
             period = grace(current.obj) if grace is not None else 0
             terminating = "deletionTimestamp" in old_meta
             held = old_meta.get("deletionGracePeriodSeconds") or 0
             shorter = terminating and held and period < held
             if terminating and not shorter and (held or old_meta.get("finalizers")):
-                return current, False  # rest.BeforeDelete: only a shorter grace period may be set
+                if wanted is not None and new["metadata"].get("finalizers"):
+                    return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
+                if wanted is None:
+                    return (
+                        current,
+                        False,
+                    )  # rest.BeforeDelete: only a shorter grace period may be set
             if served.deleting is not None:
                 new = served.deleting(deep_copy(new))
             meta = new["metadata"]
