@@ -18,9 +18,12 @@ A :class:`Handover` carries items from producing threads to one consumer:
   waiting producer at once, and further items are refused, so disposal never leaves a
   producer blocked.
 
-Its consumer drives it one of three ways: a thread blocking in :meth:`Handover.take`, a
-:class:`ScheduledDrain` on a scheduler, or a :class:`LoopDrain` coroutine on an asyncio
-loop. A source's end travels behind its items as an :class:`End`.
+Its consumer drives it one of four ways: a thread blocking in :meth:`Handover.take`, a
+:class:`ScheduledDrain` on a scheduler, a :class:`LoopDrain` coroutine on an asyncio
+loop, or the producing thread itself, at the end of its burst (below), when its item
+found the consumer idle (a shared watch's views: no thread switch at all; a thread that
+delivers another's items steps aside, :meth:`Handover.step_aside`, once that one waits).
+A source's end travels behind its items as an :class:`End`.
 
 A producing thread that reads its input in blocks (a watch reading its socket) can hold
 back work until it is about to wait for more: within :func:`burst`, work handed to
@@ -279,6 +282,16 @@ class Handover(Generic[_T]):
         since = time.monotonic()
         try:
             while len(self._items) + self._in_hand >= self.capacity and not self._closed:
+                if self._idle and self._wake is not None:
+                    # The consumer stepped aside for this producer (step_aside): it
+                    # delivers from now on, so it must not wait for itself.
+                    self._idle = False
+                    self._lock.release()
+                    try:
+                        self._call_wake()
+                    finally:
+                        self._lock.acquire()
+                    return True
                 if cancelled is not None and cancelled():
                     return False
                 if self._on_stall is None:
@@ -343,6 +356,24 @@ class Handover(Generic[_T]):
             if not items:
                 self._idle = True
             return items
+
+    def step_aside(self) -> bool:
+        """Between batches, hand the consumer's part to a producer waiting for room.
+
+        For a hand-over whose ``wake`` delivers on the waking thread (whichever thread
+        finds the consumer idle delivers, as a shared watch's view does): a thread that
+        delivers another thread's items (a subscriber's first snapshot, then the watch's
+        live events) gives way as soon as the producer of those items waits, instead of
+        staying to deliver a live stream. Returns True if it gave way: the batch it took is
+        delivered, the consumer is idle, and the waiting producer calls ``wake``.
+        """
+        with self._lock:
+            if not self.producers_waiting or self._closed or self._wake is None:
+                return False
+            self._in_hand = 0
+            self._idle = True
+            self._not_full.notify_all()
+            return True
 
     def backlog(self) -> int:
         """Items queued or being delivered (taken, and not yet followed by another take)."""

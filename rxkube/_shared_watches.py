@@ -16,20 +16,21 @@ Locks, in the order they may be taken: ``SharedWatches._lock`` (the registry: wh
 and watches exist, their reference counts, and every move of a view between watches), then
 one watch's ``lock`` (its views' filters; held by the watch thread while it filters one
 event). Two watch locks are only ever held together under the registry lock. Neither is
-held while user code runs: a view's store writes and its subscribers' callbacks run in its
-:class:`_Lane`, after the locks are released.
+held while user code runs: a view's items are queued, in the filter's order, to its
+:class:`~rxkube._delivery.Handover` under its watch's lock; its store writes and its
+subscribers' callbacks run when the thread that queued them to an idle view flushes its
+burst, after every lock is released. The watch thread waits for a full view outside them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeAlias
@@ -39,6 +40,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._cache import Run, Store, Writer
+from ._delivery import End, Handover, burst, defer, fail_consumer
 from ._views import ViewFilter, ViewKey, absorbs, breadth, covers
 from ._watching import _watch
 from .client import Api
@@ -57,8 +59,8 @@ log = logging.getLogger(__name__)
 Absorb: TypeAlias = Literal["auto", "always", "never"]
 """When a new watch takes over narrower open watches it covers (see :class:`SharedWatches`)."""
 
-_LANE_BACKLOG = 64
-"""Items a view may have waiting for a busy deliverer before the watch waits for it."""
+_VIEW_BACKLOG = 64
+"""Items a view may have queued or being delivered before its watch waits for it."""
 
 _numbers = itertools.count(1)
 
@@ -144,60 +146,6 @@ class ViewStore(Store):
 # -- delivery ---------------------------------------------------------------------------
 
 
-class _Lane:
-    """Serial, ordered processing of one view's items, by whichever thread brings them.
-
-    ``put`` only appends (callable under any lock); ``pump``, called with no lock held,
-    makes sure the items get processed: by the calling thread if nobody is processing,
-    else by the thread that is. A producer that finds more than ``_LANE_BACKLOG`` items
-    waiting for another thread waits, and that thread hands over after its current item,
-    so backpressure reaches the watch and a subscribing thread never stays to deliver a
-    live stream. A thread that puts from inside its own processing (a callback that
-    subscribes again) just leaves the item for the processing loop it is in.
-    """
-
-    __slots__ = ("_cond", "_drainer", "_items", "_process", "_waiting")
-
-    def __init__(self, process: Callable[[_Item], None]) -> None:
-        self._process = process
-        self._cond = threading.Condition(threading.Lock())
-        self._items: deque[_Item] = deque()
-        self._drainer: int | None = None
-        self._waiting = 0
-
-    def put(self, item: _Item) -> None:
-        with self._cond:
-            self._items.append(item)
-
-    def pump(self) -> None:
-        me = threading.get_ident()
-        with self._cond:
-            if self._drainer == me:
-                return
-            while self._drainer is not None:
-                if len(self._items) <= _LANE_BACKLOG:
-                    return
-                self._waiting += 1
-                try:
-                    self._cond.wait()
-                finally:
-                    self._waiting -= 1
-            if not self._items:
-                return
-            self._drainer = me
-            try:
-                while self._items and not self._waiting:
-                    item = self._items.popleft()
-                    self._cond.release()
-                    try:
-                        self._process(item)
-                    finally:
-                        self._cond.acquire()
-            finally:
-                self._drainer = None
-                self._cond.notify_all()
-
-
 @dataclass(slots=True)
 class _Batch:
     """Events for the view's store and its current subscribers."""
@@ -213,23 +161,17 @@ class _Join:
     snapshot: list[Event]
 
 
-@dataclass(slots=True)
-class _End:
-    """The view's stream ends: completed (``error`` None) or failed."""
-
-    error: Exception | None
-
-
-_Item: TypeAlias = _Batch | _Join | _End
+_Item: TypeAlias = _Batch | _Join | End
 
 
 class _Subscriber:
     """One subscription of a view's stream; ``finish`` gives its reference back, once."""
 
-    __slots__ = ("_lock", "active", "observer", "release")
+    __slots__ = ("_lock", "active", "name", "observer", "release")
 
-    def __init__(self, observer: abc.ObserverBase[Event]) -> None:
+    def __init__(self, observer: abc.ObserverBase[Event], name: str) -> None:
         self.observer = observer
+        self.name = name
         self.active = True
         self.release: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -247,7 +189,7 @@ class _Subscriber:
 
 
 class _View:
-    """One request's view: its filter, its store, its subscribers and their lane."""
+    """One request's view: its filter, its store, its subscribers and their hand-over."""
 
     def __init__(self, key: ViewKey, watch: _Watch, release: Callable[[_View], None]) -> None:
         self.key = key
@@ -260,7 +202,11 @@ class _View:
         self.subscriptions = 0
         self.timer: threading.Timer | None = None
         self.retired = False
-        self.lane = _Lane(self._process)
+        # The view's items (its store's events, joining subscribers, the end) go through
+        # one hand-over, queued under its watch's lock, so their order is the filter's.
+        # Whichever thread finds it idle delivers them, once it has released every lock
+        # (at the end of its burst): the watch's thread for live events, no thread switch.
+        self.handover: Handover[_Item] = Handover(_VIEW_BACKLOG, self._wake, on_stall=self._stalled)
         # The store's writer status follows the watch serving the view: one Run while a
         # watch subscription feeds it; the failed one while a retry is promised.
         self._run: Run | None = None
@@ -299,6 +245,37 @@ class _View:
     def refs(self) -> int:
         return self.stores + self.subscriptions
 
+    def put(self, item: _Item) -> None:
+        """Queue an item; the caller holds the watch's lock and has a burst open.
+
+        It never waits here (the watch thread waits for room once it has released the
+        lock, see ``_on_event``): the queue's bound is kept by that one producer of live
+        events, the other items are one per subscription or view change.
+        """
+        self.handover.put(item, wait=False)
+
+    def _wake(self) -> None:
+        """The first item for an idle view: deliver when this thread's burst flushes."""
+        if not defer(self._drain):
+            raise RuntimeError(f"an item of the shared view {self.key} was queued outside a burst")
+
+    def _drain(self) -> None:
+        handover = self.handover
+        handover.consumer_thread = threading.get_ident()
+        while batch := handover.take():
+            for item in batch:
+                self._process(item)
+            if handover.step_aside():
+                return  # the watch's thread waits for room: it delivers from here on
+
+    def _stalled(self, waited: float) -> None:
+        log.warning(
+            "the shared watch serving the view %s has waited %.0f s for it: one of its "
+            "subscribers is stuck, and a stuck subscriber stalls its watch",
+            self.key,
+            waited,
+        )
+
     def _process(self, item: _Item) -> None:
         if isinstance(item, _Batch):
             for event in item.events:
@@ -318,11 +295,7 @@ class _View:
             for sub in subscribers:
                 if sub.active:
                     sub.active = False
-                    with _logged_failure(self.key):
-                        if item.error is None:
-                            sub.observer.on_completed()
-                        else:
-                            sub.observer.on_error(item.error)
+                    item.send(sub.observer, sub.name)
 
     def _deliver(self, sub: _Subscriber, events: list[Event]) -> bool:
         on_next = sub.observer.on_next
@@ -332,26 +305,12 @@ class _View:
             try:
                 on_next(event)
             except Exception as exc:
-                # The consumer's own failure ends its subscription, not the shared watch.
-                log.error(
-                    "a subscriber of the shared view %s raised; it is unsubscribed",
-                    self.key,
-                    exc_info=exc,
-                )
-                sub.active = False
-                with _logged_failure(self.key):
-                    sub.observer.on_error(exc)
+                # The policy of every seam: dispose the upstream (this subscription
+                # alone: the shared watch and the other subscribers go on), then tell it.
                 sub.finish()
+                fail_consumer(sub.observer, sub.name, exc)
                 return False
         return True
-
-
-@contextlib.contextmanager
-def _logged_failure(key: ViewKey) -> Iterator[None]:
-    try:
-        yield
-    except Exception:
-        log.exception("a subscriber of the shared view %s raised while ending", key)
 
 
 class _Watch:
@@ -367,6 +326,12 @@ class _Watch:
         self.closed = False
         self.absorbing: list[_Watch] = []
         self.subscription: abc.DisposableBase | None = None
+        # The hand-over of a view whose room the watch thread waits for, if it does.
+        self.stalled: Handover[_Item] | None = None
+
+    def is_closed(self) -> bool:
+        """Whether the watch is closed: its thread stops waiting for a view's room."""
+        return self.closed
 
     def stats(self) -> WatchStats:
         with self.lock:
@@ -505,10 +470,9 @@ class SharedWatches:
             RuntimeError: the SharedWatches is closed.
         """
         key = self._key(resource, namespace, label_selector, field_selector, metadata_only)
-        with self._lock:
-            view, lanes = self._acquire(key)
+        with burst(), self._lock:  # a new view's first state is delivered at the burst's end
+            view = self._acquire(key)
             view.stores += 1
-        _pump(lanes)
         return view.store
 
     def events(
@@ -524,11 +488,15 @@ class SharedWatches:
 
         Each subscription starts with ``Init``, an ``InitApply`` per object the view holds
         and ``InitDone`` (nothing before the first list completes), then gets ``Apply`` and
-        ``Delete`` as they happen and a relist whenever the watch relists. The snapshot is
-        delivered on the subscribing thread, the rest on the watch's thread; a slow
-        subscriber slows its watch (nothing is dropped). A callback that raises ends that
-        subscription alone (its ``on_error`` gets the exception). Each subscription holds
-        a reference to the view; ``close()`` completes every subscription.
+        ``Delete`` as they happen and a relist whenever the watch relists. Deliveries to a
+        view are serial and in order, made by the thread that finds the view idle once it
+        has released every lock: the subscribing thread for the snapshot of a quiet view,
+        the watch's thread for live events (a subscribing thread that is delivering them
+        gives way as soon as the watch waits). A slow subscriber slows its watch (nothing
+        is dropped). A callback that raises ends that subscription alone: it is disposed,
+        then its ``on_error`` gets a :class:`~rxkube.errors.ConsumerError` naming it,
+        chained to the exception. Each subscription holds a reference to the view;
+        ``close()`` completes every subscription.
 
         Arguments are those of :meth:`store`.
 
@@ -541,19 +509,19 @@ class SharedWatches:
         def subscribe(
             observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            sub = _Subscriber(observer)
-            with self._lock:
-                closed = self._closed
-                if not closed:
-                    view, lanes = self._acquire(key)
-                    view.subscriptions += 1
-                    with view.watch.lock:
-                        view.lane.put(_Join(sub, view.filter.snapshot()))
-            if closed:
-                observer.on_completed()
-                return Disposable()
-            sub.release = lambda: self._unsubscribe(view)
-            _pump([*lanes, view.lane])
+            sub = _Subscriber(observer, f"subscriber {next(_numbers)} of the shared view {key}")
+            with burst():  # the snapshot is delivered at its end, once the locks are released
+                with self._lock:
+                    closed = self._closed
+                    if not closed:
+                        view = self._acquire(key)
+                        view.subscriptions += 1
+                        sub.release = functools.partial(self._unsubscribe, view)
+                        with view.watch.lock:
+                            view.put(_Join(sub, view.filter.snapshot()))
+                if closed:
+                    observer.on_completed()
+                    return Disposable()
             return Disposable(sub.finish)
 
         return reactivex.create(subscribe)
@@ -566,22 +534,21 @@ class SharedWatches:
 
     def close(self) -> None:
         """End every watch: subscriptions complete, stores stop following the server."""
-        with self._lock:
-            self._closed = True
-            watches, self._watches = self._watches, []
-            views = list(self._views.values())
-            self._views.clear()
-            for view in views:
-                self._retire_locked(view)
-                view.lane.put(_End(None))
-            for watch in watches:
-                with watch.lock:
-                    watch.closed = True
-                    for view in watch.views:
-                        view.stopped()
-                    watch.views.clear()
-        _dispose(watches)
-        _pump([view.lane for view in views])
+        with burst():  # the streams complete at its end, once the locks are released
+            with self._lock:
+                self._closed = True
+                watches, self._watches = self._watches, []
+                for view in self._views.values():
+                    self._retire_locked(view)
+                self._views.clear()
+                for watch in watches:
+                    with watch.lock:
+                        watch.closed = True
+                        for view in watch.views:
+                            view.stopped()
+                            view.put(End(None))
+                        watch.views.clear()
+            _dispose(watches)
 
     # -- the registry, under self._lock -----------------------------------------------------
 
@@ -596,8 +563,8 @@ class SharedWatches:
         resolved = resource if isinstance(resource, Resource) else self._client.resolve(resource)
         return ViewKey.of(resolved, namespace, label_selector, field_selector, metadata_only)
 
-    def _acquire(self, key: ViewKey) -> tuple[_View, list[_Lane]]:
-        """The view of ``key``, made and attached to a watch if needed; lanes to pump."""
+    def _acquire(self, key: ViewKey) -> _View:
+        """The view of ``key``, made and attached to a watch if needed (in a burst)."""
         if self._closed:
             raise RuntimeError("this SharedWatches is closed")
         view = self._views.get(key)
@@ -605,7 +572,7 @@ class SharedWatches:
             if view.timer is not None:
                 view.timer.cancel()
                 view.timer = None
-            return view, []
+            return view
         watch = self._covering(key)
         if watch is None:
             watch = _Watch(key)
@@ -617,17 +584,17 @@ class SharedWatches:
             watch.absorbing = [w for w in self._watches if w is not watch and self._absorbs(key, w)]
             self._views[key] = view
             self._start(watch, watch_from=None)
-            return view, []
+            return view
         view = _View(key, watch, self._release)
         with watch.lock:
             assert watch.anchor is not None
             view.filter.seed(watch.anchor.filter)
             # Put under the watch's lock, so that its next events come after the seed.
-            view.lane.put(_Batch(view.filter.snapshot()))
+            view.put(_Batch(view.filter.snapshot()))
             watch.views.append(view)
             view.follow()
         self._views[key] = view
-        return view, [view.lane]
+        return view
 
     def _covering(self, key: ViewKey) -> _Watch | None:
         """The narrowest open watch that covers ``key``, if any."""
@@ -770,24 +737,33 @@ class SharedWatches:
     # -- the watch's thread -------------------------------------------------------------------
 
     def _on_event(self, watch: _Watch, event: Event) -> None:
-        lanes: list[_Lane] = []
-        with watch.lock:
-            if watch.closed:
-                return
-            watch.applied_rv = watch.resume[0]
-            for view in watch.views:
-                events = view.filter.step(event)
-                if events:
-                    view.lane.put(_Batch(events))
-                    lanes.append(view.lane)
-            absorb = bool(watch.absorbing) and isinstance(event, InitDone)
-        _pump(lanes)
-        if absorb:
-            self._take_over(watch)
+        # Within a watch's read this joins the read's burst: its views are delivered to
+        # once the read is done. A list page's events are delivered one by one.
+        with burst():
+            touched: list[_View] = []
+            with watch.lock:
+                if watch.closed:
+                    return
+                watch.applied_rv = watch.resume[0]
+                for view in watch.views:
+                    events = view.filter.step(event)
+                    if events:
+                        view.put(_Batch(events))
+                        touched.append(view)
+                absorb = bool(watch.absorbing) and isinstance(event, InitDone)
+            # Backpressure, outside the lock: a view whose subscribers are behind holds
+            # the watch (and its socket) until they take what is queued.
+            for view in touched:
+                handover = view.handover
+                if handover.full():
+                    watch.stalled = handover
+                    handover.wait_for_room(watch.is_closed)
+                    watch.stalled = None
+            if absorb:
+                self._take_over(watch)
 
     def _take_over(self, wide: _Watch) -> None:
         """Move the views of the narrower watches ``wide`` absorbs onto it; close those."""
-        lanes: list[_Lane] = []
         closing: list[_Watch] = []
         with self._lock:
             absorbed, wide.absorbing = wide.absorbing, []
@@ -806,29 +782,26 @@ class SharedWatches:
                         view.watch = wide
                         wide.views.append(view)
                         view.follow()
-                        view.lane.put(_Batch(view.filter.snapshot()))
-                        lanes.append(view.lane)
+                        view.put(_Batch(view.filter.snapshot()))
                 self._watches.remove(narrow)
                 closing.append(narrow)
         _dispose(closing)
-        _pump(lanes)
 
     def _on_failed(self, watch: _Watch, exc: Exception) -> None:
         """The watch gave up (an error backoff does not retry): its views fail with it."""
         log.error("the shared watch of %s failed: %s", watch.key, exc)
-        with self._lock:
+        with burst(), self._lock:  # the streams fail at the burst's end, outside the locks
             with watch.lock:
                 watch.closed = True
                 views, watch.views = watch.views, []
                 for view in views:
                     view.stopped(exc)
+                    view.put(End(exc))
             if watch in self._watches:
                 self._watches.remove(watch)
             for view in views:
                 self._retire_locked(view)
                 self._views.pop(view.key, None)
-                view.lane.put(_End(exc))
-        _pump([view.lane for view in views])
 
 
 def _wider(a: ViewKey, b: ViewKey) -> bool:
@@ -836,15 +809,14 @@ def _wider(a: ViewKey, b: ViewKey) -> bool:
     return a != b and covers(a, b) and not covers(b, a)
 
 
-def _pump(lanes: list[_Lane]) -> None:
-    for lane in lanes:
-        lane.pump()
-
-
 def _dispose(watches: list[_Watch]) -> None:
+    """Dispose closed watches; release a watch thread waiting for a view's room."""
     for watch in watches:
         if watch.subscription is not None:
             watch.subscription.dispose()
+        stalled = watch.stalled
+        if stalled is not None:
+            stalled.wake_producers()
 
 
 def _ignore(_error: Exception) -> None:

@@ -257,7 +257,8 @@ class ConsumerError(RxKubeError):
     """A subscriber's own callback raised: a bug in the consumer, not a failure of the server.
 
     Every seam that delivers events (a watcher to its subscriber, ``observe_on`` to its
-    observer, a controller to its results subscriber) treats
+    observer, a shared store or a shared watch's view to each of its subscribers, a
+    controller to its results subscriber) treats
     an exception of the callback it calls the same way: it disposes its upstream, then
     sends this error to the observer's ``on_error``. Never transient, so ``backoff()``
     does not resubscribe to repeat the bug.

@@ -167,6 +167,31 @@ def test_closing_a_handover_releases_a_waiting_producer() -> None:
     assert not handover.put(2) and handover.take() == []
 
 
+def test_a_consumer_that_steps_aside_hands_its_part_to_the_waiting_producer() -> None:
+    """A thread delivering another's items gives way once that producer waits for room."""
+    woken_on: list[str] = []
+    handover: Handover[int] = Handover(2, lambda: woken_on.append(threading.current_thread().name))
+    assert not handover.step_aside(), "nobody waits: the consumer goes on"
+    handover.put_all([0, 1])
+    assert handover.take() == [0, 1]
+    for i in (2, 3):  # beyond the bound, while [0, 1] is being delivered
+        assert handover.put(i, wait=False)
+    done = threading.Event()
+
+    def produce() -> None:
+        handover.put(4)  # full: waits, then takes over as the consumer
+        done.set()
+
+    producer = threading.Thread(target=produce, name="producer")
+    producer.start()
+    _wait_for(lambda: handover.producers_waiting == 1, "the producer to wait")
+    assert handover.step_aside()
+    assert done.wait(TIMEOUT), "the producer stopped waiting: it delivers from now on"
+    producer.join(TIMEOUT)
+    assert woken_on == ["MainThread", "producer"]
+    assert handover.take() == [2, 3, 4], "nothing lost, in order"
+
+
 def test_a_drop_handover_overflows_instead_of_waiting() -> None:
     handover: Handover[int] = Handover(2, drop=True)
     assert handover.put_all([0, 1])

@@ -15,7 +15,7 @@ from rxkube import Controller, SharedWatches
 from rxkube._watching import metadata_watcher, watcher
 from rxkube.client import Api, Client
 from rxkube.controller import Action
-from rxkube.errors import BadRequest, ConfigError, WriterStopped
+from rxkube.errors import BadRequest, ConfigError, ConsumerError, WriterStopped
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
@@ -180,8 +180,8 @@ def test_a_late_subscriber_gets_the_current_state_then_the_live_stream(
         second.dispose()
 
 
-def test_a_subscriber_that_raises_ends_alone(
-    srv: ApiServer, client: Client, caplog: pytest.LogCaptureFixture
+def test_a_subscriber_that_raises_ends_alone_with_a_consumer_error(
+    srv: ApiServer, client: Client
 ) -> None:
     srv.create("configmaps", cm("c0", "a"))
     with SharedWatches(client, linger=0) as watches:
@@ -192,20 +192,87 @@ def test_a_subscriber_that_raises_ends_alone(
                 raise RuntimeError("consumer bug")
 
         calm = Folded()
-        with caplog.at_level(logging.ERROR, logger="rxkube._shared_watches"):
-            bad = watches.events("configmaps").subscribe(explode, errors.append)
-            good = watches.events("configmaps").subscribe(calm)
-            eventually(lambda: len(calm.refs()) == 1, "the list")
-            srv.create("configmaps", cm("c1", "a"))
-            eventually(lambda: len(errors) == 1, "the failing subscriber's on_error")
-        assert str(errors[0]) == "consumer bug"
-        assert "raised; it is unsubscribed" in caplog.text
+        bad = watches.events("configmaps").subscribe(explode, errors.append)
+        good = watches.events("configmaps").subscribe(calm)
+        eventually(lambda: len(calm.refs()) == 1, "the list")
+        srv.create("configmaps", cm("c1", "a"))
+        eventually(lambda: len(errors) == 1, "the failing subscriber's on_error")
+        [error] = errors
+        assert isinstance(error, ConsumerError) and not error.transient
+        assert isinstance(error.__cause__, RuntimeError)
+        assert "of the shared view configmaps" in str(error)
+        assert "raised RuntimeError: consumer bug" in str(error)
         srv.create("configmaps", cm("c2", "a"))
         eventually(lambda: len(calm.refs()) == 3, "the other subscriber to go on")
         [watch] = watches.stats()
         assert [v.subscribers for v in watch.views] == [1]
         bad.dispose()
         good.dispose()
+
+
+def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
+    srv: ApiServer, client: Client
+) -> None:
+    # The subscribing thread finds the view idle and delivers the snapshot; meanwhile a
+    # writer changes objects faster than this subscriber takes them. Once the watch
+    # waits for room, the subscribing thread gives way: subscribe() returns, and the
+    # watch's thread delivers the live stream, serially, in order.
+    for i in range(100):
+        srv.create("configmaps", cm(f"c{i:02d}", "a"))
+    pause = threading.Event()
+    with SharedWatches(client, linger=0) as watches:
+        view = watches.store("configmaps")
+        view.wait_until_ready(TIMEOUT)
+        stop = threading.Event()
+        written = [0]
+
+        def write() -> None:
+            while not stop.is_set() and written[0] < 20_000:
+                name = f"c{written[0] % 100:02d}"
+                srv.patch("configmaps", name, {"data": {"n": str(written[0])}}, namespace="a")
+                written[0] += 1
+
+        writer = threading.Thread(target=write, name="test-writer")
+        writer.start()
+        delivered: list[tuple[str, Event]] = []
+        overlaps = [0]
+        busy = threading.Lock()
+
+        def slow(event: Event) -> None:
+            if not busy.acquire(blocking=False):
+                overlaps[0] += 1
+                return
+            try:
+                delivered.append((threading.current_thread().name, event))
+                pause.wait(0.002)  # a slow consumer, not a wait for anything
+            finally:
+                busy.release()
+
+        try:
+            eventually(lambda: written[0] > 50, "the writer to start")
+            sub = watches.events("configmaps").subscribe(slow)
+            me = threading.current_thread().name
+            eventually(
+                lambda: any(name.startswith("rxkube-watch") for name, _ in delivered),
+                "the watch thread to deliver",
+            )
+        finally:
+            stop.set()
+            writer.join(TIMEOUT)
+        expected = server_refs(srv)
+        fold = Folded()
+        for _, event in list(delivered):
+            fold(event)
+        sub.dispose()
+        names = [name for name, _ in delivered]
+        on_mine = names.count(me)
+        assert on_mine >= 102, "Init, 100 InitApply and InitDone on the subscribing thread"
+        assert on_mine - 102 <= 3 * 64, f"the subscribing thread delivered {on_mine - 102} live"
+        assert names[:on_mine] == [me] * on_mine, "then the watch thread, and only it"
+        assert overlaps[0] == 0
+        versions = [int(e.obj["metadata"]["resourceVersion"]) for _, e in delivered[102:]]
+        assert versions == sorted(versions), "live events in order"
+        eventually(lambda: view.state() and refs(view.state()) == expected, "the store")
 
 
 def test_close_completes_every_stream_and_closes_every_watch(
