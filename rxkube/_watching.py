@@ -371,7 +371,10 @@ class _WatchRun:
             self._list_started = None
             self._relist_cause = None
         try:
-            _send_all(self._observer.on_next, events)
+            # The events of one answer (a list page, a watch's read) are one burst: what
+            # their consumers hold back goes out once, after them (see _delivery.burst).
+            with burst():
+                _send_all(self._observer.on_next, events)
         except Exception as exc:
             raise _ConsumerRaised() from exc
 
