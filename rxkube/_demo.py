@@ -34,8 +34,8 @@ from .events import Apply, Delete, Event, Init, Object
 if TYPE_CHECKING:
     from reactivex.abc import DisposableBase
 
-    from ._cache import Store
     from .client import Api
+    from .dispatcher import SharedStore
     from .testing import ApiServer
 
 NAMESPACE = "demo"
@@ -278,7 +278,7 @@ class _Demo:
         self.checks: list[_Check] = []
         self._subscriptions: list[DisposableBase] = []
         self._started = time.monotonic()
-        self.reader: Store | None = None
+        self.reader: SharedStore | None = None
 
     # -- wiring ----------------------------------------------------------------------
 
@@ -382,22 +382,29 @@ class _Demo:
         """Pause the workload and compare the store with the server's list."""
         assert self.reader is not None
         started = time.monotonic()
-        with self.workload.paused():
-            server = self._server_state()
-            while True:
-                mine = {_display.key(o): _rv(o) for o in self.reader.state(copy=False)}
-                if mine == server:
-                    caught_up = (time.monotonic() - started) * 1000
-                    text = (
-                        f"cache == server: {len(mine)} pods, every resourceVersion matches"
-                        f" (in {caught_up:.0f} ms)"
-                    )
-                    self._record(_Check(True, self.elapsed(), text))
-                    return
-                if time.monotonic() > started + CHECK_TIMEOUT:
-                    self._record(_Check(False, self.elapsed(), _difference(mine, server)))
-                    return
-                time.sleep(0.01)
+        changed = threading.Event()
+        # Woken by each change the store dispatches (after it is applied), not by a poll.
+        changes = self.reader.subscribe(events=True).subscribe(lambda _event: changed.set())
+        try:
+            with self.workload.paused():
+                server = self._server_state()
+                while True:
+                    changed.clear()
+                    mine = {_display.key(o): _rv(o) for o in self.reader.state(copy=False)}
+                    if mine == server:
+                        caught_up = (time.monotonic() - started) * 1000
+                        text = (
+                            f"cache == server: {len(mine)} pods, every resourceVersion matches"
+                            f" (in {caught_up:.0f} ms)"
+                        )
+                        self._record(_Check(True, self.elapsed(), text))
+                        return
+                    left = started + CHECK_TIMEOUT - time.monotonic()
+                    if left <= 0 or not changed.wait(left):
+                        self._record(_Check(False, self.elapsed(), _difference(mine, server)))
+                        return
+        finally:
+            changes.dispose()
 
     def _server_state(self) -> dict[tuple[str, str], str]:
         # Read straight from the server's storage: injected faults do not touch it.
