@@ -492,8 +492,9 @@ class SharedWatches:
         view are serial and in order, made by the thread that finds the view idle once it
         has released every lock: the subscribing thread for the snapshot of a quiet view,
         the watch's thread for live events (a subscribing thread that is delivering them
-        gives way as soon as the watch waits). A slow subscriber slows its watch (nothing
-        is dropped). A callback that raises ends that subscription alone: it is disposed,
+        gives way as soon as the watch waits); a scheduler given to ``subscribe`` is, as in
+        RxPY, only the subscription's default and does not move them (``observe_on`` does).
+        A slow subscriber slows its watch (nothing is dropped). A callback that raises ends that subscription alone: it is disposed,
         then its ``on_error`` gets a :class:`~rxkube.errors.ConsumerError` naming it,
         chained to the exception. Each subscription holds a reference to the view;
         ``close()`` completes every subscription.

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from reactivex.scheduler import ThreadPoolScheduler
 
 from rxkube import Controller, SharedWatches
 from rxkube._watching import metadata_watcher, watcher
@@ -273,6 +274,33 @@ def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
         versions = [int(e.obj["metadata"]["resourceVersion"]) for _, e in delivered[102:]]
         assert versions == sorted(versions), "live events in order"
         eventually(lambda: view.state() and refs(view.state()) == expected, "the store")
+
+
+def test_a_scheduler_given_to_subscribe_does_not_move_a_views_delivery(
+    srv: ApiServer, client: Client
+) -> None:
+    srv.create("configmaps", cm("c0", "a"))
+    pool = ThreadPoolScheduler(2)
+    threads: set[str] = set()
+    fold = Folded()
+
+    def on_next(event: Event) -> None:
+        threads.add(threading.current_thread().name)
+        fold(event)
+
+    try:
+        with SharedWatches(client, linger=0) as watches:
+            sub = watches.events("configmaps").subscribe(on_next, scheduler=pool)
+            eventually(lambda: len(fold.refs()) == 1, "the list")
+            srv.create("configmaps", cm("c1", "a"))
+            eventually(lambda: len(fold.refs()) == 2, "a live event")
+            sub.dispose()
+    finally:
+        pool.executor.shutdown(wait=True)
+    assert threads <= {threading.current_thread().name} | {
+        t for t in threads if t.startswith("rxkube-watch")
+    }
+    assert any(t.startswith("rxkube-watch") for t in threads), threads
 
 
 def test_close_completes_every_stream_and_closes_every_watch(
