@@ -210,7 +210,9 @@ class Handover(Generic[_T]):
         from where waiting could deadlock (under another lock) or must not happen.
         """
         with self._lock:
-            if len(self._items) + self._in_hand >= self.capacity or self._closed:
+            if self._closed or (
+                len(self._items) + self._in_hand >= self.capacity and (wait or self.drop)
+            ):
                 return self._put_slowly((item,), cancelled, wait)
             self._items.append(item)
             if not self._idle:

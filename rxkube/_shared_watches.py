@@ -754,9 +754,11 @@ class SharedWatches:
                 absorb = bool(watch.absorbing) and isinstance(event, InitDone)
             # Backpressure, outside the lock: a view whose subscribers are behind holds
             # the watch (and its socket) until they take what is queued.
+            me = threading.get_ident()
             for view in touched:
                 handover = view.handover
-                if handover.full():
+                # Its own items never wait for it (it delivers them when its burst ends).
+                if handover.full() and handover.consumer_thread != me:
                     watch.stalled = handover
                     handover.wait_for_room(watch.is_closed)
                     watch.stalled = None
