@@ -13,6 +13,7 @@ socket or task left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -79,10 +80,13 @@ class AsyncFold:
         self._n = 0
 
     async def consume(self, source: Any) -> None:
-        async for event in source:
-            await self._on(event)
-            if self.lifetime is not None and self._n >= self.lifetime:
-                break  # leaving the loop early disposes the watch
+        # aclosing, as for an async generator: a task cancelled in the loop's body (not
+        # waiting in __anext__) disposes the watch at once, not when its frame is collected.
+        async with contextlib.aclosing(aiter(source)) as events:
+            async for event in events:
+                await self._on(event)
+                if self.lifetime is not None and self._n >= self.lifetime:
+                    break  # leaving the loop early disposes the watch
 
     async def _on(self, event: Event) -> None:
         delay = self._delays[self._n % len(self._delays)]
