@@ -214,8 +214,8 @@ def test_a_subscriber_that_raises_ends_alone_with_a_consumer_error(
 def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
     srv: ApiServer, client: Client
 ) -> None:
-    # The subscribing thread finds the view idle and delivers the snapshot; meanwhile a
-    # writer changes objects faster than this subscriber takes them. Once the watch
+    # The subscribing thread finds the view quiet and delivers the snapshot; from its first
+    # event on, a writer changes objects faster than this subscriber takes them. Once the watch
     # waits for room, the subscribing thread gives way: subscribe() returns, and the
     # watch's thread delivers the live stream, serially, in order.
     for i in range(100):
@@ -225,9 +225,11 @@ def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
         view = watches.store("configmaps")
         view.wait_until_ready(TIMEOUT)
         stop = threading.Event()
+        go = threading.Event()
         written = [0]
 
         def write() -> None:
+            go.wait(TIMEOUT)
             while not stop.is_set() and written[0] < 20_000:
                 name = f"c{written[0] % 100:02d}"
                 srv.patch("configmaps", name, {"data": {"n": str(written[0])}}, namespace="a")
@@ -243,6 +245,7 @@ def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
             if not busy.acquire(blocking=False):
                 overlaps[0] += 1
                 return
+            go.set()
             try:
                 delivered.append((threading.current_thread().name, event))
                 pause.wait(0.002)  # a slow consumer, not a wait for anything
@@ -250,7 +253,6 @@ def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
                 busy.release()
 
         try:
-            eventually(lambda: written[0] > 50, "the writer to start")
             sub = watches.events("configmaps").subscribe(slow)
             me = threading.current_thread().name
             eventually(
