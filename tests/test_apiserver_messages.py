@@ -115,6 +115,19 @@ def test_field_labels_are_refused_as_each_kinds_conversion_refuses_them(srv: Api
     assert status == 200 and listed["items"] == []
 
 
+def test_a_pods_spec_host_selects_by_its_node(srv: ApiServer) -> None:
+    """pkg/apis/core/v1/conversion.go: pods' field label conversion reads ``spec.host``, what
+    old v1 clients send, as ``spec.nodeName``, for lists and watches."""
+    for name, node in (("a", "n1"), ("b", "n2")):
+        pod = {
+            "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+        }
+        assert call(srv, "POST", "/api/v1/namespaces/default/pods", pod)[0] == 201
+    status, listed = call(srv, "GET", "/api/v1/pods", fieldSelector="spec.host=n2")
+    assert status == 200 and [i["metadata"]["name"] for i in listed["items"]] == ["b"]
+
+
 def test_services_select_by_cluster_ip_and_type(srv: ApiServer) -> None:
     """Service field selectors ``spec.clusterIP`` and ``spec.type`` (kubernetes v1.31,
     pkg/apis/core/v1/conversion.go ``AddFieldLabelConversionsForService``)."""

@@ -61,14 +61,23 @@ def from_storage(served: ServedResource, obj: Object) -> Object:
     return dict(convert(obj, served.resource.api_version))
 
 
+def _pod_field_label(label: str) -> str:
+    # pkg/apis/core/v1/conversion.go: "for backwards compatibility with old v1 clients
+    # which send spec.host".
+    return "spec.nodeName" if label == "spec.host" else label
+
+
 def storage_fields(served: ServedResource, selector: FieldSelector) -> FieldSelector:
     """A field selector on ``served`` as one on the stored objects (the field label
-    conversion of the request's version: ``regarding.name`` is ``involvedObject.name``)."""
-    if served.resource.group != "events.k8s.io" or not selector:
+    conversion of the request's version: ``regarding.name`` is ``involvedObject.name``,
+    a pod's ``spec.host`` its ``spec.nodeName``)."""
+    res = served.resource
+    if res.group == "events.k8s.io":
+        rename = _events.storage_field_label
+    elif (res.group, res.plural) == ("", "pods"):
+        rename = _pod_field_label
+    else:
         return selector
     return FieldSelector(
-        tuple(
-            dataclasses.replace(req, field=_events.storage_field_label(req.field))
-            for req in selector.requirements
-        )
+        tuple(dataclasses.replace(req, field=rename(req.field)) for req in selector.requirements)
     )

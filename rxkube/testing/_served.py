@@ -160,6 +160,7 @@ class ServedResource:
 
 _POD_FIELDS = frozenset(
     {
+        "spec.host",  # an old v1 client's spec.nodeName: see _conversion.storage_fields
         "spec.nodeName",
         "spec.restartPolicy",
         "spec.schedulerName",
