@@ -232,6 +232,11 @@ class _Interruptible:
             if self._owner is owner:
                 _shut_down(sock)
 
+    def disown(self) -> None:
+        """The call using it has ended: a later cancel of that call leaves it alone."""
+        with self._owner_lock:
+            self._owner = None
+
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self._claim()
@@ -250,7 +255,20 @@ def _interruptible_pool(pool_class: type[Any]) -> type[Any]:
     connection_class = type(
         pool_class.ConnectionCls.__name__, (_Interruptible, pool_class.ConnectionCls), {}
     )
-    return type(pool_class.__name__, (pool_class,), {"ConnectionCls": connection_class})
+
+    def _put_conn(self: Any, conn: Any) -> None:
+        # Back in the pool, the connection belongs to no call: else cancelling a call that
+        # has ended (a watcher disposed after its last list page) would shut the socket
+        # down under the next call that takes it, between the pool's check and its claim.
+        if isinstance(conn, _Interruptible):
+            conn.disown()
+        pool_class._put_conn(self, conn)
+
+    return type(
+        pool_class.__name__,
+        (pool_class,),
+        {"ConnectionCls": connection_class, "_put_conn": _put_conn},
+    )
 
 
 def _shut_down(sock: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -21,7 +22,7 @@ import yaml
 from aiohttp import web
 from kubernetes import client as k8s_client
 
-from rxkube.client import ACCEPT_METADATA, Api, Client, WatchStream
+from rxkube.client import ACCEPT_METADATA, Api, Cancellation, Client, WatchStream
 from rxkube.errors import (
     ConfigError,
     Conflict,
@@ -829,6 +830,30 @@ def test_watch_that_ends_cleanly_returns_its_connection_for_reuse(
             assert list(stream.lines()) == []
         configmaps.list()
     assert _open_sockets() == baseline
+
+
+def test_cancelling_a_call_that_has_ended_leaves_its_pooled_connection_alone(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A watcher cancels its Cancellation when disposed, after its last list page has
+    # given the connection back: that must not shut down the socket the next call takes
+    # (between the pool's liveness check and the call's claim it failed with
+    # "Remote end closed connection without response").
+    ended = Cancellation()
+    client.request("GET", "/api/v1/namespaces/default/configmaps", cancellation=ended)
+    ended.cancel()
+    with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
+        response = client.request("GET", "/api/v1/namespaces/default/configmaps")
+    assert response.status == 200
+    assert "Resetting dropped connection" not in caplog.text  # the same connection served
+
+
+def test_cancelling_fails_a_later_call_under_it_at_once(client: Client) -> None:
+    cancellation = Cancellation()
+    cancellation.cancel()
+    with pytest.raises(TransportError, match="cancelled"):
+        client.request("GET", "/api/v1/namespaces/default/configmaps", cancellation=cancellation)
+    assert client.request("GET", "/api/v1/namespaces/default/configmaps").status == 200
 
 
 def test_accept_header_constants_are_the_kubernetes_ones() -> None:
