@@ -73,10 +73,14 @@ def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
         "share": lambda: [modify(ShareSubtrees())],
         "compact": list,
         "shared_parts": list,
+        "unshared": list,
     }
     source = (metadata_watcher if p.option == "metadata_watcher" else watcher)(api, config)
+    shared: dict[str, Any] = {"shared_parts": True, "unshared": False}
     reader, writer = store(
-        "pods", compact=p.option == "compact", share_subtrees=p.option == "shared_parts"
+        "pods",
+        compact=p.option == "compact",
+        share_subtrees=shared.get(p.option, "managedFields"),
     )
     return source.pipe(*levers[p.option or "full"]()), (reader, writer)
 

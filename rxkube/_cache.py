@@ -65,6 +65,9 @@ from .selectors import LabelSelector
 
 __all__ = ["Store", "Writer", "WriterStatus", "store"]
 
+SharedParts = bool | Literal["managedFields"]
+"""Which equal parts a store holds once: all (``True``), none, or those of managedFields."""
+
 WriterState = Literal["idle", "running", "retrying", "stopped"]
 """Whether the pipeline feeding a store runs (see :class:`WriterStatus`)."""
 
@@ -220,7 +223,7 @@ class Store:
         *,
         copy_on_read: bool = True,
         compact: bool = False,
-        share_subtrees: bool = False,
+        share_subtrees: SharedParts = "managedFields",
     ) -> None:
         """Create an empty store; use :func:`store` to get one with its Writer.
 
@@ -229,12 +232,13 @@ class Store:
             copy_on_read: hand out copies (the default), or the cached objects themselves.
             compact: keep each object as its JSON encoding and decode it on every read
                 (see :func:`store`).
-            share_subtrees: hold one copy of the parts equal across objects (see
+            share_subtrees: which parts equal across objects to hold once (see
                 :func:`store`); no effect on a compact store, which holds encodings.
 
         Raises:
             ValueError: ``compact`` with ``copy_on_read=False`` (a compact store has no
-                decoded objects to hand out: every read decodes a copy).
+                decoded objects to hand out: every read decodes a copy), or
+                ``share_subtrees`` not one of ``True``, ``False``, ``"managedFields"``.
         """
         if compact and not copy_on_read:
             raise ValueError(
@@ -244,7 +248,12 @@ class Store:
         self._name = name
         self._copy_on_read = copy_on_read
         self._compact = compact
-        self._share_subtrees = share_subtrees and not compact
+        if share_subtrees not in (True, False, "managedFields"):
+            raise ValueError(
+                f"store {name!r}: share_subtrees must be True, False or 'managedFields', "
+                f"got {share_subtrees!r}"
+            )
+        self._share_subtrees: SharedParts = share_subtrees if not compact else False
         # What is held is an object (a dict), or its encoding in a compact store: ``_peek``
         # turns a held value into an object for predicates, index functions and
         # comparisons (None: it is one already).
@@ -736,7 +745,8 @@ class Writer:
             store._has_writer = True
         self._store = store
         self._buffer: dict[Key, Any] = {}  # as the store holds them
-        self._subtrees = SharedSubtrees() if store._share_subtrees else None
+        share = store._share_subtrees
+        self._subtrees = SharedSubtrees(everything=share is True) if share else None
         # Guarded by the store's lock: the running pipeline's number (None: none runs),
         # how many have started, and the error of the last failed one, kept until a
         # complete list has been applied since.
@@ -1053,7 +1063,7 @@ def store(
     *,
     copy_on_read: bool = True,
     compact: bool = False,
-    share_subtrees: bool = False,
+    share_subtrees: SharedParts = "managedFields",
 ) -> tuple[Store, Writer]:
     """Create a store and its one writer.
 
@@ -1071,17 +1081,20 @@ def store(
             after ``reflect()`` are not the held ones (they are decoded dicts of their
             own). Predicates and index functions see decoded objects, so an index's
             rebuild after a relist decodes every object once.
-        share_subtrees: hold one copy of each part (a dict or a list) that is equal across
-            cached objects, found by its encoding as each object is stored; an update
-            keeps the parts equal to its previous version's. The pods of one ReplicaSet
-            share their containers, volumes and conditions, and most of ``managedFields``:
-            a workload pod takes under a fifth of its decoded size, for about a second
-            decode's CPU per stored object (see ``docs/performance.md``). Objects in the
-            stream after ``reflect()`` then share parts too, another reason never to change
-            them. No effect with ``compact=True``.
+        share_subtrees: which parts equal across cached objects to hold once, found by
+            their encoding as each object is stored (an update keeps the parts equal to its
+            previous version's). ``"managedFields"`` (the default): the parts of
+            ``metadata.managedFields``, which objects written by the same managers repeat:
+            a workload pod takes 0.7x its decoded size, for a few percent of list CPU.
+            ``True``: every part (the pods of one ReplicaSet share their containers,
+            volumes and conditions): under a fifth of the decoded size, for about a second
+            decode's CPU per stored object (see ``docs/performance.md``). ``False``: each
+            object as decoded. Objects in the stream after ``reflect()`` then share parts
+            too, another reason never to change them. No effect with ``compact=True``.
 
     Raises:
-        ValueError: ``compact=True`` with ``copy_on_read=False``.
+        ValueError: ``compact=True`` with ``copy_on_read=False``, or ``share_subtrees``
+            not one of ``True``, ``False``, ``"managedFields"``.
 
     Returns:
         ``(reader, writer)``: share the reader freely; feed the writer with ``reflect``.

@@ -53,9 +53,13 @@ class SharedSubtrees:
     parts still repeating stay shared.
     """
 
-    __slots__ = ("_old", "_young")
+    __slots__ = ("_everything", "_old", "_young")
 
-    def __init__(self) -> None:
+    def __init__(self, *, everything: bool = True) -> None:
+        """Args:
+        everything: share every part; ``False``: only those of ``metadata.managedFields``.
+        """
+        self._everything = everything
         self._young: dict[int, Any] = {}
         self._old: dict[int, Any] = {}
 
@@ -77,8 +81,13 @@ class SharedSubtrees:
         # parts do (labels, ownerReferences, managedFields).
         meta = obj.get("metadata")
         if type(meta) is dict:
-            self._parts(meta, 2, None if previous is None else previous.get("metadata"))
-        self._parts(obj, 1, previous, skip="metadata")
+            before = None if previous is None else previous.get("metadata")
+            if self._everything:
+                self._parts(meta, 2, before)
+            else:
+                self._parts(meta, 2, before, only="managedFields")
+        if self._everything:
+            self._parts(obj, 1, previous, skip="metadata")
 
     def _parts(
         self,
@@ -86,16 +95,20 @@ class SharedSubtrees:
         depth: int,
         previous: Any = None,
         skip: str | None = None,
+        only: str | None = None,
     ) -> None:
         """Share each dict or list in ``parent`` (at ``depth``), descending into new ones.
 
-        ``previous`` is what held ``parent``'s place in the previous version, if anything.
+        ``previous`` is what held ``parent``'s place in the previous version, if anything;
+        ``skip`` a key of ``parent`` not to look at, ``only`` the one key to look at.
         """
         young, old = self._young, self._old
         if type(previous) is not type(parent):
             previous = None
         in_dict = type(parent) is dict
-        items = parent.items() if in_dict else enumerate(parent)  # type: ignore[union-attr]
+        items: Any = parent.items() if in_dict else enumerate(parent)  # type: ignore[union-attr]
+        if only is not None:
+            items = [(only, parent[only])] if only in parent else []  # type: ignore[call-overload]
         for key, part in items:
             kind = type(part)
             if (kind is not dict and kind is not list) or not part or key == skip:
@@ -104,10 +117,10 @@ class SharedSubtrees:
                 if in_dict:
                     before = previous.get(key)
                 else:
-                    before = previous[key] if key < len(previous) else None  # type: ignore[operator]
+                    before = previous[key] if key < len(previous) else None
                 if type(before) is kind:
                     if before == part:
-                        parent[key] = before  # type: ignore[index]
+                        parent[key] = before
                         continue
                     if depth < _DEEPEST:
                         self._parts(part, depth + 1, before)
@@ -126,4 +139,4 @@ class SharedSubtrees:
                 if depth < _DEEPEST:
                     self._parts(part, depth + 1)
             elif twin is not part and type(twin) is kind and twin == part:
-                parent[key] = twin  # type: ignore[index]
+                parent[key] = twin

@@ -235,19 +235,51 @@ def test_reads_of_a_store_sharing_parts_are_copies_of_their_own() -> None:
             subscription.dispose()
 
 
-def test_a_store_holds_each_object_as_decoded_by_default() -> None:
+def test_by_default_a_store_shares_the_parts_of_managed_fields_only() -> None:
     with ApiServer() as srv:
+        pods = Api(srv.client(), "pods", namespace="default")
         for name in ("a", "b"):
-            srv.create("pods", _pod(name), namespace="default")
+            pods.create(_pod(name))  # over HTTP: the server records managedFields
         reader, subscription, _ = _watched_store(srv)
         try:
             reader.wait_until_ready(TIMEOUT)
             a, b = reader.get("a", "default"), reader.get("b", "default")
             assert a is not None and b is not None
+            fields_a = [entry["fieldsV1"] for entry in a["metadata"]["managedFields"]]
+            fields_b = [entry["fieldsV1"] for entry in b["metadata"]["managedFields"]]
+            assert fields_a and all(x is y for x, y in zip(fields_a, fields_b, strict=True))
             assert a["metadata"]["labels"] == b["metadata"]["labels"]
             assert a["metadata"]["labels"] is not b["metadata"]["labels"]
+            assert a["spec"]["tolerations"] is not b["spec"]["tolerations"]
         finally:
             subscription.dispose()
+
+
+def test_a_store_made_with_share_subtrees_false_holds_each_object_as_decoded() -> None:
+    with ApiServer() as srv:
+        pods = Api(srv.client(), "pods", namespace="default")
+        for name in ("a", "b"):
+            pods.create(_pod(name))  # over HTTP: the server records managedFields
+        reader, subscription, _ = _watched_store(srv, share_subtrees=False)
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            a, b = reader.get("a", "default"), reader.get("b", "default")
+            assert a is not None and b is not None
+            assert a["metadata"]["managedFields"] == b["metadata"]["managedFields"]
+            assert a["metadata"]["managedFields"] is not b["metadata"]["managedFields"]
+            assert all(
+                x["fieldsV1"] is not y["fieldsV1"]
+                for x, y in zip(
+                    a["metadata"]["managedFields"], b["metadata"]["managedFields"], strict=True
+                )
+            )
+        finally:
+            subscription.dispose()
+
+
+def test_share_subtrees_takes_only_its_three_values() -> None:
+    with pytest.raises(ValueError, match="share_subtrees must be True, False or 'managedFields'"):
+        store("pods", share_subtrees="all")  # type: ignore[arg-type]
 
 
 def test_parts_that_only_encode_alike_are_not_shared() -> None:
