@@ -95,7 +95,7 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
         ("rxkube", "rxkube", {"option": "full", "traced": True, "events": 0}),
     ]
     for lever in (
-        "unshared",
+        "managed_fields",
         "shared_parts",
         "gc_freeze",
         "drop_managed_fields",

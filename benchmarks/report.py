@@ -26,7 +26,7 @@ PEERS: dict[str, str] = {
 
 LEVERS: dict[str, str] = {
     "rxkube": "rxkube: full objects",
-    "rxkube:unshared": "rxkube: store(share_subtrees=False)",
+    "rxkube:managed_fields": 'rxkube: store(share_subtrees="managedFields")',
     "rxkube:shared_parts": "rxkube: store(share_subtrees=True)",
     "rxkube:gc_freeze": "rxkube: full, gc off in list, gc.freeze() at ready",
     "rxkube:drop_managed_fields": "rxkube: modify(drop managedFields)",

@@ -73,14 +73,14 @@ def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
         "share": lambda: [modify(ShareSubtrees())],
         "compact": list,
         "shared_parts": list,
-        "unshared": list,
+        "managed_fields": list,
     }
     source = (metadata_watcher if p.option == "metadata_watcher" else watcher)(api, config)
-    shared: dict[str, Any] = {"shared_parts": True, "unshared": False}
+    shared: dict[str, Any] = {"shared_parts": True, "managed_fields": "managedFields"}
     reader, writer = store(
         "pods",
         compact=p.option == "compact",
-        share_subtrees=shared.get(p.option, "managedFields"),
+        share_subtrees=shared.get(p.option, False),
     )
     return source.pipe(*levers[p.option or "full"]()), (reader, writer)
 

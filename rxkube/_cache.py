@@ -223,7 +223,7 @@ class Store:
         *,
         copy_on_read: bool = True,
         compact: bool = False,
-        share_subtrees: SharedParts = "managedFields",
+        share_subtrees: SharedParts = False,
     ) -> None:
         """Create an empty store; use :func:`store` to get one with its Writer.
 
@@ -1063,7 +1063,7 @@ def store(
     *,
     copy_on_read: bool = True,
     compact: bool = False,
-    share_subtrees: SharedParts = "managedFields",
+    share_subtrees: SharedParts = False,
 ) -> tuple[Store, Writer]:
     """Create a store and its one writer.
 
@@ -1083,14 +1083,15 @@ def store(
             rebuild after a relist decodes every object once.
         share_subtrees: which parts equal across cached objects to hold once, found by
             their encoding as each object is stored (an update keeps the parts equal to its
-            previous version's). ``"managedFields"`` (the default): the parts of
-            ``metadata.managedFields``, which objects written by the same managers repeat:
-            a workload pod takes 0.7x its decoded size, for a few percent of list CPU.
-            ``True``: every part (the pods of one ReplicaSet share their containers,
-            volumes and conditions): under a fifth of the decoded size, for about a second
-            decode's CPU per stored object (see ``docs/performance.md``). ``False``: each
-            object as decoded. Objects in the stream after ``reflect()`` then share parts
-            too, another reason never to change them. No effect with ``compact=True``.
+            previous version's). ``False`` (the default): none, each object as decoded.
+            ``"managedFields"``: the parts of ``metadata.managedFields``, which objects
+            written by the same managers repeat: a workload pod takes 0.7x its decoded
+            size (below lightkube's), for ~30% more list CPU. ``True``: every part (the
+            pods of one ReplicaSet share their containers, volumes and conditions): under
+            a fifth of the decoded size, for ~50% more list CPU and each watch event
+            costing more (see ``docs/performance.md``). Objects in the stream after
+            ``reflect()`` then share parts, another reason never to change them. No effect
+            with ``compact=True``.
 
     Raises:
         ValueError: ``compact=True`` with ``copy_on_read=False``, or ``share_subtrees``

@@ -6,17 +6,18 @@ tolerations and conditions, and every object's ``managedFields`` holds the same 
 sets as its siblings'. The store's writer hands each new object to
 :meth:`SharedSubtrees.share`, which replaces each part (a dict or a list) equal to one an
 earlier object had by that earlier part, so the store holds it once
-(``store(share_subtrees=True)``; off by default, for its CPU).
+(``store(share_subtrees=True)``; ``"managedFields"`` looks only at the parts of
+``metadata.managedFields``, about a third of a decoded pod; off by default, for its CPU).
 
 Finding a twin costs one ``orjson.dumps`` of the part and one dict look-up, both in C,
 and an equality check when one is found: no Python step per value. Parts are tried from
 the top down and a part found is not descended into, so the objects of one workload cost
 a few encodings each; a part not found is descended into, to a fixed depth, so the equal
 parts of a part that differs (the ``fieldsV1`` of a ``managedFields`` entry whose ``time``
-differs) are found too. For the benchmark's pods, what a pod holds of its own falls from
-~300 objects (~100 of them dicts and lists) to ~40 (~11), 4.2 KiB instead of 22.8. It costs
-about a second decode per object (the encodings, the comparisons, and freeing the decoded
-duplicates), and the cyclic collector gives little of it back: the page being decoded
+differs) are found too. For the benchmark's pods, with every part looked at, what a pod
+holds of its own falls from ~300 objects (~100 of them dicts and lists) to ~40 (~11), 4.2
+KiB instead of 22.8. It costs about a second decode per object (the walk, the encodings,
+the comparisons, and freeing the decoded duplicates), and the cyclic collector gives little of it back: the page being decoded
 still reaches its oldest generation, which now holds less and is walked as often (see
 ``docs/performance.md``).
 

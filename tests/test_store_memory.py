@@ -235,12 +235,12 @@ def test_reads_of_a_store_sharing_parts_are_copies_of_their_own() -> None:
             subscription.dispose()
 
 
-def test_by_default_a_store_shares_the_parts_of_managed_fields_only() -> None:
+def test_a_store_can_share_the_parts_of_managed_fields_only() -> None:
     with ApiServer() as srv:
         pods = Api(srv.client(), "pods", namespace="default")
         for name in ("a", "b"):
             pods.create(_pod(name))  # over HTTP: the server records managedFields
-        reader, subscription, _ = _watched_store(srv)
+        reader, subscription, _ = _watched_store(srv, share_subtrees="managedFields")
         try:
             reader.wait_until_ready(TIMEOUT)
             a, b = reader.get("a", "default"), reader.get("b", "default")
@@ -255,12 +255,12 @@ def test_by_default_a_store_shares_the_parts_of_managed_fields_only() -> None:
             subscription.dispose()
 
 
-def test_a_store_made_with_share_subtrees_false_holds_each_object_as_decoded() -> None:
+def test_by_default_a_store_holds_each_object_as_decoded() -> None:
     with ApiServer() as srv:
         pods = Api(srv.client(), "pods", namespace="default")
         for name in ("a", "b"):
             pods.create(_pod(name))  # over HTTP: the server records managedFields
-        reader, subscription, _ = _watched_store(srv, share_subtrees=False)
+        reader, subscription, _ = _watched_store(srv)
         try:
             reader.wait_until_ready(TIMEOUT)
             a, b = reader.get("a", "default"), reader.get("b", "default")
