@@ -33,27 +33,9 @@ from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Objec
 from rxkube.operators import observe_on
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.test_shared_store_stress import churn_step, server_state
 
 TIMEOUT = 60.0
-
-
-def _server_state(apiserver: ApiServer) -> dict[str, int]:
-    return {
-        o["metadata"]["name"]: int(o["metadata"]["resourceVersion"])
-        for o in apiserver.list("configmaps", namespace="default")
-    }
-
-
-def _churn_step(apiserver: ApiServer, rng: random.Random, exists: set[str], step: int) -> None:
-    name = f"c{rng.randrange(50)}"
-    if name not in exists:
-        apiserver.create("configmaps", {"metadata": {"name": name}}, namespace="default")
-        exists.add(name)
-    elif rng.random() < 0.2:
-        apiserver.delete("configmaps", name, namespace="default")
-        exists.discard(name)
-    else:
-        apiserver.patch("configmaps", name, {"data": {"step": str(step)}}, namespace="default")
 
 
 def _version(obj: Object) -> tuple[str, int]:
@@ -174,13 +156,13 @@ def test_async_consumers_stay_in_order_and_complete_under_random_disposal(
 
         first = [start(None) for _ in range(3)] + [start(None) for _ in range(3)]
         for fold in first:  # ready means the whole list: nothing changed yet
-            assert await fold.reaches(_server_state(apiserver)), fold.name
+            assert await fold.reaches(server_state(apiserver)), fold.name
             assert fold.ready_sizes[0] == 40, fold.name
         for fold in first[3:]:
             fold.lifetime = rng.randrange(10, 300)  # these break out at random
         exists = {f"c{i}" for i in range(40)}
         for step in range(150):
-            _churn_step(apiserver, rng, exists, step)
+            churn_step(apiserver, rng, exists, step)
             roll = rng.random()
             mortal = [t for t, f in folds.items() if f.lifetime is not None and not t.done()]
             if roll < 0.06 and mortal:
@@ -188,7 +170,7 @@ def test_async_consumers_stay_in_order_and_complete_under_random_disposal(
             elif roll < 0.12:
                 start(rng.choice([None, rng.randrange(10, 300)]))
             await asyncio.sleep(0)
-        expected = _server_state(apiserver)
+        expected = server_state(apiserver)
         survivors = [
             (task, fold)
             for task, fold in folds.items()
@@ -300,10 +282,10 @@ def test_controller_runs_reconcile_each_object_in_order_under_random_disposal(
             )
             try:
                 for _ in range(rng.randrange(10, 60) if not final else 80):
-                    _churn_step(apiserver, rng, exists, step)
+                    churn_step(apiserver, rng, exists, step)
                     step += 1
                 if final:
-                    expected = _server_state(apiserver)
+                    expected = server_state(apiserver)
                     assert reconciles.caught_up(run, expected), (
                         "every object reconciled at its latest version"
                     )

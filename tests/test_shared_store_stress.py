@@ -77,11 +77,25 @@ class Folding:
             return self._cond.wait_for(lambda: self.view == expected, TIMEOUT)
 
 
-def _server_state(apiserver: ApiServer) -> dict[str, int]:
+def server_state(apiserver: ApiServer) -> dict[str, int]:
+    """Each default-namespace ConfigMap's name and resourceVersion."""
     return {
         o["metadata"]["name"]: int(o["metadata"]["resourceVersion"])
         for o in apiserver.list("configmaps", namespace="default")
     }
+
+
+def churn_step(apiserver: ApiServer, rng: random.Random, exists: set[str], step: int) -> None:
+    """One random create, delete or patch among ConfigMaps c0..c49; ``exists`` follows."""
+    name = f"c{rng.randrange(50)}"
+    if name not in exists:
+        apiserver.create("configmaps", {"metadata": {"name": name}}, namespace="default")
+        exists.add(name)
+    elif rng.random() < 0.2:
+        apiserver.delete("configmaps", name, namespace="default")
+        exists.discard(name)
+    else:
+        apiserver.patch("configmaps", name, {"data": {"step": str(step)}}, namespace="default")
 
 
 def _join(
@@ -119,17 +133,7 @@ def test_shared_store_subscribers_stay_in_order_and_complete_under_churn(
         joined = len(live)
         exists = {f"c{i}" for i in range(40)}
         for step in range(120):
-            name = f"c{rng.randrange(50)}"
-            if name not in exists:
-                apiserver.create("configmaps", {"metadata": {"name": name}}, namespace="default")
-                exists.add(name)
-            elif rng.random() < 0.2:
-                apiserver.delete("configmaps", name, namespace="default")
-                exists.discard(name)
-            else:
-                apiserver.patch(
-                    "configmaps", name, {"data": {"step": str(step)}}, namespace="default"
-                )
+            churn_step(apiserver, rng, exists, step)
             if rng.random() < 0.08 and len(live) > 2:
                 _, subscription = live.pop(rng.randrange(len(live)))
                 subscription.dispose()
@@ -137,7 +141,7 @@ def test_shared_store_subscribers_stay_in_order_and_complete_under_churn(
             if rng.random() < 0.08:
                 live.append(_join(reader, rng, pool, joined))
                 joined += 1
-        expected = _server_state(apiserver)
+        expected = server_state(apiserver)
         for subscriber, _ in live:
             assert subscriber.wait_for(expected), (
                 f"{subscriber.name} ends with the server's state: missing "
