@@ -29,7 +29,7 @@ from . import _closing
 from ._cache import Store
 from ._delivery import Handover, fail_consumer
 from ._executors import LoopThread, Workers
-from ._futures import call_on, resolve_soon
+from ._futures import call_on
 from ._object_ref import ObjectRef
 from ._results import (
     Action,
@@ -387,9 +387,7 @@ class Run:
             self._unsubscribe()
             graceful = not self._in_flight
             if self._loop is not None:
-                call_on(self._loop, self._cancel_tasks)
-                if self._ended is not None:
-                    resolve_soon(self._loop, self._ended, None)  # after the cancelling
+                call_on(self._loop, self._end_tasks)
             if self._workers is not None:
                 self._workers.shutdown(wait=_JOIN_TIMEOUT if graceful else 0.0)
             if self._loop_thread is not None:
@@ -637,12 +635,18 @@ class Run:
         for task in self._tasks:
             task.cancel()
 
+    def _end_tasks(self) -> None:
+        """The run has ended: cancel its tasks, then let an awaited close wait for them."""
+        self._cancel_tasks()
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
+
     async def _settled(self) -> None:
         """Return once the run has ended and its tasks with it (``rxkube._closing``)."""
         assert self._ended is not None
         await self._ended
-        # The loop thread cancelled the tasks before resolving _ended, and started the last
-        # one before that: what is left is ending.
+        # _end_tasks cancelled the tasks as it resolved _ended, and the run's thread had
+        # asked for the last one to start before that: what is left is ending.
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _reconcile_sync(self, job: _Job) -> None:
