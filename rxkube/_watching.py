@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -334,7 +334,9 @@ class _WatchRun:
         self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]
     ) -> bool:
         """Feed the stream's lines to the machine; True if a line made it start over."""
-        loads, on_event, emit = orjson.loads, machine.on_watch_event, self._emit
+        # The caller holds this watch's burst open: each line's events are sent without
+        # opening one of their own (a burst per event cost more than the machine's step).
+        loads, on_event, send = orjson.loads, machine.on_watch_event, self._send
         count = self._stats.event
         for line in stream.lines(idle=flush):
             try:
@@ -347,7 +349,7 @@ class _WatchRun:
             events = on_event(decoded)
             resume[0] = machine.resource_version
             if events:
-                emit(events)
+                send(events)
             if machine.stream_done:
                 status = decoded.get("object")
                 self._restarted(
@@ -364,21 +366,21 @@ class _WatchRun:
             self._stats.restarted(cause)
 
     def _emit(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+        """Send the events of one answer (a list page, a watch's status) as one burst: what
+        their consumers hold back goes out once, after them (see _delivery.burst)."""
+        if events:
+            with burst():
+                self._send(events)
+
+    def _send(self, events: Sequence[Event]) -> None:
+        """Send ``events`` to the subscriber; the caller holds a burst open."""
         if self._list_started is not None and isinstance(events[-1], InitDone):
             self._stats.listed(time.monotonic() - self._list_started)
             self._list_started = None
             self._relist_cause = None
+        on_next = self._observer.on_next
         try:
-            # The events of one answer (a list page, a watch's read) are one burst: what
-            # their consumers hold back goes out once, after them (see _delivery.burst).
-            with burst():
-                _send_all(self._observer.on_next, events)
+            for event in events:
+                on_next(event)
         except Exception as exc:
             raise _ConsumerRaised() from exc
-
-
-def _send_all(on_next: Callable[[Event], None], events: Sequence[Event]) -> None:
-    for event in events:
-        on_next(event)
