@@ -31,7 +31,6 @@ A machine made with ``watch_from`` starts in Watching at that resourceVersion.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -233,6 +232,9 @@ class WatchMachine:
             raise ValueError("WatchMachine(watch_from=...) needs a resourceVersion, got ''")
         self._config = config
         self._name = name
+        # Built once: every listed object and watch event is checked with them at hand.
+        self._list_what = self._describe("list")
+        self._watch_what = self._describe("watch")
         self._streaming = config.initial_list_strategy == "streaming_list"
         self._first_list = watch_from is None
         self._rv: str | None = watch_from if watch_from is not None else resume_version
@@ -320,8 +322,8 @@ class WatchMachine:
             self._relist_consistently()
             return []
         if status != 200:
-            raise api_error(status, body, retry_after=retry_after, request=self._describe("list"))
-        what = self._describe("list")
+            raise api_error(status, body, retry_after=retry_after, request=self._list_what)
+        what = self._list_what
         if not isinstance(body, dict):
             raise DecodeError(f"{what}: the answer is not a Kubernetes list: {body!r:.200}")
         items = body.get("items")
@@ -387,7 +389,7 @@ class WatchMachine:
         if isinstance(self._state, _StreamingList) and status in (400, 422):
             self._fall_back()
             return []
-        raise api_error(status, body, retry_after=retry_after, request=self._describe("watch"))
+        raise api_error(status, body, retry_after=retry_after, request=self._watch_what)
 
     def on_watch_event(self, event: Any) -> list[Event]:
         """Feed one decoded watch line (``{"type": ..., "object": ...}``).
@@ -398,7 +400,7 @@ class WatchMachine:
         """
         if isinstance(self._state, _Listing):
             raise RuntimeError(f"on_watch_event called in state {self._state!r}")
-        what = self._describe("watch")
+        what = self._watch_what
         if not isinstance(event, dict) or "type" not in event or "object" not in event:
             raise DecodeError(f"{what}: a line is not a watch event: {event!r:.200}")
         kind = event["type"]
@@ -466,7 +468,7 @@ class WatchMachine:
             return []
         # An ERROR event stands for a failure whatever its code says.
         failed = code if isinstance(code, int) and _is_whole(code) and 400 <= code <= 599 else 500
-        raise api_error(failed, status, request=self._describe("watch"))
+        raise api_error(failed, status, request=self._watch_what)
 
     def _finish_initial(self, rv: str) -> None:
         self._first_list = False
@@ -557,45 +559,48 @@ def _check_object(obj: Any, what: str, *, named: bool = True) -> None:
     """Raise DecodeError unless ``obj`` is an object whose metadata rxkube can rely on."""
     if not isinstance(obj, dict):
         raise DecodeError(f"{what}: expected an object, got {type(obj).__name__}: {obj!r:.200}")
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        problem: str | None = "metadata is not an object"
-    elif named and not (isinstance(meta.get("name"), str) and meta["name"]):
-        problem = "it has no metadata.name"
-    else:
-        problem = _metadata_problem(meta) or _type_problem(obj)
+    problem = _object_problem(obj, named)
     if problem is not None:
         raise DecodeError(f"{what}: an object is malformed: {problem}: {obj!r:.200}")
 
 
-def _metadata_problem(meta: dict[str, Any]) -> str | None:
+def _object_problem(obj: dict[str, Any], named: bool) -> str | None:
+    # One function of plain loops: every listed object and watch event passes here, and
+    # a call (or a generator, for ``all()``) per field cost more than the checks.
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return "metadata is not an object"
+    get = meta.get
+    if named:
+        name = get("name")
+        if not (name and isinstance(name, str)):
+            return "it has no metadata.name"
     for key in _META_STRINGS:
-        value = meta.get(key)
+        value = get(key)
         if value is not None and not isinstance(value, str):
             return f"metadata.{key} is not a string"
     for key in _META_STRING_MAPS:
-        value = meta.get(key)
-        if value is not None and not (isinstance(value, dict) and _all_are(value.values(), str)):
-            return f"metadata.{key} is not a map of strings"
-    owners = meta.get("ownerReferences")
-    if owners is not None and not (isinstance(owners, list) and _all_are(owners, dict)):
-        return "metadata.ownerReferences is not a list of objects"
-    finalizers = meta.get("finalizers")
-    if finalizers is not None and not (isinstance(finalizers, list) and _all_are(finalizers, str)):
-        return "metadata.finalizers is not a list of strings"
-    return None
-
-
-def _all_are(values: Iterable[Any], cls: type) -> bool:
-    # A plain loop: every watch event and listed object passes here, and ``all()`` over a
-    # generator costs about twice as much for the few labels of an object.
-    for value in values:  # noqa: SIM110
-        if not isinstance(value, cls):
-            return False
-    return True
-
-
-def _type_problem(obj: dict[str, Any]) -> str | None:
+        value = get(key)
+        if value is not None:
+            if not isinstance(value, dict):
+                return f"metadata.{key} is not a map of strings"
+            for item in value.values():
+                if not isinstance(item, str):
+                    return f"metadata.{key} is not a map of strings"
+    value = get("ownerReferences")
+    if value is not None:
+        if not isinstance(value, list):
+            return "metadata.ownerReferences is not a list of objects"
+        for item in value:
+            if not isinstance(item, dict):
+                return "metadata.ownerReferences is not a list of objects"
+    value = get("finalizers")
+    if value is not None:
+        if not isinstance(value, list):
+            return "metadata.finalizers is not a list of strings"
+        for item in value:
+            if not isinstance(item, str):
+                return "metadata.finalizers is not a list of strings"
     for key in ("kind", "apiVersion"):
         value = obj.get(key)
         if value is not None and not isinstance(value, str):

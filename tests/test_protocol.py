@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import pytest
@@ -511,6 +512,62 @@ def test_a_malformed_watch_event_object_is_a_decode_error(kind: str, obj: Any) -
     with pytest.raises(DecodeError, match="watch pods"):
         machine.on_watch_event(event(kind, obj))
     assert machine.resource_version == "10"
+
+
+@pytest.mark.parametrize(
+    ("obj", "problem"),
+    [
+        ("a string", "expected an object, got str"),
+        ({"metadata": "x"}, "metadata is not an object"),
+        ({"metadata": {"resourceVersion": "11"}}, "it has no metadata.name"),
+        ({"metadata": {"name": 5, "resourceVersion": "11"}}, "it has no metadata.name"),
+        (named(namespace=["default"]), "metadata.namespace is not a string"),
+        (named(uid=7), "metadata.uid is not a string"),
+        (named(resourceVersion=11), "metadata.resourceVersion is not a string"),
+        (named(deletionTimestamp=0), "metadata.deletionTimestamp is not a string"),
+        (named(labels="x"), "metadata.labels is not a map of strings"),
+        (named(labels={"a": "b", "n": [1]}), "metadata.labels is not a map of strings"),
+        (named(annotations={"a": 1}), "metadata.annotations is not a map of strings"),
+        (named(ownerReferences="rs-1"), "metadata.ownerReferences is not a list of objects"),
+        (named(ownerReferences=[{}, "rs-1"]), "metadata.ownerReferences is not a list of objects"),
+        (named(finalizers="x"), "metadata.finalizers is not a list of strings"),
+        (named(finalizers=["a", 1]), "metadata.finalizers is not a list of strings"),
+        ({**named(), "kind": ["Pod"]}, "kind is not a string"),
+        ({**named(), "apiVersion": 1}, "apiVersion is not a string"),
+    ],
+)
+def test_a_malformed_watch_event_names_what_is_wrong(obj: Any, problem: str) -> None:
+    machine = WatchMachine(Config(), name="pods")
+    listed(machine)
+    machine.next_request()
+    with pytest.raises(DecodeError, match=f"^watch pods: .*{re.escape(problem)}"):
+        machine.on_watch_event(event("MODIFIED", obj))
+
+
+def test_well_typed_metadata_and_nulls_pass_the_check() -> None:
+    machine = WatchMachine(Config(), name="pods")
+    listed(machine)
+    machine.next_request()
+    obj = {
+        "kind": "Pod",
+        "apiVersion": None,
+        "metadata": {
+            "name": "a",
+            "namespace": None,
+            "resourceVersion": "12",
+            "labels": {"app": "web"},
+            "annotations": None,
+            "ownerReferences": [{"uid": "rs-1"}],
+            "finalizers": ["f"],
+        },
+    }
+    assert machine.on_watch_event(event("MODIFIED", obj)) == [Apply(obj)]
+    # A bookmark's object has no name; one that has a name still has it typed.
+    assert machine.on_watch_event(event("BOOKMARK", {"metadata": {"resourceVersion": "13"}})) == []
+    with pytest.raises(DecodeError, match=re.escape("metadata.name is not a string")):
+        machine.on_watch_event(
+            event("BOOKMARK", {"metadata": {"name": 5, "resourceVersion": "14"}})
+        )
 
 
 @pytest.mark.parametrize("obj", ["x", {"metadata": "x"}, {"metadata": {"annotations": "x"}}])
