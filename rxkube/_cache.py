@@ -822,7 +822,7 @@ class Writer:
             # Index functions are user code: run them outside the lock, then retry in the
             # rare case an index was added (or its build begun) meanwhile.
             indexes, builds = store._indexes, store._builds
-            keys = [(index, index.keys_for(obj)) for index in indexes.values()]
+            keys = [(index, index.keys_for(obj)) for index in indexes.values()] if indexes else []
             if builds:
                 keys += [(build.index, build.index.keys_for(obj)) for build in builds]
             held = _encode(obj) if store._compact else obj
