@@ -143,7 +143,6 @@ class Handover(Generic[_T]):
     """
 
     __slots__ = (
-        "_closed",
         "_idle",
         "_in_hand",
         "_items",
@@ -154,6 +153,7 @@ class Handover(Generic[_T]):
         "_wake",
         "_wake_on_close",
         "capacity",
+        "closed",
         "consumer_thread",
         "drop",
         "overflowed",
@@ -186,7 +186,9 @@ class Handover(Generic[_T]):
         self._items: list[_T] = []
         self._in_hand = 0  # the batch the consumer took last: room again at its next take
         self._idle = started  # the consumer found the queue empty: the next item wakes it
-        self._closed = False
+        self.closed = False
+        """Whether :meth:`close` was called (or a ``drop`` consumer overflowed); set only
+        by the hand-over. A plain attribute: consumers read it before each item."""
         self.producers_waiting = 0
         """Producers waiting for room right now."""
         self.waits = 0
@@ -194,11 +196,6 @@ class Handover(Generic[_T]):
         self.overflowed = False
         self.consumer_thread: int | None = None
         """The consumer's thread, once known: its own items never wait."""
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called (or a ``drop`` consumer overflowed)."""
-        return self._closed
 
     def put(
         self, item: _T, cancelled: Callable[[], bool] | None = None, *, wait: bool = True
@@ -210,7 +207,7 @@ class Handover(Generic[_T]):
         from where waiting could deadlock (under another lock) or must not happen.
         """
         with self._lock:
-            if self._closed or (
+            if self.closed or (
                 len(self._items) + self._in_hand >= self.capacity and (wait or self.drop)
             ):
                 return self._put_slowly((item,), cancelled, wait)
@@ -240,7 +237,7 @@ class Handover(Generic[_T]):
     ) -> bool:
         """Under the lock (released to wake the consumer): :meth:`put_all`."""
         wake = False
-        if len(self._items) + self._in_hand >= self.capacity and not self._closed:
+        if len(self._items) + self._in_hand >= self.capacity and not self.closed:
             if self.drop:
                 self.overflowed = True
                 wake = self._close_locked()
@@ -250,7 +247,7 @@ class Handover(Generic[_T]):
                 and not self._wait_for_room(cancelled)
             ):
                 return False
-        if not self._closed:
+        if not self.closed:
             self._items.extend(items)
             if self._idle and self._items:
                 self._idle = False
@@ -258,7 +255,7 @@ class Handover(Generic[_T]):
                     self._not_empty.notify()
                 else:
                     wake = True
-        closed = self._closed
+        closed = self.closed
         if wake:
             self._lock.release()
             try:
@@ -277,13 +274,13 @@ class Handover(Generic[_T]):
                 flush()
             finally:
                 self._lock.acquire()
-            if len(self._items) + self._in_hand < self.capacity or self._closed:
+            if len(self._items) + self._in_hand < self.capacity or self.closed:
                 return True
         self.waits += 1
         self.producers_waiting += 1
         since = time.monotonic()
         try:
-            while len(self._items) + self._in_hand >= self.capacity and not self._closed:
+            while len(self._items) + self._in_hand >= self.capacity and not self.closed:
                 if self._idle and self._wake is not None:
                     # The consumer stepped aside for this producer (step_aside): it
                     # delivers from now on, so it must not wait for itself.
@@ -322,8 +319,8 @@ class Handover(Generic[_T]):
                 or threading.get_ident() == self.consumer_thread
                 or len(self._items) + self._in_hand < self.capacity
             ):
-                return not self._closed
-            return self._wait_for_room(cancelled) and not self._closed
+                return not self.closed
+            return self._wait_for_room(cancelled) and not self.closed
 
     def wake_producers(self) -> None:
         """Make waiting producers check their ``cancelled()`` again."""
@@ -347,7 +344,7 @@ class Handover(Generic[_T]):
                     self._not_full.notify_all()
             if block:
                 deadline = None if timeout is None else time.monotonic() + timeout
-                while not self._items and not self._closed:
+                while not self._items and not self.closed:
                     self._idle = True
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
@@ -370,7 +367,7 @@ class Handover(Generic[_T]):
         delivered, the consumer is idle, and the waiting producer calls ``wake``.
         """
         with self._lock:
-            if not self.producers_waiting or self._closed or self._wake is None:
+            if not self.producers_waiting or self.closed or self._wake is None:
                 return False
             self._in_hand = 0
             self._idle = True
@@ -394,9 +391,9 @@ class Handover(Generic[_T]):
 
     def _close_locked(self) -> bool:
         """Close; whether the caller must then wake the consumer (outside the lock)."""
-        if self._closed:
+        if self.closed:
             return False
-        self._closed = True
+        self.closed = True
         self._items = []
         self._in_hand = 0
         self._not_full.notify_all()

@@ -9,14 +9,14 @@ How events travel: every subscriber has a :class:`rxkube._delivery.Handover` of
 ``buffer_size`` entries (the one hand-over every thread crossing in rxkube uses) and a
 thread of its own (``rxkube-subscriber-...``), or the scheduler it asked for, that takes
 everything queued in one batch and delivers it. The writer (the watch's thread) applies
-each event to the store, then queues one entry per subscriber: an ``Apply`` is one entry,
-a relist's ``InitDone`` is one entry too (references to the objects, not copies). When a
-subscriber's buffer is full, the writer waits for it — it blocks the watch's thread, so
-the watch stops reading its socket and TCP backpressure reaches the API server, while
-every other watch in the process goes on. Nothing is dropped unless a subscriber opted in
-with ``overflow="drop"``: it is then cut off with a :class:`SubscriberOverflow` error
-instead of making the writer wait. A subscriber's callback that raises ends that
-subscription alone, with ``on_error(ConsumerError)``.
+each event to the store, then queues one entry per subscriber: an ``Apply`` is one entry
+(its object), a relist's ``InitDone`` is one entry too (references to the objects, not
+copies). When a subscriber's buffer is full, the writer waits for it — it blocks the
+watch's thread, so the watch stops reading its socket and TCP backpressure reaches the
+API server, while every other watch in the process goes on. Nothing is dropped unless a
+subscriber opted in with ``overflow="drop"``: it is then cut off with a
+:class:`SubscriberOverflow` error instead of making the writer wait. A subscriber's
+callback that raises ends that subscription alone, with ``on_error(ConsumerError)``.
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ log = logging.getLogger(__name__)
 Overflow: TypeAlias = Literal["wait", "drop"]
 """What a full subscriber buffer does: make the writer wait, or drop the subscriber."""
 
-_BATCH = 128
-"""Staged entries queued at once within a burst, at most. Fewer cost a wake-up per
-subscriber too often; more keep a consumer waiting while the writer reads on (measured
-with ``python -m benchmarks``: 1 and 100 subscribers both cost least around 128)."""
+_BATCH = 512
+"""Staged entries queued at once within a burst, at most: each batch costs every
+subscriber a wake-up and a thread switch (100 subscribers at 128 a batch spent about 2.5
+thread switches per event, at 512 about 1). More keep a consumer waiting while the writer
+reads on, and a batch as large as the buffer makes the writer wait for each delivery."""
 
 _thread_numbers = itertools.count(1)
 
@@ -106,7 +107,13 @@ class _Complete:
 
 _COMPLETE = _Complete()
 
-_Entry: TypeAlias = Apply | Delete | _Relist | _Complete
+_Entry: TypeAlias = Object | Apply | Delete | _Relist | _Complete
+"""What a subscriber's buffer holds. An ``Apply`` goes to subscribers of objects as its
+object, which the store holds anyway: entries in flight then keep nothing else alive, so
+a burst of them adds nothing to what starts the cyclic collector (the events, kept until
+delivered, would start young collections, each walking every object applied since the
+last one). Only when an ``events=True`` subscriber is among those an entry goes to is it
+the watch's own ``Apply``, which is what that one delivers."""
 
 
 class SharedStore(Store):
@@ -291,17 +298,28 @@ class Feed:
     Get one from :meth:`SharedStore.feed`.
     """
 
-    __slots__ = ("abandoned", "deferred", "dispatcher", "room", "staged", "targets", "writer")
+    __slots__ = (
+        "abandoned",
+        "deferred",
+        "dispatcher",
+        "events",
+        "room",
+        "staged",
+        "targets",
+        "writer",
+    )
 
     def __init__(self, dispatcher: _Dispatcher, writer: Writer) -> None:
         self.dispatcher = dispatcher
         self.writer = writer
         self.abandoned = False
         # The writer's thread only: entries committed and not yet queued, the subscribers
-        # they go to, how many more fit in the fullest of their buffers, and whether a
-        # flush of the staged entries is deferred to the end of the burst.
+        # they go to, whether one of those wants events, how many more fit in the fullest
+        # of their buffers, and whether a flush of the staged entries is deferred to the
+        # end of the burst.
         self.staged: list[_Entry] = []
         self.targets: tuple[_Subscriber, ...] = ()
+        self.events = False
         self.room = 0
         self.deferred = False
 
@@ -383,8 +401,9 @@ class _Dispatcher:
             return
         if targets is not feeder.targets:
             self._flush(feeder)
-            feeder.targets = targets
-            feeder.room = self._room_of(targets)
+            self._target(feeder, targets)
+        if not feeder.events and isinstance(entry, Apply):
+            entry = entry.obj
         feeder.staged.append(entry)
         feeder.room -= 1
         if (
@@ -424,18 +443,20 @@ class _Dispatcher:
                 and feeder.abandoned
             ):
                 return False
-        feeder.targets = subscribers
-        feeder.room = self._room_of(subscribers)
+        self._target(feeder, subscribers)
         return True
 
-    def _room_of(self, subscribers: tuple[_Subscriber, ...]) -> int:
-        """Entries that fit now in the fullest buffer: staged up to there, they go out.
+    def _target(self, feeder: Feed, subscribers: tuple[_Subscriber, ...]) -> None:
+        """Stage entries for ``subscribers`` from now on (nothing is staged for others).
 
-        At least 1: every ``wait`` buffer had room after ``_make_room``; a full ``drop``
-        buffer gets the one entry that makes it overflow.
+        Room: the entries that fit now in the fullest buffer, staged up to there, they go
+        out. At least 1: every ``wait`` buffer had room after ``_make_room``; a full
+        ``drop`` buffer gets the one entry that makes it overflow.
         """
-        backlog = max(sub.handover.backlog() for sub in subscribers)
-        return max(1, self._size - backlog)
+        feeder.targets = subscribers
+        feeder.events = any(sub.events for sub in subscribers)
+        backlog = max((sub.handover.backlog() for sub in subscribers), default=0)
+        feeder.room = max(1, self._size - backlog)
 
     def _flush(self, feeder: Feed) -> None:
         """Queue the staged entries to the subscribers they were committed for."""
@@ -605,6 +626,10 @@ class _Subscriber:
             except Exception as exc:
                 self._failed(exc)
                 return
+            # Let go of it before waiting for the next one: a relist's entry holds every
+            # object the store had, which the watch goes on replacing meanwhile. Kept,
+            # each replaced object would outlive its replacement and start the collector.
+            del batch
         self._ended()
 
     def _deliver(self, batch: list[_Entry]) -> None:
@@ -617,7 +642,9 @@ class _Subscriber:
         for entry in batch:
             if handover.closed:
                 return
-            if isinstance(entry, Apply):
+            if type(entry) is dict:  # an applied object: nearly every entry
+                on_next(entry)
+            elif isinstance(entry, Apply):
                 on_next(entry.obj)
             elif isinstance(entry, _Relist):
                 for obj in entry.objects:
@@ -627,6 +654,8 @@ class _Subscriber:
             elif isinstance(entry, _Complete):
                 self._completed()
                 return
+            elif not isinstance(entry, Delete):
+                on_next(entry)  # an applied object that is not a plain dict
 
     def _deliver_events(self, batch: list[_Entry]) -> None:
         on_next = self.observer.on_next

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import threading
@@ -19,6 +20,7 @@ from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import Subject
 
 from rxkube import Writer, store, watcher
+from rxkube._delivery import burst
 from rxkube.client import Api
 from rxkube.dispatcher import SharedStore, SubscriberOverflow, store_shared
 from rxkube.errors import ConsumerError
@@ -175,6 +177,33 @@ def test_a_hundred_subscribers_each_receive_every_applied_object_in_order() -> N
     threads = [c.threads for c in collectors]
     assert all(len(t) == 1 and next(iter(t)).startswith("rxkube-subscriber-pods-") for t in threads)
     assert len(set.union(*threads)) == 100, "each subscriber has a thread of its own"
+
+
+def test_what_is_in_flight_to_subscribers_keeps_no_replaced_object_or_event_alive() -> None:
+    # Anything kept alive past its use counts towards the cyclic collector's next young
+    # collection, which walks every object applied since the last one: neither the
+    # relist a subscriber has delivered nor the events staged for it outlive their use.
+    reader, writer = store_shared(64)
+    feeder = Feeder(writer)
+    got = Collector()
+    subscription = subscribe(reader.subscribe(), got)
+    listed = [pod(f"p{i}") for i in range(5)]
+    feeder.send(relist(*listed))
+    got.wait_count(5)
+    # The subscriber's thread now waits for more. Within a burst, the events below are
+    # applied to the store and staged, not yet queued.
+    applied = [Apply(pod(f"p{i}", rv=2)) for i in range(5)]
+    with burst():
+        feeder.send(applied)
+        assert [o["metadata"]["resourceVersion"] for o in reader.state(copy=False)] == ["2"] * 5
+        both = [*listed, *applied]
+        ours = (listed, applied, both, got.items)
+        held = [r for x in both for r in gc.get_referrers(x) if not any(r is o for o in ours)]
+        described = [f"{type(r).__name__} of {len(r)}" for r in held]
+    got.wait_count(10)
+    subscription.dispose()
+    assert described == [], "only the test holds the replaced objects and the events"
+    assert got.items[5:] == [e.obj for e in applied]
 
 
 def test_events_mode_delivers_deletions_and_a_relist_as_applies_and_deletes() -> None:
