@@ -12,6 +12,7 @@ import fnmatch
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -38,6 +39,10 @@ class Plan:
     page_size: int
     scale: tuple[int, ...]
     scale_events: int
+    counted_events: int = 5_000
+    """Watch events counted in instructions under callgrind (0: none; ~70x slower)."""
+    counted_fanout: tuple[int, ...] = (1, 100)
+    """Fan-out widths counted in instructions too (with the plain pipeline beside them)."""
     traced_all: bool = True
     """Traced (memory) runs of every lever and peer too; the quick plan leaves them out,
     as their memory figures mean nothing at tiny sizes."""
@@ -64,6 +69,8 @@ QUICK = Plan(
     page_size=100,
     scale=(100, 200),
     scale_events=200,
+    counted_events=100,
+    counted_fanout=(),
     traced_all=False,
 )
 
@@ -85,8 +92,13 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(result key, measurement name, Params overrides) for every run, in order."""
+def _measurements(
+    plan: Plan, peers: list[str], counted: bool
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(result key, measurement name, Params overrides) for every run, in order.
+
+    ``counted``: include the runs under callgrind (valgrind is installed).
+    """
     # The limit runs right after rxkube and replays the very events rxkube consumed.
     runs: list[tuple[str, str, dict[str, Any]]] = [
         ("rxkube", "rxkube", {"option": "full"}),
@@ -94,6 +106,10 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
         ("limit", "limit", {"traced": True, "events": 0}),
         ("rxkube", "rxkube", {"option": "full", "traced": True, "events": 0}),
     ]
+    count = {"counted": True, "events": plan.counted_events}
+    if counted and plan.counted_events:
+        runs.append(("rxkube", "rxkube", {"option": "full", **count}))
+        runs.append(("limit", "limit", count))
     for lever in (
         "managed_fields",
         "shared_parts",
@@ -126,11 +142,18 @@ def _measurements(plan: Plan, peers: list[str]) -> list[tuple[str, str, dict[str
                 {"subscribers": n, "events": plan.fanout_events},
             )
         )
+    if counted and plan.counted_events and plan.counted_fanout:
+        runs.append(("rxkube:shared:reflect", "rxkube_shared", {"option": "reflect", **count}))
+        for n in plan.counted_fanout:
+            runs.append((f"rxkube:shared:{n}", "rxkube_shared", {"subscribers": n, **count}))
     runs.append(("options", "rxkube_read", {"events": 0}))
     for peer in peers:
         runs.append((peer, peer, {"events": plan.peer_events}))
         if plan.traced_all:
             runs.append((peer, peer, {"traced": True, "events": 0}))
+        # Only the closest peer: the others cost 10x to 70x more per event, minutes under callgrind.
+        if counted and plan.counted_events and peer == "lightkube":
+            runs.append((peer, peer, count))
     return runs
 
 
@@ -177,11 +200,15 @@ def _available_peers() -> list[str]:
     return found
 
 
-def _merge(into: dict[str, Any], figures: dict[str, Any], traced: bool) -> None:
-    # A traced run's timings are slowed by tracemalloc: keep only its memory figures.
+def _merge(into: dict[str, Any], figures: dict[str, Any], p: Params) -> None:
+    # A traced run's timings are slowed by tracemalloc, a counted one's by callgrind: keep
+    # only their memory figures, or their instruction counts.
     for key, value in figures.items():
-        if not traced or "traced" in key:
-            into[key] = value
+        if p.traced and "traced" not in key:
+            continue
+        if p.counted and "instructions" not in key and key != "error":
+            continue
+        into[key] = value
 
 
 def run(
@@ -201,7 +228,8 @@ def run(
     """
     machine = _machine()
     peers = _available_peers()
-    results: dict[str, Any] = {"machine": machine, "runs": {}}
+    counted = shutil.which("valgrind") is not None
+    results: dict[str, Any] = {"machine": machine, "runs": {}, "counted": counted}
 
     def wanted(key: str) -> bool:
         return not only or any(fnmatch.fnmatchcase(key, pattern) for pattern in only)
@@ -223,7 +251,7 @@ def run(
             "peers": peers,
         }
         ctl = server.control()
-        for key, name, overrides in _measurements(plan, peers):
+        for key, name, overrides in _measurements(plan, peers, counted):
             if wanted(key):
                 _run_one(
                     results, key, name, replace(params, **overrides), server, ctl, profile_dir, log
@@ -254,11 +282,11 @@ def _run_one(
     log: Any,
 ) -> None:
     """Run one measurement in a fresh process and merge its figures under ``key``."""
-    what = f"{key}{' (traced)' if p.traced else ''}"
+    what = f"{key}{' (traced)' if p.traced else ''}{' (counted)' if p.counted else ''}"
     print(f"… {what}", end="", file=log, flush=True)
     start = time.perf_counter()
     profile = None
-    if profile_dir and not p.traced:
+    if profile_dir and not p.traced and not p.counted:
         profile = os.path.join(profile_dir, key.replace(":", "_") + ".txt")
     try:
         figures = worker.run(name, p, server, profile=profile)
@@ -267,7 +295,7 @@ def _run_one(
         print(f"  FAILED: {str(exc).splitlines()[-1] if str(exc) else exc}", file=log)
     else:
         print(f"  {time.perf_counter() - start:.1f} s", file=log)
-    _merge(results["runs"].setdefault(key, {}), figures, p.traced)
+    _merge(results["runs"].setdefault(key, {}), figures, p)
     if name != "rxkube" or p.traced:
         ctl.compact()
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import urllib3
 
-from .measure import MemoryProbe, Params, Result, cpu
+from .measure import MemoryProbe, Params, Result, counting, cpu
 from .server import Control
 
 _CHUNK = 1 << 16
@@ -181,9 +181,11 @@ def measure_limit(p: Params, ctl: Control) -> Result:
         # Any cache also replaces the object it held, which frees each replaced pod (cold
         # memory, ~100 containers) as a store does: read, parse and replace in one pass.
         del lines
+        counting(True)
         start = cpu()
         stream_into_cache(http, p, str(batch[0]), p.events, cache)
         watch_cache_s = cpu() - start
+        counting(False)
         result.update(
             watch_read_s=watch_read_s,
             watch_parse_s=watch_parse_s,

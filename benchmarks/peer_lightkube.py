@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .measure import MemoryProbe, Params, Result, cache_figures, cpu
+from .measure import MemoryProbe, Params, Result, cache_figures, counting, cpu
 from .server import Control
 
 
@@ -35,6 +35,7 @@ def measure(p: Params, ctl: Control) -> Result:
     if p.events and not p.traced:
         ctl.modify(p.events)
         seen = 0
+        counting(True)
         start, start_cpu = time.perf_counter(), cpu()
         stream = client.watch(Pod, namespace=p.namespace, resource_version=rv)
         for kind, pod in stream:
@@ -45,6 +46,7 @@ def measure(p: Params, ctl: Control) -> Result:
             if seen == p.events:
                 break
         watch_s, watch_cpu_s = time.perf_counter() - start, cpu() - start_cpu
+        counting(False)
         stream.close()
     return cache_figures(
         p, ready_s, held, watch_s, ready_cpu_s=ready_cpu_s, watch_cpu_s=watch_cpu_s

@@ -22,7 +22,18 @@ from rxkube.compact import ShareSubtrees
 
 from .compact import InternStrings
 from .limit import read_list
-from .measure import Counter, Gate, MemoryProbe, Params, Result, RssPeak, cache_figures, cpu, rss
+from .measure import (
+    Counter,
+    Gate,
+    MemoryProbe,
+    Params,
+    Result,
+    RssPeak,
+    cache_figures,
+    counting,
+    cpu,
+    rss,
+)
 from .server import Control
 
 _TIMEOUT = 600.0
@@ -115,6 +126,7 @@ def measure_cache(p: Params, ctl: Control) -> Result:
             ctl.modify(p.events)
             gate.open()
             counter.wait(_TIMEOUT)
+            counting(False)
             watch_s = counter.done_at - gate.opened_at
             watch_cpu_s = counter.done_cpu - gate.opened_cpu
     finally:
@@ -204,6 +216,7 @@ def measure_shared(p: Params, ctl: Control) -> Result:
         for c in counters:
             c.wait(_TIMEOUT)
         cpu_s = time.process_time() - cpu_start
+        counting(False)
         watch_s = max(c.done_at for c in counters) - gate.opened_at
     finally:
         gate.open()

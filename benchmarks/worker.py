@@ -14,11 +14,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
 
-from .measure import Measurement, Params, Result
+from .measure import COUNTING, Measurement, Params, Result
 from .server import Control, ServerProcess
 
 MEASUREMENTS: dict[str, str] = {
@@ -53,7 +54,10 @@ def run(
     """Run measurement ``name`` in a new process against ``server`` and return its figures.
 
     With ``profile`` (a file path), the process runs under ``py-spy record`` and its
-    samples, every thread's, are written there as collapsed stacks.
+    samples, every thread's, are written there as collapsed stacks. With
+    ``params.counted``, it runs under callgrind instead, and the figures are the
+    instructions of the span the measurement marked (``measure.counting``), per event:
+    ``watch_instructions_per_event``.
 
     Raises:
         RuntimeError: the measurement failed; the message carries the end of its stderr.
@@ -77,22 +81,48 @@ def run(
             "--",
             *command,
         ]
-    proc = subprocess.run(
-        command,
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        check=False,
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(_PREFIX):
-            result: Result = json.loads(line[len(_PREFIX) :])
-            return result
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = os.path.join(tmp, "callgrind.out")
+        if params.counted:
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={counts}",
+                *command,
+            ]
+            env[COUNTING] = "1"
+        proc = subprocess.run(
+            command,
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith(_PREFIX):
+                result: Result = json.loads(line[len(_PREFIX) :])
+                if params.counted:
+                    return {"watch_instructions_per_event": _instructions(counts) / params.events}
+                return result
     raise RuntimeError(
         f"measurement {name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     )
+
+
+def _instructions(path: str) -> int:
+    """The instructions callgrind counted, from its output file's ``totals:`` line.
+
+    (Its header's ``summary:`` line is the count at the start, 0 with counting off.)
+    """
+    with open(path) as f:
+        for line in f:
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"callgrind wrote no totals to {path}")
 
 
 def _exit_with_parent() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,10 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
     assert "store_shared, 1 subscriber |" in stdout
     assert runs["scale:200"]["mem_traced_per_pod"] > 0
     assert "## The issue's rows" in stdout and "## Scaling" in stdout
+    if shutil.which("valgrind"):  # the watch is also counted in instructions, under callgrind
+        for name in ("rxkube", "limit"):
+            assert runs[name]["watch_instructions_per_event"] > 0
+        assert "instructions per MODIFIED event (callgrind)" in stdout
     scaling = stdout.split("## Scaling", 1)[1]
     assert [line.split("|")[1].strip() for line in scaling.splitlines()[4:7]] == [
         "100",
