@@ -17,9 +17,14 @@ parts of a part that differs (the ``fieldsV1`` of a ``managedFields`` entry whos
 differs) are found too. For the benchmark's pods, with every part looked at, what a pod
 holds of its own falls from ~300 objects (~100 of them dicts and lists) to ~40 (~11), 4.2
 KiB instead of 22.8. It costs about a second decode per object (the walk, the encodings,
-the comparisons, and freeing the decoded duplicates), and the cyclic collector gives little of it back: the page being decoded
-still reaches its oldest generation, which now holds less and is walked as often (see
-``docs/performance.md``).
+the comparisons, and freeing the decoded duplicates), and the cyclic collector takes more
+on top, even when only ``managedFields`` is looked at: a list page is decoded whole, so its
+duplicates reach the collector's oldest generation and count as objects that lived before
+they are freed, while the store keeps fewer containers than were decoded. CPython runs a
+full collection once that count has grown by a quarter of what the last one kept, so full
+collections (the bulk of a list's CPU) come more often. Sharing only after the last page
+avoids that, but the freed duplicates are then holes in the allocator's arenas and the
+resident memory stays what the unshared objects took (see ``docs/performance.md``).
 
 The shared parts are safe because cached objects are never changed: the writer replaces
 objects, readers get copies, and objects in the stream must not be mutated (a change

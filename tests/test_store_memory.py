@@ -235,22 +235,118 @@ def test_reads_of_a_store_sharing_parts_are_copies_of_their_own() -> None:
             subscription.dispose()
 
 
+def _field_sets(obj: Object) -> list[Any]:
+    return [entry["fieldsV1"] for entry in obj["metadata"]["managedFields"]]
+
+
 def test_a_store_can_share_the_parts_of_managed_fields_only() -> None:
     with ApiServer() as srv:
         pods = Api(srv.client(), "pods", namespace="default")
-        for name in ("a", "b"):
+        for name in ("a", "b", "c"):
             pods.create(_pod(name))  # over HTTP: the server records managedFields
-        reader, subscription, _ = _watched_store(srv, share_subtrees="managedFields")
+        reader, subscription, updated = _watched_store(srv, share_subtrees="managedFields")
         try:
             reader.wait_until_ready(TIMEOUT)
-            a, b = reader.get("a", "default"), reader.get("b", "default")
-            assert a is not None and b is not None
-            fields_a = [entry["fieldsV1"] for entry in a["metadata"]["managedFields"]]
-            fields_b = [entry["fieldsV1"] for entry in b["metadata"]["managedFields"]]
-            assert fields_a and all(x is y for x, y in zip(fields_a, fields_b, strict=True))
+            a, b, c = (reader.get(name, "default") for name in "abc")
+            assert a is not None and b is not None and c is not None
+            fields = _field_sets(a)
+            assert fields and all(
+                x is y is z for x, y, z in zip(fields, _field_sets(b), _field_sets(c), strict=True)
+            )
             assert a["metadata"]["labels"] == b["metadata"]["labels"]
             assert a["metadata"]["labels"] is not b["metadata"]["labels"]
             assert a["spec"]["tolerations"] is not b["spec"]["tolerations"]
+
+            # An update that keeps the field sets keeps the very ones held before.
+            pods.replace(_pod("a", "nginx:1.28"))
+            assert updated.wait(TIMEOUT), "the watch did not deliver the update"
+            new = reader.get("a", "default")
+            assert new is not None and new["spec"]["containers"][0]["image"] == "nginx:1.28"
+            assert all(x is y for x, y in zip(_field_sets(new), fields, strict=True))
+        finally:
+            subscription.dispose()
+
+
+def test_a_changed_field_set_is_held_as_sent_and_the_others_keep_theirs() -> None:
+    reader, writer = store("configmaps", copy_on_read=False, share_subtrees="managedFields")
+
+    def configmap(name: str, fields: dict[str, Any], manager: str = "kubectl") -> Object:
+        entry = {"manager": manager, "operation": "Update", "time": "t", "fieldsV1": fields}
+        return {"metadata": {"name": name, "managedFields": [entry]}, "data": {"k": name}}
+
+    old = {"f:data": {".": {}, "f:k": {}}}
+    for name in ("a", "b"):
+        writer.apply(Apply(configmap(name, orjson.loads(orjson.dumps(old)))))
+    held_a, held_b = reader.get("a"), reader.get("b")
+    assert held_a is not None and held_b is not None
+    assert _field_sets(held_a)[0] is _field_sets(held_b)[0]
+
+    changed = {"f:data": {".": {}, "f:k": {}, "f:other": {}}}
+    writer.apply(Apply(configmap("a", orjson.loads(orjson.dumps(changed)))))
+    now_a, now_b = reader.get("a"), reader.get("b")
+    assert now_a is not None and now_b is not None
+    assert _field_sets(now_a) == [changed]
+    assert _field_sets(now_b) == [old] and _field_sets(now_b)[0] is _field_sets(held_b)[0]
+    # A second object with the changed set gets the one now held.
+    writer.apply(Apply(configmap("c", orjson.loads(orjson.dumps(changed)), manager="other")))
+    now_c = reader.get("c")
+    assert now_c is not None and _field_sets(now_c)[0] is _field_sets(now_a)[0]
+
+
+def test_managed_fields_of_any_shape_are_held_as_they_came() -> None:
+    # Not what a server sends, but what modify() or a proxy may leave: nothing to share.
+    shapes: list[Any] = [
+        "text",
+        [],
+        ["entry"],
+        [{"manager": "m"}],
+        [{"fieldsV1": None}],
+        [{"fieldsV1": {}}],
+        [{"fieldsV1": ["f:a"]}],
+        [{"fieldsV1": {"f:a": ({},)}}],
+        [{"fieldsV1": {"f:a": [{}]}}],
+    ]
+    reader, writer = store("things", copy_on_read=False, share_subtrees="managedFields")
+    for round_ in range(2):  # the second round updates each object (previous version)
+        for i, shape in enumerate(shapes):
+            obj = {"metadata": {"name": f"t{i}", "managedFields": shape}, "n": round_}
+            writer.apply(Apply(orjson.loads(orjson.dumps(obj)) if i != 7 else obj))
+    for i, shape in enumerate(shapes):
+        held = reader.get(f"t{i}")
+        assert held is not None
+        got = held["metadata"]["managedFields"]
+        assert got == shape and type(got) is type(shape), i
+    tuple_set = reader.get("t7")
+    list_set = reader.get("t8")
+    assert tuple_set is not None and list_set is not None
+    assert type(tuple_set["metadata"]["managedFields"][0]["fieldsV1"]["f:a"]) is tuple
+
+
+def test_a_list_shares_the_field_sets_and_streams_the_objects_as_the_server_sent_them() -> None:
+    with ApiServer() as srv:
+        pods = Api(srv.client(), "pods", namespace="default")
+        for name in ("a", "b", "c", "d", "e"):
+            pods.create(_pod(name))
+        # The watcher adds kind and apiVersion to list items, which lack them.
+        sent = {o["metadata"]["name"]: o["metadata"] for o in pods.list()["items"]}
+        reader, writer = store("pods", copy_on_read=False, share_subtrees="managedFields")
+        streamed: list[Object] = []
+        done = threading.Event()
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, InitApply):
+                streamed.append(event.obj)
+            elif isinstance(event, InitDone):
+                done.set()
+
+        subscription = watcher(pods, Config(page_size=2)).pipe(reflect(writer)).subscribe(on_event)
+        try:
+            assert done.wait(TIMEOUT), "the list did not complete"
+            assert {o["metadata"]["name"]: o["metadata"] for o in streamed} == sent
+            assert {o["metadata"]["name"]: o["metadata"] for o in reader.state()} == sent
+            first = _field_sets(streamed[0])
+            for obj in streamed[1:]:
+                assert all(x is y for x, y in zip(_field_sets(obj), first, strict=True))
         finally:
             subscription.dispose()
 
@@ -267,12 +363,8 @@ def test_by_default_a_store_holds_each_object_as_decoded() -> None:
             assert a is not None and b is not None
             assert a["metadata"]["managedFields"] == b["metadata"]["managedFields"]
             assert a["metadata"]["managedFields"] is not b["metadata"]["managedFields"]
-            assert all(
-                x["fieldsV1"] is not y["fieldsV1"]
-                for x, y in zip(
-                    a["metadata"]["managedFields"], b["metadata"]["managedFields"], strict=True
-                )
-            )
+            assert a["metadata"]["labels"] is not b["metadata"]["labels"]
+            assert all(x is not y for x, y in zip(_field_sets(a), _field_sets(b), strict=True))
         finally:
             subscription.dispose()
 
