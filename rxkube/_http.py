@@ -497,6 +497,16 @@ class WatchStream(ClosedOnExit):
             TransportError: the connection was reset or the body was cut short.
             DecodeError: a line grew longer than ``max_line_bytes`` (the stream is closed).
         """
+        for lines in self.reads(idle):
+            yield from lines
+
+    def reads(self, idle: Callable[[], None] | None = None) -> Iterator[list[bytes]]:
+        """Like :meth:`lines`, the lines of each read from the server together, in a list.
+
+        For a reader that handles a read's lines at once (a watch's tally, its per-read
+        work) instead of resuming a generator per line. A line longer than the limit
+        comes after the lines before it: they are yielded, then the error is raised.
+        """
         response = self._response
         limit = self._max_line_bytes
         blocks: Iterator[bytes]
@@ -543,11 +553,15 @@ class WatchStream(ClosedOnExit):
                 pending_size = len(tail)
                 if tail:
                     pending.append(tail)
-                for line in parts:
-                    if len(line) > limit:
-                        raise self._line_too_long()
-                    if line:
-                        yield line
+                if b"" in parts:  # blank lines (keep-alives) carry nothing
+                    parts = [line for line in parts if line]
+                if parts and max(map(len, parts)) > limit:
+                    long = next(i for i, line in enumerate(parts) if len(line) > limit)
+                    if long:
+                        yield parts[:long]
+                    raise self._line_too_long()
+                if parts:
+                    yield parts
                 if pending_size > limit:
                     raise self._line_too_long()
             if self._closed:
@@ -557,7 +571,7 @@ class WatchStream(ClosedOnExit):
                 self._released = True
             rest = b"".join(pending).strip()
             if rest:
-                yield rest
+                yield [rest]
         finally:
             self._release()
 

@@ -26,6 +26,7 @@ from typing import Literal
 
 __all__ = [
     "DURATION_BUCKETS",
+    "EventTally",
     "Histogram",
     "Timing",
     "WatchSnapshot",
@@ -151,12 +152,32 @@ class WatchSnapshot:
         return max(0.0, now - self.last_progress)
 
 
+class EventTally:
+    """The watch lines one subscription has received, by type, and when the last arrived.
+
+    Its watch thread counts into it directly, and it alone writes it: no update is lost,
+    and no lock is taken per line (the lock and the call cost more than the state
+    machine's step). :meth:`WatchStats.snapshot` reads it while the subscription runs and
+    folds it into the totals when it ends, so a snapshot counts every line received so far.
+
+    Attributes:
+        counts: lines by type (``"MODIFIED"``, ...), as :attr:`WatchSnapshot.events`.
+        last: ``time.monotonic()`` of the last line (``None``: none yet).
+    """
+
+    __slots__ = ("counts", "last")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.last: float | None = None
+
+
 class WatchStats:
     """The counters of one watcher Observable across its subscriptions; thread-safe.
 
-    The watch thread reports into it (the methods below); readers take a
-    :meth:`snapshot`. Its one lock guards plain counters and is never held while calling
-    out.
+    The watch thread reports into it (the methods below, and the :class:`EventTally` of
+    its subscription); readers take a :meth:`snapshot`. Its one lock guards plain
+    counters and the running subscriptions' tallies, and is never held while calling out.
 
     Args:
         name: what is watched, for messages and the ``watch`` label.
@@ -178,8 +199,9 @@ class WatchStats:
         self._lists: dict[str, int] = {}
         self._list_duration = Histogram()
         self._restarts: dict[str, int] = {}
-        self._events: dict[str, int] = {}
+        self._events: dict[str, int] = {}  # of the subscriptions that have ended
         self._last_event: float | None = None
+        self._tallies: list[EventTally] = []  # of the running ones
         self._last_progress = time.monotonic()
         self._error: Exception | None = None
         self._ever_listed = False
@@ -189,26 +211,19 @@ class WatchStats:
 
     # -- reported by the watch thread -----------------------------------------------
 
-    def started(self) -> None:
-        """A subscription started."""
+    def started(self, tally: EventTally) -> None:
+        """A subscription started; its thread counts the lines it receives into ``tally``."""
         with self._lock:
             self._after_failure = self._last_end_failed
             self._running += 1
             self._state = "running"
             self._error = None
             self._last_progress = time.monotonic()
+            self._tallies.append(tally)
 
     def progressed(self) -> None:
         """A request is about to be sent."""
         self._last_progress = time.monotonic()  # one float store: atomic, no lock needed
-
-    def event(self, type: str) -> None:
-        """A watch line of this type arrived."""
-        now = time.monotonic()
-        with self._lock:
-            self._events[type] = self._events.get(type, 0) + 1
-            self._last_event = now
-            self._last_progress = now
 
     def relist(self, cause: str | None) -> str:
         """A relist starts; ``cause`` as the watch saw it (``None``: the subscription's
@@ -233,9 +248,15 @@ class WatchStats:
         with self._lock:
             self._restarts[reason] = self._restarts.get(reason, 0) + 1
 
-    def ended(self, error: Exception | None) -> None:
-        """A subscription ended: with ``error``, or disposed (``None``)."""
+    def ended(self, tally: EventTally, error: Exception | None) -> None:
+        """The subscription counting into ``tally`` ended: with ``error``, or disposed (``None``)."""
         with self._lock:
+            self._tallies.remove(tally)
+            for kind, count in tally.counts.items():
+                self._events[kind] = self._events.get(kind, 0) + count
+            self._last_event = _latest(self._last_event, tally.last)
+            if tally.last is not None and tally.last > self._last_progress:
+                self._last_progress = tally.last
             self._running = max(0, self._running - 1)
             if error is not None:
                 self._restarts[type(error).__name__] = (
@@ -258,6 +279,13 @@ class WatchStats:
     def snapshot(self) -> WatchSnapshot:
         """The counters as of now."""
         with self._lock:
+            events = dict(self._events)
+            last_event = self._last_event
+            for tally in self._tallies:
+                # A copy: its thread may be counting meanwhile.
+                for kind, count in tally.counts.copy().items():
+                    events[kind] = events.get(kind, 0) + count
+                last_event = _latest(last_event, tally.last)
             return WatchSnapshot(
                 name=self.name,
                 resource=self.resource,
@@ -267,9 +295,13 @@ class WatchStats:
                 lists=dict(self._lists),
                 list_duration=self._list_duration.timing(),
                 restarts=dict(self._restarts),
-                events=dict(self._events),
-                last_event=self._last_event,
-                last_progress=self._last_progress,
+                events=events,
+                last_event=last_event,
+                last_progress=(
+                    self._last_progress
+                    if last_event is None
+                    else max(self._last_progress, last_event)
+                ),
                 error=self._error,
             )
 
@@ -280,6 +312,13 @@ class WatchStats:
 
     def __repr__(self) -> str:
         return f"<WatchStats {self.name}: {self._state}>"
+
+
+def _latest(when: float | None, other: float | None) -> float | None:
+    """The later of two ``time.monotonic()`` readings, either of which may be missing."""
+    if when is None or (other is not None and other > when):
+        return other
+    return when
 
 
 _registry_lock = threading.Lock()

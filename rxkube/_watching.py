@@ -32,7 +32,7 @@ from reactivex.disposable import Disposable
 
 from ._delivery import burst, fail_consumer, flush
 from ._http import Cancellation
-from ._telemetry import WatchStats
+from ._telemetry import EventTally, WatchStats
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .protocol import Config, ListRequest, Request, WatchMachine
@@ -224,6 +224,7 @@ class _WatchRun:
         self._relist_cause: str | None = None
         self._list_started: float | None = None
         self._stopped = threading.Event()
+        self._tally = EventTally()
         # Every request of this run is made under it, so stop() aborts whichever is in
         # flight: a list, a watch waiting for its headers, a watch being read.
         self._cancellation = Cancellation()
@@ -238,7 +239,8 @@ class _WatchRun:
 
     def run(self) -> None:
         stats = self._stats
-        stats.started()
+        tally = self._tally
+        stats.started(tally)
         try:
             self._loop()
         except _ConsumerRaised as raised:
@@ -246,17 +248,17 @@ class _WatchRun:
             self._stopped.set()
             cause = raised.__cause__
             assert isinstance(cause, Exception)
-            stats.ended(cause)
+            stats.ended(tally, cause)
             fail_consumer(self._observer, f"the subscriber of watch {self._name}", cause)
         except Exception as exc:
             if self._stopped.is_set():
-                stats.ended(None)
+                stats.ended(tally, None)
             else:
                 # Counted before on_error: a backoff may resubscribe from inside it.
-                stats.ended(exc)
+                stats.ended(tally, exc)
                 self._observer.on_error(exc)
         else:
-            stats.ended(None)
+            stats.ended(tally, None)
 
     def _loop(self) -> None:
         # The resume point is published after every step, not when the thread ends, so
@@ -337,25 +339,32 @@ class _WatchRun:
         # The caller holds this watch's burst open: each line's events are sent without
         # opening one of their own (a burst per event cost more than the machine's step).
         loads, on_event, send = orjson.loads, machine.on_watch_event, self._send
-        count = self._stats.event
-        for line in stream.lines(idle=flush):
-            try:
-                decoded = loads(line)
-            except orjson.JSONDecodeError:
-                raise DecodeError(
-                    f"watch {self._name}: the server sent a line that is not JSON: {line[:200]!r}"
-                ) from None
-            count(str(decoded.get("type")) if isinstance(decoded, dict) else "invalid")
-            events = on_event(decoded)
-            resume[0] = machine.resource_version
-            if events:
-                send(events)
-            if machine.stream_done:
-                status = decoded.get("object")
-                self._restarted(
-                    _relist_cause(status.get("code") if isinstance(status, dict) else None)
-                )
-                return True
+        # This thread's own tally (see EventTally), counted inline: each line before its
+        # events go out, the arrival time once per read, as its lines arrive together.
+        tally, monotonic = self._tally, time.monotonic
+        counts = tally.counts
+        for lines in stream.reads(idle=flush):
+            tally.last = monotonic()
+            for line in lines:
+                try:
+                    decoded = loads(line)
+                except orjson.JSONDecodeError:
+                    raise DecodeError(
+                        f"watch {self._name}: the server sent a line that is not JSON:"
+                        f" {line[:200]!r}"
+                    ) from None
+                kind = str(decoded.get("type")) if isinstance(decoded, dict) else "invalid"
+                counts[kind] = counts.get(kind, 0) + 1
+                events = on_event(decoded)
+                resume[0] = machine.resource_version
+                if events:
+                    send(events)
+                elif machine.stream_done:  # only a step that emits nothing ends the stream
+                    status = decoded.get("object")
+                    self._restarted(
+                        _relist_cause(status.get("code") if isinstance(status, dict) else None)
+                    )
+                    return True
         return False
 
     def _restarted(self, cause: str, *, watching: bool = True) -> None:

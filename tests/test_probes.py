@@ -451,3 +451,25 @@ def test_watch_metrics_count_a_relist_after_history_went_back() -> None:
         finally:
             subscription.dispose()
     wait_until(lambda: stats.snapshot().state == "stopped")  # once its thread has ended
+
+
+def test_watch_stats_count_each_running_subscriptions_tally_and_keep_it_when_it_ends() -> None:
+    from rxkube._telemetry import EventTally, WatchStats
+
+    stats = WatchStats("pods in tally", "pods", "tally", 5.0)
+    first, second = EventTally(), EventTally()
+    stats.started(first)
+    stats.started(second)
+    first.counts.update(ADDED=2, MODIFIED=1)
+    first.last = 10.0
+    second.counts["ADDED"] = 1
+    second.last = 12.0
+    running = stats.snapshot()
+    assert running.events == {"ADDED": 3, "MODIFIED": 1}
+    assert running.last_event == 12.0 and running.last_progress >= 12.0
+    stats.ended(second, None)
+    stats.ended(first, RuntimeError("gone"))
+    ended = stats.snapshot()
+    assert ended.events == {"ADDED": 3, "MODIFIED": 1}
+    assert ended.last_event == 12.0
+    assert ended.restarts == {"RuntimeError": 1}
