@@ -772,7 +772,7 @@ class Writer:
         """
         self._apply(event, None)
 
-    def _apply(self, event: Event, committed: Callable[[], None] | None) -> None:
+    def _apply(self, event: Event, committed: Callable[[], None] | None = None) -> None:
         """Apply ``event``; ``committed`` runs under the store lock as the change is made.
 
         A shared store notes there whom the change goes to, so that a subscriber joining

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from ._shards import Shard, ShardSelectorError
 from .errors import DecodeError, api_error, failure_status
-from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
+from .events import Apply, Delete, Event, Init, InitApply, InitDone
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 """The annotation on the bookmark that closes the initial events of a streaming list."""
@@ -262,7 +262,10 @@ class WatchMachine:
     @property
     def stream_done(self) -> bool:
         """Whether the open watch is no longer wanted: the driver should close it and
-        ask for ``next_request()`` (after an ERROR 410 or a refused streaming list)."""
+        ask for ``next_request()`` (after an ERROR 410 or a refused streaming list).
+
+        Only a step that returns no events sets it, so a driver need not look after one
+        that returned some."""
         return self._restarted
 
     def next_request(self) -> Request:
@@ -408,20 +411,18 @@ class WatchMachine:
         if kind == "ERROR":
             return self._on_error_event(obj)
         # Every other event carries an object with metadata; a bookmark's has no name.
-        _check_object(obj, what, named=kind != "BOOKMARK")
+        rv = _check_object(obj, what, kind != "BOOKMARK")
         # A watch response carries no shardInfo: whichever server answered, objects
         # outside the shard are dropped here (after they moved the resume point).
         shard = self._shard
         if isinstance(self._state, _Watching):
-            if kind == "ADDED" or kind == "MODIFIED":
-                self._rv = _rv_of(obj, what)
-                return [Apply(obj)] if shard is None or shard.matches(obj) else []
-            if kind == "DELETED":
-                self._rv = _rv_of(obj, what)
-                return [Delete(obj)] if shard is None or shard.matches(obj) else []
-            if kind == "BOOKMARK":
-                self._rv = _rv_of(obj, what)
-                return []
+            if kind in _WATCH_TYPES:
+                if not rv:
+                    raise _no_resource_version(what, rv)
+                self._rv = rv
+                if kind == "BOOKMARK" or (shard is not None and not shard.matches(obj)):
+                    return []
+                return [Delete(obj)] if kind == "DELETED" else [Apply(obj)]
         else:
             # Initial events come in arbitrary resourceVersion order: no resume point
             # is taken from them, only from the closing bookmark.
@@ -430,7 +431,9 @@ class WatchMachine:
             if kind == "BOOKMARK":
                 annotations = obj["metadata"].get("annotations") or {}
                 if annotations.get(INITIAL_EVENTS_END) == "true":
-                    self._finish_initial(_rv_of(obj, what))
+                    if not rv:
+                        raise _no_resource_version(what, rv)
+                    self._finish_initial(rv)
                     return [InitDone()]
                 return []
             if kind == "DELETED":
@@ -539,70 +542,71 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _rv_of(obj: Object, what: str) -> str:
-    rv = obj["metadata"].get("resourceVersion")
-    if not isinstance(rv, str) or not rv:
-        raise DecodeError(
-            f"{what}: an event object has no valid metadata.resourceVersion: {rv!r:.100}"
-        )
-    return rv
+def _no_resource_version(what: str, rv: object) -> DecodeError:
+    return DecodeError(
+        f"{what}: an event object has no valid metadata.resourceVersion: {rv!r:.100}"
+    )
 
 
 # The metadata fields rxkube's own layers read (store keys, indexes, selectors, object
 # references): a server's answer with any of them mistyped is refused here, as kube-rs's
 # typed ObjectMeta refuses it, before a store or an operator trips over it.
-_META_STRINGS = ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
+_META_STRINGS = ("namespace", "uid", "resourceVersion", "deletionTimestamp")  # and the name
 _META_STRING_MAPS = ("labels", "annotations")
+_WATCH_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")
 
 
-def _check_object(obj: Any, what: str, *, named: bool = True) -> None:
-    """Raise DecodeError unless ``obj`` is an object whose metadata rxkube can rely on."""
+def _check_object(obj: Any, what: str, named: bool = True) -> str | None:
+    """Raise DecodeError unless ``obj`` is an object whose metadata rxkube can rely on.
+
+    Returns its ``metadata.resourceVersion``: a string, or None.
+    """
+    # One function of plain loops: every listed object and watch event passes here, and a
+    # call (or a generator, for ``all()``) per field cost more than the checks themselves.
     if not isinstance(obj, dict):
         raise DecodeError(f"{what}: expected an object, got {type(obj).__name__}: {obj!r:.200}")
-    problem = _object_problem(obj, named)
-    if problem is not None:
-        raise DecodeError(f"{what}: an object is malformed: {problem}: {obj!r:.200}")
-
-
-def _object_problem(obj: dict[str, Any], named: bool) -> str | None:
-    # One function of plain loops: every listed object and watch event passes here, and
-    # a call (or a generator, for ``all()``) per field cost more than the checks.
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
-        return "metadata is not an object"
+        raise _malformed(what, "metadata is not an object", obj)
     get = meta.get
-    if named:
-        name = get("name")
-        if not (name and isinstance(name, str)):
-            return "it has no metadata.name"
+    name = get("name")
+    if named and not (name and isinstance(name, str)):
+        raise _malformed(what, "it has no metadata.name", obj)
+    if name is not None and not isinstance(name, str):
+        raise _malformed(what, "metadata.name is not a string", obj)
     for key in _META_STRINGS:
         value = get(key)
         if value is not None and not isinstance(value, str):
-            return f"metadata.{key} is not a string"
+            raise _malformed(what, f"metadata.{key} is not a string", obj)
     for key in _META_STRING_MAPS:
         value = get(key)
         if value is not None:
             if not isinstance(value, dict):
-                return f"metadata.{key} is not a map of strings"
+                raise _malformed(what, f"metadata.{key} is not a map of strings", obj)
             for item in value.values():
                 if not isinstance(item, str):
-                    return f"metadata.{key} is not a map of strings"
+                    raise _malformed(what, f"metadata.{key} is not a map of strings", obj)
     value = get("ownerReferences")
     if value is not None:
         if not isinstance(value, list):
-            return "metadata.ownerReferences is not a list of objects"
+            raise _malformed(what, "metadata.ownerReferences is not a list of objects", obj)
         for item in value:
             if not isinstance(item, dict):
-                return "metadata.ownerReferences is not a list of objects"
+                raise _malformed(what, "metadata.ownerReferences is not a list of objects", obj)
     value = get("finalizers")
     if value is not None:
         if not isinstance(value, list):
-            return "metadata.finalizers is not a list of strings"
+            raise _malformed(what, "metadata.finalizers is not a list of strings", obj)
         for item in value:
             if not isinstance(item, str):
-                return "metadata.finalizers is not a list of strings"
+                raise _malformed(what, "metadata.finalizers is not a list of strings", obj)
     for key in ("kind", "apiVersion"):
         value = obj.get(key)
         if value is not None and not isinstance(value, str):
-            return f"{key} is not a string"
-    return None
+            raise _malformed(what, f"{key} is not a string", obj)
+    rv: str | None = get("resourceVersion")
+    return rv
+
+
+def _malformed(what: str, problem: str, obj: dict[str, Any]) -> DecodeError:
+    return DecodeError(f"{what}: an object is malformed: {problem}: {obj!r:.200}")
