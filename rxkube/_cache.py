@@ -828,6 +828,10 @@ class Writer:
             held = _encode(obj) if store._compact else obj
             with store._lock:
                 if store._indexes is indexes and store._builds is builds:
+                    # The replaced object is freed once the lock is released (at return):
+                    # freeing a pod's hundred containers is no reader's wait, and a
+                    # finalizer in it (something modify() put there) is user code.
+                    replaced = store._objects.get(key)  # noqa: F841
                     store._objects[key] = held
                     for index, index_keys in keys:
                         index.put(key, held, index_keys)
@@ -838,7 +842,9 @@ class Writer:
     def _remove(self, key: Key, committed: Callable[[], None] | None) -> None:
         store = self._store
         with store._lock:
-            if store._objects.pop(key, None) is not None:
+            # Freed once the lock is released, as in _put.
+            removed = store._objects.pop(key, None)
+            if removed is not None:
                 for index in store._indexes.values():
                     index.remove(key)
                 for build in store._builds:
@@ -862,6 +868,9 @@ class Writer:
             rebuilt_builds = [build.index.rebuilt(objects, peek) for build in builds]
             with store._lock:
                 if store._indexes is indexes and store._builds is builds:
+                    # The old map and indexes, with every object the relist did not keep,
+                    # are freed once the lock is released (at return): O(n), no reader waits.
+                    replaced = store._objects, store._indexes  # noqa: F841
                     store._objects = objects
                     store._indexes = rebuilt
                     for build, index in zip(builds, rebuilt_builds, strict=True):

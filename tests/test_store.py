@@ -637,6 +637,37 @@ def test_an_index_function_runs_outside_the_store_lock() -> None:
     assert names(reader.by_index("slow", "db")) == ["late"]
 
 
+def test_an_object_the_store_lets_go_of_is_freed_outside_its_lock() -> None:
+    # Freeing a replaced, deleted or unlisted object runs what it holds: here a finalizer
+    # that reads the store, as user code put into an object by modify() could. Under the
+    # store's lock that read would wait for the writer's thread, which waits for it.
+    reader, writer = store()
+    unblocked: list[bool] = []
+
+    class Finalized:
+        def __del__(self) -> None:
+            read = threading.Thread(target=reader.state, daemon=True)
+            read.start()
+            read.join(5)
+            unblocked.append(not read.is_alive())
+
+    def held(name: str) -> Object:
+        obj = pod(name)
+        obj["spec"] = {"finalized": Finalized()}
+        return obj
+
+    writer.apply(Apply(held("replaced")))
+    writer.apply(Apply(held("deleted")))
+    writer.apply(Apply(held("unlisted")))
+    writer.apply(Apply(pod("replaced")))
+    writer.apply(Delete(pod("deleted")))
+    assert unblocked == [True, True]
+    for event in (Init(), InitApply(pod("replaced")), InitDone()):
+        writer.apply(event)
+    assert unblocked == [True, True, True]
+    assert names(reader.state()) == ["replaced"]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_an_index_added_while_the_writer_writes_matches_the_final_state(seed: int) -> None:
     # A writer thread applies, deletes and relists at random while add_index runs a slow
