@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.test_apiserver import CONFIGMAPS, Http
+from tests.test_apiserver_discovery import job
 
-CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 
 
@@ -35,22 +35,6 @@ def api(srv: ApiServer) -> Http:
 
 def configmap(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
-
-
-def job(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "c", "image": "busybox"}],
-                }
-            }
-        },
-    }
 
 
 def delete(api: Http, path: str, **options: Any) -> tuple[int, Any]:
