@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from rxkube.testing import ApiServer
+from tests.apiserver_http import Http
 from tests.kubectl_harness import Kubectl, kubectl_binary
 
 _GRACE_SECONDS = 5.0
@@ -114,6 +115,22 @@ def no_leaks() -> Iterator[None]:
     if tasks:
         problems.append(f"asyncio tasks left pending: {tasks}")
     assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def srv() -> Iterator[ApiServer]:
+    """A test API server that sends no bookmarks, so a watch's lines are only its events.
+
+    A test module that needs other options defines its own ``srv``; ``api`` then uses that.
+    """
+    with ApiServer(bookmark_interval=None) as server:
+        yield server
+
+
+@pytest.fixture
+def api(srv: ApiServer) -> Http:
+    """An :class:`~tests.apiserver_http.Http` client of ``srv``."""
+    return Http(srv)
 
 
 @pytest.fixture

@@ -21,15 +21,14 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from rxkube.errors import Conflict, Invalid, NotFound
 from rxkube.testing import ApiServer
+from tests.apiserver_http import Http
 
 META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 META = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -46,109 +45,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-class Http:
-    """A tiny HTTP client for one server: JSON requests and line-by-line watches."""
-
-    def __init__(self, srv: ApiServer, token: str | None = None) -> None:
-        self.url = urllib.parse.urlsplit(srv.url)
-        self.token = token
-        self.ca_file = srv.ca_file
-
-    def connect(self, timeout: float = 10.0) -> http.client.HTTPConnection:
-        host, port = self.url.hostname or "", self.url.port or 0
-        if self.url.scheme == "https":
-            context = ssl.create_default_context(cafile=self.ca_file)
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
-
-    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
-        out = {"Accept": "application/json", **(headers or {})}
-        if self.token:
-            out["Authorization"] = f"Bearer {self.token}"
-        return out
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        **params: Any,
-    ) -> tuple[int, Any, http.client.HTTPResponse]:
-        conn = self.connect()
-        try:
-            data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-            hdrs = self._headers(headers)
-            if data is not None:
-                hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, self.path(path, params), body=data, headers=hdrs)
-            response = conn.getresponse()
-            raw = response.read()
-            return response.status, json.loads(raw) if raw.startswith(b"{") else raw, response
-        finally:
-            conn.close()
-
-    @staticmethod
-    def path(path: str, params: dict[str, Any]) -> str:
-        query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
-        return path + ("?" + urllib.parse.urlencode(query) if query else "")
-
-    def get(self, path: str, **params: Any) -> tuple[int, Any]:
-        status, body, _ = self.request("GET", path, **params)
-        return status, body
-
-    @contextmanager
-    def watch(
-        self,
-        path: str,
-        *,
-        headers: dict[str, str] | None = None,
-        timeout: float = 10.0,
-        **params: Any,
-    ) -> Iterator[Watch]:
-        conn = self.connect(timeout)
-        try:
-            conn.request(
-                "GET", self.path(path, {"watch": "1", **params}), headers=self._headers(headers)
-            )
-            yield Watch(conn, conn.getresponse())
-        finally:
-            conn.close()
-
-
-class Watch:
-    """An open watch response read one JSON line at a time."""
-
-    def __init__(
-        self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse
-    ) -> None:
-        self.conn = conn
-        self.response = response
-        self.status = response.status
-
-    def raw_line(self) -> bytes:
-        return self.response.readline()
-
-    def next(self) -> dict[str, Any]:
-        line = self.response.readline()
-        assert line, "the watch ended"
-        event: dict[str, Any] = json.loads(line)
-        return event
-
-    def events(self, count: int, *, skip_bookmarks: bool = True) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while len(out) < count:
-            event = self.next()
-            if skip_bookmarks and event["type"] == "BOOKMARK":
-                continue
-            out.append(event)
-        return out
-
-    def ended(self) -> bool:
-        return self.response.readline() == b""
-
-
 def pod(name: str, **labels: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "labels": labels},
@@ -160,11 +56,6 @@ def pod(name: str, **labels: str) -> dict[str, Any]:
 def srv() -> Iterator[ApiServer]:
     with ApiServer(bookmark_interval=0.2, too_large_wait=0.2) as server:
         yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 # ------------------------------------------------------------------ objects

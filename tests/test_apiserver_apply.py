@@ -8,68 +8,18 @@ The expected answers follow kube-apiserver's field manager (k8s.io/apimachinery
 
 from __future__ import annotations
 
-import http.client
-import json
-import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 
 from rxkube.errors import Conflict
 from rxkube.testing import ApiServer
+from tests.apiserver_http import APPLY, Http
 
-APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 PODS = "/api/v1/namespaces/default/pods"
-
-
-class Http:
-    """JSON requests to one server, with a chosen User-Agent."""
-
-    def __init__(self, srv: ApiServer) -> None:
-        self.url = urllib.parse.urlsplit(srv.url)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        content_type: str = "application/json",
-        user_agent: str = "tester/1.0",
-        **params: Any,
-    ) -> tuple[int, dict[str, Any]]:
-        conn = http.client.HTTPConnection(self.url.hostname or "", self.url.port, timeout=10)
-        try:
-            data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-            query = "?" + urllib.parse.urlencode(params) if params else ""
-            headers = {"Content-Type": content_type, "User-Agent": user_agent}
-            conn.request(method, path + query, body=data, headers=headers)
-            response = conn.getresponse()
-            answer: dict[str, Any] = json.loads(response.read())
-            return response.status, answer
-        finally:
-            conn.close()
-
-    def apply(self, path: str, config: Any, manager: str, **params: Any) -> tuple[int, Any]:
-        return self.request(
-            "PATCH", path, config, content_type=APPLY, fieldManager=manager, **params
-        )
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def configmap(name: str = "cm", **data: str) -> dict[str, Any]:
@@ -148,7 +98,9 @@ def test_apply_creates_the_object_and_records_the_appliers_fields(api: Http) -> 
 
 
 def test_apply_needs_a_field_manager_and_force_needs_apply(api: Http) -> None:
-    status, body = api.request("PATCH", f"{CONFIGMAPS}/cm", configmap(), content_type=APPLY)
+    status, body, _ = api.request(
+        "PATCH", f"{CONFIGMAPS}/cm", configmap(), headers={"Content-Type": APPLY}
+    )
     assert status == 422
     assert body == {
         "kind": "Status",
@@ -172,8 +124,12 @@ def test_apply_needs_a_field_manager_and_force_needs_apply(api: Http) -> None:
         "code": 422,
     }
     api.apply(f"{CONFIGMAPS}/cm", configmap(a="1"), "alice")
-    status, body = api.request(
-        "PATCH", f"{CONFIGMAPS}/cm", {"data": {"a": "2"}}, content_type=MERGE, force="true"
+    status, body, _ = api.request(
+        "PATCH",
+        f"{CONFIGMAPS}/cm",
+        {"data": {"a": "2"}},
+        headers={"Content-Type": MERGE},
+        force="true",
     )
     assert status == 422
     assert body["message"] == (
@@ -339,7 +295,7 @@ def test_finalizers_are_a_set(api: Http) -> None:
 def test_create_and_patch_record_update_managers(api: Http) -> None:
     body = {"metadata": {"name": "cm", "labels": {"a": "1"}}, "data": {"k": "v"}}
     agent = "kubectl/v1.32.0 (linux/amd64) kubernetes/abc"
-    status, created = api.request("POST", CONFIGMAPS, body, user_agent=agent)
+    status, created, _ = api.request("POST", CONFIGMAPS, body, headers={"User-Agent": agent})
     assert status == 201
     [entry] = created["metadata"]["managedFields"]
     assert entry["manager"] == "kubectl" and entry["operation"] == "Update"
@@ -348,8 +304,12 @@ def test_create_and_patch_record_update_managers(api: Http) -> None:
         "f:data": {".": {}, "f:k": {}},
         "f:metadata": {"f:labels": {".": {}, "f:a": {}}},
     }
-    status, patched = api.request(
-        "PATCH", f"{CONFIGMAPS}/cm", {"data": {"k": "w"}}, content_type=MERGE, fieldManager="editor"
+    status, patched, _ = api.request(
+        "PATCH",
+        f"{CONFIGMAPS}/cm",
+        {"data": {"k": "w"}},
+        headers={"Content-Type": MERGE},
+        fieldManager="editor",
     )
     assert status == 200
     owners = entries(patched)
@@ -369,20 +329,27 @@ def test_create_and_patch_record_update_managers(api: Http) -> None:
 def test_update_without_managed_fields_keeps_them_and_an_empty_entry_clears_them(
     api: Http,
 ) -> None:
-    _, created = api.request("POST", CONFIGMAPS, {"metadata": {"name": "cm"}, "data": {"k": "v"}})
+    _, created, _ = api.request(
+        "POST", CONFIGMAPS, {"metadata": {"name": "cm"}, "data": {"k": "v"}}
+    )
     assert entries(created)["tester/Update"]
     replaced_body = {"metadata": {"name": "cm"}, "data": {"k": "v", "extra": "1"}}
-    _, replaced = api.request("PUT", f"{CONFIGMAPS}/cm", replaced_body, user_agent="")
+    _, replaced, _ = api.request(
+        "PUT", f"{CONFIGMAPS}/cm", replaced_body, headers={"User-Agent": ""}
+    )
     owners = entries(replaced)
     assert owners["unknown/Update"]["fieldsV1"] == {"f:data": {"f:extra": {}}}
     assert owners["tester/Update"]["fieldsV1"] == {"f:data": {".": {}, "f:k": {}}}
-    _, cleared = api.request(
-        "PATCH", f"{CONFIGMAPS}/cm", {"metadata": {"managedFields": [{}]}}, content_type=MERGE
+    _, cleared, _ = api.request(
+        "PATCH",
+        f"{CONFIGMAPS}/cm",
+        {"metadata": {"managedFields": [{}]}},
+        headers={"Content-Type": MERGE},
     )
     assert "managedFields" not in cleared["metadata"]
     # An untracked object stays untracked until it is applied to.
-    _, untracked = api.request(
-        "PATCH", f"{CONFIGMAPS}/cm", {"data": {"k": "w"}}, content_type=MERGE
+    _, untracked, _ = api.request(
+        "PATCH", f"{CONFIGMAPS}/cm", {"data": {"k": "w"}}, headers={"Content-Type": MERGE}
     )
     assert "managedFields" not in untracked["metadata"]
 

@@ -11,30 +11,15 @@ requests kubectl v1.32 sends around them (kubectl ``pkg/cmd/apply/apply.go``:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from rxkube.testing import ApiServer
-from tests.test_apiserver_apply import Http
+from tests.apiserver_http import Http
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CSA = "kubectl-client-side-apply"
 SMP = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def config(image: str = "web:1", replicas: int = 1, **annotations: str) -> dict[str, Any]:
@@ -66,7 +51,8 @@ def client_side_apply(api: Http, **fields: Any) -> dict[str, Any]:
     its own annotation, as ``kubectl-client-side-apply``."""
     body = config(**fields)
     body["metadata"]["annotations"] = {LAST_APPLIED: annotation(config(**fields))}
-    status, created = api.request("POST", DEPLOYMENTS, body, fieldManager=CSA)
+    created: dict[str, Any]
+    status, created, _ = api.request("POST", DEPLOYMENTS, body, fieldManager=CSA)
     assert status == 201, created
     return created
 
@@ -94,11 +80,11 @@ def test_a_field_changed_since_the_last_apply_still_conflicts_alone(api: Http) -
     """``allowedConflictsFromLastApplied`` leaves out fields whose live value differs from
     the annotation's; ``conflictsDifference``: only those conflicts are answered."""
     client_side_apply(api)
-    status, _ = api.request(
+    status, _, _ = api.request(
         "PATCH",
         f"{DEPLOYMENTS}/web",
         {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:9"}]}}}},
-        content_type=SMP,
+        headers={"Content-Type": SMP},
         fieldManager="kubectl-set",
     )
     assert status == 200
@@ -190,11 +176,13 @@ def test_kubectls_whole_upgrade_sequence(api: Http) -> None:
         {"op": "replace", "path": "/metadata/managedFields", "value": list(owners.values())},
         {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
     ]
-    status, _ = api.request("PATCH", path, upgrade, content_type=JSON_PATCH, fieldManager="kubectl")
+    status, _, _ = api.request(
+        "PATCH", path, upgrade, headers={"Content-Type": JSON_PATCH}, fieldManager="kubectl"
+    )
     assert status == 409  # a stale resourceVersion: csaupgrade fetches again and retries
     upgrade[1]["value"] = applied["metadata"]["resourceVersion"]
-    status, migrated = api.request(
-        "PATCH", path, upgrade, content_type=JSON_PATCH, fieldManager="kubectl"
+    status, migrated, _ = api.request(
+        "PATCH", path, upgrade, headers={"Content-Type": JSON_PATCH}, fieldManager="kubectl"
     )
     assert status == 200, migrated
     assert set(managers(migrated)) == {"kubectl/Apply", "kubectl-last-applied/Apply"}

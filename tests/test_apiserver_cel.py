@@ -10,13 +10,12 @@ validation, unless a value has the wrong type). Needs the ``cel`` extra (cel-pyt
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 from tests.test_apiserver_crd import CRDS, WIDGETS, widget, widget_crd
 
 pytest.importorskip("celpy", reason="CEL rules need the cel extra (cel-python)")
@@ -40,12 +39,6 @@ def ruled_crd() -> dict[str, Any]:
         {"rule": "self == oldSelf", "message": "name is immutable"}
     ]
     return crd
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,27 +8,14 @@ selfsubjectreview/rest.go and pkg/registry/authentication/tokenreview/storage.go
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http, pod
+from tests.apiserver_http import Http
+from tests.test_apiserver import pod
 
 BINDINGS = "/api/v1/namespaces/default/bindings"
 AUTHN = "/apis/authentication.k8s.io/v1"
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def binding(node: str, **target: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import random
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from rxkube.errors import ApiError, ConfigError
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
@@ -96,17 +95,6 @@ def widget(name: str = "w", **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"size": 3, **spec},
     }
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ Each expectation cites the Kubernetes source it follows: ``pkg/apis/core/v1/defa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 
 NS = "/api/v1/namespaces/default"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
@@ -31,17 +30,6 @@ def template(**spec: Any) -> dict[str, Any]:
         "metadata": {"labels": {"app": "web"}},
         "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}], **spec},
     }
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def create(api: Http, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -8,14 +8,13 @@ legacy documents of k8s.io/apiserver pkg/endpoints/discovery and the aggregated
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from rxkube.resource import BUILTIN_KINDS
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUBECTL_DISCOVERY_ACCEPT = (
@@ -26,17 +25,6 @@ KUBECTL_DISCOVERY_ACCEPT = (
 
 STORED = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE = ["get", "patch", "update"]
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def resources(api: Http, group_version: str) -> dict[str, dict[str, Any]]:

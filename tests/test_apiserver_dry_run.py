@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from rxkube.testing import ApiServer
-from tests.test_apiserver import CONFIGMAPS, Http, pod
+from tests.apiserver_http import Http
+from tests.test_apiserver import CONFIGMAPS, pod
 
 PODS = "/api/v1/namespaces/default/pods"
 
@@ -35,17 +36,6 @@ def assert_nothing_happened(api: Http, srv: ApiServer, since: str) -> None:
         srv.create("configmaps", configmap("marker"))
         event = watch.events(1)[0]
     assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == "marker"
-
-
-@pytest.fixture
-def srv() -> Any:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def test_dry_run_create_answers_the_object_and_stores_nothing(api: Http, srv: ApiServer) -> None:

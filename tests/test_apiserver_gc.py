@@ -10,27 +10,15 @@ core v1). With no garbage collector running, the finalizer keeps the object, mar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from rxkube.testing import ApiServer
-from tests.test_apiserver import CONFIGMAPS, Http
+from tests.apiserver_http import Http
+from tests.test_apiserver import CONFIGMAPS
 from tests.test_apiserver_discovery import job
 
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def configmap(name: str) -> dict[str, Any]:

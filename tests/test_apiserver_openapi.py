@@ -22,7 +22,7 @@ from rxkube.resource import BUILTIN_RESOURCES, Resource
 from rxkube.testing import ApiServer
 from rxkube.testing._openapi import builtin_definition, definitions
 from rxkube.testing._served import ServedResource
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 
@@ -124,17 +124,6 @@ def warnings(response: Any) -> list[str]:
         assert (code, agent) == ("299", "-")
         texts.append(json.loads(quoted))
     return texts
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 # ---------------------------------------------------------------- documents

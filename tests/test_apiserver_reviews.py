@@ -8,25 +8,9 @@ Validation: pkg/apis/authorization/validation/validation.go.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 
 AUTHZ = "/apis/authorization.k8s.io/v1"
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def test_self_subject_access_review_is_allowed_and_not_stored(api: Http) -> None:

@@ -8,13 +8,9 @@ kubernetes/apiextensions-apiserver ``pkg/registry/customresource/etcd.go``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 from tests.test_apiserver_crd import CRDS, WIDGETS, widget, widget_crd
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
@@ -37,17 +33,6 @@ def deployment(name: str = "web", replicas: int | None = 2) -> dict[str, Any]:
     if replicas is not None:
         spec["replicas"] = replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def test_deployment_scale_reads_the_parent(api: Http) -> None:

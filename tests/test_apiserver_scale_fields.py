@@ -12,29 +12,15 @@ deployment/storage/storage.go (``scaleUpdatedObjectInfo``, the Scale's reset fie
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 from tests.test_apiserver_scale import DEPLOYMENTS, MERGE, deployment
 
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
 SCALE = f"{DEPLOYMENTS}/web/scale"
 REPLICAS = {"f:spec": {"f:replicas": {}}}
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def apply(api: Http, path: str, body: dict[str, Any], **params: Any) -> tuple[int, Any]:

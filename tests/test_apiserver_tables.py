@@ -10,7 +10,6 @@ lists the column definitions on its first event only (``watchEmbeddedEncoder``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,23 +18,12 @@ from rxkube.resource import BUILTIN_KINDS, Resource
 from rxkube.testing import ApiServer
 from rxkube.testing._served import PrinterColumn, ServedResource
 from rxkube.testing._tables import BUILTIN, human_duration, table
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 KUBECTL_GET = f"{TABLE},application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
 """What ``kubectl get`` sends (kubectl get.go ``transformRequests``)."""
 PODS = "/api/v1/namespaces/default/pods"
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def running_pod(name: str) -> dict[str, Any]:

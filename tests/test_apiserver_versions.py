@@ -12,13 +12,9 @@ pkg/apis/autoscaling/annotations.go and pkg/apis/autoscaling/v2/defaults.go.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from rxkube.testing import ApiServer
-from tests.test_apiserver import Http
+from tests.apiserver_http import Http
 from tests.test_apiserver_tables import get_table
 
 CORE_EVENTS = "/api/v1/namespaces/default/events"
@@ -27,17 +23,6 @@ HPA_V1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers"
 HPA_V2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
-def api(srv: ApiServer) -> Http:
-    return Http(srv)
 
 
 def core_event(name: str = "e1") -> dict[str, Any]:
