@@ -33,7 +33,7 @@ from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Objec
 from rxkube.operators import observe_on
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
-from tests.test_shared_store_stress import churn_step, server_state
+from tests.churn import NAMES, churn_step, create_configmaps, server_state
 
 TIMEOUT = 60.0
 
@@ -127,8 +127,7 @@ def test_async_consumers_stay_in_order_and_complete_under_random_disposal(
     apiserver: ApiServer, seed: int
 ) -> None:
     rng = random.Random(seed)
-    for i in range(40):
-        apiserver.create("configmaps", {"metadata": {"name": f"c{i}"}}, namespace="default")
+    exists = create_configmaps(apiserver, 40)
     client = apiserver.client()
     api = Api(client, "configmaps", namespace="default")
     pool = ThreadPoolScheduler(4)
@@ -160,7 +159,6 @@ def test_async_consumers_stay_in_order_and_complete_under_random_disposal(
             assert fold.ready_sizes[0] == 40, fold.name
         for fold in first[3:]:
             fold.lifetime = rng.randrange(10, 300)  # these break out at random
-        exists = {f"c{i}" for i in range(40)}
         for step in range(150):
             churn_step(apiserver, rng, exists, step)
             roll = rng.random()
@@ -257,9 +255,7 @@ def test_controller_runs_reconcile_each_object_in_order_under_random_disposal(
     # An inbox of 4 makes the watch and the request streams wait for the loop.
     monkeypatch.setattr(runner, "INBOX_CAPACITY", 4)
     rng = random.Random(seed)
-    for i in range(30):
-        apiserver.create("configmaps", {"metadata": {"name": f"c{i}"}}, namespace="default")
-    exists = {f"c{i}" for i in range(30)}
+    exists = create_configmaps(apiserver, 30)
     client: Client = apiserver.client()
     pool = ThreadPoolScheduler(4)
     reconciles = Reconciles(rng)
@@ -271,7 +267,7 @@ def test_controller_runs_reconcile_each_object_in_order_under_random_disposal(
                 ControllerConfig(concurrency=rng.choice([1, 3, 8]), name=f"stress-{run}")
             )
             for _ in range(2):  # requests from outside, emitted on pool threads
-                refs = [ObjectRef(f"c{rng.randrange(50)}", "default") for _ in range(100)]
+                refs = [ObjectRef(f"c{rng.randrange(NAMES)}", "default") for _ in range(100)]
                 controller.reconcile_on(reactivex.from_iterable(refs, scheduler=pool))
             results: list[Any] = []
             errors: list[Exception] = []

@@ -25,6 +25,7 @@ from rxkube.events import Delete
 from rxkube.operators import reflect_shared
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.churn import churn_step, create_configmaps, server_state
 
 TIMEOUT = 60.0
 
@@ -77,27 +78,6 @@ class Folding:
             return self._cond.wait_for(lambda: self.view == expected, TIMEOUT)
 
 
-def server_state(apiserver: ApiServer) -> dict[str, int]:
-    """Each default-namespace ConfigMap's name and resourceVersion."""
-    return {
-        o["metadata"]["name"]: int(o["metadata"]["resourceVersion"])
-        for o in apiserver.list("configmaps", namespace="default")
-    }
-
-
-def churn_step(apiserver: ApiServer, rng: random.Random, exists: set[str], step: int) -> None:
-    """One random create, delete or patch among ConfigMaps c0..c49; ``exists`` follows."""
-    name = f"c{rng.randrange(50)}"
-    if name not in exists:
-        apiserver.create("configmaps", {"metadata": {"name": name}}, namespace="default")
-        exists.add(name)
-    elif rng.random() < 0.2:
-        apiserver.delete("configmaps", name, namespace="default")
-        exists.discard(name)
-    else:
-        apiserver.patch("configmaps", name, {"data": {"step": str(step)}}, namespace="default")
-
-
 def _join(
     reader: SharedStore, rng: random.Random, pool: ThreadPoolScheduler, n: int
 ) -> tuple[Folding, DisposableBase]:
@@ -114,8 +94,7 @@ def test_shared_store_subscribers_stay_in_order_and_complete_under_churn(
     apiserver: ApiServer, seed: int
 ) -> None:
     rng = random.Random(seed)
-    for i in range(40):
-        apiserver.create("configmaps", {"metadata": {"name": f"c{i}"}}, namespace="default")
+    exists = create_configmaps(apiserver, 40)
     client = apiserver.client()
     pool = ThreadPoolScheduler(4)
     reader, writer = store_shared(4, name="configmaps")
@@ -131,7 +110,6 @@ def test_shared_store_subscribers_stay_in_order_and_complete_under_churn(
         reader.wait_until_ready(TIMEOUT)
         assert len(reader) == 40, "ready means the whole list is in the store"
         joined = len(live)
-        exists = {f"c{i}" for i in range(40)}
         for step in range(120):
             churn_step(apiserver, rng, exists, step)
             if rng.random() < 0.08 and len(live) > 2:
