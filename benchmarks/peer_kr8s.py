@@ -26,6 +26,7 @@ async def _run(p: Params, ctl: Control) -> Result:
     start, start_cpu = time.perf_counter(), cpu()
     cache: dict[str, Any] = {}
     newest = 0
+    pod: Any  # kr8s types what it yields as APIObject | dict; these are APIObjects
     async for pod in api.async_get("pods", namespace=p.namespace):
         cache[pod.name] = pod
         newest = max(newest, int(pod.metadata.resourceVersion))

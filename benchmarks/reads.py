@@ -22,11 +22,12 @@ import argparse
 import copy
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import orjson
 
-from rxkube import index_namespace, store
+from rxkube import Store, index_namespace, store
 from rxkube._cache import copy_object
 from rxkube.compact import ShareSubtrees
 from rxkube.events import Apply
@@ -63,8 +64,16 @@ def _scan(objects: Iterable[Any]) -> None:
 def measure(pods: int) -> list[tuple[str, float, float]]:
     """(read, µs with the copy, µs without) for each read, plain and ShareSubtrees'd."""
     rows = []
+    name = make_pod(pods // 2)["metadata"]["name"]
+    namespace = make_pod(0)["metadata"]["namespace"]
+    reads: dict[str, tuple[Callable[[Store], Any], int]] = {
+        "get": (lambda r: r.get(name, namespace), 1),
+        "state, scanned": (lambda r: _scan(r.state()), pods),
+        "state, kept": (lambda r: list(r.state()), pods),
+        "by_index, scanned": (lambda r: _scan(r.by_index("namespace", namespace)), pods),
+    }
     for label, share in (("plain", None), ("ShareSubtrees", ShareSubtrees())):
-        stores = {}
+        stores: dict[bool, Store] = {}
         for copying in (True, False):
             reader, writer = store("pods", copy_on_read=copying)
             reader.add_index("namespace", index_namespace)
@@ -72,26 +81,18 @@ def measure(pods: int) -> list[tuple[str, float, float]]:
                 pod = make_pod(i)
                 writer.apply(Apply(share(pod) if share is not None else pod))
             stores[copying] = reader
-        name = make_pod(pods // 2)["metadata"]["name"]
-        namespace = make_pod(0)["metadata"]["namespace"]
-        reads: dict[str, tuple[Callable[[Any], Any], int]] = {
-            "get": (lambda r, n=name, ns=namespace: r.get(n, ns), 1),
-            "state, scanned": (lambda r: _scan(r.state()), pods),
-            "state, kept": (lambda r: list(r.state()), pods),
-            "by_index, scanned": (lambda r, ns=namespace: _scan(r.by_index("namespace", ns)), pods),
-        }
         for read, (fn, per) in reads.items():
-            copying, sharing = stores[True], stores[False]
-            with_copy = _per_call(lambda fn=fn, r=copying: fn(r)) / per
-            without = _per_call(lambda fn=fn, r=sharing: fn(r)) / per
+            with_copy = _per_call(partial(fn, stores[True])) / per
+            without = _per_call(partial(fn, stores[False])) / per
             rows.append((f"{read} ({label})", with_copy * 1e6, without * 1e6))
     pod = make_pod(0)
-    for how, fn in (
+    others: list[tuple[str, Callable[[], Any]]] = [
         ("orjson round trip", lambda: orjson.loads(orjson.dumps(pod))),
         ("copy.deepcopy", lambda: copy.deepcopy(pod)),
-    ):
+    ]
+    for how, other in others:
         rows.append(
-            (f"one pod, {how}", _per_call(fn) * 1e6, _per_call(lambda: copy_object(pod)) * 1e6)
+            (f"one pod, {how}", _per_call(other) * 1e6, _per_call(lambda: copy_object(pod)) * 1e6)
         )
     return rows
 

@@ -119,7 +119,7 @@ class ServerProcess:
         hello = json.loads(line)
         self.url = hello["url"]
         self.kubeconfig = hello["kubeconfig"]
-        self.control_address = tuple(hello["control"])  # type: ignore[assignment]
+        self.control_address = tuple(hello["control"])
         self.authkey = hello["authkey"]
         self.load_s = hello["load_s"]
 

@@ -266,7 +266,7 @@ def takeover(objects: int, workdir: Path) -> dict[str, float]:
         # The first reconcile c ran on an object of b's share after the SIGTERM.
         b_share = {line["key"] for line in b.events("reconcile") if line["start"] >= began}
         wait_for(lambda: reconciled_since([c], b_share, left), 300, "b's share reconciled by c")
-        starts = {}
+        starts: dict[str, float] = {}
         for line in c.events("reconcile"):
             if line["start"] >= left and line["key"] in b_share:
                 starts.setdefault(line["key"], line["start"])

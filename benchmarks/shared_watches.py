@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,12 @@ def _cpu(times: Any) -> float:
     return float(times.user + times.system)
 
 
+def _has_all(reader: Store, objects: list[dict[str, Any]]) -> bool:
+    return all(
+        reader.get(o["metadata"]["name"], o["metadata"]["namespace"]) is not None for o in objects
+    )
+
+
 def _wait(pred: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + _TIMEOUT
     tick = threading.Event()
@@ -136,12 +143,7 @@ def measure(kubeconfig: str, mode: str, views: int, objects: int, updates: int) 
     markers = [marker(ns, group) for ns in range(_NAMESPACES) for group in range(4)]
     for request, reader in zip(requests, stores, strict=True):
         wanted = [m for m in markers if selects(request, m)]
-        _wait(
-            lambda r=reader, w=wanted: all(
-                r.get(m["metadata"]["name"], m["metadata"]["namespace"]) is not None for m in w
-            ),
-            "every view to see its markers",
-        )
+        _wait(partial(_has_all, reader, wanted), "every view to see its markers")
     cpu1 = proc.cpu_times()
     gc.collect()
     rss1 = proc.memory_info().rss

@@ -137,7 +137,7 @@ def main(argv: list[str]) -> None:
     threading.Thread(target=_exit_with_parent, name="bench-parent", daemon=True).start()
     request: dict[str, Any] = json.loads(sys.stdin.read())
     params = Params(**request["params"])
-    ctl = Control(tuple(request["control"]), request["authkey"])  # type: ignore[arg-type]
+    ctl = Control(tuple(request["control"]), request["authkey"])
     try:
         result = _load(argv[0])(params, ctl)
     finally:

@@ -315,15 +315,17 @@ def test_iterate_wakes_the_loop_once_per_batch_not_per_item() -> None:
             wakes[0] += 1
             return call_soon_threadsafe(callback, *args, **kwargs)
 
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign, assignment]
         try:
             iterator = aio.iterate(subject, maxsize=1000)
             first = asyncio.ensure_future(anext(iterator))
-            await until(lambda: subject.observers, "the subscription")
-            burst = threading.Thread(
-                target=lambda: [subject.on_next(i) for i in range(500)] and None,
-                name="rxkube-test-burst",
-            )
+            await until(lambda: bool(subject.observers), "the subscription")
+
+            def emit() -> None:
+                for i in range(500):
+                    subject.on_next(i)
+
+            burst = threading.Thread(target=emit, name="rxkube-test-burst")
             burst.start()  # the loop is not running the consumer until this await
             burst.join(TIMEOUT)
             subject.on_completed()

@@ -566,7 +566,7 @@ def test_read_ahead_of_history_answers_504_resource_version_too_large(
         },
         "code": 504,
     }
-    reads = [
+    reads: list[tuple[str, dict[str, Any]]] = [
         (PODS, {"resourceVersion": ahead, "resourceVersionMatch": "NotOlderThan"}),
         (PODS, {"resourceVersion": ahead}),
         (f"{PODS}/a", {"resourceVersion": ahead}),
@@ -718,7 +718,7 @@ def test_streaming_list_sends_added_then_initial_events_end_bookmark(
     for i in range(3):
         srv.create("pods", pod(f"p{i}"))
     rv = srv.resource_version
-    params = {
+    params: dict[str, Any] = {
         "sendInitialEvents": True,
         "resourceVersionMatch": "NotOlderThan",
         "allowWatchBookmarks": True,
@@ -736,7 +736,7 @@ def test_streaming_list_sends_added_then_initial_events_end_bookmark(
 
 def test_streaming_list_refused_like_an_old_etcd(srv: ApiServer, api: Http) -> None:
     srv.streaming_lists = False
-    params = {
+    params: dict[str, Any] = {
         "sendInitialEvents": True,
         "resourceVersionMatch": "NotOlderThan",
         "allowWatchBookmarks": True,
@@ -808,7 +808,7 @@ def test_watch_ahead_of_history_is_held_silent_until_newer_changes(
 
 def test_streaming_list_ahead_of_history_gets_an_error_504_event(srv: ApiServer, api: Http) -> None:
     ahead = srv.resource_version + 100
-    params = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan"}
+    params: dict[str, Any] = {"sendInitialEvents": True, "resourceVersionMatch": "NotOlderThan"}
     with api.watch(PODS, resourceVersion=ahead, allowWatchBookmarks=True, **params) as w:
         assert w.status == 200
         event = w.next()

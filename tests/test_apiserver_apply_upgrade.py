@@ -172,7 +172,7 @@ def test_kubectls_whole_upgrade_sequence(api: Http) -> None:
     owners = managers(applied)
     csa, ssa = owners.pop(f"{CSA}/Update"), owners["kubectl/Apply"]
     ssa["fieldsV1"] = _union(ssa["fieldsV1"], csa["fieldsV1"])
-    upgrade = [
+    upgrade: list[dict[str, Any]] = [
         {"op": "replace", "path": "/metadata/managedFields", "value": list(owners.values())},
         {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
     ]

@@ -193,7 +193,7 @@ def test_a_deployment_without_selector_or_containers_is_invalid(api: Http) -> No
 
 
 def test_a_selector_must_match_the_template_and_not_be_empty(api: Http) -> None:
-    body = {
+    body: dict[str, Any] = {
         "metadata": {"name": "web"},
         "spec": {"selector": {"matchLabels": {"app": "db"}}, "template": template()},
     }

@@ -251,14 +251,14 @@ class _RaisingSink:
     def push(self, line: bytes) -> None:
         raise ConnectionResetError("the watcher's connection broke")
 
-    def close(self, mode: Literal["clean", "abrupt"]) -> None:
+    def close(self, mode: Literal["clean", "drain", "abrupt"]) -> None:
         self.closed = mode
 
 
 def test_a_watcher_failing_in_fan_out_ends_alone_and_loses_no_event_for_others(
     srv: ApiServer, raw: Raw, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from rxkube.testing._store import WatchFilter
+    from rxkube.testing._stored import WatchFilter
 
     served = srv._served("configmaps")
     broken = _RaisingSink()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config, dynamic, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from rxkube.testing import ApiServer
 
@@ -34,12 +34,13 @@ def test_core_v1_list_with_limit_and_continue(
     for i in range(7):
         srv.create("pods", {"metadata": {"name": f"p{i}", "labels": {"app": "x"}}})
     core = client.CoreV1Api(api)
-    names: list[str] = []
-    versions: set[str] = set()
+    names: list[str | None] = []
+    versions: set[str | None] = set()
     token = None
     while True:
         page = core.list_namespaced_pod("default", limit=3, _continue=token, _request_timeout=10)
-        names += [p.metadata.name for p in page.items]
+        names += [p.metadata.name if p.metadata else None for p in page.items]
+        assert page.metadata is not None
         versions.add(page.metadata.resource_version)
         token = page.metadata._continue
         if not token:
@@ -49,7 +50,7 @@ def test_core_v1_list_with_limit_and_continue(
     created = core.create_namespaced_config_map(
         "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cm"), data={"k": "v"})
     )
-    assert created.metadata.uid
+    assert created.metadata is not None and created.metadata.uid
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod("missing", "default", _request_timeout=10)
     assert info.value.status == 404

@@ -258,7 +258,7 @@ def test_a_custom_resource_is_published_with_the_schema_its_resource_carries(
     ],
 )
 def test_create_drops_unknown_and_repeated_fields_and_warns_by_default(
-    api: Http, query: dict[str, str], expected: list[str]
+    api: Http, query: dict[str, Any], expected: list[str]
 ) -> None:
     status, body, response = api.request("POST", DEPLOYMENTS, INVALID_BODY % b"web", **query)
     assert status == 201, body

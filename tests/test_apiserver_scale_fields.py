@@ -20,7 +20,7 @@ from tests.test_apiserver_scale import DEPLOYMENTS, MERGE, deployment
 
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
 SCALE = f"{DEPLOYMENTS}/web/scale"
-REPLICAS = {"f:spec": {"f:replicas": {}}}
+REPLICAS: dict[str, Any] = {"f:spec": {"f:replicas": {}}}
 
 
 def apply(api: Http, path: str, body: dict[str, Any], **params: Any) -> tuple[int, Any]:

@@ -45,7 +45,8 @@ def get_table(api: Http, path: str, accept: str = KUBECTL_GET, **params: Any) ->
     assert status == 200, body
     assert response.getheader("Content-Type") == "application/json"
     assert body["kind"] == "Table", body
-    return body
+    table: dict[str, Any] = body
+    return table
 
 
 def test_pod_list_as_a_table(srv: ApiServer, api: Http) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import reactivex
 
-from rxkube import Init, InitApply, InitDone, modify, reflect, store
+from rxkube import Event, Init, InitApply, InitDone, modify, reflect, store
 from rxkube.compact import ShareSubtrees
 
 
@@ -76,7 +76,7 @@ def test_rejects_a_non_positive_bound() -> None:
 
 def test_works_as_a_modify_function_before_the_store() -> None:
     reader, writer = store(copy_on_read=False)
-    events = [Init(), InitApply(replica("a")), InitApply(replica("b")), InitDone()]
+    events: list[Event] = [Init(), InitApply(replica("a")), InitApply(replica("b")), InitDone()]
     reactivex.from_iterable(events).pipe(modify(ShareSubtrees()), reflect(writer)).subscribe()
     a, b = reader.get("a", "default"), reader.get("b", "default")
     assert a is not None and b is not None

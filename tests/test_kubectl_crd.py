@@ -75,7 +75,7 @@ def test_kubectl_crd_lifecycle(kubectl: Kubectl) -> None:
     assert "condition met" in waited.stdout
     resources = kubectl.run("api-resources", "--api-group=example.com").stdout.splitlines()
     assert resources[1].split() == ["widgets", "wd", "example.com/v1", "true", "Widget"]
-    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+    widget: dict[str, Any] = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
               "spec": {"size": 3, "replicas": 1, "unknown": "dropped"}}  # fmt: skip
     strict = kubectl.run("apply", "-f", "-", input_objects=[widget], check=False)
     assert strict.returncode == 1

@@ -67,7 +67,7 @@ def srv() -> Iterator[ApiServer]:
 @pytest.fixture
 def ns(srv: ApiServer, request: pytest.FixtureRequest) -> str:
     """A namespace of this test's own: watch names (metric labels) stay unique in the process."""
-    name = request.node.name.removeprefix("test_").replace("_", "-")[:60].strip("-")
+    name: str = request.node.name.removeprefix("test_").replace("_", "-")[:60].strip("-")
     srv.create("namespaces", {"metadata": {"name": name}})
     return name
 
@@ -120,7 +120,12 @@ def test_probes_answer_503_before_the_caches_are_ready_and_200_after(
 
         listed = threading.Event()
         srv.faults.delay_responses(3.0, 1, verb="list")  # long enough to probe meanwhile
-        running = Running(controller, lambda _o, _c: listed.set() or Action.await_change())
+
+        def reconcile(_obj: Any, _context: Any) -> Action:
+            listed.set()
+            return Action.await_change()
+
+        running = Running(controller, reconcile)
         try:
             code, body = get(probes.url + "/readyz")
             assert code == 503, body  # the list is still on its way
@@ -302,9 +307,12 @@ def test_the_example_controller_serves_probes_and_stops_on_sigint() -> None:
     )
     try:
         lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(
-            target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True
-        )
+
+        def read() -> None:
+            for line in proc.stdout or ():
+                lines.put(line)
+
+        reader = threading.Thread(target=read, daemon=True)
         reader.start()
         url = ""
         deadline = time.monotonic() + TIMEOUT

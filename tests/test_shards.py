@@ -234,7 +234,11 @@ def test_a_streaming_list_is_filtered_client_side() -> None:
     kept: list[Event] = []
     for name in NAMES:
         kept += machine.on_watch_event({"type": "ADDED", "object": obj(name, "3")})
-    end = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}}
+    end: dict[str, Any] = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "9"},
+    }
     end["metadata"]["annotations"] = {"k8s.io/initial-events-end": "true"}
     assert machine.on_watch_event({"type": "BOOKMARK", "object": end}) == [InitDone()]
     assert [e.obj["metadata"]["name"] for e in kept if isinstance(e, InitApply)] == INSIDE
@@ -266,8 +270,8 @@ class Collector:
         assert not self.errors, self.errors
 
 
-def names(events: list[Event], kind: type) -> set[str]:
-    return {e.obj["metadata"]["name"] for e in events if isinstance(e, kind)}  # type: ignore[attr-defined]
+def names(events: list[Event], kind: type[InitApply | Apply | Delete]) -> set[str]:
+    return {e.obj["metadata"]["name"] for e in events if isinstance(e, kind)}
 
 
 @pytest.mark.parametrize("honoured", [True, False], ids=["v1.36", "old-server"])

@@ -273,9 +273,12 @@ def test_a_subscribing_thread_hands_live_delivery_back_to_the_watch_thread(
         assert on_mine - 102 <= 3 * 64, f"the subscribing thread delivered {on_mine - 102} live"
         assert names[:on_mine] == [me] * on_mine, "then the watch thread, and only it"
         assert overlaps[0] == 0
-        versions = [int(e.obj["metadata"]["resourceVersion"]) for _, e in delivered[102:]]
+        versions = []
+        for _, event in delivered[102:]:
+            assert isinstance(event, Apply | Delete), event
+            versions.append(int(event.obj["metadata"]["resourceVersion"]))
         assert versions == sorted(versions), "live events in order"
-        eventually(lambda: view.state() and refs(view.state()) == expected, "the store")
+        eventually(lambda: bool(view.state()) and refs(view.state()) == expected, "the store")
 
 
 def test_a_scheduler_given_to_subscribe_does_not_move_a_views_delivery(
@@ -761,7 +764,11 @@ def test_views_come_and_go_from_many_threads_under_churn(srv: ApiServer, client:
         churn(srv, rng, 20)
         assert keep
         for request, fold, _sub in keep:
-            eventually(lambda r=request, f=fold: f.refs() == server_refs(srv, **r), str(request))
+
+            def caught_up(r: dict[str, Any] = request, f: Folded = fold) -> bool:
+                return f.refs() == server_refs(srv, **r)
+
+            eventually(caught_up, str(request))
         assert failures == []
         eventually(lambda: srv.open_watches() <= len({str(r) for r, _, _ in keep}), "few watches")
         for _request, _fold, sub in keep:

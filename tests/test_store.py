@@ -11,7 +11,7 @@ import random
 import sys
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -77,7 +77,7 @@ def version(reader: Store, name: str) -> str:
     return str(obj["metadata"]["resourceVersion"])
 
 
-def names(objects: list[Object]) -> list[str]:
+def names(objects: Iterable[Object]) -> list[str]:
     return sorted(o["metadata"]["name"] for o in objects)
 
 
@@ -124,7 +124,8 @@ def test_a_relist_keeps_the_cached_objects_whose_version_is_unchanged() -> None:
     first = {name: pod(name) for name in ("same", "changed", "recreated", "gone")}
     first["same"]["metadata"]["uid"] = "u1"
     first["recreated"]["metadata"]["uid"] = "u2"
-    for event in (Init(), *(InitApply(o) for o in first.values()), InitDone()):
+    listed: list[Event] = [Init(), *(InitApply(o) for o in first.values()), InitDone()]
+    for event in listed:
         writer.apply(event)
     relisted = [pod("same"), pod("changed", rv=2), pod("recreated"), pod("new")]
     relisted[0]["metadata"]["uid"] = "u1"
@@ -185,8 +186,9 @@ def test_a_changed_copy_does_not_reach_the_objects_share_subtrees_shares() -> No
     assert got is not None
     got["spec"]["containers"][0]["env"][0]["value"] = "changed"
     got["spec"]["containers"].append({"name": "sidecar"})
-    assert reader.get("a", "default")["spec"] == spec
-    assert reader.get("b", "default")["spec"] == spec
+    for name in ("a", "b"):
+        again = reader.get(name, "default")
+        assert again is not None and again["spec"] == spec, name
 
 
 def _containers(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -215,7 +217,7 @@ def test_changing_any_nested_level_of_a_read_leaves_the_cache_unchanged(sharing:
         writer.apply(Apply(obj))
     expected = [copy.deepcopy(o) for o in reader.state(copy=False)]
     name, namespace = expected[1]["metadata"]["name"], expected[1]["metadata"]["namespace"]
-    reads: dict[str, Callable[[], list[Any]]] = {
+    reads: dict[str, Callable[[], Sequence[Any]]] = {
         "get": lambda: [reader.get(name, namespace)],
         "state": reader.state,
         "by_index": lambda: reader.by_index("namespace", namespace),
@@ -322,7 +324,7 @@ def test_objects_without_a_name_are_rejected_and_leave_the_store_unchanged() -> 
     with pytest.raises(ValueError, match=r"metadata\.name"):
         writer.apply(Apply({"metadata": {"namespace": "default"}}))
     with pytest.raises(TypeError, match="not a watch event"):
-        writer.apply("nonsense")
+        writer.apply("nonsense")  # type: ignore[arg-type]
     assert names(reader.state()) == ["a"]
 
 

@@ -23,7 +23,7 @@ from rxkube import Store, Writer, default_backoff, reflect, reflect_shared, stor
 from rxkube.client import Api
 from rxkube.dispatcher import store_shared
 from rxkube.errors import BadRequest, ServerError, WriterBusy, WriterStopped
-from rxkube.events import Apply, Event, Init, InitApply, InitDone
+from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
 from rxkube.testing import ApiServer
 
 TIMEOUT = 20.0
@@ -82,7 +82,11 @@ def test_a_second_concurrent_pipeline_on_one_writer_is_refused_and_the_first_goe
         # The first pipeline still follows the server: new objects keep appearing.
         for i in range(5):
             srv.create("configmaps", configmap(f"new{i}"), namespace="default")
-            wait_for(lambda n=f"new{i}": reader.get(n, "default") is not None, f"new{i}")
+
+            def arrived(name: str = f"new{i}") -> bool:
+                return reader.get(name, "default") is not None
+
+            wait_for(arrived, f"new{i}")
         assert reader.writer_status().state == "running"
         assert first_errors == []
     finally:
@@ -359,9 +363,12 @@ def test_a_slow_index_function_never_blocks_the_shared_stores_subscribers(relist
     subscriber = reader.subscribe().subscribe(got.append)
     slow = {"metadata": {"name": "slow"}}
     events: list[Event] = [Init(), InitApply(slow), InitDone()] if relist else [Apply(slow)]
-    writing = threading.Thread(
-        target=lambda: [source.on_next(e) for e in events], name="test-writer", daemon=True
-    )
+
+    def write() -> None:
+        for event in events:
+            source.on_next(event)
+
+    writing = threading.Thread(target=write, name="test-writer", daemon=True)
     try:
         writing.start()
         assert inside.wait(TIMEOUT)
@@ -386,7 +393,12 @@ def test_a_slow_index_function_never_blocks_the_shared_stores_subscribers(relist
 def test_stress_random_slow_indexes_subscribers_and_disposal_keep_replays_in_sync() -> None:
     rng = random.Random(7)
     reader, writer = store_shared(8, name="pods")
-    reader.add_index("jitter", lambda obj: time.sleep(rng.random() / 2000) or "k")
+
+    def jitter(_obj: Object) -> str:
+        time.sleep(rng.random() / 2000)
+        return "k"
+
+    reader.add_index("jitter", jitter)
     source: Subject[Event] = Subject()
     feeding = source.pipe(reflect_shared(writer)).subscribe()
     attached: list[tuple[dict[str, int], Any]] = []  # (what it saw, its subscription)
@@ -430,7 +442,11 @@ def test_stress_random_slow_indexes_subscribers_and_disposal_keep_replays_in_syn
         # between its replayed snapshot and the log.
         assert attached
         for sub_view, _sub in attached:
-            wait_for(lambda v=sub_view: all(v.get(k) == r for k, r in final.items()), "in sync")
+
+            def in_sync(view: dict[str, int] = sub_view) -> bool:
+                return all(view.get(k) == r for k, r in final.items())
+
+            wait_for(in_sync, "in sync")
     finally:
         stop.set()
         for _view, sub in attached:

@@ -274,14 +274,14 @@ def test_a_changed_field_set_is_held_as_sent_and_the_others_keep_theirs() -> Non
         entry = {"manager": manager, "operation": "Update", "time": "t", "fieldsV1": fields}
         return {"metadata": {"name": name, "managedFields": [entry]}, "data": {"k": name}}
 
-    old = {"f:data": {".": {}, "f:k": {}}}
+    old: dict[str, Any] = {"f:data": {".": {}, "f:k": {}}}
     for name in ("a", "b"):
         writer.apply(Apply(configmap(name, orjson.loads(orjson.dumps(old)))))
     held_a, held_b = reader.get("a"), reader.get("b")
     assert held_a is not None and held_b is not None
     assert _field_sets(held_a)[0] is _field_sets(held_b)[0]
 
-    changed = {"f:data": {".": {}, "f:k": {}, "f:other": {}}}
+    changed: dict[str, Any] = {"f:data": {".": {}, "f:k": {}, "f:other": {}}}
     writer.apply(Apply(configmap("a", orjson.loads(orjson.dumps(changed)))))
     now_a, now_b = reader.get("a"), reader.get("b")
     assert now_a is not None and now_b is not None

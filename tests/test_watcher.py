@@ -11,6 +11,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ class Recorder:
         with self._cond:
             return sum(1 for item in self.items if isinstance(item, kind))
 
-    def names(self, kind: type) -> list[str]:
+    def names(self, kind: type[InitApply | Apply | Delete]) -> list[str]:
         with self._cond:
             return [i.obj["metadata"]["name"] for i in self.items if isinstance(i, kind)]
 
@@ -110,6 +111,14 @@ def fold(events: list[Event]) -> dict[tuple[str, str], str]:
             case Delete(obj):
                 state.pop(_key(obj), None)
     return state
+
+
+def _applied(rec: Recorder, count: int) -> bool:
+    return rec.count(Apply) == count
+
+
+def _folds_to(rec: Recorder, expected: dict[tuple[str, str], str]) -> bool:
+    return fold(rec.items) == expected
 
 
 def _key(obj: Object) -> tuple[str, str]:
@@ -186,7 +195,7 @@ def test_rewatches_after_clean_end_without_relisting(apiserver: ApiServer, pods:
             _wait_for(lambda: apiserver.open_watches() == 1)
             apiserver.faults.close_watches()
             apiserver.create("pods", pod(f"p{i}"), namespace="default")
-            rec.wait(lambda r, n=i + 1: r.count(Apply) == n)
+            rec.wait(partial(_applied, count=i + 1))
         assert rec.count(Init) == 1
         assert rec.names(Apply) == ["p0", "p1", "p2"]
         assert not rec.errors
@@ -503,15 +512,21 @@ def test_churn_with_faults_converges_to_the_server_state() -> None:
     """Rounds of creates, updates and deletes, each ending with a fault on the live watch;
     after every round the state folded from the events equals the server's list."""
     rng = random.Random(7)
+
+    def compact_then_close(srv: ApiServer) -> None:
+        srv.create("configmaps", {"metadata": {"generateName": "c"}}, namespace="default")
+        srv.compact()
+        srv.faults.close_watches()
+
+    def fail_relist_then_close(srv: ApiServer) -> None:
+        srv.faults.fail_requests(503, verb="list")
+        srv.faults.close_watches(True)
+
     faults: list[Callable[[ApiServer], None]] = [
         lambda srv: srv.faults.close_watches(),
         lambda srv: srv.faults.close_watches(abrupt=True),
-        lambda srv: (
-            srv.create("configmaps", {"metadata": {"generateName": "c"}}, namespace="default"),
-            srv.compact(),
-            srv.faults.close_watches(),
-        ),
-        lambda srv: (srv.faults.fail_requests(503, verb="list"), srv.faults.close_watches(True)),
+        compact_then_close,
+        fail_relist_then_close,
         lambda srv: srv.faults.corrupt_next_event("garbled"),
         lambda srv: srv.faults.corrupt_next_event("truncated"),
     ]
@@ -544,7 +559,7 @@ def test_churn_with_faults_converges_to_the_server_state() -> None:
                     if step == 6:
                         faults[round_ % len(faults)](srv)
                 expected = server_state(srv)
-                rec.wait(lambda r, e=expected: fold(r.items) == e, timeout=30)
+                rec.wait(partial(_folds_to, expected=expected), timeout=30)
             assert not rec.errors
             assert len(retried) >= 8, retried
             assert all(isinstance(e, RxKubeError) for e in retried)
