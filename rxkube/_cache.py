@@ -59,6 +59,7 @@ from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
 from ._snapshot import Snapshot
 from ._subtrees import SharedSubtrees
+from ._timeouts import checked_timeout
 from .errors import WriterBusy, WriterStopped
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .selectors import LabelSelector
@@ -475,6 +476,7 @@ class Store:
                 waiting) without a complete list: nothing will make it ready.
             TimeoutError: not ready in time; the message names the store and, if the
                 watch keeps failing, its last error.
+            TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
 
         Example:
             >>> reader, writer = store(name="pods")
@@ -483,8 +485,9 @@ class Store:
             ...
             TimeoutError: store of pods is not ready after 0.01 s: no complete list has been received yet...
         """
+        limit = checked_timeout(timeout, "Store.wait_until_ready()")
         with self._changed:
-            settled = self._changed.wait_for(self._settled, timeout)
+            settled = self._changed.wait_for(self._settled, limit)
         if not settled:
             raise TimeoutError(self._not_ready_message(timeout))
         self._raise_if_stopped()
@@ -509,14 +512,16 @@ class Store:
                 list (see :meth:`wait_until_ready`).
             TimeoutError: not ready in time; the message names the store and the
                 watch's last error.
+            TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
 
         Example:
             >>> async def main(reader: Store) -> None:
             ...     await reader.wait_ready(timeout=30)
             ...     print(len(reader), "objects")
         """
+        limit = checked_timeout(timeout, "Store.wait_ready()")
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if limit is None else loop.time() + limit
         while not self._settled():
             # Woken at every change of readiness or status: wait again until settled.
             waiter = (loop, loop.create_future())

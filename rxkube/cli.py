@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from . import _display
+from ._timeouts import checked_timeout
 from .errors import RxKubeError, TransportError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 
@@ -303,7 +304,9 @@ def _follow(
             .subscribe(on_next, on_error, done.set)
         )
         try:
-            done.wait(timeout)  # Ctrl+C interrupts the wait at once
+            # Ctrl+C interrupts the wait at once; a --timeout beyond what a wait can take
+            # (inf, 1e10) is no limit rather than an OverflowError.
+            done.wait(checked_timeout(timeout, "--timeout"))
         finally:
             subscription.dispose()
             printer.finish()

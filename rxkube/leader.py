@@ -54,6 +54,7 @@ from reactivex.disposable import SingleAssignmentDisposable
 from reactivex.subject import BehaviorSubject
 
 from ._delivery import Handover, fail_consumer
+from ._timeouts import checked_timeout
 from .errors import Conflict, NotFound, RxKubeError
 
 if TYPE_CHECKING:
@@ -244,9 +245,13 @@ class LeaderElector:
 
         Woken by the elector itself, not by its announcements: a slow callback or
         subscriber does not delay it.
+
+        Raises:
+            TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         """
+        limit = checked_timeout(timeout, "LeaderElector.wait_until_leading()")
         with self._changed:
-            self._changed.wait_for(lambda: self._leading, timeout)
+            self._changed.wait_for(lambda: self._leading, limit)
         return self.is_leader
 
     # -- the loop ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from reactivex import Observable
 from reactivex import operators as ops
 
 from ._futures import resolve_soon
+from ._timeouts import checked_timeout
 from ._watching import watch_object
 from .events import Object
 from .operators import default_backoff
@@ -65,9 +66,11 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
 
     Raises:
         TimeoutError: the condition did not hold within ``timeout``.
+        TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         rxkube.errors.RxKubeError: the watch failed with an error that is not retried.
         Exception: whatever ``condition`` raised.
     """
+    limit = checked_timeout(timeout, "await_condition()")
     done = threading.Event()
     outcome: list[Any] = []
 
@@ -78,7 +81,7 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
 
     subscription = _watch(api, name, condition).subscribe(finish, finish)
     try:
-        if not done.wait(timeout):
+        if not done.wait(limit):
             raise TimeoutError(_timeout_message(api, name, timeout))
     finally:
         subscription.dispose()
@@ -95,9 +98,11 @@ async def await_condition_async(
 
     Raises:
         TimeoutError: the condition did not hold within ``timeout``.
+        TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         rxkube.errors.RxKubeError: the watch failed with an error that is not retried.
         Exception: whatever ``condition`` raised.
     """
+    limit = checked_timeout(timeout, "await_condition_async()")
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
 
@@ -109,7 +114,7 @@ async def await_condition_async(
     blocking = api if isinstance(api, Api) else api.sync
     subscription = _watch(blocking, name, condition).subscribe(finish, finish)
     try:
-        value = await asyncio.wait_for(future, timeout)
+        value = await asyncio.wait_for(future, limit)
     except TimeoutError:
         raise TimeoutError(_timeout_message(blocking, name, timeout)) from None
     finally:

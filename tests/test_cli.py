@@ -319,6 +319,23 @@ def test_watch_lists_then_prints_one_line_per_change_and_survives_a_relist(
     assert [line.split()[:2] for line in proc.seen if "web-2" in line] == [["ADDED", "web-2"]]
 
 
+@pytest.mark.parametrize("timeout", ["inf", "1e10"])
+def test_watch_with_a_timeout_beyond_any_wait_runs_until_ctrl_c(
+    kubeconfig: Path, pods: Api, timeout: str
+) -> None:
+    """``threading`` overflows on such a timeout; the command takes it as no limit."""
+    pods.create(pod("web-0"))
+    proc = Proc("watch", "pods", "--kubeconfig", str(kubeconfig), "--timeout", timeout)
+    try:
+        proc.expect(r"^ADDED\s+web-0")
+        pods.delete("web-0")
+        proc.expect(r"^DELETED\s+web-0")
+        assert proc.interrupt() == 130
+    finally:
+        proc.kill()
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
 def test_watch_json_output_is_one_event_per_line(
     srv: ApiServer, kubeconfig: Path, pods: Api
 ) -> None:
