@@ -115,6 +115,30 @@ class ApiCalls:
             )
         return str(ns)
 
+    def _object_path(
+        self, namespace: str | None, name: object, subresource: str | None = None
+    ) -> str:
+        """The path of one object, once its name is known to be one.
+
+        An empty name would address the collection instead: a GET would read the list,
+        and a DELETE would delete every object of the namespace.
+        """
+        if not isinstance(name, str):
+            raise TypeError(
+                f"the name of a {self.resource.kind} must be a string, not"
+                f" {type(name).__name__} {name!r:.60}"
+            )
+        if not name:
+            raise ValueError(f"resource name may not be empty ({self.resource.full_name})")
+        return self.resource.path(self._object_namespace(namespace), name, subresource)
+
+    def _check_object(self, obj: object) -> None:
+        if not isinstance(obj, Mapping):
+            raise TypeError(
+                f"a {self.resource.kind} to write is a mapping (its JSON as a dict), not"
+                f" {type(obj).__name__} {obj!r:.60}"
+            )
+
     @staticmethod
     def _name_of(obj: Mapping[str, Any]) -> str:
         name = (obj.get("metadata") or {}).get("name")
@@ -123,7 +147,7 @@ class ApiCalls:
         return str(name)
 
     def _get(self, name: str, namespace: str | None, metadata_only: bool) -> Plan:
-        path = self.resource.path(self._object_namespace(namespace), name)
+        path = self._object_path(namespace, name)
         return (yield Call("GET", path, accept=ACCEPT_METADATA if metadata_only else None))
 
     def _list(
@@ -161,10 +185,12 @@ class ApiCalls:
         return result
 
     def _create(self, obj: dict[str, Any], namespace: str | None) -> Plan:
+        self._check_object(obj)
         path = self.resource.path(self._object_namespace(namespace, obj))
         return (yield Call("POST", path, body=obj))
 
     def _replace(self, obj: dict[str, Any], namespace: str | None, subresource: str | None) -> Plan:
+        self._check_object(obj)
         ns = self._object_namespace(namespace, obj)
         path = self.resource.path(ns, self._name_of(obj), subresource)
         return (yield Call("PUT", path, body=obj))
@@ -194,7 +220,7 @@ class ApiCalls:
                 params["force"] = "true"
         elif force:
             raise ValueError("force= only applies to type='apply'")
-        path = self.resource.path(self._object_namespace(namespace), name, subresource)
+        path = self._object_path(namespace, name, subresource)
         return (yield Call("PATCH", path, params, body=patch, content_type=content_type))
 
     def _delete(
@@ -209,5 +235,5 @@ class ApiCalls:
             params["propagationPolicy"] = propagation_policy
         if grace_period_seconds is not None:
             params["gracePeriodSeconds"] = str(grace_period_seconds)
-        path = self.resource.path(self._object_namespace(namespace), name)
+        path = self._object_path(namespace, name)
         return (yield Call("DELETE", path, params))

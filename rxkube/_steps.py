@@ -26,16 +26,14 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from ._backoff_policy import MAX_DELAY, BackoffPolicy
+from ._cache import Store, Writer
 from .dispatcher import SharedStore
 from .errors import RxKubeError
-from .events import Apply, Delete, Event, InitApply, InitDone, Object, ObjectFn
+from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object, ObjectFn
 from .predicates import Predicate
-
-if TYPE_CHECKING:
-    from ._cache import Writer
 
 _A = TypeVar("_A")
 _B = TypeVar("_B")
@@ -86,6 +84,39 @@ class Bound(Generic[_A, _B]):
     failed: Callable[[Exception, Callable[[Exception], None]], None] | None = None
 
 
+def not_an_event(item: object, operator: str) -> TypeError:
+    """The error for an item, reaching an operator of watch events, that is not one.
+
+    The usual cause is order: an operator of events piped after one that emits objects
+    (``applied_objects()``), or applied to a stream that is not a watcher's.
+    """
+    return TypeError(
+        f"{operator} takes watch events (Init, InitApply, InitDone, Apply, Delete) as a"
+        f" watcher emits them, got {type(item).__name__} {item!r:.100}: is it piped after"
+        " applied_objects() or touched_objects(), which emit objects?"
+    )
+
+
+def checked_writer(writer: object, operator: str) -> Writer:
+    """``writer`` if it is a store's ``Writer``.
+
+    Raises:
+        TypeError: it is not; the message says where a writer comes from.
+    """
+    if isinstance(writer, Writer):
+        return writer
+    mistake = "its Store (the reader)" if isinstance(writer, Store) else type(writer).__name__
+    raise TypeError(
+        f"{operator} needs the Writer of a store (reader, writer = store()), not {mistake}"
+    )
+
+
+def checked_function(fn: object, operator: str, what: str) -> None:
+    """Raise ``TypeError`` unless ``fn`` can be called, naming the operator's argument."""
+    if not callable(fn):
+        raise TypeError(f"{operator}: {what} must be callable, not {type(fn).__name__} {fn!r:.60}")
+
+
 def reflect(writer: Writer) -> Bound[Event, Event]:
     """Apply each event to the writer's store, then pass it on.
 
@@ -93,7 +124,11 @@ def reflect(writer: Writer) -> Bound[Event, Event]:
     runs, and its end is what the store's ``writer_status()`` reports. A relist's
     ``InitDone`` rebuilds the indexes over the whole list: O(n), so the async face swaps
     it in on a worker thread.
+
+    Raises:
+        TypeError: ``writer`` is not a ``Writer``.
     """
+    writer = checked_writer(writer, "reflect()")
     # The writer's own step, not its public apply(): one call less on every event.
     return _feeding(writer, writer._apply, None, None, _is_relist_end)
 
@@ -102,9 +137,9 @@ def shared_store_of(writer: Writer) -> SharedStore:
     """The shared store ``writer`` fills, for ``reflect_shared``.
 
     Raises:
-        TypeError: the writer's store is not shared.
+        TypeError: ``writer`` is not a ``Writer``, or its store is not shared.
     """
-    reader = writer.store
+    reader = checked_writer(writer, "reflect_shared()").store
     if not isinstance(reader, SharedStore):
         raise TypeError("reflect_shared() needs a writer from store_shared(); use reflect()")
     return reader
@@ -163,7 +198,9 @@ def applied_objects() -> Step[Event, Object]:
     def step(event: Event) -> Sequence[Object]:
         if isinstance(event, (Apply, InitApply)):
             return (event.obj,)
-        return _NOTHING
+        if isinstance(event, (Init, InitDone, Delete)):
+            return _NOTHING
+        raise not_an_event(event, "applied_objects()")
 
     return step
 
@@ -174,15 +211,27 @@ def touched_objects() -> Step[Event, Object]:
     def step(event: Event) -> Sequence[Object]:
         if isinstance(event, (Apply, InitApply, Delete)):
             return (event.obj,)
-        return _NOTHING
+        if isinstance(event, (Init, InitDone)):
+            return _NOTHING
+        raise not_an_event(event, "touched_objects()")
 
     return step
 
 
-def modify(fn: ObjectFn) -> Step[Event, Event]:
-    """Every event, with ``fn`` applied to its object."""
+_EVENTS = (Init, InitApply, InitDone, Apply, Delete)
+
+
+def modify(fn: ObjectFn, operator: str = "modify()") -> Step[Event, Event]:
+    """Every event, with ``fn`` applied to its object.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
+    checked_function(fn, operator, "its function")
 
     def step(event: Event) -> Sequence[Event]:
+        if not isinstance(event, _EVENTS):
+            raise not_an_event(event, operator)
         return (event.modify(fn),)
 
     return step
@@ -199,7 +248,7 @@ def partial_metadata(obj: Object) -> Object:
 
 def metadata_only() -> Step[Event, Event]:
     """Every event, its object reduced to apiVersion, kind and metadata."""
-    return modify(partial_metadata)
+    return modify(partial_metadata, "metadata_only()")
 
 
 _Key: TypeAlias = tuple[object, object, object]
@@ -216,7 +265,8 @@ class PredicateFilter:
     """
 
     def __init__(self, predicate: Predicate, ttl: float, clock: Clock) -> None:
-        if ttl <= 0:
+        checked_function(predicate, "predicate_filter()", "the predicate")
+        if not (isinstance(ttl, int | float) and ttl > 0):  # NaN too
             raise ValueError(f"predicate_filter: ttl must be positive, not {ttl!r}")
         self._predicate = predicate
         self._ttl = ttl
@@ -227,7 +277,9 @@ class PredicateFilter:
     def __call__(self, event: Event) -> Sequence[Event]:
         """Return ``(event,)`` if it passes, ``()`` if it is filtered out."""
         if not isinstance(event, (Apply, InitApply, Delete)):
-            return (event,)
+            if isinstance(event, (Init, InitDone)):
+                return (event,)
+            raise not_an_event(event, "predicate_filter()")
         now = self._clock()
         seen = self._seen
         expired = now - self._ttl

@@ -36,6 +36,7 @@ from ._telemetry import EventTally, WatchStats
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .protocol import Config, ListRequest, Request, WatchMachine
+from .resource import Resource
 
 if TYPE_CHECKING:
     from .client import Api, WatchStream
@@ -65,11 +66,14 @@ def watcher(api: Api, config: Config | None = None) -> Observable[Event]:
     Returns:
         A cold Observable: each subscription opens its own list/watch.
 
+    Raises:
+        TypeError: ``api`` is not an ``Api``, or ``config`` not a ``Config``.
+
     Example:
         >>> reader, writer = store()                                  # doctest: +SKIP
         >>> watcher(Api(client, "pods")).pipe(reflect(writer)).subscribe()  # doctest: +SKIP
     """
-    return _watch(api, config or Config(), metadata_only=False)
+    return _watch(api, _checked(api, config, "watcher()"), metadata_only=False)
 
 
 watch = watcher
@@ -82,7 +86,7 @@ def metadata_watcher(api: Api, config: Config | None = None) -> Observable[Event
     Objects arrive as ``PartialObjectMetadata``: the cheapest way to watch many
     objects when their spec and status are not needed.
     """
-    return _watch(api, config or Config(), metadata_only=True)
+    return _watch(api, _checked(api, config, "metadata_watcher()"), metadata_only=True)
 
 
 def watch_object(api: Api, name: str) -> Observable[Object | None]:
@@ -93,8 +97,12 @@ def watch_object(api: Api, name: str) -> Observable[Object | None]:
         name: the object's name.
 
     Raises:
+        TypeError: ``api`` is not an ``Api``, or ``name`` not a string.
         ValueError: ``name`` is empty, or the resource is namespaced and ``api`` has no namespace.
     """
+    _checked(api, None, "watch_object()")
+    if not isinstance(name, str):
+        raise TypeError(f"watch_object(): name must be a string, not {type(name).__name__}")
     if not name:
         raise ValueError("watch_object needs an object name")
     if api.resource.namespaced and not api.namespace:
@@ -135,6 +143,24 @@ def watch_object(api: Api, name: str) -> Observable[Object | None]:
         )
 
     return reactivex.create(subscribe)
+
+
+def _checked(api: object, config: object, what: str) -> Config:
+    """``config`` (a default one for ``None``), once ``api`` and it have the right types."""
+    # By what it has, not its class: a wrapper of an Api (a benchmark's gate) is one too.
+    if not isinstance(getattr(api, "resource", None), Resource):
+        raise TypeError(
+            f"{what} needs an Api, e.g. Api(Client.default(), 'pods'), not"
+            f" {type(api).__name__} {api!r:.60}"
+        )
+    if config is None:
+        return Config()
+    if isinstance(config, Config):
+        return config
+    hint = (
+        f"; a selector goes in Config(label_selector={config!r})" if isinstance(config, str) else ""
+    )
+    raise TypeError(f"{what}: config must be a Config, not {type(config).__name__}{hint}")
 
 
 def _watch(

@@ -485,6 +485,10 @@ class Api(ApiCalls):
         namespace: the default namespace; ``None`` means all namespaces. Ignored for
             cluster-scoped resources, as kubectl ignores ``-n`` for them.
 
+    Raises:
+        TypeError: ``client`` is not a ``Client``, or ``namespace`` not a string.
+        ConfigError: the server has no such resource.
+
     Example:
         >>> pods = Api(Client.default(), "pods", namespace="default")  # doctest: +SKIP
         >>> pods.patch("web-0", {"metadata": {"labels": {"tier": "web"}}})  # doctest: +SKIP
@@ -493,6 +497,13 @@ class Api(ApiCalls):
     def __init__(
         self, client: Client, resource: str | Resource, namespace: str | None = None
     ) -> None:
+        if not isinstance(client, Client):
+            raise TypeError(
+                f"Api() needs a Client (Client.default(), Client.from_kubeconfig()) first,"
+                f" not {type(client).__name__} {client!r:.60}"
+            )
+        if namespace is not None and not isinstance(namespace, str):
+            raise TypeError(f"Api(): namespace must be a string or None, not {namespace!r:.60}")
         self.client = client
         self.resource: Resource = (
             resource if isinstance(resource, Resource) else client.resolve(resource)

@@ -10,6 +10,30 @@ from __future__ import annotations
 import math
 from typing import Any
 
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "ConsumerError",
+    "DecodeError",
+    "Forbidden",
+    "Gone",
+    "Invalid",
+    "NotFound",
+    "RxKubeError",
+    "ServerError",
+    "TooManyRequests",
+    "TransportError",
+    "Unauthorized",
+    "WatchStalled",
+    "WriterBusy",
+    "WriterStopped",
+    "api_error",
+    "failure_status",
+    "retry_after_seconds",
+]
+
 
 def failure_status(code: int, message: str, reason: str = "") -> dict[str, Any]:
     """A Kubernetes ``Status`` object for a failure, shaped as the API server sends it.

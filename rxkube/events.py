@@ -17,6 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+__all__ = [
+    "Apply",
+    "Delete",
+    "Event",
+    "Init",
+    "InitApply",
+    "InitDone",
+    "Object",
+    "ObjectFn",
+]
+
 Object: TypeAlias = dict[str, Any]
 """A Kubernetes object as a plain dict decoded from JSON."""
 

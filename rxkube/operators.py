@@ -76,7 +76,7 @@ def applied_objects() -> Callable[[Observable[Event]], Observable[Object]]:
         {'n': 1}
         {'n': 2}
     """
-    return _step_operator(_steps.applied_objects)
+    return _step_operator("applied_objects()", _steps.applied_objects)
 
 
 def touched_objects() -> Callable[[Observable[Event]], Observable[Object]]:
@@ -92,7 +92,7 @@ def touched_objects() -> Callable[[Observable[Event]], Observable[Object]]:
         {'n': 1}
         {'n': 1}
     """
-    return _step_operator(_steps.touched_objects)
+    return _step_operator("touched_objects()", _steps.touched_objects)
 
 
 def modify(fn: ObjectFn) -> Callable[[Observable[Event]], Observable[Event]]:
@@ -117,7 +117,8 @@ def modify(fn: ObjectFn) -> Callable[[Observable[Event]], Observable[Event]]:
         >>> _ = reactivex.of(Apply(pod)).pipe(modify(drop_managed_fields)).subscribe(print)
         Apply(obj={'metadata': {'name': 'a'}})
     """
-    return _step_operator(lambda: _steps.modify(fn))
+    step = _steps.modify(fn)  # stateless: one for every subscription
+    return _step_operator("modify()", lambda: step)
 
 
 def metadata_only() -> Callable[[Observable[Event]], Observable[Event]]:
@@ -137,7 +138,7 @@ def metadata_only() -> Callable[[Observable[Event]], Observable[Event]]:
         >>> _ = reactivex.of(Apply(pod)).pipe(metadata_only()).subscribe(print)
         Apply(obj={'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'a'}})
     """
-    return _step_operator(_steps.metadata_only)
+    return _step_operator("metadata_only()", _steps.metadata_only)
 
 
 def predicate_filter(
@@ -177,7 +178,9 @@ def predicate_filter(
     clock = time.monotonic if scheduler is None else _clock_of(scheduler)
     # Fail on a bad ttl here, not at subscription.
     _steps.PredicateFilter(predicate, ttl, clock)
-    return _step_operator(lambda: _steps.PredicateFilter(predicate, ttl, clock))
+    return _step_operator(
+        "predicate_filter()", lambda: _steps.PredicateFilter(predicate, ttl, clock)
+    )
 
 
 def backoff(
@@ -214,7 +217,14 @@ def backoff(
         >>> retrying = backoff(ExponentialBackoff(initial=1.0, max_delay=60.0))
         >>> watcher(api).pipe(retrying)  # doctest: +SKIP
     """
-    return _retrying(lambda: policy, on_retry, reset_after, scheduler)
+    if not (
+        callable(getattr(policy, "next_delay", None)) and callable(getattr(policy, "reset", None))
+    ):
+        raise TypeError(
+            "backoff() needs a policy with next_delay() and reset(), e.g. ExponentialBackoff(),"
+            f" not {type(policy).__name__} {policy!r:.60}"
+        )
+    return _retrying("backoff()", lambda: policy, on_retry, reset_after, scheduler)
 
 
 def default_backoff(
@@ -236,7 +246,7 @@ def default_backoff(
     Example:
         >>> watcher(api).pipe(reflect(writer), default_backoff(), applied_objects())  # doctest: +SKIP
     """
-    return _retrying(ExponentialBackoff, on_retry, RESET_AFTER, scheduler)
+    return _retrying("default_backoff()", ExponentialBackoff, on_retry, RESET_AFTER, scheduler)
 
 
 def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
@@ -263,7 +273,8 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
         >>> reader.is_ready(), len(reader)
         (True, 1)
     """
-    return _step_operator(lambda: _steps.reflect(writer))
+    _steps.checked_writer(writer, "reflect()")  # here, not at subscription
+    return _step_operator("reflect()", lambda: _steps.reflect(writer))
 
 
 def reflector(writer: Writer, source: Observable[Event]) -> Observable[Event]:
@@ -306,7 +317,7 @@ def reflect_shared(writer: Writer) -> Callable[[Observable[Event]], Observable[E
         1
     """
     reader = _steps.shared_store_of(writer)
-    return _step_operator(lambda: _steps.reflect_shared(reader, writer))
+    return _step_operator("reflect_shared()", lambda: _steps.reflect_shared(reader, writer))
 
 
 def observe_on(
@@ -349,6 +360,8 @@ def observe_on(
     name = f"the subscriber of observe_on({type(scheduler).__name__})"
 
     def operator(source: Observable[_T]) -> Observable[_T]:
+        _observable(source, "observe_on()")
+
         def subscribe(
             observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
@@ -398,7 +411,17 @@ def _clock_of(scheduler: abc.SchedulerBase) -> _steps.Clock:
     return clock
 
 
+def _observable(source: object, operator: str) -> None:
+    """Raise ``TypeError`` unless ``source`` is an Observable, as an operator needs."""
+    if not isinstance(source, Observable):
+        raise TypeError(
+            f"{operator} is an operator for an Observable, e.g. watcher(api).pipe({operator}),"
+            f" not for {type(source).__name__} {source!r:.60}"
+        )
+
+
 def _step_operator(
+    name: str,
     make_step: Callable[[], _steps.Step[_A, _B] | _steps.Bound[_A, _B]],
 ) -> Callable[[Observable[_A]], Observable[_B]]:
     """The Rx face of a step: a fresh step per subscription, driven from ``on_next``.
@@ -408,6 +431,8 @@ def _step_operator(
     """
 
     def operator(source: Observable[_A]) -> Observable[_B]:
+        _observable(source, name)
+
         def subscribe(
             observer: abc.ObserverBase[_B], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
@@ -452,14 +477,19 @@ def _step_operator(
 
 
 def _retrying(
+    name: str,
     make_policy: Callable[[], BackoffPolicy],
     on_retry: OnRetry | None,
     reset_after: float | None,
     scheduler: abc.SchedulerBase | None,
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """``retry_when`` with a policy: the Rx face of ``_steps.Retrier``."""
+    if on_retry is not None:
+        _steps.checked_function(on_retry, name, "on_retry")
 
     def operator(source: Observable[_T]) -> Observable[_T]:
+        _observable(source, name)
+
         def subscribe(
             observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:

@@ -38,6 +38,16 @@ from ._shards import Shard, ShardSelectorError
 from .errors import DecodeError, api_error, failure_status
 from .events import Apply, Delete, Event, Init, InitApply, InitDone
 
+__all__ = [
+    "INITIAL_EVENTS_END",
+    "MAX_EVENT_BYTES",
+    "Config",
+    "ListRequest",
+    "Request",
+    "WatchMachine",
+    "WatchRequest",
+]
+
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 """The annotation on the bookmark that closes the initial events of a streaming list."""
 

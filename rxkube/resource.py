@@ -11,6 +11,16 @@ from urllib.parse import quote
 
 from .errors import ConfigError
 
+__all__ = [
+    "BUILTIN_KINDS",
+    "BUILTIN_RESOURCES",
+    "STORED_VERBS",
+    "BuiltinKind",
+    "Resource",
+    "match_resource",
+    "parse_resource_name",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Resource:

@@ -21,6 +21,16 @@ from typing import Any, Literal
 
 from ._apivalidation import label_value, qualified_name, quote
 
+__all__ = [
+    "FieldRequirement",
+    "FieldSelector",
+    "LabelOperator",
+    "LabelRequirement",
+    "LabelSelector",
+    "SelectorError",
+    "field_value",
+]
+
 LabelOperator = Literal["=", "!=", "in", "notin", "exists", "!", "gt", "lt"]
 
 # Go's strconv.ParseInt(s, 10, 64), which kube-apiserver uses for '>' and '<': an optional
@@ -305,7 +315,9 @@ class LabelSelector:
         Raises:
             SelectorError: the syntax is invalid, or a key or value is not a valid label;
                 its ``reason`` is apimachinery's message.
+            TypeError: ``text`` is not a string.
         """
+        _check_text(text, "label")
         return cls(tuple(_LabelParser(text).parse()))
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
@@ -429,7 +441,9 @@ class FieldSelector:
         Raises:
             SelectorError: a term has no operator, or a value a bad escape or an unescaped
                 ``=``; its ``reason`` is apimachinery's message.
+            TypeError: ``text`` is not a string.
         """
+        _check_text(text, "field")
         # fields.ParseSelector: terms in sorted order (so the first bad one in that order is
         # the one reported), empty ones skipped, nothing trimmed; the first operator found
         # splits a term (the field may be anything, the server's field labels judge it).
@@ -474,3 +488,14 @@ class FieldSelector:
 
     def __str__(self) -> str:
         return ",".join(str(req) for req in self.requirements)
+
+
+def _check_text(text: object, which: str) -> None:
+    if not isinstance(text, str):
+        raise TypeError(
+            f"a {which} selector is a string such as {_EXAMPLES[which]!r}, not"
+            f" {type(text).__name__} {text!r:.60}"
+        )
+
+
+_EXAMPLES = {"label": "app=web,tier in (a,b)", "field": "metadata.name=web-0"}

@@ -1,0 +1,352 @@
+"""The public API keeps its promises to a newcomer: documented, typed, and loud about mistakes.
+
+Every public module lists its names in ``__all__``; every public function, class, method
+and property among them has a docstring and type hints. The obvious mistakes (a string
+where a ``Config`` or an ``Api`` goes, a reader where a writer goes, an operator piped
+after one that emits objects, a negative, NaN or endless timeout, an empty object name)
+raise a typed error that names the problem, at the call that made it: never a hang, an
+``AttributeError`` from deep inside, or a silent wrong answer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import pkgutil
+import re
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import reactivex
+
+import rxkube
+from rxkube import (
+    Api,
+    Config,
+    applied_objects,
+    backoff,
+    default_backoff,
+    metadata_only,
+    modify,
+    predicate_filter,
+    reflect,
+    reflect_shared,
+    store,
+    touched_objects,
+    watch_object,
+    watcher,
+)
+from rxkube.events import Apply, Event, Init, InitApply, InitDone
+from rxkube.testing import ApiServer
+from rxkube.wait import await_condition
+
+# The pytest plugin's names are fixtures and hooks that pytest calls, not an API to import.
+NOT_IMPORTED = {"rxkube.testing.pytest_plugin", "rxkube.__main__", "rxkube.testing.__main__"}
+
+
+def public_modules() -> list[str]:
+    names = ["rxkube"]
+    for info in pkgutil.walk_packages(rxkube.__path__, "rxkube."):
+        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
+            names.append(info.name)
+    return sorted(set(names) - NOT_IMPORTED)
+
+
+MODULES = public_modules()
+
+
+def test_the_public_modules_are_found() -> None:
+    assert {"rxkube", "rxkube.operators", "rxkube.aio", "rxkube.testing", "rxkube.errors"} <= set(
+        MODULES
+    )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_public_module_lists_its_names(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert missing == [], f"{name}.__all__ names what it does not define: {missing}"
+
+
+def _members(name: str) -> Iterator[tuple[str, Any]]:
+    """(qualified name, object) of each function, class, method and property ``name`` exports."""
+    module = importlib.import_module(name)
+    for attr in module.__all__:
+        value = getattr(module, attr)
+        if isinstance(value, types.ModuleType):
+            continue
+        if inspect.isclass(value):
+            yield f"{name}.{attr}", value
+            for member, raw in vars(value).items():
+                if member.startswith("_") and member != "__init__":
+                    continue
+                function = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
+                if isinstance(function, property) or inspect.isfunction(function):
+                    yield f"{name}.{attr}.{member}", function
+        elif inspect.isfunction(value):
+            yield f"{name}.{attr}", value
+
+
+def _problems(function: Callable[..., Any], *, method: bool, init: bool) -> list[str]:
+    found = []
+    annotations = function.__annotations__
+    parameters = list(inspect.signature(function).parameters.values())
+    if method and parameters and parameters[0].name in ("self", "cls"):
+        parameters = parameters[1:]
+    found += [f"parameter {p.name} has no type" for p in parameters if p.name not in annotations]
+    if not init and "return" not in annotations:
+        found.append("no return type")
+    return found
+
+
+def _undocumented(name: str) -> list[str]:
+    found = []
+    for qualified, value in _members(name):
+        method = qualified.count(".") > name.count(".") + 1
+        if isinstance(value, property):
+            if not (value.__doc__ or "").strip():
+                found.append(f"{qualified}: no docstring")
+            if value.fget is not None and "return" not in value.fget.__annotations__:
+                found.append(f"{qualified}: no return type")
+            continue
+        init = qualified.endswith(".__init__")
+        # A class's docstring documents its __init__ (mkdocs merges them).
+        if not init and not (value.__doc__ or "").strip():
+            found.append(f"{qualified}: no docstring")
+        if inspect.isclass(value):
+            continue
+        if init and getattr(value, "__module__", "").startswith("typing"):
+            continue  # Protocol's own placeholder __init__
+        found += [f"{qualified}: {p}" for p in _problems(value, method=method, init=init)]
+    return found
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_public_name_has_a_docstring_and_type_hints(name: str) -> None:
+    assert _undocumented(name) == []
+
+
+def test_the_check_finds_a_missing_docstring_and_a_missing_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("rxkube_fake")
+
+    def documented(x: int) -> int:
+        """Documented and typed."""
+        return x
+
+    def bare(x):  # type: ignore[no-untyped-def]
+        return x
+
+    module.documented = documented  # type: ignore[attr-defined]
+    module.bare = bare  # type: ignore[attr-defined]
+    module.__all__ = ["documented", "bare"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rxkube_fake", module)
+    assert _undocumented("rxkube_fake") == [
+        "rxkube_fake.bare: no docstring",
+        "rxkube_fake.bare: parameter x has no type",
+        "rxkube_fake.bare: no return type",
+    ]
+
+
+# -- the obvious mistakes ------------------------------------------------------------
+
+
+@pytest.fixture
+def pods() -> Iterator[Api]:
+    with ApiServer() as srv:
+        yield Api(srv.client(), "pods", namespace="default")
+
+
+def _run(source: reactivex.Observable[Any]) -> list[Any]:
+    """The items of a finite source, or the error it ended with, raised."""
+    got: list[Any] = []
+    errors: list[Exception] = []
+    source.subscribe(got.append, errors.append)
+    if errors:
+        raise errors[0]
+    return got
+
+
+def test_watcher_given_a_selector_string_for_a_config_says_where_it_goes(pods: Api) -> None:
+    with pytest.raises(TypeError, match=r"Config\(label_selector='app=web'\)"):
+        watcher(pods, "app=web")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="config must be a Config, not dict"):
+        watcher(pods, {"label_selector": "app=web"})  # type: ignore[arg-type]
+
+
+def test_watchers_given_a_resource_name_for_an_api_say_what_they_need() -> None:
+    for make in (watcher, rxkube.metadata_watcher):
+        with pytest.raises(TypeError, match=r"needs an Api, e\.g\. Api\(Client\.default\(\)"):
+            make("pods")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs an Api"):
+        watch_object("pods", "web-0")  # type: ignore[arg-type]
+
+
+def test_watch_object_given_a_name_that_is_not_a_string_refuses_it(pods: Api) -> None:
+    with pytest.raises(TypeError, match="name must be a string, not int"):
+        watch_object(pods, 5)  # type: ignore[arg-type]
+
+
+def test_api_given_something_else_than_a_client_or_a_namespace_string_refuses_it(
+    pods: Api,
+) -> None:
+    with pytest.raises(TypeError, match="Api\\(\\) needs a Client"):
+        Api("https://cluster", "pods")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="namespace must be a string or None, not 5"):
+        Api(pods.client, "pods", namespace=5)  # type: ignore[arg-type]
+
+
+def test_a_selector_that_is_not_a_string_is_a_type_error_with_an_example() -> None:
+    with pytest.raises(TypeError, match="a label selector is a string such as 'app=web"):
+        Config(label_selector=123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"a field selector is a string such as 'metadata\.name="):
+        Config(field_selector=["metadata.name=a"])  # type: ignore[arg-type]
+
+
+def test_an_empty_object_name_never_addresses_the_whole_collection(pods: Api) -> None:
+    """``delete("")`` would be DELETE on the collection: every pod of the namespace."""
+    pods.create(
+        {"metadata": {"name": "keep"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
+    try:
+        for call in (
+            lambda: pods.get(""),
+            lambda: pods.delete(""),
+            lambda: pods.patch("", {"metadata": {"labels": {"a": "b"}}}),
+        ):
+            with pytest.raises(ValueError, match=r"resource name may not be empty \(pods\)"):
+                call()
+        with pytest.raises(TypeError, match="the name of a Pod must be a string, not int"):
+            pods.get(5)  # type: ignore[arg-type]
+        assert [p["metadata"]["name"] for p in pods.list()["items"]] == ["keep"]
+    finally:
+        pods.delete("keep")
+
+
+def test_writing_something_that_is_not_an_object_is_a_type_error(pods: Api) -> None:
+    with pytest.raises(TypeError, match="a Pod to write is a mapping"):
+        pods.create("web-0")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a Pod to write is a mapping"):
+        pods.replace(["web-0"])  # type: ignore[arg-type]
+
+
+def test_reflect_given_the_reader_says_it_needs_the_writer() -> None:
+    reader, _writer = store()
+    for make in (reflect, reflect_shared):
+        with pytest.raises(TypeError, match=r"needs the Writer of a store .* not its Store"):
+            make(reader)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"needs the Writer of a store .* not str"):
+            make("writer")  # type: ignore[arg-type]
+
+
+def test_operator_functions_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="modify\\(\\): its function must be callable"):
+        modify({"drop": "managedFields"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="predicate_filter\\(\\): the predicate must be callable"):
+        predicate_filter("generation")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl must be positive, not nan"):
+        predicate_filter(rxkube.predicates.generation, ttl=math.nan)
+    with pytest.raises(TypeError, match="backoff\\(\\) needs a policy with next_delay"):
+        backoff(30)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="default_backoff\\(\\): on_retry must be callable"):
+        default_backoff(on_retry="log")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("operator", "name"),
+    [
+        (applied_objects, "applied_objects()"),
+        (touched_objects, "touched_objects()"),
+        (metadata_only, "metadata_only()"),
+        (lambda: modify(lambda obj: None), "modify()"),
+        (lambda: predicate_filter(rxkube.predicates.generation), "predicate_filter()"),
+    ],
+)
+def test_an_event_operator_after_one_that_emits_objects_says_so(
+    operator: Callable[[], Any], name: str
+) -> None:
+    listed: list[Event] = [Init(), InitApply({"metadata": {"name": "a"}}), InitDone()]
+    events = reactivex.from_iterable(listed)
+    objects = events.pipe(applied_objects())
+    with pytest.raises(TypeError, match=rf"{re.escape(name)} takes watch events .* got dict"):
+        _run(objects.pipe(operator()))
+    assert len(_run(events.pipe(operator()))) >= 1  # the right stream still flows
+
+
+def test_an_operator_applied_to_an_api_instead_of_an_observable_says_so(pods: Api) -> None:
+    _reader, writer = store()
+    operators: list[tuple[Callable[[Any], Any], str]] = [
+        (applied_objects(), "applied_objects()"),
+        (reflect(writer), "reflect()"),
+        (default_backoff(), "default_backoff()"),
+    ]
+    for operator, name in operators:
+        with pytest.raises(TypeError, match=rf"{re.escape(name)} is an operator for an Observable"):
+            operator(pods)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error", "message"),
+    [
+        (-1, ValueError, "timeout must be 0 or more seconds .*not -1"),
+        (math.nan, ValueError, "not nan"),
+        ("5", TypeError, "timeout must be a number of seconds or None, not str '5'"),
+        (True, TypeError, "not bool True"),
+    ],
+)
+def test_a_wait_given_a_bad_timeout_says_so_at_once(
+    pods: Api, timeout: object, error: type[Exception], message: str
+) -> None:
+    reader, _writer = store()
+    with pytest.raises(error, match=r"Store\.wait_until_ready\(\): .*" + message):
+        reader.wait_until_ready(timeout)  # type: ignore[arg-type]
+    with pytest.raises(error, match=r"await_condition\(\): .*" + message):
+        await_condition(pods, "web-0", lambda obj: True, timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeout", [math.inf, 1e12])
+def test_a_wait_longer_than_any_wait_can_be_is_no_limit(timeout: float) -> None:
+    """``threading`` overflows on these; they mean "no limit", as ``None`` does."""
+    reader, writer = store()
+    outcome: list[BaseException | None] = []
+
+    def wait() -> None:
+        try:
+            reader.wait_until_ready(timeout)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=wait, name="test-wait")
+    thread.start()
+    listed: list[Event] = [Init(), InitDone()]
+    reactivex.from_iterable(listed).pipe(reflect(writer)).subscribe()
+    thread.join(30)
+    assert not thread.is_alive() and outcome == [None]
+
+
+def test_an_event_stream_of_the_right_kind_still_passes_every_operator() -> None:
+    events: list[Event] = [
+        Init(),
+        InitApply({"metadata": {"name": "a"}}),
+        InitDone(),
+        Apply({"metadata": {"name": "a"}}),
+    ]
+    assert len(_run(reactivex.from_iterable(events).pipe(touched_objects()))) == 2
+
+
+def test_the_timeout_check_examples_run() -> None:
+    import doctest
+
+    from rxkube import _timeouts
+
+    result = doctest.testmod(_timeouts, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
