@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 import rxkube
+from benchmarks.sharding import wait_for
 from rxkube.client import Api
 from rxkube.testing import ApiServer, EnvtestBinaryNotFound, EnvtestServer
 from rxkube.testing._envtest import (
@@ -95,6 +97,9 @@ def test_flags_are_envtests() -> None:
     assert "--service-cluster-ip-range=10.0.0.0/24" in args
     assert "--service-account-issuer=https://127.0.0.1:6443/" in args
     assert "--token-auth-file=/d/certs/tokens.csv" in args
+    # Tokens are signed with the private key and verified with its public half.
+    assert "--service-account-signing-key-file=/d/certs/sa-signer.key" in args
+    assert "--service-account-key-file=/d/certs/sa-signer.pub" in args
     assert "--authorization-mode=AlwaysAllow" in args and "--authorization-mode=RBAC" not in args
     assert len({a.split("=", 1)[0] for a in args}) == len(args)  # each flag once
 
@@ -125,6 +130,60 @@ def test_async_with_starts_and_stops_it() -> None:
         return srv.url
 
     assert asyncio.run(run()) == ""
+
+
+# --- rxkube's watcher and store against the real server ----------------------------------
+# The same pipelines the rest of the suite runs against rxkube's test server, against a
+# real kube-apiserver: pagination, streaming lists and watch events.
+
+LABEL = "rxkube.io/probe=real"
+
+
+def _configmaps(srv: EnvtestServer, count: int) -> Api:
+    configmaps = Api(srv.client(), "configmaps", "default")
+    for i in range(count):
+        configmaps.create(
+            {"metadata": {"name": f"cm-{i:02d}", "labels": {"rxkube.io/probe": "real"}}}
+        )
+    return configmaps
+
+
+def _names(reader: rxkube.Store) -> set[str]:
+    return {obj["metadata"]["name"] for obj in reader.state()}
+
+
+@needs_binaries
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("strategy", ["list_watch", "streaming_list"])
+def test_a_watcher_fills_a_store_and_follows_changes(
+    strategy: Literal["list_watch", "streaming_list"],
+) -> None:
+    """25 objects in pages of 10 (list+watch) or as a streaming list, then a create, a
+    change and a delete, each seen in the store."""
+    with EnvtestServer() as srv:
+        configmaps = _configmaps(srv, 25)
+        config = rxkube.Config(label_selector=LABEL, page_size=10, initial_list_strategy=strategy)
+        reader, writer = rxkube.store("configmaps")
+        subscription = rxkube.watcher(configmaps, config).pipe(rxkube.reflect(writer)).subscribe()
+        try:
+            reader.wait_until_ready(120)
+            assert _names(reader) == {f"cm-{i:02d}" for i in range(25)}
+            configmaps.create({"metadata": {"name": "late", "labels": {"rxkube.io/probe": "real"}}})
+            changed = configmaps.get("cm-03")
+            changed["data"] = {"k": "v"}
+            configmaps.replace(changed)
+            configmaps.delete("cm-04")
+            wait_for(
+                lambda: (
+                    "late" in _names(reader)
+                    and "cm-04" not in _names(reader)
+                    and (reader.get("cm-03", "default") or {}).get("data") == {"k": "v"}
+                ),
+                timeout=60,
+                what="the create, the change and the delete in the store",
+            )
+        finally:
+            subscription.dispose()
 
 
 def test_the_fixture_skips_where_binaries_are_absent(tmp_path: Path) -> None:

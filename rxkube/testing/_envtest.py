@@ -45,7 +45,7 @@ import orjson
 
 from ._kubeconfig import kubeconfig_document, write_private
 from ._lifecycle import ServerLifecycle
-from ._tls import generate_certificates
+from ._tls import generate_certificates, generate_signing_key
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -166,7 +166,7 @@ def apiserver_args(
         "authorization-mode": "RBAC",
         "token-auth-file": str(cert_dir / "tokens.csv"),
         "service-account-issuer": f"https://{host}:{ports.apiserver}/",
-        "service-account-key-file": str(cert_dir / "sa-signer.key"),
+        "service-account-key-file": str(cert_dir / "sa-signer.pub"),
         "service-account-signing-key-file": str(cert_dir / "sa-signer.key"),
     }
     args.update(extra or {})
@@ -256,8 +256,11 @@ class EnvtestServer(ServerLifecycle):
         (cert_dir / "apiserver.crt").write_bytes(certs.cert_pem)
         (cert_dir / "apiserver.key").write_bytes(certs.key_pem)
         (cert_dir / "ca.crt").write_bytes(certs.ca_pem)
-        # A fresh EC key signs service-account tokens (kube-apiserver takes ES256 keys).
-        (cert_dir / "sa-signer.key").write_bytes(generate_certificates().key_pem)
+        # A fresh EC key signs service-account tokens (kube-apiserver takes ES256 keys);
+        # its public half verifies them, in a file of its own as envtest writes it.
+        private, public = generate_signing_key()
+        (cert_dir / "sa-signer.key").write_bytes(private)
+        (cert_dir / "sa-signer.pub").write_bytes(public)
         (cert_dir / "tokens.csv").write_text(
             f'{self.token},rxkube-admin,rxkube-admin,"{ADMIN_GROUP}"\n'
         )

@@ -98,3 +98,27 @@ def generate_certificates() -> Certificates:
             serialization.NoEncryption(),
         ),
     )
+
+
+def generate_signing_key() -> tuple[bytes, bytes]:
+    """A new EC P-256 key pair as PEM: the private key (PKCS#8) and its public key (PKIX).
+
+    kube-apiserver signs service-account tokens with the private key
+    (``--service-account-signing-key-file``) and verifies them with public keys
+    (``--service-account-key-file``), whose parser takes a PKIX public key, or an RSA key
+    in either private form, but not an EC private key in PKCS#8.
+
+    Raises:
+        ImportError: ``cryptography`` is not installed.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
