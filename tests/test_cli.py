@@ -575,6 +575,42 @@ def test_serve_with_an_impossible_port_is_a_usage_error(port: str) -> None:
     assert "Traceback" not in result.stderr and "--port" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--bookmark-interval", "-1"),
+        ("--bookmark-interval", "nan"),
+        ("--bookmark-interval", "soon"),
+        ("--compact-every", "0"),
+        ("--compact-every", "1.5"),
+    ],
+)
+def test_serve_with_an_impossible_setting_is_a_usage_error(option: str, value: str) -> None:
+    """A negative bookmark interval would send bookmarks in a loop; it never starts."""
+    result = run_cli("serve", option, value)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"argument {option}:" in result.stderr.splitlines()[-1]
+
+
+def test_serve_on_a_port_in_use_fails_in_one_line(srv: ApiServer) -> None:
+    port = srv.url.rpartition(":")[2]
+    result = run_cli("serve", "--port", port)
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == (
+        f"rxkube: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+
+
+def test_serve_with_a_kubeconfig_it_cannot_write_fails_in_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-directory" / "kubeconfig"
+    result = run_cli("serve", "--kubeconfig", str(target))
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == (
+        f"rxkube: error: cannot write the kubeconfig to {target}: No such file or directory"
+    )
+
+
 def test_serve_load_serves_the_custom_resources_a_crd_defines(tmp_path: Path) -> None:
     manifest = tmp_path / "widgets.yaml"
     manifest.write_text(CRD)

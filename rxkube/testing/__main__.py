@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import sys
@@ -46,9 +47,15 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
         help="where to write the kubeconfig, mode 0600 (default: a temp file, removed on exit)",
     )
     parser.add_argument(
-        "--bookmark-interval", type=float, default=1.0, help="seconds between bookmarks; 0 for none"
+        "--bookmark-interval",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="seconds between bookmarks; 0 for none",
     )
-    parser.add_argument("--compact-every", type=int, help="compact history every N writes")
+    parser.add_argument(
+        "--compact-every", type=_writes, metavar="N", help="compact history every N writes"
+    )
     parser.add_argument(
         "--no-streaming-lists", action="store_true", help="refuse sendInitialEvents watches"
     )
@@ -75,6 +82,26 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: a free one), not {port}")
     return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < math.inf:  # NaN too
+        raise argparse.ArgumentTypeError(f"seconds are 0 or more (0: none), not {text!r}")
+    return value
+
+
+def _writes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 def _objects(path: str) -> list[dict[str, Any]]:
@@ -190,24 +217,39 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with server:
+    try:
+        await server.astart()
+    except OSError as exc:
+        raise OSError(f"cannot listen on {args.host}:{args.port}: {_reason(exc)}") from None
+    temporary: Path | None = None
+    try:
         if args.kubeconfig:
-            kubeconfig = server.write_kubeconfig(args.kubeconfig)
-            temporary: Path | None = None
+            try:
+                kubeconfig = server.write_kubeconfig(args.kubeconfig)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot write the kubeconfig to {args.kubeconfig}: {_reason(exc)}"
+                ) from None
         else:
             handle, name = tempfile.mkstemp(prefix="rxkube-kubeconfig-", suffix=".yaml")
             os.close(handle)
             kubeconfig = temporary = server.write_kubeconfig(name)
-        try:
-            print(f"rxkube test API server listening at {server.url}", flush=True)
-            print(f"kubeconfig: {kubeconfig}", flush=True)
-            print(f"export KUBECONFIG={kubeconfig}", flush=True)
-            await stop.wait()
-        finally:
-            # The temporary kubeconfig holds the token of a server that no longer runs.
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
+        print(f"rxkube test API server listening at {server.url}", flush=True)
+        print(f"kubeconfig: {kubeconfig}", flush=True)
+        print(f"export KUBECONFIG={kubeconfig}", flush=True)
+        await stop.wait()
+    finally:
+        # The temporary kubeconfig holds the token of a server that no longer runs.
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        await server.astop()
     print("stopped", flush=True)
+
+
+def _reason(error: OSError) -> str:
+    """What went wrong, without the ``[Errno n]`` prefix and the repeated path."""
+    # asyncio words a failed bind as "error while attempting to bind on address (...): why".
+    return str(error.strerror or error).rpartition("): ")[2]
 
 
 def serve_main(argv: Sequence[str] | None = None, *, prog: str = "python -m rxkube.testing") -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import os
 import shutil
 import ssl
@@ -69,10 +70,10 @@ class ApiServer(ServerLifecycle):
             ``cryptography`` package); ``ca_file`` names its certificate.
         host: the address to listen on.
         port: the port; 0 (the default) picks a free one.
-        bookmark_interval: seconds between BOOKMARK events on watches that allow them;
-            None sends none (a real server does not promise any).
+        bookmark_interval: seconds between BOOKMARK events on watches that allow them
+            (more than 0); None sends none (a real server does not promise any).
         compact_every: compact history automatically every this many writes (keeping
-            about that many writes of history); None never compacts on its own.
+            about that many writes of history; at least 1); None never compacts on its own.
         streaming_lists: serve ``sendInitialEvents=true`` watches; False refuses them with
             an ERROR event (code 500), as a server on an older etcd does.
         too_large_wait: seconds a read at a future resourceVersion waits before 504.
@@ -84,6 +85,10 @@ class ApiServer(ServerLifecycle):
         sharded_lists: honour ``shardSelector`` (KEP-5866) and echo it in lists'
             ``metadata.shardInfo``, as kube-apiserver v1.36 with ``ShardedListAndWatch``
             on; False ignores the parameter, as an older server does.
+
+    Raises:
+        ValueError: ``bookmark_interval`` is not a positive number of seconds, or
+            ``compact_every`` not a whole number of writes, at least 1.
     """
 
     def __init__(
@@ -102,6 +107,16 @@ class ApiServer(ServerLifecycle):
         request_log_size: int = 1000,
         sharded_lists: bool = True,
     ) -> None:
+        _check_bookmark_interval(bookmark_interval)
+        if compact_every is not None and not (
+            isinstance(compact_every, int)
+            and not isinstance(compact_every, bool)
+            and compact_every >= 1
+        ):
+            raise ValueError(
+                f"ApiServer: compact_every must be a whole number of writes, at least 1, or None,"
+                f" not {compact_every!r}"
+            )
         self.token = token
         self.host = host
         self._port = port
@@ -323,6 +338,7 @@ class ApiServer(ServerLifecycle):
 
     @bookmark_interval.setter
     def bookmark_interval(self, value: float | None) -> None:
+        _check_bookmark_interval(value)
         self._options.bookmark_interval = value
 
     @property
@@ -744,3 +760,14 @@ class ApiServer(ServerLifecycle):
         client = Client(self.url, token=self.token, ca_file=self.ca_file, verify_ssl=True)
         self._clients.append(client)
         return client
+
+
+def _check_bookmark_interval(value: object) -> None:
+    """Refuse an interval a watch cannot keep: zero or less would send bookmarks in a loop."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(
+            "ApiServer: bookmark_interval must be a positive number of seconds, or None for no"
+            f" bookmarks, not {value!r}"
+        )
