@@ -87,6 +87,16 @@ class RxKubeError(Exception):
     """Whether retrying the same operation later may succeed."""
 
 
+_UNSERVED_MESSAGE = "the server could not find the requested resource"
+"""kube-apiserver's 404 message for a path no resource type is served at, as opposed to
+``pods "web-0" not found`` for a missing object of a served type."""
+
+_UNSERVED_HINT = (
+    ": the server serves no such resource type (or subresource) at this group and version;"
+    " is its CustomResourceDefinition installed?"
+)
+
+
 class ApiError(RxKubeError):
     """The API server answered with a failure ``Status``.
 
@@ -119,7 +129,8 @@ class ApiError(RxKubeError):
         self.retry_after = retry_after_seconds(retry_after)
         self.request = request
         where = f" ({request})" if request else ""
-        super().__init__(f"{code} {reason or 'Error'}: {message}{where}")
+        hint = _UNSERVED_HINT if code == 404 and message == _UNSERVED_MESSAGE else ""
+        super().__init__(f"{code} {reason or 'Error'}: {message}{where}{hint}")
 
 
 class BadRequest(ApiError):

@@ -160,9 +160,8 @@ def test_the_check_finds_a_missing_docstring_and_a_missing_type(
 
 
 @pytest.fixture
-def pods() -> Iterator[Api]:
-    with ApiServer() as srv:
-        yield Api(srv.client(), "pods", namespace="default")
+def pods(srv: ApiServer) -> Api:
+    return Api(srv.client(), "pods", namespace="default")
 
 
 def _run(source: reactivex.Observable[Any]) -> list[Any]:
@@ -350,3 +349,82 @@ def test_the_timeout_check_examples_run() -> None:
 
     result = doctest.testmod(_timeouts, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# -- the API server's failures, as the user catches them -------------------------------
+
+
+def _first_error(source: reactivex.Observable[Any]) -> Exception:
+    failed = threading.Event()
+    errors: list[Exception] = []
+
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        failed.set()
+
+    subscription = source.subscribe(on_error=on_error)
+    try:
+        assert failed.wait(30), "no error within 30 s"
+    finally:
+        subscription.dispose()
+    return errors[0]
+
+
+def test_a_watch_rbac_denies_fails_with_forbidden_naming_the_request(
+    srv: ApiServer, pods: Api
+) -> None:
+    srv.faults.fail_requests(403, verb="list")
+    error = _first_error(watcher(pods))
+    assert isinstance(error, rxkube.errors.Forbidden) and error.code == 403
+    assert error.status["reason"] == "Forbidden"
+    assert "(list pods in default)" in str(error)
+
+
+def test_a_resource_type_the_server_does_not_serve_is_not_found_and_says_why(
+    pods: Api,
+) -> None:
+    widgets = Api(
+        pods.client,
+        rxkube.Resource(
+            group="example.com", version="v1", plural="widgets", kind="Widget", namespaced=True
+        ),
+        namespace="default",
+    )
+    for error in (_first_error(watcher(widgets)), _raised(lambda: widgets.get("w"))):
+        assert isinstance(error, rxkube.errors.NotFound)
+        assert "serves no such resource type" in str(error)
+        assert "CustomResourceDefinition" in str(error)
+    missing = _raised(lambda: pods.get("web-0"))
+    assert isinstance(missing, rxkube.errors.NotFound)
+    assert "resource type" not in str(missing)  # a missing object of a served type
+
+
+def test_gone_reaches_a_plain_list_as_a_typed_error(srv: ApiServer, pods: Api) -> None:
+    srv.faults.fail_requests(410, verb="list")
+    error = _raised(pods.list)
+    assert isinstance(error, rxkube.errors.Gone) and error.reason == "Expired"
+
+
+def _raised(call: Callable[[], object]) -> Exception:
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no exception")
+
+
+@pytest.mark.parametrize("interval", [0, -1, math.nan, math.inf, "1"])
+def test_the_test_server_refuses_a_bookmark_interval_it_cannot_keep(interval: object) -> None:
+    with pytest.raises(ValueError, match="bookmark_interval must be a positive number"):
+        ApiServer(bookmark_interval=interval)  # type: ignore[arg-type]
+    server = ApiServer()
+    with pytest.raises(ValueError, match="bookmark_interval must be a positive number"):
+        server.bookmark_interval = interval  # type: ignore[assignment]
+    assert server.bookmark_interval == 1.0
+
+
+@pytest.mark.parametrize("every", [0, -3, 2.5, True])
+def test_the_test_server_refuses_a_compaction_period_that_is_not_a_count(every: object) -> None:
+    """``compact_every=-3`` used to compact at every write, silently."""
+    with pytest.raises(ValueError, match="compact_every must be a whole number of writes"):
+        ApiServer(compact_every=every)  # type: ignore[arg-type]
