@@ -44,7 +44,7 @@ from rxkube.controller import (
     current_reason,
     shutdown_signals,
 )
-from rxkube.errors import NotFound
+from rxkube.errors import ConfigError, NotFound
 from rxkube.leader import LeaderElector
 from rxkube.probes import serve
 from rxkube.protocol import Config
@@ -233,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             client = srv.client()
             print(f"demo API server at {srv.url}; try: kubectl --server {srv.url} get secrets")
         else:
-            client = Client.default()
+            try:
+                client = Client.default()
+            except ConfigError as exc:  # no kubeconfig, not in a pod: say so in one line
+                parser.exit(1, f"{parser.prog}: error: {exc}\n")
         elector = None
         if args.leader_elect:
             leases = Api(client, "leases", namespace=args.namespace)

@@ -32,7 +32,7 @@ from typing import Any
 from rxkube._shards import fraction
 from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller, ControllerConfig, shutdown_signals
-from rxkube.errors import NotFound
+from rxkube.errors import ConfigError, NotFound
 
 NAME = "sharded-configmaps"
 ANNOTATION = "rxkube.io/reconciled-by"
@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("rxkube.sharding").setLevel(args.log_level)
 
-    client = Client.from_kubeconfig(args.kubeconfig)
+    try:
+        client = Client.from_kubeconfig(args.kubeconfig)
+    except ConfigError as exc:  # no such file, no context: the user's to fix, not a traceback
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     configmaps = Api(client, "configmaps", namespace=args.namespace)
     leases = Api(client, "leases", namespace=args.namespace)
     replica = args.id
