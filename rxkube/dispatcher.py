@@ -107,13 +107,14 @@ class _Complete:
 
 _COMPLETE = _Complete()
 
-_Entry: TypeAlias = Object | Apply | Delete | _Relist | _Complete
-"""What a subscriber's buffer holds. An ``Apply`` goes to subscribers of objects as its
-object, which the store holds anyway: entries in flight then keep nothing else alive, so
-a burst of them adds nothing to what starts the cyclic collector (the events, kept until
+_Entry: TypeAlias = Object | Delete | _Relist | _Complete
+"""What a subscriber's buffer holds. An ``Apply`` goes to every subscriber as its object,
+which the store holds anyway: entries in flight then keep nothing else alive, so a burst
+of them adds nothing to what starts the cyclic collector (the events, kept until
 delivered, would start young collections, each walking every object applied since the
-last one). Only when an ``events=True`` subscriber is among those an entry goes to is it
-the watch's own ``Apply``, which is what that one delivers."""
+last one). An ``events=True`` subscriber makes its ``Apply`` of the object as it delivers
+it, to be freed with the callback's use of it. A ``Delete`` is queued as itself, and only
+while an ``events=True`` subscriber is among those it goes to: no one else delivers it."""
 
 
 class SharedStore(Store):
@@ -314,9 +315,9 @@ class Feed:
         self.writer = writer
         self.abandoned = False
         # The writer's thread only: entries committed and not yet queued, the subscribers
-        # they go to, whether one of those wants events, how many more fit in the fullest
-        # of their buffers, and whether a flush of the staged entries is deferred to the
-        # end of the burst.
+        # they go to, whether one of those wants deletions, how many more fit in the
+        # fullest of their buffers, and whether a flush of the staged entries is deferred
+        # to the end of the burst.
         self.staged: list[_Entry] = []
         self.targets: tuple[_Subscriber, ...] = ()
         self.events = False
@@ -360,7 +361,6 @@ class _Dispatcher:
         self._size = buffer_size
         self._lock = threading.Lock()
         self._subscribers: tuple[_Subscriber, ...] = ()
-        self._event_subscribers = 0
         self._past_waits = 0  # writer waits counted by subscribers gone since
         self._overflows = 0
         # The writer's thread only: the subscribers its commit in progress goes to.
@@ -380,7 +380,9 @@ class _Dispatcher:
         """
         writer = feeder.writer
         entry: _Entry
-        if isinstance(event, Apply | Delete):
+        if isinstance(event, Apply):
+            entry = event.obj
+        elif isinstance(event, Delete):
             entry = event
         elif isinstance(event, InitDone):
             # O(n), outside every lock (the maps read here change only on this thread).
@@ -402,8 +404,8 @@ class _Dispatcher:
         if targets is not feeder.targets:
             self._flush(feeder)
             self._target(feeder, targets)
-        if not feeder.events and isinstance(entry, Apply):
-            entry = entry.obj
+        if not feeder.events and isinstance(entry, Delete):
+            return  # no one it goes to delivers deletions
         feeder.staged.append(entry)
         feeder.room -= 1
         if (
@@ -514,7 +516,6 @@ class _Dispatcher:
                 sub.handover.put(_Relist(list(store._objects.values()), []))
             with self._lock:
                 self._subscribers = (*self._subscribers, sub)
-                self._event_subscribers += events
         try:
             sub.start()
         except BaseException:  # e.g. no thread could be started: do not hold the writer
@@ -531,7 +532,6 @@ class _Dispatcher:
             if sub not in self._subscribers:
                 return
             self._subscribers = tuple(s for s in self._subscribers if s is not sub)
-            self._event_subscribers -= sub.events
             self._past_waits += sub.handover.waits
             self._overflows += overflowed
         sub.handover.close()  # releases a writer waiting for its room, and ends its delivery
@@ -644,8 +644,6 @@ class _Subscriber:
                 return
             if type(entry) is dict:  # an applied object: nearly every entry
                 on_next(entry)
-            elif isinstance(entry, Apply):
-                on_next(entry.obj)
             elif isinstance(entry, _Relist):
                 for obj in entry.objects:
                     if handover.closed:
@@ -663,7 +661,9 @@ class _Subscriber:
         for entry in batch:
             if handover.closed:
                 return
-            if isinstance(entry, Apply | Delete):
+            if type(entry) is dict:  # an applied object: nearly every entry
+                on_next(Apply(entry))
+            elif isinstance(entry, Delete):
                 on_next(entry)
             elif isinstance(entry, _Relist):
                 for obj in entry.objects:
@@ -672,9 +672,11 @@ class _Subscriber:
                     on_next(Apply(obj))
                 for obj in entry.deleted:
                     on_next(Delete(obj))
-            else:
+            elif isinstance(entry, _Complete):
                 self._completed()
                 return
+            else:
+                on_next(Apply(entry))  # an applied object that is not a plain dict
 
     def _completed(self) -> None:
         self.dispatcher.remove(self)

@@ -179,17 +179,25 @@ def test_a_hundred_subscribers_each_receive_every_applied_object_in_order() -> N
     assert len(set.union(*threads)) == 100, "each subscriber has a thread of its own"
 
 
-def test_what_is_in_flight_to_subscribers_keeps_no_replaced_object_or_event_alive() -> None:
+@pytest.mark.parametrize("events", [False, True], ids=["objects", "objects-and-events"])
+def test_what_is_in_flight_to_subscribers_keeps_no_replaced_object_or_event_alive(
+    events: bool,
+) -> None:
     # Anything kept alive past its use counts towards the cyclic collector's next young
     # collection, which walks every object applied since the last one: neither the
-    # relist a subscriber has delivered nor the events staged for it outlive their use.
+    # relist a subscriber has delivered nor the events staged for it outlive their use,
+    # also when an events=True subscriber is among those they go to.
     reader, writer = store_shared(64)
     feeder = Feeder(writer)
-    got = Collector()
-    subscription = subscribe(reader.subscribe(), got)
+    got, got_events = Collector(), Collector()
+    subscriptions = [subscribe(reader.subscribe(), got)]
+    if events:
+        subscriptions.append(subscribe(reader.subscribe(events=True), got_events))
     listed = [pod(f"p{i}") for i in range(5)]
     feeder.send(relist(*listed))
     got.wait_count(5)
+    if events:
+        got_events.wait_count(5)
     # The subscriber's thread now waits for more. Within a burst, the events below are
     # applied to the store and staged, not yet queued.
     applied = [Apply(pod(f"p{i}", rv=2)) for i in range(5)]
@@ -197,13 +205,18 @@ def test_what_is_in_flight_to_subscribers_keeps_no_replaced_object_or_event_aliv
         feeder.send(applied)
         assert [o["metadata"]["resourceVersion"] for o in reader.state(copy=False)] == ["2"] * 5
         both = [*listed, *applied]
-        ours = (listed, applied, both, got.items)
+        # The events subscriber's Apply of each listed object is the test's too.
+        ours = (listed, applied, both, got.items, got_events.items, *got_events.items)
         held = [r for x in both for r in gc.get_referrers(x) if not any(r is o for o in ours)]
         described = [f"{type(r).__name__} of {len(r)}" for r in held]
     got.wait_count(10)
-    subscription.dispose()
+    if events:
+        got_events.wait_count(10)
+    for subscription in subscriptions:
+        subscription.dispose()
     assert described == [], "only the test holds the replaced objects and the events"
     assert got.items[5:] == [e.obj for e in applied]
+    assert got_events.items[5:] == (applied if events else [])
 
 
 def test_events_mode_delivers_deletions_and_a_relist_as_applies_and_deletes() -> None:
@@ -223,9 +236,33 @@ def test_events_mode_delivers_deletions_and_a_relist_as_applies_and_deletes() ->
     for subscription in subscriptions:
         subscription.dispose()
     assert got.items[:4] == [apply_a, apply_b, apply_c, delete_c]
-    assert got.items[0] is apply_a, "the watch's own events, not copies"
+    assert got.items[0].obj is a, "the watch's own objects, not copies"
     assert got.items[4:] == [Apply(b2), Delete(a)], "b2 is in the store; a vanished in the relist"
     assert [o["metadata"]["name"] for o in objects_only.items] == ["a", "b", "c", "b"]
+
+
+def test_deletions_take_no_room_from_subscribers_of_objects() -> None:
+    # Only events=True subscribers deliver deletions: queued for the others, each would
+    # take a place in a slow subscriber's buffer and make the watch wait for nothing.
+    reader, writer = store_shared(2)
+    feeder = Feeder(writer)
+    objects = [pod(f"p{i}") for i in range(6)]
+    feeder.send(relist(*objects))
+    stuck = Stuck()
+    subscription = subscribe(reader.subscribe(), stuck)
+    try:
+        # Five deletions: more than its buffer of 2 and the batch it may have taken hold.
+        feeder.send([Apply(pod("p0", 2))])
+        feeder.send_in_thread([Delete(o) for o in objects[1:]])
+        feeder.join()
+        assert len(reader) == 1
+        assert reader.stats().writer_waits == 0
+        stuck.release()
+        stuck.wait_count(1)
+    finally:
+        stuck.release()
+        subscription.dispose()
+    assert [rv(o) for o in stuck.items] == [2]
 
 
 def test_replay_first_delivers_the_current_contents_to_a_late_subscriber() -> None:
