@@ -43,6 +43,8 @@ class Plan:
     """Watch events counted in instructions under callgrind (0: none; ~70x slower)."""
     counted_fanout: tuple[int, ...] = (1, 100)
     """Fan-out widths counted in instructions too (with the plain pipeline beside them)."""
+    counted_scale: tuple[int, ...] = (1_000, 10_000, 100_000)
+    """Sizes of the scaling table whose watch (rxkube and floor) is counted in instructions."""
     traced_all: bool = True
     """Traced (memory) runs of every lever and peer too; the quick plan leaves them out,
     as their memory figures mean nothing at tiny sizes."""
@@ -71,6 +73,7 @@ QUICK = Plan(
     scale_events=200,
     counted_events=100,
     counted_fanout=(),
+    counted_scale=(),
     traced_all=False,
 )
 
@@ -157,18 +160,24 @@ def _measurements(
     return runs
 
 
-def _scale_measurements(plan: Plan) -> list[tuple[int, str, str, dict[str, Any]]]:
+def _scale_measurements(plan: Plan, counted: bool) -> list[tuple[int, str, str, dict[str, Any]]]:
     """(pods, result key, measurement name, Params overrides) of the scaling table.
 
     At each size: rxkube's CPU (list and watch), then the floor over the very same events,
-    then memory and the relist's peak, traced (RSS growth at 1,000 pods is mostly the
-    allocator keeping the freed list pages).
+    then, at the sizes of ``plan.counted_scale`` when ``counted``, both watches again
+    counted in instructions (the watch's CPU per event moves with the machine's load
+    more than it moves with the size), then memory and the relist's peak, traced (RSS
+    growth at 1,000 pods is mostly the allocator keeping the freed list pages).
     """
     runs: list[tuple[int, str, str, dict[str, Any]]] = []
+    count = {"counted": True, "events": plan.counted_events}
     for pods in plan.scale:
         key = f"scale:{pods}"
         runs.append((pods, key, "rxkube", {"option": "full"}))
         runs.append((pods, f"{key}:limit", "limit", {}))
+        if counted and plan.counted_events and pods in plan.counted_scale:
+            runs.append((pods, key, "rxkube", {"option": "full", **count}))
+            runs.append((pods, f"{key}:limit", "limit", count))
         runs.append((pods, key, "rxkube", {"option": "full", "traced": True, "events": 0}))
         runs.append(
             (
@@ -258,7 +267,7 @@ def run(
                 )
         ctl.close()
     # The scaling table: a server of each size, in turn, so that each holds only its pods.
-    scale_runs = [run for run in _scale_measurements(plan) if wanted(run[1])]
+    scale_runs = [run for run in _scale_measurements(plan, counted) if wanted(run[1])]
     for pods in dict.fromkeys(run[0] for run in scale_runs):
         with ServerProcess(pods) as server:
             results["params"][f"scale_load_s:{pods}"] = server.load_s

@@ -253,13 +253,15 @@ def scale_table(runs: Runs) -> str:
         int(k.split(":")[1]) for k in runs if k.startswith("scale:") and k.count(":") == 1
     )
     rows = []
-    columns: dict[str, list[float]] = {"cpu": [], "mem": [], "watch": [], "peak": []}
+    columns: dict[str, list[float]] = {"cpu": [], "mem": [], "watch": [], "instr": [], "peak": []}
     for pods in sizes:
         r = runs[f"scale:{pods}"]
         if "error" in r:
-            rows.append([f"{pods:,}", f"failed: {r['error'][:60]}", *[""] * 6])
+            rows.append([f"{pods:,}", f"failed: {r['error'][:60]}", *[""] * 8])
             continue
-        list_floor, watch_floor = floors({"limit": runs.get(f"scale:{pods}:limit", {})})
+        limit = runs.get(f"scale:{pods}:limit", {})
+        list_floor, watch_floor = floors({"limit": limit})
+        instructions = r.get("watch_instructions_per_event")
         relist = runs.get(f"scale:{pods}:relist", {})
         steady = relist.get("relist_steady_traced_per_pod")
         peak = relist.get("relist_peak_traced_per_pod")
@@ -268,6 +270,7 @@ def scale_table(runs: Runs) -> str:
             ("cpu", r.get("ready_cpu_us_per_pod")),
             ("mem", r.get("mem_traced_per_pod")),
             ("watch", r.get("watch_cpu_us_per_event")),
+            ("instr", instructions),
             ("peak", peak / steady if peak and steady else None),
         ):
             if x is not None:
@@ -281,6 +284,8 @@ def scale_table(runs: Runs) -> str:
                 _kb(r.get("mem_traced_per_pod")),
                 _us(r.get("watch_cpu_us_per_event")),
                 _ratio(r.get("watch_cpu_us_per_event"), watch_floor),
+                _NONE if instructions is None else f"{instructions:,.0f}",
+                _ratio(instructions, limit.get("watch_instructions_per_event")),
                 _ratio(peak, steady),
             ]
         )
@@ -293,6 +298,8 @@ def scale_table(runs: Runs) -> str:
             _spread(columns["mem"]),
             _spread(columns["watch"]),
             "",
+            _spread(columns["instr"]),
+            "",
             _spread(columns["peak"]),
         ]
     )
@@ -303,6 +310,8 @@ def scale_table(runs: Runs) -> str:
         "client busy (CPU/wall)",
         "KiB/pod traced",
         "watch CPU µs/event",
+        f"{X} floor",
+        "watch instructions/event",
         f"{X} floor",
         f"relist peak {X} steady (traced)",
     ]

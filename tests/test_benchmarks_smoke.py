@@ -78,3 +78,34 @@ def test_shared_watches_benchmark_prints_its_table() -> None:
         "benchmarks.shared_watches", "--objects", "40", "--views", "3", "--updates", "20"
     )
     assert "| 3 | private | 3 |" in stdout and "| 3 | shared | 1 |" in stdout
+
+
+def test_scaling_table_counts_each_sizes_watch_in_instructions() -> None:
+    from benchmarks import report
+    from benchmarks.__main__ import FULL, _scale_measurements
+
+    counted = {
+        (pods, key, name)
+        for pods, key, name, overrides in _scale_measurements(FULL, counted=True)
+        if overrides.get("counted")
+    }
+    assert counted == {
+        (pods, key, name)
+        for pods in FULL.counted_scale
+        for key, name in ((f"scale:{pods}", "rxkube"), (f"scale:{pods}:limit", "limit"))
+    }
+    assert not any(o.get("counted") for *_, o in _scale_measurements(FULL, counted=False))
+
+    def size(pods: int, instructions: float) -> dict[str, dict[str, float]]:
+        figures = {"ready_cpu_s": 1.0, "ready_s": 2.0, "watch_cpu_us_per_event": 70.0}
+        return {
+            f"scale:{pods}": {**figures, "watch_instructions_per_event": instructions},
+            f"scale:{pods}:limit": {"watch_instructions_per_event": 200_000.0},
+        }
+
+    table = report.scale_table({**size(1_000, 240_000.0), **size(10_000, 260_000.0)})
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()}
+    assert "watch instructions/event" in table
+    assert "240,000" in rows["1,000"] and f"1.20{report.X}" in rows["1,000"]
+    assert "260,000" in rows["10,000"] and f"1.30{report.X}" in rows["10,000"]
+    assert "±4%" in rows["spread"]
