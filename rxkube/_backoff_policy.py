@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
@@ -91,9 +92,15 @@ class ExponentialBackoff:
         jitter: float = 1.0,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        if initial < 0 or factor < 1 or max_delay < 0 or jitter < 0:
+        given = {"initial": initial, "factor": factor, "max_delay": max_delay, "jitter": jitter}
+        # Finite numbers only: a NaN or infinite delay would only fail at the first retry.
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in given.values()
+        ) or (initial < 0 or factor < 1 or max_delay < 0 or jitter < 0):
             raise ValueError(
-                "ExponentialBackoff needs initial >= 0, factor >= 1, max_delay >= 0, jitter >= 0"
+                "ExponentialBackoff needs finite numbers with initial >= 0, factor >= 1,"
+                f" max_delay >= 0, jitter >= 0; got {given}"
             )
         self.initial = initial
         self.factor = factor

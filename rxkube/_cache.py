@@ -628,6 +628,7 @@ class Store:
                 ``index_label("app")`` or :func:`index_owner_uid`.
 
         Raises:
+            TypeError: ``fn`` is not callable.
             Exception: whatever ``fn`` raised (with a note naming the object); the index
                 is not added.
 
@@ -638,6 +639,8 @@ class Store:
             >>> [p["metadata"]["name"] for p in reader.by_index("node", "n1")]
             ['p']
         """
+        if not callable(fn):  # else the writer would fail at the next event, not here
+            raise TypeError(f"add_index({name!r}): fn must be callable, not {fn!r:.60}")
         build = _IndexBuild(Index(name, fn))
         with self._lock:
             snapshot = list(self._objects.items())

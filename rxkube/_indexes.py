@@ -44,7 +44,12 @@ def index_label(key: str) -> IndexFn:
         >>> writer.apply(Apply({"metadata": {"name": "a", "labels": {"app": "web"}}}))
         >>> len(reader.by_index("app", "web"))
         1
+
+    Raises:
+        TypeError: ``key`` is not a string.
     """
+    if not isinstance(key, str):
+        raise TypeError(f"index_label() takes a label key such as 'app', not {key!r:.60}")
 
     def by_label(obj: Object) -> str | None:
         labels = obj["metadata"].get("labels")

@@ -7,6 +7,7 @@ objects and ``current_reason()``. Re-exported by ``rxkube.controller``, their do
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -163,8 +164,9 @@ class ControllerConfig:
             moment within the period (not all at once); ``None`` for never.
 
     Raises:
-        ValueError: ``debounce`` is negative, ``concurrency`` is less than 1, or
-            ``reconcile_timeout`` or ``resync`` is not positive.
+        ValueError: ``debounce`` is negative, ``concurrency`` is not a whole number of at
+            least 1, or ``reconcile_timeout`` or ``resync`` is not positive (or any of them
+            is not a finite number).
     """
 
     debounce: float = 0.0
@@ -174,16 +176,25 @@ class ControllerConfig:
     resync: float | None = None
 
     def __post_init__(self) -> None:
-        if self.debounce < 0:
+        # Each check also refuses what is not a number (a string from a settings file),
+        # NaN, and infinity, which no timer can be set to.
+        if not (_is_number(self.debounce) and 0 <= self.debounce < math.inf):
             raise ValueError(f"ControllerConfig.debounce must be >= 0, got {self.debounce!r}")
-        if self.concurrency is not None and self.concurrency < 1:
+        concurrency = self.concurrency
+        if concurrency is not None and not (
+            isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1
+        ):
             raise ValueError(
                 f"ControllerConfig.concurrency must be >= 1 or None, got {self.concurrency!r}"
             )
         for name in ("reconcile_timeout", "resync"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
+            if value is not None and not (_is_number(value) and 0 < value < math.inf):
                 raise ValueError(f"ControllerConfig.{name} must be > 0 or None, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)

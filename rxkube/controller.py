@@ -168,8 +168,9 @@ class Controller:
     """
 
     def __init__(self, api: Api, config: Config | None = None) -> None:
+        watched = watcher(api, config)  # first: it refuses what is not an Api or a Config
         reader, writer = store(api.resource.plural)
-        source = watcher(api, config).pipe(reflect(writer), default_backoff(), applied_objects())
+        source = watched.pipe(reflect(writer), default_backoff(), applied_objects())
         resource = api.resource
         kind = (resource.kind, resource.group)
         self._setup(source, reader, resource.plural, kind, resource.namespaced)
@@ -513,7 +514,18 @@ class Controller:
             A cold Observable of :class:`Reconciled`, :class:`ReconcileFailed` and
             :class:`ObjectMissing`, emitted on the controller's thread. One subscription
             at a time.
+
+        Raises:
+            TypeError: ``reconcile`` is not callable, or ``error_policy`` neither callable
+                nor ``None``.
         """
+        # Here, not in every reconcile's failure: a wrong argument is a bug of the caller.
+        if not callable(reconcile):
+            raise TypeError(f"Controller.run(): reconcile must be callable, not {reconcile!r:.60}")
+        if error_policy is not None and not callable(error_policy):
+            raise TypeError(
+                f"Controller.run(): error_policy must be callable or None, not {error_policy!r:.60}"
+            )
         is_async = inspect.iscoroutinefunction(reconcile)
         sharding = self._sharding
         if sharding is not None:

@@ -138,10 +138,10 @@ class SharedStore(Store):
                 subscribers receive is never copied.
 
         Raises:
-            ValueError: ``buffer_size`` is not positive.
+            ValueError: ``buffer_size`` is not a positive whole number.
         """
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ValueError(f"buffer_size must be a whole number, at least 1, got {buffer_size!r}")
         super().__init__(name, copy_on_read=copy_on_read)
         self._dispatcher = _Dispatcher(self, buffer_size)
 

@@ -116,7 +116,8 @@ class LeaderElector:
 
     Raises:
         ValueError: the durations are not ``lease_duration > renew_deadline >
-            retry_period * 1.2 > 0``, or ``name`` is empty.
+            retry_period * 1.2 > 0``, ``name`` is empty, or ``api`` is not the Leases
+            API of one namespace.
     """
 
     def __init__(
@@ -137,10 +138,12 @@ class LeaderElector:
     ) -> None:
         if not name:
             raise ValueError("LeaderElector needs the Lease's name")
-        if not api.namespace:
+        served = getattr(getattr(api, "resource", None), "full_name", "leases.coordination.k8s.io")
+        if not api.namespace or served != "leases.coordination.k8s.io":
+            # Given the pods API, it would read and write a Pod as if it were a Lease.
             raise ValueError(
                 "LeaderElector needs the Leases API of one namespace, e.g. "
-                'Api(client, "leases", namespace="kube-system")'
+                f'Api(client, "leases", namespace="kube-system"), not {api!r}'
             )
         if not lease_duration > renew_deadline > retry_period * _JITTER > 0:
             raise ValueError(

@@ -66,11 +66,14 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
 
     Raises:
         TimeoutError: the condition did not hold within ``timeout``.
+        TypeError: ``condition`` is not callable.
         TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         rxkube.errors.RxKubeError: the watch failed with an error that is not retried.
         Exception: whatever ``condition`` raised.
     """
     limit = checked_timeout(timeout, "await_condition()")
+    if not callable(condition):
+        raise TypeError(f"await_condition(): condition must be callable, not {condition!r:.60}")
     done = threading.Event()
     outcome: list[Any] = []
 
@@ -98,11 +101,16 @@ async def await_condition_async(
 
     Raises:
         TimeoutError: the condition did not hold within ``timeout``.
+        TypeError: ``condition`` is not callable.
         TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         rxkube.errors.RxKubeError: the watch failed with an error that is not retried.
         Exception: whatever ``condition`` raised.
     """
     limit = checked_timeout(timeout, "await_condition_async()")
+    if not callable(condition):
+        raise TypeError(
+            f"await_condition_async(): condition must be callable, not {condition!r:.60}"
+        )
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
 

@@ -428,3 +428,61 @@ def test_the_test_server_refuses_a_compaction_period_that_is_not_a_count(every: 
     """``compact_every=-3`` used to compact at every write, silently."""
     with pytest.raises(ValueError, match="compact_every must be a whole number of writes"):
         ApiServer(compact_every=every)  # type: ignore[arg-type]
+
+
+# -- settings objects and helpers -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"concurrency": "2"},
+        {"concurrency": 2.5},
+        {"debounce": math.nan},
+        {"reconcile_timeout": math.inf},
+        {"resync": "3600"},
+    ],
+)
+def test_controller_config_refuses_what_is_not_a_finite_number(settings: dict[str, Any]) -> None:
+    (field,) = settings
+    with pytest.raises(ValueError, match=rf"ControllerConfig\.{field} must be"):
+        rxkube.ControllerConfig(**settings)
+
+
+@pytest.mark.parametrize(
+    "settings", [{"initial": "1"}, {"initial": math.nan}, {"max_delay": math.inf}, {"factor": 0.5}]
+)
+def test_exponential_backoff_refuses_a_delay_it_could_not_wait(settings: dict[str, Any]) -> None:
+    """A NaN delay used to fail only at the first retry, deep in the watch."""
+    with pytest.raises(ValueError, match="ExponentialBackoff needs finite numbers"):
+        rxkube.ExponentialBackoff(**settings)
+
+
+def test_store_helpers_refuse_the_wrong_kind_of_argument() -> None:
+    reader, _writer = store()
+    with pytest.raises(TypeError, match=r"add_index\('app'\): fn must be callable, not 'app'"):
+        reader.add_index("app", "app")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="index_label\\(\\) takes a label key such as 'app'"):
+        rxkube.index_label(["app"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="buffer_size must be a whole number, at least 1, got '8'"):
+        rxkube.store_shared(buffer_size="8")  # type: ignore[arg-type]
+
+
+def test_controller_refuses_a_resource_name_and_a_reconcile_that_cannot_be_called(
+    pods: Api,
+) -> None:
+    with pytest.raises(TypeError, match="needs an Api"):
+        rxkube.Controller("pods")  # type: ignore[arg-type]
+    controller = rxkube.Controller(pods)
+    with pytest.raises(TypeError, match=r"Controller\.run\(\): reconcile must be callable"):
+        controller.run("reconcile", None, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"error_policy must be callable or None"):
+        controller.run(lambda obj, ctx: rxkube.Action.await_change(), "retry", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"await_condition\(\): condition must be callable"):
+        await_condition(pods, "web-0", "Running", 1)  # type: ignore[arg-type]
+
+
+def test_a_leader_elector_on_another_resource_than_leases_is_refused(pods: Api) -> None:
+    """Given the pods API, an elector would read and write a Pod as its Lease."""
+    with pytest.raises(ValueError, match=r"needs the Leases API of one namespace.* not Api"):
+        rxkube.LeaderElector(pods, "lock")
