@@ -14,9 +14,12 @@ share the two locks below, and every move of a view is read in one place.
 
 Locks, in the order they may be taken: ``SharedWatches._lock`` (the registry: which views
 and watches exist, their reference counts, and every move of a view between watches), then
-one watch's ``lock`` (its views' filters; held by the watch thread while it filters one
-event). Two watch locks are only ever held together under the registry lock. Neither is
-held while user code runs: a view's items are queued, in the filter's order, to its
+one watch's ``lock`` (its views' filters and whether it is closed; held by the watch thread
+while it filters one event). Two watch locks are only ever held together under the registry
+lock. A watch made under the registry lock is started (its thread) once that lock is
+released, and one closed before is not started; ``closed`` and ``subscription`` are set
+under the watch's lock, so that of a closing and a start the one that comes second disposes
+the subscription. Neither lock is held while user code runs: a view's items are queued, in the filter's order, to its
 :class:`~rxkube._delivery.Handover` under its watch's lock; its store writes and its
 subscribers' callbacks run when the thread that queued them to an idle view flushes its
 burst, after every lock is released. The watch thread waits for a full view outside them.
@@ -316,13 +319,15 @@ class _View:
 class _Watch:
     """One open watch connection and the views it feeds."""
 
-    def __init__(self, key: ViewKey) -> None:
+    def __init__(self, key: ViewKey, watch_from: str | None = None) -> None:
         self.key = key
         self.lock = threading.Lock()
         self.views: list[_View] = []
         self.anchor: _View | None = None
-        self.applied_rv: str | None = None
-        self.resume: list[str | None] = [None]
+        # Where its views are, known before it starts: a watch closed before its start
+        # hands them over from there.
+        self.applied_rv = watch_from
+        self.resume: list[str | None] = [watch_from]
         self.closed = False
         self.absorbing: list[_Watch] = []
         self.subscription: abc.DisposableBase | None = None
@@ -470,9 +475,12 @@ class SharedWatches:
             RuntimeError: the SharedWatches is closed.
         """
         key = self._key(resource, namespace, label_selector, field_selector, metadata_only)
-        with burst(), self._lock:  # a new view's first state is delivered at the burst's end
-            view = self._acquire(key)
-            view.stores += 1
+        starting: list[_Watch] = []
+        with burst():  # a new view's first state is delivered at the burst's end
+            with self._lock:
+                view = self._acquire(key, starting)
+                view.stores += 1
+            self._start(starting)
         return view.store
 
     def events(
@@ -511,15 +519,17 @@ class SharedWatches:
             observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             sub = _Subscriber(observer, f"subscriber {next(_numbers)} of the shared view {key}")
+            starting: list[_Watch] = []
             with burst():  # the snapshot is delivered at its end, once the locks are released
                 with self._lock:
                     closed = self._closed
                     if not closed:
-                        view = self._acquire(key)
+                        view = self._acquire(key, starting)
                         view.subscriptions += 1
                         sub.release = functools.partial(self._unsubscribe, view)
                         with view.watch.lock:
                             view.put(_Join(sub, view.filter.snapshot()))
+                self._start(starting)
                 if closed:
                     observer.on_completed()
                     return Disposable()
@@ -564,8 +574,11 @@ class SharedWatches:
         resolved = resource if isinstance(resource, Resource) else self._client.resolve(resource)
         return ViewKey.of(resolved, namespace, label_selector, field_selector, metadata_only)
 
-    def _acquire(self, key: ViewKey) -> _View:
-        """The view of ``key``, made and attached to a watch if needed (in a burst)."""
+    def _acquire(self, key: ViewKey, starting: list[_Watch]) -> _View:
+        """The view of ``key``, made and attached to a watch if needed (in a burst).
+
+        A watch it opens is added to ``starting``, to be started once the lock is released.
+        """
         if self._closed:
             raise RuntimeError("this SharedWatches is closed")
         view = self._views.get(key)
@@ -584,7 +597,7 @@ class SharedWatches:
             self._watches.append(watch)
             watch.absorbing = [w for w in self._watches if w is not watch and self._absorbs(key, w)]
             self._views[key] = view
-            self._start(watch, watch_from=None)
+            starting.append(watch)
             return view
         view = _View(key, watch, self._release)
         with watch.lock:
@@ -609,16 +622,32 @@ class SharedWatches:
             return covers(wide, watch.key) and wide != watch.key
         return absorbs(wide, watch.key)
 
-    def _start(self, watch: _Watch, *, watch_from: str | None) -> None:
+    def _start(self, watches: list[_Watch]) -> None:
+        """Start watches made under the registry lock, now released; not those closed since."""
+        for watch in watches:
+            with watch.lock:
+                if watch.closed:
+                    continue  # retired, absorbed or closed before its start
+            subscription = self._subscribe(watch)
+            with watch.lock:
+                closed = watch.closed
+                if not closed:
+                    watch.subscription = subscription
+            if closed:  # closed while it started: its closing found no subscription
+                subscription.dispose()
+
+    def _subscribe(self, watch: _Watch) -> abc.DisposableBase:
         key = watch.key
         api = Api(self._client, key.resource, namespace=key.namespace)
         config = dataclasses.replace(
             self._config, label_selector=key.label_selector, field_selector=key.field_selector
         )
-        watch.resume[0] = watch_from
-        watch.applied_rv = watch_from
         inner = _watch(
-            api, config, metadata_only=key.metadata_only, resume=watch.resume, watch_from=watch_from
+            api,
+            config,
+            metadata_only=key.metadata_only,
+            resume=watch.resume,
+            watch_from=watch.resume[0],
         )
 
         def subscribed(_scheduler: abc.SchedulerBase | None) -> Observable[Event]:
@@ -641,33 +670,38 @@ class SharedWatches:
         def on_error(exc: Exception) -> None:
             self._on_failed(watch, exc)
 
-        watch.subscription = source.subscribe(on_next, on_error)
+        return source.subscribe(on_next, on_error)
 
     def _release(self, view: _View) -> None:
+        starting: list[_Watch] = []
         with self._lock:
             if view.retired or view.stores == 0:
                 return
             view.stores -= 1
-            closing = self._unused(view)
+            closing = self._unused(view, starting)
         _dispose(closing)
+        self._start(starting)
 
     def _unsubscribe(self, view: _View) -> None:
+        starting: list[_Watch] = []
         with self._lock:
             if view.retired:
                 return
             view.subscriptions -= 1
-            closing = self._unused(view)
+            closing = self._unused(view, starting)
         _dispose(closing)
+        self._start(starting)
 
-    def _unused(self, view: _View) -> list[_Watch]:
+    def _unused(self, view: _View, starting: list[_Watch]) -> list[_Watch]:
         """A reference was given back: retire the view at once or after the linger.
 
-        Returns the watches to close (once the lock is released).
+        Returns the watches to close, and adds to ``starting`` those to start (both once
+        the lock is released).
         """
         if view.refs > 0 or view.timer is not None:
             return []
         if self._linger == 0:
-            return self._retire(view)
+            return self._retire(view, starting)
         timer = threading.Timer(self._linger, self._expire, args=(view,))
         timer.name = f"rxkube-linger-{next(_numbers)}"
         timer.daemon = True
@@ -676,12 +710,14 @@ class SharedWatches:
         return []
 
     def _expire(self, view: _View) -> None:
+        starting: list[_Watch] = []
         with self._lock:
             if view.timer is None or view.refs > 0 or view.retired:
                 return
             view.timer = None
-            closing = self._retire(view)
+            closing = self._retire(view, starting)
         _dispose(closing)
+        self._start(starting)
 
     def _retire_locked(self, view: _View) -> None:
         view.retired = True
@@ -689,9 +725,10 @@ class SharedWatches:
             view.timer.cancel()
             view.timer = None
 
-    def _retire(self, view: _View) -> list[_Watch]:
+    def _retire(self, view: _View, starting: list[_Watch]) -> list[_Watch]:
         """Take an unused view out; if it was its watch's anchor, close the watch (returned,
-        to be disposed once the lock is released) and hand the other views over."""
+        to be disposed once the lock is released) and hand the other views over (to
+        watches added to ``starting``)."""
         self._retire_locked(view)
         del self._views[view.key]
         watch = view.watch
@@ -704,10 +741,10 @@ class SharedWatches:
             rest, watch.views = watch.views, []
             resume = watch.applied_rv
         self._watches.remove(watch)
-        self._hand_over(rest, resume)
+        self._hand_over(rest, resume, starting)
         return [watch]
 
-    def _hand_over(self, views: list[_View], resume: str | None) -> None:
+    def _hand_over(self, views: list[_View], resume: str | None, starting: list[_Watch]) -> None:
         """Give views whose watch closed watches of their own, from where they are.
 
         Views that hold a complete state at ``resume`` continue with a watch from that
@@ -725,7 +762,7 @@ class SharedWatches:
             )
             group = [v for v in remaining if covers(anchor.key, v.key)]
             remaining = [v for v in remaining if v not in group]
-            watch = _Watch(anchor.key)
+            watch = _Watch(anchor.key, resume if listed else None)
             watch.anchor = anchor
             for view in [anchor, *(v for v in group if v is not anchor)]:
                 view.filter.retarget(watch.key, view.key)
@@ -733,7 +770,7 @@ class SharedWatches:
                 watch.views.append(view)
                 view.follow()  # a run of a retrying watch ended: the new watch starts one
             self._watches.append(watch)
-            self._start(watch, watch_from=resume if listed else None)
+            starting.append(watch)
 
     # -- the watch's thread -------------------------------------------------------------------
 
@@ -815,8 +852,10 @@ def _wider(a: ViewKey, b: ViewKey) -> bool:
 def _dispose(watches: list[_Watch]) -> None:
     """Dispose closed watches; release a watch thread waiting for a view's room."""
     for watch in watches:
-        if watch.subscription is not None:
-            watch.subscription.dispose()
+        with watch.lock:  # None: it is starting, and its start disposes it (see _start)
+            subscription = watch.subscription
+        if subscription is not None:
+            subscription.dispose()
         stalled = watch.stalled
         if stalled is not None:
             stalled.wake_producers()

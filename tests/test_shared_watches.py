@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from reactivex import operators as ops
 from reactivex.scheduler import ThreadPoolScheduler
 
 from rxkube import Controller, SharedWatches
@@ -775,6 +776,57 @@ def test_views_come_and_go_from_many_threads_under_churn(srv: ApiServer, client:
             sub.dispose()
         eventually(lambda: watches.stats() == [], "every view to retire")
         eventually(lambda: srv.open_watches() == 0, "every watch to close")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_watches_asked_for_and_given_back_at_once_from_many_threads_all_close(
+    srv: ApiServer, client: Client, seed: int
+) -> None:
+    """Threads that ask for the same and for covering views at one moment and give most of
+    them back at once, so that a watch is often retired, absorbed or handed over between
+    the request that made it and the start of its thread: every view asked for follows the
+    server, and no watch (no connection, no thread) outlives its views."""
+    rng = random.Random(seed)
+    churn(srv, rng, 30)
+    failures: list[BaseException] = []
+    start = threading.Barrier(6)
+    pool = ThreadPoolScheduler(3)
+    with SharedWatches(client, linger=0, absorb="always") as watches:
+
+        def worker(seed: int) -> None:
+            mine = random.Random(seed)
+            try:
+                start.wait(TIMEOUT)
+                for _ in range(40):
+                    request = mine.choice(SIX_VIEWS)
+                    if mine.random() < 0.3:
+                        fold = Folded()
+                        stream = watches.events("configmaps", **request)
+                        if mine.random() < 0.5:  # subscribed from a pool thread
+                            stream = stream.pipe(ops.subscribe_on(pool))
+                        sub = stream.subscribe(fold, failures.append)
+                        if mine.random() < 0.5:
+                            threading.Event().wait(mine.random() * 0.005)  # not a wait
+                        sub.dispose()
+                        continue
+                    store = watches.store("configmaps", **request)
+                    if mine.random() < 0.3:
+                        store.wait_until_ready(TIMEOUT)
+                        assert refs(store.state()) == server_refs(srv, **request), request
+                    store.close()
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(seed * 10 + n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(TIMEOUT)
+            assert not thread.is_alive()
+        assert failures == []
+        eventually(lambda: watches.stats() == [], "every view to retire")
+        eventually(lambda: srv.open_watches() == 0, "every watch to close")
+    pool.executor.shutdown(wait=True)
 
 
 def test_a_hand_over_past_compaction_relists_the_views(srv: ApiServer, client: Client) -> None:
