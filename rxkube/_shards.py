@@ -23,7 +23,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["HASH_SPACE", "Shard", "ShardSelectorError", "fnv1a_64"]
+__all__ = [
+    "HASH_SPACE",
+    "Shard",
+    "ShardSelectorError",
+    "applied_selector",
+    "fnv1a_64",
+    "parse_requirements",
+]
 
 HASH_SPACE = 1 << 64
 """The size of the hash space: ranges end at most here (``'0x10000000000000000'``)."""
@@ -147,10 +154,7 @@ class Shard:
 
     def selector(self) -> str:
         """The ``shardSelector`` query parameter for this shard (the server's own format)."""
-        path = _PATHS[self.key]
-        return " || ".join(
-            f"shardRange({path}, '{_hex(start)}', '{_hex(end)}')" for start, end in self.ranges
-        )
+        return _render(self.ranges, self.key)
 
     def hash_of(self, obj: Any) -> int:
         """The hash of ``obj``'s key field: FNV-1a 64 of its UTF-8 bytes, ``""`` if absent."""
@@ -177,23 +181,116 @@ class Shard:
         Raises:
             ShardSelectorError: anything else, with the reason the server gives.
         """
-        parser = _Parser(text)
-        ranges, paths = parser.parse()
-        if len(set(paths)) > 1:
-            raise ShardSelectorError(
-                f"all shard ranges must use the same field, got {paths[0]!r} and "
-                f"{next(p for p in paths if p != paths[0])!r}"
-            )
-        return cls(tuple(ranges), _KEYS[paths[0]])
+        ranges, key = parse_requirements(text)
+        return cls(tuple(ranges), key)
 
     def __str__(self) -> str:
         return self.selector()
 
 
+def parse_requirements(text: str) -> tuple[list[tuple[int, int]], ShardKey]:
+    """A ``shardSelector``'s ranges as written (in order, not merged) and its field.
+
+    Raises:
+        ShardSelectorError: what the v1.36 API server refuses, with its message.
+    """
+    ranges, paths = _Parser(text).parse()
+    if len(set(paths)) > 1:
+        other = next(p for p in paths if p != paths[0])
+        raise ShardSelectorError(
+            f"all shard ranges must use the same field, got {_go_quote(paths[0])} and "
+            f"{_go_quote(other)}"
+        )
+    return ranges, _KEYS[paths[0]]
+
+
+def applied_selector(text: str) -> str:
+    """The selector the API server echoes in ``metadata.shardInfo.selector`` for ``text``.
+
+    Its ``Selector.String()``: each ``shardRange`` as parsed, in the order written, joined
+    with ``||`` (adjacent or repeated ranges are not merged, as :class:`Shard` merges them).
+
+    Raises:
+        ShardSelectorError: the server refuses ``text``.
+    """
+    ranges, key = parse_requirements(text)
+    return _render(ranges, key)
+
+
+def _render(ranges: Any, key: ShardKey) -> str:
+    path = _PATHS[key]
+    return " || ".join(f"shardRange({path}, '{_hex(lo)}', '{_hex(hi)}')" for lo, hi in ranges)
+
+
+def _go_quote(text: str) -> str:
+    """``text`` as Go's ``%q`` prints it: double quotes, backslash escapes."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif not char.isprintable():
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+# What the server puts before cel-go's own syntax error (whose wording, from its ANTLR
+# grammar, is not reproduced here: "missing ')' at '<EOF>'" and the like).
+_SYNTAX = "CEL parse error: Syntax error: "
+# cel-go's ast.ExprKind values, which the server prints as numbers (the type has no String).
+_IDENT_KIND, _LITERAL_KIND, _SELECT_KIND = 3, 5, 7
+# CEL operators as the functions the parsed expression calls.
+_OPERATORS = {
+    "&&": "_&&_",
+    "==": "_==_",
+    "!=": "_!=_",
+    "<": "_<_",
+    "<=": "_<=_",
+    ">": "_>_",
+    ">=": "_>=_",
+    "+": "_+_",
+    "-": "_-_",
+    "*": "_*_",
+    "/": "_/_",
+    "%": "_%_",
+    "in": "@in",
+}
+
 _TOKEN = re.compile(
-    r"\s*(?:(?P<op>\|\||&&|[(),])|(?P<str>'[^'\\]*'|\"[^\"\\]*\")"
+    r"\s*(?:(?P<op>\|\||&&|==|!=|<=|>=|[(),<>+\-*/%])|(?P<str>'[^'\\]*'|\"[^\"\\]*\")"
+    r"|(?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|0x[0-9a-fA-F]+u?|\d+u?)"
     r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(?P<other>\S))"
 )
+
+
+def _literal_type(kind: str, value: str) -> str | None:
+    """The Go type cel-go gives a non-string literal token (``%T``), or None."""
+    if kind == "num":
+        if value.endswith("u"):
+            return "uint64"
+        if "." in value or ("e" in value.lower() and not value.startswith("0x")):
+            return "float64"
+        return "int64"
+    if kind == "ident" and value in ("true", "false"):
+        return "bool"
+    return None
+
+
+def _expression_kind(kind: str, value: str) -> int | None:
+    """cel-go's ast.ExprKind of a one-token argument, when a token alone shows it."""
+    if kind in ("str", "num") or _literal_type(kind, value):
+        return _LITERAL_KIND
+    if kind == "ident":
+        return _SELECT_KIND if "." in value else _IDENT_KIND
+    return None
 
 
 class _Parser:
@@ -232,7 +329,7 @@ class _Parser:
     def _take(self) -> tuple[str, str]:
         token = self._peek()
         if token is None:
-            raise ShardSelectorError("the shard selector ends too early")
+            raise ShardSelectorError(f"{_SYNTAX}the shard selector ends too early")
         self._pos += 1
         return token
 
@@ -244,11 +341,13 @@ class _Parser:
     def _unexpected(self, where: str) -> ShardSelectorError:
         token = self._peek()
         got = "the end" if token is None else repr(token[1])
-        if token == ("op", "&&"):
+        if token is not None and token[0] in ("op", "ident") and token[1] in _OPERATORS:
+            # A binary operator after a complete call: the server walks the call it makes.
             return ShardSelectorError(
-                "unsupported operator '&&'; only shardRange() and || are allowed"
+                f"unsupported function {_go_quote(_OPERATORS[token[1]])}; "
+                "only shardRange() and || are allowed"
             )
-        return ShardSelectorError(f"unexpected {got} {where} in the shard selector")
+        return ShardSelectorError(f"{_SYNTAX}unexpected {got} {where} in the shard selector")
 
     def _expr(self, ranges: list[tuple[int, int]], paths: list[str]) -> None:
         self._term(ranges, paths)
@@ -265,11 +364,23 @@ class _Parser:
             return
         kind, value = self._take()
         if kind != "ident" or self._peek() != ("op", "("):
+            follows = self._peek()
+            if follows is not None and follows[0] in ("op", "ident") and follows[1] in _OPERATORS:
+                raise ShardSelectorError(
+                    f"unsupported function {_go_quote(_OPERATORS[follows[1]])}; "
+                    "only shardRange() and || are allowed"
+                )
+            expression = _expression_kind(kind, value)
+            if expression is not None and (follows is None or follows == ("op", "||")):
+                raise ShardSelectorError(
+                    f"unexpected expression kind {expression}; "
+                    "expected shardRange() call or || operator"
+                )
             self._pos -= 1
             raise self._unexpected("where a shardRange() call belongs")
         if value != "shardRange":
             raise ShardSelectorError(
-                f"unsupported function {value!r}; only shardRange() and || are allowed"
+                f"unsupported function {_go_quote(value)}; only shardRange() and || are allowed"
             )
         self._pos += 1
         args: list[tuple[str, str]] = []
@@ -284,14 +395,15 @@ class _Parser:
         if len(args) != 3:
             raise ShardSelectorError(f"shardRange() requires exactly 3 arguments, got {len(args)}")
         (path_kind, path), start, end = args
-        if path_kind != "ident":
+        if path_kind != "ident" or _literal_type(path_kind, path):
+            expression = _expression_kind(path_kind, path)
             raise ShardSelectorError(
                 f"shardRange() first argument: expected field path (e.g. object.metadata.uid), "
-                f"got {path!r}"
+                f"got expression kind {expression if expression is not None else path!r}"
             )
         if path not in _KEYS:
             raise ShardSelectorError(
-                f"unsupported field path {path!r}; supported: object.metadata.uid, "
+                f"unsupported field path {_go_quote(path)}; supported: object.metadata.uid, "
                 "object.metadata.namespace"
             )
         lo, hi = _bound(start, "hexStart"), _bound(end, "hexEnd")
@@ -306,29 +418,35 @@ class _Parser:
 def _bound(token: tuple[str, str], name: str) -> int:
     kind, value = token
     if kind != "str":
-        raise ShardSelectorError(f"{name} must be a string literal (e.g. '0xff'), got {value!r}")
+        go_type = _literal_type(kind, value)
+        if go_type is not None:
+            raise ShardSelectorError(f"{name} must be a string literal, got {go_type}")
+        expression = _expression_kind(kind, value)
+        got = f"expression kind {expression}" if expression is not None else repr(value)
+        raise ShardSelectorError(f"{name} must be a string literal (e.g. '0xff'), got {got}")
     literal = value[1:-1]
+    q = _go_quote
     if not literal.startswith("0x"):
-        raise ShardSelectorError(f"{name} must have '0x' prefix, got {literal!r}")
+        raise ShardSelectorError(f"{name} must have '0x' prefix, got {q(literal)}")
     digits = literal[2:]
     if not digits:
         raise ShardSelectorError(f"{name}: hex value is required after '0x'")
     if len(digits) > 17:
         raise ShardSelectorError(
-            f"{name}: hex value too long ({len(digits)} chars, max 17): {digits!r}"
+            f"{name}: hex value too long ({len(digits)} chars, max 17): {q(digits)}"
         )
     for char in digits:
         if char not in "0123456789abcdef":
-            raise ShardSelectorError(f"{name}: invalid hex character {char!r} in {literal!r}")
+            raise ShardSelectorError(f"{name}: invalid hex character {q(char)} in {q(literal)}")
     if len(digits) == 17:
         if literal != _TOP:
             raise ShardSelectorError(
-                f"{name}: 17-digit hex value must be '{_TOP}' (2^64), got {literal!r}"
+                f"{name}: 17-digit hex value must be '{_TOP}' (2^64), got {q(literal)}"
             )
     elif len(digits) != 16:
         raise ShardSelectorError(
-            f"{name} must be a 0x-prefixed 16-digit hex value, got {literal!r} "
-            f"(did you mean '0x{digits.rjust(16, '0')}'?)"
+            f"{name} must be a 0x-prefixed 16-digit hex value, got {q(literal)} "
+            f"(did you mean {q('0x' + digits.rjust(16, '0'))}?)"
         )
     return int(digits, 16)
 

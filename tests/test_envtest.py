@@ -14,17 +14,23 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
 import rxkube
 from benchmarks.sharding import wait_for
+from rxkube import Shard
 from rxkube.client import Api
 from rxkube.testing import ApiServer, EnvtestBinaryNotFound, EnvtestServer
 from rxkube.testing._envtest import (
@@ -120,6 +126,8 @@ def test_a_real_control_plane_serves_the_same_client_code(tmp_path: Path) -> Non
         kubeconfig = srv.write_kubeconfig(tmp_path / "kubeconfig")
         assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
         assert srv.compact() >= int(created["metadata"]["resourceVersion"])
+        # Nothing written since (unless kube-apiserver renewed a lease): a no-op, not an error.
+        assert srv.compact() >= int(created["metadata"]["resourceVersion"])
 
 
 @needs_binaries
@@ -134,12 +142,13 @@ def test_async_with_starts_and_stops_it() -> None:
 
 # --- rxkube's watcher and store against the real server ----------------------------------
 # The same pipelines the rest of the suite runs against rxkube's test server, against a
-# real kube-apiserver: pagination, streaming lists and watch events.
+# real kube-apiserver: pagination, streaming lists, watch events, and KEP-5866 sharding.
 
+GATED = {"feature-gates": "ShardedListAndWatch=true"}
 LABEL = "rxkube.io/probe=real"
 
 
-def _configmaps(srv: EnvtestServer, count: int) -> Api:
+def _configmaps(srv: ApiServer | EnvtestServer, count: int) -> Api:
     configmaps = Api(srv.client(), "configmaps", "default")
     for i in range(count):
         configmaps.create(
@@ -184,6 +193,107 @@ def test_a_watcher_fills_a_store_and_follows_changes(
             )
         finally:
             subscription.dispose()
+
+
+@pytest.fixture(params=["rxkube", "envtest"])
+def sharded_server(request: pytest.FixtureRequest) -> Iterator[ApiServer | EnvtestServer]:
+    """rxkube's test server, and kube-apiserver with ``ShardedListAndWatch`` on."""
+    if request.param == "envtest" and not binaries_available():
+        pytest.skip(f"no kube-apiserver and etcd (set {ASSETS_VARIABLE})")
+    server = (
+        ApiServer(token="admin", tls=True)
+        if request.param == "rxkube"
+        else EnvtestServer(apiserver_flags=GATED)
+    )
+    with server:
+        yield server
+
+
+@pytest.mark.timeout(300)
+def test_both_servers_shard_as_rxkube_expects(sharded_server: ApiServer | EnvtestServer) -> None:
+    """The server filters and echoes the selector rxkube sends (so rxkube does not filter
+    again), a sharded watcher's store holds exactly the objects ``Shard.matches``, a paged
+    sharded list counts ``remainingItemCount`` before filtering, and what ``Shard.parse``
+    refuses the server refuses with the same message, as a 500."""
+    srv = sharded_server
+    configmaps = _configmaps(srv, 40)
+    everything = configmaps.list(label_selector=LABEL)["items"]
+    for index in range(2):
+        shard = Shard.split(index, 2)
+        expected = {o["metadata"]["name"] for o in everything if shard.matches(o)}
+        assert 0 < len(expected) < 40
+        listed = _get(srv, {"shardSelector": shard.selector()})
+        assert listed["metadata"]["shardInfo"] == {"selector": shard.selector()}
+        assert {o["metadata"]["name"] for o in listed["items"]} == expected
+        reader, writer = rxkube.store("configmaps")
+        config = rxkube.Config(label_selector=LABEL, page_size=10, shard=shard)
+        subscription = rxkube.watcher(configmaps, config).pipe(rxkube.reflect(writer)).subscribe()
+        try:
+            reader.wait_until_ready(120)
+            assert _names(reader) == expected
+        finally:
+            subscription.dispose()
+    # Pages of 5 of the lower half, without the label selector (which would hide the
+    # count): the count is of every object from the page's start key on, less the limit.
+    shard = Shard.split(0, 2)
+    names = sorted(o["metadata"]["name"] for o in everything)
+    query = {"shardSelector": shard.selector(), "limit": "5"}
+    start = 0
+    while True:
+        page = _get(srv, query, label=False)
+        meta = page["metadata"]
+        if "continue" not in meta:
+            break
+        assert meta["remainingItemCount"] == len(names) - start - 5
+        start = names.index(page["items"][-1]["metadata"]["name"]) + 1
+        query["continue"] = meta["continue"]
+    # Two adjacent ranges are echoed as sent, not merged.
+    upper, lower = Shard.split(1, 2).selector(), Shard.split(0, 2).selector()
+    both = _get(srv, {"shardSelector": f"{upper} || {lower}"})
+    assert both["metadata"]["shardInfo"] == {"selector": f"{upper} || {lower}"}
+    assert len(both["items"]) == 40
+    for refused in (
+        "shardRange(object.metadata.uid, '0x0', '0x8000000000000000')",
+        "shardRange(object.metadata.name, '0x0000000000000000', '0x8000000000000000')",
+        f"{lower} && {upper}",
+        "shardRange(object.metadata.uid, 1, '0x8000000000000000')",
+    ):
+        with pytest.raises(rxkube.ShardSelectorError) as raised:
+            Shard.parse(refused)
+        answer = _get(srv, {"shardSelector": refused}, expect=500)
+        assert answer == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"invalid shard selector: {raised.value}",
+            "code": 500,
+        }
+
+
+def _get(
+    srv: ApiServer | EnvtestServer,
+    params: dict[str, str],
+    expect: int = 200,
+    *,
+    label: bool = True,
+) -> dict[str, Any]:
+    """A raw list of configmaps in ``default`` (with the test's label, unless ``label``
+    is False), as the JSON answered with status ``expect``."""
+    query = urllib.parse.urlencode({**({"labelSelector": LABEL} if label else {}), **params})
+    request = urllib.request.Request(
+        f"{srv.url}/api/v1/namespaces/default/configmaps?{query}",
+        headers={"Authorization": f"Bearer {srv.token}"},
+    )
+    context = ssl.create_default_context(cafile=srv.ca_file)
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+            status, body = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    assert status == expect, body[:300]
+    result: dict[str, Any] = json.loads(body)
+    return result
 
 
 def test_the_fixture_skips_where_binaries_are_absent(tmp_path: Path) -> None:

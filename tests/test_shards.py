@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,17 +12,19 @@ import pytest
 from rxkube import Shard, ShardSelectorError, watcher
 from rxkube._shards import (
     HASH_SPACE,
+    applied_selector,
     contains,
     fnv1a_64,
     intersect,
     minus,
     normalize,
+    parse_requirements,
     ring_assignment,
     size,
     union,
 )
 from rxkube.client import Api
-from rxkube.errors import BadRequest
+from rxkube.errors import ServerError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone
 from rxkube.protocol import Config, ListRequest, WatchMachine, WatchRequest
 from rxkube.testing import ApiServer
@@ -121,7 +124,7 @@ def test_parse_accepts_what_the_server_accepts(text: str) -> None:
         ("invalidFunc(object.metadata.uid, '0x00', '0x80')", "unsupported function"),
         ("shardRange(object.metadata.uid, 0, 8)", "string literal"),
         ("shardRange(object.metadata.uid, '0x0000000000000000')", "exactly 3"),
-        ("object.metadata.uid > '0x0'", "unexpected"),
+        ("object.metadata.uid > '0x0'", 'unsupported function "_>_"'),
         (
             "shardRange(object.metadata.uid, '0x8000000000000000', '0x8000000000000000')",
             "less than",
@@ -129,7 +132,7 @@ def test_parse_accepts_what_the_server_accepts(text: str) -> None:
         (
             "shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000') && "
             "shardRange(object.metadata.uid, '0x8000000000000000', '0x10000000000000000')",
-            "'&&'",
+            '"_&&_"',
         ),
         (
             "shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000') || "
@@ -139,8 +142,76 @@ def test_parse_accepts_what_the_server_accepts(text: str) -> None:
     ],
 )
 def test_parse_refuses_what_the_server_refuses(text: str, reason: str) -> None:
-    with pytest.raises(ShardSelectorError, match=reason):
+    with pytest.raises(ShardSelectorError, match=re.escape(reason)):
         Shard.parse(text)
+
+
+SELECTOR = "shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')"
+
+
+# Each message as kube-apiserver v1.36.2 answered it (with ShardedListAndWatch on), after
+# "invalid shard selector: ": Go's %q quoting, CEL's names for operators, the kinds of
+# cel-go's AST printed as numbers.
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "shardRange(object.metadata.uid, '0x0', '0x8000000000000000')",
+            'hexStart must be a 0x-prefixed 16-digit hex value, got "0x0" '
+            '(did you mean "0x0000000000000000"?)',
+        ),
+        (
+            f"{SELECTOR} && {SELECTOR}",
+            'unsupported function "_&&_"; only shardRange() and || are allowed',
+        ),
+        (
+            "shardRange(object.metadata.name, '0x0000000000000000', '0x8000000000000000')",
+            'unsupported field path "object.metadata.name"; supported: object.metadata.uid, '
+            "object.metadata.namespace",
+        ),
+        (" ", "empty shard selector is not allowed; omit the parameter for unfiltered lists"),
+        (
+            "foo(object.metadata.uid)",
+            'unsupported function "foo"; only shardRange() and || are allowed',
+        ),
+        (
+            f"{SELECTOR} || shardRange(object.metadata.namespace, '0x0000000000000000', "
+            "'0x8000000000000000')",
+            'all shard ranges must use the same field, got "object.metadata.uid" and '
+            '"object.metadata.namespace"',
+        ),
+        (
+            "shardRange(object.metadata.uid, '0x8000000000000000', '0x0000000000000000')",
+            "shard range start 0x8000000000000000 must be less than end 0x0000000000000000",
+        ),
+        (
+            "shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000A')",
+            'hexEnd: invalid hex character "A" in "0x8000000000000000A"',
+        ),
+        (
+            "shardRange(object.metadata.uid, 1, '0x8000000000000000')",
+            "hexStart must be a string literal, got int64",
+        ),
+        (
+            "shardRange(uid, '0x0000000000000000', '0x8000000000000000')",
+            'unsupported field path "uid"; supported: object.metadata.uid, '
+            "object.metadata.namespace",
+        ),
+    ],
+)
+def test_parse_refuses_with_the_servers_own_message(text: str, message: str) -> None:
+    with pytest.raises(ShardSelectorError) as raised:
+        Shard.parse(text)
+    assert str(raised.value) == message
+
+
+def test_the_echo_is_each_range_as_written_where_the_shard_merges_them() -> None:
+    """kube-apiserver v1.36.2 echoed two adjacent ranges as two, in the order sent."""
+    upper = "shardRange(object.metadata.uid, '0x8000000000000000', '0x10000000000000000')"
+    text = f"{upper} || ({SELECTOR})"
+    assert applied_selector(text) == f"{upper} || {SELECTOR}"
+    assert Shard.parse(text).ranges == ((0, HASH_SPACE),)
+    assert parse_requirements(text) == ([(2**63, HASH_SPACE), (0, 2**63)], "uid")
 
 
 @pytest.mark.parametrize(
@@ -315,13 +386,24 @@ def test_the_server_echoes_the_selector_only_when_it_honours_it() -> None:
         assert "shardInfo" not in api.list_page(query).json()["metadata"]
 
 
-def test_the_server_refuses_an_invalid_selector_with_400_naming_it() -> None:
+def test_the_server_refuses_an_invalid_selector_with_500_naming_it() -> None:
+    """As kube-apiserver v1.36.2 answers it: its registry returns the parse error
+    unwrapped, so the handler sends 500 and a Status with no reason."""
     with ApiServer() as srv:
         api = Api(srv.client(), "configmaps", namespace="default")
         bad = {"shardSelector": "shardRange(object.metadata.uid, '0x0', '0x8000000000000000')"}
         answer = api.list_page(bad)
-        assert answer.status == 400
-        with pytest.raises(BadRequest, match="invalid shard selector: hexStart must be"):
+        assert answer.status == 500
+        assert answer.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "invalid shard selector: hexStart must be a 0x-prefixed 16-digit hex "
+            'value, got "0x0" (did you mean "0x0000000000000000"?)',
+            "code": 500,
+        }
+        with pytest.raises(ServerError, match="invalid shard selector: hexStart must be"):
             answer.raise_for_status()
         srv.sharded_lists = False  # an old server does not read the parameter at all
         assert api.list_page(bad).status == 200

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import http_exceptions, web
 
-from .._shards import Shard, ShardSelectorError
+from .._shards import Shard, ShardSelectorError, applied_selector, parse_requirements
 from ..selectors import FieldSelector, LabelSelector, SelectorError
 from . import _discovery, _fields, _gc, _scale, _scale_fields, _tables
 from ._binding import bind
@@ -967,13 +967,23 @@ class ApiApp:
                 raise StatusError(400, refusal)
         fields = storage_fields(route.served, fields)
         shard: Shard | None = None
+        echo: str | None = None
         if self.options.sharded_lists and "shardSelector" in query:
+            # The registry returns the parse error unwrapped, so the handler answers it as
+            # an internal error: 500, with no reason (k8s.io/apiserver registry/store.go).
             try:
-                shard = Shard.parse(query["shardSelector"])
+                ranges, key = parse_requirements(query["shardSelector"])
             except ShardSelectorError as exc:
-                raise StatusError(400, f"invalid shard selector: {exc}") from None
+                raise StatusError(500, f"invalid shard selector: {exc}", reason="") from None
+            shard, echo = Shard(tuple(ranges), key), applied_selector(query["shardSelector"])
         return WatchFilter(
-            route.namespace, labels, fields, metadata_only, shard, route.served.resource.api_version
+            route.namespace,
+            labels,
+            fields,
+            metadata_only,
+            shard,
+            route.served.resource.api_version,
+            echo,
         )
 
     async def _wait_for_rv(self, rv: int) -> None:
@@ -1065,22 +1075,24 @@ class ApiApp:
                 410, "The resourceVersion for the provided list is too old.", reason="Expired"
             ) from None
         if shape.table:
-            metadata = self._list_metadata(page.rv, page, flt.shard)
+            metadata = self._list_metadata(page.rv, page, flt.shard_selector)
             return self._table(route.served, page.items, shape.table, query, metadata)
         return self._list_response(
-            route.served, page.rv, page.items, shape.metadata_only, page, flt.shard
+            route.served, page.rv, page.items, shape.metadata_only, page, flt.shard_selector
         )
 
     @staticmethod
-    def _list_metadata(rv: int, page: Any = None, shard: Shard | None = None) -> dict[str, Any]:
-        """A list's ``ListMeta``: its resourceVersion, continue token and shard."""
+    def _list_metadata(
+        rv: int, page: Any = None, shard_selector: str | None = None
+    ) -> dict[str, Any]:
+        """A list's ``ListMeta``: its resourceVersion, continue token and shard selector."""
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if page is not None and page.next_start is not None:
             meta["continue"] = encode_continue(page.token_rv, page.next_start)
             if page.remaining is not None:
                 meta["remainingItemCount"] = page.remaining
-        if shard is not None:
-            meta["shardInfo"] = {"selector": shard.selector()}
+        if shard_selector is not None:
+            meta["shardInfo"] = {"selector": shard_selector}
         return meta
 
     @staticmethod
@@ -1111,9 +1123,9 @@ class ApiApp:
         items: list[Stored],
         metadata_only: bool,
         page: Any = None,
-        shard: Shard | None = None,
+        shard_selector: str | None = None,
     ) -> web.Response:
-        meta = cls._list_metadata(rv, page, shard)
+        meta = cls._list_metadata(rv, page, shard_selector)
         res = served.resource
         if metadata_only:
             kind, api_version = _META_LIST, "meta.k8s.io/v1"

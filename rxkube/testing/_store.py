@@ -151,7 +151,8 @@ class ListPage:
         items: the selected objects, in key order.
         next_start: where the next page starts (relative to the list's key prefix), or None.
         token_rv: the resourceVersion to put in the continue token (-1: latest).
-        remaining: ``remainingItemCount``, when known (no selectors).
+        remaining: ``remainingItemCount``, when known (no label or field selector; with a
+            shard, what the read found from the start key on, unfiltered, less the limit).
     """
 
     rv: int
@@ -972,7 +973,10 @@ class Store:
             prefix = f"{flt.namespace}/" if flt.namespace and served.resource.namespaced else ""
             lo = bisect.bisect_left(keys, prefix + start)
             hi = bisect.bisect_left(keys, prefix + "\U0010ffff") if prefix else len(keys)
-            unfiltered = not flt.labels and not flt.fields and flt.shard is None
+            # remainingItemCount is left out for label and field selectors, not for a
+            # shard, which the server filters after counting: it is then what the read
+            # found from the start key on, unfiltered, less the limit (PrepareContinueToken).
+            counted = not flt.labels and not flt.fields
             items: list[Stored] = []
             next_start: str | None = None
             remaining: int | None = None
@@ -989,7 +993,15 @@ class Store:
                     )
                     if rest:
                         next_start = keys[index][len(prefix) :] + "\x00"
-                        remaining = rest if unfiltered else None
+                        if counted and flt.shard is None:
+                            remaining = rest
+                        elif counted:
+                            read = (
+                                hi - lo
+                                if is_now
+                                else sum(1 for k in keys[lo:hi] if lookup(k) is not None)
+                            )
+                            remaining = read - limit
                     break
             return ListPage(
                 read_rv,

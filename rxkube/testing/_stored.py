@@ -175,6 +175,9 @@ class WatchFilter:
     shard: Shard | None = None
     api_version: str | None = None
     """The version the watch reads objects as (None: as stored)."""
+    shard_selector: str | None = None
+    """The ``shardSelector`` as the server echoes it in a list's ``shardInfo``: each range
+    as written, in order (``shard`` merges them)."""
 
     def passes(self, stored: Stored) -> bool:
         """Whether an object state is selected."""
