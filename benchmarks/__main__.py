@@ -3,6 +3,11 @@
 One run starts the benchmark API server in its own process, then runs each measurement
 in a fresh process of its own against it (the limit, rxkube's scenarios, each peer),
 prints the Markdown report with every ratio, and writes all figures as JSON.
+
+Where a real kube-apiserver and etcd are found (as ``rxkube.testing.EnvtestServer`` finds
+them: ``KUBEBUILDER_ASSETS``), the same run also measures the floor, rxkube and the peers
+against them (``REAL_FULL``); without them, the report says in one line why those rows
+were not run.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from . import report, worker
 from .measure import Params
 from .server import Control, ServerProcess
 from .workload import NAMESPACE
+
+REAL_PEERS = ("lightkube", "kubernetes_informer", "kubernetes_watch")
+"""The peers measured on a real server too: the closest one and the official client."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,22 @@ QUICK = Plan(
     counted_scale=(),
     traced_all=False,
 )
+REAL_FULL = Plan(
+    pods=5_000,
+    events=10_000,
+    lever_events=0,
+    peer_events=5_000,
+    fanout_events=0,
+    fanout=(),
+    page_size=500,
+    scale=(),
+    scale_events=0,
+    counted_events=2_000,
+    counted_fanout=(),
+)
+"""The real server's rows: every pod and event goes through kube-apiserver and etcd, a few
+milliseconds per write, so fewer of them than on the test server."""
+REAL_QUICK = replace(REAL_FULL, pods=100, events=200, peer_events=100, counted_events=50)
 
 
 def _machine() -> dict[str, Any]:
@@ -102,17 +126,8 @@ def _measurements(
 
     ``counted``: include the runs under callgrind (valgrind is installed).
     """
-    # The limit runs right after rxkube and replays the very events rxkube consumed.
-    runs: list[tuple[str, str, dict[str, Any]]] = [
-        ("rxkube", "rxkube", {"option": "full"}),
-        ("limit", "limit", {}),
-        ("limit", "limit", {"traced": True, "events": 0}),
-        ("rxkube", "rxkube", {"option": "full", "traced": True, "events": 0}),
-    ]
+    runs = _cache_measurements(plan, counted)
     count = {"counted": True, "events": plan.counted_events}
-    if counted and plan.counted_events:
-        runs.append(("rxkube", "rxkube", {"option": "full", **count}))
-        runs.append(("limit", "limit", count))
     for lever in (
         "managed_fields",
         "shared_parts",
@@ -150,14 +165,46 @@ def _measurements(
         for n in plan.counted_fanout:
             runs.append((f"rxkube:shared:{n}", "rxkube_shared", {"subscribers": n, **count}))
     runs.append(("options", "rxkube_read", {"events": 0}))
+    return runs + _peer_measurements(plan, peers, counted)
+
+
+def _cache_measurements(plan: Plan, counted: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    """rxkube's cache and the floor: CPU, memory (traced), instructions (counted)."""
+    # The limit runs right after rxkube and replays the very events rxkube consumed.
+    runs: list[tuple[str, str, dict[str, Any]]] = [
+        ("rxkube", "rxkube", {"option": "full"}),
+        ("limit", "limit", {}),
+        ("limit", "limit", {"traced": True, "events": 0}),
+        ("rxkube", "rxkube", {"option": "full", "traced": True, "events": 0}),
+    ]
+    if counted and plan.counted_events:
+        count = {"counted": True, "events": plan.counted_events}
+        runs.append(("rxkube", "rxkube", {"option": "full", **count}))
+        runs.append(("limit", "limit", count))
+    return runs
+
+
+def _peer_measurements(
+    plan: Plan, peers: list[str], counted: bool
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each peer's cache: CPU, memory (traced), and the closest peer's instructions."""
+    runs: list[tuple[str, str, dict[str, Any]]] = []
     for peer in peers:
         runs.append((peer, peer, {"events": plan.peer_events}))
         if plan.traced_all:
             runs.append((peer, peer, {"traced": True, "events": 0}))
         # Only the closest peer: the others cost 10x to 70x more per event, minutes under callgrind.
         if counted and plan.counted_events and peer == "lightkube":
-            runs.append((peer, peer, count))
+            runs.append((peer, peer, {"counted": True, "events": plan.counted_events}))
     return runs
+
+
+def _real_measurements(
+    plan: Plan, peers: list[str], counted: bool
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The issue's real-server rows: rxkube and the floor, then ``REAL_PEERS``."""
+    real_peers = [peer for peer in peers if peer in REAL_PEERS]
+    return _cache_measurements(plan, counted) + _peer_measurements(plan, real_peers, counted)
 
 
 def _scale_measurements(plan: Plan, counted: bool) -> list[tuple[int, str, str, dict[str, Any]]]:
@@ -225,6 +272,9 @@ def run(
     only: set[str] | None = None,
     profile_dir: str | None = None,
     log: Any = sys.stderr,
+    *,
+    real_plan: Plan | None = REAL_FULL,
+    test_server: bool = True,
 ) -> dict[str, Any]:
     """Run the plan against a fresh server and return every figure.
 
@@ -234,54 +284,118 @@ def run(
             (``fnmatch``: ``rxkube``, ``rxkube:*``, ``kubernetes_*``).
         profile_dir: run each untraced measurement under py-spy, writing its samples here.
         log: where progress goes.
+        real_plan: the sizes of the real-server rows (``None``: leave them out); they run
+            where ``EnvtestServer`` finds kube-apiserver and etcd, and ``results["real"]``
+            says why not otherwise.
+        test_server: run the measurements against ``rxkube.testing.ApiServer`` (the
+            whole report but the real-server rows).
     """
     machine = _machine()
     peers = _available_peers()
     counted = shutil.which("valgrind") is not None
-    results: dict[str, Any] = {"machine": machine, "runs": {}, "counted": counted}
+    results: dict[str, Any] = {
+        "machine": machine,
+        "runs": {},
+        "counted": counted,
+        "test_server": test_server,
+    }
 
     def wanted(key: str) -> bool:
         return not only or any(fnmatch.fnmatchcase(key, pattern) for pattern in only)
 
-    with ServerProcess(plan.pods) as server:
-        params = Params(
-            url=server.url,
-            kubeconfig=server.kubeconfig,
-            namespace=NAMESPACE,
-            pods=plan.pods,
-            events=plan.events,
-            page_size=plan.page_size,
-        )
-        results["params"] = {
-            **plan.__dict__,
-            "fanout": list(plan.fanout),
-            "scale": list(plan.scale),
-            "load_s": server.load_s,
-            "peers": peers,
-        }
-        ctl = server.control()
-        for key, name, overrides in _measurements(plan, peers, counted):
-            if wanted(key):
-                _run_one(
-                    results, key, name, replace(params, **overrides), server, ctl, profile_dir, log
-                )
-        ctl.close()
-    # The scaling table: a server of each size, in turn, so that each holds only its pods.
-    scale_runs = [run for run in _scale_measurements(plan, counted) if wanted(run[1])]
-    for pods in dict.fromkeys(run[0] for run in scale_runs):
-        with ServerProcess(pods) as server:
-            results["params"][f"scale_load_s:{pods}"] = server.load_s
-            ctl = server.control()
-            params = replace(params, url=server.url, kubeconfig=server.kubeconfig, pods=pods)
-            for _, key, name, overrides in (run for run in scale_runs if run[0] == pods):
-                p = replace(params, **{"events": plan.scale_events, **overrides})
-                _run_one(results, key, name, p, server, ctl, profile_dir, log)
-            ctl.close()
+    results["params"] = {
+        **plan.__dict__,
+        "fanout": list(plan.fanout),
+        "scale": list(plan.scale),
+        "peers": peers,
+    }
+    if test_server:
+        with ServerProcess(plan.pods) as server:
+            results["params"]["load_s"] = server.load_s
+            measurements = _measurements(plan, peers, counted)
+            _run_all(results["runs"], server, plan, measurements, wanted, profile_dir, log)
+        # The scaling table: a server of each size, in turn, so that each holds only its pods.
+        scale_runs = [run for run in _scale_measurements(plan, counted) if wanted(run[1])]
+        for pods in dict.fromkeys(run[0] for run in scale_runs):
+            with ServerProcess(pods) as server:
+                results["params"][f"scale_load_s:{pods}"] = server.load_s
+                sized = replace(plan, pods=pods, events=plan.scale_events)
+                measurements = [run[1:] for run in scale_runs if run[0] == pods]
+                _run_all(results["runs"], server, sized, measurements, wanted, profile_dir, log)
+    if real_plan is not None:
+        results["real"] = _run_real(real_plan, peers, counted, wanted, profile_dir, log)
     return results
 
 
+def _run_real(
+    plan: Plan,
+    peers: list[str],
+    counted: bool,
+    wanted: Any,
+    profile_dir: str | None,
+    log: Any,
+) -> dict[str, Any]:
+    """The real-server rows, or ``{"skipped": why}`` when there is no real server to run."""
+    from rxkube.testing import EnvtestBinaryNotFound
+    from rxkube.testing._envtest import find_binary
+
+    try:
+        find_binary("etcd")
+        find_binary("kube-apiserver")
+    except EnvtestBinaryNotFound as missing:
+        return {"skipped": str(missing)}
+    real: dict[str, Any] = {"runs": {}, "params": {**plan.__dict__, "peers": peers}}
+    print(f"… a real kube-apiserver with {plan.pods:,} pods", end="", file=log, flush=True)
+    server = ServerProcess(plan.pods, real=True)
+    try:
+        server.start()
+    except Exception as exc:  # the rest of the report stands without these rows
+        print(f"  FAILED: {exc}", file=log)
+        return {"skipped": f"the real server did not start: {exc}"}
+    print(f"  loaded in {server.load_s:.1f} s", file=log)
+    try:
+        real["params"]["load_s"] = server.load_s
+        real["version"] = server.version
+        measurements = _real_measurements(plan, peers, counted)
+        _run_all(real["runs"], server, plan, measurements, wanted, profile_dir, log)
+    finally:
+        server.stop()
+    real["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return real
+
+
+def _run_all(
+    runs: dict[str, Any],
+    server: ServerProcess,
+    plan: Plan,
+    measurements: list[tuple[str, str, dict[str, Any]]],
+    wanted: Any,
+    profile_dir: str | None,
+    log: Any,
+) -> None:
+    """Run each wanted measurement against ``server``, one fresh process each, into ``runs``."""
+    params = Params(
+        url=server.url,
+        kubeconfig=server.kubeconfig,
+        namespace=NAMESPACE,
+        pods=plan.pods,
+        events=plan.events,
+        page_size=plan.page_size,
+        token=server.token,
+        ca_file=server.ca_file,
+    )
+    ctl = server.control()
+    try:
+        for key, name, overrides in measurements:
+            if wanted(key):
+                p = replace(params, **overrides)
+                _run_one(runs, key, name, p, server, ctl, profile_dir, log)
+    finally:
+        ctl.close()
+
+
 def _run_one(
-    results: dict[str, Any],
+    runs: dict[str, Any],
     key: str,
     name: str,
     p: Params,
@@ -304,7 +418,7 @@ def _run_one(
         print(f"  FAILED: {str(exc).splitlines()[-1] if str(exc) else exc}", file=log)
     else:
         print(f"  {time.perf_counter() - start:.1f} s", file=log)
-    _merge(results["runs"].setdefault(key, {}), figures, p)
+    _merge(runs.setdefault(key, {}), figures, p)
     if name != "rxkube" or p.traced:
         ctl.compact()
 
@@ -330,12 +444,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="sample each measurement with py-spy; collapsed stacks go to DIR",
     )
+    parser.add_argument(
+        "--servers",
+        choices=("both", "test", "real"),
+        default="both",
+        help="rxkube.testing.ApiServer, a real kube-apiserver (found through "
+        "KUBEBUILDER_ASSETS, as envtest finds it), or both (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     started = time.perf_counter()
-    results = run(plan, set(args.only) if args.only else None, args.profile)
+    results = run(
+        plan,
+        set(args.only) if args.only else None,
+        args.profile,
+        real_plan=None if args.servers == "test" else (REAL_QUICK if args.quick else REAL_FULL),
+        test_server=args.servers != "real",
+    )
     results["wall_s"] = time.perf_counter() - started
     text = report.render(results)
     print(text)

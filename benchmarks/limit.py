@@ -26,6 +26,15 @@ from .server import Control
 _CHUNK = 1 << 16
 
 
+def connect(p: Params, maxsize: int = 1) -> urllib3.PoolManager:
+    """A urllib3 pool for the server of ``p``, with its token and CA when it has them."""
+    return urllib3.PoolManager(
+        maxsize=maxsize,
+        ca_certs=p.ca_file,
+        headers={"Authorization": f"Bearer {p.token}"} if p.token else None,
+    )
+
+
 def _pods_path(p: Params) -> str:
     return f"{p.url}/api/v1/namespaces/{p.namespace}/pods"
 
@@ -132,7 +141,7 @@ def _parse_pages(pages: list[bytes]) -> dict[str, Any]:
 
 def measure_limit(p: Params, ctl: Control) -> Result:
     """Raw read and orjson parse of the list pages and of the watch stream."""
-    http = urllib3.PoolManager(maxsize=2)
+    http = connect(p, maxsize=2)
     result: Result = {"pods": p.pods, "events": p.events}
 
     start = cpu()

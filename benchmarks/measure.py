@@ -47,6 +47,8 @@ class Params:
     Args:
         url: the API server's URL (always on 127.0.0.1).
         kubeconfig: a kubeconfig file pointing at it, for the peers.
+        token: the bearer token for direct requests (``""``: none, the test server).
+        ca_file: the CA that signed the server's certificate (``None``: plain HTTP).
         namespace: where the pods are.
         pods: how many pods the server holds.
         events: how many MODIFIED events the watch part consumes (0: no watch part).
@@ -69,6 +71,8 @@ class Params:
     option: str = ""
     subscribers: int = 1
     counted: bool = False
+    token: str = ""
+    ca_file: str | None = None
 
 
 Result = dict[str, Any]

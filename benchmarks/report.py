@@ -228,14 +228,15 @@ def headline_table(runs: Runs) -> str:
         relist.get("relist_steady_rss_per_pod"),
         relist.get("relist_peak_rss_per_pod"),
     )
-    rows.append(
-        [
-            f"relist into a ready store: peak {X} steady (traced / RSS)",
-            _NONE,
-            f"{_ratio(peak, steady)} / {_ratio(rss_peak, rss_steady)}",
-            *[_NONE for _ in peers],
-        ]
-    )
+    if relist:
+        rows.append(
+            [
+                f"relist into a ready store: peak {X} steady (traced / RSS)",
+                _NONE,
+                f"{_ratio(peak, steady)} / {_ratio(rss_peak, rss_steady)}",
+                *[_NONE for _ in peers],
+            ]
+        )
     return _table(["figure", "floor", "rxkube", *[label for label, _ in peers]], rows)
 
 
@@ -562,8 +563,50 @@ def targets(runs: Runs) -> list[str]:
     return out
 
 
+def real_server(results: dict[str, Any]) -> list[str]:
+    """The real kube-apiserver's rows, or the one line that says why they were not run."""
+    real = results.get("real")
+    if real is None:
+        return []
+    if "skipped" in real:
+        return ["", f"Real-server rows not run: {real['skipped']}"]
+    runs: Runs = real["runs"]
+    p = real["params"]
+    v = real.get("version", {})
+    etcd = v.get("etcd", {}).get("etcdserver", "?")
+    return [
+        "",
+        f"## On a real kube-apiserver: {p['pods']:,} pods, {p['events']:,} MODIFIED events "
+        "(client CPU, same server, one run)",
+        "",
+        f"Server: kube-apiserver {v.get('gitVersion', '?')} ({v.get('goVersion', '?')}) and "
+        f"etcd {etcd}, as envtest runs them; the pods created through the API in "
+        f"{p['load_s']:.1f} s; load average at the end {real.get('loadavg_end', '?')}. Each "
+        "event is a status patch, as the kubelet writes one.",
+        "",
+        headline_table(runs),
+        "",
+        cache_table(runs),
+        "",
+        f"Watch CPU of the peers is measured over {p['peer_events']:,} events, rxkube and the "
+        f"floor over {p['events']:,}; instructions over {p['counted_events']:,}.",
+        "",
+        *targets(runs),
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
+    if not results.get("test_server", True):
+        m = results["machine"]
+        parts = [
+            "# rxkube benchmarks on a real kube-apiserver",
+            "",
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB; "
+            f"Python {m['python']}; load average at start {m['loadavg']}.",
+            *real_server(results),
+        ]
+        return "\n".join([*parts, *_failures(results)]) + "\n"
     runs: Runs = results["runs"]
     p = results["params"]
     m = results["machine"]
@@ -610,9 +653,17 @@ def render(results: dict[str, Any]) -> str:
         "## Targets (reported, not asserted)",
         "",
         *targets(runs),
+        *real_server(results),
     ]
-    failed = {k: v["error"] for k, v in runs.items() if "error" in v}
-    if failed:
-        parts += ["", "## Failed measurements", ""]
-        parts += [f"- {k}: {v.splitlines()[-1] if v else ''}" for k, v in failed.items()]
-    return "\n".join(parts) + "\n"
+    return "\n".join([*parts, *_failures(results)]) + "\n"
+
+
+def _failures(results: dict[str, Any]) -> list[str]:
+    """The failed measurements of both servers, each with the last line of its error."""
+    failed = {k: v["error"] for k, v in results["runs"].items() if "error" in v}
+    real = results.get("real", {}).get("runs", {})
+    failed.update({f"real:{k}": v["error"] for k, v in real.items() if "error" in v})
+    if not failed:
+        return []
+    lines = ["", "## Failed measurements", ""]
+    return lines + [f"- {k}: {v.splitlines()[-1] if v else ''}" for k, v in failed.items()]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rxkube.testing._envtest import ASSETS_VARIABLE, binaries_available
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     pytest.importorskip("psutil")
     out = tmp_path / "results.json"
-    stdout = run_benchmarks("benchmarks", "--quick", "--json", str(out))
+    # No real server here, whatever this machine has: the report says so in one line.
+    no_binaries = {ASSETS_VARIABLE: str(tmp_path / "empty")}
+    stdout = run_benchmarks("benchmarks", "--quick", "--json", str(out), env=no_binaries)
     assert "| client" in stdout
     assert "## Targets" in stdout
     results = json.loads(out.read_text())
@@ -43,6 +47,9 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
         for name in ("rxkube", "limit"):
             assert runs[name]["watch_instructions_per_event"] > 0
         assert "instructions per MODIFIED event (callgrind)" in stdout
+    assert results["real"]["skipped"].startswith("etcd not found at")
+    [line] = [line for line in stdout.splitlines() if "Real-server rows not run" in line]
+    assert ASSETS_VARIABLE in line and str(tmp_path / "empty" / "etcd") in line
     scaling = stdout.split("## Scaling", 1)[1]
     assert [line.split("|")[1].strip() for line in scaling.splitlines()[4:7]] == [
         "100",
@@ -57,15 +64,47 @@ def test_store_reads_benchmark_prints_its_table() -> None:
     assert "| copy_object" in stdout
 
 
-def run_benchmarks(module: str, *args: str) -> str:
-    """Run ``python -m module args`` from the repository; its stdout, once it succeeded."""
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(
+    not binaries_available(), reason=f"no kube-apiserver and etcd (set {ASSETS_VARIABLE})"
+)
+def test_benchmarks_real_server_rows_at_tiny_sizes(tmp_path: Path) -> None:
+    """Against a real kube-apiserver and etcd: the pods go in through the API, every
+    measurement of the real-server rows runs, and the report prints them."""
+    pytest.importorskip("psutil")
+    out = tmp_path / "results.json"
+    stdout = run_benchmarks("benchmarks", "--quick", "--servers", "real", "--json", str(out))
+    real = json.loads(out.read_text())["real"]
+    failed = {name: r["error"][-500:] for name, r in real["runs"].items() if "error" in r}
+    assert not failed, failed
+    assert real["version"]["gitVersion"].startswith("v1.") and real["version"]["etcd"]
+    assert real["runs"]["limit"]["list_read_parse_s"] > 0
+    peers = [
+        peer for peer in ("lightkube", "kubernetes_informer") if peer in real["params"]["peers"]
+    ]
+    for name in ("rxkube", *peers):
+        assert real["runs"][name]["ready_cpu_s"] > 0, name
+        assert real["runs"][name]["watch_cpu_us_per_event"] > 0, name
+        assert real["runs"][name]["mem_traced_per_pod"] > 0, name
+    assert "## On a real kube-apiserver" in stdout and "list → ready cache" in stdout
+
+
+def run_benchmarks(module: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m module args`` from the repository; its stdout, once it succeeded.
+
+    ``env`` adds to (or replaces) this process's environment; ``TEST_ASSET_*`` variables
+    are dropped when it names ``KUBEBUILDER_ASSETS``.
+    """
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if env and ASSETS_VARIABLE in env:
+        environ = {k: v for k, v in environ.items() if not k.startswith("TEST_ASSET_")}
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=environ,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
