@@ -38,6 +38,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 """128 + SIGINT: what a shell reports for a command ended by Ctrl+C."""
+MAX_DEMO_PODS = 10_000
+"""The most pods ``rxkube demo --pods`` keeps alive."""
 
 
 class UserError(Exception):
@@ -120,10 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--pods",
-        type=_positive_int,
+        type=_pod_count,
         default=40,
         metavar="N",
-        help="how many pods the workload keeps alive (default: 40)",
+        help=f"how many pods the workload keeps alive (default: 40, at most {MAX_DEMO_PODS:,})",
     )
     demo.set_defaults(run=_run_demo)
 
@@ -180,13 +182,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def _pod_count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    if value > MAX_DEMO_PODS:
+        # Beyond it the workload spends the whole run creating pods, showing nothing.
+        raise argparse.ArgumentTypeError(f"at most {MAX_DEMO_PODS:,}: {text!r}")
     return value
 
 

@@ -181,6 +181,14 @@ def test_bad_option_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert "not a number" in capsys.readouterr().err
 
 
+def test_demo_with_more_pods_than_it_can_show_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--pods 1e20 used to spend the whole run creating pods, printing nothing."""
+    assert main(["demo", "--pods", "100000000000000000000"]) == 2
+    assert "argument --pods: at most 10,000" in capsys.readouterr().err
+
+
 def test_python_dash_m_runs_the_same_command_line() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "rxkube", "watch", "--help"],
