@@ -7,18 +7,11 @@ import datetime
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from rxkube.testing import ApiServer
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
 
 
 def get(srv: ApiServer, path: str, accept: str = "application/json") -> Any:

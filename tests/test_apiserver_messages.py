@@ -8,7 +8,6 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ from rxkube.testing import ApiServer
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 SERVICES = "/api/v1/namespaces/default/services"
 APPLY = "application/apply-patch+yaml"
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
 
 
 def call(

@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -111,12 +110,6 @@ class Raw:
         finally:
             conn.close()
         return response.status, json.loads(data), response.getheader("Content-Type", "")
-
-
-@pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
 
 
 @pytest.fixture

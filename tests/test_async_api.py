@@ -23,12 +23,6 @@ def run(main: Callable[[], Awaitable[_T]]) -> _T:
 
 
 @pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
 def client(srv: ApiServer) -> Iterator[Client]:
     with Client(srv.url) as c:
         yield c

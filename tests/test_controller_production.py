@@ -36,12 +36,6 @@ TIMEOUT = 30.0
 
 
 @pytest.fixture
-def srv() -> Iterator[ApiServer]:
-    with ApiServer(bookmark_interval=None) as server:
-        yield server
-
-
-@pytest.fixture
 def client(srv: ApiServer) -> Iterator[Client]:
     with Client(srv.url) as c:
         yield c
