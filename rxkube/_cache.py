@@ -237,10 +237,16 @@ class Store:
                 :func:`store`); no effect on a compact store, which holds encodings.
 
         Raises:
+            TypeError: ``name`` is not a string.
             ValueError: ``compact`` with ``copy_on_read=False`` (a compact store has no
                 decoded objects to hand out: every read decodes a copy), or
                 ``share_subtrees`` not one of ``True``, ``False``, ``"managedFields"``.
         """
+        if not isinstance(name, str):
+            raise TypeError(
+                f"a store's name (what it holds, e.g. 'pods') must be a string, not"
+                f" {type(name).__name__} {name!r:.60}"
+            )
         if compact and not copy_on_read:
             raise ValueError(
                 f"store {name!r}: compact=True decodes a new copy on every read; "
@@ -315,6 +321,10 @@ class Store:
             name: the object's name, or an :class:`ObjectRef`.
             namespace: its namespace (ignored when ``name`` is an ObjectRef).
 
+        Raises:
+            TypeError: ``name`` is neither a string nor an ObjectRef, or ``namespace``
+                neither a string nor ``None``: no object could have such a key.
+
         Example:
             >>> reader, writer = store()
             >>> writer.apply(Apply({"metadata": {"name": "web", "namespace": "prod"}}))
@@ -337,6 +347,11 @@ class Store:
             ref: ObjectRef | None = name
             key: Key = (name.namespace, name.name)
         else:
+            if not isinstance(name, str) or not isinstance(namespace, str | None):
+                raise TypeError(
+                    "Store.get() takes a name (a string) or an ObjectRef, and a namespace"
+                    f" (a string or None), not {name!r:.60} and {namespace!r:.60}"
+                )
             ref = None
             key = (namespace or None, name)
         objects = self._objects
@@ -414,8 +429,11 @@ class Store:
             return self._lookup(item) is not None
         if isinstance(item, dict):
             meta = item.get("metadata")
-            if isinstance(meta, dict) and "name" in meta:
-                return self._lookup(meta["name"], meta.get("namespace")) is not None
+            if isinstance(meta, dict):
+                name, namespace = meta.get("name"), meta.get("namespace")
+                # An object with no string name could never have been stored.
+                if isinstance(name, str) and isinstance(namespace, str | None):
+                    return self._lookup(name, namespace) is not None
         return False
 
     def __iter__(self) -> Iterator[Object]:
@@ -1111,6 +1129,7 @@ def store(
             with ``compact=True``.
 
     Raises:
+        TypeError: ``name`` is not a string.
         ValueError: ``compact=True`` with ``copy_on_read=False``, or ``share_subtrees``
             not one of ``True``, ``False``, ``"managedFields"``.
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import time
 from collections import deque
@@ -398,11 +399,26 @@ class AsyncOperator(Generic[_A, _P, _B]):
         self.__name__ = raw.__name__
         self.__doc__ = raw.__doc__
         self._aiostream_operator: Any = None
+        self._signature = inspect.signature(raw)
 
     def __call__(
         self, *args: _P.args, **kwargs: _P.kwargs
     ) -> Callable[[AsyncIterable[_A]], AsyncSource[_B]]:
-        """Return the operator as a function from a source to a source."""
+        """Return the operator as a function from a source to a source.
+
+        Raises:
+            TypeError: the arguments do not fit the operator, e.g. a source passed
+                along with them (``aio.modify(source, fn)``).
+        """
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            name = f"rxkube.aio.{self.__name__}"
+            raise TypeError(
+                f"{name}() takes the operator's arguments, not its source, and returns a"
+                f" function of a source: {name}(...)(source), or {name}.raw(source, ...)"
+                f" ({exc})"
+            ) from None
         raw = self.raw
 
         def apply(source: AsyncIterable[_A]) -> AsyncSource[_B]:

@@ -116,6 +116,39 @@ def _header_safe(what: str, value: str) -> str:
     return value
 
 
+_TEXT_SETTINGS = (
+    "token",
+    "ca_file",
+    "client_cert_file",
+    "client_key_file",
+    "tls_server_name",
+    "proxy",
+)
+
+
+def _check_settings(
+    server: object, texts: tuple[object, ...], ca_data: object, timeouts: tuple[object, object]
+) -> None:
+    """Refuse a ``Client`` setting of the wrong type where it is given, not deep inside
+    ``urllib3`` or ``ssl`` with an ``AttributeError``; a token's value is never echoed."""
+    if not isinstance(server, str):
+        raise TypeError(f"Client(): server must be a URL string, not {type(server).__name__}")
+    for what, value in zip(_TEXT_SETTINGS, texts, strict=True):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"Client(): {what} must be a string or None, not {type(value).__name__}"
+            )
+    if ca_data is not None and not isinstance(ca_data, str | bytes):
+        raise TypeError(
+            f"Client(): ca_data must be PEM (str) or DER (bytes), not {type(ca_data).__name__}"
+        )
+    for what, value in zip(("connect_timeout", "request_timeout"), timeouts, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(
+                f"Client(): {what} must be a positive number of seconds, not {value!r}"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class TransportSettings:
     """How a client reaches its server, built once: shared by the blocking and async transports."""
@@ -149,6 +182,12 @@ class Client(ClosedOnExit):
         connect_timeout: seconds to establish a connection.
         request_timeout: seconds to wait for data on a non-streaming request.
         auth: called before every request; returns fresh auth headers (token refresh).
+
+    Raises:
+        TypeError: a setting of the wrong type (a token that is not a string, say).
+        ValueError: a timeout that is not a positive number of seconds.
+        ConfigError: ``server`` is not an ``http(s)://host`` URL, or a credential or
+            certificate cannot be used.
     """
 
     def __init__(
@@ -168,6 +207,12 @@ class Client(ClosedOnExit):
         request_timeout: float = 60.0,
         auth: Callable[[], dict[str, str]] | None = None,
     ) -> None:
+        _check_settings(
+            server,
+            (token, ca_file, client_cert_file, client_key_file, tls_server_name, proxy),
+            ca_data,
+            (connect_timeout, request_timeout),
+        )
         parts = urlsplit(server)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"invalid API server URL {server!r}: expected https://host[:port]")
@@ -223,8 +268,15 @@ class Client(ClosedOnExit):
             context: a context name from the file.
 
         Raises:
+            TypeError: ``path`` or ``context`` is neither a string nor ``None``.
             ConfigError: no kubeconfig, an unknown context, or an invalid file.
         """
+        for what, value, kinds in (("path", path, (str, os.PathLike)), ("context", context, str)):
+            if value is not None and not isinstance(value, kinds):
+                raise TypeError(
+                    f"Client.from_kubeconfig(): {what} must be a string or None,"
+                    f" not {type(value).__name__} {value!r:.60}"
+                )
         configuration = _kubeconfig.load_kubeconfig(path, context)
         try:
             return cls.from_configuration(configuration)

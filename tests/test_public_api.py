@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ import rxkube
 from rxkube import (
     Api,
     Config,
+    aio,
     applied_objects,
     backoff,
     default_backoff,
@@ -486,3 +487,60 @@ def test_a_leader_elector_on_another_resource_than_leases_is_refused(pods: Api) 
     """Given the pods API, an elector would read and write a Pod as its Lease."""
     with pytest.raises(ValueError, match=r"needs the Leases API of one namespace.* not Api"):
         rxkube.LeaderElector(pods, "lock")
+
+
+def test_a_store_name_or_key_of_the_wrong_type_is_refused_not_a_silent_miss() -> None:
+    """``get(5)`` could never find an object: it answered ``None`` as if none were cached."""
+    with pytest.raises(TypeError, match=r"a store's name .* must be a string, not int 5"):
+        store(5)  # type: ignore[arg-type]
+    reader, writer = store("pods")
+    writer.apply(rxkube.Apply({"metadata": {"name": "5", "namespace": "default"}}))
+    with pytest.raises(
+        TypeError, match=r"Store\.get\(\) takes a name \(a string\) or an ObjectRef"
+    ):
+        reader.get(5, "default")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a namespace \\(a string or None\\), not '5' and 5"):
+        reader.get("5", 5)  # type: ignore[arg-type]
+    assert reader.get("5", "default") is not None
+    assert {"metadata": {"name": 5, "namespace": "default"}} not in reader
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"server": 5}, TypeError, "server must be a URL string, not int"),
+        ({"token": 5}, TypeError, "token must be a string or None, not int"),
+        ({"ca_file": b"/ca.pem"}, TypeError, "ca_file must be a string or None, not bytes"),
+        ({"ca_data": 3}, TypeError, "ca_data must be PEM \\(str\\) or DER \\(bytes\\), not int"),
+        ({"connect_timeout": 0}, ValueError, "connect_timeout must be a positive number"),
+        ({"request_timeout": math.nan}, ValueError, "request_timeout must be a positive number"),
+    ],
+)
+def test_a_client_setting_of_the_wrong_kind_is_refused_where_it_is_given(
+    settings: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=f"Client\\(\\): {message}"):
+        rxkube.Client(**{"server": "https://127.0.0.1:6443", **settings})
+
+
+def test_a_token_of_the_wrong_type_is_not_echoed() -> None:
+    with pytest.raises(TypeError) as raised:
+        rxkube.Client("https://127.0.0.1:6443", token=123456789)  # type: ignore[arg-type]
+    assert "123456789" not in str(raised.value)
+
+
+def test_from_kubeconfig_given_a_path_that_is_not_one_says_so() -> None:
+    with pytest.raises(TypeError, match=r"from_kubeconfig\(\): path must be a string or None"):
+        rxkube.Client.from_kubeconfig(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"from_kubeconfig\(\): context must be a string or None"):
+        rxkube.Client.from_kubeconfig(None, ["ctx"])  # type: ignore[arg-type]
+
+
+def test_an_async_operator_given_its_source_with_its_arguments_says_how_to_call_it() -> None:
+    async def events() -> AsyncIterator[rxkube.Event]:
+        yield rxkube.Init()
+
+    with pytest.raises(TypeError, match=r"modify\(\.\.\.\)\(source\), or rxkube\.aio\.modify\.raw"):
+        aio.modify(events(), lambda obj: obj)  # type: ignore[arg-type, call-arg]
+    with pytest.raises(TypeError, match=r"modify\(\): its function must be callable"):
+        aio.modify(5)(events())  # type: ignore[arg-type]
