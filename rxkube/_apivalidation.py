@@ -48,6 +48,8 @@ def quote(value: Any) -> str:
             out.append("\\n")
         elif char == "\t":
             out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
         elif not char.isprintable():
             out.append(f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}")
         else:

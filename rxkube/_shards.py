@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._apivalidation import quote
+
 __all__ = [
     "HASH_SPACE",
     "Shard",
@@ -198,8 +200,7 @@ def parse_requirements(text: str) -> tuple[list[tuple[int, int]], ShardKey]:
     if len(set(paths)) > 1:
         other = next(p for p in paths if p != paths[0])
         raise ShardSelectorError(
-            f"all shard ranges must use the same field, got {_go_quote(paths[0])} and "
-            f"{_go_quote(other)}"
+            f"all shard ranges must use the same field, got {quote(paths[0])} and {quote(other)}"
         )
     return ranges, _KEYS[paths[0]]
 
@@ -220,26 +221,6 @@ def applied_selector(text: str) -> str:
 def _render(ranges: Any, key: ShardKey) -> str:
     path = _PATHS[key]
     return " || ".join(f"shardRange({path}, '{_hex(lo)}', '{_hex(hi)}')" for lo, hi in ranges)
-
-
-def _go_quote(text: str) -> str:
-    """``text`` as Go's ``%q`` prints it: double quotes, backslash escapes."""
-    out = ['"']
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif not char.isprintable():
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 # What the server puts before cel-go's own syntax error (whose wording, from its ANTLR
@@ -344,7 +325,7 @@ class _Parser:
         if token is not None and token[0] in ("op", "ident") and token[1] in _OPERATORS:
             # A binary operator after a complete call: the server walks the call it makes.
             return ShardSelectorError(
-                f"unsupported function {_go_quote(_OPERATORS[token[1]])}; "
+                f"unsupported function {quote(_OPERATORS[token[1]])}; "
                 "only shardRange() and || are allowed"
             )
         return ShardSelectorError(f"{_SYNTAX}unexpected {got} {where} in the shard selector")
@@ -367,7 +348,7 @@ class _Parser:
             follows = self._peek()
             if follows is not None and follows[0] in ("op", "ident") and follows[1] in _OPERATORS:
                 raise ShardSelectorError(
-                    f"unsupported function {_go_quote(_OPERATORS[follows[1]])}; "
+                    f"unsupported function {quote(_OPERATORS[follows[1]])}; "
                     "only shardRange() and || are allowed"
                 )
             expression = _expression_kind(kind, value)
@@ -380,7 +361,7 @@ class _Parser:
             raise self._unexpected("where a shardRange() call belongs")
         if value != "shardRange":
             raise ShardSelectorError(
-                f"unsupported function {_go_quote(value)}; only shardRange() and || are allowed"
+                f"unsupported function {quote(value)}; only shardRange() and || are allowed"
             )
         self._pos += 1
         args: list[tuple[str, str]] = []
@@ -403,7 +384,7 @@ class _Parser:
             )
         if path not in _KEYS:
             raise ShardSelectorError(
-                f"unsupported field path {_go_quote(path)}; supported: object.metadata.uid, "
+                f"unsupported field path {quote(path)}; supported: object.metadata.uid, "
                 "object.metadata.namespace"
             )
         lo, hi = _bound(start, "hexStart"), _bound(end, "hexEnd")
@@ -425,7 +406,7 @@ def _bound(token: tuple[str, str], name: str) -> int:
         got = f"expression kind {expression}" if expression is not None else repr(value)
         raise ShardSelectorError(f"{name} must be a string literal (e.g. '0xff'), got {got}")
     literal = value[1:-1]
-    q = _go_quote
+    q = quote
     if not literal.startswith("0x"):
         raise ShardSelectorError(f"{name} must have '0x' prefix, got {q(literal)}")
     digits = literal[2:]
