@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from . import _display
+from ._arguments import whole_number
 from ._timeouts import checked_timeout
 from .errors import RxKubeError, TransportError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -183,12 +184,7 @@ def _positive_float(text: str) -> float:
 
 
 def _pod_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    value = whole_number(text)
     if value > MAX_DEMO_PODS:
         # Beyond it the workload spends the whole run creating pods, showing nothing.
         raise argparse.ArgumentTypeError(f"at most {MAX_DEMO_PODS:,}: {text!r}")

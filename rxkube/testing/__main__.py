@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import yaml
 
+from .._arguments import whole_number
 from ..errors import ApiError, ConfigError
 from ._server import ApiServer
 
@@ -54,7 +55,7 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
         help="seconds between bookmarks; 0 for none",
     )
     parser.add_argument(
-        "--compact-every", type=_writes, metavar="N", help="compact history every N writes"
+        "--compact-every", type=whole_number, metavar="N", help="compact history every N writes"
     )
     parser.add_argument(
         "--no-streaming-lists", action="store_true", help="refuse sendInitialEvents watches"
@@ -91,16 +92,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value < math.inf:  # NaN too
         raise argparse.ArgumentTypeError(f"seconds are 0 or more (0: none), not {text!r}")
-    return value
-
-
-def _writes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
 
 
