@@ -54,6 +54,7 @@ from typing import Any, Literal
 import orjson
 
 from . import _display
+from ._callables import check_callable
 from ._futures import resolve_soon
 from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
@@ -657,8 +658,7 @@ class Store:
             >>> [p["metadata"]["name"] for p in reader.by_index("node", "n1")]
             ['p']
         """
-        if not callable(fn):  # else the writer would fail at the next event, not here
-            raise TypeError(f"add_index({name!r}): fn must be callable, not {fn!r:.60}")
+        check_callable(fn, f"add_index({name!r})", "fn")  # else the writer fails at its next event
         build = _IndexBuild(Index(name, fn))
         with self._lock:
             snapshot = list(self._objects.items())

@@ -30,6 +30,7 @@ from typing import Generic, TypeAlias, TypeVar
 
 from ._backoff_policy import MAX_DELAY, BackoffPolicy
 from ._cache import Store, Writer
+from ._callables import check_callable
 from .dispatcher import SharedStore
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object, ObjectFn
@@ -109,12 +110,6 @@ def checked_writer(writer: object, operator: str) -> Writer:
     raise TypeError(
         f"{operator} needs the Writer of a store (reader, writer = store()), not {mistake}"
     )
-
-
-def checked_function(fn: object, operator: str, what: str) -> None:
-    """Raise ``TypeError`` unless ``fn`` can be called, naming the operator's argument."""
-    if not callable(fn):
-        raise TypeError(f"{operator}: {what} must be callable, not {type(fn).__name__} {fn!r:.60}")
 
 
 def reflect(writer: Writer) -> Bound[Event, Event]:
@@ -227,7 +222,7 @@ def modify(fn: ObjectFn, operator: str = "modify()") -> Step[Event, Event]:
     Raises:
         TypeError: ``fn`` is not callable.
     """
-    checked_function(fn, operator, "its function")
+    check_callable(fn, operator, "fn")
 
     def step(event: Event) -> Sequence[Event]:
         if not isinstance(event, _EVENTS):
@@ -265,7 +260,7 @@ class PredicateFilter:
     """
 
     def __init__(self, predicate: Predicate, ttl: float, clock: Clock) -> None:
-        checked_function(predicate, "predicate_filter()", "the predicate")
+        check_callable(predicate, "predicate_filter()", "predicate")
         if not (isinstance(ttl, int | float) and ttl > 0):  # NaN too
             raise ValueError(f"predicate_filter: ttl must be positive, not {ttl!r}")
         self._predicate = predicate

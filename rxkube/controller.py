@@ -51,6 +51,7 @@ from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
 from ._cache import Store, store
+from ._callables import check_callable
 from ._object_ref import ObjectRef
 from ._results import (
     Action,
@@ -520,12 +521,8 @@ class Controller:
                 nor ``None``.
         """
         # Here, not in every reconcile's failure: a wrong argument is a bug of the caller.
-        if not callable(reconcile):
-            raise TypeError(f"Controller.run(): reconcile must be callable, not {reconcile!r:.60}")
-        if error_policy is not None and not callable(error_policy):
-            raise TypeError(
-                f"Controller.run(): error_policy must be callable or None, not {error_policy!r:.60}"
-            )
+        check_callable(reconcile, "Controller.run()", "reconcile")
+        check_callable(error_policy, "Controller.run()", "error_policy", or_none=True)
         is_async = inspect.iscoroutinefunction(reconcile)
         sharding = self._sharding
         if sharding is not None:

@@ -31,6 +31,7 @@ from reactivex.scheduler import TimeoutScheduler
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Writer, failed_run
+from ._callables import check_callable
 from ._delivery import End, ScheduledDrain, fail_consumer
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
@@ -485,7 +486,7 @@ def _retrying(
 ) -> Callable[[Observable[_T]], Observable[_T]]:
     """``retry_when`` with a policy: the Rx face of ``_steps.Retrier``."""
     if on_retry is not None:
-        _steps.checked_function(on_retry, name, "on_retry")
+        check_callable(on_retry, name, "on_retry")
 
     def operator(source: Observable[_T]) -> Observable[_T]:
         _observable(source, name)

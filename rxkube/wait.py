@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from reactivex import Observable
 from reactivex import operators as ops
 
+from ._callables import check_callable
 from ._futures import resolve_soon
 from ._timeouts import checked_timeout
 from ._watching import watch_object
@@ -72,8 +73,7 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
         Exception: whatever ``condition`` raised.
     """
     limit = checked_timeout(timeout, "await_condition()")
-    if not callable(condition):
-        raise TypeError(f"await_condition(): condition must be callable, not {condition!r:.60}")
+    check_callable(condition, "await_condition()", "condition")
     done = threading.Event()
     outcome: list[Any] = []
 
@@ -107,10 +107,7 @@ async def await_condition_async(
         Exception: whatever ``condition`` raised.
     """
     limit = checked_timeout(timeout, "await_condition_async()")
-    if not callable(condition):
-        raise TypeError(
-            f"await_condition_async(): condition must be callable, not {condition!r:.60}"
-        )
+    check_callable(condition, "await_condition_async()", "condition")
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
 

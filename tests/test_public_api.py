@@ -10,6 +10,7 @@ raise a typed error that names the problem, at the call that made it: never a ha
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import math
@@ -44,7 +45,7 @@ from rxkube import (
 )
 from rxkube.events import Apply, Event, Init, InitApply, InitDone
 from rxkube.testing import ApiServer
-from rxkube.wait import await_condition
+from rxkube.wait import await_condition, await_condition_async
 
 # The pytest plugin's names are fixtures and hooks that pytest calls, not an API to import.
 NOT_IMPORTED = {"rxkube.testing.pytest_plugin", "rxkube.__main__", "rxkube.testing.__main__"}
@@ -248,15 +249,19 @@ def test_reflect_given_the_reader_says_it_needs_the_writer() -> None:
 
 
 def test_operator_functions_must_be_callable() -> None:
-    with pytest.raises(TypeError, match="modify\\(\\): its function must be callable"):
+    with pytest.raises(TypeError, match=r"modify\(\): fn must be callable, not dict"):
         modify({"drop": "managedFields"})  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="predicate_filter\\(\\): the predicate must be callable"):
+    with pytest.raises(
+        TypeError, match=r"predicate_filter\(\): predicate must be callable, not str 'generation'"
+    ):
         predicate_filter("generation")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ttl must be positive, not nan"):
         predicate_filter(rxkube.predicates.generation, ttl=math.nan)
     with pytest.raises(TypeError, match="backoff\\(\\) needs a policy with next_delay"):
         backoff(30)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="default_backoff\\(\\): on_retry must be callable"):
+    with pytest.raises(
+        TypeError, match=r"default_backoff\(\): on_retry must be callable, not str 'log'"
+    ):
         default_backoff(on_retry="log")  # type: ignore[arg-type]
 
 
@@ -343,12 +348,13 @@ def test_an_event_stream_of_the_right_kind_still_passes_every_operator() -> None
     assert len(_run(reactivex.from_iterable(events).pipe(touched_objects()))) == 2
 
 
-def test_the_timeout_check_examples_run() -> None:
+@pytest.mark.parametrize("module", ["_timeouts", "_callables"])
+def test_the_argument_check_examples_run(module: str) -> None:
     import doctest
 
-    from rxkube import _timeouts
-
-    result = doctest.testmod(_timeouts, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(
+        importlib.import_module(f"rxkube.{module}"), optionflags=doctest.ELLIPSIS
+    )
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -461,7 +467,7 @@ def test_exponential_backoff_refuses_a_delay_it_could_not_wait(settings: dict[st
 
 def test_store_helpers_refuse_the_wrong_kind_of_argument() -> None:
     reader, _writer = store()
-    with pytest.raises(TypeError, match=r"add_index\('app'\): fn must be callable, not 'app'"):
+    with pytest.raises(TypeError, match=r"add_index\('app'\): fn must be callable, not str 'app'"):
         reader.add_index("app", "app")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="index_label\\(\\) takes a label key such as 'app'"):
         rxkube.index_label(["app"])  # type: ignore[arg-type]
@@ -475,12 +481,23 @@ def test_controller_refuses_a_resource_name_and_a_reconcile_that_cannot_be_calle
     with pytest.raises(TypeError, match="needs an Api"):
         rxkube.Controller("pods")  # type: ignore[arg-type]
     controller = rxkube.Controller(pods)
-    with pytest.raises(TypeError, match=r"Controller\.run\(\): reconcile must be callable"):
+    with pytest.raises(
+        TypeError, match=r"Controller\.run\(\): reconcile must be callable, not str 'reconcile'"
+    ):
         controller.run("reconcile", None, None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"error_policy must be callable or None"):
+    with pytest.raises(
+        TypeError,
+        match=r"Controller\.run\(\): error_policy must be callable or None, not str 'retry'",
+    ):
         controller.run(lambda obj, ctx: rxkube.Action.await_change(), "retry", None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"await_condition\(\): condition must be callable"):
+    with pytest.raises(
+        TypeError, match=r"await_condition\(\): condition must be callable, not str 'Running'"
+    ):
         await_condition(pods, "web-0", "Running", 1)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"await_condition_async\(\): condition must be callable, not int 3"
+    ):
+        asyncio.run(await_condition_async(pods, "web-0", 3, 1))  # type: ignore[arg-type]
 
 
 def test_a_leader_elector_on_another_resource_than_leases_is_refused(pods: Api) -> None:
@@ -542,5 +559,5 @@ def test_an_async_operator_given_its_source_with_its_arguments_says_how_to_call_
 
     with pytest.raises(TypeError, match=r"modify\(\.\.\.\)\(source\), or rxkube\.aio\.modify\.raw"):
         aio.modify(events(), lambda obj: obj)  # type: ignore[arg-type, call-arg]
-    with pytest.raises(TypeError, match=r"modify\(\): its function must be callable"):
+    with pytest.raises(TypeError, match=r"modify\(\): fn must be callable, not int 5"):
         aio.modify(5)(events())  # type: ignore[arg-type]
