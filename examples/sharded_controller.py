@@ -29,10 +29,10 @@ import threading
 import time
 from typing import Any
 
-from rxkube._shards import fraction
 from rxkube.client import Api, Client
 from rxkube.controller import Action, Controller, ControllerConfig, shutdown_signals
 from rxkube.errors import ConfigError, NotFound
+from rxkube.sharding import fraction
 
 NAME = "sharded-configmaps"
 ANNOTATION = "rxkube.io/reconciled-by"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -106,33 +107,10 @@ class Shard:
     def __post_init__(self) -> None:
         if self.key not in _PATHS:
             raise ShardSelectorError(f"Shard.key must be 'uid' or 'namespace', got {self.key!r}")
-        checked: list[tuple[int, int]] = []
-        for pair in self.ranges:
-            try:
-                start, end = pair
-            except (TypeError, ValueError):
-                raise ShardSelectorError(
-                    f"a shard range is a (start, end) pair, got {pair!r}"
-                ) from None
-            for bound in (start, end):
-                if not isinstance(bound, int) or isinstance(bound, bool):
-                    raise ShardSelectorError(f"shard range bounds are integers, got {bound!r}")
-            if not 0 <= start < end <= HASH_SPACE:
-                raise ShardSelectorError(
-                    f"a shard range needs 0 <= start < end <= 2**64, got [{start:#x}, {end:#x})"
-                )
-            checked.append((start, end))
-        if not checked:
+        merged = _checked_ranges(self.ranges)
+        if not merged:
             raise ShardSelectorError("a shard needs at least one range")
-        checked.sort()
-        merged = [checked[0]]
-        for start, end in checked[1:]:
-            last_start, last_end = merged[-1]
-            if start <= last_end:
-                merged[-1] = (last_start, max(last_end, end))
-            else:
-                merged.append((start, end))
-        object.__setattr__(self, "ranges", tuple(merged))
+        object.__setattr__(self, "ranges", merged)
         object.__setattr__(self, "_starts", tuple(start for start, _ in merged))
 
     @classmethod
@@ -451,6 +429,36 @@ def normalize(ranges: Any) -> Ranges:
     return tuple(merged)
 
 
+def _checked_ranges(ranges: Any) -> Ranges:
+    """``ranges`` as sorted, merged ``Ranges`` once every pair is a range of the hash space.
+
+    Raises:
+        ShardSelectorError: ``ranges`` is not an iterable of ``(start, end)`` pairs of
+            integers with ``0 <= start < end <= 2**64``.
+    """
+    try:
+        pairs = list(ranges)
+    except TypeError:
+        raise ShardSelectorError(
+            f"shard ranges are (start, end) pairs, got {type(ranges).__name__} {ranges!r:.60}"
+        ) from None
+    for pair in pairs:
+        try:
+            start, end = pair
+        except (TypeError, ValueError):
+            raise ShardSelectorError(
+                f"a shard range is a (start, end) pair, got {pair!r}"
+            ) from None
+        for bound in (start, end):
+            if not isinstance(bound, int) or isinstance(bound, bool):
+                raise ShardSelectorError(f"shard range bounds are integers, got {bound!r}")
+        if not 0 <= start < end <= HASH_SPACE:
+            raise ShardSelectorError(
+                f"a shard range needs 0 <= start < end <= 2**64, got [{start:#x}, {end:#x})"
+            )
+    return normalize(pairs)
+
+
 def union(a: Ranges, b: Ranges) -> Ranges:
     """The hashes in ``a`` or ``b``."""
     return normalize(a + b)
@@ -492,9 +500,21 @@ def _point(label: str) -> int:
     return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest(), "big")
 
 
-def fraction(ranges: Ranges) -> float:
-    """The share of the hash space ``ranges`` hold, from 0 to 1."""
-    return size(ranges) / HASH_SPACE
+def fraction(ranges: Iterable[tuple[int, int]]) -> float:
+    """The share of the hash space that ``ranges`` hold, from 0 to 1.
+
+    Args:
+        ranges: ``(start, end)`` pairs, ``0 <= start < end <= 2**64``, in any order; a
+            hash in two of them counts once. Empty (a replica holding nothing) is 0.
+
+    Raises:
+        ShardSelectorError: a pair that is not a range of the hash space.
+
+    Example:
+        >>> fraction(((0, 2**62), (2**63, 2**64))), fraction(())
+        (0.75, 0.0)
+    """
+    return size(_checked_ranges(ranges)) / HASH_SPACE
 
 
 def ring_assignment(members: Any, vnodes: int) -> dict[str, Ranges]:

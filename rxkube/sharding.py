@@ -16,7 +16,8 @@ may take its ranges over.
 :class:`ShardedSource` turns the held ranges into watches (``Config(shard=...)``), one per
 acquisition, so a change of assignment lists only the ranges that moved, and keeps one
 store with exactly this replica's share. ``Controller.sharded()`` wires both into a
-controller.
+controller. :func:`fraction` reads a set of ranges (what :meth:`ShardMember.ranges` emits)
+as the share of the hash space it holds.
 
 Threads: the member runs one thread (``rxkube-shard-<group>``) that writes its Lease and
 decides; the source applies every watch's events on one scheduler thread
@@ -67,7 +68,7 @@ from .protocol import Config
 if TYPE_CHECKING:
     from .client import Api
 
-__all__ = ["CLAIM_ANNOTATION", "GROUP_LABEL", "ShardMember", "ShardedSource", "running"]
+__all__ = ["CLAIM_ANNOTATION", "GROUP_LABEL", "ShardMember", "ShardedSource", "fraction", "running"]
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import signal
 import socket
 import threading
@@ -24,10 +25,10 @@ import pytest
 import yaml
 
 from benchmarks.sharding import Replica, covering, reconciled_since, wait_for
-from rxkube import Action, Controller, Shard
+from rxkube import Action, Controller, Shard, ShardSelectorError
 from rxkube._shards import HASH_SPACE, contains, hash_key, normalize, size
 from rxkube.client import Api
-from rxkube.sharding import CLAIM_ANNOTATION, ShardMember
+from rxkube.sharding import CLAIM_ANNOTATION, ShardMember, fraction
 from rxkube.testing import ApiServer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_controller.py"
@@ -64,6 +65,7 @@ def test_two_members_split_the_space_and_a_leaver_hands_over_at_once() -> None:
                 what="both members to hold ranges covering the hash space",
             )
             assert size(first.held) + size(second.held) == HASH_SPACE  # disjoint
+            assert fraction(first.held) + fraction(second.held) == pytest.approx(1.0)
             assert sorted(first.members) == ["a", "b"]
             lease = srv.get("leases", "group-a", namespace="default")
             assert lease["metadata"]["labels"] == {"rxkube.io/shard-group": "group"}
@@ -79,6 +81,30 @@ def test_two_members_split_the_space_and_a_leaver_hands_over_at_once() -> None:
         finally:
             first.stop()
             second.stop()
+
+
+def test_fraction_is_the_share_of_the_hash_space_of_any_ranges_a_member_emits() -> None:
+    assert fraction(()) == 0.0  # what a member that holds nothing emits
+    assert fraction([(2**63, HASH_SPACE), (0, 2**62)]) == 0.75
+    assert fraction([(0, 2**63), (2**62, HASH_SPACE)]) == 1.0  # a hash in two ranges counts once
+    assert fraction(Shard.split(1, 4).ranges) == Shard.split(1, 4).fraction == 0.25
+
+
+@pytest.mark.parametrize(
+    ("ranges", "message"),
+    [
+        (7, "shard ranges are (start, end) pairs, got int 7"),
+        ([(0, 1, 2)], "a shard range is a (start, end) pair, got (0, 1, 2)"),
+        ([(0, 0.5)], "shard range bounds are integers, got 0.5"),
+        ([(5, 3)], "needs 0 <= start < end <= 2**64, got [0x5, 0x3)"),
+        ([(0, HASH_SPACE + 1)], "needs 0 <= start < end <= 2**64"),
+    ],
+)
+def test_fraction_refuses_what_is_not_a_range_of_the_hash_space(ranges: Any, message: str) -> None:
+    with pytest.raises(ShardSelectorError, match=re.escape(message)):
+        fraction(ranges)
+    with pytest.raises(ShardSelectorError, match=re.escape(message)):  # as a Shard does
+        Shard(ranges)
 
 
 def union_size(*members: ShardMember) -> int:

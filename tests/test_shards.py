@@ -223,6 +223,14 @@ def test_invalid_ranges_are_typed_errors(ranges: Any) -> None:
         Shard(ranges)
 
 
+def test_the_docstring_examples_run() -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module("rxkube._shards"))
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_config_takes_a_shard_or_a_selector_and_refuses_bad_ones() -> None:
     assert Config(shard=HALF.selector()).shard == HALF
     with pytest.raises(ShardSelectorError, match=r"Config\.shard is invalid"):
