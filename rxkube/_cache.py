@@ -44,6 +44,7 @@ taken inside it (for O(1) steps) as a subscriber joins; never the other way roun
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import threading
 import time
@@ -1002,8 +1003,11 @@ class Run:
         finally:
             self._settled = True
             retry_at = self._retry_at
-            state: WriterState = "stopped" if retry_at is None else "retrying"
-            writer._settle(self._number, state, error, retry_at)
+            scope = _retry_scope.get()
+            if retry_at is not None:
+                writer._settle(self._number, "retrying", error, retry_at)
+            elif scope is None or not scope.defer(self):
+                writer._settle(self._number, "stopped", error)
 
     def completed(self) -> None:
         """The pipeline completed: release the writer and publish ``"stopped"``."""
@@ -1031,6 +1035,64 @@ class Run:
             ended = writer._end_run(self._number, None)
         if ended:
             writer._settle(self._number, "stopped", None)
+
+
+class RetryScope:
+    """Where a retrying operator of the async face waits for its source's next item.
+
+    A failed run's error reaches an Rx retrier while ``Run.failed`` passes it on, so the
+    run knows its retry before it publishes its end; in the async face the error is
+    raised, and it unwinds past the run before the retrier that catches it decides.
+    A run failing inside a scope therefore leaves its end to the scope: when the scope
+    exits, the retrier has called :meth:`Run.retrying` on the run it retries, and every
+    other run it saw fail goes to the enclosing scope (an outer retrier may retry it) or,
+    at the outermost, publishes ``"stopped"``. So the store never shows ``"stopped"`` for a
+    pipeline that is retried, in either face.
+
+    Use it around one step of the iteration (no ``yield`` inside): the scope is a context
+    variable, set and reset in the task that iterates. A task or thread that copied the
+    context (a worker, an aiostream task) may fail a run after the step ended: the run
+    then publishes its end at once, as it would with no retrier.
+    """
+
+    __slots__ = ("_active", "_lock", "_runs", "_token")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _active and _runs; nothing is called under it
+        self._active = False
+        self._runs: list[Run] = []
+        self._token: contextvars.Token[RetryScope | None] | None = None
+
+    def defer(self, run: Run) -> bool:
+        """Leave the end of ``run``, which failed, to the scope; False once it has exited."""
+        with self._lock:
+            if self._active:
+                self._runs.append(run)
+            return self._active
+
+    def __enter__(self) -> RetryScope:
+        self._active = True
+        self._token = _retry_scope.set(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._token is not None
+        _retry_scope.reset(self._token)
+        with self._lock:
+            self._active = False
+            runs, self._runs = self._runs, []
+        outer = _retry_scope.get()
+        for run in runs:
+            if run._retry_at is not None:
+                continue  # retried: it published "retrying"
+            if outer is None or not outer.defer(run):
+                run._writer._settle(run._number, "stopped", run._error)
+
+
+_retry_scope: contextvars.ContextVar[RetryScope | None] = contextvars.ContextVar(
+    "rxkube_retry_scope", default=None
+)
+"""The innermost :class:`RetryScope` of the running task, if a retrier waits in it."""
 
 
 class _Failing:

@@ -66,7 +66,7 @@ from reactivex.disposable import Disposable
 from . import _closing, _steps
 from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import Run, failed_run
+from ._cache import RetryScope, Run, failed_run
 from ._delivery import End, LoopDrain, fail_consumer
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
@@ -616,21 +616,25 @@ async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> Async
         run: Run | None = None
         async with _iterating(source) as iterator:
             while True:
-                try:
-                    item = await anext(iterator)
-                except StopAsyncIteration:
-                    return
-                except Exception as error:
-                    delay = retrier.delay(error, loop.time())
-                    if delay is None:
-                        raise
-                    run = failed_run(error)  # a store's pipeline failed: "retrying"
-                    break
+                # A store's pipeline failing inside publishes its end once this has
+                # decided: "retrying", not "stopped" first (see RetryScope).
+                with RetryScope():
+                    try:
+                        item = await anext(iterator)
+                    except StopAsyncIteration:
+                        return
+                    except Exception as error:
+                        delay = retrier.delay(error, loop.time())
+                        if delay is None:
+                            raise
+                        run = failed_run(error)  # a store's pipeline failed: "retrying"
+                        if run is not None:
+                            run.retrying(time.time() + delay)
+                        break
                 yield item
         if run is None:
             await asyncio.sleep(delay)
             continue
-        run.retrying(time.time() + delay)
         try:
             await asyncio.sleep(delay)
         except BaseException:

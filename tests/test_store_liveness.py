@@ -8,6 +8,7 @@ whose pipeline died, and the refusal of a second concurrent pipeline on one Writ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -340,6 +341,126 @@ def test_the_async_face_owns_the_writer_and_shows_retrying_under_backoff(
 
     asyncio.run(main())
     assert reader.writer_status().state == "stopped"
+
+
+def record_states(reader: Store) -> tuple[list[str], Callable[[], None]]:
+    """Every state the store's writer status takes, as it is published (and the undo)."""
+    states: list[str] = []
+
+    def changed() -> None:
+        state = reader.writer_status().state
+        if not states or states[-1] != state:
+            states.append(state)
+
+    return states, reader._listen(changed)
+
+
+@pytest.mark.parametrize("face", ["rx", "async"])
+@pytest.mark.parametrize("shared", [False, True], ids=["store", "store_shared"])
+def test_a_retried_transient_error_shows_retrying_and_never_stopped_in_either_face(
+    srv: ApiServer, configmaps: Api, face: str, shared: bool
+) -> None:
+    from rxkube import aio
+
+    srv.create("configmaps", configmap("a"), namespace="default")
+    srv.faults.fail_requests(503, count=2, verb="list")
+    reader, writer, reflecting = feed(shared)
+    states, undo = record_states(reader)
+    outcome: list[BaseException | None] = []
+    waiter = threading.Thread(
+        target=lambda: outcome.append(_ready_or_error(reader)), name="test-waiter"
+    )
+    waiter.start()
+    if face == "rx":
+        subscription = watcher(configmaps).pipe(reflecting(writer), default_backoff()).subscribe()
+        waiter.join(TIMEOUT * 2)
+        subscription.dispose()
+    else:
+        aio_reflect = aio.reflect_shared if shared else aio.reflect
+
+        async def main() -> None:
+            pipeline = aio.watcher(configmaps).pipe(aio_reflect(writer), aio.default_backoff())
+            await until_ready(pipeline, reader)
+
+        asyncio.run(main())
+        waiter.join(TIMEOUT * 2)
+    undo()
+    assert outcome == [None], outcome  # ready, never WriterStopped
+    # Two failed lists, each "retrying" (never "stopped") until the third one succeeds.
+    assert states == ["running", "retrying", "running", "retrying", "running", "stopped"]
+
+
+async def until_ready(pipeline: Any, reader: Store) -> None:
+    """Iterate ``pipeline`` until ``reader`` is ready, then close it."""
+    async with asyncio.timeout(TIMEOUT * 2), contextlib.aclosing(aiter(pipeline)) as events:
+        async for _event in events:
+            if reader.is_ready():
+                break
+
+
+def _ready_or_error(reader: Store) -> BaseException | None:
+    try:
+        reader.wait_until_ready(TIMEOUT * 2)
+    except (WriterStopped, TimeoutError) as exc:
+        return exc
+    return None
+
+
+def test_the_async_face_stops_a_store_whose_error_its_backoff_does_not_retry(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    from rxkube import aio
+
+    srv.faults.fail_requests(400, count=1, verb="list")
+    reader, writer = store("configmaps")
+    states, undo = record_states(reader)
+
+    async def main() -> None:
+        # Two retriers: the inner one gives up, the outer one does not retry it either.
+        pipeline = aio.watcher(configmaps).pipe(
+            aio.reflect(writer), aio.default_backoff(), aio.default_backoff()
+        )
+        with pytest.raises(BadRequest):
+            async for _event in pipeline:
+                pass
+
+    asyncio.run(main())
+    undo()
+    assert states == ["running", "stopped"]
+    status = reader.writer_status()
+    assert status.state == "stopped" and isinstance(status.error, BadRequest)
+
+
+def test_an_outer_async_backoff_retries_what_an_inner_one_gives_up(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    from rxkube import ExponentialBackoff, aio
+
+    class Once:
+        """A policy that retries nothing."""
+
+        def next_delay(self) -> float | None:
+            return None
+
+        def reset(self) -> None:
+            pass
+
+    srv.create("configmaps", configmap("a"), namespace="default")
+    srv.faults.fail_requests(503, count=1, verb="list")
+    reader, writer = store("configmaps")
+    states, undo = record_states(reader)
+
+    async def main() -> None:
+        pipeline = aio.watcher(configmaps).pipe(
+            aio.reflect(writer),
+            aio.backoff(Once()),
+            aio.backoff(ExponentialBackoff(initial=0.05, jitter=0.0)),
+        )
+        await until_ready(pipeline, reader)
+
+    asyncio.run(main())
+    undo()
+    assert states == ["running", "retrying", "running", "stopped"]
 
 
 # -- no user code under the dispatcher lock --------------------------------------------
