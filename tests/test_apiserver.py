@@ -306,7 +306,12 @@ def test_delete_precondition_mismatch_answers_409(api: Http) -> None:
     api.request("POST", PODS, pod("a"))
     options = {"preconditions": {"resourceVersion": "1"}}
     status, body, _ = api.request("DELETE", f"{PODS}/a", options)
-    assert status == 409 and "Precondition failed" in body["message"]
+    # rest.BeforeDelete's words: the group-resource it names is the kind.
+    assert status == 409 and body["message"].startswith(
+        'Operation cannot be fulfilled on Pod "a": the ResourceVersion in the precondition (1) '
+        "does not match the ResourceVersion in record ("
+    )
+    assert body["details"]["kind"] == "Pod"
 
 
 def test_delete_collection_with_selector(srv: ApiServer, api: Http) -> None:

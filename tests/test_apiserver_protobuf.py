@@ -26,7 +26,7 @@ from rxkube.resource import BUILTIN_RESOURCES
 from rxkube.testing import ApiServer
 from rxkube.testing._protobuf import _layout, decode_object
 from rxkube.testing._protobuf_schema import KINDS, MESSAGES
-from rxkube.testing._specs import Allocator, prepare
+from rxkube.testing._specs import Allocator, complete, default
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 CLIENT_GO_ACCEPT = "application/vnd.kubernetes.protobuf,application/json"
@@ -280,7 +280,7 @@ def test_protobuf_delete_options_are_read(srv: ApiServer, raw: Raw) -> None:
     uid = srv.create("configmaps", {"metadata": {"name": "a"}})["metadata"]["uid"]
     wrong = envelope("v1", "DeleteOptions", ld(2, text(1, "not-" + uid)))
     status, answer, _ = raw("DELETE", f"{CONFIGMAPS}/a", wrong)
-    assert status == 409 and "Precondition failed: UID in precondition" in failure(answer)[1]
+    assert status == 409 and "the UID in the precondition (not-" in failure(answer)[1]
     status, answer, _ = raw(
         "DELETE", f"{CONFIGMAPS}/a", envelope("v1", "DeleteOptions", text(5, "All"))
     )
@@ -387,7 +387,9 @@ def test_kubectl_create_stores_what_its_client_side_dry_run_prints(
         meta.pop(name, None)
     stored.pop("status", None)
     expected.pop("status", None)
-    prepare(srv.resource(request.resource or ""), expected, None, Allocator())
+    resource = srv.resource(request.resource or "")
+    default(resource, expected)
+    complete(resource, expected, None, Allocator())
     for allocated in ("clusterIP", "clusterIPs"):  # allocated by the server: any will do
         expected.get("spec", {}).pop(allocated, None)
         stored.get("spec", {}).pop(allocated, None)

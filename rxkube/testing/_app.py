@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import dataclasses
 import logging
 import re
@@ -141,14 +140,23 @@ def _int_param(query: Any, name: str) -> int:
     return number
 
 
-def _parse_rv(value: str) -> int:
-    try:
-        rv = int(value)
-    except ValueError:
-        rv = -1
-    if rv < 0:
-        raise StatusError(400, f"invalid resource version: {value!r}")
-    return rv
+def _parse_rv(value: str, *, from_etcd: bool = False) -> int:
+    """A resourceVersion parameter as ``storage.APIObjectVersioner`` parses it.
+
+    Its error is a storage ``InvalidError``, which v1.32's watch cache (gets, watches,
+    lists it serves) returns as is: no API status, so a 500 with its text and no reason;
+    the etcd3 store (lists it serves: a limit, an exact match) wraps it in a 400.
+    """
+    if not (value.isascii() and value.isdigit()):
+        why = "invalid syntax"
+    elif int(value) >= 2**64:
+        why = "value out of range"
+    else:
+        return int(value)
+    text = f'resourceVersion: Invalid value: "{value}": strconv.ParseUint: parsing "{value}": {why}'
+    if from_etcd:
+        raise StatusError(400, f"invalid resource version: {text}")
+    raise StatusError(500, text, reason="")
 
 
 def encode_continue(rv: int, start: str) -> str:
@@ -157,31 +165,64 @@ def encode_continue(rv: int, start: str) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+_BASE64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_GO_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r"}
+_JSON_STARTS = frozenset(b' \t\r\n{["-0123456789tfn')
+
+
+def _go_quote_byte(c: int) -> str:
+    """encoding/json's ``quoteChar`` of one byte."""
+    if c == ord("'"):
+        return "'\\''"
+    if 0x20 <= c < 0x7F:
+        return f"'{chr(c)}'"
+    return "'" + _GO_ESCAPES.get(c, f"\\x{c:02x}") + "'"
+
+
+def _invalid_continue(why: str) -> StatusError:
+    # The etcd3 store's wrapping of storage.DecodeContinue's error.
+    return StatusError(400, f"invalid continue token: continue key is not valid{why}")
+
+
 def decode_continue(token: str) -> tuple[int, str]:
-    """The revision and start key of a continue token; 400 when it is not one."""
+    """The revision and start key of a continue token, as apiserver's
+    ``storage.DecodeContinue`` reads it (a start key with or without a leading ``/``:
+    v1.32's etcd store writes it without, its watch cache with); 400 when it is not one."""
+    data = token.encode()
+    bad = next((i for i, c in enumerate(data) if c not in _BASE64URL), None)
+    if bad is None and len(data) % 4 == 1:
+        bad = len(data) - 1
+    if bad is not None:
+        raise _invalid_continue(f": illegal base64 data at input byte {bad}")
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(raw)
-        rv, start = data["rv"], data["start"]
-        if (
-            data.get("v") != "meta.k8s.io/v1"
-            or not isinstance(rv, int)
-            or not isinstance(start, str)
-        ):
-            raise ValueError("unexpected content")
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise StatusError(
-            400,
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
-        ) from None
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        first = raw.lstrip(b" \t\r\n")[:1]
+        if not first:
+            raise _invalid_continue(": unexpected end of JSON input") from None
+        if first[0] not in _JSON_STARTS:
+            raise _invalid_continue(
+                f": invalid character {_go_quote_byte(first[0])} looking for beginning of value"
+            ) from None
+        raise _invalid_continue(": the token is not JSON") from None
+    version = decoded.get("v", "") if isinstance(decoded, dict) else ""
+    rv = decoded.get("rv", 0) if isinstance(decoded, dict) else 0
+    start = decoded.get("start", "") if isinstance(decoded, dict) else ""
+    if not isinstance(version, str) or not isinstance(rv, int) or not isinstance(start, str):
+        raise _invalid_continue(": the token's fields are not of their types")
+    if version != "meta.k8s.io/v1":
+        raise _invalid_continue(f": server does not recognize this encoded version {version}")
     if rv == 0 or rv < -1:
-        raise StatusError(
-            400,
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        raise _invalid_continue(
+            ": incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
         )
-    if not start or "/.." in start or start.startswith(".."):
-        raise StatusError(400, "continue key is not valid: invalid start key")
-    return rv, start
+    if not start:
+        raise _invalid_continue(": encoded start key empty (version meta.k8s.io/v1)")
+    # path.Clean of the rooted key must leave it as it is: no empty, "." or ".." segment.
+    if any(part in ("", ".", "..") for part in start.removeprefix("/").split("/")):
+        raise _invalid_continue(f": {start}")
+    return rv, start.removeprefix("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1010,12 +1051,13 @@ class ApiApp:
         match = query.get("resourceVersionMatch", "")
         token = query.get("continue", "")
         limit = max(0, _int_param(query, "limit"))
-        causes: list[tuple[str, str]] = []
+        causes: list[tuple[str, str, str]] = []  # (field, error, detail)
         if match:
             if not rv_param:
                 causes.append(
                     (
                         "resourceVersionMatch",
+                        "Forbidden",
                         "resourceVersionMatch is forbidden unless resourceVersion is provided",
                     )
                 )
@@ -1023,25 +1065,32 @@ class ApiApp:
                 causes.append(
                     (
                         "resourceVersionMatch",
+                        "Forbidden",
                         "resourceVersionMatch is forbidden when continue is provided",
                     )
                 )
             if match not in ("Exact", "NotOlderThan"):
-                raise StatusError(
-                    422,
-                    f'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""',
+                causes.append(
+                    (
+                        "resourceVersionMatch",
+                        "Unsupported value",
+                        f'"{match}": supported values: "Exact", "NotOlderThan", ""',
+                    )
                 )
             if match == "Exact" and rv_param == "0":
                 causes.append(
                     (
                         "resourceVersionMatch",
+                        "Forbidden",
                         'resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
                     )
                 )
         if query.get("sendInitialEvents"):
-            causes.append(("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+            causes.append(
+                ("sendInitialEvents", "Forbidden", "sendInitialEvents is forbidden for list")
+            )
         if causes:
-            raise invalid_options([(f, "Forbidden", m) for f, m in causes])
+            raise invalid_options(causes)
         at_rv: int | None = None
         start = ""
         token_rv: int | None = None
@@ -1055,7 +1104,8 @@ class ApiApp:
         elif rv_param == "0":
             limit = 0  # served from the watch cache, which ignores limit
         elif rv_param:
-            wanted = _parse_rv(rv_param)
+            # v1.32's watch cache passes a limited or exact list on to etcd.
+            wanted = _parse_rv(rv_param, from_etcd=bool(limit) or match == "Exact")
             await self._wait_for_rv(wanted)
             if match == "Exact" or (not match and limit):
                 at_rv = wanted
@@ -1152,11 +1202,13 @@ class ApiApp:
         bookmarks = bool(_bool_param(query, "allowWatchBookmarks"))
         # A negative timeoutSeconds ends the watch at once, as kube-apiserver's timer does.
         timeout = _int_param(query, "timeoutSeconds")
-        causes: list[tuple[str, str]] = []
+        # (field, error, detail), in the order of apimachinery's validateWatchOptions.
+        causes: list[tuple[str, str, str]] = []
         if send_initial is not None and match != "NotOlderThan":
             causes.append(
                 (
                     "resourceVersionMatch",
+                    "Forbidden",
                     "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                 )
             )
@@ -1164,11 +1216,28 @@ class ApiApp:
             causes.append(
                 (
                     "resourceVersionMatch",
+                    "Forbidden",
                     "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
                 )
             )
+        if match and match != "NotOlderThan":
+            causes.append(
+                (
+                    "resourceVersionMatch",
+                    "Unsupported value",
+                    f'"{match}": supported values: "NotOlderThan"',
+                )
+            )
+        if match and query.get("continue"):
+            causes.append(
+                (
+                    "resourceVersionMatch",
+                    "Forbidden",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                )
+            )
         if causes:
-            raise invalid_options([(f, "Forbidden", m) for f, m in causes])
+            raise invalid_options(causes)
         from_rv = _parse_rv(rv_param) if rv_param not in ("", "0") else None
         refusal: StatusError | None = None
         if send_initial and from_rv is not None:

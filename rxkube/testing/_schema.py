@@ -105,11 +105,22 @@ kube-apiserver compares typed objects, so creating or setting these never adds t
 they get no ``.`` member in ``Update`` entries.
 """
 
+_TEMPLATE = "spec.template.spec.nodeSelector"
 _ATOMIC_MAPS: dict[str, frozenset[Path]] = {
-    "deployments": _paths("spec.selector"),
-    "replicasets": _paths("spec.selector"),
+    "pods": _paths("spec.nodeSelector"),
+    "services": _paths("spec.selector"),
+    "replicationcontrollers": _paths("spec.selector", _TEMPLATE),
+    "deployments": _paths("spec.selector", _TEMPLATE),
+    "replicasets": _paths("spec.selector", _TEMPLATE),
+    "statefulsets": _paths(_TEMPLATE),
+    "daemonsets": _paths(_TEMPLATE),
+    "jobs": _paths(_TEMPLATE),
+    "cronjobs": _paths("spec.jobTemplate." + _TEMPLATE),
+    "podtemplates": _paths("template.spec.nodeSelector"),
 }
-"""Maps of built-in kinds owned and replaced as a whole (``+structType=atomic``)."""
+"""Maps of built-in kinds owned and replaced as a whole (``+structType=atomic``, and
+k8s.io/api's ``+mapType=atomic``: a Service's and a ReplicationController's selector, a
+pod spec's ``nodeSelector``)."""
 
 StatusScope = Literal["all", "without-status", "status-only"]
 

@@ -32,6 +32,7 @@ from ._kubeconfig import kubeconfig_document, write_private
 from ._lifecycle import ServerLifecycle
 from ._requests import RecordedRequest, RequestLog
 from ._served import ServedResource, builtin_served
+from ._specs import NAMESPACE_NAME_LABEL
 from ._status import StatusError
 from ._store import Store
 from ._stored import Object, WatchFilter, deep_copy
@@ -146,7 +147,15 @@ class ApiServer(ServerLifecycle):
         for kind in BUILTIN_KINDS[crds_at:]:
             self.store.add_resource(builtin_served(kind))
         for name in namespaces:
-            self.create("namespaces", {"metadata": {"name": name}, "status": {"phase": "Active"}})
+            # As kube-apiserver creates them: defaulted, with the namespace finalizer.
+            self.create(
+                "namespaces",
+                {
+                    "metadata": {"name": name, "labels": {NAMESPACE_NAME_LABEL: name}},
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                },
+            )
         self.url = ""
         """The base URL, e.g. ``http://127.0.0.1:40123``; set once started."""
         self.ca_file: str | None = None

@@ -25,6 +25,7 @@ from typing import Any
 from .._apivalidation import dns1123_label, label_value, qualified_name, quote, regex_error
 from ..resource import Resource
 from . import _events, _hpa
+from ._stored import deep_copy
 from ._validation import Cause
 
 Object = dict[str, Any]
@@ -188,7 +189,15 @@ def _default_volume(volume: Object) -> None:
 
 
 def _default_pod_spec(spec: Object) -> None:
-    """``SetDefaults_PodSpec`` and its containers' and volumes' defaults."""
+    """``SetDefaults_PodSpec`` and its containers' and volumes' defaults; and the v1
+    conversion's alias ``serviceAccount`` of ``serviceAccountName`` (the new field wins,
+    and the old one is written back from it), which every write goes through."""
+    if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
+    else:
+        spec.pop("serviceAccount", None)
     if not spec.get("dnsPolicy"):
         spec["dnsPolicy"] = "ClusterFirst"
     if not spec.get("restartPolicy"):
@@ -340,8 +349,33 @@ def _default_service(obj: Object) -> None:
         spec["allocateLoadBalancerNodePorts"] = True
 
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""The label ``SetDefaults_Namespace`` gives every named namespace: its name."""
+
+
+def _default_namespace(obj: Object) -> None:
+    """``SetDefaults_Namespace``."""
+    name = (obj.get("metadata") or {}).get("name")
+    if name:
+        _dict(_dict(obj, "metadata"), "labels")[NAMESPACE_NAME_LABEL] = name
+
+
+def _default_secret(obj: Object) -> None:
+    """``SetDefaults_Secret``."""
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
+
+
+def _default_priority_class(obj: Object) -> None:
+    """``SetDefaults_PriorityClass``."""
+    _unset(obj, preemptionPolicy="PreemptLowerPriority")
+
+
 _DEFAULTS: dict[tuple[str, str], Callable[[Object], None]] = {
+    ("scheduling.k8s.io", "priorityclasses"): _default_priority_class,
     ("", "pods"): _default_pod,
+    ("", "secrets"): _default_secret,
+    ("", "namespaces"): _default_namespace,
     ("", "services"): _default_service,
     ("apps", "deployments"): _default_deployment,
     ("apps", "replicasets"): _default_replicaset,
@@ -409,31 +443,86 @@ def _generate_job_selector(obj: Object) -> None:
         spec["selector"] = {"matchLabels": {_CONTROLLER_UID: uid}}
 
 
-def prepare(
+def default(resource: Resource, obj: Object) -> None:
+    """Default a built-in object written through HTTP, as decoding it does (what its
+    writer's ``managedFields`` then record)."""
+    defaults = _DEFAULTS.get((resource.group, resource.plural))
+    if defaults is not None:
+        defaults(obj)
+
+
+def complete(
     resource: Resource, obj: Object, old: Mapping[str, Any] | None, allocator: Allocator
 ) -> None:
-    """Default a built-in object written through HTTP, and complete it as its registry
-    strategy does (``old`` is the stored object for an update, None for a create)."""
-    default = _DEFAULTS.get((resource.group, resource.plural))
-    if default is None:
+    """Complete a defaulted object as its registry strategy and storage do (``old`` is
+    the stored object for an update, None for a create); what this sets is no writer's."""
+    if resource.group:
+        if resource.plural == "jobs" and resource.group == "batch" and old is None:
+            _generate_job_selector(obj)
         return
-    default(obj)
-    if resource.plural == "services" and not resource.group:
+    if resource.plural == "services":
         _allocate(obj["spec"], old, allocator)
-    elif resource.plural == "jobs" and resource.group == "batch" and old is None:
-        _generate_job_selector(obj)
+    elif resource.plural == "namespaces":
+        # The namespace strategy: the finalizer on create; only /finalize changes it.
+        spec = _dict(obj, "spec")
+        if old is None:
+            spec["finalizers"] = ["kubernetes"]
+        elif (old.get("spec") or {}).get("finalizers"):
+            spec["finalizers"] = old["spec"]["finalizers"]
+        else:
+            spec.pop("finalizers", None)
+        if not spec:
+            obj.pop("spec")
+
+
+_ZEROS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady")
+_CREATION_STATUS: dict[tuple[str, str], dict[str, Any]] = {
+    ("", "services"): {"loadBalancer": {}},
+    ("", "replicationcontrollers"): {"replicas": 0},
+    ("", "persistentvolumeclaims"): {"phase": "Pending"},
+    ("", "resourcequotas"): {},
+    ("", "nodes"): {
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "nodeInfo": dict.fromkeys(
+            (
+                "machineID",
+                "systemUUID",
+                "bootID",
+                "kernelVersion",
+                "osImage",
+                "containerRuntimeVersion",
+                "kubeletVersion",
+                "kubeProxyVersion",
+                "operatingSystem",
+                "architecture",
+            ),
+            "",
+        ),
+    },
+    ("apps", "deployments"): {},
+    ("apps", "replicasets"): {"replicas": 0},
+    ("apps", "statefulsets"): {"replicas": 0, "availableReplicas": 0},
+    ("apps", "daemonsets"): dict.fromkeys(_ZEROS, 0),
+    ("batch", "jobs"): {},
+    ("batch", "cronjobs"): {},
+    ("autoscaling", "horizontalpodautoscalers"): {"desiredReplicas": 0, "currentMetrics": None},
+    ("policy", "poddisruptionbudgets"): dict.fromkeys(
+        ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"), 0
+    ),
+    ("networking.k8s.io", "ingresses"): {"loadBalancer": {}},
+}
+"""The status a create strategy resets each kind to, as its Go type encodes it: the
+struct is never omitted, and its fields without ``omitempty`` show their zero values
+(k8s.io/api v0.32; a PersistentVolumeClaim starts ``Pending``)."""
 
 
 def creation_status(resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What a create strategy puts in the status it resets: a Pod's ``qosClass``, a
-    Service's empty ``loadBalancer`` (a struct its Go type always has)."""
-    if resource.group:
-        return None
-    if resource.plural == "pods":
+    """What a create strategy puts in the status it resets: a Pod's ``qosClass``, the
+    zero value of the others' Go status types."""
+    if resource.plural == "pods" and not resource.group:
         return {"qosClass": qos_class(obj.get("spec") or {})}
-    if resource.plural == "services":
-        return {"loadBalancer": {}}
-    return None
+    zero = _CREATION_STATUS.get((resource.group, resource.plural))
+    return None if zero is None else deep_copy(zero)
 
 
 # ------------------------------------------------------------------ quantities

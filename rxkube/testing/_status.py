@@ -87,7 +87,9 @@ class StatusError(Exception):
 
 
 def _details(resource: Resource, name: str) -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name, "kind": resource.plural}
+    # StatusDetails.Name is omitempty: an object without a name yet has none.
+    details: dict[str, Any] = {"name": name} if name else {}
+    details["kind"] = resource.plural
     if resource.group:
         details["group"] = resource.group
     return details
@@ -116,6 +118,17 @@ def conflict(resource: Resource, name: str, why: str) -> StatusError:
         409,
         f'Operation cannot be fulfilled on {resource.full_name} "{name}": {why}',
         details=_details(resource, name),
+    )
+
+
+def precondition_failed(resource: Resource, name: str, why: str) -> StatusError:
+    """409 for a delete whose preconditions the object fails, as ``rest.BeforeDelete``
+    answers it before the storage is asked: its group-resource is the *kind*
+    (``ConfigMap``, ``Deployment.apps``), so the message and ``details.kind`` name it."""
+    kind = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
+    details = {**_details(resource, name), "kind": resource.kind}
+    return StatusError(
+        409, f'Operation cannot be fulfilled on {kind} "{name}": {why}', details=details
     )
 
 

@@ -35,18 +35,20 @@ import orjson
 
 from .._apivalidation import quote
 from ..resource import Resource
+from ._admission import admit_pod
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
 from ._conversion import from_storage, to_storage
 from ._schema import FieldSchema
 from ._served import ServedResource
-from ._specs import Allocator, creation_status, prepare, validate
+from ._specs import Allocator, complete, creation_status, default, validate
 from ._status import (
     StatusError,
     already_exists,
     conflict,
     invalid,
     not_found,
+    precondition_failed,
 )
 from ._stored import (
     BookmarkLine,
@@ -427,14 +429,8 @@ class Store:
                 409 AlreadyExists, 422 for an invalid name.
         """
         obj, namespace, name = self._prepared(
-            served, obj, namespace, via_http=via_http, dry_run=dry_run
+            served, obj, namespace, via_http=via_http, dry_run=dry_run, field_manager=field_manager
         )
-        if field_manager is not None:
-            schema = FieldSchema.of(served, None)
-            fields = track_update(
-                schema, None, from_storage(served, obj), field_manager, now=now_timestamp()
-            )
-            _set_managed_fields(obj, fields)
         with self.lock:
             return self._insert_locked(
                 served, obj, namespace, name, via_http=via_http, dry_run=dry_run
@@ -448,8 +444,15 @@ class Store:
         *,
         via_http: bool,
         dry_run: bool = False,
+        field_manager: str | None = None,
     ) -> tuple[Object, str | None, str]:
-        """An object to create with its system fields set; with its namespace and name."""
+        """An object to create with its system fields set; with its namespace and name.
+
+        As kube-apiserver's create handler orders it: the decoded object is defaulted,
+        then ``field_manager`` (if any) is recorded as the creator of what it holds, then
+        the registry completes it (allocations, finalizers, the status it starts with),
+        which no manager owns.
+        """
         res = served.resource
         if obj.get("metadata") is None:
             obj["metadata"] = {}
@@ -472,6 +475,7 @@ class Store:
             raise invalid(res, name, causes)
         if via_http:
             _fold_string_data(res, obj)
+            _omit_empty(meta)
         obj = {"kind": res.kind, "apiVersion": "", **obj}
         obj["apiVersion"] = served.stored_api_version
         for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
@@ -482,21 +486,30 @@ class Store:
             meta["creationTimestamp"] = now_timestamp()
         if served.tracks_generation:
             meta["generation"] = 1
-        if via_http and served.strategic_merge:
-            prepare(res, obj, None, self.allocator.dry_run() if dry_run else self.allocator)
+        built_in = via_http and served.strategic_merge
+        if built_in:
+            default(res, obj)
+        if via_http and served.status_subresource:
+            obj.pop("status", None)
+        if served.admit is not None:
+            obj = served.admit(obj, None)
+        if field_manager is not None:
+            schema = FieldSchema.of(served, None)
+            fields = track_update(
+                schema, None, from_storage(served, obj), field_manager, now=now_timestamp()
+            )
+            _set_managed_fields(obj, fields)
+        if built_in:
+            complete(res, obj, None, self.allocator.dry_run() if dry_run else self.allocator)
             causes = validate(res, obj)
             if causes:
                 raise invalid(res, name, causes)
         if via_http and served.status_subresource:
             if served.create_status is not None:
                 obj["status"] = dict(served.create_status)
-            else:
-                obj.pop("status", None)
             completed = creation_status(res, obj) if served.strategic_merge else None
             if completed is not None:
                 obj["status"] = {**obj.get("status", {}), **completed}
-        if served.admit is not None:
-            obj = served.admit(obj, None)
         return obj, namespace, name
 
     def _insert_locked(
@@ -515,7 +528,13 @@ class Store:
         state = self._state(served)
         if self.key(served, namespace, name) in state.live:
             raise already_exists(res, name)
+        if via_http and _is_pods(served):
+            admit_pod(obj, None, self._priority_classes_locked)
         return self._commit(state, "ADDED", obj, None, dry_run=dry_run)
+
+    def _priority_classes_locked(self) -> list[Object]:
+        state = self._resources.get(("scheduling.k8s.io", "v1", "priorityclasses"))
+        return [] if state is None else [stored.obj for stored in state.live.values()]
 
     @staticmethod
     def _check_kind(served: ServedResource, obj: Object) -> None:
@@ -731,17 +750,19 @@ class Store:
     ) -> Stored:
         res = served.resource
         state = self._state(served)
-        current = state.live.get(self.key(served, namespace, name))
-        if current is None:
-            raise not_found(res, name)
         meta = obj.setdefault("metadata", {})
-        # Through HTTP the name must be the URL's; the object API may leave it out.
+        # Through HTTP the name must be the URL's (the handler checks it before the
+        # storage is asked, so a missing object answers this too); the object API may
+        # leave it out.
         if meta.get("name") != name and (via_http or meta.get("name") not in (None, "")):
             raise StatusError(
                 400,
                 f"the name of the object ({meta.get('name') or ''}) does not match the name "
                 f"on the URL ({name})",
             )
+        current = state.live.get(self.key(served, namespace, name))
+        if current is None:
+            raise not_found(res, name)
         if res.namespaced:
             self._resolve_namespace(meta, namespace, default=None)
         wanted_rv = meta.get("resourceVersion")
@@ -804,6 +825,7 @@ class Store:
         causes = validate_metadata(res, new_meta, old_meta)
         if via_http:
             _fold_string_data(res, new)
+            _omit_empty(new_meta)
             # Defaulted and validated as kube-apiserver does, when the content changes: an
             # object the object API stored as given may still get metadata-only updates.
             if (
@@ -811,13 +833,16 @@ class Store:
                 and subresource is None
                 and _content(new, served) != _content(old, served)
             ):
-                prepare(res, new, old, self.allocator.dry_run() if dry_run else self.allocator)
+                default(res, new)
+                complete(res, new, old, self.allocator.dry_run() if dry_run else self.allocator)
                 causes += validate(res, new, old)
         if causes:
             raise invalid(res, name, causes)
         if served.admit is not None:
             new = served.admit(new, old)
             new_meta = new["metadata"]
+        if via_http and subresource is None and _is_pods(served):
+            admit_pod(new, old, self._priority_classes_locked)
         terminating = "deletionTimestamp" in old_meta
         if terminating:
             added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
@@ -879,17 +904,20 @@ class Store:
                 raise not_found(res, name)
             old_meta = current.obj["metadata"]
             if precondition_uid and precondition_uid != old_meta["uid"]:
-                raise conflict(
+                raise precondition_failed(
                     res,
                     name,
-                    f"Precondition failed: UID in precondition: {precondition_uid}, UID in object meta: {old_meta['uid']}",
+                    f"the UID in the precondition ({precondition_uid}) does not match the UID "
+                    f"in record ({old_meta['uid']}). The object might have been deleted and "
+                    "then recreated",
                 )
             if precondition_rv and precondition_rv != old_meta["resourceVersion"]:
-                raise conflict(
+                raise precondition_failed(
                     res,
                     name,
-                    f"Precondition failed: ResourceVersion in precondition: {precondition_rv}, "
-                    f"ResourceVersion in object meta: {old_meta['resourceVersion']}",
+                    f"the ResourceVersion in the precondition ({precondition_rv}) does not "
+                    f"match the ResourceVersion in record ({old_meta['resourceVersion']}). The "
+                    "object might have been modified",
                 )
             new: Object = dict(current.obj)
             new["metadata"] = dict(old_meta)
@@ -1142,6 +1170,21 @@ def _fold_string_data(res: Resource, obj: Object) -> None:
     data = obj.get("data")
     data = data if isinstance(data, dict) else {}
     obj["data"] = {**data, **{k: base64.b64encode(v.encode()).decode() for k, v in plain.items()}}
+
+
+def _is_pods(served: ServedResource) -> bool:
+    return served.resource.plural == "pods" and not served.resource.group
+
+
+_OMITTED_WHEN_EMPTY = ("labels", "annotations", "finalizers", "ownerReferences")
+"""``ObjectMeta``'s collections, all ``omitempty``: once decoded into Go, an empty (or
+null) one is gone."""
+
+
+def _omit_empty(meta: Object) -> None:
+    for key in _OMITTED_WHEN_EMPTY:
+        if key in meta and not meta[key]:
+            del meta[key]
 
 
 def _set_managed_fields(obj: Object, fields: ManagedFields | None) -> None:
