@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from rxkube.testing import ApiServer
+from rxkube.testing import ApiServer, EnvtestServer
 
 APPLY = "application/apply-patch+yaml"
 USER_AGENT = "tester/1.0"
@@ -29,7 +29,7 @@ USER_AGENT = "tester/1.0"
 class Http:
     """JSON requests to one server and line-by-line watches, with an optional bearer token."""
 
-    def __init__(self, srv: ApiServer, token: str | None = None) -> None:
+    def __init__(self, srv: ApiServer | EnvtestServer, token: str | None = None) -> None:
         self.url = urllib.parse.urlsplit(srv.url)
         self.token = token
         self.ca_file = srv.ca_file

@@ -1,0 +1,394 @@
+"""rxkube's test server against a real kube-apiserver: the same requests, the same answers.
+
+Each test is one scenario (see ``tests/differential.py``) run on both servers; they skip
+where envtest's binaries are not found (``KUBEBUILDER_ASSETS``), like
+``tests/test_envtest.py``. The real server is v1.36; where the test server keeps v1.32's
+answer, the difference is declared in the test, with both values, and documented in
+``docs/testing.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from rxkube.testing import ApiServer, EnvtestServer
+from rxkube.testing._envtest import ASSETS_VARIABLE, binaries_available
+from tests.apiserver_http import APPLY
+from tests.differential import MISSING, Pair, Side, events
+
+pytestmark = [
+    pytest.mark.skipif(
+        not binaries_available(), reason=f"no kube-apiserver and etcd (set {ASSETS_VARIABLE})"
+    ),
+    pytest.mark.timeout(300),
+]
+
+CMS = "/api/v1/namespaces/{ns}/configmaps"
+PODS = "/api/v1/namespaces/{ns}/pods"
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+# What kube-apiserver changed after v1.32, where the test server keeps v1.32's answer
+# (docs/testing.md, "Known differences from a real cluster").
+
+
+def pod_generation(**labels: int) -> dict[str, tuple[object, object]]:
+    """v1.33 gives pods a ``metadata.generation`` (1 on create, bumped by a spec change):
+    ``{label: generation}`` of the answers holding a pod, by their labels' keywords."""
+    return {f"{LABELS[k]}.metadata.generation": (MISSING, v) for k, v in labels.items()}
+
+
+LABELS = {
+    "create": "POST /api/v1/namespaces/{ns}/pods.body",
+    "merge": "PATCH /api/v1/namespaces/{ns}/pods/p.body",
+    "strategic": "strategic image.body",
+    "json": "PATCH /api/v1/namespaces/{ns}/pods/p #3.body",
+    "by_node": "pods by node.body.items[0]",
+    "by_phase": "pods by phase.body.items[0]",
+    "by_restart_policy": "pods by restart policy.body.items[0]",
+}
+
+LABEL_BYTES = ("must be no more than 63 characters", "must be no more than 63 bytes")
+"""v1.35 counts a label value's length in bytes (k8s.io/apimachinery ``validate/content``)."""
+
+JSON_VALUES = ('[]string{"Nope"}', '["Nope"]')
+"""v1.34 writes a field error's non-scalar value as JSON, v1.32 in Go syntax."""
+
+
+def continue_starts(*labels_and_keys: tuple[str, str]) -> dict[str, tuple[object, object]]:
+    """v1.34 serves paginated lists from the watch cache, whose continue tokens' start
+    keys keep the leading ``/`` the etcd store's strip (both accept either)."""
+    return {
+        f"{label}.body.metadata.continue.<continue>.start": (key, "/" + key)
+        for label, key in labels_and_keys
+    }
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    """Both servers for the module's scenarios (each scenario has a namespace of its own)."""
+    with ApiServer(token="admin") as test_server, EnvtestServer() as real:
+        yield Pair(test_server, real)
+
+
+def configmap(name: str, **labels: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}
+
+
+def pod(name: str, **spec: object) -> dict[str, object]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "i"}], **spec},
+    }
+
+
+# --- create, read, errors ---------------------------------------------------------------
+
+
+def test_create_get_and_the_errors_of_missing_and_existing_objects(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, configmap("a", app="x"))
+        s.get(CMS + "/a")
+        s.post(CMS, configmap("a"))
+        s.get(CMS + "/missing")
+        s.post("/api/v1/namespaces/nowhere/configmaps", configmap("a"))
+
+    pair.same(scenario)
+
+
+def test_invalid_names_and_labels(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, {"metadata": {"name": "Not_Valid", "labels": {"-x": "y" * 70}}})
+        s.post(CMS, {"metadata": {}})
+        s.post(CMS, {"metadata": {"generateName": "gen-"}, "data": {"k": "v"}})
+
+    pair.same(scenario, reworded=[LABEL_BYTES])
+
+
+def test_bodies_that_do_not_decode(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, b"[1, 2]", label="a list")
+        s.post(CMS, {"metadata": {"name": "a", "labels": "x"}}, label="labels not a map")
+        s.post(CMS, {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "a"}})
+        s.post(CMS, {"metadata": {"name": "a"}, "unknown": 1}, label="unknown field")
+        s.post(CMS, {"metadata": {"name": "b"}, "unknown": 1}, fieldValidation="Strict")
+
+    pair.same(scenario)
+
+
+# --- defaulting ---------------------------------------------------------------------------
+
+
+def test_a_pod_as_created(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(PODS, pod("p"))
+
+    pair.same(scenario, pod_generation(create=1))
+
+
+def test_a_pod_with_a_service_account_and_ports(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        body = pod("p", serviceAccountName="robot")
+        body["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]  # type: ignore[index]
+        s.post(PODS, body)
+
+    pair.same(scenario, pod_generation(create=1))
+
+
+def test_a_deployment_as_created(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        labels = {"app": "web"}
+        template = {"metadata": {"labels": labels}, "spec": pod("")["spec"]}
+        s.post(
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            {
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"matchLabels": labels}, "template": template},
+            },
+        )
+
+    pair.same(scenario)
+
+
+def test_a_service_and_a_secret_as_created(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(
+            "/api/v1/namespaces/{ns}/services",
+            {
+                "metadata": {"name": "svc"},
+                "spec": {"ports": [{"port": 80}], "selector": {"a": "b"}},
+            },
+        )
+        s.post(
+            "/api/v1/namespaces/{ns}/secrets",
+            {"metadata": {"name": "s"}, "stringData": {"k": "v"}, "data": {"j": "dg=="}},
+        )
+
+    pair.same(scenario)
+
+
+# --- updates, patches, deletes --------------------------------------------------------------
+
+
+def test_updates_with_stale_and_missing_resource_versions(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        _, created = s.post(CMS, configmap("a"))
+        changed = {**created, "data": {"k": "2"}}
+        s.put(CMS + "/a", changed)
+        s.put(CMS + "/a", changed, label="stale")
+        del changed["metadata"]["resourceVersion"]
+        s.put(CMS + "/a", changed, label="unconditional")
+        s.put(CMS + "/b", changed, label="name mismatch")
+
+    pair.same(scenario)
+
+
+def test_merge_strategic_and_json_patches(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(PODS, pod("p"))
+        s.patch(PODS + "/p", {"metadata": {"labels": {"a": "b"}}}, MERGE)
+        s.patch(
+            PODS + "/p",
+            {"spec": {"containers": [{"name": "c", "image": "j"}]}},
+            STRATEGIC,
+            label="strategic image",
+        )
+        s.patch(PODS + "/p", [{"op": "test", "path": "/metadata/name", "value": "q"}], JSON_PATCH)
+        s.patch(
+            PODS + "/p", [{"op": "replace", "path": "/metadata/labels/a", "value": "c"}], JSON_PATCH
+        )
+        s.patch(PODS + "/p", b"{not json", MERGE, label="bad merge")
+        s.patch(PODS + "/p", {"metadata": {"name": "q"}}, MERGE, label="rename")
+
+    # Go's JSON decoder has its own words (docs/testing.md, "Decoding messages").
+    go_json = (
+        "error decoding patch: unexpected character, expected a string key: line 1 column 2 (char 1)",
+        "error decoding patch: invalid character 'n' looking for beginning of object key string",
+    )
+    pair.same(
+        scenario,
+        {
+            "bad merge.body.message": go_json,
+            **pod_generation(create=1, merge=1, strategic=2, json=2),
+        },
+    )
+
+
+def test_server_side_apply_and_its_conflicts(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "a"},
+            "data": {"k": "1"},
+        }
+        s.patch(CMS + "/a", config, APPLY, fieldManager="one")
+        config["data"] = {"k": "2"}
+        s.patch(CMS + "/a", config, APPLY, fieldManager="two", label="conflict")
+        s.patch(CMS + "/a", config, APPLY, fieldManager="two", force="true", label="forced")
+        s.patch(CMS + "/a", config, APPLY, label="no manager")
+        s.get(CMS + "/a")
+
+    pair.same(scenario)
+
+
+def test_deletes_with_preconditions(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, configmap("a"))
+        s.delete(CMS + "/a", {"preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}})
+        s.delete(CMS + "/a", {"preconditions": {"resourceVersion": "1"}}, label="stale rv")
+        s.delete(CMS + "/a")
+        s.delete(CMS + "/a", label="again")
+
+    pair.same(scenario)
+
+
+def test_dry_run_writes(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, configmap("a"), dryRun="All")
+        s.get(CMS + "/a")
+        s.post(CMS, configmap("a"))
+        s.patch(CMS + "/a", {"data": {"k": "2"}}, MERGE, dryRun="All")
+        s.delete(CMS + "/a", dryRun="All")
+        s.post(CMS, configmap("b"), dryRun="Nope")
+        s.get(CMS + "/a")
+
+    pair.same(scenario, reworded=[JSON_VALUES])
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+def test_pages_of_a_list(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        for i in range(7):
+            s.post(CMS, configmap(f"cm-{i}", app="x" if i % 2 else "y"), label=f"create {i}")
+        query = {"limit": "3"}
+        while True:
+            _, page = s.get(CMS, **query)
+            token = page["metadata"].get("continue")
+            if not token:
+                break
+            query["continue"] = token
+        s.get(CMS, limit="2", labelSelector="app=x")
+
+    pair.same(
+        scenario,
+        continue_starts(
+            ("GET /api/v1/namespaces/{ns}/configmaps", "cm-2\x00"),
+            ("GET /api/v1/namespaces/{ns}/configmaps #2", "cm-5\x00"),
+            ("GET /api/v1/namespaces/{ns}/configmaps #4", "cm-3\x00"),
+        ),
+    )
+
+
+def test_bad_list_parameters(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.get(CMS, labelSelector="a in (", label="bad label selector")
+        s.get(CMS, fieldSelector="spec.nodeName=x", label="field not supported")
+        s.get(CMS, fieldSelector="metadata.name", label="bad field selector")
+        s.get(CMS, limit="abc")
+        s.get(CMS, resourceVersionMatch="Exact", label="match without rv")
+        s.get(CMS, resourceVersion="0", resourceVersionMatch="Exact", label="exact 0")
+        s.get(CMS, resourceVersion="1", resourceVersionMatch="Other", label="unknown match")
+        s.get(CMS, resourceVersion="abc", label="rv not a number")
+
+
+def token(rv: object, start: str) -> str:
+    """A continue token as apiserver's ``storage.EncodeContinue`` writes one."""
+    data = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def test_continue_tokens_written_by_hand(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        for i in range(3):
+            s.post(CMS, configmap(f"cm-{i}"), label=f"create {i}")
+        _, listed = s.get(CMS)
+        rv = int(listed["metadata"]["resourceVersion"])
+        s.get(CMS, **{"continue": "garbage"}, label="not base64")
+        s.get(CMS, **{"continue": token(0, "cm-1")}, label="rv 0")
+        s.get(CMS, **{"continue": token(rv, "")}, label="no start")
+        s.get(CMS, **{"continue": token(rv, "../x")}, label="escaping start")
+        s.get(CMS, **{"continue": token(rv, "cm-1/./x")}, label="unclean start")
+        s.get(CMS, **{"continue": token(rv, "cm-1\x00")}, label="start")
+        s.get(CMS, **{"continue": token(rv, "/cm-1\x00")}, label="rooted start")
+        s.get(CMS, **{"continue": token(rv, "cm-1")}, resourceVersion=str(rv), label="with rv")
+
+    pair.same(scenario)
+
+
+def test_field_selectors_per_kind(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(PODS, pod("p", nodeName="n1"))
+        s.get(PODS, fieldSelector="spec.nodeName=n1", label="pods by node")
+        s.get(PODS, fieldSelector="status.phase=Pending,metadata.name!=q", label="pods by phase")
+        s.get(PODS, fieldSelector="spec.restartPolicy=Always", label="pods by restart policy")
+        s.get(
+            "/api/v1/namespaces/{ns}/secrets", fieldSelector="type=Opaque", label="secrets by type"
+        )
+        s.get(
+            "/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=p", label="events"
+        )
+        s.get(
+            "/api/v1/namespaces",
+            fieldSelector=f"status.phase=Active,metadata.name={s.namespace}",
+            label="namespaces",
+        )
+        s.get(
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            fieldSelector="spec.replicas=1",
+            label="unsupported",
+        )
+
+    pair.same(scenario, pod_generation(create=1, by_node=1, by_phase=1, by_restart_policy=1))
+
+
+# --- watches -------------------------------------------------------------------------------
+
+
+def test_a_watch_sees_creates_changes_and_deletes(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        _, listed = s.get(CMS)
+        with s.watch(CMS, resourceVersion=listed["metadata"]["resourceVersion"]) as w:
+            s.post(CMS, configmap("a"))
+            s.patch(CMS + "/a", {"data": {"k": "2"}}, MERGE)
+            s.delete(CMS + "/a")
+            events(s, "events", w, 3)
+
+    pair.same(scenario)
+
+
+def test_a_streaming_list(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        for i in range(3):
+            s.post(CMS, configmap(f"cm-{i}"), label=f"create {i}")
+        with s.watch(
+            CMS,
+            sendInitialEvents="true",
+            resourceVersionMatch="NotOlderThan",
+            allowWatchBookmarks="true",
+        ) as w:
+            received = events(s, "initial events", w, 4)
+        s.record("names", sorted(e["object"]["metadata"].get("name", "") for e in received))
+
+    pair.same(scenario)
+
+
+def test_bad_watch_parameters(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        watch = {"watch": "1", "timeoutSeconds": "1"}
+        s.get(CMS, **watch, sendInitialEvents="true", label="initial events without match")
+        s.get(
+            CMS, **watch, resourceVersionMatch="NotOlderThan", label="match without initial events"
+        )
+        s.get(CMS, **watch, sendInitialEvents="false", resourceVersionMatch="Exact", label="exact")
+        s.get(CMS, **watch, resourceVersion="abc", label="rv not a number")
+
+    pair.same(scenario)
