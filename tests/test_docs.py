@@ -17,18 +17,27 @@ The convention, for everyone writing docs:
 - At the end of a page, every top-level name whose value has a ``dispose()`` method (a
   subscription) is disposed, then ``srv`` stops. Anything else a page starts must be
   stopped by the page itself: the suite fails a test that leaves an ``rxkube-*`` thread behind.
+- A comment that ends a ``print(...)`` statement is the output it shows, and is checked:
+  ``print(len(reader))  # 3``. So is a run of comment lines right below a ``print`` that has
+  no comment of its own (one line each of the output). ``...`` in the comment stands for
+  any text; anything said about the output goes in the prose or on a line of its own
+  above. Each such ``print`` must run at least once.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 
@@ -78,6 +87,94 @@ def blocks(text: str) -> Iterator[Block]:
         i = j + 1
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A ``print`` whose output its page shows in a comment."""
+
+    first: int  # the statement's lines in the page, 1-based
+    last: int
+    expected: str
+
+    def matches(self, printed: str) -> bool:
+        """Whether ``printed`` is the output shown, ``...`` standing for any text."""
+        pattern = ".*".join(re.escape(part) for part in self.expected.split("..."))
+        return re.fullmatch(pattern, printed, re.DOTALL) is not None
+
+
+def _is_print(node: ast.AST) -> TypeGuard[ast.Expr]:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "print"
+    )
+
+
+def shown_outputs(block: Block) -> list[Shown]:
+    """The ``print`` statements of a block that show their output in a comment."""
+    lines = block.code.splitlines()
+    comments = {
+        token.start[0]: token
+        for token in tokenize.generate_tokens(io.StringIO(block.code).readline)
+        if token.type == tokenize.COMMENT
+    }
+    found = []
+    for node in ast.walk(ast.parse(block.code)):
+        if not _is_print(node):
+            continue
+        assert node.end_lineno is not None and node.end_col_offset is not None
+        trailing = comments.get(node.end_lineno)
+        if trailing is not None and trailing.start[1] >= node.end_col_offset:
+            shown = [trailing.string]
+        else:
+            shown = []
+            for line in lines[node.end_lineno :]:
+                if not line.strip().startswith("#"):
+                    break
+                shown.append(line.strip())
+        if shown:
+            expected = "\n".join(line.removeprefix("#").strip() for line in shown)
+            offset = block.line - 1
+            found.append(Shown(node.lineno + offset, node.end_lineno + offset, expected))
+    return found
+
+
+class ShownChecker:
+    """A ``print`` for a page's namespace: prints, and checks what the page says it shows."""
+
+    def __init__(self, page: Path, shown: list[Shown]) -> None:
+        self.page = page
+        self.shown = shown
+        self.ran: set[Shown] = set()
+        self.wrong: list[str] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        buffer = io.StringIO()
+        builtins.print(*args, **{**kwargs, "file": buffer})
+        printed = buffer.getvalue()
+        sys.stdout.write(printed)
+        caller = sys._getframe(1)
+        if caller.f_code.co_filename != str(self.page):
+            return
+        line = caller.f_lineno
+        for shown in self.shown:
+            if shown.first <= line <= shown.last:
+                self.ran.add(shown)
+                if not shown.matches(printed.removesuffix("\n")):
+                    self.wrong.append(
+                        f"{_page_id(self.page)}:{shown.first}: shows {shown.expected!r}, "
+                        f"printed {printed.removesuffix(chr(10))!r}"
+                    )
+
+    def check(self) -> None:
+        """Fail on every output shown wrongly, and on every checked ``print`` that never ran."""
+        never = [
+            f"{_page_id(self.page)}:{s.first}: never ran" for s in self.shown if s not in self.ran
+        ]
+        problems = self.wrong + never
+        assert not problems, "\n".join(problems)
+
+
 def _page_id(page: Path) -> str:
     return str(page.relative_to(ROOT))
 
@@ -105,7 +202,12 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         kubeconfig = tmp_path / "kubeconfig"
         srv.write_kubeconfig(kubeconfig)
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        namespace: dict[str, Any] = {"__name__": f"docs:{_page_id(page)}", "srv": srv}
+        shown = ShownChecker(page, [s for block in runnable for s in shown_outputs(block)])
+        namespace: dict[str, Any] = {
+            "__name__": f"docs:{_page_id(page)}",
+            "srv": srv,
+            "print": shown,
+        }
         try:
             for block in runnable:
                 # Padding keeps tracebacks pointing at the right line of the page.
@@ -113,6 +215,7 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 exec(code, namespace)
         finally:
             _dispose_all(namespace)
+    shown.check()
 
 
 def test_blocks_parser_reads_fences_and_skip_markers() -> None:
@@ -125,6 +228,37 @@ def test_blocks_parser_reads_fences_and_skip_markers() -> None:
         ("python", "a = 1", False),
     ]
     assert found[1].line == 9
+
+
+def test_shown_outputs_are_read_from_the_comment_ending_a_print_or_the_lines_below() -> None:
+    code = (
+        "print(1)  # 1\n"
+        "print(\n    2\n)  # 2 ...\n"
+        "print(3)\n# three\n# lines\nx = 4  # not shown\n"
+        "print(5)\n\n# a comment after a blank line is prose\n"
+        "for i in range(2):\n    print(i)  # ...\n"
+    )
+    found = shown_outputs(Block("python", code, 10, skipped=False))
+    assert sorted((s.first, s.last, s.expected) for s in found) == [
+        (10, 10, "1"),
+        (11, 13, "2 ..."),
+        (14, 14, "three\nlines"),
+        (22, 22, "..."),
+    ]
+    two = next(s for s in found if s.first == 11)
+    assert two.matches("2 and more") and not two.matches("20")
+    assert not Shown(1, 1, "1").matches("1 more")
+
+
+def test_a_wrong_or_unrun_shown_output_fails_the_page() -> None:
+    page = ROOT / "docs" / "a-page.md"  # named only
+    block = Block("python", "print(1 + 1)  # 3\nif False:\n    print(4)  # 4\n", 1, False)
+    checker = ShownChecker(page, shown_outputs(block))
+    exec(compile(block.code, str(page), "exec"), {"print": checker})
+    with pytest.raises(AssertionError) as failed:
+        checker.check()
+    assert "shows '3', printed '2'" in str(failed.value)
+    assert ":3: never ran" in str(failed.value)
 
 
 def test_readme_setup_is_exactly_the_two_commands_ci_runs() -> None:
