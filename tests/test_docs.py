@@ -261,6 +261,14 @@ def test_a_wrong_or_unrun_shown_output_fails_the_page() -> None:
     assert ":3: never ran" in str(failed.value)
 
 
+def test_the_docs_state_the_reactivex_floor_that_pyproject_installs() -> None:
+    floor = re.search(r'"reactivex>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert floor is not None
+    intro = f"[`reactivex`](https://github.com/ReactiveX/RxPY) {floor[1]} or later"
+    assert intro in (ROOT / "docs" / "index.md").read_text()
+    assert f"{floor[1]} or later" in (ROOT / "docs" / "architecture.md").read_text()
+
+
 def test_readme_setup_is_exactly_the_two_commands_ci_runs() -> None:
     """.ci/run extracts the block after ``<!-- setup -->``; it must stay these two commands."""
     text = (ROOT / "README.md").read_text()
