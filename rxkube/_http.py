@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import email.utils
 import functools
+import io
 import re
 import select
 import socket
@@ -60,7 +61,8 @@ POOL_MAXSIZE = 64
 """Idle connections kept per server; more may be open at once (one per running watch)."""
 _READ_SIZE = 65536
 _ERROR_BODY_LIMIT = 300
-_BODY_READ_SIZE = 1 << 20
+_BODY_READ_SIZE = 1 << 18
+"""Pieces a whole body is read in: each is briefly held besides the body it is added to."""
 _STATUS_BODY_LIMIT = 1 << 20
 """How much of a failed watch's body is read for its Status; the rest is dropped."""
 
@@ -377,16 +379,15 @@ def read_body(response: urllib3.BaseHTTPResponse, limit: int | None = None) -> b
 
     Read piece by piece: a whole-body read allocates the Content-Length a server declares
     up front, so one claiming 100 GB would raise MemoryError instead of the TransportError
-    its cut-short body deserves.
+    its cut-short body deserves. The pieces go into one growing buffer, which becomes the
+    body without a copy: joined at the end, they held a list page twice for a moment.
     """
-    pieces: list[bytes] = []
-    size = 0
+    body = io.BytesIO()
     for piece in response.stream(_BODY_READ_SIZE, decode_content=True):
-        pieces.append(piece)
-        size += len(piece)
-        if limit is not None and size >= limit:
+        body.write(piece)
+        if limit is not None and body.tell() >= limit:
             break
-    data = b"".join(pieces)
+    data = body.getvalue()
     return data if limit is None else data[:limit]
 
 

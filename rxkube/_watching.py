@@ -318,24 +318,30 @@ class _WatchRun:
     def _list_page(
         self, machine: WatchMachine, request: ListRequest, resume: list[str | None]
     ) -> None:
-        # A method of its own so that the page's body and its decoded items are freed when
-        # it returns: held by the loop, they stayed alive while the next page was read and
-        # decoded (a relist's peak held two pages) and, after the last page, for the whole
-        # watch, keeping up to a page of objects the watch had replaced.
+        # A method of its own so that the page's body is freed when it returns: held by the
+        # loop, it stayed alive while the next page was read (a relist's peak held two).
         response = self._api.list_page(
             request.params, metadata_only=self._metadata_only, cancellation=self._cancellation
         )
         if self._stopped.is_set():
             return
-        if response.status == 200:
-            events = machine.on_list(200, response.json())
-        else:
+        if response.status != 200:
             err = response.error()
-            events = machine.on_list(err.code, err.status, retry_after=err.retry_after)
+            events = machine.on_list_failed(err.code, err.status, retry_after=err.retry_after)
             if machine.stream_done:
                 self._restarted(_relist_cause(err.code), watching=False)
-        resume[0] = machine.resource_version
-        self._emit(events)
+            resume[0] = machine.resource_version
+            self._emit(events)
+            return
+        # Each item is decoded as its turn comes and its event sent before the next: an
+        # unchanged object, for which a store keeps its cached one, is freed at once, so
+        # a relist never holds a page of decoded objects (nor a whole page's parse).
+        # The resume point moves as the machine does, before the InitDone that ends a list.
+        send = self._send
+        with burst():
+            for event in machine.on_list(response.data):
+                resume[0] = machine.resource_version
+                send((event,))
 
     def _follow(self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]) -> None:
         if stream.status != 200:

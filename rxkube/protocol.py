@@ -31,8 +31,12 @@ A machine made with ``watch_from`` starts in Watching at that resourceVersion.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from ._shards import Shard, ShardSelectorError
 from .errors import DecodeError, api_error, failure_status
@@ -316,70 +320,108 @@ class WatchMachine:
 
     # -- answers to a ListRequest ------------------------------------------------------
 
-    def on_list(self, status: int, body: Any, *, retry_after: float | None = None) -> list[Event]:
-        """Feed the answer to a ListRequest: the HTTP status and the decoded JSON body.
+    def on_list(self, data: bytes) -> Iterator[Event]:
+        """Feed a 200 answer to a ListRequest: its body, as the server sent it.
 
-        Returns the events to emit: ``Init`` with the first page, ``InitApply`` per item,
-        ``InitDone`` after the last page. A 410 (too old resourceVersion, expired continue
-        token) or a 504 ``ResourceVersionTooLarge`` (the server's history is behind the
-        resume point) restarts with a consistent relist and returns no events.
+        Returns the page's events as they are taken: ``Init`` with the first page,
+        ``InitApply`` per item, ``InitDone`` after the last page. In a relist (any list
+        but a first one from nothing) an item is decoded only once the event of the one
+        before it has been taken, so a consumer that lets go of an event before taking
+        the next (a store that keeps its cached copy of an unchanged object) never holds
+        a whole page of decoded objects. The machine moves on (to the next page, or to
+        watching) when the last event has been taken; a page left unfinished is asked
+        for again.
+
+        The page's envelope is checked before any event: a body that is not a Kubernetes
+        list, a missing resourceVersion or a continue token that is not a string is
+        refused whole. An item is checked in its turn: a malformed one (or one that is
+        not JSON) ends the iteration with a ``DecodeError`` after the events of the items
+        before it, which a store only buffers until ``InitDone``, as it does the pages of
+        a list that fails midway: what it serves never holds part of a list.
 
         Raises:
-            ApiError: any other failure status, typed by code.
-            DecodeError: a 200 answer that is not a list.
+            DecodeError: a body that is not a Kubernetes list, or a malformed item.
         """
         state = self._state
         if not isinstance(state, _Listing):
             raise RuntimeError(f"on_list called in state {state!r}")
-        if status == 410 or _is_too_large_rv(status, body):
-            self._relist_consistently()
-            return []
-        if status != 200:
-            raise api_error(status, body, retry_after=retry_after, request=self._list_what)
         what = self._list_what
-        if not isinstance(body, dict):
-            raise DecodeError(f"{what}: the answer is not a Kubernetes list: {body!r:.200}")
-        items = body.get("items")
-        meta = body.get("metadata")
-        kind = body.get("kind", "")
-        api_version = body.get("apiVersion", "")
-        if items is None and "items" in body:
-            items = []  # an empty list may be sent as "items": null
-        if not isinstance(items, list) or not isinstance(meta, dict):
-            raise DecodeError(
-                f"{what}: the answer is not a Kubernetes list (items must be a list and"
-                f" metadata an object): {body!r:.200}"
-            )
-        if not isinstance(kind, str) or not isinstance(api_version, str):
-            raise DecodeError(f"{what}: the list's kind and apiVersion must be strings")
-        item_kind = kind[:-4] if kind.endswith("List") else kind
-        events: list[Event] = [Init()] if state.cont is None else []
+        # A relist's objects are mostly in its consumer's cache already: decoded one at a
+        # time, each unchanged one is let go at once. A first list keeps all it decodes,
+        # and a page decoded whole costs less CPU than cut first (~5% fewer instructions).
+        relist = state.resume is not None or not self._first_list
+        page = _ListPage(data, what, by_item=relist)
+        meta = page.metadata
+        cont = meta.get("continue")
+        if cont and not isinstance(cont, str):
+            raise DecodeError(f"{what}: the continue token is not a string: {cont!r:.100}")
+        rv = meta.get("resourceVersion")
+        if cont:
+            rv = None
+        elif not rv or not isinstance(rv, str):
+            raise DecodeError(f"{what}: the answer has no resourceVersion (got {rv!r:.100})")
         shard = self._shard
         if shard is not None:
             info = meta.get("shardInfo")
             echoed = isinstance(info, dict) and info.get("selector") == shard.selector()
             self._server_sharded = echoed
-            if not echoed:
-                items = [item for item in items if shard.matches(item)]
-        for item in items:
-            _check_object(item, what)
+            if echoed:
+                shard = None
+        return self._list_events(state, page, shard, cont or None, rv)
+
+    def _list_events(
+        self,
+        state: _Listing,
+        page: _ListPage,
+        shard: Shard | None,
+        cont: str | None,
+        rv: str | None,
+    ) -> Iterator[Event]:
+        """The events of a checked page, which ends with ``cont`` or at ``rv``; ``shard``
+        is the one to filter its items by here (None: the server did, or none)."""
+        if state.cont is None:
+            yield Init()
+        what = self._list_what
+        item_kind, api_version = page.item_kind, page.api_version
+        for index, item in enumerate(page.items()):
+            try:
+                _check_object(item, what)
+            except DecodeError:
+                # The message names the item: checked again, for its text alone.
+                _check_object(item, f"{what}, item {index} of the page")
+                raise
+            if shard is not None and not shard.matches(item):
+                continue
             # List items carry no kind/apiVersion on the wire; watch objects do.
             if "kind" not in item:
                 item["kind"] = item_kind
                 item["apiVersion"] = api_version
-            events.append(InitApply(item))
-        cont = meta.get("continue")
-        if cont:
-            if not isinstance(cont, str):
-                raise DecodeError(f"{what}: the continue token is not a string: {cont!r:.100}")
+            yield InitApply(item)
+        if rv is None:
             self._state = _Listing(state.resume, cont)
-            return events
-        rv = meta.get("resourceVersion")
-        if not rv or not isinstance(rv, str):
-            raise DecodeError(f"{what}: the answer has no resourceVersion (got {rv!r:.100})")
+            return
         self._finish_initial(rv)
-        events.append(InitDone())
-        return events
+        yield InitDone()
+
+    def on_list_failed(
+        self, status: int, body: Any, *, retry_after: float | None = None
+    ) -> list[Event]:
+        """Feed a non-200 answer to a ListRequest: its status and decoded Status body.
+
+        A 410 (too old resourceVersion, expired continue token) or a 504
+        ``ResourceVersionTooLarge`` (the server's history is behind the resume point)
+        restarts with a consistent relist and returns no events.
+
+        Raises:
+            ApiError: any other failure status, typed by code.
+        """
+        state = self._state
+        if not isinstance(state, _Listing):
+            raise RuntimeError(f"on_list_failed called in state {state!r}")
+        if status == 410 or _is_too_large_rv(status, body):
+            self._relist_consistently()
+            return []
+        raise api_error(status, body, retry_after=retry_after, request=self._list_what)
 
     # -- answers to a WatchRequest -----------------------------------------------------
 
@@ -620,3 +662,158 @@ def _check_object(obj: Any, what: str, named: bool = True) -> str | None:
 
 def _malformed(what: str, problem: str, obj: dict[str, Any]) -> DecodeError:
     return DecodeError(f"{what}: an object is malformed: {problem}: {obj!r:.200}")
+
+
+# -- list pages, decoded one item at a time -------------------------------------------------
+#
+# A page decoded whole holds, besides its objects, orjson's parse buffer of about twelve
+# times its bytes: in a relist, more than all else it holds at a thousand objects. So a
+# relist's page is cut into its items' bytes and each item is decoded in its turn. Kubernetes
+# encodes a list as ``{"kind":..,"apiVersion":..,"metadata":{..},"items":[{..},{..}]}``:
+# the items are cut where the bytes that open the first one recur after ``},``.
+#
+# Why every cut is right, or found wrong: the members before ``,"items":[`` decode (with
+# a closing ``}``) as a non-empty object, so the array opens at the top level. Piece 0
+# starts with ``{`` where the array's first element starts; each later piece starts with
+# ``{`` right after the ``,`` that ends the piece before. A piece that orjson decodes whole
+# is an object, and an object's extent is fixed by its own bytes (no object is a prefix of
+# a longer one), so it is exactly the element that starts there, and the next piece starts
+# where the next element does. The last piece ends before the page's final ``]}``. So when
+# every piece decodes, every byte of the page was checked by orjson and the pieces are the
+# items; a cut that falls inside an item (its own array of objects opening alike) leaves a
+# piece that does not decode, and the rest of the page is then decoded whole, as before.
+
+_ITEMS = b',"items":['
+_TRAILING = b" \t\r\n"
+
+
+class _ListPage:
+    """A list answer's envelope, decoded and checked, and its items, decoded when taken."""
+
+    __slots__ = (
+        "_data",
+        "_end",
+        "_start",
+        "_what",
+        "_whole",
+        "api_version",
+        "item_kind",
+        "metadata",
+    )
+
+    def __init__(self, data: bytes, what: str, *, by_item: bool) -> None:
+        """Check the envelope of ``data``, the body of a list answer; ``by_item``: cut it
+        into its items, decoded as they are taken (else it is decoded whole at once).
+
+        Raises:
+            DecodeError: a body that is not JSON or not a Kubernetes list.
+        """
+        self._data = data
+        self._what = what
+        self._whole: list[Any] | None = None
+        self._start = self._end = 0
+        cut = _cut(data) if by_item else None
+        envelope: tuple[dict[str, Any], str, str] | None = None
+        if cut is not None:
+            head, self._start, self._end = cut
+            head["items"] = []
+            # Not a list: the body is decoded whole below, for the words of its error.
+            with contextlib.suppress(DecodeError):
+                envelope = _list_parts(head, what)[1:]
+        if envelope is None:
+            items, meta, kind, version = _list_parts(_decode_whole(data, what), what)
+            self._whole = items
+            envelope = (meta, kind, version)
+        self.metadata, self.item_kind, self.api_version = envelope
+
+    def items(self) -> Iterator[Any]:
+        """The page's items, each decoded as it is taken.
+
+        Raises:
+            DecodeError: the page is not JSON past the items taken so far.
+        """
+        if self._whole is not None:
+            yield from self._whole
+            return
+        data, start, end = self._data, self._start, self._end
+        if start == end:
+            return  # "items":[]
+        key = data.find(b'":', start, end)
+        if data[start] != _OPEN or key < 0:
+            yield from self._rest(0)
+            return
+        # What opens the first item and its first key: what opens every item.
+        separator = b"}," + data[start : key + 2]
+        view, loads, find = memoryview(data), orjson.loads, data.find
+        taken = 0
+        while True:
+            cut = find(separator, start, end)
+            stop = end if cut < 0 else cut + 1
+            try:
+                item = loads(view[start:stop])
+            except orjson.JSONDecodeError:
+                break
+            yield item
+            taken += 1
+            if cut < 0:
+                return
+            start = cut + 2
+        yield from self._rest(taken)
+
+    def _rest(self, taken: int) -> list[Any]:
+        """The items after the first ``taken``, from the page decoded whole."""
+        items, *envelope = _list_parts(_decode_whole(self._data, self._what), self._what)
+        if envelope != [self.metadata, self.item_kind, self.api_version]:
+            raise DecodeError(
+                f"{self._what}: the list's kind, apiVersion or metadata is given twice,"
+                " once after its items"
+            )
+        return items[taken:]
+
+
+_OPEN = ord("{")
+
+
+def _cut(data: bytes) -> tuple[dict[str, Any], int, int] | None:
+    """The members before ``items`` and where the items' bytes are, for a page encoded as
+    Kubernetes encodes a list; None for any other (decoded whole)."""
+    at = data.find(_ITEMS)
+    end = len(data)
+    while end and data[end - 1] in _TRAILING:
+        end -= 1
+    if at < 0 or data[end - 2 : end] != b"]}":
+        return None
+    try:
+        head = orjson.loads(data[:at] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(head, dict) or not head:
+        return None
+    return head, at + len(_ITEMS), end - 2
+
+
+def _decode_whole(data: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"{what}: the answer is not JSON ({exc}): {data[:200]!r}") from None
+
+
+def _list_parts(body: Any, what: str) -> tuple[list[Any], dict[str, Any], str, str]:
+    """The items, metadata, item kind and apiVersion of a decoded list body, checked."""
+    if not isinstance(body, dict):
+        raise DecodeError(f"{what}: the answer is not a Kubernetes list: {body!r:.200}")
+    items = body.get("items")
+    meta = body.get("metadata")
+    kind = body.get("kind", "")
+    api_version = body.get("apiVersion", "")
+    if items is None and "items" in body:
+        items = []  # an empty list may be sent as "items": null
+    if not isinstance(items, list) or not isinstance(meta, dict):
+        raise DecodeError(
+            f"{what}: the answer is not a Kubernetes list (items must be a list and"
+            f" metadata an object): {body!r:.200}"
+        )
+    if not isinstance(kind, str) or not isinstance(api_version, str):
+        raise DecodeError(f"{what}: the list's kind and apiVersion must be strings")
+    return items, meta, kind[:-4] if kind.endswith("List") else kind, api_version

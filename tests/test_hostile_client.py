@@ -276,6 +276,83 @@ def test_a_malformed_list_is_a_decode_error_and_the_watch_retries(
     assert "list pods in default" in str(retries[0])
 
 
+def raw_pod_list(items: list[bytes], rv: str) -> bytes:
+    """A list page as kube-apiserver encodes one, around items given as bytes."""
+    head = b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"%s"},"items":['
+    return head % rv.encode() + b",".join(items) + b"]}\n"
+
+
+def labelled(i: int, version: str) -> bytes:
+    meta = {"name": f"p{i}", "namespace": "default", "resourceVersion": version}
+    return orjson.dumps({"metadata": {**meta, "labels": {"version": version}}})
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        b'{"metadata":{"name":5,"resourceVersion":"2"}}',
+        b'{"metadata":{"name":"p5","resourceVersion":tru}}',
+        b'{"metadata":{"name":"p\xff","resourceVersion":"2"}}',
+    ],
+    ids=["malformed", "not-json", "not-utf8"],
+)
+def test_a_garbled_item_in_the_middle_of_a_relist_page_leaves_the_old_state_served(
+    serve: Callable[[Handler], RawHttpServer], garbled: bytes
+) -> None:
+    # The first list is version 1 of ten pods; its watch ends with 410 Gone at once; the
+    # relist's page has version 2 with item 5 garbled; the retry's page is all of version 2.
+    lists = 0
+    v1 = raw_pod_list([labelled(i, "1") for i in range(10)], "10")
+    bad = raw_pod_list([labelled(i, "2") if i != 5 else garbled for i in range(10)], "20")
+    v2 = raw_pod_list([labelled(i, "2") for i in range(10)], "20")
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        nonlocal lists
+        if request.is_watch:
+            start_chunked(conn)
+            if "resourceVersion=10" in request.target:
+                chunk(conn, orjson.dumps(gone) + b"\n")
+                chunk(conn, b"")
+                return False
+            return hold(conn)
+        lists += 1
+        return answer(conn, {1: v1, 2: bad}.get(lists, v2))
+
+    server = serve(handler)
+    reader, writer = store("pods")
+    retries: list[BaseException] = []
+    # What readers saw each time an event had gone through the writer.
+    seen: list[list[str]] = []
+
+    def on_event(_event: Event) -> None:
+        seen.append(sorted(o["metadata"]["labels"]["version"] for o in reader.state()))
+
+    subscription = (
+        watcher(pods_api(server), Config(page_size=None))
+        .pipe(reflect(writer), fast_retries(retries))
+        .subscribe(on_event)
+    )
+    try:
+        assert wait_until(lambda: lists >= 3 and bool(seen) and seen[-1] == ["2"] * 10)
+    finally:
+        subscription.dispose()
+    assert len(retries) == 1 and isinstance(retries[0], DecodeError), retries
+    assert "list pods in default" in str(retries[0])
+    if garbled.startswith(b'{"metadata":{"name":5'):
+        assert "item 5 of the page" in str(retries[0])
+        assert "metadata.name" in str(retries[0])
+    else:
+        assert "is not JSON" in str(retries[0])
+    # Never a mix: empty through the first list (Init, ten items), then its ten pods,
+    # served on through the failed relist and the retry's, until the retry's swap.
+    ready = seen.index(["1"] * 10)
+    swapped = seen.index(["2"] * 10)
+    assert ready == 11 and all(s == [] for s in seen[:ready]), seen
+    assert all(s == ["1"] * 10 for s in seen[ready:swapped]), seen
+    assert all(s == ["2"] * 10 for s in seen[swapped:]), seen
+
+
 @pytest.mark.parametrize(
     "line",
     [

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import orjson
 import pytest
 
 from rxkube.errors import DecodeError, Forbidden, ServerError, TooManyRequests
-from rxkube.events import Apply, Delete, Init, InitApply, InitDone
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone
 from rxkube.protocol import Config, ListRequest, WatchMachine, WatchRequest
 
 
@@ -56,9 +57,14 @@ def too_large(requested: int = 148026, current: int = 48027) -> dict[str, Any]:
     }
 
 
+def list_answer(machine: WatchMachine, body: Any) -> list[Event]:
+    """Every event of a 200 list answer with ``body`` (JSON-encoded) as its body."""
+    return list(machine.on_list(orjson.dumps(body)))
+
+
 def listed(machine: WatchMachine, rv: str = "10") -> None:
     machine.next_request()
-    machine.on_list(200, page([], rv))
+    list_answer(machine, page([], rv))
 
 
 # -- list ---------------------------------------------------------------------------------
@@ -72,7 +78,7 @@ def test_first_list_is_a_consistent_paged_read() -> None:
 def test_list_semantic_any_asks_the_cache_on_the_first_list_only() -> None:
     machine = WatchMachine(Config(list_semantic="any", page_size=None))
     assert machine.next_request() == ListRequest({"resourceVersion": "0"})
-    machine.on_list(200, page([], "5"))
+    list_answer(machine, page([], "5"))
     machine.next_request()
     machine.on_watch_event(gone())
     assert machine.next_request() == ListRequest({})
@@ -81,14 +87,14 @@ def test_list_semantic_any_asks_the_cache_on_the_first_list_only() -> None:
 def test_pages_stream_items_as_they_arrive_then_init_done() -> None:
     machine = WatchMachine(Config(page_size=2))
     machine.next_request()
-    first = machine.on_list(200, page([pod("a", "3"), pod("b", "4")], "9", cont="t1"))
+    first = list_answer(machine, page([pod("a", "3"), pod("b", "4")], "9", cont="t1"))
     assert first == [
         Init(),
         InitApply(pod("a", "3") | {"kind": "Pod", "apiVersion": "v1"}),
         InitApply(pod("b", "4") | {"kind": "Pod", "apiVersion": "v1"}),
     ]
     assert machine.next_request() == ListRequest({"limit": "2", "continue": "t1"})
-    last = machine.on_list(200, page([pod("c", "5")], "9"))
+    last = list_answer(machine, page([pod("c", "5")], "9"))
     assert [type(e) for e in last] == [InitApply, InitDone]
     assert machine.resource_version == "9"
 
@@ -96,8 +102,8 @@ def test_pages_stream_items_as_they_arrive_then_init_done() -> None:
 def test_list_items_get_the_kind_and_api_version_of_the_list() -> None:
     machine = WatchMachine(Config())
     machine.next_request()
-    events = machine.on_list(
-        200,
+    events = list_answer(
+        machine,
         {
             "kind": "DeploymentList",
             "apiVersion": "apps/v1",
@@ -138,13 +144,13 @@ def test_expired_continue_token_restarts_with_a_consistent_list() -> None:
     assert machine.next_request() == ListRequest(
         {"limit": "1", "resourceVersion": "7", "resourceVersionMatch": "NotOlderThan"}
     )
-    machine.on_list(200, page([pod("a", "1")], "7", cont="t"))
+    list_answer(machine, page([pod("a", "1")], "7", cont="t"))
     machine.next_request()
     status = {"kind": "Status", "code": 410, "reason": "Expired", "metadata": {"continue": "t2"}}
-    assert machine.on_list(410, status) == []
+    assert machine.on_list_failed(410, status) == []
     assert machine.resource_version is None
     assert machine.next_request() == ListRequest({"limit": "1"})
-    assert machine.on_list(200, page([], "8"))[0] == Init()
+    assert list_answer(machine, page([], "8"))[0] == Init()
 
 
 @pytest.mark.parametrize("semantic", ["most_recent", "any"])
@@ -155,11 +161,11 @@ def test_too_large_resource_version_on_a_resumed_list_relists_consistently(
     assert machine.next_request() == ListRequest(
         {"resourceVersion": "70", "resourceVersionMatch": "NotOlderThan"}
     )
-    assert machine.on_list(504, too_large(70, 4)) == []
+    assert machine.on_list_failed(504, too_large(70, 4)) == []
     assert machine.resource_version is None
     # A consistent read, never the cache's resourceVersion=0, which could go back in time.
     assert machine.next_request() == ListRequest({})
-    events = machine.on_list(200, page([pod("a", "3")], "4"))
+    events = list_answer(machine, page([pod("a", "3")], "4"))
     assert [type(e) for e in events] == [Init, InitApply, InitDone]
     req = machine.next_request()
     assert isinstance(req, WatchRequest) and req.params["resourceVersion"] == "4"
@@ -187,7 +193,7 @@ def test_too_large_resource_version_from_older_servers_is_recognised(
 ) -> None:
     machine = WatchMachine(Config(page_size=None), resume_version="9")
     machine.next_request()
-    assert machine.on_list(504, status) == []
+    assert machine.on_list_failed(504, status) == []
     assert machine.next_request() == ListRequest({})
 
 
@@ -203,7 +209,7 @@ def test_other_timeouts_are_server_errors_not_relists(status: Any) -> None:
     machine = WatchMachine(Config(), resume_version="9")
     machine.next_request()
     with pytest.raises(ServerError):
-        machine.on_list(504, status)
+        machine.on_list_failed(504, status)
     assert machine.resource_version == "9"
 
 
@@ -235,7 +241,7 @@ def test_list_failure_raises_a_typed_error_with_retry_after() -> None:
     machine.next_request()
     status = {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "slow down"}
     with pytest.raises(TooManyRequests) as info:
-        machine.on_list(429, status, retry_after=3)
+        machine.on_list_failed(429, status, retry_after=3)
     assert info.value.retry_after == 3
     assert "list pods" in str(info.value)
 
@@ -244,7 +250,7 @@ def test_a_list_answer_that_is_not_a_list_is_a_decode_error() -> None:
     machine = WatchMachine(Config())
     machine.next_request()
     with pytest.raises(DecodeError):
-        machine.on_list(200, {"kind": "Status"})
+        list_answer(machine, {"kind": "Status"})
 
 
 # -- watch --------------------------------------------------------------------------------
@@ -376,7 +382,7 @@ def test_streaming_list_refused_by_an_error_event_falls_back_to_list_watch_for_g
     assert machine.on_watch_event(event("ERROR", refusal)) == []
     assert machine.stream_done
     assert isinstance(machine.next_request(), ListRequest)
-    machine.on_list(200, page([], "9"))
+    list_answer(machine, page([], "9"))
     machine.next_request()
     machine.on_watch_event(gone())
     assert isinstance(machine.next_request(), ListRequest)
@@ -472,7 +478,7 @@ def test_a_malformed_list_item_is_a_decode_error(item: Any) -> None:
     machine = WatchMachine(Config(), name="pods")
     machine.next_request()
     with pytest.raises(DecodeError, match="list pods"):
-        machine.on_list(200, page([pod("ok", "1"), item], "10"))
+        list_answer(machine, page([pod("ok", "1"), item], "10"))
 
 
 @pytest.mark.parametrize(
@@ -493,14 +499,149 @@ def test_a_malformed_list_is_a_decode_error(body: Any) -> None:
     machine = WatchMachine(Config())
     machine.next_request()
     with pytest.raises(DecodeError):
-        machine.on_list(200, body)
+        list_answer(machine, body)
 
 
 def test_a_list_with_null_items_is_an_empty_list() -> None:
     machine = WatchMachine(Config())
     machine.next_request()
     body = {"kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": None}
-    assert machine.on_list(200, body) == [Init(), InitDone()]
+    assert list_answer(machine, body) == [Init(), InitDone()]
+
+
+# -- a list page, decoded one item at a time ----------------------------------------------
+
+SET = {
+    "metadata": {"name": "db", "resourceVersion": "3"},
+    # Its own array of objects opening as the list's items do: cut there, a piece fails.
+    "spec": {"volumeClaimTemplates": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]},
+}
+LISTED = [pod("a", "1"), SET, pod("b", "2"), pod("c", "4")]
+ENCODED = orjson.dumps(page(LISTED, "9"))
+
+
+def expected(items: list[dict[str, Any]], kind: str = "Pod") -> list[Any]:
+    return [Init(), *(InitApply(i | {"kind": kind, "apiVersion": "v1"}) for i in items), InitDone()]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ENCODED,
+        ENCODED + b"\n",
+        # Encoded otherwise than kube-apiserver does: decoded whole.
+        orjson.dumps(page(LISTED, "9"), option=orjson.OPT_INDENT_2),
+        orjson.dumps(
+            {
+                "items": LISTED,
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "9"},
+            }
+        ),
+        orjson.dumps({**page(LISTED, "9"), "extra": [1]}),
+        orjson.dumps(
+            {**page(LISTED, "9"), "metadata": {"resourceVersion": "9", "x": ',"items":['}}
+        ),
+        ENCODED.replace(b',{"metadata":', b', {"metadata":'),
+    ],
+    ids=[
+        "kube-apiserver",
+        "newline",
+        "indented",
+        "items-first",
+        "member-after",
+        "in-string",
+        "spaced",
+    ],
+)
+@pytest.mark.parametrize("resume", [None, "1"], ids=["first-list", "relist"])
+def test_a_list_page_gives_the_items_of_its_json_however_it_is_laid_out(
+    body: bytes, resume: str | None
+) -> None:
+    machine = WatchMachine(Config(), resume_version=resume)
+    machine.next_request()
+    assert list(machine.on_list(body)) == expected(LISTED)
+
+
+def test_metadata_only_list_items_keep_their_own_kind() -> None:
+    items = [
+        {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": m}
+        for m in ({"name": "a", "resourceVersion": "1"}, {"name": "b", "resourceVersion": "2"})
+    ]
+    body = {
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": "5"},
+        "items": items,
+    }
+    machine = WatchMachine(Config())
+    machine.next_request()
+    assert list(machine.on_list(orjson.dumps(body))) == [Init(), *map(InitApply, items), InitDone()]
+
+
+def test_a_relist_page_is_decoded_as_its_events_are_taken_and_the_machine_moves_on_at_its_end() -> (
+    None
+):
+    machine = WatchMachine(Config(page_size=3), "1", name="pods")
+    machine.next_request()
+    bad = page([pod("a", "1"), pod("b", "2"), {"metadata": {"name": 7}}], "9", cont="t")
+    events = machine.on_list(orjson.dumps(bad))
+    assert next(events) == Init()
+    assert next(events) == InitApply(pod("a", "1") | {"kind": "Pod", "apiVersion": "v1"})
+    assert next(events) == InitApply(pod("b", "2") | {"kind": "Pod", "apiVersion": "v1"})
+    with pytest.raises(DecodeError, match=r"list pods, item 2 of the page: .*metadata\.name"):
+        next(events)
+    # The page was not taken: it is asked for again.
+    assert machine.next_request() == ListRequest(
+        {"limit": "3", "resourceVersion": "1", "resourceVersionMatch": "NotOlderThan"}
+    )
+    events = machine.on_list(orjson.dumps(page([pod("a", "1")], "9")))
+    assert [type(e) for e in events] == [Init, InitApply, InitDone]
+    assert machine.resource_version == "9"
+
+
+def test_a_page_left_unfinished_leaves_the_machine_where_it_was() -> None:
+    machine = WatchMachine(Config(), resume_version="5")
+    machine.next_request()
+    events = machine.on_list(ENCODED)
+    assert next(events) == Init()
+    assert machine.resource_version == "5"
+    assert isinstance(machine.next_request(), ListRequest)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (ENCODED[:-40], "is not JSON"),
+        (ENCODED.replace(b'"name":"b"', b'"name":tru'), "is not JSON"),
+        (ENCODED.replace(b'"name":"b"', b'"name":"\xff"'), "is not JSON"),
+        (ENCODED.replace(b'"PodList"', b'"Pod\xffList"'), "is not JSON"),
+        (ENCODED.replace(b"]}", b"]} x"), "is not JSON"),
+        (ENCODED.replace(b"]}", b'],"kind":["x"]}'), "must be strings"),
+        (
+            b'{"kind":"PodList","metadata":{"resourceVersion":"1"},"items":[1,2]}',
+            "expected an object",
+        ),
+    ],
+    ids=[
+        "cut-short",
+        "bad-literal",
+        "not-utf8-item",
+        "not-utf8-envelope",
+        "trailing",
+        "kind-after-items",
+        "numbers",
+    ],
+)
+@pytest.mark.parametrize("resume", [None, "1"], ids=["first-list", "relist"])
+def test_a_page_that_is_not_a_list_past_its_first_items_is_a_decode_error(
+    body: bytes, message: str, resume: str | None
+) -> None:
+    machine = WatchMachine(Config(), resume, name="pods")
+    machine.next_request()
+    with pytest.raises(DecodeError, match=message):
+        list(machine.on_list(body))
 
 
 @pytest.mark.parametrize("kind", ["ADDED", "MODIFIED", "DELETED"])
@@ -633,7 +774,7 @@ def test_an_unreadable_retry_after_seconds_still_raises_the_typed_error(wish: An
     machine = WatchMachine(Config())
     machine.next_request()
     with pytest.raises(TooManyRequests):
-        machine.on_list(429, status)
+        machine.on_list_failed(429, status)
 
 
 # -- watching from a known resourceVersion ------------------------------------------------
@@ -663,3 +804,13 @@ def test_watch_from_relists_consistently_after_410() -> None:
 def test_watch_from_must_name_a_version() -> None:
     with pytest.raises(ValueError, match="watch_from"):
         WatchMachine(Config(), watch_from="")
+
+
+def test_a_relist_page_whose_envelope_changes_after_its_items_is_a_decode_error() -> None:
+    # Decoded whole, the member after the items wins (as in any JSON decoder); cut, the
+    # items before were already given the first apiVersion: refused, never mixed.
+    body = ENCODED.replace(b"]}", b'],"apiVersion":"v2","x":[1]}')
+    machine = WatchMachine(Config(), "1", name="pods")
+    machine.next_request()
+    with pytest.raises(DecodeError, match="given twice"):
+        list(machine.on_list(body))

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from rxkube import Shard, ShardSelectorError, watcher
@@ -255,17 +256,19 @@ INSIDE = [n for n in NAMES if in_half(n)]
 OUTSIDE = [n for n in NAMES if not in_half(n)]
 
 
-def listing(items: list[dict[str, Any]], rv: str, echo: str | None) -> dict[str, Any]:
+def listing(items: list[dict[str, Any]], rv: str, echo: str | None) -> bytes:
+    """A list page's body, echoing the shard selector ``echo`` (None: no shardInfo)."""
     meta: dict[str, Any] = {"resourceVersion": rv}
     if echo is not None:
         meta["shardInfo"] = {"selector": echo}
-    return {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": meta, "items": items}
+    page = {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": meta, "items": items}
+    return orjson.dumps(page)
 
 
 def test_requests_carry_the_shard_selector() -> None:
     machine = WatchMachine(Config(shard=HALF, page_size=None))
     assert machine.next_request() == ListRequest({"shardSelector": HALF.selector()})
-    machine.on_list(200, listing([], "5", HALF.selector()))
+    list(machine.on_list(listing([], "5", HALF.selector())))
     request = machine.next_request()
     assert isinstance(request, WatchRequest)
     assert request.params["shardSelector"] == HALF.selector()
@@ -275,7 +278,7 @@ def test_a_list_echoing_the_selector_is_taken_as_the_server_filtered_it() -> Non
     machine = WatchMachine(Config(shard=HALF, page_size=None))
     machine.next_request()
     # Items outside the range in an echoed list mean the server decided: kept as sent.
-    events = machine.on_list(200, listing([obj(OUTSIDE[0], "3")], "5", HALF.selector()))
+    events = list(machine.on_list(listing([obj(OUTSIDE[0], "3")], "5", HALF.selector())))
     assert [type(e) for e in events] == [Init, InitApply, InitDone]
     assert machine.server_sharded is True
 
@@ -284,7 +287,7 @@ def test_a_list_echoing_the_selector_is_taken_as_the_server_filtered_it() -> Non
 def test_a_list_without_the_echo_is_filtered_with_the_same_hash(echo: str | None) -> None:
     machine = WatchMachine(Config(shard=HALF, page_size=None))
     machine.next_request()
-    events = machine.on_list(200, listing([obj(n, "3") for n in NAMES], "5", echo))
+    events = list(machine.on_list(listing([obj(n, "3") for n in NAMES], "5", echo)))
     kept = [e.obj["metadata"]["name"] for e in events if isinstance(e, InitApply)]
     assert kept == INSIDE
     assert machine.server_sharded is False
@@ -293,7 +296,7 @@ def test_a_list_without_the_echo_is_filtered_with_the_same_hash(echo: str | None
 def test_watch_events_outside_the_shard_are_dropped_but_move_the_resume_point() -> None:
     machine = WatchMachine(Config(shard=HALF, page_size=None))
     machine.next_request()
-    machine.on_list(200, listing([], "5", HALF.selector()))
+    list(machine.on_list(listing([], "5", HALF.selector())))
     machine.next_request()
     assert machine.on_watch_event({"type": "ADDED", "object": obj(OUTSIDE[0], "6")}) == []
     assert machine.resource_version == "6"
