@@ -581,7 +581,8 @@ def real_server(results: dict[str, Any]) -> list[str]:
         "",
         f"Server: kube-apiserver {v.get('gitVersion', '?')} ({v.get('goVersion', '?')}) and "
         f"etcd {etcd}, as envtest runs them; the pods created through the API in "
-        f"{p['load_s']:.1f} s; load average at the end {real.get('loadavg_end', '?')}. Each "
+        f"{p['load_s']:.1f} s, then listed once unmeasured ({p.get('warm_up_s', 0):.1f} s);"
+        f" load average at the end {real.get('loadavg_end', '?')}. Each "
         "event is a status patch, as the kubelet writes one.",
         "",
         headline_table(runs),
