@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from rxkube.client import Client
 from rxkube.testing import ApiServer
 from tests.apiserver_http import Http
 from tests.kubectl_harness import Kubectl, kubectl_binary
@@ -125,6 +126,13 @@ def srv() -> Iterator[ApiServer]:
     """
     with ApiServer(bookmark_interval=None) as server:
         yield server
+
+
+@pytest.fixture
+def client(srv: ApiServer) -> Iterator[Client]:
+    """A :class:`~rxkube.client.Client` of ``srv``, closed after the test."""
+    with Client(srv.url) as c:
+        yield c
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,12 @@ import pytest
 from rxkube.errors import Conflict, Invalid, NotFound
 from rxkube.testing import ApiServer
 from tests.apiserver_http import Http
+from tests.waiting import eventually
 
 META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 META = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 PODS = "/api/v1/namespaces/default/pods"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` is true, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:
@@ -593,7 +585,7 @@ def test_read_ahead_of_history_is_answered_as_soon_as_the_store_catches_up() -> 
             target=lambda: answers.append(api.get(PODS, resourceVersion=ahead)), daemon=True
         )
         reader.start()
-        wait_for(lambda: bool(srv.store._rv_waiters))  # the read is waiting
+        eventually(lambda: bool(srv.store._rv_waiters))  # the read is waiting
         srv.create("pods", pod("a"))
         reader.join(10)
         assert not reader.is_alive(), "the read waited past the write it was waiting for"
@@ -849,8 +841,8 @@ def test_open_watches_counts_connections_and_drops_closed_ones(srv: ApiServer, a
         with api.watch(PODS, resourceVersion=srv.resource_version, allowWatchBookmarks=True) as w2:
             w2.next()
             assert srv.open_watches() == 2
-        wait_for(lambda: srv.open_watches() == 1)
-    wait_for(lambda: srv.open_watches() == 0)
+        eventually(lambda: srv.open_watches() == 1)
+    eventually(lambda: srv.open_watches() == 0)
 
 
 def _unread_watch(srv: ApiServer, path: str) -> http.client.HTTPConnection:
@@ -926,7 +918,7 @@ def test_request_log_records_each_answered_request(srv: ApiServer, api: Http) ->
     api.get(f"{PODS}/missing")
     api.request("POST", CONFIGMAPS, {"metadata": {"name": "c"}}, fieldManager="me")
     with api.watch(CONFIGMAPS, resourceVersion=srv.resource_version, labelSelector="a=b"):
-        wait_for(lambda: len(srv.requests) == 4)
+        eventually(lambda: len(srv.requests) == 4)
         watch = srv.requests[-1]
     version, get, create = srv.requests[:3]
     assert (version.method, version.path, version.verb, version.status) == (
@@ -1011,7 +1003,7 @@ def test_close_watches_now(srv: ApiServer, api: Http) -> None:
         srv.faults.close_watches()
         while w.raw_line():
             pass
-    wait_for(lambda: srv.open_watches() == 0)
+    eventually(lambda: srv.open_watches() == 0)
 
 
 def test_close_watches_after_n_events(srv: ApiServer, api: Http) -> None:
@@ -1062,7 +1054,7 @@ def test_stalled_watch_sends_headers_then_nothing(srv: ApiServer, api: Http) -> 
         with pytest.raises(TimeoutError):
             w.raw_line()
         assert srv.open_watches() == 1
-    wait_for(lambda: srv.open_watches() == 0)
+    eventually(lambda: srv.open_watches() == 0)
 
 
 def test_restart_drops_connections_and_keeps_state(srv: ApiServer, api: Http) -> None:
@@ -1074,7 +1066,7 @@ def test_restart_drops_connections_and_keeps_state(srv: ApiServer, api: Http) ->
         srv.restart()
         with pytest.raises((http.client.IncompleteRead, ConnectionError)):
             w.response.read()
-    wait_for(lambda: srv.open_watches() == 0)
+    eventually(lambda: srv.open_watches() == 0)
     with api.watch(PODS, resourceVersion=rv) as w:
         assert w.next()["object"]["metadata"]["name"] == "b"
     assert [p["metadata"]["name"] for p in srv.list("pods")] == ["a", "b"]

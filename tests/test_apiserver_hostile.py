@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import orjson
@@ -20,6 +19,7 @@ import pytest
 
 from rxkube.errors import ApiError, BadRequest, Invalid
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
@@ -27,13 +27,6 @@ SERVICES = "/api/v1/namespaces/default/services"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
 MERGE = "application/merge-patch+json"
 APPLY = "application/apply-patch+yaml"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 class Raw:
@@ -267,7 +260,7 @@ def test_a_watcher_failing_in_fan_out_ends_alone_and_loses_no_event_for_others(
     conn.request("GET", f"{CONFIGMAPS}?watch=1&resourceVersion={srv.resource_version}")
     watch = conn.getresponse()
     try:
-        wait_for(lambda: srv.open_watches() == 1)
+        eventually(lambda: srv.open_watches() == 1)
         assert raw("POST", CONFIGMAPS, cm("a"))[0] == 201
         assert raw("PATCH", f"{CONFIGMAPS}/a", {"data": {"k": "w"}}, MERGE)[0] == 200
         assert raw("DELETE", f"{CONFIGMAPS}/a")[0] == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -20,12 +20,6 @@ _T = TypeVar("_T")
 
 def run(main: Callable[[], Awaitable[_T]]) -> _T:
     return asyncio.run(asyncio.wait_for(main(), 30))
-
-
-@pytest.fixture
-def client(srv: ApiServer) -> Iterator[Client]:
-    with Client(srv.url) as c:
-        yield c
 
 
 def test_crud_as_coroutines_answers_as_the_blocking_api(srv: ApiServer, client: Client) -> None:

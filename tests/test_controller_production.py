@@ -8,7 +8,7 @@ import itertools
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,12 +33,6 @@ from rxkube.testing import ApiServer
 from rxkube.wait import await_condition_async, has_status_condition
 
 TIMEOUT = 30.0
-
-
-@pytest.fixture
-def client(srv: ApiServer) -> Iterator[Client]:
-    with Client(srv.url) as c:
-        yield c
 
 
 class Results:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,64 +28,9 @@ from rxkube.events import Event, Init, InitApply, InitDone, Object
 from rxkube.operators import modify, observe_on, reflect
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.waiting import Sink, eventually
 
 TIMEOUT = 30.0
-
-
-class Sink:
-    """What an observer received, from any thread, with waits on conditions."""
-
-    def __init__(self, on_item: Callable[[Any], object] | None = None) -> None:
-        self.items: list[Any] = []
-        self.errors: list[Exception] = []
-        self.completed = False
-        self.threads: set[str] = set()
-        self.overlaps = 0
-        self._inside = 0
-        self._on_item = on_item
-        self._cond = threading.Condition()
-
-    def on_next(self, item: Any) -> None:
-        with self._cond:
-            self._inside += 1
-            self.overlaps += self._inside > 1
-        try:
-            if self._on_item is not None:
-                self._on_item(item)
-        finally:
-            with self._cond:
-                self._inside -= 1
-                self.items.append(item)
-                self.threads.add(threading.current_thread().name)
-                self._cond.notify_all()
-
-    def on_error(self, error: Exception) -> None:
-        with self._cond:
-            self.errors.append(error)
-            self._cond.notify_all()
-
-    def on_completed(self) -> None:
-        with self._cond:
-            self.completed = True
-            self._cond.notify_all()
-
-    def wait(self, pred: Callable[[Sink], bool], what: str, timeout: float = TIMEOUT) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: pred(self), timeout):
-                raise AssertionError(
-                    f"{what}: not in {timeout} s; {len(self.items)} items, errors={self.errors!r}"
-                )
-
-
-def _wait_for(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    cond = threading.Condition()
-    deadline = time.monotonic() + timeout
-    with cond:
-        # The server's state offers nothing to wait on: re-check it every few milliseconds.
-        while not pred():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not in {timeout} s")
-            cond.wait(0.01)
 
 
 @pytest.fixture
@@ -184,7 +128,7 @@ def test_a_consumer_that_steps_aside_hands_its_part_to_the_waiting_producer() ->
 
     producer = threading.Thread(target=produce, name="producer")
     producer.start()
-    _wait_for(lambda: handover.producers_waiting == 1, "the producer to wait")
+    eventually(lambda: handover.producers_waiting == 1, "the producer to wait")
     assert handover.step_aside()
     assert done.wait(TIMEOUT), "the producer stopped waiting: it delivers from now on"
     producer.join(TIMEOUT)
@@ -464,8 +408,8 @@ def test_a_raising_watcher_subscriber_stops_the_watch_and_gets_on_error(
     )
     try:
         _assert_consumer_error(sink, "the subscriber of watch configmaps in default")
-        _wait_for(lambda: apiserver.open_watches() == 0, "the watch to close")
-        _wait_for(
+        eventually(lambda: apiserver.open_watches() == 0, "the watch to close")
+        eventually(
             lambda: not [t for t in threading.enumerate() if t.name.startswith("rxkube-watch")],
             "the watch thread to end",
         )
@@ -487,7 +431,7 @@ def test_a_raising_observer_behind_observe_on_disposes_the_watch(
     )
     try:
         _assert_consumer_error(sink, "the subscriber of observe_on(ThreadPoolScheduler)")
-        _wait_for(
+        eventually(
             lambda: not [t for t in threading.enumerate() if t.name.startswith("rxkube-watch")],
             "the watch to be disposed",
         )
@@ -502,7 +446,7 @@ def test_a_consumer_error_without_on_error_is_logged(
     api = configmaps(apiserver, 2)
     subscription = watcher(api).subscribe(_raise_on(1))
     try:
-        _wait_for(
+        eventually(
             lambda: not [t for t in threading.enumerate() if t.name.startswith("rxkube-watch")],
             "the watch to end",
         )

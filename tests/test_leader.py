@@ -18,6 +18,7 @@ from rxkube.controller import Action, Controller
 from rxkube.errors import Conflict, ConsumerError, NotFound, TransportError
 from rxkube.leader import LeaderElector
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 
 class Clock:
@@ -428,13 +429,6 @@ class Overlaps:
         self._thread.join(TIMEOUT)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def srv() -> Iterator[ApiServer]:
     with ApiServer() as server:
@@ -452,19 +446,19 @@ def test_failover_when_the_leaders_connection_is_cut(srv: ApiServer) -> None:
     for e in electors:
         e.start()
     try:
-        wait_for(lambda: len(monitor.leaders()) == 1)
+        eventually(lambda: len(monitor.leaders()) == 1)
         first = next(i for i, e in enumerate(electors) if e.is_leader)
         lost = threading.Event()
         electors[first].leadership().subscribe(lambda leading: None if leading else lost.set())
         apis[first].cut = True
         assert lost.wait(TIMEOUT)  # announced by the leader itself, at its renew deadline
-        wait_for(lambda: any(e.is_leader for i, e in enumerate(electors) if i != first))
+        eventually(lambda: any(e.is_leader for i, e in enumerate(electors) if i != first))
         second = next(i for i, e in enumerate(electors) if e.is_leader)
         assert second != first
         lease = srv.get("leases", "lock", namespace="default")
         assert lease["spec"]["holderIdentity"] == f"e{second}"
         assert lease["spec"]["leaseTransitions"] >= 1
-        wait_for(
+        eventually(
             lambda: all(e.leader == f"e{second}" for i, e in enumerate(electors) if i != first)
         )
     finally:
@@ -482,7 +476,7 @@ def test_a_stopping_leader_hands_over_without_waiting_for_expiry(srv: ApiServer)
     with a:
         assert a.wait_until_leading(TIMEOUT)
         with b:
-            wait_for(lambda: b.leader == "a")
+            eventually(lambda: b.leader == "a")
             a.stop()
             # Far sooner than the 60 s lease: the released Lease is taken at once.
             assert b.wait_until_leading(TIMEOUT)
@@ -499,14 +493,14 @@ def test_leader_steps_down_when_the_server_fails_its_renewals(srv: ApiServer) ->
     for e in electors:
         e.start()
     try:
-        wait_for(lambda: len(monitor.leaders()) == 1)
+        eventually(lambda: len(monitor.leaders()) == 1)
         leader = next(e for e in electors if e.is_leader)
         lost = threading.Event()
         leader.leadership().subscribe(lambda leading: None if leading else lost.set())
         srv.faults.fail_requests(503, count=1000, verb="update")
         assert lost.wait(TIMEOUT)
         srv.faults.clear()
-        wait_for(lambda: len(monitor.leaders()) == 1)
+        eventually(lambda: len(monitor.leaders()) == 1)
     finally:
         for e in electors:
             e.stop()
@@ -599,7 +593,7 @@ def test_a_hanging_renewal_is_cut_off_and_announced_at_the_renew_deadline() -> N
             until = elector.leading_until
             assert until is not None
             # The request timeout is 60 s: only cutting the renewal off announces in time.
-            wait_for(lambda: [leading for leading, _ in announced] == [False, True, False])
+            eventually(lambda: [leading for leading, _ in announced] == [False, True, False])
             assert server.hanging >= 1
     # As client-go: announced at the deadline, not when the hanging request gives up.
     assert stopped and stopped[0] - until < 1.5
@@ -623,9 +617,9 @@ def test_a_slow_leadership_subscriber_does_not_cost_leadership(srv: ApiServer) -
     with elector:
         try:
             assert elector.wait_until_leading(TIMEOUT)
-            wait_for(lambda: seen == [False, True])  # the subscriber is now stuck in True
+            eventually(lambda: seen == [False, True])  # the subscriber is now stuck in True
             renewals = len([r for r in srv.requests if r.verb == "update"])
-            wait_for(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals + 3)
+            eventually(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals + 3)
             assert elector.is_leader
         finally:
             release.set()
@@ -647,9 +641,9 @@ def test_a_raising_leadership_subscriber_is_unsubscribed_and_the_election_goes_o
     elector.leadership().subscribe(boom, errors.append)
     with elector:
         assert elector.wait_until_leading(TIMEOUT)
-        wait_for(lambda: bool(errors))
+        eventually(lambda: bool(errors))
         renewals = len([r for r in srv.requests if r.verb == "update"])
-        wait_for(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals)
+        eventually(lambda: len([r for r in srv.requests if r.verb == "update"]) > renewals)
         assert elector.is_leader
     assert len(errors) == 1 and isinstance(errors[0], ConsumerError)
     assert isinstance(errors[0].__cause__, RuntimeError)
@@ -681,17 +675,17 @@ def test_only_the_leaders_controller_reconciles_and_a_follower_takes_over(
         for i, e in enumerate(electors)
     ]
     try:
-        wait_for(lambda: len(reconciles) == 2)
+        eventually(lambda: len(reconciles) == 2)
         first = next(i for i, e in enumerate(electors) if e.is_leader)
         assert {who for who, _ in reconciles} == {f"r{first}"}
         apis[first].cut = True
         # The follower held both objects queued, with a warm cache: it reconciles them
         # as soon as it leads.
-        wait_for(lambda: len(reconciles) == 4)
+        eventually(lambda: len(reconciles) == 4)
         other = f"r{1 - first}"
         assert [who for who, _ in reconciles[2:]] == [other, other]
         srv.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
-        wait_for(lambda: len(reconciles) == 5)
+        eventually(lambda: len(reconciles) == 5)
         assert reconciles[4][0] == other
         until = electors[first].leading_until
         assert until is not None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import doctest
 import importlib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,6 +25,7 @@ from rxkube.operators import (
     touched_objects,
 )
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 
 def pod(name: str, *, gen: int = 1, rv: str = "1", uid: str = "u1", **meta: Any) -> Object:
@@ -300,14 +299,6 @@ def test_docstring_examples_run(module: str) -> None:
 
 
 # --- against the test API server ------------------------------------------------------
-
-
-def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Wait until ``condition()`` holds, at most ten seconds."""
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiServer) -> None:

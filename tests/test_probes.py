@@ -72,12 +72,6 @@ def ns(srv: ApiServer, request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture
-def client(srv: ApiServer) -> Iterator[Client]:
-    with Client(srv.url) as c:
-        yield c
-
-
 class Running:
     """A controller run whose results are collected; stopped gracefully at the end."""
 

@@ -7,8 +7,7 @@ import gc
 import logging
 import random
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from rxkube.errors import ConsumerError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.operators import reflect_shared
 from rxkube.testing import ApiServer
+from tests.waiting import Sink, eventually
 
 TIMEOUT = 30.0
 
@@ -38,54 +38,6 @@ def pod(name: str, rv: int = 1, **fields: Any) -> Object:
 
 def rv(obj: Object) -> int:
     return int(obj["metadata"]["resourceVersion"])
-
-
-def eventually(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Wait until ``pred()`` holds, checking it every few milliseconds."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        tick.wait(0.002)
-
-
-class Collector:
-    """An observer that records what it receives, on which threads, and lets tests wait."""
-
-    def __init__(self, on_item: Callable[[Any], object] | None = None) -> None:
-        self.items: list[Any] = []
-        self.errors: list[Exception] = []
-        self.completed = False
-        self.threads: set[str] = set()
-        self.on_item = on_item
-        self._cond = threading.Condition()
-
-    def on_next(self, item: Any) -> None:
-        if self.on_item is not None:
-            self.on_item(item)
-        with self._cond:
-            self.items.append(item)
-            self.threads.add(threading.current_thread().name)
-            self._cond.notify_all()
-
-    def on_error(self, error: Exception) -> None:
-        with self._cond:
-            self.errors.append(error)
-            self._cond.notify_all()
-
-    def on_completed(self) -> None:
-        with self._cond:
-            self.completed = True
-            self._cond.notify_all()
-
-    def wait(self, pred: Callable[[Collector], bool], timeout: float = TIMEOUT) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: pred(self), timeout)
-
-    def wait_count(self, count: int, timeout: float = TIMEOUT) -> None:
-        assert self.wait(lambda c: len(c.items) >= count, timeout), (
-            f"received {len(self.items)} of {count}"
-        )
 
 
 class Feeder:
@@ -114,7 +66,7 @@ class Feeder:
         assert not self.thread.is_alive(), "the feeder is still blocked"
 
 
-class Stuck(Collector):
+class Stuck(Sink):
     """A subscriber whose callback blocks until ``release()``."""
 
     def __init__(self) -> None:
@@ -129,7 +81,7 @@ def relist(*objects: Object) -> list[Event]:
     return [Init(), *(InitApply(o) for o in objects), InitDone()]
 
 
-def subscribe(observable: Observable[Any], collector: Collector, **kwargs: Any) -> DisposableBase:
+def subscribe(observable: Observable[Any], collector: Sink, **kwargs: Any) -> DisposableBase:
     return observable.subscribe(
         collector.on_next, collector.on_error, collector.on_completed, **kwargs
     )
@@ -141,7 +93,7 @@ def subscribe(observable: Observable[Any], collector: Collector, **kwargs: Any) 
 def test_apply_dispatches_its_object_and_init_done_every_object_in_the_store() -> None:
     reader, writer = store_shared(16)
     feeder = Feeder(writer)
-    got = Collector()
+    got = Sink()
     subscription = subscribe(reader.subscribe(), got)
     a, b, b2, c = pod("a"), pod("b"), pod("b", 2), pod("c")
     feeder.send([*relist(a, b), Apply(c), Delete(a), *relist(b2)])
@@ -154,7 +106,7 @@ def test_apply_dispatches_its_object_and_init_done_every_object_in_the_store() -
 def test_a_hundred_subscribers_each_receive_every_applied_object_in_order() -> None:
     reader, writer = store_shared(64, name="pods")
     feeder = Feeder(writer)
-    collectors = [Collector() for _ in range(100)]
+    collectors = [Sink() for _ in range(100)]
     subscriptions = [subscribe(reader.subscribe(), c) for c in collectors]
     listed = [pod(f"p{i}") for i in range(20)]
     events: list[Event] = relist(*listed)
@@ -189,7 +141,7 @@ def test_what_is_in_flight_to_subscribers_keeps_no_replaced_object_or_event_aliv
     # also when an events=True subscriber is among those they go to.
     reader, writer = store_shared(64)
     feeder = Feeder(writer)
-    got, got_events = Collector(), Collector()
+    got, got_events = Sink(), Sink()
     subscriptions = [subscribe(reader.subscribe(), got)]
     if events:
         subscriptions.append(subscribe(reader.subscribe(events=True), got_events))
@@ -222,8 +174,8 @@ def test_what_is_in_flight_to_subscribers_keeps_no_replaced_object_or_event_aliv
 def test_events_mode_delivers_deletions_and_a_relist_as_applies_and_deletes() -> None:
     reader, writer = store_shared(16)
     feeder = Feeder(writer)
-    got = Collector()
-    objects_only = Collector()
+    got = Sink()
+    objects_only = Sink()
     subscriptions = [
         subscribe(reader.subscribe(events=True), got),
         subscribe(reader.subscribe(), objects_only),
@@ -270,7 +222,7 @@ def test_replay_first_delivers_the_current_contents_to_a_late_subscriber() -> No
     feeder = Feeder(writer)
     listed = [pod(f"p{i}") for i in range(10)]
     feeder.send(relist(*listed))
-    late, late_events, not_replayed = Collector(), Collector(), Collector()
+    late, late_events, not_replayed = Sink(), Sink(), Sink()
     subscriptions = [
         subscribe(reader.subscribe(replay=True), late),
         subscribe(reader.subscribe(replay=True, events=True), late_events),
@@ -295,15 +247,15 @@ def test_replay_under_concurrent_writes_delivers_each_version_once_and_ends_in_s
     events: list[Event] = [Apply(pod(f"p{i % 30}", rv=i)) for i in range(1, 6001)]
     events.append(Apply(pod("end", rv=10**6)))
     feeder.send_in_thread(events)
-    collectors: list[Collector] = []
+    collectors: list[Sink] = []
     subscriptions = []
     for _ in range(8):
         eventually(lambda: len(reader) > len(collectors) * 3, "the store to fill up")
-        collector = Collector()
+        collector = Sink()
         collectors.append(collector)
         subscriptions.append(subscribe(reader.subscribe(replay=True), collector))
     for collector in collectors:
-        assert collector.wait(lambda c: any(o["metadata"]["name"] == "end" for o in c.items))
+        collector.wait(lambda c: any(o["metadata"]["name"] == "end" for o in c.items))
     feeder.join()
     for subscription in subscriptions:
         subscription.dispose()
@@ -324,7 +276,7 @@ def test_replay_under_concurrent_writes_delivers_each_version_once_and_ends_in_s
 def test_a_slow_subscriber_has_a_bounded_buffer_loses_nothing_and_makes_the_writer_wait() -> None:
     reader, writer = store_shared(8)
     feeder = Feeder(writer)
-    slow, fast = Stuck(), Collector()
+    slow, fast = Stuck(), Sink()
     subscriptions = [subscribe(reader.subscribe(), slow), subscribe(reader.subscribe(), fast)]
     objects = [pod(f"p{i}") for i in range(200)]
     feeder.send_in_thread([Apply(o) for o in objects])
@@ -354,7 +306,7 @@ def test_disposing_a_stuck_subscriber_frees_its_buffer_and_releases_the_writer()
     feeder = Feeder(writer)
     stuck = Stuck()
     stuck_subscription = subscribe(reader.subscribe(), stuck)
-    other = Collector()
+    other = Sink()
     other_subscription = subscribe(reader.subscribe(), other)
     feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(100)])
     eventually(lambda: reader.stats().writer_waiting, "the writer to wait")
@@ -385,7 +337,7 @@ def test_overflow_drop_cuts_the_subscriber_off_with_a_signal_and_never_blocks_th
 ) -> None:
     reader, writer = store_shared(4, name="pods")
     feeder = Feeder(writer)
-    dropped, steady = Stuck(), Collector()
+    dropped, steady = Stuck(), Sink()
     subscriptions = [
         subscribe(reader.subscribe(overflow="drop"), dropped),
         subscribe(reader.subscribe(), steady),
@@ -395,7 +347,7 @@ def test_overflow_drop_cuts_the_subscriber_off_with_a_signal_and_never_blocks_th
     steady.wait_count(50)
     assert reader.stats().overflows == 1 and reader.stats().subscribers == 1
     dropped.release()
-    assert dropped.wait(lambda c: bool(c.errors))
+    dropped.wait(lambda c: bool(c.errors))
     (error,) = dropped.errors
     assert isinstance(error, SubscriberOverflow) and error.transient
     assert "fell 4 entries behind" in str(error) and "replay=True" in str(error)
@@ -416,7 +368,7 @@ def test_overflow_drop_with_replay_and_retry_resyncs_from_the_store() -> None:
             first_item.set()
             gate.wait(TIMEOUT)
 
-    resynced = Collector(on_item=block_once)
+    resynced = Sink(on_item=block_once)
     signals: list[Exception] = []
     resyncing = reader.subscribe(replay=True, overflow="drop").pipe(
         ops.do_action(on_error=signals.append), ops.retry()
@@ -428,11 +380,11 @@ def test_overflow_drop_with_replay_and_retry_resyncs_from_the_store() -> None:
     gate.set()
     final = {o["metadata"]["name"]: o for o in reader.state()}
 
-    def in_sync(c: Collector) -> bool:
+    def in_sync(c: Sink) -> bool:
         view = {o["metadata"]["name"]: o for o in c.items}
         return view == final
 
-    assert resynced.wait(in_sync)
+    resynced.wait(in_sync)
     subscription.dispose()
     assert len(signals) == 1 and isinstance(signals[0], SubscriberOverflow)
 
@@ -451,8 +403,8 @@ def test_a_subscriber_that_raises_is_isolated_and_its_error_reported(
         if obj["metadata"]["name"] == "p1":
             raise boom
 
-    with_handler = Collector(on_item=fail_on_second)
-    good = Collector()
+    with_handler = Sink(on_item=fail_on_second)
+    good = Sink()
     subscriptions = [
         subscribe(reader.subscribe(), with_handler),
         reader.subscribe().subscribe(fail_on_second),  # no on_error: the error is logged
@@ -467,7 +419,7 @@ def test_a_subscriber_that_raises_is_isolated_and_its_error_reported(
             feeder.send_in_thread([Apply(pod(f"p{i}")) for i in range(50)])
             good.wait_count(50)
             feeder.join()
-            assert with_handler.wait(lambda c: bool(c.errors))
+            with_handler.wait(lambda c: bool(c.errors))
             eventually(lambda: len(failures()) == 1, "the unhandled failure to be logged")
         eventually(lambda: reader.stats().subscribers == 1, "the failed subscribers to detach")
     finally:
@@ -476,7 +428,8 @@ def test_a_subscriber_that_raises_is_isolated_and_its_error_reported(
     [error] = with_handler.errors
     assert isinstance(error, ConsumerError) and error.__cause__ is boom
     assert "of the store of pods raised RuntimeError: subscriber bug" in str(error)
-    assert [o["metadata"]["name"] for o in with_handler.items] == ["p0"]
+    # p1 reached the subscriber and raised; nothing came after it.
+    assert [o["metadata"]["name"] for o in with_handler.items] == ["p0", "p1"]
     [logged] = failures()
     assert logged.exc_info and logged.exc_info[1] is boom
     assert "of the store of pods" in logged.getMessage()
@@ -500,9 +453,9 @@ def test_subscribers_come_and_go_while_the_watch_runs() -> None:
             if from_inside and holder and len(got.items) + 1 >= want:
                 holder[0].dispose()
 
-        got = Collector(on_item=dispose_inside)
+        got = Sink(on_item=dispose_inside)
         holder.append(subscribe(reader.subscribe(replay=replay), got))
-        got.wait(lambda c: len(c.items) >= want, timeout=1.0)
+        got.reached(lambda c: len(c.items) >= want, timeout=1.0)
         holder[0].dispose()
         if got.errors or got.completed:
             problems.append(f"unexpected end: {got.errors}")
@@ -549,7 +502,7 @@ def test_subscribers_come_and_go_while_the_watch_runs() -> None:
 
 def test_a_source_error_leaves_subscribers_waiting_and_completion_completes_them() -> None:
     reader, writer = store_shared(8)
-    got = Collector()
+    got = Sink()
     subscription = subscribe(reader.subscribe(), got)
     first = Feeder(writer)
     first.send([Apply(pod("a"))])
@@ -561,11 +514,11 @@ def test_a_source_error_leaves_subscribers_waiting_and_completion_completes_them
     assert not got.errors and not got.completed
     second.send([Apply(pod("c"))])
     second.source.on_completed()
-    assert got.wait(lambda c: c.completed)
+    got.wait(lambda c: c.completed)
     assert [o["metadata"]["name"] for o in got.items] == ["a", "b", "c"]
     eventually(lambda: reader.stats().subscribers == 0, "the completed subscriber to detach")
 
-    later = Collector()  # the store lives on: a new subscriber gets what comes next
+    later = Sink()  # the store lives on: a new subscriber gets what comes next
     later_subscription = subscribe(reader.subscribe(), later)
     Feeder(writer).send([Apply(pod("d"))])
     later.wait_count(1)
@@ -578,7 +531,7 @@ def test_two_watches_a_stuck_subscriber_on_one_leaves_the_other_flowing() -> Non
     a stuck subscriber stalls its own watch only."""
     stuck_reader, stuck_writer = store_shared(4, name="stuck")
     flowing_reader, flowing_writer = store_shared(4, name="flowing")
-    stuck, flowing = Stuck(), Collector()
+    stuck, flowing = Stuck(), Sink()
     subscriptions = [
         subscribe(stuck_reader.subscribe(), stuck),
         subscribe(flowing_reader.subscribe(), flowing),
@@ -604,9 +557,9 @@ def test_one_http_watch_feeds_many_consumers(apiserver: ApiServer) -> None:
         apiserver.create("pods", {"metadata": {"name": f"p{i}"}}, namespace="default")
     client = apiserver.client()
     reader, writer = store_shared(32, name="pods")
-    consumers = [Collector() for _ in range(20)]
+    consumers = [Sink() for _ in range(20)]
     subscriptions = [subscribe(reader.subscribe(events=True), c) for c in consumers]
-    late = Collector()
+    late = Sink()
     watch_errors: list[Exception] = []
     watch = (
         watcher(Api(client, "pods", namespace="default"))
@@ -623,7 +576,7 @@ def test_one_http_watch_feeds_many_consumers(apiserver: ApiServer) -> None:
             o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in apiserver.list("pods")
         }
 
-        def in_sync(c: Collector) -> bool:
+        def in_sync(c: Sink) -> bool:
             view: dict[str, str] = {}
             for event in c.items:
                 name = event.obj["metadata"]["name"]
@@ -634,7 +587,7 @@ def test_one_http_watch_feeds_many_consumers(apiserver: ApiServer) -> None:
             return view == expected
 
         for consumer in [*consumers, late]:
-            assert consumer.wait(in_sync), "every consumer ends with the server's state"
+            consumer.wait(in_sync, "every consumer ends with the server's state")
         assert apiserver.open_watches() == 1
         assert not watch_errors
     finally:
@@ -653,7 +606,7 @@ def test_subscribers_are_delivered_on_the_scheduler_they_ask_for() -> None:
     feeder = Feeder(writer)
     scheduler = EventLoopScheduler()
     try:
-        via_store, via_rx = Collector(), Collector()
+        via_store, via_rx = Sink(), Sink()
         subscriptions = [
             subscribe(reader.subscribe(scheduler=scheduler), via_store),
             subscribe(reader.subscribe(replay=True), via_rx, scheduler=scheduler),
@@ -688,7 +641,7 @@ def test_subscribers_can_be_delivered_on_an_asyncio_loop() -> None:
             if len(got.items) == 299:
                 done.set()
 
-        got = Collector(on_item=on_item)
+        got = Sink(on_item=on_item)
         subscription = subscribe(reader.subscribe(scheduler=AsyncIOThreadSafeScheduler(loop)), got)
         feeder.send_in_thread([Apply(o) for o in objects])
         await asyncio.wait_for(done.wait(), TIMEOUT)
@@ -738,7 +691,7 @@ def test_a_relist_of_a_large_store_blocks_no_subscriber_take_dispose_or_stats() 
     reader.add_index("gate", gate)
     feeder = Feeder(writer)
     feeder.send(relist(*(pod(f"old{i}") for i in range(3))))
-    early = Collector()
+    early = Sink()
     subscriptions = [subscribe(reader.subscribe(), early)]
     feeder.send([Apply(pod("old0", rv=2))])
     early.wait_count(1)
@@ -747,7 +700,7 @@ def test_a_relist_of_a_large_store_blocks_no_subscriber_take_dispose_or_stats() 
     try:
         assert entered.wait(TIMEOUT), "the relist reached its index rebuild"
         done = threading.Event()
-        late = Collector()
+        late = Sink()
 
         def meanwhile() -> None:
             stats = reader.stats()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,19 +20,11 @@ from rxkube.errors import BadRequest, ConfigError, ConsumerError, WriterStopped
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 TIMEOUT = 30.0
 
 _Ref = tuple[str | None, str]
-
-
-def eventually(pred: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Wait until ``pred()`` holds, checking it every few milliseconds."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        tick.wait(0.002)
 
 
 @pytest.fixture

@@ -26,16 +26,9 @@ from rxkube.dispatcher import store_shared
 from rxkube.errors import BadRequest, ServerError, WriterBusy, WriterStopped
 from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 TIMEOUT = 20.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not in {timeout} s: {what}")
-        time.sleep(0.01)
 
 
 def configmap(name: str) -> dict[str, Any]:
@@ -87,7 +80,7 @@ def test_a_second_concurrent_pipeline_on_one_writer_is_refused_and_the_first_goe
             def arrived(name: str = f"new{i}") -> bool:
                 return reader.get(name, "default") is not None
 
-            wait_for(arrived, f"new{i}")
+            eventually(arrived, f"new{i}")
         assert reader.writer_status().state == "running"
         assert first_errors == []
     finally:
@@ -107,7 +100,7 @@ def test_a_pipeline_may_feed_the_writer_again_once_the_first_has_ended(
     again = pipeline.subscribe()
     try:
         srv.create("configmaps", configmap("after"), namespace="default")
-        wait_for(lambda: reader.get("after", "default") is not None, "after")
+        eventually(lambda: reader.get("after", "default") is not None, "after")
         assert reader.writer_status().state == "running"
     finally:
         again.dispose()
@@ -128,13 +121,13 @@ def test_default_backoff_resubscribes_the_writer_and_the_store_shows_it_retrying
             seen.append(reader.writer_status())
             return reader.is_ready()
 
-        wait_for(sampled, "ready")
+        eventually(sampled, "ready")
         states = [status.state for status in seen]
         assert "retrying" in states, states
         retrying = next(status for status in seen if status.state == "retrying")
         assert isinstance(retrying.error, ServerError) and retrying.error.code == 503
         assert retrying.retry_at is not None and before <= retrying.since <= retrying.retry_at
-        wait_for(lambda: reader.writer_status().error is None, "the error cleared by a list")
+        eventually(lambda: reader.writer_status().error is None, "the error cleared by a list")
         assert reader.writer_status().state == "running"
     finally:
         subscription.dispose()
@@ -185,7 +178,7 @@ def test_wait_until_ready_wakes_as_soon_as_the_pipeline_stops() -> None:
 
     waiter = threading.Thread(target=wait, name="test-waiter", daemon=True)
     waiter.start()
-    wait_for(lambda: reader.writer_status().state == "running", "running")
+    eventually(lambda: reader.writer_status().state == "running", "running")
     source.on_error(BadRequest(400, "BadRequest", "no such thing"))
     waiter.join(TIMEOUT / 2)
     assert not waiter.is_alive()
@@ -230,7 +223,7 @@ def test_a_timeout_while_the_watch_keeps_failing_names_the_last_error(
     reader, writer = store("configmaps")
     subscription = watcher(configmaps).pipe(reflect(writer), default_backoff()).subscribe()
     try:
-        wait_for(lambda: reader.writer_status().error is not None, "a first failure")
+        eventually(lambda: reader.writer_status().error is not None, "a first failure")
         with pytest.raises(TimeoutError, match="503 ServiceUnavailable"):
             reader.wait_until_ready(0.5)
     finally:
@@ -567,7 +560,7 @@ def test_stress_random_slow_indexes_subscribers_and_disposal_keep_replays_in_syn
             def in_sync(view: dict[str, int] = sub_view) -> bool:
                 return all(view.get(k) == r for k, r in final.items())
 
-            wait_for(in_sync, "in sync")
+            eventually(in_sync, "in sync")
     finally:
         stop.set()
         for _view, sub in attached:

@@ -32,6 +32,7 @@ from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Objec
 from rxkube.operators import backoff
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 TIMEOUT = 20.0
 
@@ -192,7 +193,7 @@ def test_rewatches_after_clean_end_without_relisting(apiserver: ApiServer, pods:
     with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
         for i in range(3):
-            _wait_for(lambda: apiserver.open_watches() == 1)
+            eventually(lambda: apiserver.open_watches() == 1)
             apiserver.faults.close_watches()
             apiserver.create("pods", pod(f"p{i}"), namespace="default")
             rec.wait(partial(_applied, count=i + 1))
@@ -244,23 +245,23 @@ def test_a_cache_follows_a_server_whose_history_went_back() -> None:
         )
         try:
             reader.wait_until_ready(TIMEOUT)
-            _wait_for(lambda: len(reader) == 60)
+            eventually(lambda: len(reader) == 60)
             # An outage: the server fails every request and drops the watch, so the
             # client is retrying its list (never a watch, which a server behind it would
             # hold silent) when the server comes back with history rewound.
             first.faults.fail_requests(503, count=1 << 30)
             first.restart()
-            _wait_for(lambda: any(r.status == 503 for r in first.requests))
+            eventually(lambda: any(r.status == 503 for r in first.requests))
             first.stop()
             port = urllib.parse.urlsplit(first.url).port or 0
             second = servers.enter_context(ApiServer(port=port, too_large_wait=0.2))
             assert second.resource_version < 60
             second.create("configmaps", {"metadata": {"name": "fresh"}}, namespace="default")
-            _wait_for(lambda: {o["metadata"]["name"] for o in reader.state()} == {"fresh"})
+            eventually(lambda: {o["metadata"]["name"] for o in reader.state()} == {"fresh"})
             relist = [r for r in second.requests if r.verb == "list"][-1]
             assert "resourceVersion" not in relist.query, "the relist is a consistent read"
             second.create("configmaps", {"metadata": {"name": "later"}}, namespace="default")
-            _wait_for(lambda: reader.get("later", "default") is not None)
+            eventually(lambda: reader.get("later", "default") is not None)
         finally:
             subscription.dispose()
             # It outlived the first server, which closed it, and went on to the second.
@@ -316,7 +317,7 @@ def test_server_timeout_rewatches_from_the_last_event_without_relisting(
         apiserver.create("pods", pod("a"), namespace="default")
         rec.wait(lambda r: r.count(Apply) == 1)
         rv = rec.items[-1].obj["metadata"]["resourceVersion"]
-        _wait_for(lambda: any(q["resourceVersion"] == rv for q in watch_requests(apiserver)))
+        eventually(lambda: any(q["resourceVersion"] == rv for q in watch_requests(apiserver)))
         assert [r.verb for r in apiserver.requests if r.verb == "list"] == ["list"]
         assert all(q["timeoutSeconds"] == "1" for q in watch_requests(apiserver))
         assert rec.count(Init) == 1 and not rec.errors
@@ -330,7 +331,7 @@ def test_bookmarks_move_the_resume_point_past_unseen_writes(
         rec.wait(ready(rec))
         cm = apiserver.create("configmaps", {"metadata": {"name": "x"}}, namespace="default")
         target = int(cm["metadata"]["resourceVersion"])
-        _wait_for(
+        eventually(
             lambda: any(int(q["resourceVersion"]) >= target for q in watch_requests(apiserver))
         )
         assert all(q.get("allowWatchBookmarks") == "true" for q in watch_requests(apiserver))
@@ -357,7 +358,7 @@ def test_429_reaches_on_error_with_retry_after(apiserver: ApiServer, pods: Api) 
 def test_mid_stream_disconnect_is_a_transport_error(apiserver: ApiServer, pods: Api) -> None:
     with recording(watcher(pods)) as rec:
         rec.wait(ready(rec))
-        _wait_for(lambda: apiserver.open_watches() == 1)
+        eventually(lambda: apiserver.open_watches() == 1)
         apiserver.faults.close_watches(abrupt=True)
         rec.wait(lambda r: bool(r.errors))
         assert isinstance(rec.errors[0], TransportError)
@@ -460,12 +461,12 @@ def test_dispose_closes_the_connection_within_a_second(apiserver: ApiServer, pod
     rec = Recorder()
     sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
     rec.wait(ready(rec))
-    _wait_for(lambda: apiserver.open_watches() == 1)
+    eventually(lambda: apiserver.open_watches() == 1)
     started = time.monotonic()
     sub.dispose()
-    _wait_for(lambda: apiserver.open_watches() == 0, timeout=5)
+    eventually(lambda: apiserver.open_watches() == 0, timeout=5)
     assert time.monotonic() - started < 1.0
-    _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "rxkube-watch-pods"])
+    eventually(lambda: not [t for t in threading.enumerate() if t.name == "rxkube-watch-pods"])
 
 
 def test_watch_object_follows_one_object_through_its_life(apiserver: ApiServer, pods: Api) -> None:
@@ -566,14 +567,6 @@ def test_churn_with_faults_converges_to_the_server_state() -> None:
             assert rec.count(Init) >= 5
         finally:
             sub.dispose()
-
-
-def _wait_for(pred: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def test_subscribing_inside_an_event_loop_never_blocks_it(apiserver: ApiServer, pods: Api) -> None:
