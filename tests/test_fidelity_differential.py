@@ -39,19 +39,28 @@ JSON_PATCH = "application/json-patch+json"
 
 
 def pod_generation(**labels: int) -> dict[str, tuple[object, object]]:
-    """v1.33 gives pods a ``metadata.generation`` (1 on create, bumped by a spec change):
-    ``{label: generation}`` of the answers holding a pod, by their labels' keywords."""
-    return {f"{LABELS[k]}.metadata.generation": (MISSING, v) for k, v in labels.items()}
+    """v1.33 gives pods a ``metadata.generation`` (1 on create, bumped by a spec change
+    and by a graceful deletion's mark): ``{label: generation}`` of the answers holding a
+    pod, by the keywords of :data:`LABELS` (``event_3``: the watch's fourth event)."""
+    return {
+        f"{LABELS.get(k) or 'events.events[' + k.removeprefix('event_') + '].object'}"
+        ".metadata.generation": (MISSING, v)
+        for k, v in labels.items()
+    }
 
 
 LABELS = {
     "create": "POST /api/v1/namespaces/{ns}/pods.body",
+    "create_2": "POST /api/v1/namespaces/{ns}/pods #2.body",
     "merge": "PATCH /api/v1/namespaces/{ns}/pods/p.body",
     "strategic": "strategic image.body",
     "json": "PATCH /api/v1/namespaces/{ns}/pods/p #3.body",
     "by_node": "pods by node.body.items[0]",
     "by_phase": "pods by phase.body.items[0]",
     "by_restart_policy": "pods by restart policy.body.items[0]",
+    "unbound": "unbound pod.body",
+    "bound": "bound pod.body",
+    "bound_at_once": "bound pod at once.body",
 }
 
 LABEL_BYTES = ("must be no more than 63 characters", "must be no more than 63 bytes")
@@ -392,3 +401,182 @@ def test_bad_watch_parameters(pair: Pair) -> None:
         s.get(CMS, **watch, resourceVersion="abc", label="rv not a number")
 
     pair.same(scenario)
+
+
+# --- history: compaction ---------------------------------------------------------------
+
+
+def compact(s: Side) -> None:
+    """Compact the side's history at its latest revision (etcd's compaction on the real
+    one; its watch cache keeps what it holds)."""
+    s.server.compact()
+
+
+def test_reads_at_a_compacted_resource_version(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        _, created = s.post(CMS, configmap("a"))
+        old = created["metadata"]["resourceVersion"]
+        s.patch(CMS + "/a", {"data": {"k": "2"}}, MERGE)
+        for i in range(3):
+            s.post(CMS, configmap(f"cm-{i}"), label=f"create {i}")
+        _, page = s.get(CMS, limit="2", label="first page")
+        compact(s)
+        status, _ = s.get(CMS, resourceVersion=old, resourceVersionMatch="Exact", record=False)
+        s.record("exact", status)
+        s.get(CMS, resourceVersion=old, resourceVersionMatch="NotOlderThan", label="not older")
+        s.get(CMS, limit="2", **{"continue": page["metadata"]["continue"]}, label="continue")
+
+    # v1.34 serves an exact list from the watch cache, which still holds the compacted
+    # revision; v1.32 asked etcd, which answers 410 Expired.
+    expected = {"exact": (410, 200), **continue_starts(("first page", "cm-0\x00"))}
+    pair.same(scenario, expected)
+
+
+def test_a_watch_from_a_compacted_resource_version(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        _, created = s.post(CMS, configmap("a"))
+        old = created["metadata"]["resourceVersion"]
+        s.patch(CMS + "/a", {"data": {"k": "2"}}, MERGE)
+        compact(s)
+        with s.watch(CMS, resourceVersion=old, timeoutSeconds="5") as w:
+            event = w.next()
+        s.record("first event", [event["type"], event["object"].get("code")])
+
+    # The test server's compaction drops the history a real watch cache (v1.32's too)
+    # still serves after etcd's (docs/testing.md, "Watch history").
+    pair.same(scenario, {"first event[0]": ("ERROR", "MODIFIED"), "first event[1]": (410, None)})
+
+
+# --- more writes -----------------------------------------------------------------------
+
+
+def test_a_create_that_carries_managed_fields(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        entry = {
+            "manager": "someone",
+            "operation": "Apply",
+            "apiVersion": "v1",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:k": {}}},
+        }
+        body = {**configmap("a"), "metadata": {"name": "a", "managedFields": [entry]}}
+        s.post(CMS, body)
+        s.post(CMS, {**configmap("b"), "metadata": {"name": "b", "managedFields": []}})
+
+    pair.same(scenario)
+
+
+def test_status_updates_and_the_main_resource(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        labels = {"app": "web"}
+        template = {"metadata": {"labels": labels}, "spec": pod("")["spec"]}
+        path = "/apis/apps/v1/namespaces/{ns}/deployments"
+        body = {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": labels}, "template": template},
+        }
+        s.post(path, {**body, "status": {"replicas": 3}})
+        s.patch(path + "/web/status", {"status": {"replicas": 2}}, MERGE)
+        s.patch(path + "/web", {"status": {"replicas": 5}, "spec": {"replicas": 4}}, MERGE)
+        s.get(path + "/web/status")
+
+    pair.same(scenario)
+
+
+def test_delete_collection_and_what_deletes_answer(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        for i in range(3):
+            s.post(CMS, configmap(f"cm-{i}", app="x" if i else "y"), label=f"create {i}")
+        s.delete(CMS, labelSelector="app=x")
+        s.get(CMS)
+        s.post(PODS, pod("p"))
+        s.delete(PODS + "/p", label="unbound pod")
+        s.post(PODS, pod("q", nodeName="n1"))
+        s.delete(PODS + "/q", label="bound pod")
+        s.delete(PODS + "/q", {"gracePeriodSeconds": 0}, label="bound pod at once")
+
+    deleted = pod_generation(create=1, unbound=2, create_2=1, bound=2, bound_at_once=2)
+    pair.same(scenario, deleted)
+
+
+def test_metadata_only_and_table_lists(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, configmap("a", app="x"))
+        meta = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+        s.request("GET", CMS, headers={"Accept": meta}, label="metadata")
+        table = "application/json;as=Table;g=meta.k8s.io;v=v1"
+        _, answer = s.request("GET", CMS, headers={"Accept": table}, record=False)
+        # The test server leaves columns' descriptions (the API's field documentation)
+        # empty (docs/testing.md, "Server-side Tables").
+        for column in answer["columnDefinitions"]:
+            column.pop("description")
+        s.record("table", answer)
+
+    pair.same(scenario)
+
+
+def test_selectors_in_all_their_forms(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        for i, labels in enumerate(({"a": "1"}, {"a": "2", "b": "x"}, {"b": "y"})):
+            s.post(CMS, configmap(f"cm-{i}", **labels), label=f"create {i}")
+        for selector in ("a in (1,2)", "a notin (1)", "!a", "b", "a=1,b!=x", "a==2", "a>1"):
+            s.get(CMS, labelSelector=selector, label=f"labels {selector}")
+        for selector in ("metadata.name=cm-1", "metadata.name!=cm-1", "metadata.name==cm-2"):
+            s.get(CMS, fieldSelector=selector, label=f"fields {selector}")
+
+    pair.same(scenario)
+
+
+def test_apply_conflicts_with_an_update_and_unsets(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        s.post(CMS, configmap("a"))
+        config = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "a"},
+            "data": {"k": "x", "j": "y"},
+        }
+        s.patch(CMS + "/a", config, APPLY, fieldManager="applier", label="conflict with creator")
+        s.patch(CMS + "/a", config, APPLY, fieldManager="applier", force="true", label="forced")
+        s.patch(
+            CMS + "/a",
+            {**config, "data": {"k": "x"}},
+            APPLY,
+            fieldManager="applier",
+            label="unset j",
+        )
+        s.patch(
+            CMS + "/a",
+            {"apiVersion": "v1", "kind": "ConfigMap"},
+            APPLY,
+            fieldManager="a",
+            label="no name",
+        )
+        s.patch(
+            CMS + "/a",
+            {"kind": "ConfigMap", "metadata": {"name": "a"}},
+            APPLY,
+            fieldManager="a",
+            label="no apiVersion",
+        )
+
+    pair.same(scenario)
+
+
+def test_a_watch_sees_pods_deleted(pair: Pair) -> None:
+    def scenario(s: Side) -> None:
+        _, listed = s.get(PODS)
+        with s.watch(PODS, resourceVersion=listed["metadata"]["resourceVersion"]) as w:
+            s.post(PODS, pod("p"))
+            s.delete(PODS + "/p", label="unbound pod")
+            s.post(PODS, pod("q", nodeName="n1"))
+            s.delete(PODS + "/q", label="bound pod")
+            s.delete(PODS + "/q", {"gracePeriodSeconds": 0}, label="bound pod at once")
+            events(s, "events", w, 7)
+
+    generations = {"event_0": 1, "event_1": 2, "event_2": 2, "event_3": 1}
+    generations |= {"event_4": 2, "event_5": 2, "event_6": 2}
+    pair.same(
+        scenario,
+        pod_generation(create=1, unbound=2, create_2=1, bound=2, bound_at_once=2, **generations),
+    )

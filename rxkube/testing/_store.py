@@ -683,20 +683,23 @@ class Store:
                 f"Kind={served.resource.kind}): {error}",
                 reason="",
             )
-        meta = config.get("metadata")
+        meta = config.get("metadata", {})
         if not isinstance(meta, dict):
             raise StatusError(400, "metadata must be an object")
-        if meta.get("name") != name:
-            raise StatusError(
-                400,
-                f"the name of the object ({meta.get('name') or ''}) does not match the name "
-                f"on the URL ({name})",
-            )
         if served.resource.namespaced:
             self._resolve_namespace(meta, namespace, default=None)
         now = now_timestamp()
         with self.lock:
             current = self._state(served).live.get(self.key(served, namespace, name))
+            # The handler's checkName, on the applied result: a configuration without a
+            # name keeps the live object's, and creates none.
+            given = meta.get("name", name if current is not None else "")
+            if given != name:
+                raise StatusError(
+                    400,
+                    f"the name of the object ({given or ''}) does not match the name "
+                    f"on the URL ({name})",
+                )
             if current is None:
                 if subresource is not None:
                     raise not_found(served.resource, name)
@@ -883,16 +886,16 @@ class Store:
         precondition_uid: str | None = None,
         precondition_rv: str | None = None,
         dry_run: bool = False,
-        grace: Callable[[Object], int] | None = None,
+        grace: Callable[[Object], int | None] | None = None,
         finalizers: Callable[[Object], list[str] | None] | None = None,
     ) -> tuple[Stored, bool]:
         """Delete an object; returns its last state and whether it is gone now.
 
         An object with finalizers gets a ``deletionTimestamp`` (a MODIFIED event) and stays
         until an update removes its last finalizer. ``grace`` gives the grace period of a
-        graceful deletion (see ``_graceful.py``): the object is marked to go that many
-        seconds from now and stays; a later delete may only shorten the period, and one of
-        0 deletes it. ``finalizers`` gives the object's finalizers as the delete leaves
+        graceful deletion (see ``_graceful.py``; None: the kind deletes at once): the
+        object is marked to go that many seconds from now and stays; a later delete may
+        only shorten the period, and one of 0 marks it and deletes it. ``finalizers`` gives the object's finalizers as the delete leaves
         them, or None to keep them (the garbage collector's, see ``_gc.py``). A
         ``dry_run`` answers the same and changes nothing.
         """
@@ -926,7 +929,8 @@ class Store:
                 new["metadata"]["finalizers"] = wanted
                 if not wanted:
                     del new["metadata"]["finalizers"]
-            period = grace(current.obj) if grace is not None else 0
+            graceful = grace(current.obj) if grace is not None else None
+            period = graceful or 0
             terminating = "deletionTimestamp" in old_meta
             held = old_meta.get("deletionGracePeriodSeconds") or 0
             shorter = terminating and held and period < held
@@ -941,13 +945,18 @@ class Store:
             if served.deleting is not None:
                 new = served.deleting(deep_copy(new))
             meta = new["metadata"]
-            if shorter or period or meta.get("finalizers"):
+            if graceful is not None or shorter or meta.get("finalizers"):
                 meta["deletionTimestamp"] = _timestamp_in(period)
                 meta["deletionGracePeriodSeconds"] = period
                 if not terminating and old_meta.get("generation"):  # rest.BeforeDelete
                     meta["generation"] = old_meta["generation"] + 1
             if period or meta.get("finalizers"):
                 return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
+            if graceful is not None:
+                # The registry writes the mark of a graceful deletion before it deletes,
+                # even with no time to wait.
+                current = self._commit(state, "MODIFIED", new, current, dry_run=dry_run)
+                new = {**current.obj, "metadata": dict(current.obj["metadata"])}
             return self._commit(state, "DELETED", new, current, dry_run=dry_run), True
 
     # --------------------------------------------------------------------- reads
