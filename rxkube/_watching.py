@@ -333,15 +333,20 @@ class _WatchRun:
             resume[0] = machine.resource_version
             self._emit(events)
             return
-        # Each item is decoded as its turn comes and its event sent before the next: an
-        # unchanged object, for which a store keeps its cached one, is freed at once, so
-        # a relist never holds a page of decoded objects (nor a whole page's parse).
-        # The resume point moves as the machine does, before the InitDone that ends a list.
-        send = self._send
+        # In a relist each item is decoded as its turn comes and its event must be sent
+        # before the next: an unchanged object, for which a store keeps its cached one, is
+        # then freed at once, and a relist never holds a page of decoded objects.
+        on_next = self._observer.on_next
         with burst():
             for event in machine.on_list(response.data):
-                resume[0] = machine.resource_version
-                send((event,))
+                if isinstance(event, InitDone):
+                    # The resume point has moved: published before the event, as always.
+                    resume[0] = machine.resource_version
+                    self._listed()
+                try:
+                    on_next(event)
+                except Exception as exc:
+                    raise _ConsumerRaised() from exc
 
     def _follow(self, machine: WatchMachine, stream: WatchStream, resume: list[str | None]) -> None:
         if stream.status != 200:
@@ -413,12 +418,17 @@ class _WatchRun:
             with burst():
                 self._send(events)
 
-    def _send(self, events: Sequence[Event]) -> None:
-        """Send ``events`` to the subscriber; the caller holds a burst open."""
-        if self._list_started is not None and isinstance(events[-1], InitDone):
+    def _listed(self) -> None:
+        """A list or relist is complete (its InitDone goes out next): count its time."""
+        if self._list_started is not None:
             self._stats.listed(time.monotonic() - self._list_started)
             self._list_started = None
             self._relist_cause = None
+
+    def _send(self, events: Sequence[Event]) -> None:
+        """Send ``events`` to the subscriber; the caller holds a burst open."""
+        if self._list_started is not None and isinstance(events[-1], InitDone):
+            self._listed()
         on_next = self._observer.on_next
         try:
             for event in events:

@@ -32,7 +32,7 @@ A machine made with ``watch_from`` starts in Watching at that resourceVersion.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -726,15 +726,16 @@ class _ListPage:
             envelope = (meta, kind, version)
         self.metadata, self.item_kind, self.api_version = envelope
 
-    def items(self) -> Iterator[Any]:
-        """The page's items, each decoded as it is taken.
+    def items(self) -> Iterable[Any]:
+        """The page's items: the decoded list, or (cut) each decoded as it is taken."""
+        return self._cut_items() if self._whole is None else self._whole
+
+    def _cut_items(self) -> Iterator[Any]:
+        """Each item of a cut page, decoded as it is taken.
 
         Raises:
             DecodeError: the page is not JSON past the items taken so far.
         """
-        if self._whole is not None:
-            yield from self._whole
-            return
         data, start, end = self._data, self._start, self._end
         if start == end:
             return  # "items":[]

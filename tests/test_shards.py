@@ -274,8 +274,15 @@ def test_requests_carry_the_shard_selector() -> None:
     assert request.params["shardSelector"] == HALF.selector()
 
 
-def test_a_list_echoing_the_selector_is_taken_as_the_server_filtered_it() -> None:
-    machine = WatchMachine(Config(shard=HALF, page_size=None))
+# A first list decodes each page whole, a relist item by item: both filter alike.
+FIRST_LIST_OR_RELIST = pytest.mark.parametrize("resume", [None, "1"], ids=["first", "relist"])
+
+
+@FIRST_LIST_OR_RELIST
+def test_a_list_echoing_the_selector_is_taken_as_the_server_filtered_it(
+    resume: str | None,
+) -> None:
+    machine = WatchMachine(Config(shard=HALF, page_size=None), resume)
     machine.next_request()
     # Items outside the range in an echoed list mean the server decided: kept as sent.
     events = list(machine.on_list(listing([obj(OUTSIDE[0], "3")], "5", HALF.selector())))
@@ -283,9 +290,12 @@ def test_a_list_echoing_the_selector_is_taken_as_the_server_filtered_it() -> Non
     assert machine.server_sharded is True
 
 
+@FIRST_LIST_OR_RELIST
 @pytest.mark.parametrize("echo", [None, UPPER.selector()])
-def test_a_list_without_the_echo_is_filtered_with_the_same_hash(echo: str | None) -> None:
-    machine = WatchMachine(Config(shard=HALF, page_size=None))
+def test_a_list_without_the_echo_is_filtered_with_the_same_hash(
+    echo: str | None, resume: str | None
+) -> None:
+    machine = WatchMachine(Config(shard=HALF, page_size=None), resume)
     machine.next_request()
     events = list(machine.on_list(listing([obj(n, "3") for n in NAMES], "5", echo)))
     kept = [e.obj["metadata"]["name"] for e in events if isinstance(e, InitApply)]
