@@ -283,6 +283,9 @@ class Store:
         # Library callbacks told of the same changes (see _listen); copy-on-write.
         self._listeners: tuple[Callable[[], object], ...] = ()
         self._listed = 0  # objects buffered so far by a relist in progress, for messages
+        # Set by the writer at Init, cleared under the lock by the swap (and when a new
+        # pipeline starts): what the store holds is about to be replaced (_amid_relist).
+        self._relisting = False
         self._has_writer = False
         self._status = WriterStatus("idle", time.time())
 
@@ -601,8 +604,19 @@ class Store:
             advice = "check that its watch can reach the API server"
         return f"store of {self.describe()} is not ready after {timeout} s: {progress}; {advice}"
 
+    def _amid_relist(self) -> bool:
+        """Whether a running pipeline is buffering a relist: the swap that ends it replaces
+        what the store holds now, and tells the listeners (see :meth:`_listen`).
+
+        A controller holds its reconciles meanwhile, so that none reads an object the
+        relist is about to replace. A pipeline that stopped or waits to retry abandoned
+        its relist: the store holds what it will hold until the next one.
+        """
+        return self._relisting and self._status.state in ("idle", "running")
+
     def _listen(self, listener: Callable[[], object]) -> Callable[[], None]:
-        """Call ``listener`` at every change of readiness or status; returns the undo.
+        """Call ``listener`` at every change of readiness or status, and at every relist's
+        swap; returns the undo.
 
         For rxkube's own consumers (a controller's loop waiting for its stores): it runs
         under the lock, so it must be quick and never wait (a hand-over's non-waiting put).
@@ -624,11 +638,6 @@ class Store:
         waiters, self._async_waiters = self._async_waiters, []
         for loop, future in waiters:
             resolve_soon(loop, future, None)
-
-    def _set_ready(self) -> None:
-        """Mark ready and wake the waiters; call with the lock held."""
-        self._ready.set()
-        self._notify_locked()
 
     # -- indexes -----------------------------------------------------------------------
 
@@ -829,6 +838,7 @@ class Writer:
         elif isinstance(event, Init):
             self._buffer = {}
             self._store._listed = 0
+            self._store._relisting = True
         elif isinstance(event, InitDone):
             self._swap(committed)
         else:
@@ -903,11 +913,13 @@ class Writer:
                     for build, index in zip(builds, rebuilt_builds, strict=True):
                         build.index = index
                     store._listed = 0
+                    store._relisting = False
                     self._failure = None  # a complete list: up to date again
                     if store._status.error is not None and store._status.state == "running":
                         store._status = WriterStatus("running", store._status.since)
-                    if not store._ready.is_set():
-                        store._set_ready()
+                    store._ready.set()
+                    # Every swap, not only the first: a controller waits for each one.
+                    store._notify_locked()
                     if committed is not None:
                         committed()
                     return
@@ -929,6 +941,7 @@ class Writer:
                 raise WriterBusy(store.describe())
             self._runs += 1
             self._run = self._runs
+            store._relisting = False  # a new pipeline lists afresh; an old relist is abandoned
             store._status = WriterStatus("running", time.time(), self._failure)
             store._notify_locked()
         return self._runs

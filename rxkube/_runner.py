@@ -258,7 +258,8 @@ class Run:
     def start(self, stop: Observable[Any] | None, leader: LeaderElector | None) -> None:
         put = self._inbox.put
         self._leader = leader
-        # A store turning ready (or its writer stopping) wakes the loop: no polling.
+        # A store turning ready, ending a relist, or its writer stopping wakes the loop:
+        # no polling.
         self._unlisten = [
             store._listen(functools.partial(put, _Wake(), wait=False))
             for store in self._plan.stores
@@ -418,10 +419,10 @@ class Run:
         """Seconds until the next timer is due; ``None``: only a message can change anything.
 
         Every other change arrives as a message: a trigger, a result, a stop, a store
-        turning ready (``Store._listen``), a change of leadership.
+        turning ready or ending a relist (``Store._listen``), a change of leadership.
         """
         dues = [d for d, _ in self._deadlines.values()]
-        if not self._stopping and self._ready and self._leading():
+        if not self._stopping and self._is_ready() and self._leading():
             dues += [d for d in (self._scheduler.next_due(), self._next_resync) if d is not None]
         if not dues:
             return None
@@ -559,9 +560,17 @@ class Run:
             self._submit(job)
 
     def _is_ready(self) -> bool:
+        """Whether reconciles may start: every store holds a complete list, and none is
+        amid a relist.
+
+        During a relist the listed objects' requests arrive page by page while the store
+        still holds what it held before; a reconcile started then would read the old
+        object, and nothing would ask again after the swap. Held until the swap (which
+        wakes the loop), the requests read what the relist brought.
+        """
         if not self._ready:
             self._ready = all(reader.is_ready() for reader in self._plan.stores)
-        return self._ready
+        return self._ready and not any(reader._amid_relist() for reader in self._plan.stores)
 
     def _finished(self, key: ObjectRef, result: Reconciled | ReconcileFailed, now: float) -> None:
         if key not in self._in_flight:

@@ -23,7 +23,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import reactivex
 from reactivex import Observable
+from reactivex import operators as ops
 from reactivex.subject import Subject
 
 from rxkube import ObjectRef, reflect, reflect_shared, store, store_shared, watcher
@@ -43,6 +45,7 @@ from rxkube.controller import (
 from rxkube.errors import ConsumerError
 from rxkube.events import Apply, Event, Init, InitApply, InitDone, Object
 from rxkube.operators import applied_objects, default_backoff, modify
+from rxkube.protocol import Config
 from rxkube.testing import ApiServer
 
 TIMEOUT = 30.0
@@ -216,6 +219,120 @@ def test_reconciles_wait_for_every_store_the_controller_reads(manual: Manual) ->
         related_writer.apply(InitDone())
         results.wait(lambda items: len(items) == 1)
         assert secondary_ready == [True]
+    finally:
+        sub.dispose()
+
+
+def _versions(seen: list[str], lock: threading.Lock) -> Callable[[Object, Any], Action]:
+    """A reconcile that records ``name=version`` of each object it is given."""
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        with lock:
+            seen.append(f"{obj['metadata']['name']}={(obj.get('data') or {}).get('v', '0')}")
+        return Action.await_change()
+
+    return reconcile
+
+
+def _relist_held(
+    controller: Controller, seen: list[str], lock: threading.Lock, before: int
+) -> bool:
+    """Whether the relist's two requests are queued, or (the defect) a reconcile started."""
+    with lock:
+        started = len(seen) > before
+    return started or controller.metrics.snapshot().queue_depth == 2
+
+
+def test_a_relist_reconciles_what_it_listed_not_what_the_store_held(manual: Manual) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+    controller = Controller.for_stream(manual.stream, manual.reader)
+    results, sub = start(controller, _versions(seen, lock))
+    try:
+        manual.listed(cm("a"), cm("b"))
+        results.wait(lambda items: len(items) == 2)
+        # A relist (after a 410, say) brings a change made while the watch was away.
+        manual.subject.on_next(Init())
+        manual.subject.on_next(InitApply(cm("a", data={"v": "1"})))
+        manual.subject.on_next(InitApply(cm("b")))
+        wait_until(lambda: _relist_held(controller, seen, lock, 2))
+        assert results.items[2:] == [], "no reconcile starts while the store is relisting"
+        manual.subject.on_next(InitDone())
+        results.wait(lambda items: len(items) == 4)
+        assert sorted(seen[2:]) == ["a=1", "b=0"]
+    finally:
+        sub.dispose()
+
+
+def test_a_controller_run_again_reconciles_what_its_new_list_brought(manual: Manual) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+    controller = Controller.for_stream(manual.stream, manual.reader)
+    stop: Subject[None] = Subject()
+    results, _sub = start(controller, _versions(seen, lock), stop=stop)
+    manual.listed(cm("a"), cm("b"))
+    results.wait(lambda items: len(items) == 2)
+    stop.on_next(None)
+    results.wait_ended()
+    # Run again: the store is ready from the first run, and holds what it held then.
+    results, sub = start(controller, _versions(seen, lock))
+    try:
+        manual.subject.on_next(Init())
+        manual.subject.on_next(InitApply(cm("a", data={"v": "1"})))
+        manual.subject.on_next(InitApply(cm("b", data={"v": "1"})))
+        wait_until(lambda: _relist_held(controller, seen, lock, 2))
+        manual.subject.on_next(InitDone())
+        results.wait(lambda items: len(items) == 2)
+        assert sorted(seen[2:]) == ["a=1", "b=1"]
+    finally:
+        sub.dispose()
+
+
+def test_a_relist_that_fails_midway_does_not_hold_reconciles(manual: Manual) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+    retried: Subject[Object] = Subject()
+    failing = manual.subject.pipe(reflect(manual.writer), applied_objects())
+    controller = Controller.for_stream(
+        reactivex.merge(failing.pipe(ops.catch(reactivex.never())), retried), manual.reader
+    )
+    results, sub = start(controller, _versions(seen, lock))
+    try:
+        manual.listed(cm("a"))
+        results.wait(lambda items: len(items) == 1)
+        manual.subject.on_next(Init())
+        manual.subject.on_next(InitApply(cm("a", data={"v": "1"})))
+        manual.subject.on_error(ConnectionError("the list broke off"))
+        wait_until(lambda: manual.reader.writer_status().state == "stopped")
+        # The store holds what it held, complete; reconciles go on reading it.
+        retried.on_next(cm("a"))
+        results.wait(lambda items: len(items) == 2)
+        assert seen == ["a=0", "a=0"]
+    finally:
+        sub.dispose()
+
+
+def test_a_relist_after_410_reconciles_the_object_changed_while_disconnected(
+    srv: ApiServer,
+) -> None:
+    for name in ("a", "b"):
+        srv.create("configmaps", cm(name, data={"v": "0"}))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    seen: list[str] = []
+    lock = threading.Lock()
+    # One object a page: the first page's request comes before the last page's swap.
+    results, sub = start(Controller(api, Config(page_size=1)), _versions(seen, lock))
+    try:
+        results.wait(lambda items: len(items) == 2)
+        wait_until(lambda: srv.open_watches() == 1)
+        srv.faults.fail_requests(410, count=1, verb="watch")
+        srv.faults.delay_responses(0.5, count=2, verb="list")
+        srv.faults.close_watches()
+        wait_until(lambda: srv.open_watches() == 0)
+        srv.patch("configmaps", "a", {"data": {"v": "1"}}, namespace="default")
+        results.wait(lambda items: any(r.ref.name == "a" for r in items[2:]))
+        with lock:
+            assert "a=1" in seen[2:] and "a=0" not in seen[2:], seen
     finally:
         sub.dispose()
 
