@@ -22,6 +22,7 @@ __all__ = [
     "Mapper",
     "ObjectMissing",
     "ReconcileFailed",
+    "ReconcileInterrupted",
     "ReconcileResult",
     "ReconcileTimeout",
     "Reconciled",
@@ -109,6 +110,21 @@ class ReconcileTimeout(TimeoutError):
     It is reported as the error of a :class:`ReconcileFailed` and handed to the error
     policy. A coroutine reconcile is cancelled; a plain function cannot be interrupted, so
     the object is not reconciled again until it returns (its late result is dropped).
+    """
+
+
+class ReconcileInterrupted(RuntimeError):
+    """A reconcile ended by a ``BaseException`` that is not an ``Exception``; its
+    ``__cause__`` is that exception.
+
+    A ``CancelledError`` the controller did not cause (the reconcile awaited a task that
+    something else cancelled) is a failure like any other. ``KeyboardInterrupt`` and
+    ``SystemExit`` are failures too; raised on the caller's loop (a controller run from
+    async code) they then go on up, out of its ``asyncio.run``. On a worker thread, or
+    on the loop a controller makes for coroutines, nothing above would take them.
+
+    It is reported as the error of a :class:`ReconcileFailed` and handed to the error
+    policy, as any failure is.
     """
 
 

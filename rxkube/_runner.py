@@ -38,6 +38,7 @@ from ._results import (
     ObjectMissing,
     Reconciled,
     ReconcileFailed,
+    ReconcileInterrupted,
     ReconcileResult,
     ReconcileTimeout,
     reconcile_reason,
@@ -687,17 +688,40 @@ class Run:
         await self._reconciling(job, call)
 
     async def _reconciling(self, job: _Job, call: Callable[[], Awaitable[Any]]) -> None:
-        """Run one reconcile, either kind, and hand its result to the loop thread."""
+        """Run one reconcile, either kind, and hand its result to the loop thread.
+
+        However it ends: an object whose result never came would stay running for good
+        (never reconciled again, and a graceful stop would wait for it). Only the run's
+        own cancellation goes unreported: the run has ended, and takes no more results.
+        """
         started = time.monotonic()
         action: Any = None
-        error: Exception | None
+        error: Exception | None = None
+        ended = False
         try:
             action = await call()
-            error = None if isinstance(action, Action) else _not_an_action(action)
+            if not isinstance(action, Action):
+                error = _not_an_action(action)
+        except asyncio.CancelledError as exc:
+            # _tasks_cancelled is the loop thread's, and so is a coroutine reconcile.
+            ended = self._tasks_cancelled
+            if ended:
+                raise
+            error = _interrupted(job, exc)  # it awaited something that was cancelled
         except Exception as exc:
             error = exc
-        duration = time.monotonic() - started
-        self._inbox.put(_Done(job.key, self._result(job, action, error, duration)), wait=False)
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit: reported (below), and on up the caller's loop
+            # (its asyncio.run ends with it). A worker thread, or the loop the run made,
+            # has nothing above to take it: ending it would abandon its other reconciles.
+            error = _interrupted(job, exc)
+            if self._ended is not None:
+                raise
+        finally:
+            if not ended:
+                duration = time.monotonic() - started
+                result = self._result(job, action, error, duration)
+                self._inbox.put(_Done(job.key, result), wait=False)
 
     def _result(
         self, job: _Job, action: Any, error: Exception | None, duration: float
@@ -758,6 +782,15 @@ def _takes_attempt(policy: Callable[..., Action]) -> bool:
 
 def _timeout_error(job: _Job, timeout: float | None) -> ReconcileTimeout:
     return ReconcileTimeout(f"the reconcile of {job.ref} took longer than {timeout:g} s")
+
+
+def _interrupted(job: _Job, exc: BaseException) -> ReconcileInterrupted:
+    error = ReconcileInterrupted(
+        f"the reconcile of {job.ref} ended with {type(exc).__name__}"
+        + (f": {exc}" if str(exc) else "")
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:

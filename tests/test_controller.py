@@ -38,6 +38,7 @@ from rxkube.controller import (
     ObjectMissing,
     Reconciled,
     ReconcileFailed,
+    ReconcileInterrupted,
     ReconcileResult,
     current_reason,
     shutdown_signals,
@@ -778,6 +779,116 @@ def test_aclose_waits_only_so_long_for_a_reconcile_that_ignores_its_cancellation
         release.set()
 
     asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+def _retry_at_once(_obj: Object, _error: Exception, _ctx: Any) -> Action:
+    return Action.requeue(0)
+
+
+def test_a_reconcile_cancelled_by_something_else_fails_and_is_retried(manual: Manual) -> None:
+    calls: list[int] = []
+
+    async def reconcile(obj: Object, _ctx: Any) -> Action:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            # A helper task that another part of the program shuts down.
+            helper = asyncio.ensure_future(asyncio.sleep(TIMEOUT))
+            asyncio.get_running_loop().call_soon(helper.cancel)
+            await helper  # CancelledError here, though this task was not cancelled
+        return Action.await_change()
+
+    stop: Subject[None] = Subject()
+    controller = Controller.for_stream(manual.stream, manual.reader)
+    results, _sub = start(controller, reconcile, error_policy=_retry_at_once, stop=stop)
+    manual.listed(cm("a"))
+    failed, retried = results.wait(lambda items: len(items) == 2)
+    assert isinstance(failed, ReconcileFailed)
+    assert isinstance(failed.error, ReconcileInterrupted)
+    assert isinstance(failed.error.__cause__, asyncio.CancelledError)
+    assert isinstance(retried, Reconciled)
+    stop.on_next(None)
+    results.wait_ended()  # a graceful stop has nothing left to wait for
+    assert results.error is None and controller.metrics.snapshot().in_flight == 0
+
+
+def test_a_plain_reconcile_raising_system_exit_fails_and_is_retried(manual: Manual) -> None:
+    threads: list[str] = []
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        threads.append(threading.current_thread().name)
+        if len(threads) == 1:
+            raise SystemExit(3)
+        return Action.await_change()
+
+    controller = Controller.for_stream(manual.stream, manual.reader).with_config(
+        ControllerConfig(concurrency=1)
+    )
+    results, sub = start(controller, reconcile, error_policy=_retry_at_once)
+    try:
+        manual.listed(cm("a"))
+        failed, retried = results.wait(lambda items: len(items) == 2)
+        assert isinstance(failed, ReconcileFailed)
+        assert isinstance(failed.error, ReconcileInterrupted)
+        assert isinstance(failed.error.__cause__, SystemExit)
+        assert isinstance(retried, Reconciled)
+        assert threads[0] == threads[1], "the worker thread goes on"
+    finally:
+        sub.dispose()
+
+
+def test_a_keyboard_interrupt_in_a_coroutine_reconcile_leaves_the_controllers_loop_running(
+    manual: Manual,
+) -> None:
+    calls: list[int] = []
+
+    async def reconcile(obj: Object, _ctx: Any) -> Action:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return Action.await_change()
+
+    stop: Subject[None] = Subject()
+    controller = Controller.for_stream(manual.stream, manual.reader)
+    results, _sub = start(controller, reconcile, error_policy=_retry_at_once, stop=stop)
+    manual.listed(cm("a"), cm("b"))
+    results.wait(lambda items: len(items) == 3)
+    failed = [r for r in results.items if isinstance(r, ReconcileFailed)]
+    assert len(failed) == 1 and isinstance(failed[0].error.__cause__, KeyboardInterrupt)
+    stop.on_next(None)
+    results.wait_ended()
+    assert results.error is None
+
+
+def test_system_exit_in_a_coroutine_reconcile_reaches_the_callers_loop(
+    manual: Manual, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def reconcile(obj: Object, _ctx: Any) -> Action:
+        raise SystemExit(3)
+
+    async def main() -> None:
+        subscription = (
+            Controller.for_stream(manual.stream, manual.reader)
+            .run(reconcile, lambda _o, _e, _c: Action.await_change(), None)
+            .subscribe()
+        )
+        try:
+            manual.listed(cm("a"))
+            await asyncio.sleep(TIMEOUT)  # the SystemExit ends the loop long before
+        finally:
+            subscription.dispose()
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(SystemExit):
+            loop.run_until_complete(main())
+        # What asyncio.run does next: cancel what is left (main), and let it clean up.
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+    finally:
+        loop.close()
+    assert "ended with SystemExit: 3" in caplog.text, "reported as a failed reconcile"
 
 
 # -- stopping ----------------------------------------------------------------------------
