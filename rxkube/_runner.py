@@ -271,9 +271,9 @@ class Run:
         for source in self._plan.reconcile_all:
             self._subscribe(source, lambda _item: put(_ReconcileAll()))
         if leader is not None:
-            self._subscribe(
-                leader.leadership(), lambda _leading: put(_Wake(), wait=False), quiet=True
-            )
+            # An elector that failed (a bug, not a failed attempt) fails the run with it:
+            # following it, this run would never reconcile again.
+            self._subscribe(leader.leadership(), lambda _leading: put(_Wake(), wait=False))
         if stop is not None:
             self._subscribe(stop, lambda _item: put(_Stop(), wait=False), quiet=True)
 

@@ -55,7 +55,7 @@ from reactivex.subject import BehaviorSubject
 
 from ._delivery import Handover, fail_consumer
 from ._timeouts import checked_timeout
-from .errors import Conflict, NotFound, RxKubeError
+from .errors import Conflict, DecodeError, NotFound, RxKubeError
 
 if TYPE_CHECKING:
     from .client import Api
@@ -68,6 +68,15 @@ _JITTER = 1.2
 """client-go's JitterFactor: a candidate retries after ``retry_period * (1 + U(0, 1.2))``."""
 
 _Announcement = Callable[[], object] | None
+
+# The Lease spec's fields the elector reads, and their JSON types.
+_LEASE_FIELDS: dict[str, type] = {
+    "holderIdentity": str,
+    "leaseDurationSeconds": int,
+    "leaseTransitions": int,
+    "acquireTime": str,
+    "renewTime": str,
+}
 """One call for the announcing thread; ``None`` ends it."""
 
 _ANNOUNCEMENTS = 1024
@@ -216,7 +225,9 @@ class LeaderElector:
         """An Observable of whether this replica leads: the current value, then each change.
 
         The current value is emitted on the subscribing thread, the changes on the
-        announcing thread (see the class doc); it completes after :meth:`stop`. A
+        announcing thread (see the class doc); it completes after :meth:`stop`, and fails
+        with the exception if the elector's thread ended by one that is not a failed
+        attempt (a bug: failed requests and malformed Leases are retried). A
         subscriber whose ``on_next`` raises is unsubscribed and gets
         ``on_error(ConsumerError)`` chained to the exception, as at every seam; the
         election goes on.
@@ -319,16 +330,21 @@ class LeaderElector:
         self.stop()
 
     def _run(self) -> None:
+        error: Exception | None = None
         try:
             while not self._stopping.is_set():
                 with self._turn("the elector's thread"):
                     delay = self._tick()
                 self._stopping.wait(delay)
-        except Exception:
-            log.exception("leader elector for Lease %s failed", self.name)
+        except Exception as exc:
+            # Not a failed attempt (those are RxKubeErrors, retried): a bug. client-go
+            # crashes its process then; this elector steps down and ends, and says why
+            # (leadership() fails with it, and so does a controller that follows it).
+            log.exception("leader elector for Lease %s failed; it stops competing", self.name)
+            error = exc
         finally:
             with self._turn("the elector's thread"):
-                self._finish()
+                self._finish(error)
 
     @contextlib.contextmanager
     def _turn(self, who: str) -> Iterator[None]:
@@ -346,12 +362,14 @@ class LeaderElector:
             with self._lock:
                 self._busy = False
 
-    def _finish(self) -> None:
-        if self.release_on_stop and self.is_leader:
+    def _finish(self, error: Exception | None = None) -> None:
+        # After a bug the elector's state is not to be trusted: the Lease is left to expire.
+        if error is None and self.release_on_stop and self.is_leader:
             self._release()
         self._renewed_at = None
         self._announce(False)
-        self._emit(self._subject.on_completed)
+        subject = self._subject
+        self._emit(subject.on_completed if error is None else lambda: subject.on_error(error))
         if self._announcements is not None:
             self._announcements.put(None)
 
@@ -435,8 +453,8 @@ class LeaderElector:
         # Observed when the answer arrived, never earlier: the holder's renewal we read
         # began before this moment, so its deadline passes before our expiry check can.
         seen = self._clock()
+        spec = self._spec_of(current)
         self._lease = current
-        spec: dict[str, Any] = current.get("spec") or {}
         if spec != self._observed:
             self._observe(spec, seen)
         holder = spec.get("holderIdentity") or ""
@@ -451,6 +469,26 @@ class LeaderElector:
             record["leaseTransitions"] = spec.get("leaseTransitions", 0) + 1
         self._write(current, record, now, deadline)
         return True
+
+    def _spec_of(self, lease: Any) -> dict[str, Any]:
+        """The spec of the Lease as read, if it is shaped as one.
+
+        A Lease whose fields have the wrong types (written by something other than an
+        API server that validates them) fails the attempt, as client-go's typed decoding
+        would: it is retried, and the candidate competes on.
+        """
+        meta = lease.get("metadata") if isinstance(lease, dict) else None
+        spec = (lease.get("spec") or {}) if isinstance(meta, dict) else None
+        if isinstance(spec, dict) and all(
+            value is None or (isinstance(value, kind) and not isinstance(value, bool))
+            for field, kind in _LEASE_FIELDS.items()
+            for value in (spec.get(field),)
+        ):
+            return spec
+        raise DecodeError(
+            f"Lease {self.name}: the answer is not a Lease with fields of their types: "
+            f"{lease!r:.200}"
+        )
 
     def _write(
         self, lease: dict[str, Any], spec: dict[str, Any], now: float, deadline: float

@@ -346,6 +346,28 @@ def test_a_raising_callback_does_not_stop_the_election() -> None:
     assert a.is_leader
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [{"holderIdentity": "b", "leaseDurationSeconds": "15"}, {"leaseTransitions": 1.5}, ["b"]],
+    ids=["duration-a-string", "transitions-a-float", "spec-a-list"],
+)
+def test_a_malformed_lease_fails_the_attempt_and_the_candidate_competes_on(spec: Any) -> None:
+    api, clock = FakeLeases(), Clock()
+    api.objects["lock"] = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "lock", "resourceVersion": "1"},
+        "spec": spec,
+    }
+    a = elector(api, clock, "a")
+    assert a.tick() > 0  # a failed attempt, as a failed request is
+    assert not a.is_leader
+    api.objects["lock"]["spec"] = {"holderIdentity": ""}  # released, in good form
+    clock.now += 2.0
+    a.tick()
+    assert a.is_leader
+
+
 def test_stop_releases_the_lease_only_when_asked() -> None:
     api, clock = FakeLeases(), Clock()
     a = elector(api, clock, "a", release_on_stop=False)
@@ -647,6 +669,48 @@ def test_a_raising_leadership_subscriber_is_unsubscribed_and_the_election_goes_o
         assert elector.is_leader
     assert len(errors) == 1 and isinstance(errors[0], ConsumerError)
     assert isinstance(errors[0].__cause__, RuntimeError)
+
+
+def test_an_elector_ended_by_a_bug_steps_down_and_fails_its_controller(srv: ApiServer) -> None:
+    srv.create("configmaps", {"metadata": {"name": "a", "namespace": "default"}})
+    client = srv.client()
+    broken = threading.Event()
+
+    def wall_clock() -> float:
+        if broken.is_set():
+            raise RuntimeError("the wall clock broke")
+        return time.time()
+
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"),
+        "lock",
+        identity="a",
+        wall_clock=wall_clock,
+        **FAST,
+    )
+    reconciled = threading.Event()
+    errors: list[Exception] = []
+    leadership: list[Exception] = []
+    elector.leadership().subscribe(on_error=leadership.append)
+
+    def reconcile(_obj: dict[str, Any], _ctx: Any) -> Action:
+        reconciled.set()
+        return Action.await_change()
+
+    subscription = (
+        Controller(Api(client, "configmaps", namespace="default"))
+        .run(reconcile, lambda _o, _e, _c: Action.await_change(), None, leader=elector)
+        .subscribe(on_error=errors.append)
+    )
+    try:
+        with elector:
+            assert reconciled.wait(TIMEOUT)
+            broken.set()  # the next renewal raises what no failed request would
+            wait_for(lambda: bool(errors) and bool(leadership))
+            assert not elector.is_leader
+    finally:
+        subscription.dispose()
+    assert isinstance(errors[0], RuntimeError) and isinstance(leadership[0], RuntimeError)
 
 
 def test_only_the_leaders_controller_reconciles_and_a_follower_takes_over(
