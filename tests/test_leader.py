@@ -706,7 +706,9 @@ def test_an_elector_ended_by_a_bug_steps_down_and_fails_its_controller(srv: ApiS
         with elector:
             assert reconciled.wait(TIMEOUT)
             broken.set()  # the next renewal raises what no failed request would
-            wait_for(lambda: bool(errors) and bool(leadership))
+            eventually(
+                lambda: bool(errors) and bool(leadership), "the run and leadership() to fail"
+            )
             assert not elector.is_leader
     finally:
         subscription.dispose()
