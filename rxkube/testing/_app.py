@@ -1177,12 +1177,15 @@ class ApiApp:
     ) -> web.Response:
         meta = cls._list_metadata(rv, page, shard_selector)
         res = served.resource
+        typed = served.strategic_merge  # built-in kinds are listed as typed Go lists
         if metadata_only:
             kind, api_version = _META_LIST, "meta.k8s.io/v1"
         else:
             kind, api_version = f"{res.kind}List", res.api_version
+            if not typed:
+                # An unstructured list's SetContinue stores even an empty token.
+                meta.setdefault("continue", "")
         head = orjson.dumps({"kind": kind, "apiVersion": api_version, "metadata": meta})
-        typed = served.strategic_merge  # built-in kinds are listed as typed Go lists
         encoded = (s.list_item(metadata_only, res.api_version, typed=typed) for s in items)
         body = b"".join((head[:-1], b',"items":[', b",".join(encoded), b"]}"))
         return _json_response(body)

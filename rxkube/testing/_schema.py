@@ -117,6 +117,8 @@ _ATOMIC_MAPS: dict[str, frozenset[Path]] = {
     "jobs": _paths(_TEMPLATE),
     "cronjobs": _paths("spec.jobTemplate." + _TEMPLATE),
     "podtemplates": _paths("template.spec.nodeSelector"),
+    # ObjectReference is +structType=atomic (core/v1 and events.k8s.io/v1 Events).
+    "events": _paths("involvedObject", "related", "regarding"),
 }
 """Maps of built-in kinds owned and replaced as a whole (``+structType=atomic``, and
 k8s.io/api's ``+mapType=atomic``: a Service's and a ReplicationController's selector, a

@@ -451,6 +451,19 @@ def default(resource: Resource, obj: Object) -> None:
         defaults(obj)
 
 
+_EVENT_ZEROS: tuple[tuple[str, Any], ...] = (
+    ("involvedObject", {}),
+    ("source", {}),
+    ("firstTimestamp", None),
+    ("lastTimestamp", None),
+    ("eventTime", None),
+    ("reportingComponent", ""),
+    ("reportingInstance", ""),
+)
+"""k8s.io/api core/v1 ``Event``: structs (``omitempty`` does not omit them, and an empty
+time encodes as null) and strings without ``omitempty``."""
+
+
 def complete(
     resource: Resource, obj: Object, old: Mapping[str, Any] | None, allocator: Allocator
 ) -> None:
@@ -460,7 +473,12 @@ def complete(
         if resource.plural == "jobs" and resource.group == "batch" and old is None:
             _generate_job_selector(obj)
         return
-    if resource.plural == "services":
+    if resource.plural == "events":
+        # The fields of a core Event's Go type that are encoded even when empty: no
+        # writer's, as they equal those of the empty Event the field manager compares with.
+        for key, zero in _EVENT_ZEROS:
+            obj.setdefault(key, deep_copy(zero) if isinstance(zero, dict) else zero)
+    elif resource.plural == "services":
         _allocate(obj["spec"], old, allocator)
     elif resource.plural == "namespaces":
         # The namespace strategy: the finalizer on create; only /finalize changes it.
