@@ -59,6 +59,10 @@ def _normalise(value: Any, seen: _Seen, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _normalise(v, seen, k) for k, v in value.items()}
     if isinstance(value, list):
+        if key == "managedFields":
+            # Entries are ordered by their times, of a second's resolution: a tie on
+            # one server and not the other reorders them.
+            value = sorted(value, key=_entry_order)
         return [_normalise(v, seen, key) for v in value]
     if not isinstance(value, str):
         return "<allocated>" if key in _ALLOCATED_KEYS and value else value
@@ -88,6 +92,12 @@ def _continue_token(token: str) -> Any:
     if isinstance(decoded, dict) and "rv" in decoded:
         decoded["rv"] = "<rv>"
     return {"<continue>": decoded}
+
+
+def _entry_order(entry: Any) -> tuple[str, ...]:
+    if not isinstance(entry, dict):
+        return ()
+    return tuple(str(entry.get(k, "")) for k in ("manager", "operation", "subresource"))
 
 
 def _versions(value: Any, found: set[str]) -> None:
