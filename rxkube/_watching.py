@@ -215,6 +215,12 @@ def _relist_cause(code: object) -> str:
     return "fallback"  # a streaming list the server refused: list+watch from now on
 
 
+def _tally_first(counts: dict[str, int], decoded: object) -> None:
+    """Count a line whose type the tally has no entry for (by its type's text)."""
+    kind = str(decoded.get("type")) if isinstance(decoded, dict) else "invalid"
+    counts[kind] = counts.get(kind, 0) + 1
+
+
 def _starts_list(request: Request) -> bool:
     if isinstance(request, ListRequest):
         return "continue" not in request.params
@@ -390,8 +396,10 @@ class _WatchRun:
                         f"watch {self._name}: the server sent a line that is not JSON:"
                         f" {line[:200]!r}"
                     ) from None
-                kind = str(decoded.get("type")) if isinstance(decoded, dict) else "invalid"
-                counts[kind] = counts.get(kind, 0) + 1
+                try:
+                    counts[decoded["type"]] += 1
+                except (KeyError, TypeError):  # a type not seen yet, or not a watch event
+                    _tally_first(counts, decoded)
                 events = on_event(decoded)
                 resume[0] = machine.resource_version
                 if events:

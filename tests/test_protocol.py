@@ -10,7 +10,14 @@ import pytest
 
 from rxkube.errors import DecodeError, Forbidden, ServerError, TooManyRequests
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone
-from rxkube.protocol import Config, ListRequest, WatchMachine, WatchRequest
+from rxkube.protocol import (
+    Config,
+    ListRequest,
+    WatchMachine,
+    WatchRequest,
+    _check_object,
+    _check_object_exactly,
+)
 
 
 def pod(name: str, rv: str) -> dict[str, Any]:
@@ -709,6 +716,87 @@ def test_well_typed_metadata_and_nulls_pass_the_check() -> None:
         machine.on_watch_event(
             event("BOOKMARK", {"metadata": {"name": 5, "resourceVersion": "14"}})
         )
+
+
+_ODD_VALUES: list[Any] = [
+    None,
+    "",
+    "x",
+    0,
+    7,
+    1.5,
+    True,
+    [],
+    ["x"],
+    [{}],
+    [1],
+    {},
+    {"a": "b"},
+    {"a": 1},
+]
+
+
+def _full_object() -> dict[str, Any]:
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": "a",
+            "namespace": "default",
+            "uid": "u-1",
+            "resourceVersion": "12",
+            "deletionTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"app": "web", "tier": "api"},
+            "annotations": {"note": "x"},
+            "ownerReferences": [{"uid": "rs-1"}],
+            "finalizers": ["f"],
+        },
+    }
+
+
+def _variants() -> list[dict[str, Any]]:
+    """The full object with each checked field (and each item in one) absent or odd."""
+    variants = []
+    for where in ("top", "metadata"):
+        for key in list(_full_object()[where] if where == "metadata" else _full_object()):
+            for value in [*_ODD_VALUES, _ABSENT]:
+                obj = _full_object()
+                holder = obj["metadata"] if where == "metadata" else obj
+                if value is _ABSENT:
+                    del holder[key]
+                else:
+                    holder[key] = value
+                variants.append(obj)
+    for key, inner in (("labels", "app"), ("annotations", "note")):
+        for value in _ODD_VALUES:
+            obj = _full_object()
+            obj["metadata"][key][inner] = value
+            variants.append(obj)
+    for key in ("ownerReferences", "finalizers"):
+        for value in _ODD_VALUES:
+            obj = _full_object()
+            obj["metadata"][key].append(value)
+            variants.append(obj)
+    return variants
+
+
+_ABSENT = object()
+
+
+def _outcome(check: Any, obj: Any, named: bool) -> tuple[str, object]:
+    try:
+        return "passed", check(obj, "watch pods", named)
+    except DecodeError as exc:
+        return "refused", str(exc)
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_the_quick_metadata_check_judges_as_the_exact_one(named: bool) -> None:
+    # The quick check passes only what the exact one passes, and hands the rest to it.
+    variants = _variants()
+    assert len(variants) > 150
+    for obj in variants:
+        assert _outcome(_check_object, obj, named) == _outcome(_check_object_exactly, obj, named)
 
 
 @pytest.mark.parametrize("obj", ["x", {"metadata": "x"}, {"metadata": {"annotations": "x"}}])
