@@ -443,6 +443,7 @@ def _step_operator(
             if bound.started is not None:
                 bound.started()  # what it raises, RxPY sends to on_error
             subscription = SingleAssignmentDisposable()
+            forward = observer.on_next  # once: it is called for every item
 
             def on_error(error: Exception) -> None:
                 if failed is None:
@@ -458,7 +459,7 @@ def _step_operator(
                     on_error(exc)
                     return
                 for output in outputs:
-                    observer.on_next(output)
+                    forward(output)
 
             def on_completed() -> None:
                 if completed is not None:

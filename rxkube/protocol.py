@@ -198,7 +198,7 @@ Request = ListRequest | WatchRequest
 
 # The states. ``resume`` is a resourceVersion to list from with NotOlderThan; ``None``
 # means a consistent read (or ``0`` under list_semantic="any" on the very first list).
-# While watching, the resume point lives in ``WatchMachine._rv``, updated per event.
+# While watching, the resume point lives in ``WatchMachine.resource_version``, updated per event.
 @dataclass(frozen=True, slots=True)
 class _Listing:
     resume: str | None
@@ -232,6 +232,10 @@ class WatchMachine:
         watch_from: start by watching from this resourceVersion, without a list: for a
             consumer that already holds the state at that version (a view handed over
             from another watch). A 410 then relists as usual.
+
+    Attributes:
+        resource_version: the resourceVersion a new subscription can resume from, if one
+            is known; the machine's own to set.
     """
 
     def __init__(
@@ -251,18 +255,14 @@ class WatchMachine:
         self._watch_what = self._describe("watch")
         self._streaming = config.initial_list_strategy == "streaming_list"
         self._first_list = watch_from is None
-        self._rv: str | None = watch_from if watch_from is not None else resume_version
+        # A plain attribute, not a property: the driver reads it after every watch line.
+        self.resource_version: str | None = watch_from if watch_from is not None else resume_version
         self._state: _State = (
             _WATCHING if watch_from is not None else self._relist_state(resume_version)
         )
         self._restarted = False
         self._shard = config.shard if isinstance(config.shard, Shard) else None
         self._server_sharded: bool | None = None
-
-    @property
-    def resource_version(self) -> str | None:
-        """The resourceVersion a new subscription can resume from, if one is known."""
-        return self._rv
 
     @property
     def server_sharded(self) -> bool | None:
@@ -289,8 +289,10 @@ class WatchMachine:
         state = self._state
         params = cfg._selector_params()
         if state is _WATCHING:
-            assert self._rv is not None
-            params.update(watch="1", resourceVersion=self._rv, timeoutSeconds=str(cfg.timeout))
+            assert self.resource_version is not None
+            params.update(
+                watch="1", resourceVersion=self.resource_version, timeoutSeconds=str(cfg.timeout)
+            )
             if cfg.bookmarks:
                 params["allowWatchBookmarks"] = "true"
             return WatchRequest(params, cfg.idle_timeout, cfg.max_event_bytes)
@@ -475,7 +477,7 @@ class WatchMachine:
             if kind in _WATCH_TYPES:
                 if not rv:
                     raise _no_resource_version(what, rv)
-                self._rv = rv
+                self.resource_version = rv
                 if kind == "BOOKMARK" or (shard is not None and not shard.matches(obj)):
                     return []
                 return [Delete(obj)] if kind == "DELETED" else [Apply(obj)]
@@ -531,7 +533,7 @@ class WatchMachine:
 
     def _finish_initial(self, rv: str) -> None:
         self._first_list = False
-        self._rv = rv
+        self.resource_version = rv
         self._state = _WATCHING
 
     def _relist_consistently(self) -> None:
@@ -542,7 +544,7 @@ class WatchMachine:
         self._restart(None)
 
     def _restart(self, resume: str | None) -> None:
-        self._rv = resume
+        self.resource_version = resume
         self._state = self._relist_state(resume)
         self._restarted = True
 
