@@ -639,6 +639,13 @@ class Store:
         for loop, future in waiters:
             resolve_soon(loop, future, None)
 
+    def _writer_stopped_locked(self) -> Callable[[], None] | None:
+        """Nothing feeds the store any more (lock held): what to run once it is released.
+
+        A shared store's subscribers learn it there (see ``rxkube.dispatcher``).
+        """
+        return None
+
     # -- indexes -----------------------------------------------------------------------
 
     def add_index(self, name: str, fn: IndexFn) -> None:
@@ -969,6 +976,9 @@ class Writer:
                 return
             store._status = WriterStatus(state, time.time(), error, retry_at)
             store._notify_locked()
+            stopped = store._writer_stopped_locked() if state == "stopped" else None
+        if stopped is not None:
+            stopped()
 
 
 class Run:

@@ -144,20 +144,22 @@ def reflect_shared(reader: SharedStore, writer: Writer) -> Bound[Event, Event]:
     """Apply each event to a shared store and dispatch it, then pass it on.
 
     Applying may wait for room in a subscriber's buffer, so the async face steps every
-    event on a worker thread; disposing ends such a wait.
+    event on a worker thread; disposing ends such a wait. When the source ends, what a
+    burst staged is queued before the run ends, whose end the subscribers then learn.
     """
     feed = reader.feed(writer)
-    return _feeding(writer, feed.apply, feed.complete, feed.abandon, _always)
+    return _feeding(writer, feed.apply, feed.flush, feed.abandon, _always)
 
 
 def _feeding(
     writer: Writer,
     apply: Callable[[Event], None],
-    completed: Callable[[], None] | None,
+    ended: Callable[[], None] | None,
     disposed: Callable[[], None] | None,
     offload: Callable[[Event], bool],
 ) -> Bound[Event, Event]:
-    """A step applying each event to ``writer``, as one run of it."""
+    """A step applying each event to ``writer``, as one run of it; ``ended`` runs when the
+    source completes or fails, before the run ends."""
     run = writer.new_run()
 
     def step(event: Event) -> Sequence[Event]:
@@ -167,16 +169,21 @@ def _feeding(
         return (event,)
 
     def on_completed() -> None:
-        if completed is not None:
-            completed()
+        if ended is not None:
+            ended()
         run.completed()
+
+    def on_failed(error: Exception, forward: Callable[[Exception], None]) -> None:
+        if ended is not None:
+            ended()
+        run.failed(error, forward)
 
     def on_disposed() -> None:
         if disposed is not None:
             disposed()
         run.disposed()
 
-    return Bound(step, on_completed, on_disposed, offload, run.start, run.failed)
+    return Bound(step, on_completed, on_disposed, offload, run.start, on_failed)
 
 
 def _is_relist_end(event: Event) -> bool:

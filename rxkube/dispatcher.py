@@ -17,6 +17,15 @@ API server, while every other watch in the process goes on. Nothing is dropped u
 subscriber opted in with ``overflow="drop"``: it is then cut off with a
 :class:`SubscriberOverflow` error instead of making the writer wait. A subscriber's
 callback that raises ends that subscription alone, with ``on_error(ConsumerError)``.
+
+How subscriptions end, as kube-rs's subscriber streams end when their writer is dropped:
+when nothing feeds the store any more (its writer status turns ``"stopped"``: the
+pipeline completed, was disposed, or failed with an error that nothing retries), every
+subscriber completes once it has delivered what it holds (after a failure it gets
+``on_error`` with the pipeline's error instead), and its thread ends. A subscriber joining
+while the store is stopped gets its replay, then the same end. A failure that
+``default_backoff()`` retries ends nothing (the store shows ``"retrying"``): the retried
+watch relists and its subscribers go on.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, overload
 
@@ -31,7 +41,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._cache import Store, Writer
-from ._delivery import Handover, ScheduledDrain, defer, fail_consumer
+from ._delivery import End, Handover, ScheduledDrain, defer, fail_consumer
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitDone, Object
 
@@ -101,13 +111,7 @@ class _Relist:
     deleted: list[Object]
 
 
-class _Complete:
-    """The dispatch of the source's completion."""
-
-
-_COMPLETE = _Complete()
-
-_Entry: TypeAlias = Object | Delete | _Relist | _Complete
+_Entry: TypeAlias = Object | Delete | _Relist | End
 """What a subscriber's buffer holds. An ``Apply`` goes to every subscriber as its object,
 which the store holds anyway: entries in flight then keep nothing else alive, so a burst
 of them adds nothing to what starts the cyclic collector (the events, kept until
@@ -196,8 +200,12 @@ class SharedStore(Store):
         the exception (logged if there is no ``on_error``); the watch and the other
         subscribers go on.
 
-        When the watch completes, subscribers complete once they have delivered what they
-        hold; when it fails they just wait, since a retried watch relists and goes on.
+        When nothing feeds the store any more (its ``writer_status()`` turns
+        ``"stopped"``: the pipeline completed, was disposed, or failed and nothing retries
+        it), every subscription ends once it has delivered what it holds: it completes,
+        or after a failure gets ``on_error`` with the pipeline's error. One made while the
+        store is stopped ends at once (after its replay). While a failed watch is retried
+        (``"retrying"``) subscriptions just wait: the retried watch relists and goes on.
 
         Args:
             replay: first deliver the store's current contents (to a late subscriber).
@@ -242,6 +250,10 @@ class SharedStore(Store):
             return Disposable(subscriber.dispose)
 
         return Observable(on_subscribe)
+
+    def _writer_stopped_locked(self) -> Callable[[], None]:
+        """Nothing feeds the store any more: end every subscriber, once the lock is released."""
+        return self._dispatcher.stopped_locked()
 
     def feed(self, writer: Writer) -> Feed:
         """A :class:`Feed` through which ``writer`` applies and dispatches events.
@@ -294,8 +306,9 @@ class Feed:
     """One feeding subscription of a shared store, as ``reflect_shared`` drives it.
 
     ``apply`` applies an event to the store and dispatches it, waiting first while a
-    subscriber's buffer is full; ``complete`` completes the current subscribers;
-    ``abandon`` ends any wait of ``apply`` (the feeding subscription was disposed).
+    subscriber's buffer is full; ``flush`` queues what a burst staged (the source ended);
+    ``abandon`` ends any wait of ``apply`` (the feeding subscription was disposed). The
+    subscribers learn of the end from the store's status (see the module's doc).
     Get one from :meth:`SharedStore.feed`.
     """
 
@@ -332,9 +345,9 @@ class Feed:
         """Apply ``event`` to the store and dispatch it to the subscribers."""
         self.dispatcher.feed(self, event)
 
-    def complete(self) -> None:
-        """The source completed: every current subscriber completes after its backlog."""
-        self.dispatcher.complete(self)
+    def flush(self) -> None:
+        """The source ended (completed or failed): queue what is staged, before its end."""
+        self.dispatcher._flush(self)
 
     def abandon(self) -> None:
         """The feeding subscription was disposed: stop any wait for room."""
@@ -486,10 +499,22 @@ class _Dispatcher:
         for sub in self._subscribers:
             sub.handover.wake_producers()
 
-    def complete(self, feeder: Feed) -> None:
-        """The source completed: every current subscriber completes after its backlog."""
-        self._flush(feeder)
-        self._dispatch(self._subscribers, [_COMPLETE], feeder)
+    def stopped_locked(self) -> Callable[[], None]:
+        """Nothing feeds the store any more; called under the store lock.
+
+        The subscribers present now are those this end goes to: one that joins later
+        finds the store stopped in ``add`` (under the same lock) and gets its end there.
+        The end is queued once the store lock is released, beyond the bound (one per
+        subscriber): queuing may wake a scheduler's drain, which must not run under it.
+        """
+        end = End(_as_exception(self._store._status.error))
+        subscribers = self._subscribers
+
+        def send() -> None:
+            for sub in subscribers:
+                sub.handover.put(end, wait=False)
+
+        return send
 
     # -- subscribers ------------------------------------------------------------------------
 
@@ -514,6 +539,9 @@ class _Dispatcher:
         with store._lock:
             if replay:
                 sub.handover.put(_Relist(list(store._objects.values()), []))
+            status = store._status
+            if status.state == "stopped":  # nothing will feed it: it ends after its replay
+                sub.handover.put(End(_as_exception(status.error)), wait=False)
             with self._lock:
                 self._subscribers = (*self._subscribers, sub)
         try:
@@ -649,8 +677,8 @@ class _Subscriber:
                     if handover.closed:
                         return
                     on_next(obj)
-            elif isinstance(entry, _Complete):
-                self._completed()
+            elif isinstance(entry, End):
+                self._end(entry)
                 return
             elif not isinstance(entry, Delete):
                 on_next(entry)  # an applied object that is not a plain dict
@@ -672,15 +700,16 @@ class _Subscriber:
                     on_next(Apply(obj))
                 for obj in entry.deleted:
                     on_next(Delete(obj))
-            elif isinstance(entry, _Complete):
-                self._completed()
+            elif isinstance(entry, End):
+                self._end(entry)
                 return
             else:
                 on_next(Apply(entry))  # an applied object that is not a plain dict
 
-    def _completed(self) -> None:
+    def _end(self, end: End) -> None:
+        """Nothing feeds the store any more: detach, then complete or fail the observer."""
         self.dispatcher.remove(self)
-        self.observer.on_completed()
+        end.send(self.observer, f"subscriber {self.name}")
 
     def _failed(self, exc: Exception) -> None:
         """The callback raised: detach (the upstream of this subscription), then tell it."""
@@ -703,3 +732,10 @@ class _Subscriber:
                 self.observer.on_error(error)
             except Exception:
                 log.warning("%s", error)
+
+
+def _as_exception(error: BaseException | None) -> Exception | None:
+    """The error a failed pipeline passes to subscribers (an ``Exception`` in practice)."""
+    if error is None or isinstance(error, Exception):
+        return error
+    return RuntimeError(f"the pipeline feeding the store failed: {error!r}")

@@ -22,9 +22,9 @@ from rxkube import Writer, store, watcher
 from rxkube._delivery import burst
 from rxkube.client import Api
 from rxkube.dispatcher import SharedStore, SubscriberOverflow, store_shared
-from rxkube.errors import ConsumerError
+from rxkube.errors import BadRequest, ConsumerError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from rxkube.operators import reflect_shared
+from rxkube.operators import default_backoff, reflect_shared
 from rxkube.testing import ApiServer
 from tests.waiting import Sink, eventually
 
@@ -442,6 +442,7 @@ def test_subscribers_come_and_go_while_the_watch_runs() -> None:
     problems: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
+    fed = threading.Event()  # set before the feed is disposed, which completes subscribers
 
     def one_subscription(rng: random.Random) -> None:
         want = rng.randint(1, 60)
@@ -457,7 +458,7 @@ def test_subscribers_come_and_go_while_the_watch_runs() -> None:
         holder.append(subscribe(reader.subscribe(replay=replay), got))
         got.reached(lambda c: len(c.items) >= want, timeout=1.0)
         holder[0].dispose()
-        if got.errors or got.completed:
+        if got.errors or (got.completed and not fed.is_set()):
             problems.append(f"unexpected end: {got.errors}")
         with lock:
             runs.append((replay, [rv(o) for o in got.items]))
@@ -475,6 +476,7 @@ def test_subscribers_come_and_go_while_the_watch_runs() -> None:
             for _ in range(100):
                 source.on_next(Apply(pod(f"p{version % 100}", rv=version)))
                 version += 1
+        fed.set()
         subscription.dispose()
 
     threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(6)]
@@ -500,30 +502,115 @@ def test_subscribers_come_and_go_while_the_watch_runs() -> None:
     eventually(lambda: reader.stats().subscribers == 0, "every subscriber to detach")
 
 
-def test_a_source_error_leaves_subscribers_waiting_and_completion_completes_them() -> None:
-    reader, writer = store_shared(8)
-    got = Sink()
-    subscription = subscribe(reader.subscribe(), got)
-    first = Feeder(writer)
-    first.send([Apply(pod("a"))])
-    first.source.on_error(ConnectionError("watch broke"))
-    assert len(first.errors) == 1, "the error passes through reflect_shared"
-    second = Feeder(writer)  # what a retry does: subscribe again
-    second.send([Apply(pod("b"))])
-    got.wait_count(2)
-    assert not got.errors and not got.completed
-    second.send([Apply(pod("c"))])
-    second.source.on_completed()
-    got.wait(lambda c: c.completed)
-    assert [o["metadata"]["name"] for o in got.items] == ["a", "b", "c"]
-    eventually(lambda: reader.stats().subscribers == 0, "the completed subscriber to detach")
+def subscriber_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("rxkube-subscriber")}
 
-    later = Sink()  # the store lives on: a new subscriber gets what comes next
+
+@pytest.mark.parametrize("end", ["completed", "disposed", "failed"])
+def test_every_subscriber_present_or_late_ends_when_nothing_feeds_the_store(end: str) -> None:
+    """As kube-rs's subscriber streams end when the writer is dropped: after what they hold."""
+    before = subscriber_threads()
+    reader, writer = store_shared(8, name="pods")
+    pool = EventLoopScheduler()
+    kinds: list[dict[str, Any]] = [
+        {},
+        {"events": True},
+        {"replay": True, "overflow": "drop"},
+        {"scheduler": pool},
+    ]
+    present = [Sink() for _ in kinds]
+    subscriptions = [
+        subscribe(reader.subscribe(**kind), got) for kind, got in zip(kinds, present, strict=True)
+    ]
+    feeder = Feeder(writer)
+    with burst():  # staged entries, flushed only at the burst's end...
+        feeder.send([Apply(pod("a")), Apply(pod("b")), Delete(pod("a"))])
+        if end == "completed":  # ...or when the source ends, before its end
+            feeder.source.on_completed()
+        elif end == "failed":
+            feeder.source.on_error(ValueError("the watch broke for good"))
+    if end == "disposed":
+        feeder.subscription.dispose()
+    assert reader.writer_status().state == "stopped"
+    late = [Sink() for _ in kinds]
+    subscriptions += [
+        subscribe(reader.subscribe(**kind), got) for kind, got in zip(kinds, late, strict=True)
+    ]
+    error = feeder.errors[0] if end == "failed" else None
+    for got in present + late:
+        got.wait(lambda c: c.completed or bool(c.errors), "the subscriber to end")
+        if error is None:
+            assert got.completed and not got.errors
+        else:
+            assert got.errors == [error] and not got.completed
+    names = [[o["metadata"]["name"] for o in got.items] for got in present[:1] + present[2:]]
+    assert names == [["a", "b"], ["a", "b"], ["a", "b"]], "all it held, then the end"
+    assert [(type(e).__name__, e.obj["metadata"]["name"]) for e in present[1].items] == [
+        ("Apply", "a"),
+        ("Apply", "b"),
+        ("Delete", "a"),
+    ]
+    assert [o["metadata"]["name"] for o in late[2].items] == ["b"], "the replay, then the end"
+    eventually(lambda: reader.stats().subscribers == 0, "every ended subscriber to detach")
+    eventually(lambda: subscriber_threads() <= before, "every subscriber thread to end")
+    for subscription in subscriptions:
+        subscription.dispose()
+    pool.dispose()
+
+    # The store lives on: a new feed serves new subscribers as usual.
+    again = Feeder(writer)
+    later = Sink()
     later_subscription = subscribe(reader.subscribe(), later)
-    Feeder(writer).send([Apply(pod("d"))])
+    again.send([Apply(pod("c"))])
     later.wait_count(1)
+    assert not later.completed and not later.errors
+    again.subscription.dispose()
+    later.wait(lambda c: c.completed, "the later subscriber to complete")
     later_subscription.dispose()
-    subscription.dispose()
+
+
+def test_subscribers_wait_through_a_retried_failure_and_end_with_one_nothing_retries(
+    apiserver: ApiServer,
+) -> None:
+    apiserver.create("configmaps", {"metadata": {"name": "a"}}, namespace="default")
+    client = apiserver.client()
+    before = subscriber_threads()
+    reader, writer = store_shared(8, name="configmaps")
+    watch_errors: list[Exception] = []
+    watch = (
+        watcher(Api(client, "configmaps", namespace="default"))
+        .pipe(reflect_shared(writer), default_backoff())
+        .subscribe(on_error=watch_errors.append)
+    )
+    got = Sink()
+    subscription = subscribe(reader.subscribe(replay=True, events=True), got)
+    try:
+        reader.wait_until_ready(TIMEOUT)
+        eventually(lambda: apiserver.open_watches() == 1, "the watch to open")
+        # A broken connection, then a failed list: retried, so the subscriber just waits.
+        apiserver.faults.fail_requests(503, count=1, verb="list")
+        apiserver.faults.close_watches(abrupt=True)
+        eventually(lambda: reader.writer_status().state == "retrying", "the retry")
+        apiserver.create("configmaps", {"metadata": {"name": "b"}}, namespace="default")
+        got.wait(lambda c: any(e.obj["metadata"]["name"] == "b" for e in c.items), "b")
+        assert not got.completed and not got.errors
+        eventually(lambda: apiserver.open_watches() == 1, "the watch to open again")
+        # Then a failure nothing retries: the subscriber gets its error, and ends.
+        apiserver.faults.fail_requests(400, count=1, verb="list")
+        apiserver.faults.close_watches(abrupt=True)
+        got.wait(lambda c: bool(c.errors), "the final error")
+        assert len(watch_errors) == 1 and isinstance(watch_errors[0], BadRequest)
+        assert got.errors == watch_errors and not got.completed
+        late = Sink()
+        late_subscription = subscribe(reader.subscribe(replay=True), late)
+        late.wait(lambda c: bool(c.errors), "the late subscriber's error")
+        late_subscription.dispose()
+        assert sorted(o["metadata"]["name"] for o in late.items) == ["a", "b"]
+        eventually(lambda: subscriber_threads() <= before, "every subscriber thread to end")
+    finally:
+        subscription.dispose()
+        watch.dispose()
+        client.close()
 
 
 def test_two_watches_a_stuck_subscriber_on_one_leaves_the_other_flowing() -> None:
