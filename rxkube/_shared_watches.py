@@ -7,7 +7,7 @@ from that watch through a :class:`~rxkube._views.ViewFilter`; anything else open
 Views are reference-counted; one that nothing uses is retired after ``linger`` seconds;
 when the view a watch was opened for (its anchor) retires while narrower views remain,
 they are handed over, at the resourceVersion they are at, to watches of their own. A wider
-request may absorb narrower watches once its own first list is complete.
+request may absorb narrower watches once it has caught up with them (see ``_caught_up``).
 
 Why one file this long: the registry, the views and the watches it moves views between
 share the two locks below, and every move of a view is read in one place.
@@ -47,7 +47,7 @@ from ._delivery import End, Handover, burst, defer, fail_consumer
 from ._views import ViewFilter, ViewKey, absorbs, breadth, covers
 from ._watching import _watch
 from .client import Api
-from .events import Event, InitDone
+from .events import Event, Init, InitApply
 from .operators import default_backoff
 from .protocol import Config
 from .resource import Resource
@@ -64,6 +64,11 @@ Absorb: TypeAlias = Literal["auto", "always", "never"]
 
 _VIEW_BACKLOG = 64
 """Items a view may have queued or being delivered before its watch waits for it."""
+
+_REACHED_MAX = 100_000
+"""The resourceVersions a watch waiting to absorb others remembers having reached, at most:
+forgetting them all past this delays an absorption (until a change both watches see),
+never makes one unsound."""
 
 _numbers = itertools.count(1)
 
@@ -329,7 +334,13 @@ class _Watch:
         self.applied_rv = watch_from
         self.resume: list[str | None] = [watch_from]
         self.closed = False
+        # The narrower watches it is to absorb once it has caught up with them, and the
+        # wider ones waiting to absorb it (both replaced, never changed in place, under
+        # the registry lock); what it has caught up to: the resourceVersions its views have
+        # been brought to since its last list began (under its lock, see _caught_up).
         self.absorbing: list[_Watch] = []
+        self.absorbers: list[_Watch] = []
+        self.reached: set[str] = set()
         self.subscription: abc.DisposableBase | None = None
         # The hand-over of a view whose room the watch thread waits for, if it does.
         self.stalled: Handover[_Item] | None = None
@@ -387,7 +398,8 @@ class SharedWatches:
         linger: seconds a view that nothing uses any more stays open, so that a request
             coming back soon finds it ready.
         absorb: whether a new watch takes over narrower open watches it covers, moving
-            their views onto itself (each relists from it) and closing them: ``"auto"``
+            their views onto itself (each relists from it) and closing them, once it has
+            caught up with them (never moving a view back in time): ``"auto"``
             when it is obviously right (same namespace, the new watch's requirements a
             subset of the other's), ``"always"`` whenever it covers them, ``"never"``.
 
@@ -596,6 +608,8 @@ class SharedWatches:
             view.follow()
             self._watches.append(watch)
             watch.absorbing = [w for w in self._watches if w is not watch and self._absorbs(key, w)]
+            for narrow in watch.absorbing:
+                narrow.absorbers = [*narrow.absorbers, watch]
             self._views[key] = view
             starting.append(watch)
             return view
@@ -788,7 +802,12 @@ class SharedWatches:
                     if events:
                         view.put(_Batch(events))
                         touched.append(view)
-                absorb = bool(watch.absorbing) and isinstance(event, InitDone)
+                if watch.absorbing:
+                    _note_reached(watch, event)
+                # Only a list's end or a change can complete a catching up (see _caught_up).
+                changed = not isinstance(event, (Init, InitApply))
+                absorbing = [watch] if changed and watch.absorbing else []
+                absorbing += watch.absorbers if changed else []
             # Backpressure, outside the lock: a view whose subscribers are behind holds
             # the watch (and its socket) until they take what is queued.
             me = threading.get_ident()
@@ -799,33 +818,43 @@ class SharedWatches:
                     watch.stalled = handover
                     handover.wait_for_room(watch.is_closed)
                     watch.stalled = None
-            if absorb:
-                self._take_over(watch)
+            # An event of a watch waiting to absorb others, or of one waiting to be
+            # absorbed, may be the one that shows the wider one has caught up.
+            for wide in absorbing:
+                self._take_over(wide)
 
     def _take_over(self, wide: _Watch) -> None:
-        """Move the views of the narrower watches ``wide`` absorbs onto it; close those."""
+        """Move onto ``wide`` the views of the narrower watches it absorbs and has caught up
+        with (see :func:`_caught_up`); close those."""
         closing: list[_Watch] = []
         with self._lock:
-            absorbed, wide.absorbing = wide.absorbing, []
-            if wide.closed:
-                return
-            for narrow in absorbed:
-                if narrow not in self._watches or not covers(wide.key, narrow.key):
-                    continue
-                with narrow.lock, wide.lock:
-                    assert wide.anchor is not None
-                    narrow.closed = True
-                    views, narrow.views = narrow.views, []
-                    for view in views:
-                        view.filter.retarget(wide.key, view.key)
-                        view.filter.seed(wide.anchor.filter)
-                        view.watch = wide
-                        wide.views.append(view)
-                        view.follow()
-                        view.put(_Batch(view.filter.snapshot()))
-                self._watches.remove(narrow)
-                closing.append(narrow)
+            for narrow in wide.absorbing:
+                if not wide.closed and narrow in self._watches and covers(wide.key, narrow.key):
+                    with narrow.lock, wide.lock:
+                        if not _caught_up(wide, narrow):
+                            continue
+                        self._move_views(narrow, wide)
+                    self._watches.remove(narrow)
+                    closing.append(narrow)
+                wide.absorbing = [w for w in wide.absorbing if w is not narrow]
+                narrow.absorbers = [w for w in narrow.absorbers if w is not wide]
+            if not wide.absorbing:
+                with wide.lock:
+                    wide.reached = set()
         _dispose(closing)
+
+    def _move_views(self, narrow: _Watch, wide: _Watch) -> None:
+        """Close ``narrow`` and move its views onto ``wide``; both locks held."""
+        assert wide.anchor is not None
+        narrow.closed = True
+        views, narrow.views = narrow.views, []
+        for view in views:
+            view.filter.retarget(wide.key, view.key)
+            view.filter.seed(wide.anchor.filter)
+            view.watch = wide
+            wide.views.append(view)
+            view.follow()
+            view.put(_Batch(view.filter.snapshot()))
 
     def _on_failed(self, watch: _Watch, exc: Exception) -> None:
         """The watch gave up (an error backoff does not retry): its views fail with it."""
@@ -842,6 +871,55 @@ class SharedWatches:
             for view in views:
                 self._retire_locked(view)
                 self._views.pop(view.key, None)
+
+
+def _note_reached(watch: _Watch, event: Event) -> None:
+    """Remember a resourceVersion the views of ``watch`` have been brought to; lock held.
+
+    A listed object's version (the list is at a resourceVersion at least as new), the
+    list's own once it is complete, and each change's. A relist starts afresh: a list may
+    be served from a cache older than what the watch saw before.
+    """
+    reached = watch.reached
+    if isinstance(event, Init) or len(reached) >= _REACHED_MAX:
+        reached.clear()
+    if isinstance(event, InitApply):
+        version = event.obj["metadata"].get("resourceVersion")
+    else:  # InitDone: the list's; Apply, Delete: the change's
+        version = None if isinstance(event, Init) else watch.resume[0]
+    if version is not None:
+        reached.add(version)
+
+
+def _caught_up(wide: _Watch, narrow: _Watch) -> bool:
+    """Whether ``wide`` may take over the views of ``narrow`` now; both locks held.
+
+    A view must never go back in time, yet the wide watch's list may be older than what
+    the narrow watch has already delivered. resourceVersions are opaque to clients except
+    for equality, so the criterion is one: the resourceVersion of the last list or change
+    the narrow watch brought its views to (``applied_rv``; bookmarks do not move it) is one
+    the wide watch's views have been brought to (``reached``). Why that is sound: the
+    narrow views show the server's state at that version, restricted to their selectors,
+    and it stays their state until the next change they select, which they have not seen;
+    the wide watch's views are at that version or later, and every object the narrow
+    watch selects the wide one selects too, so the wide watch's state, restricted the
+    same way, is the narrow views' state or a newer one: seeding them from it moves them
+    forward or not at all. Why it comes true: both streams carry each change at the same
+    resourceVersion (one that makes an object leave the narrow selector is its DELETED
+    there and its MODIFIED in the wide watch), so once the slower of the two watches has
+    delivered a change the narrow watch selects, the criterion holds. In a quiet scope it
+    may not hold yet (the narrow's last change a deletion from before the wide list, or
+    its list's version no object's): the narrow watch then serves its views until its
+    next change. Neither watch may be in a relist (the views would be seeded from a
+    half-swapped state); narrow views that never had a list show nothing to go back from.
+    """
+    assert wide.anchor is not None and narrow.anchor is not None
+    listed, shown = wide.anchor.filter, narrow.anchor.filter
+    if listed.members is None or listed.pending is not None:
+        return False
+    if shown.members is None:
+        return True
+    return shown.pending is None and narrow.applied_rv in wide.reached
 
 
 def _wider(a: ViewKey, b: ViewKey) -> bool:

@@ -656,6 +656,134 @@ def test_a_wider_request_absorbs_narrower_watches_in_its_namespace(
         sub.dispose()
 
 
+class States(Folded):
+    """A Folded subscriber that also keeps each state its stream has shown, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[dict[_Ref, Object]] = []
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        if not isinstance(event, (Init, InitApply)):
+            with self.lock:
+                self.shown.append(dict(self.state))
+
+
+def test_an_absorbing_watch_takes_a_view_over_only_once_it_has_caught_up(
+    srv: ApiServer, client: Client
+) -> None:
+    for name in ("x", "y"):
+        srv.create("configmaps", cm(name, "a", app="web"))
+    srv.create("configmaps", cm("z", "a", app="db"))
+    web: dict[str, Any] = {"namespace": "a", "label_selector": "app=web"}
+    with SharedWatches(client, config=Config(page_size=1), linger=0) as watches:
+        narrow = watches.store("configmaps", **web)
+        seen = States()
+        sub = watches.events("configmaps", **web).subscribe(seen)
+        narrow.wait_until_ready(TIMEOUT)
+        # The wide watch lists page by page at the resourceVersion of its first page,
+        # slowly; meanwhile the narrow watch sees an update, a deletion, a creation, and
+        # an object entering its selector, none of which are in the wide watch's list.
+        srv.faults.delay_responses(2.0, count=2, verb="list")
+        wide = watches.store("configmaps", namespace="a")
+        eventually(lambda: wide._listed > 0, "the wide watch's first page")
+        srv.patch("configmaps", "x", {"data": {"v": "1"}}, namespace="a")
+        srv.delete("configmaps", "y", namespace="a")
+        srv.create("configmaps", cm("w", "a", app="web"))
+        srv.patch("configmaps", "z", {"metadata": {"labels": {"app": "web"}}}, namespace="a")
+        now = server_refs(srv, **web)
+
+        def current(state: dict[_Ref, Object]) -> bool:
+            return refs(state.values()) == now
+
+        eventually(lambda: refs(narrow.state()) == now, "the narrow store to see the changes")
+        assert not wide.is_ready(), "the wide list must still be in progress"
+        wide.wait_until_ready(TIMEOUT)
+        eventually(lambda: len(watches.stats()) == 1, "the narrow watch to be absorbed")
+        eventually(lambda: srv.open_watches() == 1, "the narrow connection to close")
+        eventually(lambda: sum(isinstance(e, Init) for e in seen.events) == 2, "the relist")
+        with seen.lock:
+            shown = list(seen.shown)
+        first = next(i for i, state in enumerate(shown) if current(state))
+        back = [refs(state.values()) for state in shown[first:] if not current(state)]
+        assert back == [], "the view went back in time"
+        assert refs(narrow.state()) == now
+        # It follows the wide watch from there.
+        srv.create("configmaps", cm("v", "a", app="web"))
+        later = server_refs(srv, **web)
+        eventually(lambda: refs(narrow.state()) == later == seen.refs(), "the view to follow")
+        sub.dispose()
+        wide.close()
+        narrow.close()
+
+
+def went_back(shown: list[dict[_Ref, Object]]) -> list[str]:
+    """Where a sequence of a view's states went back in time (the test server's
+    resourceVersions are increasing numbers): an object at an older version than shown
+    before, or back at a version it had when it was shown gone."""
+    problems: list[str] = []
+    last: dict[_Ref, int] = {}
+    gone: set[_Ref] = set()
+    for n, state in enumerate(shown):
+        for ref, obj in state.items():
+            version = int(obj["metadata"]["resourceVersion"])
+            if version < last.get(ref, 0) or (ref in gone and version <= last[ref]):
+                problems.append(f"state {n}: {ref} at {version} after {last[ref]}")
+            last[ref] = max(version, last.get(ref, 0))
+        gone = {ref for ref in last if ref not in state}
+    return problems
+
+
+def follows(srv: ApiServer, fold: Folded, view: dict[str, Any]) -> None:
+    """Wait until ``fold`` holds the server's state of ``view``."""
+    eventually(lambda: fold.refs() == server_refs(srv, **view), str(view))
+
+
+def test_absorptions_under_churn_never_take_a_view_back_in_time(
+    srv: ApiServer, client: Client
+) -> None:
+    """Wide watches open, with slow paged lists, while objects change, leave and enter
+    the narrow views: whenever a wide watch takes a narrow view over, the view's states go
+    on from where they were, and it ends with the server's state."""
+    rng = random.Random(1912)
+    churn(srv, rng, 30)
+    views: list[dict[str, Any]] = [
+        {"namespace": "a", "label_selector": "app=web"},
+        {"namespace": "a", "label_selector": "app in (web,db),tier"},
+        {"namespace": "b", "label_selector": "app"},
+    ]
+    for round_ in range(3):
+        with SharedWatches(client, config=Config(page_size=2), linger=0) as watches:
+            folds = [States() for _ in views]
+            subs = [
+                watches.events("configmaps", **view).subscribe(fold)
+                for view, fold in zip(views, folds, strict=True)
+            ]
+            for view, fold in zip(views, folds, strict=True):
+                follows(srv, fold, view)
+            srv.faults.delay_responses(0.05 + rng.random() * 0.2, count=6, verb="list")
+            wides = [watches.store("configmaps", namespace=ns) for ns in "ab"]
+            while not all(w.is_ready() for w in wides):
+                churn(srv, rng, 1)
+            churn(srv, rng, 10)
+            # A change each narrow watch sees, after the wide lists: the absorption may wait
+            # for one (its last change may be a deletion from before the wide list).
+            labels = {"app": "web", "tier": "front"}
+            for ns in "ab":
+                srv.create("configmaps", cm(f"t{round_}", ns, **labels))
+            eventually(lambda: len(watches.stats()) == 2, f"round {round_}: the absorptions")
+            for view, fold in zip(views, folds, strict=True):
+                follows(srv, fold, view)
+                with fold.lock:
+                    assert went_back(fold.shown) == [], f"round {round_}: {view}"
+            for sub in subs:
+                sub.dispose()
+            for wide in wides:
+                wide.close()
+        srv.faults.clear()
+
+
 @pytest.mark.parametrize(("absorb", "watches_left"), [("auto", 2), ("always", 1), ("never", 2)])
 def test_absorption_is_an_option(
     srv: ApiServer, client: Client, absorb: Any, watches_left: int
