@@ -377,6 +377,8 @@ def test_a_retried_transient_error_shows_retrying_and_never_stopped_in_either_fa
 
         asyncio.run(main())
         waiter.join(TIMEOUT * 2)
+    # A disposal from another thread than the watch's may end the run on the watch's thread.
+    eventually(lambda: reader.writer_status().state == "stopped", "the run to end")
     undo()
     assert outcome == [None], outcome  # ready, never WriterStopped
     # Two failed lists, each "retrying" (never "stopped") until the third one succeeds.
