@@ -375,7 +375,12 @@ def test_overflow_drop_with_replay_and_retry_resyncs_from_the_store() -> None:
     )
     subscription = subscribe(resyncing, resynced)
     events: list[Event] = [Apply(pod(f"p{i % 20}", rv=i)) for i in range(1, 101)]
-    feeder.send_in_thread(events)
+    # The rest only once the subscriber is stuck in its first item: sent sooner, they can
+    # overflow a subscriber whose thread has not run yet, and its resubscription, stuck in
+    # its own first item while the feeder goes on, overflows a second time.
+    feeder.send(events[:1])
+    assert first_item.wait(TIMEOUT), "the subscriber never received its first item"
+    feeder.send_in_thread(events[1:])
     feeder.join()
     gate.set()
     final = {o["metadata"]["name"]: o for o in reader.state()}
@@ -384,9 +389,9 @@ def test_overflow_drop_with_replay_and_retry_resyncs_from_the_store() -> None:
         view = {o["metadata"]["name"]: o for o in c.items}
         return view == final
 
-    resynced.wait(in_sync)
+    resynced.wait(in_sync, "the resubscription to catch up with the store")
     subscription.dispose()
-    assert len(signals) == 1 and isinstance(signals[0], SubscriberOverflow)
+    assert [type(signal) for signal in signals] == [SubscriberOverflow], signals
 
 
 # -- isolation and lifecycle -------------------------------------------------------------
