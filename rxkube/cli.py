@@ -55,10 +55,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 1 when the command failed, 2 for a usage
-        error, 130 when Ctrl+C ended ``watch`` or ``demo`` (``serve`` runs until Ctrl+C
-        or SIGTERM, and exits 0 when it stopped cleanly).
+        error, 130 when Ctrl+C ended it (``serve`` runs until Ctrl+C or SIGTERM, and
+        exits 0 when it stopped cleanly once serving).
     """
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        # Wherever Ctrl+C lands (parsing, importing a command's modules, waiting on a
+        # watch), the command ends with one line, never a traceback.
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    with contextlib.suppress(OSError, ValueError):  # a closed stderr has nothing to say
+        print("rxkube: interrupted", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _run(args_list: list[str]) -> int:
     if args_list[:1] == ["serve"]:
         return _run_serve(args_list[1:])
     parser = _parser()
@@ -77,8 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
     except (UserError, RxKubeError) as exc:
         _fail(exc)
         return EXIT_ERROR
@@ -208,12 +220,12 @@ def _run_serve(argv: Sequence[str]) -> int:
     """``rxkube serve``: ``python -m rxkube.testing`` under another name."""
     from .testing.__main__ import serve_main
 
+    # Once serving, Ctrl+C stops the server cleanly (exit 0); a KeyboardInterrupt here
+    # came before that (while importing or loading) and is an interrupted command.
     try:
         return serve_main(argv, prog="rxkube serve")
     except SystemExit as exc:  # its --help, or a usage error it printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_OK
 
 
 # -- watch ------------------------------------------------------------------------------

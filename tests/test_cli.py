@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -235,35 +235,53 @@ def test_watch_of_unreachable_server_fails_in_one_line(
     assert f"127.0.0.1:{port}" in line
 
 
-def test_watch_of_a_server_that_never_answers_says_so_when_its_timeout_ends(
-    srv: ApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    held: list[socket.socket] = []
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        port = silent.getsockname()[1]
+class SilentServer:
+    """A port that accepts connections and never answers, and a kubeconfig pointing at it."""
 
-        def accept() -> None:
-            with contextlib.suppress(OSError):
-                while True:
-                    held.append(silent.accept()[0])  # read nothing, answer nothing
-
-        acceptor = threading.Thread(target=accept, daemon=True)
-        acceptor.start()
-        path = tmp_path / "kubeconfig"
+    def __init__(self, srv: ApiServer, path: Path) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.accepted = threading.Event()
+        self._held: list[socket.socket] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
         srv.write_kubeconfig(path)
+        self.kubeconfig = path
         path.write_text(
-            re.sub(r"server: \S+", f"server: http://127.0.0.1:{port}", path.read_text())
+            re.sub(r"server: \S+", f"server: http://127.0.0.1:{self.port}", path.read_text())
         )
-        try:
-            assert main(["watch", "pods", "--timeout", "1", "--kubeconfig", str(path)]) == 1
-        finally:
-            silent.shutdown(socket.SHUT_RDWR)
-            for conn in held:
-                conn.close()
-    acceptor.join(timeout=DEADLINE)
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self._held.append(self._socket.accept()[0])  # read nothing, answer nothing
+                self.accepted.set()
+
+    def close(self) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self._acceptor.join(timeout=DEADLINE)
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def silent(srv: ApiServer, tmp_path: Path) -> Iterator[SilentServer]:
+    server = SilentServer(srv, tmp_path / "kubeconfig")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_watch_of_a_server_that_never_answers_says_so_when_its_timeout_ends(
+    silent: SilentServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["watch", "pods", "--timeout", "1", "--kubeconfig", str(silent.kubeconfig)]
+    assert main(argv) == 1
     line = one_error_line(capsys.readouterr().err)
     assert line == (
-        f"rxkube: error: no complete list of pods from http://127.0.0.1:{port} within 1 s:"
+        f"rxkube: error: no complete list of pods from http://127.0.0.1:{silent.port} within 1 s:"
         " the server accepted the connection but did not answer in time"
     )
 
@@ -320,6 +338,7 @@ def test_watch_lists_then_prints_one_line_per_change_and_survives_a_relist(
         assert proc.interrupt() == 130
     finally:
         proc.kill()
+    assert proc.stderr_lines[-1] == "rxkube: interrupted"
     stderr = "\n".join(proc.stderr_lines)
     assert "Traceback" not in stderr
     assert "listed 2 pods" in stderr
@@ -444,7 +463,98 @@ def test_demo_ends_cleanly_on_ctrl_c() -> None:
         assert proc.interrupt() == 130
     finally:
         proc.kill()
+    assert proc.stderr_lines == ["rxkube: interrupted"]
     assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
+# -- Ctrl+C at any moment -----------------------------------------------------------
+
+BLOCK_IMPORT = """
+import os, sys, time
+
+class _BlockImport:
+    # Holds one import until a signal interrupts it, as a Ctrl+C while a slow disk or a
+    # busy machine loads a module would.
+    target = os.environ["RXKUBE_TEST_BLOCK_IMPORT"]
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == cls.target:
+            sys.meta_path.remove(cls)
+            print(f"importing {name}", flush=True)
+            time.sleep(60)  # until the test's SIGINT; the test's own waits are bounded
+        return None
+
+sys.meta_path.insert(0, _BlockImport)
+"""
+
+
+@pytest.fixture
+def block_import(tmp_path: Path) -> Callable[[str], dict[str, str]]:
+    """The environment of a child that stops, printing ``importing NAME``, when it imports NAME."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(BLOCK_IMPORT)
+
+    def env(module: str) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p)
+        return {"PYTHONPATH": path, "RXKUBE_TEST_BLOCK_IMPORT": module}
+
+    return env
+
+
+def interrupted_in_one_line(proc: Proc) -> None:
+    assert proc.interrupt() == 130
+    assert proc.stderr_lines == ["rxkube: interrupted"]
+
+
+@pytest.mark.parametrize(
+    ("command", "module"),
+    [
+        ("watch", "rxkube.cli"),  # python -m rxkube is still importing the command line
+        ("watch", "reactivex"),  # the first import of a dependency, wherever it is
+        ("watch", "rxkube._watching"),
+        ("demo", "rxkube._demo"),
+        ("demo", "rxkube.testing"),
+        ("serve", "rxkube.testing.__main__"),
+    ],
+)
+def test_ctrl_c_while_a_command_imports_its_modules_ends_in_one_line(
+    command: str,
+    module: str,
+    kubeconfig: Path,
+    block_import: Callable[[str], dict[str, str]],
+) -> None:
+    args = {"watch": ["pods", "--kubeconfig", str(kubeconfig)], "demo": [], "serve": []}[command]
+    proc = Proc(command, *args, env=block_import(module))
+    try:
+        proc.expect(rf"^importing {re.escape(module)}$")
+        interrupted_in_one_line(proc)
+    finally:
+        proc.kill()
+
+
+def test_the_import_blocker_blocks_the_import_it_names(
+    block_import: Callable[[str], dict[str, str]],
+) -> None:
+    """Without this, a blocker that never fired would make the test above pass vacuously."""
+    proc = Proc("watch", "--help", env=block_import("argparse"))
+    try:
+        proc.expect(r"^importing argparse$")
+        assert proc.popen.poll() is None  # held there, not yet printing the help
+        interrupted_in_one_line(proc)
+    finally:
+        proc.kill()
+    assert not any("--field-selector" in line for line in proc.seen)
+
+
+def test_ctrl_c_while_the_first_list_is_awaited_ends_in_one_line(silent: SilentServer) -> None:
+    proc = Proc("watch", "pods", "--kubeconfig", str(silent.kubeconfig))
+    try:
+        assert silent.accepted.wait(DEADLINE)
+        interrupted_in_one_line(proc)
+    finally:
+        proc.kill()
 
 
 # -- serve ----------------------------------------------------------------------------
