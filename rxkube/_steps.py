@@ -273,8 +273,10 @@ class PredicateFilter:
         self._predicate = predicate
         self._ttl = ttl
         self._clock = clock
-        # key -> (hash of the predicate value, last seen); oldest-seen first.
-        self._seen: OrderedDict[_Key, tuple[int, float]] = OrderedDict()
+        # key -> (predicate value, last seen); oldest-seen first. The value itself, not
+        # its hash as kube-rs keeps: hash(-1) == hash(-2), and a change between values
+        # of equal hashes would be dropped.
+        self._seen: OrderedDict[_Key, tuple[object, float]] = OrderedDict()
 
     def __call__(self, event: Event) -> Sequence[Event]:
         """Return ``(event,)`` if it passes, ``()`` if it is filtered out."""
@@ -297,12 +299,21 @@ class PredicateFilter:
         value = self._predicate(event.obj)
         if value is None:
             return (event,)
-        digest = hash(value)
         previous = seen.pop(key, None)
-        seen[key] = (digest, now)
-        if previous is not None and previous[0] == digest:
+        seen[key] = (value, now)
+        if previous is not None and self._same(previous[0], value):
             return _NOTHING
         return (event,)
+
+    def _same(self, previous: object, value: object) -> bool:
+        try:
+            return bool(previous == value)
+        except Exception as exc:  # e.g. arrays, whose == has no single truth value
+            raise TypeError(
+                f"predicate_filter(): the values of {self._predicate!r} cannot be compared"
+                f" with ==: {type(previous).__name__} and {type(value).__name__}; return"
+                " a number, a string, or a tuple or frozenset of them"
+            ) from exc
 
     def __len__(self) -> int:
         """The number of objects remembered."""

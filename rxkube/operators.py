@@ -150,7 +150,8 @@ def predicate_filter(
 ) -> Callable[[Observable[Event]], Observable[Event]]:
     """Drop ``InitApply``/``Apply`` events whose predicate value has not changed.
 
-    Values are remembered per name + namespace + uid, so a recreated object passes.
+    Values are remembered per name + namespace + uid, so a recreated object passes,
+    and compared with ``==`` (values whose ``==`` fails are a ``TypeError``).
     An object not seen for ``ttl`` seconds is forgotten and passes again, which
     bounds memory. Unlike kube-rs, ``Delete`` events always pass (and make the
     filter forget the object), as do ``Init`` and ``InitDone``. Put it *after*

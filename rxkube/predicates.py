@@ -1,7 +1,11 @@
 """Predicates for ``predicate_filter``: which property of an object must change for it to pass.
 
-A predicate maps an object to a hashable value, or ``None`` when the object has no
-such property (an object for which the predicate gives ``None`` always passes).
+A predicate maps an object to a value, or ``None`` when the object has no such property
+(an object for which the predicate gives ``None`` always passes). The filter keeps each
+object's last value and compares the next one with ``==`` (not by hash, as kube-rs does:
+``hash(-1) == hash(-2)`` in CPython), so a value should be immutable and small: a number,
+a string, or a tuple or frozenset of them, rather than a part of the object that could
+change in place.
 Predicates combine with ``|``: ``generation | labels`` lets an object through when
 either its generation or its labels changed (kube-rs ``Predicate::combine``).
 
@@ -33,7 +37,7 @@ __all__ = [
 
 
 class Predicate:
-    """A named function from an object to a hashable value (or ``None``) to compare over time.
+    """A named function from an object to a value (or ``None``) to compare with ``==`` over time.
 
     Args:
         fn: returns the property to compare, or ``None`` when the object has none.

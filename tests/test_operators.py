@@ -25,7 +25,7 @@ from rxkube.operators import (
     touched_objects,
 )
 from rxkube.testing import ApiServer
-from tests.waiting import eventually
+from tests.waiting import Sink, eventually
 
 
 def pod(name: str, *, gen: int = 1, rv: str = "1", uid: str = "u1", **meta: Any) -> Object:
@@ -284,6 +284,46 @@ def test_predicate_filter_sends_a_predicate_exception_to_on_error() -> None:
     assert [type(e) for e in out.errors] == [KeyError]
 
 
+def test_predicate_filter_compares_values_not_their_hashes() -> None:
+    # CPython: hash(-1) == hash(-2), and so hash((-1,)) == hash((-2,)).
+    assert hash(-1) == hash(-2) and hash((-1,)) == hash((-2,))
+    replicas = predicates.Predicate(lambda obj: obj["spec"].get("replicas"), "replicas")
+    events: list[Event] = [
+        Apply({**pod("a", rv="1"), "spec": {"replicas": -1}}),
+        Apply({**pod("a", rv="2"), "spec": {"replicas": -2}}),
+        Apply({**pod("a", rv="3"), "spec": {"replicas": -2}}),
+    ]
+    assert filtered(events, replicas) == events[:2]
+    assert filtered(events, replicas | predicates.generation) == events[:2]
+
+
+def test_predicate_filter_compares_unhashable_values_by_equality() -> None:
+    containers = predicates.Predicate(lambda obj: obj["spec"]["containers"], "containers")
+    changed = pod("a", rv="3")
+    changed["spec"]["containers"][0]["image"] = "nginx:2"
+    events: list[Event] = [Apply(pod("a", rv="1")), Apply(pod("a", rv="2")), Apply(changed)]
+    assert filtered(events, containers) == [events[0], events[2]]
+
+
+def test_predicate_filter_values_that_cannot_be_compared_are_a_type_error() -> None:
+    class Ambiguous:  # like an array: == gives no single truth value
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("the truth value of an array is ambiguous")
+
+        __hash__ = object.__hash__
+
+    events: list[Event] = [Apply(pod("a", rv="1")), Apply(pod("a", rv="2"))]
+    out = Recorder(
+        reactivex.from_iterable(events).pipe(
+            predicate_filter(predicates.Predicate(lambda obj: Ambiguous(), "ambiguous"))
+        )
+    )
+    assert out.items == events[:1]
+    [error] = out.errors
+    assert isinstance(error, TypeError) and isinstance(error.__cause__, ValueError)
+    assert "<Predicate ambiguous> cannot be compared with ==: Ambiguous and Ambiguous" in str(error)
+
+
 def test_predicate_filter_rejects_a_non_positive_ttl() -> None:
     with pytest.raises(ValueError, match="ttl"):
         predicate_filter(predicates.generation, ttl=0)
@@ -355,3 +395,37 @@ def test_pipeline_survives_a_garbled_line_and_filters_the_relist(apiserver: ApiS
         subscription.dispose()
     assert seen == [("a", 1), ("b", 1), ("b", 2)]
     assert [type(error) for error in retries] == [DecodeError]
+
+
+@pytest.mark.parametrize("shape", [int, lambda n: (n,)], ids=["number", "tuple"])
+def test_predicate_filter_passes_a_value_moving_between_values_of_equal_hashes(
+    apiserver: ApiServer, shape: Any
+) -> None:
+    maps = Api(apiserver.client(), "configmaps", namespace="default")
+    maps.create({"metadata": {"name": "n"}, "data": {"n": "-1"}})
+    value = predicates.Predicate(lambda obj: shape(int(obj["data"]["n"])), "n")
+    sink = Sink()
+    subscription = (
+        watcher(maps).pipe(predicate_filter(value)).subscribe(sink.on_next, sink.on_error)
+    )
+
+    def changes() -> list[tuple[str, str]]:
+        return [
+            (type(e).__name__, e.obj["metadata"]["resourceVersion"])
+            for e in sink.items
+            if isinstance(e, InitApply | Apply | Delete)
+        ]
+
+    try:
+        sink.wait(lambda _: len(changes()) == 1, "the list")
+        moved = maps.patch("n", {"data": {"n": "-2"}})
+        unchanged = maps.patch("n", {"metadata": {"labels": {"x": "y"}}})  # n stays -2
+        back = maps.patch("n", {"data": {"n": "-1"}})
+        maps.delete("n")
+        sink.wait(lambda _: changes()[-1][0] == "Delete", "the deletion")  # it always passes
+    finally:
+        subscription.dispose()
+    rv = [obj["metadata"]["resourceVersion"] for obj in (moved, unchanged, back)]
+    assert changes()[1:3] == [("Apply", rv[0]), ("Apply", rv[2])]  # not the label change
+    assert len(changes()) == 4
+    assert sink.errors == []
