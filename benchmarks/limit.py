@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import urllib3
 
-from .measure import MemoryProbe, Params, Result, counting, cpu
+from .measure import MemoryProbe, Params, Result, counting, cpu, full_collections
 from .server import Control
 
 _CHUNK = 1 << 16
@@ -162,9 +162,11 @@ def measure_limit(p: Params, ctl: Control) -> Result:
 
     probe = MemoryProbe(p.traced)
     probe.start()
+    collections = full_collections()
     start = cpu()
     cache = _parse_pages(pages)
     parse_s = cpu() - start
+    result["list_full_collections"] = full_collections() - collections
     held = probe.held()
     probe.stop()
     assert len(cache) == p.pods, f"listed {len(cache)} pods, expected {p.pods}"

@@ -9,7 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .measure import MemoryProbe, Params, Result, cache_figures, counting, cpu
+from .measure import (
+    MemoryProbe,
+    Params,
+    Result,
+    cache_figures,
+    counting,
+    cpu,
+    full_collections,
+)
 from .server import Control
 
 
@@ -21,6 +29,7 @@ def measure(p: Params, ctl: Control) -> Result:
     client = Client(config=KubeConfig.from_file(p.kubeconfig))
     probe = MemoryProbe(p.traced)
     probe.start()
+    collections = full_collections()
     start, start_cpu = time.perf_counter(), cpu()
     cache: dict[str, Any] = {}
     # Typed Any: lightkube's models declare metadata optional, and its watch's iterator
@@ -31,6 +40,7 @@ def measure(p: Params, ctl: Control) -> Result:
         cache[pod.metadata.name] = pod
     rv = listing.resourceVersion
     ready_s, ready_cpu_s = time.perf_counter() - start, cpu() - start_cpu
+    collections = full_collections() - collections
     held = probe.held()
     probe.stop()
     assert len(cache) == p.pods, f"lightkube listed {len(cache)} pods"
@@ -52,5 +62,11 @@ def measure(p: Params, ctl: Control) -> Result:
         counting(False)
         stream.close()
     return cache_figures(
-        p, ready_s, held, watch_s, ready_cpu_s=ready_cpu_s, watch_cpu_s=watch_cpu_s
+        p,
+        ready_s,
+        held,
+        watch_s,
+        ready_cpu_s=ready_cpu_s,
+        watch_cpu_s=watch_cpu_s,
+        ready_collections=collections,
     )

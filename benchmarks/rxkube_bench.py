@@ -32,6 +32,7 @@ from .measure import (
     cache_figures,
     counting,
     cpu,
+    full_collections,
     rss,
 )
 from .server import Control
@@ -109,11 +110,13 @@ def measure_cache(p: Params, ctl: Control) -> Result:
     tune_gc = p.option == "gc_freeze"
     if tune_gc:
         gc.disable()
+    collections = full_collections()
     start, start_cpu = time.perf_counter(), cpu()
     subscription = source.pipe(reflect(writer), applied_objects()).subscribe(counter.hit)
     try:
         reader.wait_until_ready(_TIMEOUT)
         ready_s, ready_cpu_s = time.perf_counter() - start, cpu() - start_cpu
+        collections = full_collections() - collections
         if tune_gc:
             # What an application can do once its caches are loaded: move everything
             # alive now out of the collector's reach, then turn it back on.
@@ -134,7 +137,13 @@ def measure_cache(p: Params, ctl: Control) -> Result:
         subscription.dispose()
         probe.stop()
     return cache_figures(
-        p, ready_s, held, watch_s, ready_cpu_s=ready_cpu_s, watch_cpu_s=watch_cpu_s
+        p,
+        ready_s,
+        held,
+        watch_s,
+        ready_cpu_s=ready_cpu_s,
+        watch_cpu_s=watch_cpu_s,
+        ready_collections=collections,
     )
 
 

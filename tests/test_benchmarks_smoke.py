@@ -39,6 +39,11 @@ def test_benchmarks_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -
     assert runs["rxkube"]["mem_traced_per_pod"] > 0
     assert runs["rxkube"]["ready_cpu_s"] > 0 and runs["rxkube"]["watch_cpu_us_per_event"] > 0
     assert runs["limit"]["parse_events_per_s"] > 0
+    # The list's full collections, and the list with the collector off beside the floor's.
+    assert runs["limit"]["list_full_collections"] >= 0
+    assert runs["rxkube"]["ready_full_collections"] >= 0
+    assert "collector off during the list |" in stdout
+    assert "list→ready with the collector off at" in stdout
     assert runs["rxkube:shared:1"]["cpu_us_per_event"] > 0
     assert "store_shared, 1 subscriber |" in stdout
     assert runs["scale:200"]["mem_traced_per_pod"] > 0
