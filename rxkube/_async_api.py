@@ -32,6 +32,7 @@ from ._calls import (
     Call,
     JsonPatch,
     PatchType,
+    check_namespace,
     decode_object,
     drive_async,
 )
@@ -182,6 +183,10 @@ class AsyncApi(ApiCalls):
         resource: as for ``Api``: a name (resolved through discovery) or a ``Resource``.
         namespace: the default namespace; ``None`` means all namespaces.
 
+    Raises:
+        TypeError: ``namespace`` is not a string.
+        ValueError: ``namespace`` cannot be a URL path segment, as for ``Api``.
+
     Example:
         >>> pods = AsyncApi(aclient, "pods", namespace="default")  # doctest: +SKIP
         >>> await pods.patch("web-0", {"metadata": {"labels": {"tier": "web"}}})  # doctest: +SKIP
@@ -190,6 +195,7 @@ class AsyncApi(ApiCalls):
     def __init__(
         self, client: AsyncClient, resource: str | Resource, namespace: str | None = None
     ) -> None:
+        check_namespace("AsyncApi", namespace)
         self.client = client
         self.resource = resource if isinstance(resource, Resource) else client.resolve(resource)
         self.namespace = namespace if self.resource.namespaced else None

@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from .errors import DecodeError, Gone
-from .resource import Resource
+from .resource import Resource, check_path_segment
 
-__all__ = ["ApiCalls", "Call", "JsonPatch", "PatchType", "Plan", "decode_object"]
+__all__ = [
+    "ApiCalls",
+    "Call",
+    "JsonPatch",
+    "PatchType",
+    "Plan",
+    "check_namespace",
+    "decode_object",
+]
 
 ACCEPT_METADATA_LIST = (
     "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -59,6 +67,22 @@ def decode_object(decoded: Any, request: str) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise DecodeError(f"{request}: expected a JSON object, got {type(decoded).__name__}")
     return decoded
+
+
+def check_namespace(owner: str, namespace: object) -> str | None:
+    """An Api's default namespace, checked when the Api is made rather than at its first
+    request (a watcher's list would fail on its own thread).
+
+    Raises:
+        TypeError: neither a string nor ``None``.
+        ValueError: it cannot be a path segment (``..`` would widen a list to every
+            namespace).
+    """
+    if namespace is None:
+        return None
+    if not isinstance(namespace, str):
+        raise TypeError(f"{owner}(): namespace must be a string or None, not {namespace!r:.60}")
+    return check_path_segment("namespace", namespace)
 
 
 def drive(plan: Plan, send: Callable[[Call], dict[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
-from .resource import Resource
+from .resource import Resource, check_path_segment
 from .selectors import FieldRequirement, FieldSelector, LabelRequirement, LabelSelector
 
 _Key: TypeAlias = tuple[str | None, str]
@@ -74,8 +74,11 @@ class ViewKey:
         """The key of a request.
 
         Raises:
-            ValueError: a selector is invalid (the message names it).
+            ValueError: a selector is invalid, or the namespace cannot be a path segment
+                (the message names it).
         """
+        if namespace:
+            check_path_segment("namespace", namespace)
         labels = LabelSelector.parse(label_selector or "")
         fields = FieldSelector.parse(field_selector or "")
         return cls(

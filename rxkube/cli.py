@@ -250,7 +250,10 @@ def _run_watch(args: argparse.Namespace) -> int:
         namespace = None
         if not args.all_namespaces:
             namespace = args.namespace or _context_namespace(args.kubeconfig, args.context)
-        api = Api(client, args.resource, namespace=namespace)
+        try:
+            api = Api(client, args.resource, namespace=namespace)
+        except ValueError as exc:  # -n (or the context's namespace) is no path segment
+            raise UserError(str(exc)) from None
         printer = _EventPrinter(
             sys.stdout,
             sys.stderr,

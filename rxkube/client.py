@@ -43,6 +43,7 @@ from ._calls import (
     Call,
     JsonPatch,
     PatchType,
+    check_namespace,
     decode_object,
     drive,
 )
@@ -539,6 +540,8 @@ class Api(ApiCalls):
 
     Raises:
         TypeError: ``client`` is not a ``Client``, or ``namespace`` not a string.
+        ValueError: ``namespace`` cannot be a URL path segment (``.``, ``..``, or with
+            ``/`` or ``%``); names given to the methods are checked the same way.
         ConfigError: the server has no such resource.
 
     Example:
@@ -554,8 +557,7 @@ class Api(ApiCalls):
                 f"Api() needs a Client (Client.default(), Client.from_kubeconfig()) first,"
                 f" not {type(client).__name__} {client!r:.60}"
             )
-        if namespace is not None and not isinstance(namespace, str):
-            raise TypeError(f"Api(): namespace must be a string or None, not {namespace!r:.60}")
+        check_namespace("Api", namespace)
         self.client = client
         self.resource: Resource = (
             resource if isinstance(resource, Resource) else client.resolve(resource)

@@ -17,6 +17,7 @@ __all__ = [
     "STORED_VERBS",
     "BuiltinKind",
     "Resource",
+    "check_path_segment",
     "match_resource",
     "parse_resource_name",
 ]
@@ -77,18 +78,59 @@ class Resource:
             namespace: the namespace; ``None`` for all namespaces or a cluster-scoped resource.
             name: an object name, for a single-object path.
             subresource: e.g. ``"status"``; needs ``name``.
+
+        Raises:
+            ValueError: a subresource without a name, or a namespace, name or subresource
+                that cannot be one path segment (see :func:`check_path_segment`).
         """
         if subresource and not name:
             raise ValueError("a subresource path needs an object name")
         parts = [self.group_prefix]
         if namespace and self.namespaced:
-            parts.append(f"namespaces/{quote(namespace, safe='')}")
+            parts.append(f"namespaces/{quote(check_path_segment('namespace', namespace), safe='')}")
         parts.append(self.plural)
         if name:
-            parts.append(quote(name, safe=""))
+            parts.append(quote(check_path_segment("resource name", name), safe=""))
         if subresource:
-            parts.append(subresource)
+            parts.append(quote(check_path_segment("subresource", subresource), safe=""))
         return "/".join(parts)
+
+
+_NOT_A_SEGMENT = (".", "..")
+_NOT_IN_A_SEGMENT = ("/", "%")
+
+
+def check_path_segment(what: str, value: str) -> str:
+    """``value``, if it can be one segment of a URL path, as client-go's ``Request.Name``
+    and ``Request.Namespace`` check (apimachinery's ``IsValidPathSegmentName``).
+
+    A ``.`` or ``..`` segment is resolved away before the request is sent (RFC 3986's
+    dot-segment removal), so ``.../namespaces/default/pods/..`` would address, and a
+    DELETE would delete, the namespace itself. A ``/`` or ``%`` is in no valid name or
+    namespace, and a proxy that decodes ``%2F`` would see another path.
+
+    Args:
+        what: what ``value`` is, for the message: ``"resource name"``, ``"namespace"``.
+        value: the segment.
+
+    Raises:
+        ValueError: ``value`` is ``.`` or ``..``, or contains ``/`` or ``%``.
+
+    Example:
+        >>> check_path_segment("resource name", "web-0")
+        'web-0'
+        >>> check_path_segment("resource name", "..")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid resource name '..': may not be '..'
+    """
+    if value in _NOT_A_SEGMENT:
+        problems = [f"may not be {value!r}"]
+    else:
+        problems = [f"may not contain {bad!r}" for bad in _NOT_IN_A_SEGMENT if bad in value]
+    if problems:
+        raise ValueError(f"invalid {what} {value!r}: {', '.join(problems)}")
+    return value
 
 
 STORED_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")

@@ -168,3 +168,32 @@ def test_an_async_api_can_be_watched(client: Client) -> None:
         return names
 
     assert run(main) == ["seen"]
+
+
+def test_names_and_namespaces_that_are_no_path_segment_are_refused(client: Client) -> None:
+    """``namespaces/default/configmaps/..`` is sent as the namespace's own path."""
+    configmaps = Api(client, "configmaps", namespace="default")
+    configmaps.create({"metadata": {"name": "keep"}})
+
+    async def main() -> None:
+        async with AsyncClient(client) as aclient:
+            with pytest.raises(ValueError, match=r"invalid namespace '\.\.': may not be '\.\.'"):
+                AsyncApi(aclient, "configmaps", namespace="..")
+            with pytest.raises(TypeError, match="namespace must be a string or None, not 5"):
+                AsyncApi(aclient, "configmaps", namespace=5)  # type: ignore[arg-type]
+            cms = AsyncApi(aclient, "configmaps", namespace="default")
+            for call in (
+                lambda: cms.delete(".."),
+                lambda: cms.get("."),
+                lambda: cms.patch("a/b", {"data": {"k": "v"}}),
+                lambda: cms.replace({"metadata": {"name": ".."}}),
+                lambda: cms.replace_status({"metadata": {"name": ".."}}),
+            ):
+                with pytest.raises(ValueError, match="invalid resource name"):
+                    await call()
+            with pytest.raises(ValueError, match="invalid namespace 'a%b'"):
+                await cms.create({"metadata": {"name": "x", "namespace": "a%b"}})
+
+    run(main)
+    assert Api(client, "namespaces").get("default")["status"]["phase"] == "Active"
+    assert [cm["metadata"]["name"] for cm in configmaps.list()["items"]] == ["keep"]

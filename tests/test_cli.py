@@ -300,6 +300,18 @@ def test_watch_with_invalid_label_selector_fails_in_one_line(
     assert "label selector" in one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize(
+    ("namespace", "problem"), [("bad/ns", "may not contain '/'"), ("..", "may not be '..'")]
+)
+def test_watch_in_a_namespace_no_path_can_hold_fails_in_one_line(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str], namespace: str, problem: str
+) -> None:
+    """Not a 404 explained as a missing resource type; ``..`` would watch every namespace."""
+    assert main(["watch", "pods", "-n", namespace, "--kubeconfig", str(kubeconfig)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line == f"rxkube: error: invalid namespace {namespace!r}: {problem}"
+
+
 def test_watch_with_field_the_server_rejects_fails_in_one_line(
     kubeconfig: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -232,6 +232,78 @@ def test_an_empty_object_name_never_addresses_the_whole_collection(pods: Api) ->
         pods.delete("keep")
 
 
+_NOT_A_PATH_SEGMENT = [
+    ("..", "may not be '..'"),
+    (".", "may not be '.'"),
+    ("a/b", "may not contain '/'"),
+    ("a%2Fb", "may not contain '%'"),
+    ("%/", "may not contain '/', may not contain '%'"),
+]
+
+
+@pytest.mark.parametrize(("name", "problem"), _NOT_A_PATH_SEGMENT)
+def test_a_name_that_is_no_path_segment_never_reaches_another_object(
+    pods: Api, name: str, problem: str
+) -> None:
+    """``pods/..`` is resolved to the namespace itself before it is sent: ``delete("..")``
+    would delete the namespace and everything in it, ``get(".")`` would read the list."""
+    pods.create(
+        {"metadata": {"name": "keep"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
+    named = {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    labels = {"metadata": {"labels": {"a": "b"}}}
+    for call in (
+        lambda: pods.get(name),
+        lambda: pods.get(name, metadata_only=True),
+        lambda: pods.delete(name),
+        lambda: pods.patch(name, labels),
+        lambda: pods.patch(name, labels, subresource="status"),
+        lambda: pods.replace(named),
+        lambda: pods.replace_status(named),
+    ):
+        with pytest.raises(
+            ValueError, match=re.escape(f"invalid resource name {name!r}: {problem}")
+        ):
+            call()
+    namespace = Api(pods.client, "namespaces").get("default")
+    assert not namespace["metadata"].get("deletionTimestamp")
+    assert [p["metadata"]["name"] for p in pods.list()["items"]] == ["keep"]
+
+
+@pytest.mark.parametrize(("namespace", "problem"), _NOT_A_PATH_SEGMENT)
+def test_a_namespace_that_is_no_path_segment_is_refused_before_any_request(
+    pods: Api, namespace: str, problem: str
+) -> None:
+    """``namespaces/../configmaps`` is ``/api/v1/configmaps``: a list of every namespace."""
+    refused = re.escape(f"invalid namespace {namespace!r}: {problem}")
+    with pytest.raises(ValueError, match=refused):
+        Api(pods.client, "configmaps", namespace=namespace)
+    with pytest.raises(ValueError, match=refused):
+        Api(pods.client, "nodes", namespace=namespace)  # ignored when valid, never when not
+    elsewhere = {"metadata": {"name": "web", "namespace": namespace}}
+    for call in (
+        lambda: pods.get("web", namespace=namespace),
+        lambda: pods.delete("web", namespace=namespace),
+        lambda: pods.patch("web", {}, namespace=namespace),
+        lambda: pods.create({"metadata": {"name": "web"}}, namespace=namespace),
+        lambda: pods.create(elsewhere),
+        lambda: pods.replace(elsewhere),
+        lambda: pods.replace_status(elsewhere),
+    ):
+        with pytest.raises(ValueError, match=refused):
+            call()
+
+
+@pytest.mark.parametrize(("subresource", "problem"), _NOT_A_PATH_SEGMENT)
+def test_a_subresource_that_is_no_path_segment_is_refused(
+    pods: Api, subresource: str, problem: str
+) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f"invalid subresource {subresource!r}: {problem}")
+    ):
+        pods.patch("web", {}, subresource=subresource)
+
+
 def test_writing_something_that_is_not_an_object_is_a_type_error(pods: Api) -> None:
     with pytest.raises(TypeError, match="a Pod to write is a mapping"):
         pods.create("web-0")  # type: ignore[arg-type]

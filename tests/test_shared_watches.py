@@ -328,6 +328,10 @@ def test_bad_requests_raise_typed_errors_naming_the_problem(client: Client) -> N
             watches.events("pods", field_selector="nonsense")
         with pytest.raises(ConfigError, match="widgets"):
             watches.store("widgets")
+        with pytest.raises(ValueError, match=r"invalid namespace '\.\.': may not be '\.\.'"):
+            watches.store("configmaps", namespace="..")  # would watch every namespace
+        with pytest.raises(ValueError, match="invalid namespace 'a/b'"):
+            watches.events("configmaps", namespace="a/b")
         assert watches.stats() == []
     with pytest.raises(ValueError, match="no selectors"):
         SharedWatches(client, config=Config(label_selector="a=b"))
