@@ -318,8 +318,14 @@ def compare(
     return {
         path: (mine.get(path, MISSING), theirs.get(path, MISSING))
         for path in sorted(mine.keys() | theirs.keys(), key=_path_order(mine, theirs))
-        if mine.get(path, MISSING) != theirs.get(path, MISSING)
+        if _differ(mine.get(path, MISSING), theirs.get(path, MISSING))
     }
+
+
+def _differ(a: Any, b: Any) -> bool:
+    # 1 == 1.0 in Python, but not on the wire: a client decoding an int64 gets an error
+    # for 1.0 (and JSON decoders give a float for one, an int for the other).
+    return bool(a != b) or type(a) is not type(b)
 
 
 def _path_order(*flats: dict[str, Any]) -> Callable[[str], int]:
@@ -342,3 +348,26 @@ def report(
     for path in expected.keys() - found.keys():
         lines.append(f"  {path}: expected to differ, but both answer {expected[path][1]!r}")
     return "the servers answer differently:\n" + "\n".join(lines)
+
+
+NUMBERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "properties": {
+                "i": {"type": "integer"},
+                "i32": {"type": "integer", "format": "int32"},
+                "n": {"type": "number"},
+                "s": {"type": "string"},
+                "nullable": {"type": "string", "nullable": True},
+                "defaulted": {"type": "string", "default": "d"},
+                "nullable_defaulted": {"type": "string", "nullable": True, "default": "d"},
+                "o": {"type": "object", "properties": {"x": {"type": "string"}}},
+                "ints": {"type": "array", "items": {"type": "integer"}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        }
+    },
+}
+"""A custom resource schema of numbers, nulls and defaults."""

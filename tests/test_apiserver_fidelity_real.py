@@ -13,6 +13,7 @@ from typing import Any
 
 from rxkube.testing import ApiServer
 from tests.apiserver_http import Http
+from tests.differential import NUMBERS_SCHEMA
 
 PODS = "/api/v1/namespaces/default/pods"
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -250,3 +251,105 @@ def test_a_custom_resource_list_carries_an_empty_continue(srv: ApiServer, api: H
     assert listed["metadata"]["continue"] == ""
     # A built-in list's ListMeta omits it.
     assert "continue" not in api.get(CMS)[1]["metadata"]
+
+
+WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
+
+
+def define_widgets(api: Http, schema: dict[str, Any]) -> None:
+    names = {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"}
+    version = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+    crd = {
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": names,
+            "versions": [version],
+        },
+    }
+    status = api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0]
+    assert status == 201
+
+
+def widget(name: str, spec: Any) -> bytes:
+    """A Widget as JSON text, which may hold integers beyond 64 bits."""
+    body = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}}
+    return json.dumps({**body, "spec": spec}).encode()
+
+
+def causes(answer: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(c["reason"], c["field"], c["message"]) for c in answer["details"]["causes"]]
+
+
+def test_custom_resource_numbers_read_as_util_json_and_storage_read_them(api: Http) -> None:
+    """An integer beyond int64 becomes a float64 (``convertNumber``); a float64 that
+    encoding/json writes as an integer literal within int64 reads back from storage as an
+    int64, in the create's answer already."""
+    define_widgets(api, NUMBERS_SCHEMA)
+    free = {"big": 2**64 - 1, "small": -(2**63) - 1, "max": 2**63 - 1, "e20": 1e20, "one": 1.0}
+    status, made, _ = api.request("POST", WIDGETS, widget("a", {"free": free, "i": 3.0}))
+    assert status == 201
+    got = made["spec"]["free"]
+    assert [(type(got[k]), got[k]) for k in free] == [
+        (float, 2.0**64), (float, -(2.0**63)), (int, 2**63 - 1), (float, 1e20), (int, 1)
+    ]  # fmt: skip
+    assert type(made["spec"]["i"]) is int
+    patch = json.dumps({"spec": {"free": {"big": 7.0}, "ints": [2.0, 2**64]}}).encode()
+    status, patched, _ = api.request(
+        "PATCH", f"{WIDGETS}/a", patch, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert status == 422  # a float64 beyond 2^53 is no JSON integer
+    patch = json.dumps({"spec": {"free": {"big": 7.0}, "ints": [2.0, 2**62]}}).encode()
+    status, patched, _ = api.request(
+        "PATCH", f"{WIDGETS}/a", patch, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert status == 200
+    assert [type(v) for v in (patched["spec"]["free"]["big"], *patched["spec"]["ints"])] == [
+        int
+    ] * 3
+
+
+def test_custom_resource_numbers_outside_their_schemas_range(api: Http) -> None:
+    """kube-openapi checks a number against the schema's type and format as
+    ``strconv.FormatFloat(v, 'f', -1, 64)`` writes it (a plain error, so a field error
+    without a field) besides the type check (a ``FieldValueTypeInvalid``)."""
+    define_widgets(api, NUMBERS_SCHEMA)
+    checked = 'Invalid value: "": Checked value must be of type integer'
+    must = 'Invalid value: "number": spec.i in body must be of type integer: "number"'
+    status, answer, _ = api.request("POST", WIDGETS, widget("b", {"i": 2**64 - 1}))
+    assert status == 422 and causes(answer) == [
+        ("FieldValueTypeInvalid", "spec.i", must),
+        ("FieldValueInvalid", "<nil>", f"{checked} (default format) in spec.i"),
+    ]
+    status, answer, _ = api.request("POST", WIDGETS, widget("c", {"i": 2.5}))
+    assert status == 422 and causes(answer) == [
+        ("FieldValueTypeInvalid", "spec.i", must),
+        ("FieldValueInvalid", "<nil>", f"{checked} (default format) in spec.i"),
+    ]
+    status, answer, _ = api.request("POST", WIDGETS, widget("c", {"i32": 2**31}))
+    assert status == 422 and causes(answer) == [
+        ("FieldValueInvalid", "<nil>", f"{checked} with format int32 in spec.i32")
+    ]
+    status, answer, _ = api.request("POST", WIDGETS, widget("c", {"i": 2**62, "i32": 2**31 - 1}))
+    assert status == 201
+
+
+def test_custom_resource_nulls_kept_dropped_or_defaulted_by_the_schema(api: Http) -> None:
+    define_widgets(api, NUMBERS_SCHEMA)
+    nulls = {"i": None, "s": None, "defaulted": None, "nullable_defaulted": None, "o": None}
+    status, made, _ = api.request(
+        "POST", WIDGETS, widget("e", {**nulls, "nullable": None, "free": {"x": None}})
+    )
+    assert status == 201
+    assert made["spec"] == {
+        "defaulted": "d", "nullable_defaulted": None, "nullable": None, "free": {"x": None}
+    }  # fmt: skip
+    status, answer, _ = api.request("POST", WIDGETS, widget("f", {"ints": [None]}))
+    assert status == 422 and causes(answer) == [
+        (
+            "FieldValueTypeInvalid",
+            "spec.ints[0]",
+            'Invalid value: "null": spec.ints[0] in body must be of type integer: "null"',
+        )
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 
@@ -19,7 +20,7 @@ from benchmarks.sharding import wait_for
 from rxkube.testing import ApiServer, EnvtestServer
 from rxkube.testing._envtest import ASSETS_VARIABLE, binaries_available
 from tests.apiserver_http import APPLY
-from tests.differential import MISSING, Pair, Side, events
+from tests.differential import MISSING, NUMBERS_SCHEMA, Pair, Side, events
 
 pytestmark = [
     pytest.mark.skipif(
@@ -733,6 +734,41 @@ SOURCE_REFUSED = {
 }
 
 
+def define_widgets(s: Side, schema: dict[str, object], **version: object) -> str:
+    """Define ``widgets`` in a group of the scenario's own; their path once served."""
+    group = f"{s.namespace}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "widgets",
+                "singular": "widget",
+                "kind": "Widget",
+                "listKind": "WidgetList",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    **version,
+                }
+            ],
+        },
+    }
+    status, _ = s.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd, record=False)
+    assert status == 201
+    path = f"/apis/{group}/v1/namespaces/{{ns}}/widgets"
+    # A real server serves the resource once the definition is established.
+    wait_for(lambda: s.get(path, record=False)[0] == 200, timeout=60, what="the resource served")
+    return path
+
+
 def test_a_custom_resource(pair: Pair) -> None:
     def scenario(s: Side) -> None:
         group = f"{s.namespace}.example.com"
@@ -822,3 +858,42 @@ def test_a_custom_resource(pair: Pair) -> None:
         s.get(path, label="list")
 
     pair.same(scenario, reworded=[("Invalid value: 0x0", "Invalid value: 0")])
+
+
+def widget(s: Side, name: str, spec: object) -> bytes:
+    """A Widget as JSON text (which may hold integers beyond 64 bits)."""
+    group = f"{s.namespace}.example.com"
+    body = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": name}}
+    return json.dumps({**body, "spec": spec}).encode()
+
+
+BIG = 2**64 - 1
+"""Beyond int64: util/json's convertNumber reads it as a float64."""
+
+
+def test_custom_resource_numbers_and_nulls(pair: Pair) -> None:
+    """Numbers as apimachinery's util/json reads them (an int64 when one fits, else a
+    float64) and as they read back from storage (``1.0`` is stored as ``1``); nulls kept
+    where the schema allows them, dropped or defaulted where it does not."""
+
+    def scenario(s: Side) -> None:
+        path = define_widgets(s, NUMBERS_SCHEMA)
+        free = {"big": BIG, "small": -(2**63) - 1, "max": 2**63 - 1, "e20": 1e20, "one": 1.0}
+        s.post(path, widget(s, "a", {"free": {**free, "null": None}, "nullable": None}), label="a")
+        s.post(path, widget(s, "b", {"i": BIG}), label="big for an integer")
+        s.post(path, widget(s, "c", {"i": 2.5}), label="a fraction")
+        s.post(path, widget(s, "c", {"i32": 2**31}), label="beyond int32")
+        s.post(path, widget(s, "d", {"i": 3.0, "n": 4.0, "ints": [1.0, 2**62]}))
+        nulls = {"i": None, "s": None, "defaulted": None, "nullable_defaulted": None, "o": None}
+        s.post(path, widget(s, "e", nulls), label="nulls")
+        s.post(path, widget(s, "f", {"ints": [None]}), label="null item")
+        s.patch(path + "/d", json.dumps({"spec": {"free": {"y": 1.0}, "i": 2**63}}), MERGE)
+        s.patch(path + "/d", json.dumps({"spec": {"free": {"y": 7.0}}}), MERGE)
+        s.get(path + "/d")
+
+    # The same float64s, which encoding/json writes without an exponent below 1e21.
+    spelled = {"big": float(BIG), "small": float(-(2**63) - 1), "e20": 1e20}
+    pair.same(
+        scenario,
+        {f"a.body.spec.free.{k}": (v, int(Decimal(repr(v)))) for k, v in spelled.items()},
+    )

@@ -24,6 +24,7 @@ from .._apivalidation import dns1035_label as _dns1035
 from .._apivalidation import dns1123_subdomain, quote
 from ..resource import Resource
 from . import _cel, _structural
+from ._decode import stored_numbers, unstructured_numbers
 from ._served import PrinterColumn, ScalePaths, ServedResource
 from ._status import StatusError, invalid
 from ._store import Store, now_timestamp
@@ -420,9 +421,10 @@ def _go_type(value: Any) -> str:
 class _CustomAdmission:
     """How objects of one served version are written: pruned, defaulted and validated.
 
-    The order of kube-apiserver's decoding (``unstructuredSchemaCoercer``: pruning, then
-    dropping non-nullable nulls) then defaulting, then the custom resource validator
-    (schema, then the scale replicas).
+    The order of kube-apiserver's decoding (numbers as ``util/json`` reads them, then
+    ``unstructuredSchemaCoercer``: pruning, then dropping non-nullable nulls) then
+    defaulting, then the custom resource validator (schema, then the scale replicas);
+    last, the numbers as they read back from storage (JSON in etcd).
     """
 
     def __init__(
@@ -448,6 +450,8 @@ class _CustomAdmission:
                 "resource definition is terminating",
                 details={"name": name, "group": res.group, "kind": res.plural},
             )
+        for key in new.keys() - {"metadata"}:
+            new[key] = unstructured_numbers(new[key])
         _structural.prune(new, self.schema)
         _structural.drop_nulls(new, self.schema)
         _structural.default(new, self.schema)
@@ -460,6 +464,8 @@ class _CustomAdmission:
         if causes:
             name = str(_dict(new.get("metadata")).get("name") or "")
             raise invalid(self.resource, name, causes)
+        for key in new.keys() - {"metadata"}:
+            new[key] = stored_numbers(new[key])
         return new
 
 

@@ -16,7 +16,9 @@ The errors carry Go's wording without the handler's prefix, which differs by ver
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -97,6 +99,60 @@ def encode_json(value: Any) -> bytes:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
         except RecursionError:
             raise TooDeep() from None
+
+
+# ------------------------------------------------------------ unstructured numbers
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def unstructured_numbers(value: Any) -> Any:
+    """``value`` with its numbers as apimachinery's ``util/json`` decodes an unstructured
+    object (``convertNumber``): an integer that fits int64 stays one, any other becomes a
+    float64. Containers are changed in place; the (possibly new) value is returned."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list | int):
+                value[key] = unstructured_numbers(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list | int):
+                value[index] = unstructured_numbers(item)
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not INT64_MIN <= value <= INT64_MAX
+    ):
+        return float(value)
+    return value
+
+
+def _read_back(number: float) -> float | int:
+    # encoding/json writes a float64 in the shortest digits that read back, without an
+    # exponent from 1e-6 to 1e21: an integral one is an integer literal, which
+    # convertNumber reads as an int64 when it fits. repr has the same shortest digits.
+    if not number.is_integer():
+        return number
+    literal = int(Decimal(repr(number)))
+    return literal if INT64_MIN <= literal <= INT64_MAX else number
+
+
+def stored_numbers(value: Any) -> Any:
+    """``value`` as kube-apiserver reads an unstructured object back from storage, which
+    holds it as JSON: a float64 written as an integer literal (``1.0`` as ``1``, ``1e18``)
+    comes back an int64 when it fits. In place, as :func:`unstructured_numbers`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list | float):
+                value[key] = stored_numbers(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list | float):
+                value[index] = stored_numbers(item)
+    elif isinstance(value, float) and math.isfinite(value):
+        return _read_back(value)
+    return value
 
 
 # ---------------------------------------------------------------------- YAML

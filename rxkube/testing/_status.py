@@ -7,6 +7,7 @@ object API turns the same errors into typed :mod:`rxkube.errors` exceptions.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import ApiError, api_error, failure_status
@@ -142,7 +143,13 @@ _CAUSE_REASONS = {
 }
 
 
+_TYPE_INVALID = re.compile(r'^Invalid value: .*in body must be of type [\w,]+: "\w+"$')
+"""kube-openapi's type error, which apiextensions-apiserver makes a ``field.TypeInvalid``."""
+
+
 def _cause_reason(body: str) -> str:
+    if _TYPE_INVALID.match(body):
+        return "FieldValueTypeInvalid"
     return next(
         (reason for error, reason in _CAUSE_REASONS.items() if body.startswith(error)),
         "FieldValueInvalid",

@@ -21,6 +21,7 @@ import copy
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -465,7 +466,7 @@ def _validate(value: Any, schema: Schema, path: str, out: list[Cause]) -> None:
             )
         return
     actual = _json_type(value)
-    integral_float = actual == "number" and "integer" in types and float(value).is_integer()
+    integral_float = actual == "number" and "integer" in types and _json_integer(value)
     if (
         types
         and actual not in types
@@ -477,7 +478,9 @@ def _validate(value: Any, schema: Schema, path: str, out: list[Cause]) -> None:
                 path, actual, f"{_in_body(path)} must be of type {','.join(types)}: {quote(actual)}"
             )
         )
-        return
+        if actual not in ("integer", "number"):
+            return
+        # The number validator runs on any number, whatever type the schema wants.
     if isinstance(value, str):
         _validate_string(value, schema, path, out)
     elif actual in ("integer", "number"):
@@ -524,7 +527,52 @@ def _number_text(limit: Any) -> str:
     return go_float(float(limit))
 
 
+_JSON_INTEGER_MAX = 2**53 - 1
+"""The largest float64 kube-openapi takes for an integer (``IsFloat64AJSONInteger``)."""
+
+_INTEGER_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+_INT64_RANGE = (-(2**63), 2**63 - 1)
+_FLOAT32_MAX = 3.4028235677973366e38
+"""Beyond this a float64 rounds to infinity as a float32 (``strconv.ParseFloat(s, 32)``)."""
+
+
+def _json_integer(value: float) -> bool:
+    return value.is_integer() and abs(value) <= _JSON_INTEGER_MAX
+
+
+def _range_cause(value: float, schema: Schema, path: str) -> Cause | None:
+    """kube-openapi's ``IsValueValidAgainstRange``: the number as ``strconv.FormatFloat(v,
+    'f', -1, 64)`` writes it must parse as the schema's type and format. The error is a
+    plain one, which becomes a field error without a field."""
+    kind = str(schema.get("type") or "")
+    form = str(schema.get("format") or "")
+    if kind == "integer":
+        low, high = _INTEGER_RANGES.get(form, _INT64_RANGE)
+        if isinstance(value, float):
+            # No exponent: an integral float64 is written as its shortest digits padded
+            # with zeros, any other has a fraction that no integer parse accepts.
+            number = int(Decimal(repr(value))) if value.is_integer() else None
+        else:
+            number = value
+        fits = number is not None and low <= number <= high
+    elif form in ("float", "float32"):
+        fits = abs(value) <= _FLOAT32_MAX
+    else:
+        return None
+    if fits:
+        return None
+    shape = f"with format {form}" if form else "(default format)"
+    return ("<nil>", f'Invalid value: "": Checked value must be of type {kind} {shape} in {path}')
+
+
 def _validate_number(value: float, schema: Schema, path: str, out: list[Cause]) -> None:
+    checked = _range_cause(value, schema, path)
+    if checked is not None:
+        out.append(checked)
     maximum = schema.get("maximum")
     if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
         exclusive = schema.get("exclusiveMaximum") is True
