@@ -326,13 +326,13 @@ class WatchMachine:
         """Feed a 200 answer to a ListRequest: its body, as the server sent it.
 
         Returns the page's events as they are taken: ``Init`` with the first page,
-        ``InitApply`` per item, ``InitDone`` after the last page. In a relist (any list
-        but a first one from nothing) an item is decoded only once the event of the one
-        before it has been taken, so a consumer that lets go of an event before taking
-        the next (a store that keeps its cached copy of an unchanged object) never holds
-        a whole page of decoded objects. The machine moves on (to the next page, or to
-        watching) when the last event has been taken; a page left unfinished is asked
-        for again.
+        ``InitApply`` per item, ``InitDone`` after the last page. An item is decoded only
+        once the event of the one before it has been taken, so a consumer that is done
+        with an event before taking the next never holds a whole page of decoded objects
+        beside what it keeps: a store lets go at once of a relisted object it holds
+        already, and of the parts of a new one it holds a twin of. The machine moves on
+        (to the next page, or to watching) when the last event has been taken; a page
+        left unfinished is asked for again.
 
         The page's envelope is checked before any event: a body that is not a Kubernetes
         list, a missing resourceVersion or a continue token that is not a string is
@@ -348,11 +348,7 @@ class WatchMachine:
         if not isinstance(state, _Listing):
             raise RuntimeError(f"on_list called in state {state!r}")
         what = self._list_what
-        # A relist's objects are mostly in its consumer's cache already: decoded one at a
-        # time, each unchanged one is let go at once. A first list keeps all it decodes,
-        # and a page decoded whole costs less CPU than cut first (~5% fewer instructions).
-        relist = state.resume is not None or not self._first_list
-        page = _ListPage(data, what, by_item=relist)
+        page = _ListPage(data, what)
         meta = page.metadata
         cont = meta.get("continue")
         if cont and not isinstance(cont, str):
@@ -713,8 +709,11 @@ def _malformed(what: str, problem: str, obj: dict[str, Any]) -> DecodeError:
 # -- list pages, decoded one item at a time -------------------------------------------------
 #
 # A page decoded whole holds, besides its objects, orjson's parse buffer of about twelve
-# times its bytes: in a relist, more than all else it holds at a thousand objects. So a
-# relist's page is cut into its items' bytes and each item is decoded in its turn. Kubernetes
+# times its bytes: in a relist, more than all else it holds at a thousand objects. And all
+# of its objects live at once: a store that holds one copy of the parts equal across
+# objects frees each duplicate only after the whole page was decoded, and the cyclic
+# collector has counted and moved them on meanwhile. So a page is cut into its items'
+# bytes and each item is decoded in its turn. Kubernetes
 # encodes a list as ``{"kind":..,"apiVersion":..,"metadata":{..},"items":[{..},{..}]}``:
 # the items are cut where the bytes that open the first one recur after ``},``.
 #
@@ -747,9 +746,9 @@ class _ListPage:
         "metadata",
     )
 
-    def __init__(self, data: bytes, what: str, *, by_item: bool) -> None:
-        """Check the envelope of ``data``, the body of a list answer; ``by_item``: cut it
-        into its items, decoded as they are taken (else it is decoded whole at once).
+    def __init__(self, data: bytes, what: str) -> None:
+        """Check the envelope of ``data``, the body of a list answer, and cut it into its
+        items, decoded as they are taken (a body not cut is decoded whole at once).
 
         Raises:
             DecodeError: a body that is not JSON or not a Kubernetes list.
@@ -758,7 +757,7 @@ class _ListPage:
         self._what = what
         self._whole: list[Any] | None = None
         self._start = self._end = 0
-        cut = _cut(data) if by_item else None
+        cut = _cut(data)
         envelope: tuple[dict[str, Any], str, str] | None = None
         if cut is not None:
             head, self._start, self._end = cut

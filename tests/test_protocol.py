@@ -610,6 +610,21 @@ def test_a_relist_page_is_decoded_as_its_events_are_taken_and_the_machine_moves_
     assert machine.resource_version == "9"
 
 
+@pytest.mark.parametrize("resume", [None, "1"], ids=["first-list", "relist"])
+def test_each_item_of_a_page_is_decoded_only_when_its_event_is_taken(resume: str | None) -> None:
+    # Item c does not decode: the events of the items before it come out first, each one
+    # decoded only once the event before it was taken (a store frees as it goes).
+    machine = WatchMachine(Config(), resume, name="pods")
+    machine.next_request()
+    body = orjson.dumps(page([pod("a", "1"), pod("b", "2"), pod("c", "4")], "9"))
+    events = machine.on_list(body.replace(b'"name":"c"', b'"name":tru'))
+    assert next(events) == Init()
+    for name, version in (("a", "1"), ("b", "2")):
+        assert next(events) == InitApply(pod(name, version) | {"kind": "Pod", "apiVersion": "v1"})
+    with pytest.raises(DecodeError, match="is not JSON"):
+        next(events)
+
+
 def test_a_page_left_unfinished_leaves_the_machine_where_it_was() -> None:
     machine = WatchMachine(Config(), resume_version="5")
     machine.next_request()

@@ -274,7 +274,7 @@ def test_requests_carry_the_shard_selector() -> None:
     assert request.params["shardSelector"] == HALF.selector()
 
 
-# A first list decodes each page whole, a relist item by item: both filter alike.
+# A first list and a relist (their requests differ): both filter alike.
 FIRST_LIST_OR_RELIST = pytest.mark.parametrize("resume", [None, "1"], ids=["first", "relist"])
 
 
