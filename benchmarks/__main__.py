@@ -129,7 +129,7 @@ def _measurements(
     runs = _cache_measurements(plan, counted)
     count = {"counted": True, "events": plan.counted_events}
     for lever in (
-        "managed_fields",
+        "unshared",
         "shared_parts",
         "gc_freeze",
         "drop_managed_fields",

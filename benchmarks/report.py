@@ -25,8 +25,8 @@ PEERS: dict[str, str] = {
 """Peer measurement names and how the tables call them."""
 
 LEVERS: dict[str, str] = {
-    "rxkube": "rxkube: full objects",
-    "rxkube:managed_fields": 'rxkube: store(share_subtrees="managedFields")',
+    "rxkube": "rxkube: full objects (default store)",
+    "rxkube:unshared": "rxkube: store(share_subtrees=False)",
     "rxkube:shared_parts": "rxkube: store(share_subtrees=True)",
     "rxkube:gc_freeze": "rxkube: full, gc off in list, gc.freeze() at ready",
     "rxkube:drop_managed_fields": "rxkube: modify(drop managedFields)",

@@ -85,15 +85,13 @@ def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
         "share": lambda: [modify(ShareSubtrees())],
         "compact": list,
         "shared_parts": list,
-        "managed_fields": list,
+        "unshared": list,
     }
     source = (metadata_watcher if p.option == "metadata_watcher" else watcher)(api, config)
-    shared: dict[str, Any] = {"shared_parts": True, "managed_fields": "managedFields"}
-    reader, writer = store(
-        "pods",
-        compact=p.option == "compact",
-        share_subtrees=shared.get(p.option, False),
-    )
+    # Every other row uses the store's default: the parts of managedFields held once.
+    shares = {"shared_parts": True, "unshared": False}
+    options = {"share_subtrees": shares[p.option]} if p.option in shares else {}
+    reader, writer = store("pods", compact=p.option == "compact", **options)
     return source.pipe(*levers[p.option or "full"]()), (reader, writer)
 
 

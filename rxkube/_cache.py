@@ -226,7 +226,7 @@ class Store:
         *,
         copy_on_read: bool = True,
         compact: bool = False,
-        share_subtrees: SharedParts = False,
+        share_subtrees: SharedParts = "managedFields",
     ) -> None:
         """Create an empty store; use :func:`store` to get one with its Writer.
 
@@ -1183,7 +1183,7 @@ def store(
     *,
     copy_on_read: bool = True,
     compact: bool = False,
-    share_subtrees: SharedParts = False,
+    share_subtrees: SharedParts = "managedFields",
 ) -> tuple[Store, Writer]:
     """Create a store and its one writer.
 
@@ -1203,15 +1203,19 @@ def store(
             rebuild after a relist decodes every object once.
         share_subtrees: which parts equal across cached objects to hold once, found by
             their encoding as each object is stored (an update keeps the parts equal to its
-            previous version's). ``False`` (the default): none, each object as decoded.
-            ``"managedFields"``: the parts of ``metadata.managedFields``, which objects
-            written by the same managers repeat: a workload pod takes 0.7x its decoded
-            size (below lightkube's), for ~30% more list CPU. ``True``: every part (the
-            pods of one ReplicaSet share their containers, volumes and conditions): under
-            a fifth of the decoded size, for ~50% more list CPU and each watch event
-            costing more (see ``docs/performance.md``). Objects in the stream after
-            ``reflect()`` then share parts, another reason never to change them. No effect
-            with ``compact=True``.
+            previous version's, at the cost of one comparison). ``"managedFields"`` (the
+            default): the parts of ``metadata.managedFields``, which objects written by the
+            same managers repeat: a workload pod takes 0.7x its decoded size, below
+            lightkube's, and a list costs no more CPU than without (the duplicates are
+            freed as each object is decoded, so the cyclic collector has fewer objects to
+            walk). ``True``: every part (the pods of one ReplicaSet share their
+            containers, volumes and conditions): under a fifth of the decoded size, for
+            more list CPU and each watch event costing more. ``False``: none, each object
+            as decoded; what it buys is that the objects in the stream after
+            ``reflect()`` share nothing with other cached objects (see
+            ``docs/performance.md``). A shared part is never changed by rxkube: reads
+            hand out copies, and ``modify()`` before ``reflect()`` sees each object before
+            it shares anything. No effect with ``compact=True``.
 
     Raises:
         TypeError: ``name`` is not a string.

@@ -1,36 +1,47 @@
 """One copy of each equal part of a store's objects, found by its JSON encoding.
 
-A pod decoded by orjson takes about five times its JSON, and most of it repeats from
-object to object: every pod of a ReplicaSet has the same containers, volumes,
-tolerations and conditions, and every object's ``managedFields`` holds the same field
-sets as its siblings'. The store's writer hands each new object to
-:meth:`SharedSubtrees.share`, which replaces each part (a dict or a list) equal to one an
-earlier object had by that earlier part, so the store holds it once
-(``store(share_subtrees=True)``; ``"managedFields"`` looks only at the parts of
-``metadata.managedFields``, about a third of a decoded pod; off by default, for its CPU).
+A pod decoded by orjson takes about five times its JSON, and much of it repeats from
+object to object: every object's ``managedFields`` holds the same field sets as its
+siblings', and every pod of a ReplicaSet has the same containers, volumes, tolerations
+and conditions. The store's writer hands each new object to :meth:`SharedSubtrees.share`,
+which replaces each part (a dict or a list) equal to one an earlier object had by that
+earlier part, so the store holds it once. By default only the parts of
+``metadata.managedFields`` are looked at (``store(share_subtrees="managedFields")``:
+about a third of a decoded pod, and most of its containers); ``share_subtrees=True``
+looks at every part.
 
 Finding a twin costs one ``orjson.dumps`` of the part and one dict look-up, both in C,
 and an equality check when one is found: no Python step per value. Parts are tried from
 the top down and a part found is not descended into, so the objects of one workload cost
 a few encodings each; a part not found is descended into, to a fixed depth, so the equal
 parts of a part that differs (the ``fieldsV1`` of a ``managedFields`` entry whose ``time``
-differs) are found too. For the benchmark's pods, with every part looked at, what a pod
-holds of its own falls from ~300 objects (~100 of them dicts and lists) to ~40 (~11), 4.2
-KiB instead of 22.8. It costs about a second decode per object (the walk, the encodings,
-the comparisons, and freeing the decoded duplicates), and the cyclic collector takes more
-on top, even when only ``managedFields`` is looked at: a list page is decoded whole, so its
-duplicates reach the collector's oldest generation and count as objects that lived before
-they are freed, while the store keeps fewer containers than were decoded. CPython runs a
-full collection once that count has grown by a quarter of what the last one kept, so full
-collections (the bulk of a list's CPU) come more often. Sharing only after the last page
-avoids that, but the freed duplicates are then holes in the allocator's arenas and the
-resident memory stays what the unshared objects took (see ``docs/performance.md``).
+differs) are found too. An update compares each part with its previous version's first
+(no encoding), so it costs what changed.
+
+Why sharing costs no list CPU: each listed object is decoded and shared before the next
+one is decoded (``rxkube.protocol`` cuts a list page into its items), so its duplicate
+parts are freed at once by their reference counts. They never reach the cyclic
+collector's older generations, they do not count towards its next collection, and the
+store keeps fewer containers (30 a pod instead of 51 for the benchmark's), so full
+collections, the bulk of a list's CPU, come less often and walk fewer objects. Sharing
+``managedFields`` this way took a list of 10,000 pods from 1,405 young and 7 full
+collections to 741 and 5. (A page decoded whole, as before, kept every duplicate alive
+until its last item was shared: they reached the oldest generation, and sharing cost
++16% CPU.) Every part looked at costs CPU even when it finds no twin, so
+``share_subtrees=True`` still costs more (see ``docs/performance.md``).
 
 The shared parts are safe because cached objects are never changed: the writer replaces
-objects, readers get copies, and objects in the stream must not be mutated (a change
-would reach every object that shares the part). Values other than JSON's (a tuple or a
-datetime put in by ``modify()``) are never taken for the JSON they encode to: a twin must
-also compare equal, and parts orjson cannot encode are left as they are.
+objects, readers get copies, ``modify()`` before the store sees an object before it is
+shared, and objects in the stream after ``reflect()`` must not be mutated (a change would
+reach every object that shares the part). Values other than JSON's are never taken for
+the JSON they encode to: a part is encoded with JSON's own types only (a subclass of dict
+or str, a datetime or a dataclass makes it refuse, and the part is left as it is), and a
+twin must also compare equal (a tuple never equals the list it encodes as); a part equal
+to the previous version's is taken without encoding, as both went through the same
+``modify()`` functions, which must be pure functions of the object. The one kind
+of value that encodes as JSON and equals a JSON value while being something else is an
+enum member with a string or number value: put such members in with ``modify()`` only in
+a store made with ``share_subtrees=False``.
 """
 
 from __future__ import annotations
@@ -45,6 +56,14 @@ _DEEPEST = 4
 """How deep parts are tried: ``obj[a][b][c][d]`` (a part of ``spec.containers[0]``)."""
 
 _MIN_GENERATION = 1024
+
+_EXACT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+"""Encode JSON's own types only: a subclass (of dict, str...), a datetime or a dataclass is
+refused, so a part holding one, which could equal a plain twin, is left as it is."""
 
 _dumps = orjson.dumps
 
@@ -132,8 +151,8 @@ class SharedSubtrees:
                         self._parts(part, depth + 1, before)
                         continue
             try:
-                digest = hash(_dumps(part))
-            except TypeError:  # not JSON (a set, a custom object): left as it is
+                digest = hash(_dumps(part, option=_EXACT))
+            except TypeError:  # not JSON (a set, a subclass, a datetime): left as it is
                 continue
             twin = young.get(digest)
             if twin is None:

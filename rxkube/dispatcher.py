@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeAlias, overload
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ._cache import Store, Writer
+from ._cache import SharedParts, Store, Writer
 from ._delivery import End, Handover, ScheduledDrain, defer, fail_consumer
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, InitDone, Object
@@ -132,7 +132,14 @@ class SharedStore(Store):
         (True, 0)
     """
 
-    def __init__(self, buffer_size: int, name: str = "", *, copy_on_read: bool = True) -> None:
+    def __init__(
+        self,
+        buffer_size: int,
+        name: str = "",
+        *,
+        copy_on_read: bool = True,
+        share_subtrees: SharedParts = "managedFields",
+    ) -> None:
         """Create an empty shared store; use :func:`store_shared` to get it with its Writer.
 
         Args:
@@ -140,13 +147,16 @@ class SharedStore(Store):
             name: what the store holds (e.g. ``"pods"``), for messages and thread names.
             copy_on_read: reads hand out copies (see :class:`~rxkube.Store`); what
                 subscribers receive is never copied.
+            share_subtrees: which parts equal across objects to hold once (see
+                :func:`~rxkube.store`).
 
         Raises:
-            ValueError: ``buffer_size`` is not a positive whole number.
+            ValueError: ``buffer_size`` is not a positive whole number, or
+                ``share_subtrees`` not one of ``True``, ``False``, ``"managedFields"``.
         """
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be a whole number, at least 1, got {buffer_size!r}")
-        super().__init__(name, copy_on_read=copy_on_read)
+        super().__init__(name, copy_on_read=copy_on_read, share_subtrees=share_subtrees)
         self._dispatcher = _Dispatcher(self, buffer_size)
 
     @overload
@@ -277,7 +287,11 @@ class SharedStore(Store):
 
 
 def store_shared(
-    buffer_size: int, *, name: str = "", copy_on_read: bool = True
+    buffer_size: int,
+    *,
+    name: str = "",
+    copy_on_read: bool = True,
+    share_subtrees: SharedParts = "managedFields",
 ) -> tuple[SharedStore, Writer]:
     """Create a shared store and its writer: one cache, many subscribers.
 
@@ -288,6 +302,12 @@ def store_shared(
         copy_on_read: reads of the store hand out copies (the default; see
             :func:`~rxkube.store`). The objects subscribers receive are shared by all of
             them and the cache, as they are in a watch stream: never change them.
+        share_subtrees: which parts equal across cached objects to hold once: by default
+            those of ``metadata.managedFields`` (see :func:`~rxkube.store`).
+
+    Raises:
+        ValueError: ``buffer_size`` is not a positive whole number, or ``share_subtrees``
+            not one of ``True``, ``False``, ``"managedFields"``.
 
     Returns:
         ``(reader, writer)``: feed the writer with :func:`reflect_shared`, then call
@@ -298,7 +318,9 @@ def store_shared(
         >>> # watcher(api).pipe(reflect_shared(writer), default_backoff()).subscribe()
         >>> # reader.subscribe(replay=True).subscribe(on_pod)
     """
-    reader = SharedStore(buffer_size, name, copy_on_read=copy_on_read)
+    reader = SharedStore(
+        buffer_size, name, copy_on_read=copy_on_read, share_subtrees=share_subtrees
+    )
     return reader, Writer(reader)
 
 

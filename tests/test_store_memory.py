@@ -4,6 +4,7 @@ encodings held at their size, and no list page kept alive after the list."""
 from __future__ import annotations
 
 import datetime
+import functools
 import gc
 import queue
 import subprocess
@@ -17,12 +18,13 @@ from typing import Any
 import orjson
 import pytest
 
-from rxkube import _cache, reflect, store, watcher
+from rxkube import ObjectRef, Store, _cache, reflect, reflect_shared, store, store_shared, watcher
 from rxkube.client import Api, Client
 from rxkube.events import Apply, Delete, Event, InitApply, InitDone, Object
 from rxkube.operators import applied_objects, modify
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 TIMEOUT = 30.0
 
@@ -173,9 +175,11 @@ with ApiServer() as srv:
 class _ServerProcess:
     """``_SERVER`` in a child process, read line by line with a deadline."""
 
-    def __init__(self, pods: int, kubeconfig: str) -> None:
+    def __init__(
+        self, pods: int, kubeconfig: str, script: str = _SERVER, args: list[str] | None = None
+    ) -> None:
         self.popen = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(pods), kubeconfig],
+            [sys.executable, "-c", script, *(args or [str(pods), kubeconfig])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -194,10 +198,13 @@ class _ServerProcess:
         got = self._lines.get(timeout=TIMEOUT)
         assert got == line, f"the server process said {got!r}, not {line!r}"
 
-    def relist(self) -> None:
+    def send(self, line: str) -> None:
         assert self.popen.stdin is not None
-        self.popen.stdin.write("relist\n")
+        self.popen.stdin.write(f"{line}\n")
         self.popen.stdin.flush()
+
+    def relist(self) -> None:
+        self.send("relist")
         self.expect("relisting")
 
     def stop(self) -> None:
@@ -373,6 +380,11 @@ def test_reads_of_a_store_sharing_parts_are_copies_of_their_own() -> None:
             subscription.dispose()
 
 
+def _held(reader: Store, name: str) -> Object:
+    """The object the store holds itself (not a copy)."""
+    return next(o for o in reader.state(copy=False) if o["metadata"]["name"] == name)
+
+
 def _field_sets(obj: Object) -> list[Any]:
     return [entry["fieldsV1"] for entry in obj["metadata"]["managedFields"]]
 
@@ -489,19 +501,49 @@ def test_a_list_shares_the_field_sets_and_streams_the_objects_as_the_server_sent
             subscription.dispose()
 
 
-def test_by_default_a_store_holds_each_object_as_decoded() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["store", "store_shared"])
+def test_by_default_a_store_holds_the_parts_of_managed_fields_once(shared: bool) -> None:
+    reader: Store
     with ApiServer() as srv:
         pods = Api(srv.client(), "pods", namespace="default")
         for name in ("a", "b"):
             pods.create(_pod(name))  # over HTTP: the server records managedFields
-        reader, subscription, _ = _watched_store(srv)
+        reader, writer = store_shared(16) if shared else store("pods")
+        operator = reflect_shared(writer) if shared else reflect(writer)
+        subscription = watcher(pods).pipe(operator).subscribe()
         try:
             reader.wait_until_ready(TIMEOUT)
-            a, b = reader.get("a", "default"), reader.get("b", "default")
+            a, b = (_held(reader, name) for name in "ab")
+            assert a is not None and b is not None
+            assert all(x is y for x, y in zip(_field_sets(a), _field_sets(b), strict=True))
+            assert a["metadata"]["labels"] is not b["metadata"]["labels"]
+            assert a["spec"] is not b["spec"]
+        finally:
+            subscription.dispose()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["store", "store_shared"])
+def test_a_store_made_with_share_subtrees_false_holds_each_object_as_decoded(
+    shared: bool,
+) -> None:
+    reader: Store
+    with ApiServer() as srv:
+        pods = Api(srv.client(), "pods", namespace="default")
+        for name in ("a", "b"):
+            pods.create(_pod(name))
+        if shared:
+            reader, writer = store_shared(16, share_subtrees=False)
+            operator = reflect_shared(writer)
+        else:
+            reader, writer = store("pods", share_subtrees=False)
+            operator = reflect(writer)
+        subscription = watcher(pods).pipe(operator).subscribe()
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            a, b = (_held(reader, name) for name in "ab")
             assert a is not None and b is not None
             assert a["metadata"]["managedFields"] == b["metadata"]["managedFields"]
             assert a["metadata"]["managedFields"] is not b["metadata"]["managedFields"]
-            assert a["metadata"]["labels"] is not b["metadata"]["labels"]
             assert all(x is not y for x, y in zip(_field_sets(a), _field_sets(b), strict=True))
         finally:
             subscription.dispose()
@@ -549,3 +591,125 @@ def test_the_parts_of_deleted_objects_are_let_go() -> None:
         tracemalloc.stop()
     assert len(reader) == 0
     assert held < 50 * 40_000 / 4, held
+
+
+def test_a_change_in_modify_or_to_a_read_copy_reaches_no_other_cached_object() -> None:
+    # The two places the docs let a user change an object: a modify() before the store
+    # (the object is still its own there) and what a read hands out (a copy).
+    def stamp(obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        if meta["name"] == "a" or obj["spec"]["containers"][0]["image"] == "nginx:1.28":
+            meta["managedFields"][0]["fieldsV1"]["f:stamped"] = {}
+            meta["managedFields"][0]["manager"] = "stamped"
+
+    with ApiServer() as srv:
+        pods = Api(srv.client(), "pods", namespace="default")
+        for name in ("a", "b", "c"):
+            pods.create(_pod(name))
+        sent = {o["metadata"]["name"]: o["metadata"]["managedFields"] for o in pods.list()["items"]}
+        reader, writer = store("pods")
+        subscription = watcher(pods).pipe(modify(stamp), reflect(writer)).subscribe()
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            a, b, c = (_held(reader, name) for name in "abc")
+            assert (
+                "f:stamped" in _field_sets(a)[0]
+                and a["metadata"]["managedFields"][0]["manager"] == "stamped"
+            )
+            assert b["metadata"]["managedFields"] == sent["b"]
+            assert _field_sets(b)[0] is _field_sets(c)[0], "the unchanged sets are shared"
+
+            copy = reader.get("b", "default")
+            assert copy is not None
+            copy["metadata"]["managedFields"][0]["fieldsV1"].clear()
+            copy["metadata"]["managedFields"][0]["manager"] = "changed"
+            copy["metadata"]["managedFields"].append({"manager": "extra"})
+            for name in ("b", "c"):
+                held = reader.get(name, "default")
+                assert held is not None and held["metadata"]["managedFields"] == sent[name]
+
+            # An update changed in modify() holds its own set; the one it shared stays.
+            pods.replace(_pod("b", "nginx:1.28"))
+            eventually(
+                lambda: _held(reader, "b")["spec"]["containers"][0]["image"] == "nginx:1.28",
+                "the update of b in the store",
+            )
+            new_b = _held(reader, "b")
+            assert "f:stamped" in _field_sets(new_b)[0]
+            assert _held(reader, "c")["metadata"]["managedFields"] == sent["c"]
+            assert "f:stamped" not in _field_sets(c)[0]
+        finally:
+            subscription.dispose()
+
+
+_CHURN_SERVER = """
+import sys
+from rxkube.testing import ApiServer
+
+def pod(name, n):
+    entry = {"manager": f"kubelet-{n:06}" + "x" * 2000, "operation": "Update",
+             "apiVersion": "v1", "time": f"2026-11-02T08:{n % 60:02}:00Z",
+             "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:status": {"f:phase": {}, "f:podIP": {}, "f:conditions": {}}}}
+    return {"metadata": {"name": name, "managedFields": [entry]},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
+
+with ApiServer() as srv:
+    for i in range(200):
+        srv.create("pods", pod(f"steady-{i}", i), namespace="default")
+    srv.write_kubeconfig(sys.argv[1])
+    print("serving", flush=True)
+    n = 1000
+    for line in sys.stdin:
+        # Objects with field sets of their own come and go, others are replaced.
+        for i in range(1500):
+            n += 1
+            srv.create("pods", pod(f"churn-{n}", n), namespace="default")
+            srv.delete("pods", f"churn-{n}", namespace="default")
+            srv.replace("pods", pod(f"steady-{i % 200}", n), namespace="default")
+        srv.create("pods", pod(f"mark-{line.strip()}", 0), namespace="default")
+        print("churned", flush=True)
+"""
+
+
+def test_the_parts_of_replaced_and_deleted_objects_are_let_go_under_churn(
+    tmp_path: Path,
+) -> None:
+    # Each version carries a managedFields entry of its own (2 KB): what the writer's
+    # table of recent parts holds must stay bounded by its generations, however many
+    # versions go by (4,500 created, deleted or replaced per round).
+    kubeconfig = str(tmp_path / "kubeconfig")
+    server = _ServerProcess(0, kubeconfig, script=_CHURN_SERVER, args=[kubeconfig])
+    try:
+        server.expect("serving")
+        reader, writer = store("pods")
+        api = Api(Client.from_kubeconfig(kubeconfig), "pods", namespace="default")
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            subscription = watcher(api).pipe(reflect(writer)).subscribe()
+            try:
+                reader.wait_until_ready(TIMEOUT)
+                held = []
+                for round_ in range(4):
+                    mark = f"mark-{round_}"
+                    server.send(str(round_))
+                    server.expect("churned")
+                    eventually(
+                        functools.partial(reader.__contains__, ObjectRef(mark, "default")),
+                        f"churn round {round_} in the store",
+                    )
+                    gc.collect()
+                    held.append(tracemalloc.get_traced_memory()[0] - base)
+            finally:
+                subscription.dispose()
+        finally:
+            tracemalloc.stop()
+    finally:
+        server.stop()
+    assert len(reader) == 204
+    # Unbounded, each round adds its 1,500 deleted objects' entries (4 MB measured); bounded,
+    # what is held moves by up to a generation of the table (~1.4 MB) from round to round.
+    growth = held[-1] - held[0]
+    assert growth < 1_500 * 2_000, f"held {held}: grew {growth} bytes in three rounds"
