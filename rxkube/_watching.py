@@ -382,6 +382,7 @@ class _WatchRun:
         # The caller holds this watch's burst open: each line's events are sent without
         # opening one of their own (a burst per event cost more than the machine's step).
         loads, on_event, send = orjson.loads, machine.on_watch_event, self._send
+        on_next = self._observer.on_next
         # This thread's own tally (see EventTally), counted inline: each line before its
         # events go out, the arrival time once per read, as its lines arrive together.
         tally, monotonic = self._tally, time.monotonic
@@ -403,7 +404,15 @@ class _WatchRun:
                 events = on_event(decoded)
                 resume[0] = machine.resource_version
                 if events:
-                    send(events)
+                    if self._list_started is not None:
+                        send(events)  # a streaming list's: its end is counted there
+                        continue
+                    # Watch events are sent here, not by _send: a call less per line.
+                    try:
+                        for event in events:
+                            on_next(event)
+                    except Exception as exc:
+                        raise _ConsumerRaised() from exc
                 elif machine.stream_done:  # only a step that emits nothing ends the stream
                     status = decoded.get("object")
                     self._restarted(
