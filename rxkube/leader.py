@@ -471,8 +471,12 @@ class LeaderElector:
         return True
 
     def _spec_of(self, lease: Any) -> dict[str, Any]:
-        """The spec of the Lease as read, if it is shaped as one.
+        """The spec of the Lease as read, if it is shaped as one, without its null fields.
 
+        A null field is an absent one, as client-go's typed decoding reads it into a nil
+        pointer: dropping it here, once, lets every reader of the spec (this attempt, the
+        leader's next renewal without a read, the release) take ``get(field, default)``
+        at its word.
         A Lease whose fields have the wrong types (written by something other than an
         API server that validates them) fails the attempt, as client-go's typed decoding
         would: it is retried, and the candidate competes on.
@@ -484,7 +488,7 @@ class LeaderElector:
             for field, kind in _LEASE_FIELDS.items()
             for value in (spec.get(field),)
         ):
-            return spec
+            return {field: value for field, value in spec.items() if value is not None}
         raise DecodeError(
             f"Lease {self.name}: the answer is not a Lease with fields of their types: "
             f"{lease!r:.200}"

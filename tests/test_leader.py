@@ -530,17 +530,20 @@ def test_leader_steps_down_when_the_server_fails_its_renewals(srv: ApiServer) ->
     assert monitor.overlaps == []
 
 
-class HangingLeaseServer:
-    """A raw HTTP server holding one Lease whose every renewal (PUT) hangs.
+class RawLeaseServer:
+    """A raw HTTP server holding one Lease, stored as sent.
 
-    GET answers the Lease (404 before it exists), POST creates it, PUT never answers
-    until the server closes: a leader's connection that hangs mid-renewal.
+    GET answers the Lease (404 before it exists), POST creates it, PUT replaces it when
+    its resourceVersion is the stored one (409 otherwise). Nothing decodes the Lease into
+    a typed object, so a null field stays null, as in a server that keeps the JSON it was
+    sent (kube-apiserver omits it). With ``hang_renewals``, PUT never answers until the
+    server closes: a leader's connection that hangs mid-renewal.
     """
 
     PATH = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 
-    def __init__(self) -> None:
-        self.lease: dict[str, Any] | None = None
+    def __init__(self, lease: dict[str, Any] | None = None, *, hang_renewals: bool = False) -> None:
+        self.lease = lease
         self.hanging = 0
         self.release = threading.Event()
         outer = self
@@ -559,10 +562,19 @@ class HangingLeaseServer:
                 self._answer(201, body)
 
             def do_PUT(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                outer.hanging += 1
-                outer.release.wait(TIMEOUT)
-                self.close_connection = True
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hang_renewals:
+                    outer.hanging += 1
+                    outer.release.wait(TIMEOUT)
+                    self.close_connection = True
+                    return
+                stored = (outer.lease or {}).get("metadata", {}).get("resourceVersion")
+                if body["metadata"].get("resourceVersion") != stored:
+                    self._answer(409, {"kind": "Status", "code": 409, "reason": "Conflict"})
+                    return
+                body["metadata"]["resourceVersion"] = str(int(stored) + 1)
+                outer.lease = body
+                self._answer(200, body)
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
@@ -579,10 +591,10 @@ class HangingLeaseServer:
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="test-hanging-leases", daemon=True
+            target=self._server.serve_forever, name="test-raw-leases", daemon=True
         )
 
-    def __enter__(self) -> HangingLeaseServer:
+    def __enter__(self) -> RawLeaseServer:
         self._thread.start()
         return self
 
@@ -597,7 +609,7 @@ def test_a_hanging_renewal_is_cut_off_and_announced_at_the_renew_deadline() -> N
     renew_deadline = 2.0
     stopped: list[float] = []
     announced: list[tuple[bool, float]] = []
-    with HangingLeaseServer() as server, Client(server.url) as client:
+    with RawLeaseServer(hang_renewals=True) as server, Client(server.url) as client:
         elector = LeaderElector(
             Api(client, "leases", namespace="default"),
             "lock",
@@ -620,6 +632,65 @@ def test_a_hanging_renewal_is_cut_off_and_announced_at_the_renew_deadline() -> N
     # As client-go: announced at the deadline, not when the hanging request gives up.
     assert stopped and stopped[0] - until < 1.5
     assert announced[2][1] - until < 1.5
+
+
+_RIVALS_RENEWAL = "2026-01-01T00:00:00.000000Z"
+
+
+@pytest.mark.parametrize("holder", ["", "a", "b"], ids=["free", "its-own", "a-rivals"])
+@pytest.mark.parametrize(
+    "field",
+    ["holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions"],
+)
+def test_a_null_field_of_the_lease_reads_as_absent(field: str, holder: str) -> None:
+    """As client-go reads it into a nil pointer: ``leaseTransitions: null`` once made the
+    elector add 1 to None and stop competing for good."""
+    spec: dict[str, Any] = {
+        "holderIdentity": holder,
+        "leaseDurationSeconds": 2,
+        "acquireTime": _RIVALS_RENEWAL,
+        "renewTime": _RIVALS_RENEWAL,
+        "leaseTransitions": 3,
+        field: None,
+    }
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "lock", "namespace": "default", "resourceVersion": "1"},
+        "spec": spec,
+    }
+    clock = Clock()
+    with RawLeaseServer(lease) as server, Client(server.url) as client:
+        a = LeaderElector(
+            Api(client, "leases", namespace="default"),
+            "lock",
+            identity="a",
+            lease_duration=2.0,
+            renew_deadline=1.5,
+            retry_period=0.5,
+            clock=clock,
+            wall_clock=clock,
+        )
+        a.tick()  # reads the Lease; a rival's that it has just seen change is not yet expired
+        held_by_rival = spec["holderIdentity"] == "b"
+        assert a.is_leader is not held_by_rival
+        if held_by_rival:
+            clock.now += 2.0
+            a.tick()
+            assert a.is_leader
+        for _ in range(2):  # renewals without a read, from what it wrote last
+            clock.now += 0.5
+            a.tick()
+            assert a.is_leader
+        assert server.lease is not None
+        written = server.lease["spec"]
+        assert None not in written.values(), written
+        assert written["holderIdentity"] == "a"
+        kept = holder == "a" and spec["holderIdentity"] == "a"
+        transitions = spec["leaseTransitions"] or 0
+        assert written["leaseTransitions"] == (transitions if kept else transitions + 1)
+        if kept and spec["acquireTime"] is not None:
+            assert written["acquireTime"] == _RIVALS_RENEWAL
 
 
 def test_a_slow_leadership_subscriber_does_not_cost_leadership(srv: ApiServer) -> None:
