@@ -664,7 +664,9 @@ class Store:
                 ``index_label("app")`` or :func:`index_owner_uid`.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not callable, or answered something other than a string,
+                strings or ``None`` for an object (the message names it); the index is
+                not added.
             Exception: whatever ``fn`` raised (with a note naming the object); the index
                 is not added.
 
@@ -811,6 +813,8 @@ class Writer:
 
         Raises:
             ValueError: the object has no ``metadata.name``.
+            TypeError: an index function answered something other than keys (the store
+                is left unchanged).
             Exception: whatever an index function raised (the store is left unchanged).
         """
         self._apply(event, None)

@@ -76,6 +76,10 @@ def index_owner_uid(obj: Object) -> list[str]:
     return [ref["uid"] for ref in owners if "uid" in ref]
 
 
+_NOT_KEYS = (bytes, bytearray, memoryview)
+"""Iterables that are no collection of keys: bytes iterate as integers."""
+
+
 class Index:
     """One index: key -> the objects under it, and object -> its keys (to undo them)."""
 
@@ -90,16 +94,43 @@ class Index:
         self.keys_of: dict[Key, tuple[str, ...]] = {}
 
     def keys_for(self, obj: Object) -> tuple[str, ...]:
+        """The keys the index function files ``obj`` under, each checked to be a string.
+
+        Called before the store's lock is taken, so that filing them under it cannot
+        fail halfway (a list as a key would be filed in the indexes before this one and
+        not in the rest).
+
+        Raises:
+            TypeError: the function answered something other than a string, strings or
+                ``None`` (``bytes`` too: their items are integers); the message names
+                the index, the object and the answer.
+            Exception: whatever the function raised, with a note naming the index and
+                the object.
+        """
         try:
             keys = self.fn(obj)
+            if keys is None:
+                return ()
+            if isinstance(keys, str):
+                return (keys,)
+            # Iterating a generator runs user code too: under the same note.
+            refused = isinstance(keys, _NOT_KEYS) or not isinstance(keys, Iterable)
+            filed = None if refused else tuple(keys)
         except Exception as exc:
             exc.add_note(f"in index {self.name!r} of object {ObjectRef.from_obj(obj)}")
             raise
-        if keys is None:
-            return ()
-        if isinstance(keys, str):
-            return (keys,)
-        return tuple(keys)
+        where = f"index {self.name!r} of object {ObjectRef.from_obj(obj)}"
+        if filed is None:
+            raise TypeError(
+                f"{where}: the index function answered {type(keys).__name__} {keys!r:.60};"
+                " it must answer a string, strings or None"
+            )
+        for key in filed:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where}: an index key must be a string, not {type(key).__name__} {key!r:.60}"
+                )
+        return filed
 
     def put(self, key: Key, obj: Any, keys: tuple[str, ...]) -> None:
         old = self.keys_of.get(key)

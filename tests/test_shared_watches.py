@@ -121,6 +121,32 @@ def test_identical_requests_share_one_store_and_one_watch(srv: ApiServer, client
         assert len(lists) == 1
 
 
+def test_a_view_whose_index_key_is_no_string_keeps_its_store_and_indexes_whole(
+    srv: ApiServer, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A view's failed write is logged and skipped: the object is then in none of its
+    store and indexes, not in the store and the indexes before the bad one."""
+    with SharedWatches(client, linger=0) as watches:
+        view = watches.store("configmaps", namespace="a")
+        view.wait_until_ready(TIMEOUT)
+        view.add_index("before", lambda o: o["metadata"]["labels"].get("app"))
+
+        def bad(obj: Object) -> Any:
+            return [["x"]] if obj["metadata"]["name"] == "late" else None
+
+        view.add_index("bad", bad)
+        view.add_index("after", lambda o: o["metadata"]["labels"].get("app"))
+        with caplog.at_level(logging.ERROR, "rxkube"):
+            srv.create("configmaps", cm("late", "a", app="web"))
+            srv.create("configmaps", cm("next", "a", app="web"))
+            eventually(lambda: view.get("next", "a") is not None, "the next configmap")
+        assert view.get("late", "a") is None
+        for index in ("before", "after"):
+            assert [o["metadata"]["name"] for o in view.by_index(index, "web")] == ["next"]
+        refusal = "index 'bad' of object ConfigMap a/late: an index key must be a string"
+        assert refusal in caplog.text
+
+
 def test_stats_show_each_watch_and_the_views_it_serves(srv: ApiServer, client: Client) -> None:
     srv.create("configmaps", cm("w1", "a", app="web"))
     srv.create("configmaps", cm("d1", "b", app="db"))

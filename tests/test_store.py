@@ -8,6 +8,7 @@ import datetime
 import doctest
 import importlib
 import random
+import re
 import sys
 import threading
 import tracemalloc
@@ -38,6 +39,7 @@ from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Objec
 from rxkube.operators import applied_objects
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.waiting import Sink
 
 TIMEOUT = 30.0
 
@@ -726,6 +728,93 @@ def test_a_failing_index_function_in_add_index_adds_no_index() -> None:
     with pytest.raises(KeyError, match="no index 'app'"):
         reader.index_keys("app")
     writer.apply(Apply(pod("b")))  # the writer is not left waiting on a build
+
+
+_UNFILEABLE: list[tuple[Callable[[Object], Any], str]] = [
+    (lambda o: [{"k": "v"}], "an index key must be a string, not dict {'k': 'v'}"),
+    (lambda o: [["web"]], "an index key must be a string, not list ['web']"),
+    (lambda o: ["web", None], "an index key must be a string, not NoneType None"),
+    (lambda o: [5], "an index key must be a string, not int 5"),
+    (lambda o: [b"web"], "an index key must be a string, not bytes b'web'"),
+    (
+        lambda o: b"web",
+        "the index function answered bytes b'web'; it must answer a string, strings or None",
+    ),
+    (lambda o: 5, "the index function answered int 5; it must answer a string, strings or None"),
+]
+_UNFILEABLE_IDS = [
+    "unhashable",
+    "a-list",
+    "none-among-them",
+    "an-int",
+    "bytes-among",
+    "bytes",
+    "int",
+]
+
+
+def _late_only(fn: Callable[[Object], Any]) -> Callable[[Object], Any]:
+    return lambda o: fn(o) if o["metadata"]["name"] == "late" else o["metadata"]["name"]
+
+
+@pytest.mark.parametrize(("fn", "problem"), _UNFILEABLE, ids=_UNFILEABLE_IDS)
+def test_an_index_key_that_is_no_string_fails_the_write_before_it_begins(
+    fn: Callable[[Object], Any], problem: str
+) -> None:
+    """Not the object in the store and in the indexes before the bad one only; bytes are
+    not filed as integers."""
+    reader, writer = store("configmaps")
+    reader.add_index("before", index_label("app"))
+    reader.add_index("bad", _late_only(fn))
+    reader.add_index("after", index_label("app"))
+    sink = Sink()
+    with ApiServer() as srv:
+
+        def configmap(name: str) -> Object:
+            return {"metadata": {"name": name, "labels": {"app": "web"}}, "data": {"k": "v"}}
+
+        srv.create("configmaps", configmap("early"), namespace="default")
+        api = Api(srv.client(), "configmaps", namespace="default")
+        subscription = watcher(api).pipe(reflect(writer)).subscribe(sink.on_next, sink.on_error)
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            srv.create("configmaps", configmap("late"), namespace="default")
+            assert sink.reached(lambda s: bool(s.errors)), (
+                "the write of an unfileable key did not fail"
+            )
+        finally:
+            subscription.dispose()
+    errors = sink.errors
+    assert isinstance(errors[0], TypeError)
+    assert str(errors[0]) == f"index 'bad' of object ConfigMap default/late: {problem}"
+    assert names(reader.state()) == ["early"]
+    for name in ("before", "after"):
+        assert names(reader.by_index(name, "web")) == ["early"]
+    assert sorted(reader.index_keys("bad")) == ["early"]
+
+
+@pytest.mark.parametrize(("fn", "problem"), _UNFILEABLE, ids=_UNFILEABLE_IDS)
+def test_an_index_key_that_is_no_string_fails_add_index_and_a_relist_unchanged(
+    fn: Callable[[Object], Any], problem: str
+) -> None:
+    reader, writer = store()
+    reader.add_index("app", index_label("app"))
+    relist(writer, pod("early", labels={"app": "web"}), pod("late", labels={"app": "web"}))
+    with pytest.raises(TypeError, match=re.escape(problem)):
+        reader.add_index("bad", _late_only(fn))
+    with pytest.raises(KeyError, match="no index 'bad'"):
+        reader.index_keys("bad")
+    writer.apply(Delete(pod("late")))
+    reader.add_index("bad", _late_only(fn))
+    with pytest.raises(
+        TypeError, match=re.escape(f"index 'bad' of object Pod default/late: {problem}")
+    ):
+        relist(
+            writer, pod("early", rv=2, labels={"app": "web"}), pod("late", labels={"app": "web"})
+        )
+    assert [version(reader, "early")] == ["1"] and names(reader.state()) == ["early"]
+    assert names(reader.by_index("app", "web")) == ["early"]
+    assert reader.index_keys("bad") == ["early"]
 
 
 def test_by_index_of_an_unknown_index_says_which_exist() -> None:
