@@ -353,3 +353,98 @@ def test_custom_resource_nulls_kept_dropped_or_defaulted_by_the_schema(api: Http
             'Invalid value: "null": spec.ints[0] in body must be of type integer: "null"',
         )
     ]
+
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+def test_nulls_of_built_in_kinds_are_their_go_fields_zero_values(api: Http) -> None:
+    """A ``null`` decodes to the Go field's zero value: an ``omitempty`` one is left out
+    (and is no one's field), one without it is written; a struct is always written."""
+    spec = {"holderIdentity": None, "leaseTransitions": None}
+    _, lease = api.request("POST", LEASES, {"metadata": {"name": "a"}, "spec": spec})[:2]
+    assert lease["spec"] == {} and "managedFields" not in lease["metadata"]
+    _, lease = api.request("POST", LEASES, {"metadata": {"name": "b"}})[:2]
+    assert lease["spec"] == {}  # LeaseSpec is no pointer
+    status, lease = api.request("POST", LEASES, {"metadata": {"name": "c"}, "spec": None})[:2]
+    assert status == 201 and lease["spec"] == {}
+    meta = {"name": "a", "labels": None, "annotations": {"x": None}}
+    _, cm = api.request("POST", CMS, {"metadata": meta, "data": None})[:2]
+    assert "data" not in cm and "labels" not in cm["metadata"]
+    assert cm["metadata"]["annotations"] == {"x": ""}  # a map's null value: a zero string
+    assert managed(cm) == {"f:metadata": {"f:annotations": {".": {}, "f:x": {}}}}
+    _, cm = api.request("PUT", f"{CMS}/a", {"metadata": {"name": "a"}, "data": None})[:2]
+    assert "data" not in cm
+    merge = {"data": {"k": "v"}, "metadata": {"annotations": None}}
+    _, cm = api.request(
+        "PATCH", f"{CMS}/a", merge, headers={"Content-Type": "application/merge-patch+json"}
+    )[:2]
+    assert "annotations" not in cm["metadata"]  # a merge patch's null removes
+    patch = [{"op": "add", "path": "/data/k", "value": None}]
+    _, cm = api.request(
+        "PATCH", f"{CMS}/a", patch, headers={"Content-Type": "application/json-patch+json"}
+    )[:2]
+    assert cm["data"] == {"k": ""}  # a JSON patch's null is a value
+    secret = {"metadata": {"name": "s"}, "data": {"k": None}, "stringData": None}
+    _, made = api.request("POST", "/api/v1/namespaces/default/secrets", secret)[:2]
+    assert made["data"] == {"k": ""}
+    roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    _, role = api.request("POST", roles, {"metadata": {"name": "r"}})[:2]
+    assert role["rules"] is None  # no omitempty: a nil slice is written null
+    assert "managedFields" not in role["metadata"]  # as a new, empty ClusterRole has it
+
+
+def test_nulls_in_a_pod_are_zero_values(api: Http) -> None:
+    container = {
+        "name": "c",
+        "image": "i",
+        "command": None,
+        "args": [None, "x"],
+        "ports": [{"containerPort": 80, "hostPort": None, "protocol": None}],
+        "env": [{"name": "E", "value": None}],
+        "resources": {"limits": {"cpu": None}},
+    }
+    spec = {
+        "nodeName": None,
+        "hostNetwork": False,
+        "securityContext": None,
+        "containers": [container],
+    }
+    status, made = api.request("POST", PODS, {"metadata": {"name": "p"}, "spec": spec})[:2]
+    assert status == 201
+    [got] = made["spec"]["containers"]
+    assert "command" not in got and got["args"] == ["", "x"]
+    assert got["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert got["env"] == [{"name": "E"}]
+    assert got["resources"] == {"limits": {"cpu": "0"}, "requests": {"cpu": "0"}}
+    assert not {"nodeName", "hostNetwork"} & made["spec"].keys()
+    assert made["spec"]["securityContext"] == {}  # defaulted
+    fields = managed(made)["f:spec"]
+    assert "f:nodeName" not in fields and "f:hostNetwork" not in fields
+    assert "f:args" in fields["f:containers"]['k:{"name":"c"}']
+
+
+def test_a_templates_zero_creation_timestamp_is_null_as_in_v1_32(api: Http) -> None:
+    """v1.34 leaves it out (``omitzero``); v1.32 writes a zero ``metav1.Time`` as null."""
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": pod("")["spec"]}
+    spec = {"selector": {"matchLabels": {"a": "b"}}, "template": template, "strategy": None}
+    deployments = "/apis/apps/v1/namespaces/default/deployments"
+    _, made = api.request("POST", deployments, {"metadata": {"name": "d"}, "spec": spec})[:2]
+    assert made["spec"]["template"]["metadata"] == {"labels": {"a": "b"}, "creationTimestamp": None}
+    assert made["spec"]["strategy"]["type"] == "RollingUpdate"  # a null struct, then defaulted
+
+
+def test_applied_nulls_are_the_managers_fields_and_go_zero_values(api: Http) -> None:
+    config: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "a"},
+        "data": None,
+    }
+    status, made = api.apply(f"{CMS}/a", config, "m")
+    assert status == 201 and "data" not in made
+    assert managed(made) == {"f:data": {}}
+    config = {**config, "data": {"k": None, "j": "x"}}
+    status, made = api.apply(f"{CMS}/a", config, "m")
+    assert made["data"] == {"j": "x", "k": ""}
+    assert managed(made) == {"f:data": {"f:j": {}, "f:k": {}}}

@@ -13,6 +13,7 @@ import base64
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,18 @@ LABELS = {
     "bound": "bound pod.body",
     "bound_at_once": "bound pod at once.body",
 }
+
+
+def template_created(*labels: str) -> dict[str, tuple[object, object]]:
+    """v1.34 leaves a template's zero ``metadata.creationTimestamp`` out (``omitzero``);
+    v1.32 writes it, as a zero ``metav1.Time`` writes itself, ``null``: the answers
+    holding a pod template, by label (``.body`` included)."""
+    return {
+        f"{label}.spec.template.metadata.creationTimestamp": (None, MISSING) for label in labels
+    }
+
+
+DEPLOYMENT = "POST /apis/apps/v1/namespaces/{ns}/deployments.body"
 
 LABEL_BYTES = ("must be no more than 63 characters", "must be no more than 63 bytes")
 """v1.35 counts a label value's length in bytes (k8s.io/apimachinery ``validate/content``)."""
@@ -165,7 +178,7 @@ def test_a_deployment_as_created(pair: Pair) -> None:
             },
         )
 
-    pair.same(scenario)
+    pair.same(scenario, template_created(DEPLOYMENT))
 
 
 def test_a_service_and_a_secret_as_created(pair: Pair) -> None:
@@ -483,7 +496,15 @@ def test_status_updates_and_the_main_resource(pair: Pair) -> None:
         s.patch(path + "/web", {"status": {"replicas": 5}, "spec": {"replicas": 4}}, MERGE)
         s.get(path + "/web/status")
 
-    pair.same(scenario)
+    pair.same(
+        scenario,
+        template_created(
+            DEPLOYMENT,
+            "PATCH /apis/apps/v1/namespaces/{ns}/deployments/web/status.body",
+            "PATCH /apis/apps/v1/namespaces/{ns}/deployments/web.body",
+            "GET /apis/apps/v1/namespaces/{ns}/deployments/web/status.body",
+        ),
+    )
 
 
 def test_delete_collection_and_what_deletes_answer(pair: Pair) -> None:
@@ -674,7 +695,11 @@ def test_strategic_patches_of_a_deployment(pair: Pair) -> None:
 
     # The patched map is converted to the Go type by the unstructured converter, whose
     # words the test server does not have (docs/testing.md, "Decoding messages").
-    pair.same(scenario, reworded=[(UNMARSHAL_INT32, "unrecognized type: int32")])
+    pair.same(
+        scenario,
+        template_created(DEPLOYMENT, "delete b, add env.body", "set order.body"),
+        reworded=[(UNMARSHAL_INT32, "unrecognized type: int32")],
+    )
 
 
 UNMARSHAL_INT32 = (
@@ -897,3 +922,94 @@ def test_custom_resource_numbers_and_nulls(pair: Pair) -> None:
         scenario,
         {f"a.body.spec.free.{k}": (v, int(Decimal(repr(v)))) for k, v in spelled.items()},
     )
+
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+ROLES = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+
+
+def test_nulls_in_built_in_kinds(pair: Pair) -> None:
+    """A built-in kind is decoded into its Go struct: a ``null`` is the field's zero
+    value, which an ``omitempty`` field leaves out, a field without it writes (``""``, a
+    list's ``null``) and a struct always writes; managedFields are those of the decoded
+    object (a create's compared with a new, empty one)."""
+
+    def scenario(s: Side) -> None:
+        lease = {"holderIdentity": None, "leaseTransitions": None}
+        s.post(LEASES, {"metadata": {"name": "a"}, "spec": lease})
+        s.post(LEASES, {"metadata": {"name": "b"}}, label="lease without a spec")
+        s.post(LEASES, {"metadata": {"name": "c"}, "spec": None}, label="null spec")
+        s.post(LEASES, {"metadata": {"name": "d"}, "spec": {"leaseTransitions": 2**31}})
+        meta = {"name": "a", "labels": None, "annotations": {"x": None}}
+        s.post(CMS, {"metadata": meta, "data": None})
+        s.post(CMS, {"metadata": {"name": "b"}, "data": {"k": None}}, label="null value")
+        s.put(CMS + "/a", {"metadata": {"name": "a"}, "data": None, "binaryData": None})
+        merge = {"data": None, "metadata": {"labels": {"a": None}}}
+        s.patch(CMS + "/b", merge, MERGE, label="merge")
+        container = {
+            "name": "c",
+            "image": "i",
+            "command": None,
+            "args": [None, "x"],
+            "ports": [{"containerPort": 80, "hostPort": None, "protocol": None}],
+            "env": [{"name": "E", "value": None}],
+            "resources": {"limits": {"cpu": None}},
+        }
+        spec = {
+            "nodeName": None,
+            "hostNetwork": False,
+            "activeDeadlineSeconds": None,
+            "securityContext": None,
+            "containers": [container],
+        }
+        s.post(PODS, {"metadata": {"name": "p"}, "spec": spec}, label="pod")
+        strategic = {"spec": {"activeDeadlineSeconds": None, "containers": [{"name": "c"}]}}
+        s.patch(PODS + "/p", strategic, STRATEGIC, label="strategic")
+        added = [{"op": "add", "path": "/metadata/labels", "value": None}]
+        s.patch(PODS + "/p", added, JSON_PATCH, label="json patch")
+        secret = {"metadata": {"name": "s"}, "data": {"k": None}, "stringData": None}
+        s.post("/api/v1/namespaces/{ns}/secrets", secret)
+        s.post(ROLES, {"metadata": {"name": f"{s.namespace}-a"}, "rules": None}, label="rules")
+        s.post(ROLES, {"metadata": {"name": f"{s.namespace}-b"}}, label="no rules")
+        ports = [{"port": 80, "targetPort": None, "name": None}]
+        service = {"ports": ports, "selector": None, "sessionAffinity": None}
+        s.post("/api/v1/namespaces/{ns}/services", {"metadata": {"name": "svc"}, "spec": service})
+        account = {"metadata": {"name": "sa"}, "secrets": None}
+        s.post("/api/v1/namespaces/{ns}/serviceaccounts", account)
+
+    pair.same(scenario, generations("pod", "strategic", "json patch"))
+
+
+def test_nulls_in_built_in_kinds_applied(pair: Pair) -> None:
+    """Server-side apply records an applied ``null`` as the manager's field, and stores
+    the merged object as its Go struct writes it."""
+
+    def scenario(s: Side) -> None:
+        def apply(path: str, config: dict[str, Any], label: str) -> None:
+            s.patch(path, config, APPLY, fieldManager="m", label=label)
+
+        meta = {"name": "a", "labels": None}
+        config: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta,
+            "data": None,
+        }
+        apply(CMS + "/a", config, "null data")
+        config = {**config, "metadata": {"name": "b"}, "data": {"k": None, "j": "x"}}
+        apply(CMS + "/b", config, "null value")
+        lease = {"holderIdentity": None, "leaseTransitions": None, "leaseDurationSeconds": 5}
+        config = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": lease}
+        apply(LEASES + "/l", {**config, "metadata": {"name": "l"}}, "lease")
+        apply(LEASES + "/l", {**config, "metadata": {"name": "l"}, "spec": None}, "null spec")
+        container = {"name": "c", "image": "i", "command": None}
+        spec = {"nodeName": None, "hostNetwork": False, "containers": [container]}
+        config = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+        apply(PODS + "/p", config, "pod")
+
+    pair.same(scenario, generations("pod"))
+
+
+def generations(*labels: str) -> dict[str, tuple[object, object]]:
+    """:func:`pod_generation` of answers with a pod, 1, by label."""
+    return {f"{label}.body.metadata.generation": (MISSING, 1) for label in labels}

@@ -38,6 +38,7 @@ class Field:
     type_expr: str
     strategy: str
     merge_key: str
+    omitempty: bool = False
 
 
 def _git(repo: str, *args: str) -> str:
@@ -88,7 +89,7 @@ def _parse(package: str, source: str, types: dict[str, object]) -> None:
             if field is None or line.lstrip().startswith("//"):
                 continue
             tags = field.group(3)
-            json_name = _tag(tags, "json").split(",")[0]
+            json_name, *options = _tag(tags, "json").split(",")
             if json_name == "-":
                 continue
             # An embedded struct is inlined unless its JSON tag names it (ObjectMeta).
@@ -98,6 +99,7 @@ def _parse(package: str, source: str, types: dict[str, object]) -> None:
                     qualify(field.group(2)),
                     _tag(tags, "patchStrategy"),
                     _tag(tags, "patchMergeKey"),
+                    "omitempty" in options,
                 )
             )
         types[f"{package}.{match.group(1)}"] = fields

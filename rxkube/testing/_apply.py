@@ -219,7 +219,13 @@ def _is_reset(requested: Any) -> bool:
 
 
 def track_update(
-    schema: FieldSchema, old: Object | None, new: Object, manager: str, *, now: str
+    schema: FieldSchema,
+    old: Object | None,
+    new: Object,
+    manager: str,
+    *,
+    now: str,
+    zero: Object | None = None,
 ) -> ManagedFields | None:
     """The ``managedFields`` to store ``new`` with, after a non-apply write by ``manager``.
 
@@ -234,6 +240,9 @@ def track_update(
         new: the object about to be stored; its ``metadata.managedFields`` is the request's.
         manager: the writer's field manager.
         now: the time to stamp on the writer's entry.
+        zero: what a create compares ``new`` with: the kind's zero value, as its Go struct
+            writes it (kube-apiserver's create handler starts from a new, empty object),
+            whose fields are no one's; ``{}`` when None.
     """
     live_fields = old.get("metadata", {}).get("managedFields") if old is not None else None
     requested = new.get("metadata", {}).get("managedFields", MISSING)
@@ -251,7 +260,8 @@ def track_update(
     if not managers and old is not None:
         return None
     try:
-        updated = _update_managers(schema, managers, _body(old or {}), _body(new), manager, now)
+        before = old if old is not None else zero or {}
+        updated = _update_managers(schema, managers, _body(before), _body(new), manager, now)
     except SchemaError:
         # kube-apiserver keeps the stored managedFields when it cannot compute new ones.
         return live_fields if isinstance(live_fields, list) else None

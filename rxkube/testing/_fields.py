@@ -8,6 +8,9 @@ last value, and both are reported as ``unknown field "spec.foo"`` or ``duplicate
 ``Warn`` (the default) sends one ``Warning`` header each, ``Strict`` refuses the request.
 The struct here is the kind's OpenAPI schema (:mod:`._openapi`): a property is a field,
 ``additionalProperties`` a map, an object with neither keeps anything (``RawExtension``).
+What the struct writes back is what its Go types make of the values
+(:mod:`._go_fields_table`): a ``null`` is the field's zero value, an empty ``omitempty``
+value is left out, a struct is always there.
 
 A JSON body's findings come in document order (a key both unknown and repeated is
 reported once, as unknown); a body decoded from YAML, like a patched object, is walked in
@@ -27,6 +30,7 @@ import orjson
 
 from .._apivalidation import go_print, quote
 from . import _structural
+from ._go_fields_table import FIELDS as GO_FIELDS
 from ._openapi import kind_schema
 from ._served import ServedResource
 from ._status import StatusError, invalid
@@ -42,6 +46,49 @@ _FREE_FORM = frozenset(
     }
 )
 """Types that decode themselves from a string or a number."""
+
+
+_SELF_ENCODED_ZEROS: dict[str, Any] = {
+    "null-struct": None,
+    "quantity": "0",
+    "int-or-string": 0,
+    "duration": "0s",
+}
+"""The zero values of the structs that encode themselves, by their code in the table."""
+
+_DEFINITION_ZEROS: dict[str, Any] = {
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Time": None,
+    "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": None,
+    "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1": None,
+    "io.k8s.apimachinery.pkg.runtime.RawExtension": None,
+    "io.k8s.apimachinery.pkg.api.resource.Quantity": "0",
+    "io.k8s.apimachinery.pkg.util.intstr.IntOrString": 0,
+}
+"""The same, by OpenAPI definition (an item or map value of such a type)."""
+
+_SCALAR_ZEROS: dict[Any, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False}
+
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+_OMIT = object()
+"""A field that the Go struct does not write."""
+
+
+def _empty(value: Any, kind: Any) -> bool:
+    """Whether ``omitempty`` leaves a decoded value of the schema's ``kind`` out: null, or
+    the zero of a scalar (``""``, ``0``, ``false``; a value of another JSON type is left
+    for the type check).
+
+    An empty list or map is kept: a Go struct holds it apart from a missing one until it
+    is encoded (validation messages print ``map[string]string{}``, the field manager
+    reads ``managedFields: []``), and this server does not encode its objects again."""
+    if value is None:
+        return True
+    if kind == "boolean":
+        return value is False
+    if kind in ("integer", "number"):
+        return not isinstance(value, bool) and bool(value == 0)
+    return kind == "string" and isinstance(value, str) and not value
 
 
 class Pairs(dict[str, Any]):
@@ -111,6 +158,41 @@ class _Walk:
             schema = self.defs.get(name, {})
         return name, schema
 
+    def zero(self, schema: Mapping[str, Any]) -> Any:
+        """The JSON a Go zero value of the schema's type encodes to."""
+        name, resolved = self._resolve(schema)
+        if name in _DEFINITION_ZEROS:
+            return _DEFINITION_ZEROS[name]
+        if name is not None and resolved.get("properties") is not None:
+            return self._zero_struct(name, resolved)
+        return _SCALAR_ZEROS.get(resolved.get("type"))
+
+    def _zero_struct(self, name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+        properties = resolved.get("properties") or {}
+        zero: dict[str, Any] = {}
+        for key, code in GO_FIELDS.get(name, {}).items():
+            if key not in properties or code == "pointer":
+                continue
+            if code in _SELF_ENCODED_ZEROS:
+                zero[key] = _SELF_ENCODED_ZEROS[code]
+            elif code in ("struct", "zero"):
+                zero[key] = self.zero(properties[key])
+            else:  # null, null-pointer: a nil slice, map or pointer
+                zero[key] = None
+        return zero
+
+    def _field(self, value: Any, code: str | None, schema: Mapping[str, Any]) -> Any:
+        """What a struct field of the given code writes for a decoded ``value``."""
+        if code is None:
+            return _OMIT if _empty(value, self._resolve(schema)[1].get("type")) else value
+        if code == "pointer":
+            return _OMIT if value is None else value
+        if value is not None or code in ("null", "null-pointer"):
+            return value
+        if code in _SELF_ENCODED_ZEROS:
+            return _SELF_ENCODED_ZEROS[code]
+        return self.zero(schema)
+
     def _go_type(self, schema: Mapping[str, Any]) -> str:
         name, schema = self._resolve(schema)
         if name is not None:
@@ -160,10 +242,13 @@ class _Walk:
             if properties is None:
                 item_schema = resolved["additionalProperties"]
                 return {
-                    key: self.walk(item, item_schema, f"{path}.{key}", struct, stack)
+                    key: self.zero(item_schema)
+                    if item is None
+                    else self.walk(item, item_schema, f"{path}.{key}", struct, stack)
                     for key, item in _items(value, self.sort_keys)
                 }
             inner = name.rsplit(".", 1)[-1] if name else struct
+            codes = GO_FIELDS.get(name) if name else None
             kept: dict[str, Any] = {}
             seen: set[str] = set()
             for key, item in _items(value, self.sort_keys):
@@ -179,9 +264,23 @@ class _Walk:
                     if not path and key == "metadata":
                         # Object metadata's types are checked with the metadata itself.
                         self.check_types = False
-                    kept[key] = self.walk(item, properties[key], where, inner, stacked)
+                    walked = self.walk(item, properties[key], where, inner, stacked)
                     self.check_types = typed
+                    if codes is None or (name == _OBJECT_META and key == "managedFields"):
+                        # No Go struct known; or the field manager tells [] (clear them)
+                        # from none (keep them).
+                        written = walked
+                    else:
+                        written = self._field(walked, codes.get(key), properties[key])
+                    if written is _OMIT:
+                        kept.pop(key, None)
+                    else:
+                        kept[key] = written
                 seen.add(key)
+            for key, code in (codes or {}).items():
+                # A missing field is its zero value, which only a pointer leaves out.
+                if key not in kept and key in properties and code != "pointer":
+                    kept[key] = self._field(None, code, properties[key])
             return kept
         if kind == "array":
             if not isinstance(value, list):
@@ -189,7 +288,9 @@ class _Walk:
                 return value
             items = resolved.get("items") or {}
             return [
-                self.walk(item, items, f"{path}[{index}]", struct, stack)
+                self.zero(items)
+                if item is None
+                else self.walk(item, items, f"{path}[{index}]", struct, stack)
                 for index, item in enumerate(value)
             ]
         if kind == "object" or kind is None:
@@ -229,6 +330,20 @@ def check_object(
     walk = _Walk(defs, sort_keys=sort_keys, check_types=True)
     pruned = walk.walk(obj, {"$ref": f"#/definitions/{kind}"}, "", kind.rsplit(".", 1)[-1], "")
     return pruned, walk.findings
+
+
+def go_encoded(served: ServedResource, obj: dict[str, Any]) -> dict[str, Any]:
+    """A built-in object as its Go struct writes it back (see the module's docstring): how
+    kube-apiserver stores the result of a server-side apply. Other objects are as given."""
+    found = kind_schema(served) if served.strategic_merge else None
+    if found is None:
+        return obj
+    name, defs = found
+    walk = _Walk(defs, sort_keys=True, check_types=False)
+    encoded: dict[str, Any] = walk.walk(
+        obj, {"$ref": f"#/definitions/{name}"}, "", name.rsplit(".", 1)[-1], ""
+    )
+    return encoded
 
 
 def undeclared(config: Mapping[str, Any], kind: str, defs: Mapping[str, Any]) -> list[str]:

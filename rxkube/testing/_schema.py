@@ -239,7 +239,9 @@ class FieldSchema:
     def merge(self, live: Object, config: Object) -> Object:
         """``config`` merged into ``live``: config values win, associative lists merge by key.
 
-        A ``null`` in the configuration removes the field.
+        A ``null`` in the configuration is kept, as structured-merge-diff keeps it: the
+        object's decoding makes of it what it makes of any ``null`` (a built-in kind's Go
+        zero value, a custom resource's schema drops it unless ``nullable``).
         """
         return self._merge_maps(live, config, (), None)
 
@@ -253,7 +255,7 @@ class FieldSchema:
         out = dict(live) if live else {}
         for key, value in config.items():
             if value is None:
-                out.pop(key, None)
+                out[key] = None
                 continue
             child = (*path, f"f:{key}")
             previous = out.get(key, MISSING)

@@ -39,6 +39,7 @@ from ._admission import admit_pod
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
 from ._conversion import from_storage, to_storage
+from ._fields import go_encoded
 from ._schema import FieldSchema
 from ._served import ServedResource
 from ._specs import Allocator, complete, creation_status, default, validate
@@ -496,8 +497,9 @@ class Store:
         if field_manager is not None:
             schema = FieldSchema.of(served, None)
             fields = track_update(
-                schema, None, from_storage(served, obj), field_manager, now=now_timestamp()
-            )
+                schema, None, from_storage(served, obj), field_manager, now=now_timestamp(),
+                zero=go_encoded(served, {}),
+            )  # fmt: skip
             _set_managed_fields(obj, fields)
         if built_in:
             complete(res, obj, None, self.allocator.dry_run() if dry_run else self.allocator)
@@ -706,6 +708,7 @@ class Store:
                 obj, fields = apply_config(
                     schema, None, config, field_manager, force=force, now=now
                 )
+                obj = go_encoded(served, obj)
                 _set_managed_fields(obj, fields)
                 obj, namespace, name = self._prepared(
                     served, obj, namespace, via_http=via_http, dry_run=dry_run
@@ -719,7 +722,8 @@ class Store:
                 force=force, now=now,
             )  # fmt: skip
             stored = self._update_locked(
-                served, namespace, name, to_storage(served, obj), subresource, via_http,
+                served, namespace, name, to_storage(served, go_encoded(served, obj)),
+                subresource, via_http,
                 lambda _old, _new: fields,
                 dry_run=dry_run,
             )  # fmt: skip
