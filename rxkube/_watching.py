@@ -37,6 +37,7 @@ from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .protocol import Config, ListRequest, Request, WatchMachine
 from .resource import Resource
+from .selectors import FieldRequirement
 
 if TYPE_CHECKING:
     from .client import Api, WatchStream
@@ -110,7 +111,9 @@ def watch_object(api: Api, name: str) -> Observable[Object | None]:
             f"watch_object({name!r}): {api.resource.plural} are namespaced; "
             "give the Api a namespace"
         )
-    source = watcher(api, Config(field_selector=f"metadata.name={name}"))
+    # Escaped: a name of a path-segment-named kind (a Role, a ClusterRole) may hold ',',
+    # '=' or a backslash, and unescaped, the name a\,b would select the object a,b.
+    source = watcher(api, Config(field_selector=str(FieldRequirement("metadata.name", "=", name))))
 
     def subscribe(
         observer: abc.ObserverBase[Object | None], scheduler: abc.SchedulerBase | None = None

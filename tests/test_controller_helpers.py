@@ -212,6 +212,25 @@ def test_is_deleted_treats_a_recreated_object_as_deleted(srv: ApiServer) -> None
     assert obj is not None
 
 
+def test_await_condition_finds_an_object_whose_name_a_field_selector_must_escape(
+    srv: ApiServer,
+) -> None:
+    """Role and ClusterRole names may hold ',', '=' and '\\': asked for 'a\\,b' unescaped,
+    the server selected the object 'a,b'."""
+    names = ["a,b", "a\\,b", "a=b", "a\\b", "a\\\\", "system:a"]
+    roles = Api(srv.client(), "clusterroles")
+    for name in names:
+        roles.create({"metadata": {"name": name, "labels": {"index": str(names.index(name))}}})
+    for name in names:
+        obj = await_condition(roles, name, lambda o: o is not None, timeout=TIMEOUT)
+        assert obj is not None
+        assert (obj["metadata"]["name"], obj["metadata"]["labels"]) == (
+            name,
+            {"index": str(names.index(name))},
+        )
+    assert await_condition(roles, "a\\", lambda o: o is None, timeout=TIMEOUT) is None
+
+
 def test_await_condition_times_out(srv: ApiServer) -> None:
     srv.create("pods", pod("p"))
     pods = Api(srv.client(), "pods", namespace="default")
