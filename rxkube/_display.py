@@ -17,10 +17,29 @@ from typing import Any, Protocol, runtime_checkable
 from .events import Object
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: what the display reads of a
+    part of an object that any custom resource may shape as it likes."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: object) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def _word(value: object, default: str) -> str:
+    """A string or number as shown in a cell; ``default`` for anything else (or empty)."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return default
+
+
 def meta(obj: Object) -> dict[str, Any]:
     """The object's ``metadata``, or an empty dict when it has none."""
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
+    return _mapping(_mapping(obj).get("metadata"))
 
 
 def key(obj: Object) -> tuple[str, str]:
@@ -29,40 +48,49 @@ def key(obj: Object) -> tuple[str, str]:
     return str(m.get("namespace") or ""), str(m.get("name") or "")
 
 
+def resource_version(obj: Object) -> str:
+    """The object's ``metadata.resourceVersion``, ``""`` when it has none."""
+    return _word(meta(obj).get("resourceVersion"), "")
+
+
 def status(obj: Object) -> str:
     """A one-word status summary, as ``kubectl get`` would show it.
 
     ``Terminating`` while a deletion waits on finalizers; a pod's waiting or
     terminated container reason (``CrashLoopBackOff``) or its phase; ``ready/desired``
     replicas for workloads; the ``Ready`` condition for nodes and the like; else
-    ``status.phase`` or ``-``.
+    ``status.phase`` or ``-``. A custom resource's status may hold any JSON: a part
+    shaped unlike a built-in's (``conditions`` that is no list) is read as absent, so
+    this never raises.
 
     Example:
         >>> status({"kind": "Pod", "status": {"phase": "Running"}})
         'Running'
         >>> status({"kind": "Deployment", "spec": {"replicas": 3}, "status": {"readyReplicas": 2}})
         '2/3'
+        >>> status({"kind": "Widget", "status": {"conditions": 5, "phase": ["x"]}})
+        '-'
     """
     if meta(obj).get("deletionTimestamp"):
         return "Terminating"
-    st = obj.get("status")
-    st = st if isinstance(st, dict) else {}
-    kind = obj.get("kind")
-    if kind == "Pod":
-        for cs in st.get("containerStatuses") or ():
-            state = (cs.get("state") if isinstance(cs, dict) else None) or {}
+    whole = _mapping(obj)
+    st = _mapping(whole.get("status"))
+    if whole.get("kind") == "Pod":
+        for cs in _items(st.get("containerStatuses")):
+            state = _mapping(_mapping(cs).get("state"))
             for phase in ("waiting", "terminated"):
-                reason = (state.get(phase) or {}).get("reason")
+                reason = _word(_mapping(state.get(phase)).get("reason"), "")
                 if reason and reason not in ("Completed", "ContainerCreating"):
-                    return str(reason)
-        return str(st.get("phase") or "Pending")
-    spec = obj.get("spec")
+                    return reason
+        return _word(st.get("phase"), "Pending")
+    spec = whole.get("spec")
     if isinstance(spec, dict) and "replicas" in spec:
-        return f"{st.get('readyReplicas') or 0}/{spec.get('replicas')}"
-    for cond in st.get("conditions") or ():
-        if isinstance(cond, dict) and cond.get("type") == "Ready":
+        return f"{_word(st.get('readyReplicas'), '0')}/{_word(spec.get('replicas'), '-')}"
+    for cond in _items(st.get("conditions")):
+        cond = _mapping(cond)
+        if cond.get("type") == "Ready":
             return "Ready" if cond.get("status") == "True" else "NotReady"
-    return str(st.get("phase") or "-")
+    return _word(st.get("phase"), "-")
 
 
 def created(obj: Object) -> datetime | None:
@@ -71,9 +99,11 @@ def created(obj: Object) -> datetime | None:
     if not isinstance(stamp, str):
         return None
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        born = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # Without a zone it is no RFC 3339 time, and it could not be compared with now.
+    return born if born.tzinfo is not None else None
 
 
 def age(obj: Object, now: datetime | None = None) -> str:
@@ -180,7 +210,7 @@ def render_store_html(
     namespaced = any(key(obj)[0] for obj in shown)
     now = now or datetime.now(UTC)
 
-    kinds = {str(obj.get("kind") or "") for obj in shown} - {""}
+    kinds = {_word(_mapping(obj).get("kind"), "") for obj in shown} - {""}
     what = next(iter(kinds)) if len(kinds) == 1 else "object"
     caption = f"{total:,} {what}{'' if total == 1 else 's'}"
     if isinstance(source, Listing):

@@ -401,7 +401,7 @@ class _EventPrinter:
             case Apply(obj):
                 k = _display.key(obj)
                 self._emit("MODIFIED" if k in self._seen else "ADDED", obj)
-                self._seen[k] = _rv(obj)
+                self._seen[k] = _display.resource_version(obj)
             case Delete(obj):
                 self._seen.pop(_display.key(obj), None)
                 self._emit("DELETED", obj)
@@ -446,14 +446,14 @@ class _EventPrinter:
             )
             for k in sorted(listed):
                 self._emit("ADDED", listed[k])
-                self._seen[k] = _rv(listed[k])
+                self._seen[k] = _display.resource_version(listed[k])
             return
         changes = 0
         for k in sorted(listed):
             obj = listed[k]
-            if self._seen.get(k) != _rv(obj):
+            if self._seen.get(k) != _display.resource_version(obj):
                 self._emit("MODIFIED" if k in self._seen else "ADDED", obj)
-                self._seen[k] = _rv(obj)
+                self._seen[k] = _display.resource_version(obj)
                 changes += 1
         for k in sorted(set(self._seen) - set(listed)):
             del self._seen[k]
@@ -491,7 +491,7 @@ class _EventPrinter:
         cells.append(("AGE", _display.age(obj) if _display.created(obj) else "-", 8))
         if self._output == "wide":
             labels = _display.meta(obj).get("labels") or {}
-            cells.append(("RESOURCE-VERSION", _rv(obj) or "-", 18))
+            cells.append(("RESOURCE-VERSION", _display.resource_version(obj) or "-", 18))
             cells.append(("LABELS", ",".join(f"{k}={v}" for k, v in labels.items()) or "<none>", 0))
         row = "".join(value.ljust(width) for _, value, width in cells).rstrip()
         if not self._header_done:
@@ -499,10 +499,6 @@ class _EventPrinter:
             header = "".join(title.ljust(width) for title, _, width in cells).rstrip()
             return f"{header}\n{row}"
         return row
-
-
-def _rv(obj: Object) -> str:
-    return str(_display.meta(obj).get("resourceVersion") or "")
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rxkube` goes through __main__.py

@@ -183,7 +183,7 @@ class LiveView:
         counts = Counter(_display.status(obj) for obj in objects)
         # resourceVersions change with every write, so this sees an update that keeps
         # every count the same, at the cost of one pass that the counting makes anyway.
-        versions = hash(tuple(_display.meta(obj).get("resourceVersion") for obj in objects))
+        versions = hash(tuple(_display.resource_version(obj) for obj in objects))
         now = time.monotonic()
         with self._lock:
             mark_t, mark_n = self._rate_mark

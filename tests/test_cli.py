@@ -375,6 +375,32 @@ def test_watch_with_a_timeout_beyond_any_wait_runs_until_ctrl_c(
     assert "Traceback" not in "\n".join(proc.stderr_lines)
 
 
+def test_watch_shows_a_custom_resource_whatever_its_status_holds(
+    srv: ApiServer, kubeconfig: Path
+) -> None:
+    """A custom resource's status may be any JSON: ``conditions: 5`` once ended the watch."""
+    srv.add_resource("example.com", "v1", "Widget", "widgets")
+    widgets = Api(srv.client(), "widgets", namespace="default")
+    widgets.create({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w0"}})
+    proc = Proc("watch", "widgets", "--kubeconfig", str(kubeconfig))
+    try:
+        proc.expect(r"^ADDED\s+w0\s+-")
+        for status, shown in (
+            ({"conditions": 5}, "-"),
+            ({"conditions": {"type": "Ready", "status": "True"}}, "-"),
+            ({"conditions": [1, "x", None, {"type": "Ready", "status": "False"}]}, "NotReady"),
+            ({"phase": ["Running"], "conditions": "Ready"}, "-"),
+            ({"phase": 7}, "7"),
+        ):
+            obj = widgets.get("w0")
+            widgets.replace_status({**obj, "status": status})
+            proc.expect(rf"^MODIFIED\s+w0\s+{shown}\s")
+        assert proc.interrupt() == 130
+    finally:
+        proc.kill()
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
+
+
 def test_watch_json_output_is_one_event_per_line(
     srv: ApiServer, kubeconfig: Path, pods: Api
 ) -> None:

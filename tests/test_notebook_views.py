@@ -89,6 +89,118 @@ def test_age_of_an_object_without_timestamp_is_unknown() -> None:
     assert _display.age(pod("a"), NOW) == "3m"
 
 
+_ODD_JSON: list[Any] = [
+    None,
+    True,
+    0,
+    7,
+    -1.5,
+    "",
+    "x",
+    "2024-01-01T11:00:00",  # a time without a zone
+    [],
+    [1, "x", None],
+    [[]],
+    {},
+    {"a": {"b": [1]}},
+]
+"""JSON values a custom resource (or a server that does not validate) may put anywhere."""
+
+_ODD_PLACES: list[tuple[str | int, ...]] = [
+    ("kind",),
+    ("metadata", "creationTimestamp"),
+    ("metadata", "deletionTimestamp"),
+    ("metadata", "resourceVersion"),
+    ("spec",),
+    ("spec", "replicas"),
+    ("status",),
+    ("status", "phase"),
+    ("status", "readyReplicas"),
+    ("status", "conditions"),
+    ("status", "conditions", 0),
+    ("status", "conditions", 0, "type"),
+    ("status", "conditions", 0, "status"),
+    ("status", "containerStatuses"),
+    ("status", "containerStatuses", 0),
+    ("status", "containerStatuses", 0, "state"),
+    ("status", "containerStatuses", 0, "state", "waiting"),
+    ("status", "containerStatuses", 0, "state", "waiting", "reason"),
+]
+
+
+def _odd_objects() -> list[dict[str, Any]]:
+    """Objects of a few kinds, each with one odd JSON value at one place of what the
+    display reads (metadata's names are left valid: every API server validates them)."""
+    objects = []
+    for kind in ("Pod", "Deployment", "Widget"):
+        for place in _ODD_PLACES:
+            for i, value in enumerate(_ODD_JSON):
+                obj: dict[str, Any] = {
+                    "kind": kind,
+                    "metadata": {
+                        "name": f"{kind}-{'.'.join(map(str, place))}-{i}",
+                        "namespace": "default",
+                        "creationTimestamp": "2024-01-01T11:57:00Z",
+                        "resourceVersion": "1",
+                    },
+                    "spec": {"replicas": 2},
+                    "status": {
+                        "phase": "Running",
+                        "readyReplicas": 1,
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "containerStatuses": [{"state": {"waiting": {"reason": "Pulling"}}}],
+                    },
+                }
+                parent: Any = obj
+                for step in place[:-1]:
+                    parent = parent[step]
+                parent[place[-1]] = value
+                objects.append(obj)
+    return objects
+
+
+def test_the_display_of_an_object_never_raises_whatever_json_it_holds(
+    screen: FakeDisplay,
+) -> None:
+    """``rxkube watch``, the store's HTML and the live views read the same summaries: a
+    custom resource's ``status.conditions: 5`` once ended the watch with a TypeError."""
+    objects = _odd_objects()
+    for obj in objects:
+        try:
+            cells = [*_display.key(obj), _display.status(obj), _display.age(obj, NOW)]
+            cells.append(_display.resource_version(obj))
+        except Exception as exc:
+            pytest.fail(f"{exc!r} for {obj}")
+        assert all(isinstance(cell, str) and "\n" not in cell for cell in cells), (cells, obj)
+    assert render_store_html(objects, limit=len(objects), now=NOW).count("<tr>") == 1 + len(objects)
+    reader, writer = store("widgets")
+    writer.apply(Init())
+    for obj in objects:
+        writer.apply(InitApply(obj))
+    writer.apply(InitDone())
+    assert f"{len(objects):,} objects" in reader._repr_html_()
+    with live(reader, interval=3600, limit=len(objects)) as view:
+        view.sample()
+        assert len(view.render_text().splitlines()) == 1 + len(objects)
+        assert "<svg" in view.render()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"conditions": 5}, "-"),
+        ({"conditions": {"type": "Ready", "status": "True"}}, "-"),
+        ({"conditions": [1, "x", {"type": "Ready", "status": "True"}]}, "Ready"),
+        ({"phase": ["Running"]}, "-"),
+        ({"phase": 3}, "3"),
+    ],
+)
+def test_a_status_shaped_unlike_a_built_ins_reads_as_absent(
+    status: dict[str, Any], expected: str
+) -> None:
+    assert _display.status({"kind": "Widget", "status": status}) == expected
+
+
 # -- the store table -------------------------------------------------------------------
 
 
