@@ -1165,20 +1165,28 @@ def failed_run(error: BaseException) -> Run | None:
 
 
 def _unchanged(cached: Object | None, listed: Object) -> Object:
-    """The cached object if ``listed`` is the same version of it (same uid and
-    resourceVersion), else ``listed``.
+    """The cached object if ``listed`` is the same version of it and encodes to the same
+    JSON, else ``listed``.
 
     So a relist keeps the objects that did not change, and its peak memory grows with
     what changed rather than with the store (kube-rs and client-go hold the old and the
-    new state together, about twice the store). Both are the server's object at that
-    version after the same ``modify()`` functions, which must be pure functions of it.
+    new state together, about twice the store). The same uid and resourceVersion are not
+    enough: a server serves another body at the same version once a CRD's schema gains a
+    default or its conversion changes, and the ``modify()`` functions may have changed
+    since the cached object went through them. The encodings are compared rather than the
+    dicts, because ``==`` takes ``1``, ``1.0`` and ``true`` for one value; an object that
+    does not encode (a value a ``modify()`` put in) is never taken for the cached one.
     """
     if cached is None:
         return listed
     meta, old = listed["metadata"], cached["metadata"]
     version = meta.get("resourceVersion")
     if version and version == old.get("resourceVersion") and meta.get("uid") == old.get("uid"):
-        return cached
+        try:
+            if orjson.dumps(listed) == orjson.dumps(cached):
+                return cached
+        except TypeError:
+            pass
     return listed
 
 

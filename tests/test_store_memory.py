@@ -92,6 +92,45 @@ def test_a_relist_over_http_keeps_unchanged_objects_and_swaps_everything_at_once
     assert now["cm3"] is not cached["cm3"] and now["cm3"]["data"] == {"key": "changed"}
 
 
+@pytest.mark.parametrize(("before", "after"), [("one", "two"), (1, True), (1, 1.0), (0, False)])
+def test_a_relist_takes_an_object_that_comes_otherwise_at_the_same_version(
+    before: Any, after: Any
+) -> None:
+    # The server's objects do not change, but what reaches the writer does: the modify()
+    # function changed between two runs on one writer, as it does when a CRD's schema
+    # gains a default, or its conversion changes, and the server serves a new body at the
+    # old resourceVersion. Values that == takes for one another (1, 1.0, True) differ too.
+    reader, writer = store("configmaps", copy_on_read=False)
+    tag = {"value": before}
+
+    def tagged(obj: Object) -> None:
+        obj["data"]["tag"] = tag["value"]
+
+    with ApiServer() as srv:
+        for i in range(6):
+            srv.create("configmaps", _configmap(f"cm{i}"), namespace="default")
+        api = Api(srv.client(), "configmaps", namespace="default")
+        swaps: queue.Queue[Event] = queue.Queue()
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, InitDone):
+                swaps.put(event)
+
+        for value in (before, after):
+            tag["value"] = value
+            run = watcher(api, Config(page_size=4)).pipe(modify(tagged), reflect(writer))
+            subscription = run.subscribe(on_event)
+            try:
+                swaps.get(timeout=TIMEOUT)  # raises queue.Empty if the list never completes
+            finally:
+                subscription.dispose()
+    held = [o["data"]["tag"] for o in reader.state()]
+    assert len(held) == 6
+    assert all(type(v) is type(after) and v == after for v in held), (
+        f"after the relist the store holds {held!r}, not what the pipeline now gives: {after!r}"
+    )
+
+
 def test_a_compact_store_holds_each_encoding_at_its_own_size() -> None:
     # ~4.3 KB each: orjson's output buffer for such an object has grown to 8 KB.
     blob = "x" * 4300
