@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -140,9 +141,14 @@ class Handover(Generic[_T]):
             consumer, so that it learns it has ended (and can say why).
         started: False for a consumer that starts later and takes first thing when it
             does: items queued until then do not wake it.
+        deliver_here: called, the lock held, by a producer about to wait for room: it
+            delivers the consumer's pending batch on the producer's thread when waiting
+            there could deadlock (:class:`ScheduledDrain`), returning True with the lock
+            held again; False to wait.
     """
 
     __slots__ = (
+        "_deliver_here",
         "_idle",
         "_in_hand",
         "_items",
@@ -172,6 +178,7 @@ class Handover(Generic[_T]):
         on_stall: Callable[[float], None] | None = None,
         wake_on_close: bool = False,
         started: bool = True,
+        deliver_here: Callable[[], bool] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"a hand-over needs a capacity of at least 1, not {capacity!r}")
@@ -180,6 +187,7 @@ class Handover(Generic[_T]):
         self._wake = wake
         self._wake_on_close = wake_on_close
         self._on_stall = on_stall
+        self._deliver_here = deliver_here
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
         self._not_empty = threading.Condition(self._lock)
@@ -195,7 +203,8 @@ class Handover(Generic[_T]):
         """How many times a producer has had to wait for room."""
         self.overflowed = False
         self.consumer_thread: int | None = None
-        """The consumer's thread, once known: its own items never wait."""
+        """The consumer's thread, once known, or while it delivers (a scheduled drain's):
+        its own items never wait."""
 
     def put(
         self, item: _T, cancelled: Callable[[], bool] | None = None, *, wait: bool = True
@@ -291,6 +300,8 @@ class Handover(Generic[_T]):
                     finally:
                         self._lock.acquire()
                     return True
+                if self._deliver_here is not None and self._deliver_here():
+                    continue
                 if cancelled is not None and cancelled():
                     return False
                 if self._on_stall is None:
@@ -408,6 +419,15 @@ class Handover(Generic[_T]):
         self._wake()
 
 
+class _Draining(threading.local):
+    def __init__(self) -> None:
+        # The schedulers whose ScheduledDrain is delivering on this thread, innermost last.
+        self.schedulers: list[abc.SchedulerBase] = []
+
+
+_draining = _Draining()
+
+
 class ScheduledDrain(Generic[_T]):
     """A :class:`Handover` whose consumer runs on a scheduler, one batch per scheduled action.
 
@@ -415,6 +435,19 @@ class ScheduledDrain(Generic[_T]):
     items keep coming, so at most one action is pending or running: deliveries are serial
     and in order, whatever the scheduler (a thread pool included). Between batches the
     scheduler is free to run other work.
+
+    The consumer's thread (whose own items never wait, see :class:`Handover`) is the one
+    delivering a batch, and only while it does: a pool thread that delivered a batch
+    earlier and later produces into the same hand-over (a stage of a pipeline whose stages
+    share a pool) waits for room like any producer. Its wait cannot deadlock the pool:
+    a producer that is itself delivering a batch of a drain on the same scheduler (so it
+    holds one of the scheduler's threads) never waits for a pending action, which might
+    need the thread it holds; it runs that action's batch itself, on its own thread (one
+    of the scheduler's, as the consumer expects), and the action, when it runs, finds it
+    taken and does nothing. It waits only while the batch is being delivered on another
+    thread, which needs none of the scheduler's threads to finish it, and wakes when the
+    next action is scheduled, to run it in turn. So the bound holds and, in a pipeline
+    (no cycle), every wait ends, even on a pool of one thread.
 
     Args:
         scheduler: where ``deliver`` runs.
@@ -428,7 +461,7 @@ class ScheduledDrain(Generic[_T]):
         started: False to queue items before the first drain: :meth:`start` schedules it.
     """
 
-    __slots__ = ("_deliver", "_ended", "_failed", "_scheduler", "handover")
+    __slots__ = ("_deliver", "_ended", "_failed", "_pending", "_scheduler", "_tickets", "handover")
 
     def __init__(
         self,
@@ -446,6 +479,8 @@ class ScheduledDrain(Generic[_T]):
         self._deliver = deliver
         self._failed = failed
         self._ended = ended
+        self._tickets = itertools.count()
+        self._pending: int | None = None  # the ticket of the action scheduled, not yet run
         self.handover: Handover[_T] = Handover(
             capacity,
             self._schedule,
@@ -453,6 +488,7 @@ class ScheduledDrain(Generic[_T]):
             on_stall=on_stall,
             wake_on_close=ended is not None,
             started=started,
+            deliver_here=self._deliver_here,
         )
 
     def start(self) -> None:
@@ -460,23 +496,64 @@ class ScheduledDrain(Generic[_T]):
         self._schedule()
 
     def _schedule(self) -> None:
-        self._scheduler.schedule(self._drain)
-
-    def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         handover = self.handover
-        handover.consumer_thread = threading.get_ident()
-        batch = handover.take()
-        if not batch:
-            if handover.closed and self._ended is not None:
-                self._ended()
-            return
+        with handover._lock:
+            ticket = self._pending = next(self._tickets)
+            if handover.producers_waiting:
+                handover._not_full.notify_all()  # one may run it: _deliver_here
+        self._scheduler.schedule(self._drain, ticket)
+
+    def _drain(self, _scheduler: abc.SchedulerBase, ticket: int | None = None) -> None:
+        with self.handover._lock:
+            if self._pending != ticket:
+                return  # a producer ran it (_deliver_here), and went on from there
+            self._pending = None
+        self._run()
+
+    def _deliver_here(self) -> bool:
+        """Under the lock, for a producer about to wait: run the pending action here."""
+        if self._pending is None or not any(
+            scheduler is self._scheduler for scheduler in _draining.schedulers
+        ):
+            return False
+        self._pending = None
+        lock = self.handover._lock
+        lock.release()
         try:
-            self._deliver(batch)
-        except Exception as exc:
-            handover.close()
-            self._failed(exc)
-            return
-        self._schedule()
+            self._run()
+        finally:
+            lock.acquire()
+        return True
+
+    def _run(self) -> None:
+        """One scheduled action's work: deliver a batch and reschedule, or go idle."""
+        handover = self.handover
+        schedulers = _draining.schedulers
+        schedulers.append(self._scheduler)
+        try:
+            batch = handover.take()
+            if not batch:
+                if handover.closed and self._ended is not None:
+                    self._ended()
+                return
+            # Set after the take and cleared before the next schedule: no other thread
+            # delivers meanwhile, so none can overwrite it.
+            handover.consumer_thread = threading.get_ident()
+            try:
+                self._deliver(batch)
+            except Exception as exc:
+                error: Exception | None = exc
+            else:
+                error = None
+            finally:
+                handover.consumer_thread = None
+            if error is not None:
+                handover.close()
+                self._failed(error)
+                return
+            self._schedule()
+        finally:
+            schedulers.pop()
 
 
 class LoopDrain(Generic[_T]):
