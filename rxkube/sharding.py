@@ -213,6 +213,8 @@ class ShardMember:
         self._watch: abc.DisposableBase | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        # What ended the member for good (its Lease watch, or its thread): never reset.
+        self._failure: Exception | None = None
 
     # -- what other code asks -------------------------------------------------------------
 
@@ -224,7 +226,11 @@ class ShardMember:
     def ranges(self) -> Observable[Ranges]:
         """An Observable of the ranges this replica holds: the current value, then each change.
 
-        Emitted on the member's thread; completes after :meth:`stop`.
+        Emitted on the member's thread; completes after :meth:`stop`. It fails, after
+        emitting nothing held, when the member ends for good: its Lease watch failed with
+        an error ``default_backoff()`` does not retry (its view of the group would be
+        frozen, and it could never take a range again), or its thread raised (a bug).
+        The member then renews its Lease no more; :meth:`stop` still releases it.
         """
         return self._subject
 
@@ -290,7 +296,7 @@ class ShardMember:
         self._watch = (
             watcher(self.leases, config)
             .pipe(reflect(self._writer), default_backoff())
-            .subscribe(self._on_lease_event)
+            .subscribe(self._on_lease_event, self._on_lease_watch_failed)
         )
         self._thread = threading.Thread(
             target=self._run, name=f"rxkube-shard-{self.group}", daemon=True
@@ -350,6 +356,15 @@ class ShardMember:
                     self._peers[name].deleted = True
             self._wake.notify_all()
 
+    def _on_lease_watch_failed(self, error: Exception) -> None:
+        # A frozen view would hold pending claims forever (our own resourceVersion never
+        # arrives) and never see a leaver: end the member instead, as the elector ends.
+        error.add_note(f"the Lease watch of shard member {self.lease_name} ended")
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            self._wake.notify_all()
+
     def _observe_locked(self, lease: Object, now: float) -> None:
         meta = lease.get("metadata") or {}
         name = str(meta.get("name", ""))
@@ -367,7 +382,7 @@ class ShardMember:
 
     def _valid_locked(self, now: float) -> bool:
         until = self._state.valid_until
-        return until is not None and now < until
+        return self._failure is None and until is not None and now < until
 
     def _live_locked(self, now: float) -> set[str]:
         live = {self.identity}
@@ -393,6 +408,8 @@ class ShardMember:
         try:
             while not self._stopped.is_set():
                 with self._lock:
+                    if self._failure is not None:
+                        break
                     now = self._clock()
                     self._decide_locked(now)
                     write = now >= next_write and (self._dirty or now >= next_renewal)
@@ -415,13 +432,27 @@ class ShardMember:
                         wake_at = now  # our view caught up with the claim while we wrote
                     if self._state.valid_until is not None and self._state.claim:
                         wake_at = min(wake_at, self._state.valid_until)
-                    if wake_at > now:
+                    if wake_at > now and self._failure is None:
                         self._wake.wait(min(wake_at - now, self.retry_period))
-        except Exception:
-            log.exception("shard member %s failed", self.lease_name)
+        except Exception as exc:
             with self._lock:
+                if self._failure is None:
+                    self._failure = exc
+        with self._lock:
+            failure = self._failure
+            if failure is not None:
+                self._drop_all_locked()
                 self._state.valid_until = None
+        if failure is not None:
+            # Not retried: the Lease is renewed no more (the others take over when it
+            # expires, or at once if stop() releases it), and whoever follows ranges() ends.
+            log.error(
+                "shard member %s failed; it takes no ranges any more",
+                self.lease_name,
+                exc_info=failure,
+            )
             self._publish(NOTHING)
+            self._subject.on_error(failure)
 
     def _decide_locked(self, now: float) -> None:
         state = self._state
@@ -629,7 +660,10 @@ class ShardedSource:
         def on_ranges(held: Ranges) -> None:
             self._schedule(lambda: self._reshard(held))
 
-        self._ranges_subscription = self.member.ranges().subscribe(on_ranges)
+        def on_failed(error: Exception) -> None:
+            self._schedule(lambda: self._on_error(error))
+
+        self._ranges_subscription = self.member.ranges().subscribe(on_ranges, on_failed)
 
     def stop(self) -> None:
         """Close every watch; the subjects complete."""

@@ -17,6 +17,8 @@ import signal
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,11 @@ from benchmarks.sharding import Replica, covering, reconciled_since, wait_for
 from rxkube import Action, Controller, Shard, ShardSelectorError
 from rxkube._shards import HASH_SPACE, contains, hash_key, normalize, size
 from rxkube.client import Api
+from rxkube.errors import NotFound
+from rxkube.probes import serve
 from rxkube.sharding import CLAIM_ANNOTATION, ShardMember, fraction
 from rxkube.testing import ApiServer
+from tests.waiting import Sink
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_controller.py"
 NS = "shards"
@@ -198,6 +203,82 @@ def test_a_join_relists_only_the_ranges_that_moved_and_each_store_holds_its_shar
             run_first.dispose()
             if run_second is not None:
                 run_second.dispose()
+
+
+def livez(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url + "/livez", timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_member_whose_lease_watch_fails_for_good_ends_and_its_share_is_taken_over() -> None:
+    with ApiServer() as srv:
+        first = member(srv, "a").start()
+        second: ShardMember | None = None
+        emitted = Sink()
+        first.ranges().subscribe(emitted)
+        try:
+            wait_for(lambda: size(first.held) == HASH_SPACE, what="a to hold everything")
+            # The watch reconnects and is answered with a 404: default_backoff() does not
+            # retry it, so a's view of the group would stay frozen from here on.
+            srv.faults.fail_requests(404, count=1, verb="watch")
+            srv.faults.close_watches()
+            emitted.wait(lambda s: bool(s.errors), "ranges() to fail")
+            assert isinstance(emitted.errors[0], NotFound)
+            assert emitted.items[-1] == ()  # nothing held is published first
+            assert first.held == ()
+            assert not first.owns({"metadata": {"uid": "u-1"}})
+            status = first.store.writer_status()  # what a probe given the store reads
+            assert status.state == "stopped" and status.error is emitted.errors[0]
+            # a renews no more: b takes everything once a's Lease has expired.
+            second = member(srv, "b").start()
+            wait_for(lambda: size(second.held) == HASH_SPACE, what="b to take a's share")
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+
+def test_a_sharded_controller_fails_when_its_lease_watch_fails_and_releases_its_share() -> None:
+    with ApiServer() as srv:
+        client = srv.client()
+        controller = Controller(Api(client, "configmaps", namespace="default")).sharded(
+            "a",
+            Api(client, "leases", namespace="default"),
+            lease_duration=3.0,
+            renew_deadline=2.0,
+            retry_period=0.5,
+        )
+        other = member(srv, "b")
+        results = Sink()
+        run = controller.run(
+            lambda *_: Action.await_change(), lambda *_: Action.await_change(), None
+        ).subscribe(results)
+        try:
+            assert controller.shards is not None
+            wait_for(lambda: size(controller.shards.held) == HASH_SPACE, what="a to hold all")
+            with serve(port=0, controller=controller, metrics=False) as probes:
+                assert livez(probes.url) == (200, "ok\n")
+                srv.faults.fail_requests(404, count=1, verb="watch")
+                srv.faults.close_watches()
+                results.wait(lambda s: bool(s.errors), "the controller to fail")
+                assert isinstance(results.errors[0], NotFound)
+                notes = getattr(results.errors[0], "__notes__", [])
+                assert f"the Lease watch of shard member {controller.name}-a ended" in notes
+                code, body = livez(probes.url)
+                assert code == 503 and "NotFound" in body, body
+            # The run ended, so the member left: its Lease is released, not left to expire.
+            lease = srv.get("leases", f"{controller.name}-a", namespace="default")
+            assert lease["spec"]["holderIdentity"] == ""
+            left = time.monotonic()
+            other.start()
+            wait_for(lambda: size(other.held) == HASH_SPACE, what="b to take a's share")
+            assert time.monotonic() - left < 3.0  # sooner than a's Lease could have expired
+        finally:
+            run.dispose()
+            other.stop()
 
 
 # -- replicas as processes ----------------------------------------------------------------------
