@@ -360,7 +360,9 @@ class Handover(Generic[_T]):
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         break
-                    self._not_empty.wait(left)
+                    # A timer far ahead (a requeue in years) is waited for in pieces: a
+                    # longer wait overflows the platform's time_t.
+                    self._not_empty.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
             items, self._items = self._items, []
             self._in_hand = len(items)
             if not items:

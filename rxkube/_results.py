@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextvars
 import math
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from ._object_ref import ObjectRef
+from ._timeouts import checked_seconds
 from .events import Object
 
 __all__ = [
@@ -37,27 +39,47 @@ class Action:
 
     Attributes:
         requeue_after: seconds until the object is reconciled again, or ``None`` to
-            reconcile it only when it (or something related) changes.
+            reconcile it only when it (or something related) changes. A delay longer
+            than any wait can be (beyond ``threading.TIMEOUT_MAX``, about 292 years;
+            ``math.inf`` among them) is never due: it is stored as ``None``.
+
+    Raises:
+        TypeError: ``requeue_after`` is neither a number nor ``None``.
+        ValueError: ``requeue_after`` is negative or NaN.
 
     Example:
         >>> Action.requeue(300).requeue_after
         300.0
         >>> Action.await_change().requeue_after is None
         True
+        >>> Action.requeue(math.inf) == Action.await_change()
+        True
     """
 
     requeue_after: float | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, where the reconcile made it: NaN would stall the controller's
+        # whole queue (it breaks the heap's order), and a string would fail it later.
+        if self.requeue_after is not None:
+            seconds = checked_seconds(
+                self.requeue_after, "Action", "requeue_after", none="no requeue"
+            )
+            never = seconds > threading.TIMEOUT_MAX
+            object.__setattr__(self, "requeue_after", None if never else seconds)
 
     @staticmethod
     def requeue(seconds: float) -> Action:
         """Reconcile the object again ``seconds`` from now (sooner if it changes).
 
+        ``math.inf`` (or any delay beyond ``threading.TIMEOUT_MAX``) means never: the same
+        as :meth:`await_change`.
+
         Raises:
-            ValueError: ``seconds`` is negative.
+            TypeError: ``seconds`` is not a number.
+            ValueError: ``seconds`` is negative or NaN.
         """
-        if seconds < 0:
-            raise ValueError(f"Action.requeue: seconds must be >= 0, got {seconds!r}")
-        return Action(float(seconds))
+        return Action(checked_seconds(seconds, "Action.requeue()", "seconds"))
 
     @staticmethod
     def await_change() -> Action:

@@ -44,6 +44,7 @@ from reactivex.disposable import Disposable
 
 from ._cache import Run, Store, Writer
 from ._delivery import End, Handover, burst, defer, fail_consumer
+from ._timeouts import checked_seconds
 from ._views import ViewFilter, ViewKey, absorbs, breadth, covers
 from ._watching import _watch
 from .client import Api
@@ -396,7 +397,7 @@ class SharedWatches:
         config: timeouts, paging and list strategy for every watch (no selectors: those
             come with each request).
         linger: seconds a view that nothing uses any more stays open, so that a request
-            coming back soon finds it ready.
+            coming back soon finds it ready; ``math.inf``: until :meth:`close`.
         absorb: whether a new watch takes over narrower open watches it covers, moving
             their views onto itself (each relists from it) and closing them, once it has
             caught up with them (never moving a view back in time): ``"auto"``
@@ -404,8 +405,9 @@ class SharedWatches:
             subset of the other's), ``"always"`` whenever it covers them, ``"never"``.
 
     Raises:
-        ValueError: ``config`` has selectors, ``linger`` is negative, or ``absorb`` is
-            not one of the three values.
+        TypeError: ``linger`` is not a number.
+        ValueError: ``config`` has selectors, ``linger`` is negative or NaN, or ``absorb``
+            is not one of the three values.
 
     Example:
         >>> with SharedWatches(client) as watches:                          # doctest: +SKIP
@@ -427,8 +429,7 @@ class SharedWatches:
             raise ValueError(
                 "SharedWatches(config=...) takes no selectors: give them with each request"
             )
-        if not linger >= 0:
-            raise ValueError(f"SharedWatches linger must be >= 0 seconds, got {linger!r}")
+        linger = checked_seconds(linger, "SharedWatches()", "linger")
         if absorb not in ("auto", "always", "never"):
             raise ValueError(f"absorb must be 'auto', 'always' or 'never', got {absorb!r}")
         self._client = client
@@ -716,6 +717,8 @@ class SharedWatches:
             return []
         if self._linger == 0:
             return self._retire(view, starting)
+        if self._linger > threading.TIMEOUT_MAX:
+            return []  # longer than any timer: kept until close()
         timer = threading.Timer(self._linger, self._expire, args=(view,))
         timer.name = f"rxkube-linger-{next(_numbers)}"
         timer.daemon = True

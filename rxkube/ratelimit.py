@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+from ._timeouts import checked_seconds
+
 __all__ = ["RateLimiter"]
 
 
@@ -35,8 +37,9 @@ class RateLimiter:
         burst: retries the bucket allows at once (its size; it starts full).
 
     Raises:
-        ValueError: a delay is negative, ``max_delay < base_delay``, ``qps <= 0`` or
-            ``burst < 1``.
+        TypeError: a delay is not a number.
+        ValueError: a delay is negative, NaN or infinite, ``max_delay < base_delay``,
+            ``qps <= 0`` or ``burst < 1``.
     """
 
     def __init__(
@@ -46,7 +49,9 @@ class RateLimiter:
         qps: float = 10.0,
         burst: int = 100,
     ) -> None:
-        if base_delay < 0 or max_delay < base_delay:
+        base_delay = checked_seconds(base_delay, "RateLimiter()", "base_delay", finite=True)
+        max_delay = checked_seconds(max_delay, "RateLimiter()", "max_delay", finite=True)
+        if max_delay < base_delay:
             raise ValueError(
                 f"RateLimiter needs 0 <= base_delay <= max_delay, got {base_delay!r}, {max_delay!r}"
             )

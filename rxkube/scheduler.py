@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from ._timeouts import checked_seconds
 
 __all__ = ["Due", "Scheduler"]
 
@@ -75,12 +78,13 @@ class Scheduler(Generic[K]):
         concurrency: the most keys running at once (``None`` for no limit).
 
     Raises:
-        ValueError: ``debounce`` is negative or ``concurrency`` is less than 1.
+        TypeError: ``debounce`` is not a number.
+        ValueError: ``debounce`` is negative, NaN or infinite, or ``concurrency`` is less
+            than 1.
     """
 
     def __init__(self, *, debounce: float = 0.0, concurrency: int | None = None) -> None:
-        if debounce < 0:
-            raise ValueError(f"Scheduler: debounce must be >= 0 seconds, got {debounce!r}")
+        debounce = checked_seconds(debounce, "Scheduler()", "debounce", finite=True)
         if concurrency is not None and concurrency < 1:
             raise ValueError(f"Scheduler: concurrency must be >= 1 or None, got {concurrency!r}")
         self._debounce = debounce
@@ -105,10 +109,20 @@ class Scheduler(Generic[K]):
         Args:
             key: what to reconcile.
             now: the current time.
-            delay: seconds from ``now`` (negative values count as 0).
+            delay: seconds from ``now`` (negative values count as 0; ``math.inf`` asks
+                for nothing, as it is never due).
             reason: why, for logs; kept if this request sets the due time.
+
+        Raises:
+            TypeError: ``delay`` is not a number.
+            ValueError: ``delay`` is NaN, which no due time can be ordered by.
         """
-        run_at = now + max(delay, 0.0)
+        if isinstance(delay, int | float) and delay < 0:
+            delay = 0.0
+        delay = checked_seconds(delay, "Scheduler.request()", "delay")
+        if delay == math.inf:
+            return
+        run_at = now + delay
         entry = self._entries.get(key)
         if entry is not None and (entry.due <= now or entry.due < run_at):
             # Already due (never pushed back), or the queued request runs earlier.

@@ -11,8 +11,10 @@ import asyncio
 import base64
 import importlib.util
 import logging
+import math
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -481,6 +483,30 @@ def test_a_raising_error_policy_waits_for_the_next_change(manual: Manual) -> Non
 def test_action_requeue_refuses_negative_delays() -> None:
     with pytest.raises(ValueError):
         Action.requeue(-1)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: Action.requeue(math.nan), ValueError, "Action.requeue(): seconds must be 0 or"),
+        (lambda: Action.requeue("5"), TypeError, "seconds must be a number of seconds, not str"),  # type: ignore[arg-type]
+        (lambda: Action.requeue(True), TypeError, "seconds must be a number of seconds, not bool"),
+        (lambda: Action(math.nan), ValueError, "Action: requeue_after must be 0 or more seconds"),
+        (lambda: Action("soon"), TypeError, "Action: requeue_after must be a number of seconds"),  # type: ignore[arg-type]
+    ],
+)
+def test_an_action_refuses_nan_and_what_is_not_a_number(
+    make: Callable[[], Action], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        make()
+
+
+def test_an_action_requeued_beyond_any_wait_awaits_a_change() -> None:
+    assert Action.requeue(math.inf) == Action.await_change()
+    assert Action(1e300).requeue_after is None
+    assert Action.requeue(threading.TIMEOUT_MAX).requeue_after == threading.TIMEOUT_MAX
+    assert Action(3).requeue_after == 3.0
 
 
 # -- scheduling rules, end to end ----------------------------------------------------------
@@ -1061,6 +1087,75 @@ def test_reconcile_may_change_its_object_without_changing_the_cache(srv: ApiServ
         assert cached[0]["data"] is cached[1]["data"], "ShareSubtrees shares the data"
         for obj in cached:
             assert obj["data"] == data and "labels" not in obj["metadata"]
+    finally:
+        sub.dispose()
+
+
+def _odd_and_steady(srv: ApiServer) -> tuple[Api, dict[str, int], threading.Condition]:
+    api = Api(srv.client(), "configmaps", namespace="default")
+    api.create(cm("odd"))
+    api.create(cm("steady"))
+    return api, {}, threading.Condition()
+
+
+@pytest.mark.parametrize("delay", [math.nan, math.inf, 1e300])
+def test_an_odd_requeue_delay_leaves_the_other_requeues_running(
+    srv: ApiServer, delay: float
+) -> None:
+    api, counts, cond = _odd_and_steady(srv)
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        name = obj["metadata"]["name"]
+        with cond:
+            counts[name] = counts.get(name, 0) + 1
+            cond.notify_all()
+        return Action.requeue(delay if name == "odd" else 0.05)
+
+    results, sub = start(Controller(api), reconcile)
+    try:
+        with cond:
+            assert cond.wait_for(lambda: counts.get("steady", 0) >= 5, TIMEOUT), counts
+        assert results.error is None
+        first_odd = next(r for r in results.items if r.ref.name == "odd")
+        if math.isnan(delay):  # refused where it was made: a failed reconcile
+            assert isinstance(first_odd, ReconcileFailed)
+            assert isinstance(first_odd.error, ValueError)
+            assert "Action.requeue(): seconds" in str(first_odd.error)
+        else:  # never due: reconciled again only on a change
+            assert isinstance(first_odd, Reconciled)
+            assert first_odd.action == Action.await_change()
+            assert counts["odd"] == 1
+    finally:
+        sub.dispose()
+
+
+@pytest.mark.parametrize("setting", ["resync", "reconcile_timeout"])
+def test_a_period_beyond_any_wait_leaves_the_controller_running(
+    srv: ApiServer, setting: str
+) -> None:
+    # 1e10 s is beyond threading.TIMEOUT_MAX: a timer that far ahead is waited for in
+    # pieces (a single wait would overflow the platform's time_t).
+    api, counts, cond = _odd_and_steady(srv)
+
+    def reconcile(obj: Object, _ctx: Any) -> Action:
+        name = obj["metadata"]["name"]
+        with cond:
+            counts[name] = counts.get(name, 0) + 1
+            cond.notify_all()
+        return Action.requeue(0.05) if name == "steady" else Action.await_change()
+
+    config = (
+        ControllerConfig(resync=1e10)
+        if setting == "resync"
+        else ControllerConfig(reconcile_timeout=1e10)
+    )
+    controller = Controller(api).with_config(config)
+    results, sub = start(controller, reconcile)
+    try:
+        with cond:
+            assert cond.wait_for(lambda: counts.get("steady", 0) >= 5, TIMEOUT), counts
+        assert results.error is None
+        assert all(isinstance(r, Reconciled) for r in results.items)
     finally:
         sub.dispose()
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
+import re
+from typing import Any
 
 import pytest
 
@@ -55,7 +58,6 @@ def test_a_clock_going_backwards_adds_no_tokens() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"base_delay": -1},
         {"base_delay": 2, "max_delay": 1},
         {"qps": 0},
         {"qps": float("nan")},
@@ -65,6 +67,23 @@ def test_a_clock_going_backwards_adds_no_tokens() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="RateLimiter needs"):
         RateLimiter(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"base_delay": math.nan}, ValueError, "RateLimiter(): base_delay must be a finite"),
+        ({"max_delay": math.nan}, ValueError, "RateLimiter(): max_delay must be a finite"),
+        ({"max_delay": math.inf}, ValueError, "max_delay must be a finite number of seconds"),
+        ({"base_delay": -1}, ValueError, "base_delay must be a finite number of seconds, 0 or"),
+        ({"base_delay": "1"}, TypeError, "RateLimiter(): base_delay must be a number"),
+    ],
+)
+def test_delays_that_are_nan_infinite_or_not_numbers_are_refused(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        RateLimiter(**kwargs)
 
 
 def test_an_attempt_below_one_is_refused() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
+from typing import Any
+
 import pytest
 
 from rxkube.scheduler import Due, Scheduler
@@ -31,6 +35,43 @@ def test_negative_delay_counts_as_now() -> None:
     s: Scheduler[str] = Scheduler()
     s.request("a", now=3.0, delay=-10.0)
     assert s.due_time("a") == 3.0
+
+
+@pytest.mark.parametrize(
+    ("delay", "error", "message"),
+    [
+        (math.nan, ValueError, "Scheduler.request(): delay must be 0 or more seconds, not nan"),
+        ("1", TypeError, "Scheduler.request(): delay must be a number of seconds, not str '1'"),
+        (None, TypeError, "delay must be a number of seconds, not NoneType"),
+    ],
+)
+def test_a_delay_that_is_nan_or_not_a_number_is_refused(
+    delay: Any, error: type[Exception], message: str
+) -> None:
+    s: Scheduler[str] = Scheduler()
+    s.request("b", now=0.0, delay=1.0)
+    with pytest.raises(error, match=re.escape(message)):
+        s.request("a", now=0.0, delay=delay)
+    # Nothing was queued: the other request still comes due (NaN would sit at the heap's top).
+    assert s.queued == 1 and s.next_due() == 1.0
+    assert keys(s.pop_due(now=1.0)) == ["b"]
+
+
+def test_an_infinite_delay_asks_for_nothing_and_a_finite_one_is_kept() -> None:
+    s: Scheduler[str] = Scheduler()
+    s.request("a", now=0.0, delay=math.inf)
+    assert s.queued == 0 and s.next_due() is None
+    s.request("a", now=0.0, delay=5.0)
+    s.request("a", now=0.0, delay=math.inf)  # never earlier: the queued one stays
+    assert s.due_time("a") == 5.0
+    s.request("b", now=0.0, delay=1e300)
+    assert s.due_time("b") == 1e300
+
+
+@pytest.mark.parametrize("debounce", [math.nan, math.inf, -1.0, "0"])
+def test_a_debounce_that_is_not_a_finite_duration_is_refused(debounce: Any) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"Scheduler\(\): debounce must be"):
+        Scheduler(debounce=debounce)
 
 
 def test_requests_are_handed_out_earliest_due_first_then_in_arrival_order() -> None:

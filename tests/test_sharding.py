@@ -218,7 +218,7 @@ def test_a_member_whose_lease_watch_fails_for_good_ends_and_its_share_is_taken_o
         first = member(srv, "a").start()
         second: ShardMember | None = None
         emitted = Sink()
-        first.ranges().subscribe(emitted)
+        first.ranges().subscribe(emitted.on_next, emitted.on_error, emitted.on_completed)
         try:
             wait_for(lambda: size(first.held) == HASH_SPACE, what="a to hold everything")
             # The watch reconnects and is answered with a 404: default_backoff() does not
@@ -242,11 +242,12 @@ def test_a_member_whose_lease_watch_fails_for_good_ends_and_its_share_is_taken_o
 
 
 def test_a_sharded_controller_fails_when_its_lease_watch_fails_and_releases_its_share() -> None:
-    with ApiServer() as srv:
-        client = srv.client()
-        controller = Controller(Api(client, "configmaps", namespace="default")).sharded(
+    # The Leases on a server of their own, so that only the Lease watch meets the fault.
+    with ApiServer() as objects, ApiServer() as srv:
+        controller = Controller(Api(objects.client(), "configmaps", namespace="default"))
+        controller.sharded(
             "a",
-            Api(client, "leases", namespace="default"),
+            Api(srv.client(), "leases", namespace="default"),
             lease_duration=3.0,
             renew_deadline=2.0,
             retry_period=0.5,
@@ -255,7 +256,7 @@ def test_a_sharded_controller_fails_when_its_lease_watch_fails_and_releases_its_
         results = Sink()
         run = controller.run(
             lambda *_: Action.await_change(), lambda *_: Action.await_change(), None
-        ).subscribe(results)
+        ).subscribe(results.on_next, results.on_error, results.on_completed)
         try:
             assert controller.shards is not None
             wait_for(lambda: size(controller.shards.held) == HASH_SPACE, what="a to hold all")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -363,8 +364,38 @@ def test_bad_requests_raise_typed_errors_naming_the_problem(client: Client) -> N
         SharedWatches(client, config=Config(label_selector="a=b"))
     with pytest.raises(ValueError, match="linger"):
         SharedWatches(client, linger=-1)
+    with pytest.raises(
+        ValueError, match=r"SharedWatches\(\): linger must be 0 or more seconds, not nan"
+    ):
+        SharedWatches(client, linger=math.nan)
+    with pytest.raises(TypeError, match="linger must be a number of seconds, not str"):
+        SharedWatches(client, linger="5")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="absorb"):
         SharedWatches(client, absorb="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("linger", [math.inf, 1e10])
+def test_a_linger_beyond_any_timer_keeps_an_unused_view_until_close(
+    srv: ApiServer, client: Client, linger: float
+) -> None:
+    raised: list[BaseException | None] = []
+    hook = threading.excepthook
+    threading.excepthook = lambda args: raised.append(args.exc_value)
+    try:
+        with SharedWatches(client, linger=linger) as watches:
+            with watches.store("configmaps", namespace="a") as cms:
+                cms.wait_until_ready(TIMEOUT)
+            # No timer can wait this long (threading.TIMEOUT_MAX): none is started.
+            lingering = [t for t in threading.enumerate() if t.name.startswith("rxkube-linger")]
+            assert lingering == [] and raised == []
+            eventually(lambda: srv.open_watches() == 1, "the view's watch to open")
+            assert watches.stats() != []  # the view stays, unused
+            with watches.store("configmaps", namespace="a") as again:
+                assert again.is_ready()  # found open, no new list
+        eventually(lambda: srv.open_watches() == 0, "close() to end the watch")
+    finally:
+        threading.excepthook = hook
+    assert raised == []
 
 
 # -- covered views ------------------------------------------------------------------------
