@@ -66,7 +66,10 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
         The object as it was when the condition held (``None`` if it did not exist).
 
     Raises:
-        TimeoutError: the condition did not hold within ``timeout``.
+        TimeoutError: the condition did not hold within ``timeout``. If the watch was
+            retrying a failure then (the API server unreachable, say), the message says
+            so and whether the object was ever read, and the last failure is chained as
+            its ``__cause__``.
         TypeError: ``condition`` is not callable.
         TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         rxkube.errors.RxKubeError: the watch failed with an error that is not retried.
@@ -82,10 +85,11 @@ def await_condition(api: Api, name: str, condition: Condition, timeout: float) -
             outcome.append(value)
             done.set()
 
-    subscription = _watch(api, name, condition).subscribe(finish, finish)
+    progress = _Progress()
+    subscription = _watch(api, name, condition, progress).subscribe(finish, finish)
     try:
         if not done.wait(limit):
-            raise TimeoutError(_timeout_message(api, name, timeout))
+            raise progress.timed_out(api, name, timeout) from progress.error
     finally:
         subscription.dispose()
     return _result(outcome[0])
@@ -100,7 +104,8 @@ async def await_condition_async(
     :class:`~rxkube.aio.AsyncApi`: the watch runs on a thread of its own either way.
 
     Raises:
-        TimeoutError: the condition did not hold within ``timeout``.
+        TimeoutError: the condition did not hold within ``timeout`` (with the failure
+            the watch was retrying then, as :func:`await_condition` says).
         TypeError: ``condition`` is not callable.
         TypeError, ValueError: ``timeout`` is not a number, or is negative or NaN.
         rxkube.errors.RxKubeError: the watch failed with an error that is not retried.
@@ -117,11 +122,12 @@ async def await_condition_async(
     from .client import Api
 
     blocking = api if isinstance(api, Api) else api.sync
-    subscription = _watch(blocking, name, condition).subscribe(finish, finish)
+    progress = _Progress()
+    subscription = _watch(blocking, name, condition, progress).subscribe(finish, finish)
     try:
         value = await asyncio.wait_for(future, limit)
     except TimeoutError:
-        raise TimeoutError(_timeout_message(blocking, name, timeout)) from None
+        raise progress.timed_out(blocking, name, timeout) from progress.error
     finally:
         subscription.dispose()
     return _result(value)
@@ -136,10 +142,52 @@ class _Met:
         self.obj = obj
 
 
-def _watch(api: Api, name: str, condition: Condition) -> Observable[_Met]:
+class _Progress:
+    """What a wait's watch went through: whether it read the object, what it retried.
+
+    Written on the watch's thread, read once the wait has timed out.
+    """
+
+    __slots__ = ("error", "failures", "read")
+
+    def __init__(self) -> None:
+        self.read = False
+        self.error: BaseException | None = None  # the failure retried since the last read
+        self.failures = 0
+
+    def retried(self, error: BaseException, _delay: float) -> None:
+        self.error = error
+        self.failures += 1
+
+    def saw(self, _state: Object | None) -> None:
+        self.read = True
+        self.error = None
+        self.failures = 0
+
+    def timed_out(self, api: Api, name: str, timeout: float) -> TimeoutError:
+        """The TimeoutError to raise (from :attr:`error`): what the watch was retrying."""
+        where = f" in {api.namespace}" if api.namespace else ""
+        message = (
+            f"{api.resource.kind} {name}{where} did not meet the condition within {timeout:g} s"
+        )
+        error = self.error
+        if error is not None:
+            since = (
+                "the object was never read" if not self.read else "since it last read the object"
+            )
+            plural = "s" if self.failures > 1 else ""
+            message += (
+                f"; {since}, the watch was retrying after {self.failures} failure{plural},"
+                f" the last: {type(error).__name__}: {error}"
+            )
+        return TimeoutError(message)
+
+
+def _watch(api: Api, name: str, condition: Condition, progress: _Progress) -> Observable[_Met]:
     """The first state of the object meeting ``condition``, then completion."""
     return watch_object(api, name).pipe(
-        default_backoff(),
+        default_backoff(on_retry=progress.retried),
+        ops.do_action(progress.saw),
         ops.filter(condition),
         ops.take(1),
         ops.map(_Met),
@@ -150,11 +198,6 @@ def _result(value: Any) -> Object | None:
     if isinstance(value, _Met):
         return value.obj
     raise value
-
-
-def _timeout_message(api: Api, name: str, timeout: float) -> str:
-    where = f" in {api.namespace}" if api.namespace else ""
-    return f"{api.resource.kind} {name}{where} did not meet the condition within {timeout:g} s"
 
 
 # -- conditions -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from rxkube import finalizer
 from rxkube.client import Api
 from rxkube.controller import Action
-from rxkube.errors import Invalid
+from rxkube.errors import Invalid, ServerError, TransportError
 from rxkube.metrics import ControllerMetrics
 from rxkube.recorder import Recorder
 from rxkube.testing import ApiServer
@@ -234,8 +234,51 @@ def test_await_condition_finds_an_object_whose_name_a_field_selector_must_escape
 def test_await_condition_times_out(srv: ApiServer) -> None:
     srv.create("pods", pod("p"))
     pods = Api(srv.client(), "pods", namespace="default")
-    with pytest.raises(TimeoutError, match="Pod p in default"):
+    with pytest.raises(TimeoutError, match="Pod p in default") as caught:
         await_condition(pods, "p", is_pod_running(), timeout=0.5)
+    assert str(caught.value) == "Pod p in default did not meet the condition within 0.5 s"
+    assert caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_wait_that_never_reached_the_server_says_so_and_why(face: str) -> None:
+    with ApiServer() as gone:
+        pods = Api(gone.client(), "pods", namespace="default")
+    # The server is stopped: every attempt is refused, and default_backoff() retries it.
+    if face == "sync":
+        wait = lambda: await_condition(pods, "p", is_pod_running(), timeout=2)  # noqa: E731
+    else:
+        wait = lambda: asyncio.run(  # noqa: E731
+            await_condition_async(pods, "p", is_pod_running(), timeout=2)
+        )
+    with pytest.raises(TimeoutError) as caught:
+        wait()
+    message = str(caught.value)
+    assert message.startswith("Pod p in default did not meet the condition within 2 s; ")
+    assert "the object was never read, the watch was retrying after " in message
+    assert "the last: TransportError: " in message, message
+    assert isinstance(caught.value.__cause__, TransportError)
+
+
+def test_a_wait_whose_watch_fails_after_reading_says_since_when(srv: ApiServer) -> None:
+    srv.create("pods", pod("p"))
+    pods = Api(srv.client(), "pods", namespace="default")
+
+    cut = threading.Event()
+
+    def condition(obj: dict[str, Any] | None) -> bool:
+        if not cut.is_set():  # the first state read: now cut the watch off
+            cut.set()
+            srv.faults.fail_requests(503, count=10**6)
+            srv.faults.close_watches()
+        return False
+
+    with pytest.raises(TimeoutError) as caught:
+        await_condition(pods, "p", condition, timeout=5)
+    message = str(caught.value)
+    assert "; since it last read the object, the watch was retrying after " in message, message
+    assert "the last: ServerError: 503 ServiceUnavailable" in message, message
+    assert isinstance(caught.value.__cause__, ServerError)
 
 
 def test_await_condition_passes_on_a_raising_condition(srv: ApiServer) -> None:
