@@ -460,13 +460,21 @@ async def _drive(
     """
     bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
     step, offload = bound.step, bound.offload
+    disposed = False
+
+    def dispose() -> None:
+        nonlocal disposed
+        if not disposed and bound.disposed is not None:
+            disposed = True
+            bound.disposed()
+
     if bound.started is not None:
         bound.started()
     try:
         async with _iterating(source) as iterator:
             async for item in iterator:
                 if offload is not None and offload(item):
-                    outputs = await asyncio.to_thread(step, item)
+                    outputs = await _on_thread(step, item, dispose)
                 else:
                     outputs = step(item)
                 for output in outputs:
@@ -478,8 +486,30 @@ async def _drive(
             raise
         bound.failed(error, _reraise)
     finally:
-        if bound.disposed is not None:
-            bound.disposed()
+        dispose()
+
+
+async def _on_thread(step: _steps.Step[_A, _B], item: _A, dispose: Callable[[], None]) -> Any:
+    """``step(item)`` on a worker thread; a cancelled iteration ends only once it has.
+
+    A thread cannot be stopped: cancelled while the step runs, the iteration first
+    disposes (which ends a wait the step may be in, for room in a shared store's
+    subscriber buffer), then waits for the step to return, so that what it does (a
+    relist's swap into the store) cannot land after a later iteration of the same
+    writer has started. What it returned is dropped with the iteration; what it raised
+    is logged, not left to be reported as never retrieved.
+    """
+    thread = asyncio.ensure_future(asyncio.to_thread(step, item))
+    try:
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        dispose()
+        while not thread.done():
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled again: still wait
+                await asyncio.wait({thread})
+        if not thread.cancelled() and (error := thread.exception()) is not None:
+            log.warning("a step of a cancelled iteration failed: %r", error)
+        raise
 
 
 def _reraise(error: Exception) -> None:
