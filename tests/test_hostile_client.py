@@ -33,6 +33,7 @@ from rxkube.events import Event, InitDone
 from rxkube.operators import backoff
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
+from tests.waiting import eventually
 
 # -- a scripted raw HTTP server ------------------------------------------------------------
 
@@ -216,15 +217,6 @@ def pods_api(server: RawHttpServer) -> Api:
     return Api(Client(server.url, request_timeout=30.0), "pods", namespace="default")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def run_until_ready(api: Api, retries: list[BaseException]) -> dict[str, Any]:
     """Watch ``api`` into a store with fast retries until it is ready; return its objects."""
     reader, writer = store("pods")
@@ -334,7 +326,9 @@ def test_a_garbled_item_in_the_middle_of_a_relist_page_leaves_the_old_state_serv
         .subscribe(on_event)
     )
     try:
-        assert wait_until(lambda: lists >= 3 and bool(seen) and seen[-1] == ["2"] * 10)
+        eventually(
+            lambda: lists >= 3 and bool(seen) and seen[-1] == ["2"] * 10, "the relisted store"
+        )
     finally:
         subscription.dispose()
     assert len(retries) == 1 and isinstance(retries[0], DecodeError), retries
@@ -387,7 +381,7 @@ def test_a_malformed_watch_event_is_a_decode_error_and_the_watch_relists(
         .subscribe(events.append)
     )
     try:
-        assert wait_until(lambda: sum(isinstance(e, InitDone) for e in events) == 2)
+        eventually(lambda: sum(isinstance(e, InitDone) for e in events) == 2, "the second list")
     finally:
         subscription.dispose()
     assert len(retries) == 1 and isinstance(retries[0], DecodeError)
@@ -464,7 +458,7 @@ def test_an_error_event_with_unreadable_retry_after_seconds_is_retried(
         .subscribe(events.append)
     )
     try:
-        assert wait_until(lambda: sum(isinstance(e, InitDone) for e in events) == 2)
+        eventually(lambda: sum(isinstance(e, InitDone) for e in events) == 2, "the second list")
     finally:
         subscription.dispose()
     assert [type(e) for e in retries] == [TooManyRequests]
@@ -569,7 +563,7 @@ def test_the_watcher_takes_its_line_limit_from_config_and_retries(
         .subscribe(events.append)
     )
     try:
-        assert wait_until(lambda: sum(isinstance(e, InitDone) for e in events) == 2)
+        eventually(lambda: sum(isinstance(e, InitDone) for e in events) == 2, "the second list")
     finally:
         subscription.dispose()
         stop.set()
@@ -597,9 +591,13 @@ def dispose_ends_thread_and_connection_within_a_second(
     assert rxkube_threads()
     started = time.monotonic()
     subscription.dispose()
-    assert wait_until(lambda: not rxkube_threads() and server.peer_closed_all(), 1.5), (
-        f"1.5 s after dispose: threads {rxkube_threads()}, "
-        f"{server.open_connections} connection(s) still open"
+    eventually(
+        lambda: not rxkube_threads() and server.peer_closed_all(),
+        lambda: (
+            f"after dispose: threads {rxkube_threads()}, "
+            f"{server.open_connections} connection(s) still open"
+        ),
+        1.5,
     )
     assert time.monotonic() - started < 1.5
 
@@ -666,7 +664,7 @@ def test_dispose_interrupts_a_watch_on_a_connection_the_server_will_close(
     server = serve(handler)
     events: list[Event] = []
     subscription = watcher(pods_api(server)).subscribe(events.append, lambda e: None)
-    assert wait_until(lambda: len(events) == 3)  # Init, InitDone, Apply: now in recv()
+    eventually(lambda: len(events) == 3, "Init, InitDone, Apply")  # now in recv()
     dispose_ends_thread_and_connection_within_a_second(server, subscription, requested)
 
 
@@ -683,13 +681,13 @@ def test_close_interrupts_a_connection_close_stream_read_in_another_thread(
         lines: list[bytes] = []
         reader = threading.Thread(target=lambda: lines.extend(stream.lines()), daemon=True)
         reader.start()
-        assert wait_until(lambda: bool(lines))
+        eventually(lambda: bool(lines), "a line")
         started = time.monotonic()
         stream.close()
         reader.join(1.5)
         assert not reader.is_alive(), "lines() still blocked after close()"
         assert time.monotonic() - started < 1.5
-        assert wait_until(server.peer_closed_all, 1.5)
+        eventually(server.peer_closed_all, "the connection closed", 1.5)
 
 
 def test_random_disposal_during_every_phase_leaves_no_thread_or_connection(
@@ -726,9 +724,11 @@ def test_random_disposal_during_every_phase_leaves_no_thread_or_connection(
 
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="test-dispose") as pool:
         list(pool.map(one, delays))
-    assert wait_until(lambda: not rxkube_threads(), 3), f"threads left: {rxkube_threads()}"
-    assert wait_until(server.peer_closed_all, 3), (
-        f"{server.open_connections} connection(s) left open by disposed watches"
+    eventually(lambda: not rxkube_threads(), lambda: f"threads left: {rxkube_threads()}", 3)
+    eventually(
+        server.peer_closed_all,
+        lambda: f"{server.open_connections} connection(s) left open by disposed watches",
+        3,
     )
 
 
@@ -794,7 +794,7 @@ def test_gzip_bodies_the_client_did_not_ask_for_are_decoded_in_lists_and_watches
         events.append, errors.append
     )
     try:
-        assert wait_until(lambda: len(events) == 4 or bool(errors))
+        eventually(lambda: len(events) == 4 or bool(errors), "four events")
     finally:
         subscription.dispose()
     assert errors == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +28,7 @@ from rxkube.errors import ServerError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone
 from rxkube.protocol import Config, ListRequest, WatchMachine, WatchRequest
 from rxkube.testing import ApiServer
+from tests.waiting import Sink
 
 TIMEOUT = 20.0
 HALF = Shard(((0, 1 << 63),))
@@ -339,27 +339,10 @@ def test_a_streaming_list_is_filtered_client_side() -> None:
 # -- over HTTP, against both kinds of server ------------------------------------------------------
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.errors: list[BaseException] = []
-        self._cond = threading.Condition()
-
-    def on_next(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def on_error(self, error: BaseException) -> None:
-        with self._cond:
-            self.errors.append(error)
-            self._cond.notify_all()
-
-    def wait(self, pred: Callable[[list[Event]], bool]) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: pred(self.events) or bool(self.errors), TIMEOUT):
-                raise AssertionError(f"timed out; events={self.events[-5:]!r}")
-        assert not self.errors, self.errors
+def settled(got: Sink, pred: Callable[[list[Event]], bool], what: str) -> None:
+    """Wait until ``pred`` holds for what ``got`` received, failing at once on an error."""
+    got.wait(lambda sink: pred(sink.items) or bool(sink.errors), what, TIMEOUT)
+    assert not got.errors, got.errors
 
 
 def names(events: list[Event], kind: type[InitApply | Apply | Delete]) -> set[str]:
@@ -378,18 +361,18 @@ def test_a_sharded_watcher_sees_only_its_shard_from_either_server(
         assert 0 < len(want) < 60
         api = Api(srv.client(), "configmaps", namespace="default")
         config = Config(shard=shard, page_size=7, initial_list_strategy=strategy)  # type: ignore[arg-type]
-        got = Collector()
+        got = Sink()
         subscription = watcher(api, config).subscribe(got.on_next, got.on_error)
         try:
-            got.wait(lambda events: any(isinstance(e, InitDone) for e in events))
-            assert names(got.events, InitApply) == want
+            settled(got, lambda events: any(isinstance(e, InitDone) for e in events), "the list")
+            assert names(got.items, InitApply) == want
             later = [srv.create("configmaps", {"metadata": {"name": f"b-{i}"}}) for i in range(40)]
             want_later = {o["metadata"]["name"] for o in later if shard.matches(o)}
             last = max(want_later)
-            got.wait(lambda events: last in names(events, Apply))
+            settled(got, lambda events: last in names(events, Apply), "the last update")
             srv.delete("configmaps", last, namespace="default")
-            got.wait(lambda events: last in names(events, Delete))
-            assert names(got.events, Apply) == want_later
+            settled(got, lambda events: last in names(events, Delete), "the last deletion")
+            assert names(got.items, Apply) == want_later
         finally:
             subscription.dispose()
         shard_params = [

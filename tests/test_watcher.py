@@ -32,52 +32,15 @@ from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Objec
 from rxkube.operators import backoff
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
-from tests.waiting import eventually
+from tests.waiting import Sink, eventually
 
 TIMEOUT = 20.0
 
 
-class Recorder:
-    """Collects what an Observable sends, from any thread, and waits on conditions."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.errors: list[BaseException] = []
-        self.threads: set[str] = set()
-        self._cond = threading.Condition()
-
-    def on_next(self, item: Any) -> None:
-        with self._cond:
-            self.items.append(item)
-            self.threads.add(threading.current_thread().name)
-            self._cond.notify_all()
-
-    def on_error(self, error: BaseException) -> None:
-        with self._cond:
-            self.errors.append(error)
-            self._cond.notify_all()
-
-    def wait(self, pred: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: pred(self), timeout):
-                raise AssertionError(
-                    f"condition not met in {timeout}s; items={self.items[-10:]!r}, "
-                    f"errors={self.errors!r}"
-                )
-
-    def count(self, kind: type) -> int:
-        with self._cond:
-            return sum(1 for item in self.items if isinstance(item, kind))
-
-    def names(self, kind: type[InitApply | Apply | Delete]) -> list[str]:
-        with self._cond:
-            return [i.obj["metadata"]["name"] for i in self.items if isinstance(i, kind)]
-
-
 @contextmanager
-def recording(source: Observable[Any]) -> Iterator[Recorder]:
-    """Subscribe a Recorder to ``source`` for the duration of the block."""
-    rec = Recorder()
+def recording(source: Observable[Any]) -> Iterator[Sink]:
+    """Subscribe a Sink to ``source`` for the duration of the block."""
+    rec = Sink()
     subscription = source.subscribe(rec.on_next, rec.on_error)
     try:
         yield rec
@@ -114,11 +77,11 @@ def fold(events: list[Event]) -> dict[tuple[str, str], str]:
     return state
 
 
-def _applied(rec: Recorder, count: int) -> bool:
+def _applied(rec: Sink, count: int) -> bool:
     return rec.count(Apply) == count
 
 
-def _folds_to(rec: Recorder, expected: dict[tuple[str, str], str]) -> bool:
+def _folds_to(rec: Sink, expected: dict[tuple[str, str], str]) -> bool:
     return fold(rec.items) == expected
 
 
@@ -135,7 +98,7 @@ def pods(apiserver: ApiServer) -> Api:
     return Api(apiserver.client(), "pods", namespace="default")
 
 
-def ready(rec: Recorder, n: int = 1) -> Callable[[Recorder], bool]:
+def ready(rec: Sink, n: int = 1) -> Callable[[Sink], bool]:
     return lambda r: r.count(InitDone) >= n
 
 
@@ -271,7 +234,7 @@ def test_a_cache_follows_a_server_whose_history_went_back() -> None:
 def test_relists_when_a_continue_token_expires(apiserver: ApiServer, pods: Api) -> None:
     for i in range(4):
         apiserver.create("pods", pod(f"p{i}"), namespace="default")
-    rec = Recorder()
+    rec = Sink()
     compacted = threading.Event()
 
     def on_next(event: Event) -> None:
@@ -402,7 +365,7 @@ def test_streaming_list_ends_at_the_initial_events_bookmark(
 ) -> None:
     for i in range(5):
         apiserver.create("pods", pod(f"p{i}"), namespace="default")
-    rec = Recorder()
+    rec = Sink()
     config = Config(initial_list_strategy="streaming_list")
     sub = watcher(pods, config).subscribe(rec.on_next, rec.on_error)
     try:
@@ -420,7 +383,7 @@ def test_streaming_list_falls_back_to_list_watch_when_refused(
     apiserver: ApiServer, pods: Api
 ) -> None:
     apiserver.create("pods", pod("a"), namespace="default")
-    rec = Recorder()
+    rec = Sink()
     config = Config(initial_list_strategy="streaming_list")
     sub = watcher(pods, config).subscribe(rec.on_next, rec.on_error)
     try:
@@ -436,7 +399,7 @@ def test_streaming_list_falls_back_to_list_watch_when_refused(
 def test_resubscription_relists_and_stays_consistent(apiserver: ApiServer, pods: Api) -> None:
     apiserver.create("pods", pod("a"), namespace="default")
     source = watcher(pods)
-    rec = Recorder()
+    rec = Sink()
     sub = source.subscribe(rec.on_next, rec.on_error)
     rec.wait(ready(rec))
     apiserver.create("pods", pod("seen"), namespace="default")
@@ -458,7 +421,7 @@ def test_resubscription_relists_and_stays_consistent(apiserver: ApiServer, pods:
 
 
 def test_dispose_closes_the_connection_within_a_second(apiserver: ApiServer, pods: Api) -> None:
-    rec = Recorder()
+    rec = Sink()
     sub = watcher(pods).subscribe(rec.on_next, rec.on_error)
     rec.wait(ready(rec))
     eventually(lambda: apiserver.open_watches() == 1)
@@ -494,9 +457,9 @@ def test_cluster_scoped_resources_and_all_namespaces(apiserver: ApiServer) -> No
     apiserver.create("pods", pod("a"), namespace="default")
     apiserver.create("pods", pod("b"), namespace="kube-system")
     client = apiserver.client()
-    rec = Recorder()
+    rec = Sink()
     sub = watcher(Api(client, "pods")).subscribe(rec.on_next, rec.on_error)
-    nodes = Recorder()
+    nodes = Sink()
     sub2 = watcher(Api(client, "nodes")).subscribe(nodes.on_next, nodes.on_error)
     try:
         rec.wait(ready(rec))
@@ -533,7 +496,7 @@ def test_churn_with_faults_converges_to_the_server_state() -> None:
     ]
     with ApiServer(bookmark_interval=0.2) as srv:
         api = Api(srv.client(), "pods", namespace="default")
-        rec = Recorder()
+        rec = Sink()
         retried: list[BaseException] = []
         policy = ExponentialBackoff(initial=0.01, max_delay=0.1, jitter=0.5)
         source = watcher(api, Config(page_size=3)).pipe(

@@ -10,21 +10,29 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rxkube.events import Apply, Delete, InitApply
 
 TIMEOUT = 30.0
 """Seconds before a wait fails: generous, for a two-core machine that others load too."""
 
 
 def eventually(
-    condition: Callable[[], object], what: str = "the condition", timeout: float = TIMEOUT
+    condition: Callable[[], object],
+    what: str | Callable[[], str] = "the condition",
+    timeout: float = TIMEOUT,
 ) -> None:
-    """Return once ``condition()`` is true; fail naming ``what`` after ``timeout`` seconds."""
+    """Return once ``condition()`` is true; fail naming ``what`` after ``timeout`` seconds.
+
+    ``what`` may be a function, called on failure, to describe the state then.
+    """
     deadline = time.monotonic() + timeout
     tick = threading.Event()  # never set: a wait that nothing can cut short
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not in {timeout} s")
+            raise AssertionError(f"{what if isinstance(what, str) else what()}: not in {timeout} s")
         tick.wait(0.005)
 
 
@@ -87,6 +95,16 @@ class Sink:
             raise AssertionError(
                 f"{what}: not in {timeout} s; {len(self.items)} items, errors={self.errors!r}"
             )
+
+    def count(self, kind: type) -> int:
+        """How many items of type ``kind`` arrived."""
+        with self._cond:
+            return sum(1 for item in self.items if isinstance(item, kind))
+
+    def names(self, kind: type[InitApply | Apply | Delete]) -> list[str]:
+        """The object names of the events of type ``kind`` that arrived, in order."""
+        with self._cond:
+            return [i.obj["metadata"]["name"] for i in self.items if isinstance(i, kind)]
 
     def wait_count(self, count: int, timeout: float = TIMEOUT) -> None:
         """Return once ``count`` items arrived."""
