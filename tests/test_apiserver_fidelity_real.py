@@ -448,3 +448,20 @@ def test_applied_nulls_are_the_managers_fields_and_go_zero_values(api: Http) -> 
     status, made = api.apply(f"{CMS}/a", config, "m")
     assert made["data"] == {"j": "x", "k": ""}
     assert managed(made) == {"f:data": {"f:j": {}, "f:k": {}}}
+
+
+def test_integers_beyond_a_built_in_fields_range_do_not_decode(api: Http) -> None:
+    prefix = 'Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal number'
+    field = "into Go struct field LeaseSpec.spec.leaseTransitions of type int32"
+    for number, shown in ((2**64 - 1, str(2**64 - 1)), (2**70, str(2**70)), (1.0, "1.0")):
+        body = json.dumps({"metadata": {"name": "a"}, "spec": {"leaseTransitions": number}})
+        status, answer = api.request("POST", LEASES, body.encode())[:2]
+        assert (status, answer["message"]) == (400, f"{prefix} {shown} {field}")
+    spec = {**pod("p")["spec"], "activeDeadlineSeconds": 2**63}
+    body = json.dumps({"metadata": {"name": "p"}, "spec": spec})
+    status, answer = api.request("POST", PODS, body.encode())[:2]
+    assert (status, answer["message"]) == (
+        400,
+        'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal number '
+        f"{2**63} into Go struct field PodSpec.spec.activeDeadlineSeconds of type int64",
+    )

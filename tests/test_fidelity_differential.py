@@ -1013,3 +1013,22 @@ def test_nulls_in_built_in_kinds_applied(pair: Pair) -> None:
 def generations(*labels: str) -> dict[str, tuple[object, object]]:
     """:func:`pod_generation` of answers with a pod, 1, by label."""
     return {f"{label}.body.metadata.generation": (MISSING, 1) for label in labels}
+
+
+def test_integers_beyond_a_built_in_fields_range(pair: Pair) -> None:
+    """A built-in kind's int fields take an integer literal within their Go type's range
+    only: beyond it (int64's too), or ``1.0``, the body does not decode (400)."""
+
+    def scenario(s: Side) -> None:
+        def lease(name: str, transitions: object) -> bytes:
+            spec = {"leaseTransitions": transitions}
+            return json.dumps({"metadata": {"name": name}, "spec": spec}).encode()
+
+        s.post(LEASES, lease("a", 2**64 - 1), label="uint64")
+        s.post(LEASES, lease("a", 2**70), label="beyond 64 bits")
+        s.post(LEASES, lease("a", 2**31), label="beyond int32")
+        s.post(LEASES, lease("a", 1.0), label="a float")
+        spec = {**pod("p")["spec"], "activeDeadlineSeconds": 2**63}  # type: ignore[dict-item]
+        s.post(PODS, json.dumps({"metadata": {"name": "p"}, "spec": spec}), label="int64")
+
+    pair.same(scenario)
