@@ -200,7 +200,13 @@ class _Subscriber:
 class _View:
     """One request's view: its filter, its store, its subscribers and their hand-over."""
 
-    def __init__(self, key: ViewKey, watch: _Watch, release: Callable[[_View], None]) -> None:
+    def __init__(
+        self,
+        key: ViewKey,
+        watch: _Watch,
+        release: Callable[[_View], None],
+        failed: Callable[[_View, Exception], None],
+    ) -> None:
         self.key = key
         self.watch = watch
         self.filter = ViewFilter(watch.key, key)
@@ -220,10 +226,14 @@ class _View:
         # watch subscription feeds it; the failed one while a retry is promised.
         self._run: Run | None = None
         self._failed: Run | None = None
+        # What ended the view itself (its store could not apply an event): set on its
+        # delivering thread, never cleared; a watch arriving later starts no run for it.
+        self.error: Exception | None = None
+        self._on_failed = failed
 
     def follow(self) -> None:
         """A watch subscription feeds the view from now on (its store is "running")."""
-        if self._run is None:
+        if self._run is None and self.error is None:
             self._failed = None
             self._run = self._writer.new_run()
             self._run.start()
@@ -286,16 +296,29 @@ class _View:
         )
 
     def _process(self, item: _Item) -> None:
+        if self.error is not None and not isinstance(item, End):
+            if isinstance(item, _Join):  # joined as the view failed: it ends at once
+                item.sub.active = False
+                End(self.error).send(item.sub.observer, item.sub.name)
+            return  # the store and the streams stopped at the event it could not apply
         if isinstance(item, _Batch):
-            for event in item.events:
+            events = item.events
+            for applied, event in enumerate(events):
                 try:
                     self._writer.apply(event)
-                except Exception:
-                    log.exception("the store of the view %s failed to apply %r", self.key, event)
+                except Exception as exc:
+                    # As a reflect() pipeline fails: the store stops at its last good
+                    # state and says why, and the streams end with it, never ahead of it.
+                    exc.add_note(f"in the store of the shared view {self.key}, at {event!r:.200}")
+                    self.error = exc
+                    events = events[:applied]
+                    break
             for sub in self.subscribers:
-                self._deliver(sub, item.events)
+                self._deliver(sub, events)
             if any(not sub.active for sub in self.subscribers):
                 self.subscribers = [sub for sub in self.subscribers if sub.active]
+            if self.error is not None:
+                self._on_failed(self, self.error)
         elif isinstance(item, _Join):
             if self._deliver(item.sub, item.snapshot):
                 self.subscribers.append(item.sub)
@@ -603,7 +626,7 @@ class SharedWatches:
         watch = self._covering(key)
         if watch is None:
             watch = _Watch(key)
-            view = _View(key, watch, self._release)
+            view = _View(key, watch, self._release, self._view_failed)
             watch.anchor = view
             watch.views.append(view)
             view.follow()
@@ -614,7 +637,7 @@ class SharedWatches:
             self._views[key] = view
             starting.append(watch)
             return view
-        view = _View(key, watch, self._release)
+        view = _View(key, watch, self._release, self._view_failed)
         with watch.lock:
             assert watch.anchor is not None
             view.filter.seed(watch.anchor.filter)
@@ -858,6 +881,26 @@ class SharedWatches:
             wide.views.append(view)
             view.follow()
             view.put(_Batch(view.filter.snapshot()))
+
+    def _view_failed(self, view: _View, exc: Exception) -> None:
+        """A view's store could not apply an event: the view ends with ``exc``, alone.
+
+        Called on the view's delivering thread, with no lock held. Its store stops with
+        the error, its streams fail (the ``End`` is queued behind what they were given),
+        and it leaves the registry: its watch goes on for the other views, and a later
+        request for the same view gets a new one.
+        """
+        log.error("the store of the shared view %s failed; the view ends: %s", view.key, exc)
+        starting: list[_Watch] = []
+        closing: list[_Watch] = []
+        with burst(), self._lock:  # the streams fail at the burst's end, outside the locks
+            with view.watch.lock:
+                view.stopped(exc)
+                view.put(End(exc))
+            if not view.retired:
+                closing = self._retire(view, starting)
+        _dispose(closing)
+        self._start(starting)
 
     def _on_failed(self, watch: _Watch, exc: Exception) -> None:
         """The watch gave up (an error backoff does not retry): its views fail with it."""

@@ -21,7 +21,7 @@ from rxkube.errors import BadRequest, ConfigError, ConsumerError, WriterStopped
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
-from tests.waiting import eventually
+from tests.waiting import Sink, eventually
 
 TIMEOUT = 30.0
 
@@ -123,9 +123,9 @@ def test_identical_requests_share_one_store_and_one_watch(srv: ApiServer, client
 
 
 def test_a_view_whose_index_key_is_no_string_keeps_its_store_and_indexes_whole(
-    srv: ApiServer, client: Client, caplog: pytest.LogCaptureFixture
+    srv: ApiServer, client: Client
 ) -> None:
-    """A view's failed write is logged and skipped: the object is then in none of its
+    """A write an index refuses fails the view, and leaves the object in none of its
     store and indexes, not in the store and the indexes before the bad one."""
     with SharedWatches(client, linger=0) as watches:
         view = watches.store("configmaps", namespace="a")
@@ -137,15 +137,52 @@ def test_a_view_whose_index_key_is_no_string_keeps_its_store_and_indexes_whole(
 
         view.add_index("bad", bad)
         view.add_index("after", lambda o: o["metadata"]["labels"].get("app"))
-        with caplog.at_level(logging.ERROR, "rxkube"):
-            srv.create("configmaps", cm("late", "a", app="web"))
-            srv.create("configmaps", cm("next", "a", app="web"))
-            eventually(lambda: view.get("next", "a") is not None, "the next configmap")
+        srv.create("configmaps", cm("late", "a", app="web"))
+        eventually(lambda: view.writer_status().state == "stopped", "the view to fail")
+        error = view.writer_status().error
+        assert isinstance(error, TypeError)
+        refusal = "index 'bad' of object ConfigMap a/late: an index key must be a string"
+        assert refusal in str(error)
         assert view.get("late", "a") is None
         for index in ("before", "after"):
-            assert [o["metadata"]["name"] for o in view.by_index(index, "web")] == ["next"]
-        refusal = "index 'bad' of object ConfigMap a/late: an index key must be a string"
-        assert refusal in caplog.text
+            assert view.by_index(index, "web") == []
+
+
+def test_a_view_whose_store_cannot_apply_an_event_fails_alone_and_says_why(
+    srv: ApiServer, client: Client
+) -> None:
+    srv.create("configmaps", cm("web-1", "a", app="web"))
+    with SharedWatches(client, linger=0) as watches:
+        view = watches.store("configmaps", namespace="a")
+        web = watches.store("configmaps", namespace="a", label_selector="app=web")
+        view.wait_until_ready(TIMEOUT)
+        web.wait_until_ready(TIMEOUT)
+        assert len(watches.stats()) == 1  # one watch serves both
+        stream = Sink()
+        watches.events("configmaps", namespace="a").subscribe(
+            stream.on_next, stream.on_error, stream.on_completed
+        )
+        stream.wait(lambda s: any(isinstance(e, InitDone) for e in s.items), "the snapshot")
+        view.add_index("app", lambda o: o["metadata"]["labels"]["app"])  # KeyError if none
+        srv.create("configmaps", {"metadata": {"name": "plain", "namespace": "a"}})
+        stream.wait(lambda s: bool(s.errors), "the view's stream to fail")
+        # The store stopped at its last good state and says why; the stream ended with it,
+        # never ahead of it (it was not given the event the store could not apply).
+        status = view.writer_status()
+        assert status.state == "stopped"
+        assert isinstance(status.error, KeyError) and stream.errors == [status.error]
+        assert any("in the store of the shared view" in n for n in status.error.__notes__)
+        assert view.get("plain", "a") is None
+        assert not any(isinstance(e, Apply) for e in stream.items)
+        # The other view goes on, handed to a watch of its own; a new request for the
+        # failed view gets a new one.
+        srv.create("configmaps", cm("web-2", "a", app="web"))
+        eventually(lambda: web.get("web-2", "a") is not None, "the other view to go on")
+        assert web.writer_status().state == "running"
+        with watches.store("configmaps", namespace="a") as again:
+            again.wait_until_ready(TIMEOUT)
+            assert again is not view and again.get("plain", "a") is not None
+        assert view.writer_status().state == "stopped"  # and the failed one stays stopped
 
 
 def test_stats_show_each_watch_and_the_views_it_serves(srv: ApiServer, client: Client) -> None:
