@@ -130,7 +130,7 @@ class AsyncClient:
                 data=body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(
-                    sock_connect=self.client.connect_timeout, sock_read=read
+                    total=timeout, sock_connect=self.client.connect_timeout, sock_read=read
                 ),
                 allow_redirects=False,
                 proxy=settings.proxy,
@@ -139,7 +139,10 @@ class AsyncClient:
             ) as response:
                 data = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TransportError(f"{described} on {self.server} failed: {_describe(exc)}") from exc
+            why = _describe(exc)
+            if timeout is not None and isinstance(exc, TimeoutError):
+                why = f"no complete answer within its timeout of {timeout:g} s"
+            raise TransportError(f"{described} on {self.server} failed: {why}") from exc
         return Response(response.status, response.headers, data, described)
 
     async def aclose(self) -> None:

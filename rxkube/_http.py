@@ -373,7 +373,9 @@ def undecodable(exc: urllib3.exceptions.DecodeError) -> str:
     return f"the body does not match its Content-Encoding ({exc.args[0] if exc.args else exc})"
 
 
-def read_body(response: urllib3.BaseHTTPResponse, limit: int | None = None) -> bytes:
+def read_body(
+    response: urllib3.BaseHTTPResponse, limit: int | None = None, deadline: float | None = None
+) -> bytes:
     """The (decoded) body of a response opened with ``preload_content=False``, or its
     first ``limit`` bytes.
 
@@ -381,14 +383,35 @@ def read_body(response: urllib3.BaseHTTPResponse, limit: int | None = None) -> b
     up front, so one claiming 100 GB would raise MemoryError instead of the TransportError
     its cut-short body deserves. The pieces go into one growing buffer, which becomes the
     body without a copy: joined at the end, they held a list page twice for a moment.
+
+    Each piece is what one read of the socket gave, and before each read the socket's
+    timeout is cut to what is left before ``deadline`` (``time.monotonic()``): a socket
+    timeout alone bounds each read, so a server trickling a byte a second would hold the
+    answer for as long as it liked.
+
+    Raises:
+        TimeoutError: the body was not complete at ``deadline``.
+        urllib3.exceptions.HTTPError: the connection broke, or the body cannot be decoded.
     """
     body = io.BytesIO()
-    for piece in response.stream(_BODY_READ_SIZE, decode_content=True):
-        body.write(piece)
-        if limit is not None and body.tell() >= limit:
+    while limit is None or body.tell() < limit:
+        if deadline is not None:
+            _cut_timeout(response, deadline)
+        piece = response.read1(_BODY_READ_SIZE, decode_content=True)
+        if not piece:
             break
+        body.write(piece)
     data = body.getvalue()
     return data if limit is None else data[:limit]
+
+
+def _cut_timeout(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the deadline passed")
+    sock = getattr(response.connection, "sock", None)
+    if sock is not None and (sock.gettimeout() is None or sock.gettimeout() > left):
+        sock.settimeout(left)
 
 
 class ClosedOnExit:

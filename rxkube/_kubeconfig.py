@@ -8,6 +8,7 @@ arguments (the generated API classes are never used). Errors are ``ConfigError``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from collections.abc import Callable
@@ -27,8 +28,11 @@ def client_settings(configuration: kubernetes.client.Configuration) -> dict[str,
     cfg = configuration
     host = str(cfg.host)
     proxy = getattr(cfg, "proxy", None)
-    no_proxy = getattr(cfg, "no_proxy", None)
-    if proxy and no_proxy and _bypasses_proxy(host, no_proxy):
+    # A proxy from the environment follows Go's rules, loopback included; one the
+    # kubeconfig (proxy-url) or the caller named is used for loopback too.
+    from_environment = bool(getattr(cfg, "_proxy_from_env", True))
+    no_proxy = getattr(cfg, "no_proxy", None) or ""
+    if proxy and _bypasses_proxy(host, no_proxy, loopback=from_environment):
         proxy = None
     auth: Callable[[], dict[str, str]] | None = None
     if cfg.api_key or cfg.refresh_api_key_hook is not None:
@@ -228,15 +232,76 @@ def load_in_cluster(
     return configuration
 
 
-def _bypasses_proxy(url: str, no_proxy: str) -> bool:
-    """Whether ``no_proxy`` (``*``, hosts, ``host:port``, domain suffixes) excludes ``url``."""
+def _bypasses_proxy(url: str, no_proxy: str, *, loopback: bool) -> bool:
+    """Whether ``url`` is reached directly, as Go's ``httpproxy`` decides for client-go.
+
+    ``no_proxy`` is comma-separated: ``*``; an IP literal or CIDR block (``10.0.0.0/8``,
+    ``[::1]:6443``); a domain, which matches itself and its subdomains (``example.com``),
+    or only its subdomains with a leading ``.`` or ``*.``. An IP literal or a domain may
+    carry a port, which must then match too. With ``loopback``, ``localhost`` and loopback
+    addresses are never proxied whatever ``no_proxy`` says (Go's rule for a proxy taken
+    from the environment).
+    """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    host_port = f"{host}:{parts.port}" if parts.port else host
-    for entry in no_proxy.lower().replace(" ", "").split(","):
-        entry = entry.lstrip(".")
-        if entry == "*" or entry in (host, host_port):
+    port = str(parts.port or {"https": 443, "http": 80}.get(parts.scheme) or "")
+    ip = _ip_literal(host)
+    if loopback and (host == "localhost" or (ip is not None and ip.is_loopback)):
+        return True
+    for entry in no_proxy.lower().split(","):
+        entry = entry.strip()
+        if entry == "*":
             return True
-        if entry and (host.endswith("." + entry) or host_port.endswith("." + entry)):
-            return True
+        if not entry:
+            continue
+        if "/" in entry:
+            network = _cidr(entry)
+            if network is not None and ip is not None and ip in network:
+                return True
+            if network is not None:
+                continue
+        entry_host, entry_port = _split_host_port(entry)
+        if entry_port and entry_port != port:
+            continue
+        entry_ip = _ip_literal(entry_host)
+        if entry_ip is not None:
+            if entry_ip == ip:
+                return True
+        elif entry_host:
+            suffix = entry_host[1:] if entry_host.startswith("*.") else entry_host
+            if host.endswith(suffix if suffix.startswith(".") else "." + suffix):
+                return True
+            if not suffix.startswith(".") and host == suffix:
+                return True
     return False
+
+
+def _ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """``text`` as Go's ``net.ParseCIDR`` reads it: an address, ``/``, a prefix length."""
+    address, _, bits = text.partition("/")
+    if not bits.isdigit() or _ip_literal(address) is None:
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:  # a prefix longer than the address
+        return None
+
+
+def _split_host_port(entry: str) -> tuple[str, str]:
+    """``host:port`` or ``[v6]:port`` split as Go's ``net.SplitHostPort``; else ``(entry, "")``."""
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        if bracket and rest.startswith(":"):
+            return host, rest[1:]
+        return entry, ""
+    host, colon, port = entry.rpartition(":")
+    if not colon or ":" in host:  # no port, or a bare IPv6 address
+        return entry, ""
+    return host, port

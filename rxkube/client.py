@@ -25,6 +25,7 @@ import functools
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -374,17 +375,20 @@ class Client(ClosedOnExit):
             body: the request body.
             content_type: the body's media type.
             accept: the Accept header (default ``application/json``).
-            timeout: seconds to connect and get the answer, together: a server
-                silent for that long fails the request (default: ``connect_timeout``
-                to connect, then ``request_timeout`` of silence).
+            timeout: seconds to connect and get the whole answer, together: one not
+                complete by then fails the request, however steadily the server trickles
+                it (default: ``connect_timeout`` to connect, then ``request_timeout`` of
+                silence).
             cancellation: lets another thread abort the request while it is in flight.
 
         Raises:
-            TransportError: the server could not be reached, the connection broke, or
-                ``cancellation`` was cancelled.
+            TransportError: the server could not be reached, the connection broke, the
+                answer was not complete within ``timeout``, or ``cancellation`` was
+                cancelled.
         """
         described = f"{method} {path}"
         self._refuse_to_block_own_server(described)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with calling(cancellation):
                 response = self._pool.request(
@@ -401,22 +405,32 @@ class Client(ClosedOnExit):
                     preload_content=False,
                 )
                 try:
-                    data = read_body(response)
+                    data = read_body(response, deadline=deadline)
                 except BaseException:
                     response.close()  # cut short: the connection cannot serve another request
                     raise
                 finally:
                     response.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._failed(described, exc, cancellation) from exc
+            raise self._failed(described, exc, cancellation, timeout, deadline) from exc
         return Response(response.status, response.headers, data, described)
 
     def _failed(
-        self, described: str, exc: BaseException, cancellation: Cancellation | None
+        self,
+        described: str,
+        exc: BaseException,
+        cancellation: Cancellation | None,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> TransportError | DecodeError:
         if isinstance(exc, urllib3.exceptions.DecodeError):
             return DecodeError(f"{described} on {self.server}: {undecodable(exc)}")
-        why = "cancelled" if cancellation and cancellation.cancelled else describe_failure(exc)
+        if cancellation and cancellation.cancelled:
+            why = "cancelled"
+        elif timeout is not None and deadline is not None and time.monotonic() >= deadline:
+            why = f"no complete answer within its timeout of {timeout:g} s"
+        else:
+            why = describe_failure(exc)
         return TransportError(f"{described} on {self.server} failed: {why}")
 
     def _refuse_to_block_own_server(self, described: str) -> None:

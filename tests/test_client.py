@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import http.server
 import ipaddress
 import logging
 import os
@@ -413,6 +414,160 @@ def test_missing_configuration_is_one_config_error(
         Client.default()
     assert "not in a cluster" in str(info.value)
     assert "no kubeconfig found" in str(info.value)
+
+
+class RecordingProxy:
+    """An HTTP proxy that records each request it is sent and answers 502 to all of them."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        seen = self.seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                self.send_response(502)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def env_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingProxy]:
+    """A recording proxy named by ``http_proxy``; ``no_proxy`` unset."""
+    proxy = RecordingProxy()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    yield proxy
+    proxy.close()
+
+
+def _routable_address() -> str:
+    """This machine's address on its default route (not loopback), for a server there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # no packet is sent: it only picks a route
+        except OSError:
+            pytest.skip("this machine has no IPv4 route besides loopback")
+        return str(probe.getsockname()[0])
+
+
+def _status_through_kubeconfig(srv: ApiServer, tmp_path: Path) -> int:
+    with Client.from_kubeconfig(_write_yaml(tmp_path / "config", srv.kubeconfig())) as client:
+        return client.request("GET", "/api/v1/namespaces/default").status
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "direct"),
+    [
+        ("{net}", True),
+        ("example.com, {net}", True),
+        ("{ip}", True),
+        ("{ip}:{port}", True),
+        ("*", True),
+        ("{ip}:1", False),
+        ("198.51.100.0/24", False),
+        ("", False),
+    ],
+)
+def test_no_proxy_takes_ip_literals_and_cidr_blocks_as_client_go_does(
+    env_proxy: RecordingProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    no_proxy: str,
+    direct: bool,
+) -> None:
+    address = _routable_address()
+    with ApiServer(host=address, bookmark_interval=None) as srv:
+        network = ipaddress.ip_network(f"{address}/24", strict=False)
+        port = srv.url.rsplit(":", 1)[1]
+        monkeypatch.setenv("no_proxy", no_proxy.format(net=network, ip=address, port=port))
+        status = _status_through_kubeconfig(srv, tmp_path)
+    if direct:
+        assert (status, env_proxy.seen) == (200, [])
+    else:
+        assert (status, env_proxy.seen) == (502, [f"{srv.url}/api/v1/namespaces/default"])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_proxy_from_the_environment_never_carries_loopback_traffic(
+    env_proxy: RecordingProxy, tmp_path: Path, host: str
+) -> None:
+    with ApiServer(bookmark_interval=None) as srv:
+        config = srv.kubeconfig()
+        cluster = config["clusters"][0]["cluster"]
+        cluster["server"] = cluster["server"].replace("127.0.0.1", host)
+        with Client.from_kubeconfig(_write_yaml(tmp_path / "config", config)) as client:
+            assert client.request("GET", "/api/v1/namespaces/default").status == 200
+    assert env_proxy.seen == []
+
+
+def test_a_kubeconfig_proxy_url_carries_loopback_traffic_too(tmp_path: Path) -> None:
+    proxy = RecordingProxy()
+    try:
+        with ApiServer(bookmark_interval=None) as srv:
+            config = srv.kubeconfig()
+            config["clusters"][0]["cluster"]["proxy-url"] = proxy.url
+            with Client.from_kubeconfig(_write_yaml(tmp_path / "config", config)) as client:
+                assert client.request("GET", "/api/v1/namespaces/default").status == 502
+        assert proxy.seen == [f"{srv.url}/api/v1/namespaces/default"]
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "bypassed"),
+    [
+        ("https://api.example.com", "example.com", True),
+        ("https://example.com", "example.com", True),
+        ("https://notexample.com", "example.com", False),
+        ("https://api.example.com", ".example.com", True),
+        ("https://example.com", ".example.com", False),
+        ("https://api.example.com", "*.example.com", True),
+        ("https://example.com", "*.example.com", False),
+        ("https://api.example.com", "example.com:443", True),
+        ("https://api.example.com:6443", "example.com:443", False),
+        ("http://api.example.com", "example.com:80", True),
+        ("https://API.Example.com", " EXAMPLE.com ", True),
+        ("https://10.1.2.3", "10.0.0.0/8", True),
+        ("https://10.1.2.3", "10.1.2.3/8", True),
+        ("https://11.1.2.3", "10.0.0.0/8", False),
+        ("https://10.1.2.3", "10.1.2.3", True),
+        ("https://10.1.2.3:6443", "10.1.2.3:6443", True),
+        ("https://10.1.2.3:6443", "10.1.2.3:443", False),
+        ("https://[fd00::1]:6443", "fd00::/8", True),
+        ("https://[fd00::1]:6443", "[fd00::1]:6443", True),
+        ("https://[fd00::1]:6443", "fd00::1", True),
+        ("https://[fd00::1]:6443", "[fd00::1]:443", False),
+        ("https://10.1.2.3", "10.0.0.0/33, example.com", False),
+        ("https://kubernetes.default.svc", ".svc", True),
+        ("https://anything", "a.b, *", True),
+        ("https://anything", ":443, ,", False),
+        ("https://127.0.0.1", "", True),
+        ("https://[::1]", "", True),
+        ("https://localhost:6443", "", True),
+    ],
+)
+def test_no_proxy_entries_match_as_gos_httpproxy_matches_them(
+    url: str, no_proxy: str, bypassed: bool
+) -> None:
+    from rxkube._kubeconfig import _bypasses_proxy
+
+    assert _bypasses_proxy(url, no_proxy, loopback=True) is bypassed
 
 
 def _exec_plugin(tmp_path: Path, token: str, expires_in: datetime.timedelta) -> Path:

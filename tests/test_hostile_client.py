@@ -9,6 +9,7 @@ and close every thread and socket it opened.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import random
@@ -27,6 +28,8 @@ import pytest
 import yaml
 
 from rxkube import ExponentialBackoff, reflect, store, watcher
+from rxkube._http import Response
+from rxkube.aio import AsyncClient
 from rxkube.client import Api, Client
 from rxkube.errors import ConfigError, DecodeError, TooManyRequests, TransportError
 from rxkube.events import Event, InitDone
@@ -730,6 +733,69 @@ def test_random_disposal_during_every_phase_leaves_no_thread_or_connection(
         lambda: f"{server.open_connections} connection(s) left open by disposed watches",
         3,
     )
+
+
+# -- a request's timeout bounds its whole answer -------------------------------------------
+
+
+def trickle(_request: Request, conn: socket.socket) -> bool:
+    """Headers, then a body byte every 0.1 s: every read is quick, the answer takes 20 s."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    )
+    paced = threading.Event()  # never set: its wait paces the bytes
+    for _ in range(200):
+        paced.wait(0.1)
+        try:
+            conn.sendall(b" ")
+        except OSError:  # the client gave up
+            return False
+    return False
+
+
+async def _async_request(client: Client, timeout: float) -> Response:
+    async with AsyncClient(client) as aclient:
+        return await aclient.request("GET", "/api/v1/namespaces", timeout=timeout)
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_request_timeout_bounds_the_whole_answer_of_a_server_that_trickles_it(
+    serve: Callable[[Handler], RawHttpServer], face: str
+) -> None:
+    server = serve(trickle)
+    with Client(server.url, request_timeout=30.0) as client:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="no complete answer within its timeout of 1 s"):
+            if face == "sync":
+                client.request("GET", "/api/v1/namespaces", timeout=1.0)
+            else:
+                asyncio.run(asyncio.wait_for(_async_request(client, 1.0), 30))
+        assert time.monotonic() - started < 10, "the trickle held the request past its timeout"
+    assert wait_until(server.peer_closed_all)
+
+
+def test_an_api_call_timeout_bounds_the_whole_answer(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    server = serve(trickle)
+    with pytest.raises(TransportError, match="no complete answer within its timeout of 1 s"):
+        pods_api(server).get("web", timeout=1.0)
+
+
+def test_an_answer_in_many_pieces_within_the_timeout_is_read_whole(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    body = orjson.dumps(pod("a", "7"))
+
+    def pieces(_request: Request, conn: socket.socket) -> bool:
+        start_chunked(conn)
+        for i in range(len(body)):
+            chunk(conn, body[i : i + 1])
+        conn.sendall(b"0\r\n\r\n")
+        return True
+
+    server = serve(pieces)
+    assert pods_api(server).get("a", timeout=20.0) == pod("a", "7")
 
 
 # -- bodies that lie about their size or encoding ------------------------------------------
