@@ -128,19 +128,45 @@ class ApiCalls:
     def _object_namespace(
         self, namespace: str | None, obj: Mapping[str, Any] | None = None
     ) -> str | None:
+        """The namespace a request about ``obj`` goes to: ``namespace=``, else the Api's,
+        else the object's own.
+
+        An object naming another namespace than the request's is refused, as kubectl and
+        client-go refuse it: an Api scoped to one namespace never writes in another, even
+        when the object (built, say, from a custom resource's spec) says so.
+        """
         if not self.resource.namespaced:
             return None
-        metadata = (obj or {}).get("metadata") or {}
-        ns = namespace or metadata.get("namespace") or self.namespace
+        metadata = (obj or {}).get("metadata")
+        own = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+        if own is not None and not isinstance(own, str):
+            raise TypeError(
+                f"the {self.resource.kind}'s metadata.namespace must be a string, not"
+                f" {type(own).__name__} {own!r:.60}"
+            )
+        if own:
+            check_path_segment("namespace", own)
+        ns = namespace or self.namespace or own
         if not ns:
             raise ValueError(
                 f"{self.resource.full_name} are namespaced: pass namespace= (or set it on"
                 " the Api or in the object's metadata)"
             )
+        if own and own != ns:
+            chosen = "namespace=" if namespace else "the Api's namespace"
+            raise ValueError(
+                f"the {self.resource.kind}'s metadata.namespace {own!r} does not match the"
+                f" namespace {ns!r} of the request ({chosen}): pass namespace={own!r} to write"
+                f" it there, or drop metadata.namespace to write it in {ns!r}"
+            )
         return str(ns)
 
     def _object_path(
-        self, namespace: str | None, name: object, subresource: str | None = None
+        self,
+        namespace: str | None,
+        name: object,
+        subresource: str | None = None,
+        obj: Mapping[str, Any] | None = None,
     ) -> str:
         """The path of one object, once its name is known to be one.
 
@@ -154,7 +180,7 @@ class ApiCalls:
             )
         if not name:
             raise ValueError(f"resource name may not be empty ({self.resource.full_name})")
-        return self.resource.path(self._object_namespace(namespace), name, subresource)
+        return self.resource.path(self._object_namespace(namespace, obj), name, subresource)
 
     def _check_object(self, obj: object) -> None:
         if not isinstance(obj, Mapping):
@@ -244,7 +270,8 @@ class ApiCalls:
                 params["force"] = "true"
         elif force:
             raise ValueError("force= only applies to type='apply'")
-        path = self._object_path(namespace, name, subresource)
+        body = patch if isinstance(patch, Mapping) else None  # a JSON patch names no namespace
+        path = self._object_path(namespace, name, subresource, body)
         return (yield Call("PATCH", path, params, body=patch, content_type=content_type))
 
     def _delete(

@@ -552,6 +552,11 @@ class Api(ApiCalls):
         namespace: the default namespace; ``None`` means all namespaces. Ignored for
             cluster-scoped resources, as kubectl ignores ``-n`` for them.
 
+    Each method's request goes to its ``namespace=`` argument, else the Api's namespace,
+    else the object's ``metadata.namespace``. An object or patch naming another namespace
+    than the request's is refused with ``ValueError`` before anything is sent, as kubectl
+    refuses it: an Api scoped to one namespace never writes in another.
+
     Raises:
         TypeError: ``client`` is not a ``Client``, or ``namespace`` not a string.
         ValueError: ``namespace`` cannot be a URL path segment (``.``, ``..``, or with

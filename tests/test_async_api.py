@@ -197,3 +197,32 @@ def test_names_and_namespaces_that_are_no_path_segment_are_refused(client: Clien
     run(main)
     assert Api(client, "namespaces").get("default")["status"]["phase"] == "Active"
     assert [cm["metadata"]["name"] for cm in configmaps.list()["items"]] == ["keep"]
+
+
+def test_an_async_api_scoped_to_a_namespace_refuses_an_object_naming_another(
+    srv: ApiServer, client: Client
+) -> None:
+    for team in ("team-a", "team-b"):
+        Api(client, "namespaces").create({"metadata": {"name": team}})
+    Api(client, "configmaps", namespace="team-b").create({"metadata": {"name": "cm"}})
+    named_b = {"metadata": {"name": "cm", "namespace": "team-b"}, "data": {"owner": "a"}}
+
+    async def main() -> None:
+        async with AsyncClient(client) as aclient:
+            team_a = AsyncApi(aclient, "configmaps", namespace="team-a")
+            srv.clear_requests()
+            for call in (
+                lambda: team_a.create(named_b),
+                lambda: team_a.replace(named_b),
+                lambda: team_a.replace_status(named_b),
+                lambda: team_a.patch("cm", named_b),
+                lambda: team_a.patch("cm", named_b, type="apply", field_manager="t"),
+            ):
+                with pytest.raises(ValueError, match="'team-b' does not match the namespace"):
+                    await call()
+            assert srv.requests == []
+            written = await team_a.replace(named_b, namespace="team-b")
+            assert written["metadata"]["namespace"] == "team-b"
+
+    run(main)
+    assert srv.list("configmaps", namespace="team-a") == []

@@ -887,6 +887,67 @@ def test_namespaced_calls_need_a_namespace_and_cluster_scoped_ones_ignore_it(
     assert Api(client, "ns").get("default")["kind"] == "Namespace"
 
 
+def _two_teams(client: Client) -> tuple[Api, Api]:
+    """Namespaces team-a and team-b, each with ConfigMap ``cm`` owned by its team."""
+    apis = []
+    for team in ("a", "b"):
+        Api(client, "namespaces").create({"metadata": {"name": f"team-{team}"}})
+        api = Api(client, "configmaps", namespace=f"team-{team}")
+        api.create({"metadata": {"name": "cm"}, "data": {"owner": team}})
+        apis.append(api)
+    return apis[0], apis[1]
+
+
+def _writes_naming(namespace: str) -> dict[str, Callable[[Api], Any]]:
+    """Each write of an object (or patch) whose metadata.namespace is ``namespace``."""
+
+    def obj(name: str = "cm") -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace}, "data": {"owner": "a"}}
+
+    applied = {"apiVersion": "v1", "kind": "ConfigMap", **obj()}
+    return {
+        "create": lambda api: api.create(obj("new")),
+        "replace": lambda api: api.replace(obj()),
+        "replace_status": lambda api: api.replace_status(obj()),
+        "patch": lambda api: api.patch("cm", obj()),
+        "apply": lambda api: api.patch("cm", applied, type="apply", field_manager="t"),
+    }
+
+
+@pytest.mark.parametrize("verb", list(_writes_naming("team-b")))
+def test_an_api_scoped_to_a_namespace_refuses_an_object_naming_another(
+    server: ApiServer, client: Client, verb: str
+) -> None:
+    team_a, team_b = _two_teams(client)
+    server.clear_requests()
+    with pytest.raises(ValueError) as info:
+        _writes_naming("team-b")[verb](team_a)
+    assert str(info.value) == (
+        "the ConfigMap's metadata.namespace 'team-b' does not match the namespace 'team-a' of"
+        " the request (the Api's namespace): pass namespace='team-b' to write it there, or"
+        " drop metadata.namespace to write it in 'team-a'"
+    )
+    assert server.requests == [], "a request was sent"
+    assert [cm["data"] for cm in team_b.list()["items"]] == [{"owner": "b"}]
+    assert [cm["data"] for cm in team_a.list()["items"]] == [{"owner": "a"}]
+
+
+def test_the_namespace_argument_chooses_and_must_match_the_object_too(client: Client) -> None:
+    team_a, team_b = _two_teams(client)
+    named_b = {"metadata": {"name": "cm", "namespace": "team-b"}, "data": {"owner": "x"}}
+    assert team_a.replace(named_b, namespace="team-b")["metadata"]["namespace"] == "team-b"
+    everywhere = Api(client, "configmaps")
+    assert everywhere.patch("cm", named_b, namespace="team-b")["data"] == {"owner": "x"}
+    assert everywhere.create({**named_b, "metadata": {"name": "y", "namespace": "team-b"}})
+    unnamed = team_a.create({"metadata": {"name": "z"}})
+    assert unnamed["metadata"]["namespace"] == "team-a"
+    with pytest.raises(ValueError, match=r"'team-b' does not match .*'team-a' .*\(namespace=\)"):
+        everywhere.replace(named_b, namespace="team-a")
+    with pytest.raises(TypeError, match=r"metadata\.namespace must be a string, not int 5"):
+        team_a.create({"metadata": {"name": "w", "namespace": 5}})
+    assert sorted(cm["metadata"]["name"] for cm in team_b.list()["items"]) == ["cm", "y"]
+
+
 def test_too_many_requests_carries_retry_after(server: ApiServer, client: Client) -> None:
     server.faults.fail_requests(429, retry_after=3, verb="get")
     with pytest.raises(TooManyRequests) as info:
