@@ -771,7 +771,7 @@ def test_a_request_timeout_bounds_the_whole_answer_of_a_server_that_trickles_it(
             else:
                 asyncio.run(asyncio.wait_for(_async_request(client, 1.0), 30))
         assert time.monotonic() - started < 10, "the trickle held the request past its timeout"
-    assert wait_until(server.peer_closed_all)
+    eventually(server.peer_closed_all, "the server saw every connection closed")
 
 
 def test_an_api_call_timeout_bounds_the_whole_answer(
