@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -101,7 +102,7 @@ def _run(args_list: list[str]) -> int:
 
 def _fail(exc: BaseException) -> None:
     message = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"rxkube: error: {message}", file=sys.stderr)
+    print(f"rxkube: error: {_escaped(message)}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:
@@ -409,7 +410,7 @@ class _EventPrinter:
     def note(self, text: str) -> None:
         """Print a remark about the watch itself (on stderr, never mixed with the data)."""
         self._clear_progress()
-        print(f"rxkube: {text}", file=self._err, flush=True)
+        print(f"rxkube: {_escaped(text)}", file=self._err, flush=True)
 
     def finish(self) -> None:
         """Clear a progress line left on the terminal."""
@@ -439,9 +440,9 @@ class _EventPrinter:
         if not self.synced:
             self.synced = True
             self.note(f"listed {self._count(len(listed))} in {seconds:.2f} s; watching for changes")
-            names = [name for _ns, name in listed] or [""]
+            names = [_cell(name) for _ns, name in listed] or [""]
             self._widths = (
-                max([9, *(len(ns) for ns, _ in listed)]) + 2,
+                max([9, *(len(_cell(ns)) for ns, _ in listed)]) + 2,
                 max(20, *map(len, names)) + 2,
             )
             for k in sorted(listed):
@@ -493,12 +494,34 @@ class _EventPrinter:
             labels = _display.meta(obj).get("labels") or {}
             cells.append(("RESOURCE-VERSION", _display.resource_version(obj) or "-", 18))
             cells.append(("LABELS", ",".join(f"{k}={v}" for k, v in labels.items()) or "<none>", 0))
-        row = "".join(value.ljust(width) for _, value, width in cells).rstrip()
+        row = "".join(_cell(value).ljust(width) for _, value, width in cells).rstrip()
         if not self._header_done:
             self._header_done = True
             header = "".join(title.ljust(width) for title, _, width in cells).rstrip()
             return f"{header}\n{row}"
         return row
+
+
+_LINE_BREAK = re.compile("[\n\r\f\v\x85]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _cell(text: str) -> str:
+    """``text`` as kubectl prints a table cell: cut at its first line break (marked
+    ``...``), so a name or a status cannot forge rows; its control characters escaped."""
+    cut = _LINE_BREAK.search(text)
+    return _escaped(text if cut is None else text[: cut.start()] + "...")
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every control character shown, never sent to the terminal: ESC as
+    kubectl shows it (``^[``), the others in caret (``^H``) or ``\\x9b`` notation."""
+    return _CONTROL.sub(_shown, text)
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"^{chr(code ^ 0x40)}" if code < 0x20 or code == 0x7F else f"\\x{code:02x}"
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rxkube` goes through __main__.py

@@ -419,6 +419,45 @@ def test_watch_json_output_is_one_event_per_line(
         proc.kill()
 
 
+def test_watch_rows_show_control_characters_escaped_as_kubectl_does(
+    srv: ApiServer, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names the server accepts (RBAC names refuse only '/', '%', '.' and '..') and free
+    status text cannot forge rows or reach the terminal as escape sequences."""
+    client = srv.client()
+    try:
+        roles = Api(client, "clusterroles")
+        for name in ("ok\nDELETED   admin", "red\x1b[31m", "bell\x07\x9b\x7f"):
+            roles.create({"metadata": {"name": name}})
+        srv.add_resource("example.com", "v1", "Widget", "widgets")
+        widgets = Api(client, "widgets", namespace="default")
+        widget = widgets.create({"metadata": {"name": "w"}})
+        widgets.replace_status({**widget, "status": {"phase": "Up\x1b[2J\rDELETED"}})
+    finally:
+        client.close()
+    for resource in ("clusterroles", "widgets"):
+        argv = ["watch", resource, "--timeout", "1", "-o", "wide", "--kubeconfig", str(kubeconfig)]
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[:3] for line in out.splitlines() if not line.startswith("EVENT")]
+    assert ["ADDED", "ok...", "-"] in rows
+    assert ["ADDED", "red^[[31m", "-"] in rows
+    assert ["ADDED", "bell^G\\x9b^?", "-"] in rows
+    assert ["ADDED", "w", "Up^[[2J..."] in rows
+    assert len(rows) == len(Api(srv.client(), "clusterroles").list()["items"]) + 1
+    assert not any(char in out for char in "\x1b\x07\x9b\x7f\r")
+
+
+def test_an_error_line_shows_control_characters_escaped(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server's message echoes the field selector as it was sent."""
+    argv = ["watch", "pods", "--field-selector", "spec.no\x1b[2Jpe=x"]
+    assert main([*argv, "--kubeconfig", str(kubeconfig)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "spec.no^[[2Jpe" in line and "\x1b" not in line
+
+
 def test_watch_metadata_only_wide_shows_labels(
     kubeconfig: Path, pods: Api, capsys: pytest.CaptureFixture[str]
 ) -> None:
