@@ -1,7 +1,9 @@
 """Discovery: which resource a name means, from the built-in table or what the server serves.
 
 A ``Client`` owns one ``Discovery`` and answers ``Client.resolve`` with it; the answers
-of ``/api`` and ``/apis`` are cached, and a miss refreshes the cache once.
+of ``/api`` and ``/apis`` are cached, and a miss refreshes the cache once. Every document
+is read through checks of its shape: a server (or a proxy in front of it) answering JSON
+that is no discovery document gives a ``DecodeError`` naming the path and the field.
 """
 
 from __future__ import annotations
@@ -55,14 +57,22 @@ class Discovery:
         if group is None and self._discovered is not None:
             return self._discovered
         found = self._group_version("", "v1") if group is None else []
-        listing = self._get_json("/apis")
-        for entry in listing.get("groups") or ():
-            if group is not None and entry.get("name") != group:
+        document = _Document("/apis", self._server, self._get_json("/apis"))
+        for where, entry in document.objects(document.body, "groups"):
+            name = document.string(entry, "name", where)
+            if group is not None and name != group:
                 continue
-            preferred = (entry.get("preferredVersion") or {}).get("version")
-            versions = [v.get("version") for v in entry.get("versions") or ()]
-            for v in [preferred] if preferred else versions[:1]:
-                found.extend(self._group_version(entry["name"], v))
+            preferred = entry.get("preferredVersion")
+            if preferred is not None:
+                if not isinstance(preferred, dict):
+                    raise document.error(f"{where}.preferredVersion is {_kind(preferred)}")
+                chosen = document.string(preferred, "version", f"{where}.preferredVersion")
+            else:
+                versions = document.objects(entry, "versions", where)
+                if not versions:
+                    continue
+                chosen = document.string(versions[0][1], "version", versions[0][0])
+            found.extend(self._group_version(name, chosen))
         if group is None:
             self._discovered = found
         return found
@@ -74,30 +84,87 @@ class Discovery:
             return cached
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         response = self._get(path)
-        if response.status == 404:
-            resources: list[Resource] = []
-        else:
+        resources: list[Resource] = []
+        if response.status != 404:
             response.raise_for_status()
-            listing = response.json()
-            resources = [
-                Resource(
-                    group,
-                    version,
-                    item["kind"],
-                    item["name"],
-                    bool(item.get("namespaced")),
-                    tuple(item.get("shortNames") or ()),
+            document = _Document(path, self._server, response.json())
+            for where, item in document.objects(document.body, "resources"):
+                name = document.string(item, "name", where)
+                if "/" in name:  # a subresource (pods/log)
+                    continue
+                namespaced = item.get("namespaced", False)
+                if not isinstance(namespaced, bool):
+                    raise document.error(
+                        f"{where}.namespaced is {_kind(namespaced)}, not a boolean"
+                    )
+                short_names = item.get("shortNames") or []
+                if not isinstance(short_names, list) or not all(
+                    isinstance(s, str) for s in short_names
+                ):
+                    raise document.error(f"{where}.shortNames is not a list of strings")
+                kind = document.string(item, "kind", where)
+                resources.append(
+                    Resource(group, version, kind, name, namespaced, tuple(short_names))
                 )
-                for item in listing.get("resources") or ()
-                if "/" not in item.get("name", "/") and item.get("kind")
-            ]
         self._group_cache[key] = resources
         return resources
 
-    def _get_json(self, path: str) -> dict[str, Any]:
+    def _get_json(self, path: str) -> Any:
         response = self._get(path)
         response.raise_for_status()
-        decoded = response.json()
-        if not isinstance(decoded, dict):
-            raise DecodeError(f"GET {path} on {self._server}: expected a JSON object")
-        return decoded
+        return response.json()
+
+
+class _Document:
+    """One decoded discovery document, with checked reads of its fields."""
+
+    def __init__(self, path: str, server: str, body: Any) -> None:
+        self.path = path
+        self.server = server
+        if not isinstance(body, dict):
+            raise self.error(f"expected a JSON object, got {_kind(body)}")
+        self.body: dict[str, Any] = body
+
+    def error(self, problem: str) -> DecodeError:
+        return DecodeError(f"GET {self.path} on {self.server}: not a discovery document: {problem}")
+
+    def objects(
+        self, parent: dict[str, Any], key: str, where: str = ""
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The objects of the list ``parent[key]`` (absent or null: none), each with where
+        it is (``groups[2]``)."""
+        at = f"{where}.{key}" if where else key
+        items = parent.get(key)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise self.error(f"{at} is {_kind(items)}, not a list")
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.error(f"{at}[{index}] is {_kind(item)}, not an object")
+        return [(f"{at}[{index}]", item) for index, item in enumerate(items)]
+
+    def string(self, parent: dict[str, Any], key: str, where: str) -> str:
+        value = parent.get(key)
+        if not isinstance(value, str) or not value:
+            got = "missing" if value is None else _kind(value)
+            raise self.error(f"{where}.{key} is {got}, not a non-empty string")
+        return value
+
+
+def _kind(value: object) -> str:
+    """How a JSON value is spoken of in messages: ``a number (7)``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    named = (
+        "a boolean"
+        if isinstance(value, bool)
+        else "a string"
+        if isinstance(value, str)
+        else "a number"
+    )
+    return f"{named} ({value!r:.40})"

@@ -881,6 +881,97 @@ def test_a_body_that_does_not_match_its_content_encoding_is_a_decode_error(
         client.request("GET", "/x")
 
 
+# -- discovery documents of the wrong shape -------------------------------------------------
+
+CORE = {"kind": "APIResourceList", "groupVersion": "v1", "resources": []}
+WIDGET = {"name": "widgets", "kind": "Widget", "namespaced": True}
+GARBLED_DISCOVERY: list[tuple[str, Any, Any, str]] = [
+    ("/api/v1", None, None, "expected a JSON object, got null"),
+    ("/api/v1", [1, 2], None, "expected a JSON object, got a list"),
+    ("/api/v1", {"resources": "pods"}, None, "resources is a string ('pods'), not a list"),
+    ("/api/v1", {"resources": ["pods"]}, None, "resources[0] is a string ('pods'), not an object"),
+    ("/api/v1", {"resources": [{"kind": "Pod"}]}, None, "resources[0].name is missing"),
+    (
+        "/api/v1",
+        {"resources": [{**WIDGET, "namespaced": "false"}]},
+        None,
+        "resources[0].namespaced is a string ('false'), not a boolean",
+    ),
+    (
+        "/api/v1",
+        {"resources": [{**WIDGET, "shortNames": "wd"}]},
+        None,
+        "resources[0].shortNames is not a list of strings",
+    ),
+    ("/api/v1", {"resources": [{**WIDGET, "kind": 7}]}, None, "resources[0].kind is a number (7)"),
+    ("/apis", CORE, {"groups": "x"}, "groups is a string ('x'), not a list"),
+    ("/apis", CORE, {"groups": [7]}, "groups[0] is a number (7), not an object"),
+    ("/apis", CORE, {"groups": [{"versions": [{"version": "v1"}]}]}, "groups[0].name is missing"),
+    (
+        "/apis",
+        CORE,
+        {"groups": [{"name": "example.com", "preferredVersion": "v1"}]},
+        "groups[0].preferredVersion is a string ('v1')",
+    ),
+    (
+        "/apis",
+        CORE,
+        {"groups": [{"name": "example.com", "versions": [{"v": 1}]}]},
+        "groups[0].versions[0].version is missing",
+    ),
+]
+
+
+def discovery(core: Any, groups: Any) -> Handler:
+    """Answers /api/v1 with ``core`` and /apis with ``groups``; everything else is a 404."""
+    answers = {"/api/v1": core, "/apis": groups}
+
+    def handler(request: Request, conn: socket.socket) -> bool:
+        path = request.target.split("?")[0]
+        if path in answers:
+            return answer(conn, orjson.dumps(answers[path]))
+        status = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
+        return answer(conn, status, "404 Not Found")
+
+    return handler
+
+
+@pytest.mark.parametrize(("path", "core", "groups", "problem"), GARBLED_DISCOVERY)
+def test_a_discovery_document_of_the_wrong_shape_is_a_decode_error_naming_the_field(
+    serve: Callable[[Handler], RawHttpServer], path: str, core: Any, groups: Any, problem: str
+) -> None:
+    server = serve(discovery(core, groups))
+    with Client(server.url) as client, pytest.raises(DecodeError) as info:
+        client.resolve("widgets")
+    assert str(info.value).startswith(
+        f"GET {path} on {server.url}: not a discovery document: {problem}"
+    )
+
+
+def test_the_cli_ends_a_garbled_discovery_in_one_line(
+    serve: Callable[[Handler], RawHttpServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rxkube.cli import main
+
+    server = serve(discovery(CORE, {"groups": [7]}))
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server.url}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    (tmp_path / "config").write_text(yaml.safe_dump(config))
+    assert main(["watch", "widgets", "--kubeconfig", str(tmp_path / "config")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"rxkube: error: GET /apis on {server.url}: not a discovery document:"
+        " groups[0] is a number (7), not an object"
+    ]
+
+
 # -- credentials a header cannot carry -----------------------------------------------------
 
 
