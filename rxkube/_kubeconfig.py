@@ -8,9 +8,15 @@ arguments (the generated API classes are never used). Errors are ``ConfigError``
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import ipaddress
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -70,16 +76,25 @@ def kubeconfig_files(path: str | None = None) -> tuple[str, list[str]]:
     return given, [f for f in files if os.path.isfile(f)]
 
 
+EXEC_TIMEOUT = 30.0
+"""Seconds a credential plugin may take to answer. kubectl waits for ever; a library cannot,
+since a plugin waiting on a browser login or a keyring would hold up the request that
+refreshes the token, and every request waiting for it."""
+
+
 def load_kubeconfig(
-    path: str | None = None, context: str | None = None
+    path: str | None = None, context: str | None = None, exec_timeout: float = EXEC_TIMEOUT
 ) -> kubernetes.client.Configuration:
     """The Configuration of a kubeconfig context (see ``Client.from_kubeconfig``).
 
-    Every mistake in the files is a ``ConfigError`` naming the file and the problem.
+    Every mistake in the files is a ``ConfigError`` naming the file and the problem; so is
+    a credential plugin that fails or does not answer within ``exec_timeout`` seconds, at
+    load time and at each later refresh of its credentials.
     """
     # Imported on use: the kubernetes package takes ~0.2 s to import.
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
+    from kubernetes.config import kube_config
     from kubernetes.config.config_exception import ConfigException
 
     given, existing = kubeconfig_files(path)
@@ -100,9 +115,15 @@ def load_kubeconfig(
                     f"context {context!r} not found in kubeconfig {joined}"
                     f" (contexts: {', '.join(map(str, names)) or 'none'})"
                 )
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=joined, context=context, client_configuration=configuration
+        merger = kube_config.KubeConfigMerger(joined)  # type: ignore[no-untyped-call]
+        loader = _deadline_loader()(
+            config_dict=merger.config,
+            active_context=context,
+            config_base_path=None,
+            config_persister=merger.save_changes,
+            exec_timeout=exec_timeout,
         )
+        loader.load_and_set(configuration)
     except ConfigException as exc:
         message = " ".join(str(exc).split())
         raise ConfigError(f"cannot use kubeconfig {joined}: {message}") from None
@@ -116,6 +137,139 @@ def load_kubeconfig(
             f"cannot use kubeconfig {joined}: invalid content: {' '.join(str(exc).split())}"
         ) from None
     return configuration
+
+
+@functools.cache
+def _deadline_loader() -> Any:
+    """The kubernetes kubeconfig loader, running exec credential plugins itself.
+
+    The loader's own run waits for the plugin without a deadline and only logs its
+    failure, leaving a client without credentials (a bare 401 later). The loader calls
+    ``_load_from_exec_plugin`` at load time and again when the token nears expiry, so
+    overriding it covers the refreshes too.
+    """
+    from kubernetes.config import dateutil, exec_provider
+    from kubernetes.config import kube_config as loaders
+
+    # The package has no type hints: its names are Any here, and so is what they return.
+    kube_config: Any = loaders
+    parse_rfc3339: Any = dateutil.parse_rfc3339
+    ExecProvider: Any = exec_provider.ExecProvider
+
+    class DeadlineLoader(kube_config.KubeConfigLoader):  # type: ignore[misc]
+        def __init__(self, *args: Any, exec_timeout: float, **kwargs: Any) -> None:
+            self._exec_timeout = exec_timeout
+            super().__init__(*args, **kwargs)
+
+        def _load_from_exec_plugin(self) -> bool | None:
+            if "exec" not in self._user:
+                return None
+            base_path = self._get_base_path(self._cluster.path)
+            provider = ExecProvider(self._user["exec"], base_path, self._cluster)
+            status = run_exec_plugin(provider, self._exec_timeout)
+            if "token" in status:
+                self.token = f"Bearer {status['token']}"
+            elif "clientCertificateData" in status and "clientKeyData" in status:
+                for attribute, key in (
+                    ("cert_file", "clientCertificateData"),
+                    ("key_file", "clientKeyData"),
+                ):
+                    setattr(
+                        self,
+                        attribute,
+                        kube_config.FileOrData(
+                            status,
+                            None,
+                            data_key_name=key,
+                            file_base_path=base_path,
+                            base64_file_content=False,
+                            temp_file_path=self._temp_file_path,
+                        ).as_file(),
+                    )
+            else:
+                raise ConfigError(
+                    f"the credential plugin {provider.args[0]!r} answered neither a token"
+                    " nor a client certificate and key"
+                )
+            if "expirationTimestamp" in status:
+                self.expiry = parse_rfc3339(status["expirationTimestamp"])
+            return True
+
+    return DeadlineLoader
+
+
+def run_exec_plugin(provider: Any, timeout: float) -> dict[str, Any]:
+    """The ``status`` of the ExecCredential a credential plugin prints.
+
+    ``provider`` is the kubernetes package's ``ExecProvider`` (command, arguments,
+    environment and working directory from the kubeconfig); the plugin is run here so that
+    it has a deadline, and is killed, with the processes it started, when it passes.
+
+    Raises:
+        ConfigError: the plugin cannot start, fails, does not answer within ``timeout``
+            seconds, or prints no ExecCredential of its apiVersion.
+    """
+    command = str(provider.args[0])
+    interactive = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+    spec: dict[str, Any] = {"interactive": interactive}
+    if provider.cluster:
+        spec["cluster"] = provider.cluster.value
+    info = {"apiVersion": provider.api_version, "kind": "ExecCredential", "spec": spec}
+    try:
+        process = subprocess.Popen(
+            provider.args,
+            stdin=None if interactive else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=None if interactive else subprocess.PIPE,
+            cwd=provider.cwd,
+            env={**provider.env, "KUBERNETES_EXEC_INFO": json.dumps(info)},
+            text=True,
+            # Its own process group (unless it talks to the user's terminal), so that
+            # a plugin past its deadline is stopped with whatever it started.
+            process_group=None if interactive else 0,
+        )
+    except OSError as exc:
+        raise ConfigError(f"the credential plugin {command!r} cannot run: {exc}") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process, interactive)
+        raise ConfigError(
+            f"the credential plugin {command!r} did not answer within {timeout:g} s; it was stopped"
+        ) from None
+    if process.returncode != 0:
+        said = " ".join((stderr or "").split())
+        raise ConfigError(
+            f"the credential plugin {command!r} failed with exit status {process.returncode}"
+            + (f": {said}" if said else "")
+        )
+    try:
+        credential = json.loads(stdout)
+    except ValueError as exc:
+        raise ConfigError(
+            f"the credential plugin {command!r} printed no ExecCredential: {exc}"
+        ) from None
+    if not isinstance(credential, dict):
+        credential = {}
+    status = credential.get("status")
+    if credential.get("apiVersion") != provider.api_version or not isinstance(status, dict):
+        raise ConfigError(
+            f"the credential plugin {command!r} printed no ExecCredential of apiVersion"
+            f" {provider.api_version} with a status"
+        )
+    return status
+
+
+def _stop(process: subprocess.Popen[str], interactive: bool) -> None:
+    with contextlib.suppress(OSError):
+        if interactive:
+            process.kill()
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 _SECTIONS = {"clusters": "cluster", "contexts": "context", "users": "user"}

@@ -261,17 +261,27 @@ class Client(ClosedOnExit):
         return cls(**_kubeconfig.client_settings(configuration))
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Client:
+    def from_kubeconfig(
+        cls,
+        path: str | None = None,
+        context: str | None = None,
+        *,
+        exec_timeout: float = _kubeconfig.EXEC_TIMEOUT,
+    ) -> Client:
         """A client for a kubeconfig context (the current one unless ``context`` is given).
 
         Args:
             path: the kubeconfig file (or several, ``os.pathsep``-separated); default
                 ``$KUBECONFIG``, else ``~/.kube/config``.
             context: a context name from the file.
+            exec_timeout: seconds an exec credential plugin may take to answer, now and
+                at each refresh of its token; then it is killed.
 
         Raises:
             TypeError: ``path`` or ``context`` is neither a string nor ``None``.
-            ConfigError: no kubeconfig, an unknown context, or an invalid file.
+            ConfigError: no kubeconfig, an unknown context, an invalid file, or a
+                credential plugin that fails or does not answer in time (a request whose
+                token refresh meets such a plugin raises it too).
         """
         for what, value, kinds in (("path", path, (str, os.PathLike)), ("context", context, str)):
             if value is not None and not isinstance(value, kinds):
@@ -279,7 +289,7 @@ class Client(ClosedOnExit):
                     f"Client.from_kubeconfig(): {what} must be a string or None,"
                     f" not {type(value).__name__} {value!r:.60}"
                 )
-        configuration = _kubeconfig.load_kubeconfig(path, context)
+        configuration = _kubeconfig.load_kubeconfig(path, context, exec_timeout)
         try:
             return cls.from_configuration(configuration)
         except ConfigError as exc:  # e.g. the context's cluster has no usable server URL

@@ -619,6 +619,81 @@ def test_exec_plugin_token_is_used_and_refreshed_when_expiring(
         assert _runs(tmp_path) == runs_after_two_requests
 
 
+def _hanging_plugin(tmp_path: Path, answers_first: bool) -> dict[str, Any]:
+    """An exec user whose plugin writes its pid, then (after a first answer with a token
+    about to expire, if ``answers_first``) waits for ever on a child of its own."""
+    script = tmp_path / "hang.sh"
+    token = orjson.dumps(
+        {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "kind": "ExecCredential",
+            "status": {"token": TOKEN, "expirationTimestamp": "2000-01-01T00:00:00Z"},
+        }
+    ).decode()
+    first = f"if [ ! -e {tmp_path}/answered ]; then touch {tmp_path}/answered; echo '{token}'; exit 0; fi\n"
+    script.write_text(
+        "#!/bin/sh\n"
+        + (first if answers_first else "")
+        + f"sleep 600 & echo $! > {tmp_path}/pid\nwait\n"
+    )
+    script.chmod(0o755)
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(script)}}
+
+
+def _stopped(tmp_path: Path) -> bool:
+    """Whether the plugin's child (and so the plugin's process group) is gone."""
+    pid = int((tmp_path / "pid").read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_credential_plugin_that_never_answers_is_a_config_error_and_is_killed(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    config = tls_server.kubeconfig()
+    config["users"][0]["user"] = _hanging_plugin(tmp_path, answers_first=False)
+    path = _write_yaml(tmp_path / "config", config)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"hang\.sh' did not answer within 1 s; it was stopped"):
+        Client.from_kubeconfig(path, exec_timeout=1.0)
+    assert time.monotonic() - started < 20
+    assert wait_until(lambda: _stopped(tmp_path))
+
+
+def test_a_token_refresh_whose_plugin_never_answers_fails_that_request(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    config = tls_server.kubeconfig()
+    config["users"][0]["user"] = _hanging_plugin(tmp_path, answers_first=True)
+    path = _write_yaml(tmp_path / "config", config)
+    with (
+        Client.from_kubeconfig(path, exec_timeout=1.0) as c,
+        pytest.raises(ConfigError, match="did not answer within 1 s"),
+    ):
+        Api(c, "namespaces").get("default")
+    assert wait_until(lambda: _stopped(tmp_path))
+
+
+def test_a_credential_plugin_that_fails_is_a_config_error_with_its_words(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "fail.sh"
+    script.write_text("#!/bin/sh\necho 'cannot reach the identity provider' >&2\nexit 3\n")
+    script.chmod(0o755)
+    config = tls_server.kubeconfig()
+    exec_config = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(script)}
+    config["users"][0]["user"] = {"exec": exec_config}
+    with pytest.raises(ConfigError) as info:
+        Client.from_kubeconfig(_write_yaml(tmp_path / "config", config))
+    assert str(info.value) == (
+        f"the credential plugin {str(script)!r} failed with exit status 3:"
+        " cannot reach the identity provider"
+    )
+
+
 def test_tls_server_name_is_the_name_verified(tls_server: ApiServer) -> None:
     ca = tls_server.ca_file
     with Client(tls_server.url, token=TOKEN, ca_file=ca, tls_server_name="localhost") as client:
