@@ -1225,14 +1225,14 @@ def store(
             the parts of ``metadata.managedFields`` of each object listed or created,
             which objects written by the same managers repeat: a workload pod takes 0.7x
             its decoded size, below lightkube's, and a list costs no more CPU than
-            without (the duplicates are freed as each object is decoded, so the cyclic
-            collector has fewer objects to walk). A watch's update of an object holds its
-            own parts, as decoded, so the watch costs what it costs unshared; the next
-            relist shares them again. ``True``: every part (the pods of one ReplicaSet
-            share their containers, volumes and conditions), updates too (an update keeps
-            the parts equal to its previous version's, found by comparing them): under a
-            fifth of the decoded size, for more list CPU and each watch event costing
-            more. ``False``: none, each object
+            without (3% more instructions, but the duplicates are freed as each object is
+            decoded, so the cyclic collector runs less often over fewer objects). A
+            watch's update of an object holds its own parts, as decoded, so the watch
+            costs what it costs unshared; the next relist shares them again. ``True``:
+            every part (the pods of one ReplicaSet share their containers, volumes and
+            conditions), updates too (an update keeps the parts equal to its previous
+            version's, found by comparing them): under a fifth of the decoded size, for
+            more list CPU and each watch event costing more. ``False``: none, each object
             as decoded; what it buys is that the objects in the stream after
             ``reflect()`` share nothing with other cached objects (see
             ``docs/performance.md``). A shared part is never changed by rxkube: reads
