@@ -694,6 +694,81 @@ def test_a_credential_plugin_that_fails_is_a_config_error_with_its_words(
     )
 
 
+def _failing_plugin(tmp_path: Path, good_runs: int, output: str = "") -> dict[str, Any]:
+    """A user whose exec credential plugin gives a token expiring within a minute for its
+    first ``good_runs`` runs, then prints ``output`` and complains on stderr with status 1
+    (or, with ``output``, exits 0 with that output and no credentials)."""
+    script = tmp_path / "plugin.py"
+    script.write_text(
+        "import datetime, json, pathlib, sys\n"
+        f"runs = pathlib.Path({str(tmp_path / 'runs')!r})\n"
+        "runs.open('a').write('run\\n')\n"
+        f"if len(runs.read_text().splitlines()) > {good_runs}:\n"
+        f"    print({output!r})\n"
+        "    print('cannot reach the identity provider', file=sys.stderr)\n"
+        f"    sys.exit({0 if output else 1})\n"
+        "expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1',"
+        " 'kind': 'ExecCredential', 'status': {"
+        f"'token': {TOKEN!r}, 'expirationTimestamp': expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}}}}))\n"
+    )
+    return {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": sys.executable,
+            "args": [str(script)],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("output", "said"),
+    [
+        ("", "failed with exit status 1: cannot reach the identity provider"),
+        (
+            '{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",'
+            ' "status": {}}',
+            "answered neither a token nor a client certificate and key",
+        ),
+    ],
+    ids=["exits-1", "gives-no-credentials"],
+)
+def test_a_credential_plugin_that_fails_is_a_config_error_naming_it(
+    tls_server: ApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, output: str, said: str
+) -> None:
+    """Not a client without credentials whose first request is a bare 401 (or, with
+    anonymous auth, a 403 for system:anonymous)."""
+    config = tls_server.kubeconfig()
+    config["users"][0]["user"] = _failing_plugin(tmp_path, 0, output)
+    path = _write_yaml(tmp_path / "config", config)
+    with caplog.at_level(logging.ERROR), pytest.raises(ConfigError) as info:
+        Client.from_kubeconfig(path)
+    assert str(info.value) == f"the credential plugin {sys.executable!r} {said}"
+    assert not caplog.records  # raised, not logged
+
+
+def test_a_credential_plugin_that_fails_to_renew_the_token_fails_the_request_naming_it(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    """The loader keeps the expired token when the plugin fails: the request would go
+    out with it and come back a 401 that says nothing of the plugin."""
+    config = tls_server.kubeconfig()
+    config["users"][0]["user"] = _failing_plugin(tmp_path, 1)
+    with Client.from_kubeconfig(_write_yaml(tmp_path / "config", config)) as client:
+        namespaces = Api(client, "namespaces")
+        refusal = (
+            r"the credential plugin '.*' failed with exit status 1: cannot reach the identity"
+            r" provider"
+        )
+        before = len(tls_server.requests)
+        with pytest.raises(ConfigError, match=refusal):
+            namespaces.get("default")  # within five minutes of expiry: renewed first
+        with pytest.raises(ConfigError, match=refusal):
+            namespaces.get("default")  # the next request tries again
+        assert _runs(tmp_path) == 3
+        assert len(tls_server.requests) == before  # nothing sent with the expired token
+
+
 def test_tls_server_name_is_the_name_verified(tls_server: ApiServer) -> None:
     ca = tls_server.ca_file
     with Client(tls_server.url, token=TOKEN, ca_file=ca, tls_server_name="localhost") as client:
