@@ -62,7 +62,7 @@ from ._watching import watcher
 from .errors import Conflict, NotFound, RxKubeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .leader import _micro_time
-from .operators import default_backoff, reflect
+from .operators import default_backoff, observe_on, reflect
 from .protocol import Config
 
 if TYPE_CHECKING:
@@ -723,14 +723,14 @@ class ShardedSource:
             feed = _Feed(added, added)
             self._feeds.append(feed)
             config = replace(self.config, shard=Shard(added, self.member.key))
+            # observe_on, not subscribe(scheduler=...), which only sets a default: the
+            # events must reach _on_event on the scheduler thread, where _reshard changes
+            # the same feeds and every watch applies to the one writer.
+            assert self._scheduler is not None
             feed.subscription = (
                 watcher(self.api, config)
-                .pipe(default_backoff())
-                .subscribe(
-                    lambda event: self._on_event(feed, event),
-                    self._on_error,
-                    scheduler=self._scheduler,
-                )
+                .pipe(default_backoff(), observe_on(self._scheduler))
+                .subscribe(lambda event: self._on_event(feed, event), self._on_error)
             )
 
     def _on_error(self, error: Exception) -> None:

@@ -205,6 +205,54 @@ def test_a_join_relists_only_the_ranges_that_moved_and_each_store_holds_its_shar
                 run_second.dispose()
 
 
+def test_every_watch_of_a_sharded_source_is_applied_on_its_scheduler_thread() -> None:
+    # Its watches' events used to reach it on each watch's own thread, while a reshard
+    # changed the same feeds on the scheduler thread ("dictionary changed size during
+    # iteration"), and two watches applied to the one writer at once.
+    from rxkube.sharding import ShardedSource
+
+    with ApiServer() as srv:
+        for i in range(20):
+            srv.create("configmaps", {"metadata": {"name": f"cm-{i}"}}, namespace="default")
+        first, second = member(srv, "a"), member(srv, "b")
+        source = ShardedSource(
+            Api(srv.client(), "configmaps", namespace="default"), None, first, "threads"
+        )
+        threads: set[str] = set()
+        seen = Sink()
+
+        def record(obj: Any) -> None:
+            threads.add(threading.current_thread().name)
+            seen.on_next(obj)
+
+        source.updated.subscribe(record)
+        source.acquired.subscribe(record)
+        source.start()
+        first.start()
+        try:
+            wait_for(lambda: len(source.reader) == 20, what="a to cache everything")
+            second.start()  # a reshard: a's held ranges shrink while its watch runs
+            wait_for(lambda: bool(second.held), what="b to take a share")
+            for i in range(20):
+                srv.replace(
+                    "configmaps",
+                    {"metadata": {"name": f"cm-{i}"}, "data": {"v": "2"}},
+                    namespace="default",
+                )
+            wait_for(
+                lambda: (
+                    all(o.get("data") == {"v": "2"} for o in source.reader.state())
+                    and 0 < len(source.reader) < 20
+                ),
+                what="a's store to follow the changes in its share",
+            )
+        finally:
+            second.stop()
+            first.stop()
+            source.stop()
+    assert threads == {"rxkube-shards-threads"}, threads
+
+
 def livez(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url + "/livez", timeout=30) as response:
