@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -107,25 +108,32 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 
+def _numbers(value: Any, kind: type, convert: Callable[[Any], Any]) -> Any:
+    """``value`` with every number of ``kind`` in it (``bool`` aside) replaced by
+    ``convert(number)``; containers are changed in place, the (possibly new) value is
+    returned."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list | kind):
+                value[key] = _numbers(item, kind, convert)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list | kind):
+                value[index] = _numbers(item, kind, convert)
+    elif isinstance(value, kind) and not isinstance(value, bool):
+        return convert(value)
+    return value
+
+
+def _as_float64(number: int) -> int | float:
+    return number if INT64_MIN <= number <= INT64_MAX else float(number)
+
+
 def unstructured_numbers(value: Any) -> Any:
     """``value`` with its numbers as apimachinery's ``util/json`` decodes an unstructured
     object (``convertNumber``): an integer that fits int64 stays one, any other becomes a
     float64. Containers are changed in place; the (possibly new) value is returned."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict | list | int):
-                value[key] = unstructured_numbers(item)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if isinstance(item, dict | list | int):
-                value[index] = unstructured_numbers(item)
-    elif (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and not INT64_MIN <= value <= INT64_MAX
-    ):
-        return float(value)
-    return value
+    return _numbers(value, int, _as_float64)
 
 
 def _read_back(number: float) -> float | int:
@@ -142,17 +150,11 @@ def stored_numbers(value: Any) -> Any:
     """``value`` as kube-apiserver reads an unstructured object back from storage, which
     holds it as JSON: a float64 written as an integer literal (``1.0`` as ``1``, ``1e18``)
     comes back an int64 when it fits. In place, as :func:`unstructured_numbers`."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict | list | float):
-                value[key] = stored_numbers(item)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if isinstance(item, dict | list | float):
-                value[index] = stored_numbers(item)
-    elif isinstance(value, float) and math.isfinite(value):
-        return _read_back(value)
-    return value
+    return _numbers(value, float, _finite_read_back)
+
+
+def _finite_read_back(number: float) -> float | int:
+    return _read_back(number) if math.isfinite(number) else number
 
 
 # ---------------------------------------------------------------------- YAML
