@@ -500,6 +500,73 @@ def test_defaults_apply_on_create_update_and_patch(defined: Http) -> None:
     assert status == 200 and patched["spec"]["color"] == "red"
 
 
+def _set_size_default(api: Http, size: int | None) -> None:
+    """Give ``spec.size`` of the widgets' schema a default (None: none)."""
+    _, crd = api.get(f"{CRDS}/widgets.example.com")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = schema["properties"]["spec"]
+    spec.pop("required", None)
+    spec["properties"]["size"].pop("default", None)
+    if size is not None:
+        spec["properties"]["size"]["default"] = size
+    status, body, _ = api.request("PUT", f"{CRDS}/widgets.example.com", crd)
+    assert status == 200, body
+
+
+def test_defaults_added_later_apply_when_reading_what_was_stored(defined: Http) -> None:
+    """Objects stored before a default was added read with it on get, list and watch
+    (the storage codec of customresource_handler.go's ``crdConversionRESTOptionsGetter``
+    runs ``unstructuredDefaulter`` on every object it decodes), and a field selector sees
+    it; what is stored does not change, so the default goes again with the schema's."""
+    api = defined
+    _, crd = api.get(f"{CRDS}/widgets.example.com")
+    crd["spec"]["versions"][0]["selectableFields"] = [{"jsonPath": ".spec.size"}]
+    assert api.request("PUT", f"{CRDS}/widgets.example.com", crd)[0] == 200
+    _set_size_default(api, None)
+    _, created, _ = api.request("POST", WIDGETS, {**widget(), "spec": {}})
+    assert created["spec"] == {"color": "red"}
+    created_rv = int(created["metadata"]["resourceVersion"])
+    _set_size_default(api, 4)
+    status, got = api.get(f"{WIDGETS}/w")
+    assert status == 200 and got["spec"] == {"color": "red", "size": 4}
+    assert got["metadata"]["resourceVersion"] == str(created_rv)
+    _, listed = api.get(WIDGETS, fieldSelector="spec.size=4")
+    assert [item["spec"] for item in listed["items"]] == [{"color": "red", "size": 4}]
+    with api.watch(WIDGETS) as watch:
+        assert watch.next()["object"]["spec"] == {"color": "red", "size": 4}
+    with api.watch(WIDGETS, resourceVersion=str(created_rv - 1)) as watch:
+        event = watch.next()
+        assert (event["type"], event["object"]["spec"]) == ("ADDED", {"color": "red", "size": 4})
+    _set_size_default(api, None)
+    assert api.get(f"{WIDGETS}/w")[1]["spec"] == {"color": "red"}
+
+
+def test_writes_start_from_the_object_as_read(defined: Http) -> None:
+    """An update reads the stored object through the storage codec, defaults included: a
+    JSON patch can test a field only a default set, a deletion's last state carries it,
+    and an update that leaves the read object as it was still writes the default."""
+    api = defined
+    _set_size_default(api, None)
+    _, created, _ = api.request("POST", WIDGETS, {**widget(), "spec": {}})
+    _set_size_default(api, 4)
+    status, patched, _ = api.request(
+        "PATCH", f"{WIDGETS}/w", [{"op": "test", "path": "/spec/size", "value": 4}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )  # fmt: skip
+    assert status == 200, patched
+    assert int(patched["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    _set_size_default(api, None)
+    assert api.get(f"{WIDGETS}/w")[1]["spec"] == {"color": "red", "size": 4}
+    api.request("POST", WIDGETS, {**widget("old"), "spec": {}})
+    _set_size_default(api, 6)
+    with api.watch(WIDGETS) as watch:
+        watch.events(2)
+        status, gone, _ = api.request("DELETE", f"{WIDGETS}/old")
+        assert status == 200 and gone["spec"]["size"] == 6
+        event = watch.next()
+        assert (event["type"], event["object"]["spec"]["size"]) == ("DELETED", 6)
+
+
 def test_status_subresource_splits_spec_and_status(defined: Http) -> None:
     """With a status subresource the main endpoint ignores status and ``/status`` ignores
     everything else (registry/customresource/strategy.go ``PrepareForUpdate``,

@@ -28,7 +28,7 @@ from ._decode import stored_numbers, unstructured_numbers
 from ._served import PrinterColumn, ScalePaths, ServedResource
 from ._status import StatusError, invalid
 from ._store import Store, now_timestamp
-from ._stored import Object, WatchFilter
+from ._stored import Object, WatchFilter, deep_copy
 
 log = logging.getLogger("rxkube.testing")
 
@@ -469,6 +469,30 @@ class _CustomAdmission:
         return new
 
 
+class _StorageDecoder:
+    """How a definition's objects read back from storage: defaulted by the schema of the
+    version each is stored in, as the storage codec of customresource_handler.go
+    (``crdConversionRESTOptionsGetter``) runs ``unstructuredDefaulter`` on every decode,
+    so an object stored before a default was added reads with it (what is stored stays).
+    """
+
+    def __init__(self, schemas: Mapping[str, Mapping[str, Any]]) -> None:
+        self.schemas = schemas
+        """The schemas that set a default, by version."""
+
+    def __call__(self, obj: Object) -> Object:
+        schema = self.schemas.get(str(obj.get("apiVersion", "")).rpartition("/")[2])
+        if schema is None:
+            return obj
+        read = deep_copy(obj)
+        _structural.default(read, schema)
+        if read == obj:
+            return obj
+        for key in read.keys() - {"metadata"}:
+            read[key] = stored_numbers(read[key])
+        return read
+
+
 # -------------------------------------------------------------------- the controller
 
 
@@ -666,12 +690,18 @@ class Definitions:
         """Serve every served version of a definition; stop serving the others."""
         spec = _dict(crd.get("spec"))
         storage = _storage_version(spec)
+        schemas: dict[str, Mapping[str, Any]] = {}
+        for version in map(_dict, _list(spec.get("versions"))):
+            schema = _dict(_dict(version.get("schema")).get("openAPIV3Schema"))
+            if _structural.has_defaults(schema):
+                schemas[str(version.get("name"))] = schema
+        decode = _StorageDecoder(schemas) if schemas else None
         wanted: list[ServedResource] = []
         for version in _list(spec.get("versions")):
             version = _dict(version)
             if version.get("served") is not True:
                 continue
-            wanted.append(self._version(name, spec, accepted, version, storage))
+            wanted.append(self._version(name, spec, accepted, version, storage, decode))
         wanted_keys = {(s.resource.version) for s in wanted}
         for served in self._serving.get(name, []):
             if served.resource.version not in wanted_keys:
@@ -687,6 +717,7 @@ class Definitions:
         accepted: Mapping[str, Any],
         version: Mapping[str, Any],
         storage: str | None,
+        decode: _StorageDecoder | None,
     ) -> ServedResource:
         resource = Resource(
             str(spec.get("group")),
@@ -726,6 +757,7 @@ class Definitions:
             storage_version=storage,
             definition=name,
             admit=_CustomAdmission(resource, schema, scale, lambda: name in self._terminating),
+            decode=decode,
             committed=lambda _object: self._on_custom_write(name),
         )
 

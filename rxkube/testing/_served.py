@@ -88,6 +88,10 @@ class ServedResource:
         definition: the CustomResourceDefinition that defines the resource, if any.
         admit: completes and checks every object written (pruning, defaulting and
             validation against a custom resource's schema, a definition's own validation).
+        decode: how an object read back from storage is decoded, given as stored and
+            returned as read (itself when that changes nothing): a custom resource's
+            schema defaults what was stored before its defaults. None: read as stored.
+            The store uses the storage version's.
         committed: called with an object's name after each write, once the store's lock
             is released (a CustomResourceDefinition is then served).
         deleting: what a delete request changes in an object before its finalizers are
@@ -116,6 +120,7 @@ class ServedResource:
     storage_group: str | None = None
     definition: str = ""
     admit: Admit | None = field(default=None, compare=False)
+    decode: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
     committed: Callable[[str], None] | None = field(default=None, compare=False)
     deleting: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
     verbs: tuple[str, ...] = STORED_VERBS

@@ -294,6 +294,13 @@ class Store:
         return state
 
     @staticmethod
+    def _read(state: _ResourceState, stored: Stored) -> Stored:
+        """A stored state as a read from storage gives it: decoded by the storage
+        version's ``decode`` (a custom resource's defaults), what is stored unchanged."""
+        decode = state.served.decode
+        return stored if decode is None else stored.decoded(decode)
+
+    @staticmethod
     def key(served: ServedResource, namespace: str | None, name: str) -> str:
         """The storage key of an object (etcd order: namespace, then name)."""
         return f"{namespace}/{name}" if served.resource.namespaced else name
@@ -332,7 +339,7 @@ class Store:
         if len(stored.raw) > MAX_OBJECT_BYTES:
             raise StatusError(500, "etcdserver: request is too large", reason="")
         if dry_run:
-            return stored
+            return self._read(state, stored)
         self.rv = rv
         if event_type == "DELETED":
             del state.live[key]
@@ -342,6 +349,9 @@ class Store:
                 bisect.insort(state.keys, key)
             state.live[key] = stored
         change = Change(event_type, stored, prev)
+        # Watchers and the writer get the states as read back, as from etcd.
+        decode = state.served.decode
+        seen = change if decode is None else change.decoded(decode)
         committed = state.served.committed
         if committed is not None:
             self.lock.after.append(lambda: committed(obj["metadata"]["name"]))
@@ -351,7 +361,7 @@ class Store:
             if registration.after >= self.rv:
                 continue
             try:
-                line = registration.filter.line(change)
+                line = registration.filter.line(seen)
                 if line is not None:
                     registration.sink.push(line)
             except Exception:
@@ -366,7 +376,7 @@ class Store:
             self._compact_locked(self._auto_compact_mark)
             self._auto_compact_mark = self.rv
             self._writes_since_compaction = 0
-        return stored
+        return seen.obj
 
     def when_reached(self, rv: int, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` once the store's revision reaches ``rv`` (at once if it has).
@@ -573,10 +583,11 @@ class Store:
             StatusError: 404 when it does not exist.
         """
         with self.lock:
-            stored = self._state(served).live.get(self.key(served, namespace, name))
-        if stored is None:
-            raise not_found(served.resource, name)
-        return stored
+            state = self._state(served)
+            stored = state.live.get(self.key(served, namespace, name))
+            if stored is None:
+                raise not_found(served.resource, name)
+            return self._read(state, stored)
 
     def update(
         self,
@@ -624,10 +635,11 @@ class Store:
         """
         fields = self._tracker(served, subresource, field_manager)
         with self.lock:
-            current = self._state(served).live.get(self.key(served, namespace, name))
+            state = self._state(served)
+            current = state.live.get(self.key(served, namespace, name))
             if current is None:
                 raise not_found(served.resource, name)
-            patched = apply(from_storage(served, current.copy_obj()))
+            patched = apply(from_storage(served, self._read(state, current).copy_obj()))
             if not isinstance(patched, dict):
                 raise StatusError(422, "the patched object is not a JSON object", reason="Invalid")
             error = metadata_type_error(patched, served.resource.kind, typed=served.strategic_merge)
@@ -692,7 +704,8 @@ class Store:
             self._resolve_namespace(meta, namespace, default=None)
         now = now_timestamp()
         with self.lock:
-            current = self._state(served).live.get(self.key(served, namespace, name))
+            state = self._state(served)
+            current = state.live.get(self.key(served, namespace, name))
             # The handler's checkName, on the applied result: a configuration without a
             # name keeps the live object's, and creates none.
             given = meta.get("name", name if current is not None else "")
@@ -718,7 +731,8 @@ class Store:
                 )
                 return stored, True
             obj, fields = apply_config(
-                schema, from_storage(served, current.copy_obj()), config, field_manager,
+                schema, from_storage(served, self._read(state, current).copy_obj()), config,
+                field_manager,
                 force=force, now=now,
             )  # fmt: skip
             stored = self._update_locked(
@@ -794,7 +808,7 @@ class Store:
             )
         if wanted_rv not in (None, "") and str(wanted_rv) != str(current.rv):
             raise conflict(res, name, _CONFLICT)
-        old = current.obj
+        old = self._read(state, current).obj
         old_meta = old["metadata"]
         if meta.get("uid") not in (None, "", old_meta["uid"]):
             raise conflict(
@@ -875,8 +889,10 @@ class Store:
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
         if managed_fields is not None:
             _set_managed_fields(new, managed_fields(old, new))
-        if new == old:
-            return current
+        if new == current.obj:
+            # etcd3's GuaranteedUpdate writes nothing when the encoding is what is stored
+            # (not what a read decodes: an added default is then written).
+            return self._read(state, current)
         if terminating and not new_meta.get("finalizers"):
             return self._commit(state, "DELETED", new, current, dry_run=dry_run)
         return self._commit(state, "MODIFIED", new, current, dry_run=dry_run)
@@ -906,9 +922,10 @@ class Store:
         res = served.resource
         with self.lock:
             state = self._state(served)
-            current = state.live.get(self.key(served, namespace, name))
-            if current is None:
+            stored = state.live.get(self.key(served, namespace, name))
+            if stored is None:
                 raise not_found(res, name)
+            current = self._read(state, stored)
             old_meta = current.obj["metadata"]
             if precondition_uid and precondition_uid != old_meta["uid"]:
                 raise precondition_failed(
@@ -940,7 +957,7 @@ class Store:
             shorter = terminating and held and period < held
             if terminating and not shorter and (held or old_meta.get("finalizers")):
                 if wanted is not None and new["metadata"].get("finalizers"):
-                    return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
+                    return self._commit(state, "MODIFIED", new, stored, dry_run=dry_run), False
                 if wanted is None:
                     return (
                         current,
@@ -955,13 +972,13 @@ class Store:
                 if not terminating and old_meta.get("generation"):  # rest.BeforeDelete
                     meta["generation"] = old_meta["generation"] + 1
             if period or meta.get("finalizers"):
-                return self._commit(state, "MODIFIED", new, current, dry_run=dry_run), False
+                return self._commit(state, "MODIFIED", new, stored, dry_run=dry_run), False
             if graceful is not None:
                 # The registry writes the mark of a graceful deletion before it deletes,
                 # even with no time to wait.
-                current = self._commit(state, "MODIFIED", new, current, dry_run=dry_run)
-                new = {**current.obj, "metadata": dict(current.obj["metadata"])}
-            return self._commit(state, "DELETED", new, current, dry_run=dry_run), True
+                stored = self._commit(state, "MODIFIED", new, stored, dry_run=dry_run)
+                new = {**stored.obj, "metadata": dict(stored.obj["metadata"])}
+            return self._commit(state, "DELETED", new, stored, dry_run=dry_run), True
 
     # --------------------------------------------------------------------- reads
 
@@ -1021,9 +1038,14 @@ class Store:
             items: list[Stored] = []
             next_start: str | None = None
             remaining: int | None = None
+            decode = state.served.decode
             for index in range(lo, hi):
                 stored = lookup(keys[index])
-                if stored is None or not flt.passes(stored):
+                if stored is None:
+                    continue
+                if decode is not None:
+                    stored = stored.decoded(decode)
+                if not flt.passes(stored):
                     continue
                 items.append(stored)
                 if limit and len(items) >= limit:
@@ -1088,8 +1110,9 @@ class Store:
             if initial == "none" and from_rv is not None:
                 if from_rv < self.compacted_rv:
                     raise ResourceVersionTooOld(from_rv, self.compacted_rv)
+                decode = state.served.decode
                 for change in state.log[bisect.bisect_right(state.log_rvs, from_rv) :]:
-                    line = flt.line(change)
+                    line = flt.line(change if decode is None else change.decoded(decode))
                     if line is not None:
                         lines.append(line)
             elif initial != "none":
@@ -1098,7 +1121,7 @@ class Store:
                 lo = bisect.bisect_left(keys, prefix)
                 hi = bisect.bisect_left(keys, prefix + "\U0010ffff") if prefix else len(keys)
                 for key in keys[lo:hi]:
-                    stored = state.live[key]
+                    stored = self._read(state, state.live[key])
                     if flt.passes(stored):
                         raw = stored.encoded(flt.metadata_only, flt.api_version)
                         lines.append(event_line("ADDED", raw))

@@ -6,7 +6,7 @@ is built once per write and shared by every watcher it matches (see ``_store.py`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -20,13 +20,15 @@ from ._status import StatusError
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Object = dict[str, Any]
+Decode = Callable[[Object], Object]
+"""How a stored object is read back (``ServedResource.decode``)."""
 META_KIND = b'"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1"'
 
 
 class Stored:
     """One version of an object: the dict (never mutated once stored) and its encoding."""
 
-    __slots__ = ("_converted", "_meta_raw", "key", "namespace", "obj", "raw", "rv")
+    __slots__ = ("_converted", "_decoded", "_meta_raw", "key", "namespace", "obj", "raw", "rv")
 
     def __init__(self, obj: Object, rv: int, key: str, namespace: str) -> None:
         self.obj = obj
@@ -36,6 +38,21 @@ class Stored:
         self.raw = encode_json(obj)
         self._meta_raw: bytes | None = None
         self._converted: dict[str, bytes] | None = None
+        self._decoded: tuple[Decode, Stored] | None = None
+
+    def decoded(self, decode: Decode) -> Stored:
+        """This state as ``decode`` reads it back: itself when that changes nothing.
+
+        Kept for the next read with the same ``decode`` (a definition's schema at the
+        time), so each state is decoded once, as the watch cache decodes it once.
+        """
+        cached = self._decoded
+        if cached is not None and cached[0] is decode:
+            return cached[1]
+        obj = decode(self.obj)
+        view = self if obj is self.obj else Stored(obj, self.rv, self.key, self.namespace)
+        view._decoded = self._decoded = (decode, view)
+        return view
 
     @property
     def meta_raw(self) -> bytes:
@@ -114,7 +131,7 @@ class Change:
     before the write (``None`` for a creation).
     """
 
-    __slots__ = ("_lines", "_prev_at_rv", "key", "obj", "prev", "rv", "type")
+    __slots__ = ("_decoded", "_lines", "_prev_at_rv", "key", "obj", "prev", "rv", "type")
 
     def __init__(self, event_type: EventType, obj: Stored, prev: Stored | None) -> None:
         self.type: EventType = event_type
@@ -124,6 +141,19 @@ class Change:
         self.key = obj.key
         self._lines: dict[tuple[str, bool, bool, str | None], bytes] = {}
         self._prev_at_rv: Stored | None = None
+        self._decoded: tuple[Decode, Change] | None = None
+
+    def decoded(self, decode: Decode) -> Change:
+        """This change with its states read back by ``decode`` (see ``Stored.decoded``),
+        as watchers receive it; itself when that changes nothing."""
+        cached = self._decoded
+        if cached is not None and cached[0] is decode:
+            return cached[1]
+        obj = self.obj.decoded(decode)
+        prev = None if self.prev is None else self.prev.decoded(decode)
+        view = self if obj is self.obj and prev is self.prev else Change(self.type, obj, prev)
+        view._decoded = self._decoded = (decode, view)
+        return view
 
     def gone_view(self) -> Stored:
         """What a watcher that no longer sees the object receives in its DELETED event."""
