@@ -193,6 +193,46 @@ def test_a_cron_job_name_is_at_most_52_characters(srv: ApiServer) -> None:
     assert call(srv, "POST", cronjobs, {"metadata": {"name": "c" * 52}, "spec": spec})[0] == 201
 
 
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+def test_a_leases_duration_and_transitions_are_validated(srv: ApiServer) -> None:
+    """pkg/apis/coordination/validation ``ValidateLeaseSpec``: a duration, when set, above
+    0; transitions, when set, not below 0 (the pointers' values printed as integers), on a
+    create and on an update that changes them."""
+    spec = {"leaseDurationSeconds": 0, "leaseTransitions": -1}
+    status, body = call(srv, "POST", LEASES, {"metadata": {"name": "l"}, "spec": spec})
+    assert status == 422 and body["message"] == (
+        'Lease.coordination.k8s.io "l" is invalid: [spec.leaseDurationSeconds: Invalid '
+        "value: 0: must be greater than 0, spec.leaseTransitions: Invalid value: -1: must be "
+        "greater than or equal to 0]"
+    )
+    assert [(c["reason"], c["field"], c["message"]) for c in body["details"]["causes"]] == [
+        ("FieldValueInvalid", "spec.leaseDurationSeconds", "Invalid value: 0: must be greater than 0"),
+        ("FieldValueInvalid", "spec.leaseTransitions", "Invalid value: -1: must be greater than or equal to 0"),
+    ]  # fmt: skip
+    spec = {"leaseDurationSeconds": 1, "leaseTransitions": 0}
+    status, lease = call(srv, "POST", LEASES, {"metadata": {"name": "l"}, "spec": spec})
+    assert status == 201, lease
+    lease["spec"]["leaseDurationSeconds"] = -5
+    status, body = call(srv, "PUT", f"{LEASES}/l", lease)
+    assert status == 422 and body["details"]["causes"][0]["message"] == (
+        "Invalid value: -5: must be greater than 0"
+    )
+
+
+def test_a_leases_strategy_and_preferred_holder_are_dropped(srv: ApiServer) -> None:
+    """pkg/registry/coordination/lease/strategy.go: with ``CoordinatedLeaderElection`` off
+    (its default from v1.31 to v1.36) a create drops ``strategy`` and ``preferredHolder``,
+    so their validation never sees them, and so does an update of a Lease without them."""
+    spec = {"holderIdentity": "a", "strategy": "bogus", "preferredHolder": "b"}
+    status, lease = call(srv, "POST", LEASES, {"metadata": {"name": "l"}, "spec": spec})
+    assert status == 201 and lease["spec"] == {"holderIdentity": "a"}
+    lease["spec"].update(strategy="OldestEmulationVersion", holderIdentity="c")
+    status, lease = call(srv, "PUT", f"{LEASES}/l", lease)
+    assert status == 200 and lease["spec"] == {"holderIdentity": "c"}
+
+
 # --- server-side apply --------------------------------------------------------------------
 
 

@@ -472,6 +472,8 @@ def complete(
     if resource.group:
         if resource.plural == "jobs" and resource.group == "batch" and old is None:
             _generate_job_selector(obj)
+        elif (resource.group, resource.plural) == ("coordination.k8s.io", "leases"):
+            _drop_coordinated_fields(obj, old)
         return
     if resource.plural == "events":
         # The fields of a core Event's Go type that are encoded even when empty: no
@@ -491,6 +493,19 @@ def complete(
             spec.pop("finalizers", None)
         if not spec:
             obj.pop("spec")
+
+
+def _drop_coordinated_fields(lease: Object, old: Mapping[str, Any] | None) -> None:
+    """pkg/registry/coordination/lease/strategy.go with ``CoordinatedLeaderElection`` off,
+    its default from v1.31 to v1.36: ``strategy`` and ``preferredHolder`` are dropped,
+    but from an update of a Lease that has them."""
+    spec = lease.get("spec")
+    if not isinstance(spec, dict):
+        return
+    kept = _map((old or {}).get("spec"))
+    for key in ("strategy", "preferredHolder"):
+        if key not in kept:
+            spec.pop(key, None)
 
 
 _ZEROS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady")
@@ -825,6 +840,26 @@ def _job(obj: Mapping[str, Any], causes: list[Cause]) -> None:
         )
 
 
+def _lease(obj: Mapping[str, Any], causes: list[Cause]) -> None:
+    """``ValidateLeaseSpec`` (pkg/apis/coordination/validation): a duration, when set,
+    above 0; transitions, when set, not below 0. (``strategy`` and ``preferredHolder`` are
+    dropped before: see ``_drop_coordinated_fields``.)"""
+    spec = _map(obj.get("spec"))
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        causes.append(
+            ("spec.leaseDurationSeconds", f"Invalid value: {duration}: must be greater than 0")
+        )
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        causes.append(
+            (
+                "spec.leaseTransitions",
+                f"Invalid value: {transitions}: must be greater than or equal to 0",
+            )
+        )
+
+
 _CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
 _MAX_DATA_BYTES = 1024 * 1024
@@ -960,6 +995,8 @@ def validate(
         _data_keys(obj, ("data",), causes)
     elif (group, plural) == ("", "services"):
         _service(obj, causes)
+    elif (group, plural) == ("coordination.k8s.io", "leases"):
+        _lease(obj, causes)
     elif (group, plural) == ("batch", "cronjobs") and old is None:
         # pkg/apis/batch/validation ValidateCronJobCreate: the Jobs it makes are named
         # after it with an 11-character suffix, within a DNS-1035 label's 63.
