@@ -233,6 +233,55 @@ def test_a_leases_strategy_and_preferred_holder_are_dropped(srv: ApiServer) -> N
     assert status == 200 and lease["spec"] == {"holderIdentity": "c"}
 
 
+def test_finalizers_added_while_terminating_print_as_a_go_string_slice(srv: ApiServer) -> None:
+    """apimachinery pkg/api/validation ``ValidateNoNewFinalizers``: the new finalizers
+    sorted, printed with ``%#v`` (``[]string{"a", "b"}``); the cause comes twice, as
+    ``rest.BeforeUpdate`` validates the metadata update before the strategy does again."""
+    meta = {"name": "c", "finalizers": ["example.com/f"]}
+    assert call(srv, "POST", CONFIGMAPS, {"metadata": meta})[0] == 201
+    assert call(srv, "DELETE", f"{CONFIGMAPS}/c")[0] == 200
+    patch = {"metadata": {"finalizers": ["example.com/f", "example.com/g", "example.com/a"]}}
+    status, body = call(
+        srv, "PATCH", f"{CONFIGMAPS}/c", patch, content_type="application/merge-patch+json"
+    )
+    text = (
+        "Forbidden: no new finalizers can be added if the object is being deleted, found new "
+        'finalizers []string{"example.com/a", "example.com/g"}'
+    )
+    assert (
+        status == 422
+        and body["message"] == f'ConfigMap "c" is invalid: metadata.finalizers: {text}'
+    )
+    assert [(c["field"], c["message"]) for c in body["details"]["causes"]] == [
+        ("metadata.finalizers", text),
+        ("metadata.finalizers", text),
+    ]
+
+
+def test_core_kinds_want_finalizer_names_qualified_or_standard(srv: ApiServer) -> None:
+    """pkg/apis/core/validation ``ValidateObjectMeta`` and ``ValidateObjectMetaUpdate``
+    add ``validateKubeFinalizerName`` to apimachinery's rules: a name without a ``/`` must
+    be ``kubernetes``, ``orphan`` or ``foregroundDeletion``, on a create and an update.
+    Kinds validated with apimachinery's rules alone (a Lease) take any qualified name."""
+    meta = {"name": "c", "finalizers": ["x", "kubernetes", "orphan", "example.com/f"]}
+    status, body = call(srv, "POST", CONFIGMAPS, {"metadata": meta})
+    text = 'Invalid value: "x": name is neither a standard finalizer name nor is it fully qualified'
+    assert (
+        status == 422
+        and body["message"] == f'ConfigMap "c" is invalid: metadata.finalizers[0]: {text}'
+    )
+    meta["finalizers"] = ["kubernetes"]
+    status, created = call(srv, "POST", CONFIGMAPS, {"metadata": meta})
+    assert status == 201, created
+    created["metadata"]["finalizers"].append("y")
+    status, body = call(srv, "PUT", f"{CONFIGMAPS}/c", created)
+    assert status == 422 and [(c["field"], c["message"]) for c in body["details"]["causes"]] == [
+        ("metadata.finalizers[1]", text.replace('"x"', '"y"'))
+    ]
+    lease = {"metadata": {"name": "l", "finalizers": ["x"]}}
+    assert call(srv, "POST", LEASES, lease)[0] == 201
+
+
 # --- server-side apply --------------------------------------------------------------------
 
 

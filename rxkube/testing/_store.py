@@ -65,6 +65,7 @@ from ._stored import (
 from ._validation import (
     decoding_error,
     generated_name,
+    go_strings,
     metadata_type_error,
     validate_metadata,
 )
@@ -868,16 +869,14 @@ class Store:
         if terminating:
             added = set(new_meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
             if added:
-                raise invalid(
-                    res,
-                    name,
-                    [
-                        (
-                            "metadata.finalizers",
-                            f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
-                        )
-                    ],
+                # Twice, as rest.BeforeUpdate validates the metadata update before the
+                # strategy's ValidateUpdate does it again.
+                cause = (
+                    "metadata.finalizers",
+                    "Forbidden: no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {go_strings(sorted(added))}",
                 )
+                raise invalid(res, name, [cause, cause])
         # rest.BeforeUpdate keeps the stored generation; tracking strategies bump it.
         generation = old_meta.get("generation", 0)
         if served.tracks_generation and _content(new, served) != _content(old, served):

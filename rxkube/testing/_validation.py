@@ -28,6 +28,26 @@ from ..resource import BUILTIN_RESOURCES, Resource
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
 _ORPHAN = "orphan"
 _FOREGROUND = "foregroundDeletion"
+_STANDARD_FINALIZERS = frozenset({"kubernetes", _ORPHAN, _FOREGROUND})
+_BUILTIN = frozenset((r.group, r.plural) for r in BUILTIN_RESOURCES)
+_APIMACHINERY_METADATA = frozenset(
+    {
+        ("", "events"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("apiregistration.k8s.io", "apiservices"),
+        ("coordination.k8s.io", "leases"),
+        ("node.k8s.io", "runtimeclasses"),
+        ("policy", "poddisruptionbudgets"),
+    }
+)
+"""The built-in kinds whose validation checks metadata with apimachinery's
+``ValidateObjectMeta`` alone, as custom resources' does; the others' goes through
+pkg/apis/core/validation's, which adds ``validateKubeFinalizerName`` (as a v1.36
+kube-apiserver answers a finalizer ``x`` on each kind)."""
 
 GENERATED_NAME_MAX = 63 - 5
 """How much of ``generateName`` a generated name keeps (five random characters follow)."""
@@ -213,6 +233,28 @@ def generated_name(prefix: str, suffix: str) -> str:
     return prefix[:GENERATED_NAME_MAX] + suffix
 
 
+def go_strings(values: list[str]) -> str:
+    """A ``[]string`` as Go's ``%#v`` prints it: ``[]string{"a", "b"}``."""
+    return "[]string{" + ", ".join(quote(v) for v in values) + "}"
+
+
+def _kube_finalizer_causes(resource: Resource, finalizers: list[str]) -> list[Cause]:
+    """pkg/apis/core/validation ``validateKubeFinalizerName`` for each finalizer, on the
+    kinds whose metadata it validates: a name without a ``/`` must be a standard one."""
+    key = (resource.group, resource.plural)
+    if key not in _BUILTIN or key in _APIMACHINERY_METADATA:
+        return []
+    return [
+        (
+            f"metadata.finalizers[{index}]",
+            f"Invalid value: {quote(finalizer)}: name is neither a standard finalizer name "
+            "nor is it fully qualified",
+        )
+        for index, finalizer in enumerate(finalizers)
+        if "/" not in finalizer and finalizer not in _STANDARD_FINALIZERS
+    ]
+
+
 def validate_metadata(
     resource: Resource, meta: Mapping[str, Any], old: Mapping[str, Any] | None = None
 ) -> list[Cause]:
@@ -275,8 +317,8 @@ def validate_metadata(
             )
         )
     causes.extend(_owner_causes(meta.get("ownerReferences") or []))
+    finalizers = [f or "" for f in meta.get("finalizers") or []]
     if old is None:
-        finalizers = [f or "" for f in meta.get("finalizers") or []]
         for finalizer in finalizers:
             for message in qualified_name(finalizer):
                 bad("metadata.finalizers", finalizer, message)
@@ -284,11 +326,11 @@ def validate_metadata(
             causes.append(
                 (
                     "metadata.finalizers",
-                    f"Invalid value: []string{{{', '.join(quote(f) for f in finalizers)}}}: "
+                    f"Invalid value: {go_strings(finalizers)}: "
                     f"finalizer {_ORPHAN} and {_FOREGROUND} cannot be both set",
                 )
             )
-    return causes
+    return causes + _kube_finalizer_causes(resource, finalizers)
 
 
 def _owner_causes(references: list[Any]) -> list[Cause]:
