@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import email.utils
 import functools
+import http.client
 import io
 import re
 import select
@@ -204,9 +205,79 @@ class Cancellation:
             connection.shut_down_for(self, sock)
 
 
-def calling(cancellation: Cancellation | None) -> contextlib.AbstractContextManager[None]:
-    """Run the requests of a ``with`` block under ``cancellation`` (none: not cancellable)."""
-    return contextlib.nullcontext() if cancellation is None else cancellation._current()
+def calling(
+    cancellation: Cancellation | None, deadline: float | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """Run the requests of a ``with`` block under ``cancellation`` (none: not cancellable),
+    each answer, headers and body, to be read by ``deadline`` (``time.monotonic()``; none:
+    only the socket timeout bounds each read)."""
+    if deadline is None:
+        return contextlib.nullcontext() if cancellation is None else cancellation._current()
+    return _calling_by(cancellation, deadline)
+
+
+@contextlib.contextmanager
+def _calling_by(cancellation: Cancellation | None, deadline: float) -> Iterator[None]:
+    token = _DEADLINE.set(deadline)
+    try:
+        with calling(cancellation):
+            yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+# -- bounding an answer by a deadline ------------------------------------------------------
+#
+# A socket timeout bounds each read, so a server trickling its headers or its body a byte
+# at a time holds an answer for as long as it likes. So the answer of a call with a deadline
+# reads its socket through a reader that cuts the socket's timeout to what is left before
+# the deadline, ahead of every read: one mechanism for the status line, the headers and
+# the body, which http.client all reads through the response's file.
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "rxkube_http_deadline", default=None
+)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each to end by ``deadline``; ``TimeoutError`` once it passed."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self._raw.fileno())
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the deadline passed")
+        timeout = self._sock.gettimeout()
+        if timeout is None or timeout > left:
+            self._sock.settimeout(left)
+        read: int | None = self._raw.readinto(buffer)
+        return read
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _BoundedResponse(http.client.HTTPResponse):
+    """http.client's answer, read by the deadline of the call it answers, if it has one."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            self.fp.close()
+            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
 
 
 class _Interruptible:
@@ -214,6 +285,7 @@ class _Interruptible:
     Cancellation, and shuts it down only for the Cancellation of the call using it now."""
 
     sock: Any
+    response_class = _BoundedResponse
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -373,9 +445,7 @@ def undecodable(exc: urllib3.exceptions.DecodeError) -> str:
     return f"the body does not match its Content-Encoding ({exc.args[0] if exc.args else exc})"
 
 
-def read_body(
-    response: urllib3.BaseHTTPResponse, limit: int | None = None, deadline: float | None = None
-) -> bytes:
+def read_body(response: urllib3.BaseHTTPResponse, limit: int | None = None) -> bytes:
     """The (decoded) body of a response opened with ``preload_content=False``, or its
     first ``limit`` bytes.
 
@@ -384,34 +454,18 @@ def read_body(
     its cut-short body deserves. The pieces go into one growing buffer, which becomes the
     body without a copy: joined at the end, they held a list page twice for a moment.
 
-    Each piece is what one read of the socket gave, and before each read the socket's
-    timeout is cut to what is left before ``deadline`` (``time.monotonic()``): a socket
-    timeout alone bounds each read, so a server trickling a byte a second would hold the
-    answer for as long as it liked.
-
     Raises:
-        TimeoutError: the body was not complete at ``deadline``.
-        urllib3.exceptions.HTTPError: the connection broke, or the body cannot be decoded.
+        urllib3.exceptions.HTTPError: the connection broke, the body cannot be decoded, or
+            it was not complete by the deadline of the call (:func:`calling`).
     """
     body = io.BytesIO()
     while limit is None or body.tell() < limit:
-        if deadline is not None:
-            _cut_timeout(response, deadline)
         piece = response.read1(_BODY_READ_SIZE, decode_content=True)
         if not piece:
             break
         body.write(piece)
     data = body.getvalue()
     return data if limit is None else data[:limit]
-
-
-def _cut_timeout(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the deadline passed")
-    sock = getattr(response.connection, "sock", None)
-    if sock is not None and (sock.gettimeout() is None or sock.gettimeout() > left):
-        sock.settimeout(left)
 
 
 class ClosedOnExit:

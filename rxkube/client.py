@@ -400,7 +400,7 @@ class Client(ClosedOnExit):
         self._refuse_to_block_own_server(described)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            with calling(cancellation):
+            with calling(cancellation, deadline):
                 response = self._pool.request(
                     method,
                     self._url(path, params),
@@ -415,7 +415,7 @@ class Client(ClosedOnExit):
                     preload_content=False,
                 )
                 try:
-                    data = read_body(response, deadline=deadline)
+                    data = read_body(response)
                 except BaseException:
                     response.close()  # cut short: the connection cannot serve another request
                     raise

@@ -774,6 +774,37 @@ def test_a_request_timeout_bounds_the_whole_answer_of_a_server_that_trickles_it(
     eventually(server.peer_closed_all, "the server saw every connection closed")
 
 
+def trickled_headers(_request: Request, conn: socket.socket) -> bool:
+    """The status line and headers a byte every 0.1 s: every read is quick, the headers
+    take 20 s."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    head += b"X-Padding: " + b"x" * 200 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    paced = threading.Event()  # never set: its wait paces the bytes
+    for i in range(len(head)):
+        paced.wait(0.1)
+        try:
+            conn.sendall(head[i : i + 1])
+        except OSError:  # the client gave up
+            return False
+    return False
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_request_timeout_bounds_headers_a_server_trickles(
+    serve: Callable[[Handler], RawHttpServer], face: str
+) -> None:
+    server = serve(trickled_headers)
+    with Client(server.url, request_timeout=30.0) as client:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="no complete answer within its timeout of 1 s"):
+            if face == "sync":
+                client.request("GET", "/api/v1/namespaces", timeout=1.0)
+            else:
+                asyncio.run(asyncio.wait_for(_async_request(client, 1.0), 30))
+        assert time.monotonic() - started < 10, "the trickle held the headers past the timeout"
+    eventually(server.peer_closed_all, "the server saw every connection closed")
+
+
 def test_an_api_call_timeout_bounds_the_whole_answer(
     serve: Callable[[Handler], RawHttpServer],
 ) -> None:
