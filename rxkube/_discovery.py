@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, TypeVar, cast
 
 from ._http import Response
 from .errors import ConfigError, DecodeError
 from .resource import BUILTIN_RESOURCES, Resource, match_resource, parse_resource_name
 
+_T = TypeVar("_T")
+
 
 class Discovery:
     """The resource types of one API server, discovered on demand and cached.
+
+    Each discovery document is fetched once per generation of the cache, by the first
+    thread that needs it, while the others that need it wait for that fetch, and those
+    needing other documents go on with theirs: no request is sent under the lock. A
+    failed fetch is not kept, so the next resolve tries it again.
 
     Args:
         get: sends ``GET path`` to the server and returns the whole response.
@@ -28,9 +36,11 @@ class Discovery:
     def __init__(self, get: Callable[[str], Response], server: str) -> None:
         self._get = get
         self._server = server
+        # Guards _generation and the dict of each generation; held only to look a fetch
+        # up, start one or drop a failed one, never while one runs; no other lock is
+        # taken while it is held.
         self._lock = threading.Lock()
-        self._discovered: list[Resource] | None = None
-        self._group_cache: dict[str, list[Resource]] = {}
+        self._generation: dict[str, Future[Any]] = {}
 
     def resolve(self, name: str) -> Resource:
         """The resource a name refers to (see ``Client.resolve``)."""
@@ -39,29 +49,71 @@ class Discovery:
             return found
         group, version, _ = parse_resource_name(name)
         with self._lock:
-            for fresh in (False, True):
-                if fresh:
-                    self._group_cache.clear()
-                    self._discovered = None
-                found = match_resource(self._discover(group, version), name)
-                if found is not None:
-                    return found
+            generation = self._generation
+        found = match_resource(self._discover(generation, group, version), name)
+        if found is not None:
+            return found
+        with self._lock:
+            # A miss refreshes the cache once: a generation begun since this resolve
+            # began was fetched after it, and can be used as it is.
+            if self._generation is generation:
+                self._generation = {}
+            generation = self._generation
+        found = match_resource(self._discover(generation, group, version), name)
+        if found is not None:
+            return found
         raise ConfigError(f"the server {self._server} does not have a resource type {name!r}")
 
-    def _discover(self, group: str | None, version: str | None) -> list[Resource]:
+    def _discover(
+        self, generation: dict[str, Future[Any]], group: str | None, version: str | None
+    ) -> list[Resource]:
         """Resources of the group versions that a name with this group/version may mean."""
         if group is not None and version is not None:
-            return self._group_version(group, version)
+            return self._group_version(generation, group, version)
         if group == "":
-            return self._group_version("", "v1")
-        if group is None and self._discovered is not None:
-            return self._discovered
-        found = self._group_version("", "v1") if group is None else []
-        document = _Document("/apis", self._server, self._get_json("/apis"))
+            return self._group_version(generation, "", "v1")
+        found = list(self._group_version(generation, "", "v1")) if group is None else []
+        groups = self._fetched(generation, "/apis", self._groups)
+        for name, preferred in groups:
+            if group is None or name == group:
+                found.extend(self._group_version(generation, name, preferred))
+        return found
+
+    def _group_version(
+        self, generation: dict[str, Future[Any]], group: str, version: str
+    ) -> list[Resource]:
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        return self._fetched(generation, path, lambda: self._resources(path, group, version))
+
+    def _fetched(self, generation: dict[str, Future[Any]], path: str, read: Callable[[], _T]) -> _T:
+        """What ``read`` makes of the document at ``path``, once per generation: read by
+        this thread if no other has begun to, else as the thread reading it answers."""
+        with self._lock:
+            fetch = generation.get(path)
+            mine = fetch is None
+            if fetch is None:
+                fetch = generation[path] = Future()
+        if not mine:
+            return cast(_T, fetch.result())
+        try:
+            document = read()
+        except BaseException as exc:
+            with self._lock:
+                del generation[path]
+            fetch.set_exception(exc)
+            raise
+        fetch.set_result(document)
+        return document
+
+    def _groups(self) -> list[tuple[str, str]]:
+        """Each group the server serves, with the version to use of it."""
+        path = "/apis"
+        response = self._get(path)
+        response.raise_for_status()
+        document = _Document(path, self._server, response.json())
+        groups: list[tuple[str, str]] = []
         for where, entry in document.objects(document.body, "groups"):
             name = document.string(entry, "name", where)
-            if group is not None and name != group:
-                continue
             preferred = entry.get("preferredVersion")
             if preferred is not None:
                 if not isinstance(preferred, dict):
@@ -72,47 +124,32 @@ class Discovery:
                 if not versions:
                     continue
                 chosen = document.string(versions[0][1], "version", versions[0][0])
-            found.extend(self._group_version(name, chosen))
-        if group is None:
-            self._discovered = found
-        return found
+            groups.append((name, chosen))
+        return groups
 
-    def _group_version(self, group: str, version: str) -> list[Resource]:
-        key = f"{group}/{version}"
-        cached = self._group_cache.get(key)
-        if cached is not None:
-            return cached
-        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    def _resources(self, path: str, group: str, version: str) -> list[Resource]:
+        """The resources of one group version (none if the server does not serve it)."""
         response = self._get(path)
-        resources: list[Resource] = []
-        if response.status != 404:
-            response.raise_for_status()
-            document = _Document(path, self._server, response.json())
-            for where, item in document.objects(document.body, "resources"):
-                name = document.string(item, "name", where)
-                if "/" in name:  # a subresource (pods/log)
-                    continue
-                namespaced = item.get("namespaced", False)
-                if not isinstance(namespaced, bool):
-                    raise document.error(
-                        f"{where}.namespaced is {_kind(namespaced)}, not a boolean"
-                    )
-                short_names = item.get("shortNames") or []
-                if not isinstance(short_names, list) or not all(
-                    isinstance(s, str) for s in short_names
-                ):
-                    raise document.error(f"{where}.shortNames is not a list of strings")
-                kind = document.string(item, "kind", where)
-                resources.append(
-                    Resource(group, version, kind, name, namespaced, tuple(short_names))
-                )
-        self._group_cache[key] = resources
-        return resources
-
-    def _get_json(self, path: str) -> Any:
-        response = self._get(path)
+        if response.status == 404:
+            return []
         response.raise_for_status()
-        return response.json()
+        document = _Document(path, self._server, response.json())
+        resources: list[Resource] = []
+        for where, item in document.objects(document.body, "resources"):
+            name = document.string(item, "name", where)
+            if "/" in name:  # a subresource (pods/log)
+                continue
+            namespaced = item.get("namespaced", False)
+            if not isinstance(namespaced, bool):
+                raise document.error(f"{where}.namespaced is {_kind(namespaced)}, not a boolean")
+            short_names = item.get("shortNames") or []
+            if not isinstance(short_names, list) or not all(
+                isinstance(s, str) for s in short_names
+            ):
+                raise document.error(f"{where}.shortNames is not a list of strings")
+            kind = document.string(item, "kind", where)
+            resources.append(Resource(group, version, kind, name, namespaced, tuple(short_names)))
+        return resources
 
 
 class _Document:

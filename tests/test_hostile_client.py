@@ -31,7 +31,7 @@ from rxkube import ExponentialBackoff, reflect, store, watcher
 from rxkube._http import Response
 from rxkube.aio import AsyncClient
 from rxkube.client import Api, Client
-from rxkube.errors import ConfigError, DecodeError, TooManyRequests, TransportError
+from rxkube.errors import ApiError, ConfigError, DecodeError, TooManyRequests, TransportError
 from rxkube.events import Event, InitDone
 from rxkube.operators import backoff
 from rxkube.protocol import Config
@@ -977,6 +977,137 @@ def test_a_discovery_document_of_the_wrong_shape_is_a_decode_error_naming_the_fi
     assert str(info.value).startswith(
         f"GET {path} on {server.url}: not a discovery document: {problem}"
     )
+
+
+# -- discovery from many threads ----------------------------------------------------------
+
+
+@dataclass
+class GatedDiscovery:
+    """A discovery server for groups ``a.example.com`` and ``b.example.com``, each serving
+    one resource; the answer for a path in ``gates`` waits until its event is set, and
+    one for a path in ``failures`` is a 503 that many times first; one for a path in
+    ``slow`` comes that many seconds late."""
+
+    gates: dict[str, threading.Event] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handler(self, request: Request, conn: socket.socket) -> bool:
+        path = request.target.split("?")[0]
+        with self.lock:
+            self.asked.append(path)
+            failing = self.failures.get(path, 0)
+            if failing:
+                self.failures[path] = failing - 1
+        gate = self.gates.get(path)
+        if gate is not None and not gate.wait(20):
+            return False
+        if path in self.slow:
+            threading.Event().wait(self.slow[path])  # never set: its wait paces the answer
+        if failing:
+            unavailable = {"kind": "Status", "status": "Failure", "code": 503}
+            return answer(conn, unavailable, "503 Service Unavailable")
+        groups = [{"name": f"{g}.example.com", "preferredVersion": {"version": "v1"}} for g in "ab"]
+        kinds = {"/apis/a.example.com/v1": "Widget", "/apis/b.example.com/v1": "Gadget"}
+        if path == "/api/v1":
+            return answer(conn, CORE)
+        if path == "/apis":
+            return answer(conn, {"kind": "APIGroupList", "groups": groups})
+        if path in kinds:
+            kind = kinds[path]
+            resource = {"name": f"{kind.lower()}s", "kind": kind, "namespaced": True}
+            return answer(conn, {"kind": "APIResourceList", "resources": [resource]})
+        status = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
+        return answer(conn, status, "404 Not Found")
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return self.asked.count(path)
+
+
+def test_a_resolve_waiting_on_the_server_does_not_hold_up_one_needing_another_document(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    discovery = GatedDiscovery(gates={"/apis/a.example.com/v1": threading.Event()})
+    server = serve(discovery.handler)
+    with Client(server.url) as client, ThreadPoolExecutor(2) as pool:
+        widgets = pool.submit(client.resolve, "a.example.com/v1/widgets")
+        eventually(lambda: discovery.count("/apis/a.example.com/v1") == 1, "widgets asked for")
+        gadgets = pool.submit(client.resolve, "b.example.com/v1/gadgets")
+        try:
+            assert gadgets.result(10).kind == "Gadget", "the held widgets blocked the gadgets"
+        finally:
+            discovery.gates["/apis/a.example.com/v1"].set()
+        assert widgets.result(10).kind == "Widget"
+
+
+def test_concurrent_resolves_fetch_each_discovery_document_once(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    # Slow answers: the resolves that need a document come while its fetch is under way.
+    discovery = GatedDiscovery(slow={"/api/v1": 0.3, "/apis": 0.3})
+    server = serve(discovery.handler)
+    names = ["widgets", "gadgets", "widgets.a.example.com", "Gadget"] * 4
+    start = threading.Barrier(len(names))
+
+    def resolve(name: str) -> str:
+        start.wait(10)
+        return client.resolve(name).kind
+
+    with Client(server.url) as client, ThreadPoolExecutor(len(names)) as pool:
+        kinds = [pool.submit(resolve, name) for name in names]
+        assert [kind.result(10) for kind in kinds] == ["Widget", "Gadget"] * 8
+    assert sorted(discovery.asked) == [
+        "/api/v1",
+        "/apis",
+        "/apis/a.example.com/v1",
+        "/apis/b.example.com/v1",
+    ]
+
+
+def test_a_failed_discovery_fetch_fails_its_waiters_and_is_tried_again_by_the_next_resolve(
+    serve: Callable[[Handler], RawHttpServer],
+) -> None:
+    discovery = GatedDiscovery(failures={"/apis": 1})
+    server = serve(discovery.handler)
+    with Client(server.url) as client:
+        with pytest.raises(ApiError, match="503"):
+            client.resolve("widgets")
+        assert client.resolve("widgets").kind == "Widget"
+    assert discovery.count("/apis") == 2
+
+
+def test_discovery_under_many_threads_finds_a_resource_installed_meanwhile() -> None:
+    with ApiServer() as server, server.client() as client:
+        server.add_resource("example.com", "v1", "Widget", "widgets")
+        installed = threading.Event()
+        start = threading.Barrier(12)
+
+        def resolve(worker: int) -> list[str]:
+            start.wait(10)
+            seen = []
+            for round in range(30):
+                if worker == 0 and round == 10:
+                    server.add_resource("example.com", "v1", "Gadget", "gadgets")
+                    installed.set()
+                name = ["widgets", "gadgets", "deployments.apps", "nothings"][(worker + round) % 4]
+                was_installed = installed.is_set()
+                try:
+                    seen.append(client.resolve(name).kind)
+                except ConfigError:
+                    # Only a name missing from the server, or gadgets asked for before
+                    # they were installed, may be missing.
+                    assert name == "nothings" or (name == "gadgets" and not was_installed)
+                    seen.append("-")
+            return seen
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(resolve, range(12)))
+        assert all("Widget" in seen and "Deployment" in seen for seen in results)
+        assert client.resolve("gadgets").kind == "Gadget"
 
 
 def test_the_cli_ends_a_garbled_discovery_in_one_line(
