@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -83,13 +84,14 @@ refreshes the token, and every request waiting for it."""
 
 
 def load_kubeconfig(
-    path: str | None = None, context: str | None = None, exec_timeout: float = EXEC_TIMEOUT
+    path: str | None, context: str | None, plugins: ExecPlugins
 ) -> kubernetes.client.Configuration:
-    """The Configuration of a kubeconfig context (see ``Client.from_kubeconfig``).
+    """The Configuration of a kubeconfig context (see ``Client.from_kubeconfig``), whose
+    credential plugin, if it has one, ``plugins`` runs.
 
     Every mistake in the files is a ``ConfigError`` naming the file and the problem; so is
-    a credential plugin that fails or does not answer within ``exec_timeout`` seconds, at
-    load time and at each later refresh of its credentials.
+    a credential plugin that fails or does not answer within ``plugins.timeout`` seconds,
+    at load time and at each later refresh of its credentials.
     """
     # Imported on use: the kubernetes package takes ~0.2 s to import.
     from kubernetes import client as k8s_client
@@ -121,7 +123,7 @@ def load_kubeconfig(
             active_context=context,
             config_base_path=None,
             config_persister=merger.save_changes,
-            exec_timeout=exec_timeout,
+            plugins=plugins,
         )
         loader.load_and_set(configuration)
     except ConfigException as exc:
@@ -157,8 +159,8 @@ def _deadline_loader() -> Any:
     ExecProvider: Any = exec_provider.ExecProvider
 
     class DeadlineLoader(kube_config.KubeConfigLoader):  # type: ignore[misc]
-        def __init__(self, *args: Any, exec_timeout: float, **kwargs: Any) -> None:
-            self._exec_timeout = exec_timeout
+        def __init__(self, *args: Any, plugins: ExecPlugins, **kwargs: Any) -> None:
+            self._plugins = plugins
             super().__init__(*args, **kwargs)
 
         def _load_from_exec_plugin(self) -> bool | None:
@@ -166,7 +168,7 @@ def _deadline_loader() -> Any:
                 return None
             base_path = self._get_base_path(self._cluster.path)
             provider = ExecProvider(self._user["exec"], base_path, self._cluster)
-            status = run_exec_plugin(provider, self._exec_timeout)
+            status = self._plugins.run(provider)
             if "token" in status:
                 self.token = f"Bearer {status['token']}"
             elif "clientCertificateData" in status and "clientKeyData" in status:
@@ -198,49 +200,102 @@ def _deadline_loader() -> Any:
     return DeadlineLoader
 
 
-def run_exec_plugin(provider: Any, timeout: float) -> dict[str, Any]:
-    """The ``status`` of the ExecCredential a credential plugin prints.
+class ExecPlugins:
+    """Runs the exec credential plugin of one client: each run with a deadline, and every
+    run stopped when the client closes.
 
-    ``provider`` is the kubernetes package's ``ExecProvider`` (command, arguments,
-    environment and working directory from the kubeconfig); the plugin is run here so that
-    it has a deadline, and is killed, with the processes it started, when it passes.
+    A plugin is killed, with the processes it started, when its deadline passes or the
+    client closes (:meth:`close`); after that none is run.
 
-    Raises:
-        ConfigError: the plugin cannot start, fails, does not answer within ``timeout``
-            seconds, or prints no ExecCredential of its apiVersion.
+    Args:
+        timeout: seconds a plugin may take to answer.
     """
-    command = str(provider.args[0])
-    interactive = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
-    spec: dict[str, Any] = {"interactive": interactive}
-    if provider.cluster:
-        spec["cluster"] = provider.cluster.value
-    info = {"apiVersion": provider.api_version, "kind": "ExecCredential", "spec": spec}
-    try:
-        process = subprocess.Popen(
-            provider.args,
-            stdin=None if interactive else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=None if interactive else subprocess.PIPE,
-            cwd=provider.cwd,
-            env={**provider.env, "KUBERNETES_EXEC_INFO": json.dumps(info)},
-            text=True,
-            # Its own process group (unless it talks to the user's terminal), so that
-            # a plugin past its deadline is stopped with whatever it started.
-            process_group=None if interactive else 0,
-        )
-    except OSError as exc:
-        raise ConfigError(f"the credential plugin {command!r} cannot run: {exc}") from None
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(process, interactive)
-        raise ConfigError(
-            f"the credential plugin {command!r} did not answer within {timeout:g} s; it was stopped"
-        ) from None
-    if process.returncode != 0:
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        # Guards _running and _closed, so that a run starting as the client closes is
+        # stopped too; never held while a plugin runs. No other lock is taken under it.
+        self._lock = threading.Lock()
+        self._running: dict[subprocess.Popen[str], bool] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the plugins running now (their runs raise ``ConfigError``) and run no more;
+        thread-safe and idempotent."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running.items())
+        for process, interactive in running:
+            _kill(process, interactive)
+
+    def run(self, provider: Any) -> dict[str, Any]:
+        """The ``status`` of the ExecCredential the plugin prints.
+
+        ``provider`` is the kubernetes package's ``ExecProvider`` (command, arguments,
+        environment and working directory from the kubeconfig).
+
+        Raises:
+            ConfigError: the plugin cannot start, fails, does not answer within
+                ``timeout`` seconds, prints no ExecCredential of its apiVersion, or was
+                stopped (or not started) because the client closed.
+        """
+        command = str(provider.args[0])
+        interactive = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+        spec: dict[str, Any] = {"interactive": interactive}
+        if provider.cluster:
+            spec["cluster"] = provider.cluster.value
+        info = {"apiVersion": provider.api_version, "kind": "ExecCredential", "spec": spec}
+        if self._closed:
+            raise ConfigError(
+                f"the credential plugin {command!r} was not run: the client is closed"
+            )
+        try:
+            process = subprocess.Popen(
+                provider.args,
+                stdin=None if interactive else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=None if interactive else subprocess.PIPE,
+                cwd=provider.cwd,
+                env={**provider.env, "KUBERNETES_EXEC_INFO": json.dumps(info)},
+                text=True,
+                # Its own process group (unless it talks to the user's terminal), so that
+                # a plugin past its deadline is stopped with whatever it started.
+                process_group=None if interactive else 0,
+            )
+        except OSError as exc:
+            raise ConfigError(f"the credential plugin {command!r} cannot run: {exc}") from None
+        with self._lock:
+            self._running[process] = interactive
+            closed = self._closed
+        if closed:  # the client closed while the plugin started
+            _kill(process, interactive)
+        try:
+            stdout, stderr = process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process, interactive)
+            raise ConfigError(
+                f"the credential plugin {command!r} did not answer within {self.timeout:g} s;"
+                " it was stopped"
+            ) from None
+        finally:
+            with self._lock:
+                del self._running[process]
+                closed = self._closed
+        if process.returncode != 0 and closed:
+            raise ConfigError(
+                f"the credential plugin {command!r} was stopped: the client was closed"
+            )
+        return _credential_status(provider, command, process.returncode, stdout, stderr)
+
+
+def _credential_status(
+    provider: Any, command: str, returncode: int, stdout: str, stderr: str | None
+) -> dict[str, Any]:
+    """The status of the ExecCredential a plugin that exited with ``returncode`` printed."""
+    if returncode != 0:
         said = " ".join((stderr or "").split())
         raise ConfigError(
-            f"the credential plugin {command!r} failed with exit status {process.returncode}"
+            f"the credential plugin {command!r} failed with exit status {returncode}"
             + (f": {said}" if said else "")
         )
     try:
@@ -260,12 +315,20 @@ def run_exec_plugin(provider: Any, timeout: float) -> dict[str, Any]:
     return status
 
 
-def _stop(process: subprocess.Popen[str], interactive: bool) -> None:
+def _kill(process: subprocess.Popen[str], interactive: bool) -> None:
+    """Kill a plugin (with its process group, unless it shares the user's terminal)."""
     with contextlib.suppress(OSError):
+        # A plugin already reaped is left alone: its group id may belong to another now.
+        if process.poll() is not None:
+            return
         if interactive:
             process.kill()
         else:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def _stop(process: subprocess.Popen[str], interactive: bool) -> None:
+    _kill(process, interactive)
     process.wait()
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:

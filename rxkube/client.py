@@ -224,6 +224,8 @@ class Client(ClosedOnExit):
         self._token = _header_safe("token", token) if token else None
         self._auth = auth
         self._auth_lock = threading.Lock()
+        # The credential plugin of a client from a kubeconfig, stopped when it closes.
+        self._plugins: _kubeconfig.ExecPlugins | None = None
         self._discovery = Discovery(lambda path: self.request("GET", path), self.server)
         pool_args: dict[str, Any] = {
             "num_pools": 4,
@@ -289,13 +291,16 @@ class Client(ClosedOnExit):
                     f"Client.from_kubeconfig(): {what} must be a string or None,"
                     f" not {type(value).__name__} {value!r:.60}"
                 )
-        configuration = _kubeconfig.load_kubeconfig(path, context, exec_timeout)
+        plugins = _kubeconfig.ExecPlugins(exec_timeout)
+        configuration = _kubeconfig.load_kubeconfig(path, context, plugins)
         try:
-            return cls.from_configuration(configuration)
+            client = cls.from_configuration(configuration)
         except ConfigError as exc:  # e.g. the context's cluster has no usable server URL
             raise ConfigError(
                 f"kubeconfig {_kubeconfig.kubeconfig_files(path)[0]}: {exc}"
             ) from None
+        client._plugins = plugins
+        return client
 
     @classmethod
     def in_cluster(cls, *, token_file: str | None = None, ca_file: str | None = None) -> Client:
@@ -535,7 +540,13 @@ class Client(ClosedOnExit):
     def close(self) -> None:
         """Close the idle pooled connections now; each connection in use closes when its
         request or stream ends, instead of going back to a pool. Open watch streams are
-        not interrupted."""
+        not interrupted.
+
+        A credential plugin refreshing the token is killed, and the requests waiting for
+        it fail with ``ConfigError`` at once; the client runs it no more.
+        """
+        if self._plugins is not None:
+            self._plugins.close()
         pools = self._pool.pools
         open_pools = []
         for key in pools.keys():  # noqa: SIM118 (the container refuses iteration)

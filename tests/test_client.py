@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -674,6 +675,28 @@ def test_a_token_refresh_whose_plugin_never_answers_fails_that_request(
         pytest.raises(ConfigError, match="did not answer within 1 s"),
     ):
         Api(c, "namespaces").get("default")
+    assert wait_until(lambda: _stopped(tmp_path))
+
+
+def test_closing_the_client_stops_a_token_refresh_under_way_and_the_requests_waiting_for_it(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    config = tls_server.kubeconfig()
+    config["users"][0]["user"] = _hanging_plugin(tmp_path, answers_first=True)
+    path = _write_yaml(tmp_path / "config", config)
+    client = Client.from_kubeconfig(path, exec_timeout=120.0)
+    namespaces = Api(client, "namespaces")
+    with ThreadPoolExecutor(2) as pool:
+        refreshing = pool.submit(namespaces.get, "default")
+        assert wait_until(lambda: (tmp_path / "pid").exists()), "the plugin never ran again"
+        waiting = pool.submit(namespaces.get, "kube-system")
+        started = time.monotonic()
+        client.close()
+        with pytest.raises(ConfigError, match=r"hang\.sh' was stopped: the client was closed"):
+            refreshing.result(20)
+        with pytest.raises(ConfigError, match=r"hang\.sh' was not run: the client is closed"):
+            waiting.result(20)
+        assert time.monotonic() - started < 20, "close waited for the plugin's deadline"
     assert wait_until(lambda: _stopped(tmp_path))
 
 
