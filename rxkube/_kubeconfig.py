@@ -208,10 +208,10 @@ class ExecPlugins:
     client closes (:meth:`close`); after that none is run.
 
     Args:
-        timeout: seconds a plugin may take to answer.
+        timeout: seconds a plugin may take to answer; ``None``: no limit.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float | None) -> None:
         self.timeout = timeout
         # Guards _running and _closed, so that a run starting as the client closes is
         # stopped too; never held while a plugin runs. No other lock is taken under it.

@@ -63,6 +63,7 @@ from ._http import (
     ssl_context,
     undecodable,
 )
+from ._timeouts import checked_seconds
 from .errors import (
     ConfigError,
     DecodeError,
@@ -277,10 +278,12 @@ class Client(ClosedOnExit):
                 ``$KUBECONFIG``, else ``~/.kube/config``.
             context: a context name from the file.
             exec_timeout: seconds an exec credential plugin may take to answer, now and
-                at each refresh of its token; then it is killed.
+                at each refresh of its token; then it is killed (``math.inf``: no limit).
 
         Raises:
-            TypeError: ``path`` or ``context`` is neither a string nor ``None``.
+            TypeError: ``path`` or ``context`` is neither a string nor ``None``, or
+                ``exec_timeout`` is not a number.
+            ValueError: ``exec_timeout`` is negative or NaN.
             ConfigError: no kubeconfig, an unknown context, an invalid file, or a
                 credential plugin that fails or does not answer in time (a request whose
                 token refresh meets such a plugin raises it too).
@@ -291,7 +294,9 @@ class Client(ClosedOnExit):
                     f"Client.from_kubeconfig(): {what} must be a string or None,"
                     f" not {type(value).__name__} {value!r:.60}"
                 )
-        plugins = _kubeconfig.ExecPlugins(exec_timeout)
+        seconds = checked_seconds(exec_timeout, "Client.from_kubeconfig()", "exec_timeout")
+        # Beyond any wait, no limit: subprocess overflows on infinity.
+        plugins = _kubeconfig.ExecPlugins(None if seconds > threading.TIMEOUT_MAX else seconds)
         configuration = _kubeconfig.load_kubeconfig(path, context, plugins)
         try:
             client = cls.from_configuration(configuration)

@@ -7,6 +7,7 @@ import datetime
 import http.server
 import ipaddress
 import logging
+import math
 import os
 import socket
 import ssl
@@ -618,6 +619,19 @@ def test_exec_plugin_token_is_used_and_refreshed_when_expiring(
         namespaces.get("kube-system")
         # Within five minutes of expiry the loader runs the plugin again before a request.
         assert _runs(tmp_path) == runs_after_two_requests
+
+
+def test_a_credential_plugin_without_a_time_limit_runs_to_its_answer(
+    tls_server: ApiServer, tmp_path: Path
+) -> None:
+    config = tls_server.kubeconfig()
+    script = _exec_plugin(tmp_path, TOKEN, datetime.timedelta(seconds=1))
+    exec_config = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable}
+    config["users"][0]["user"] = {"exec": {**exec_config, "args": [str(script)]}}
+    path = _write_yaml(tmp_path / "config", config)
+    with Client.from_kubeconfig(path, exec_timeout=math.inf) as client:
+        assert "default" in _names(Api(client, "namespaces").list())  # run again: expiring
+    assert _runs(tmp_path) == 2
 
 
 def _hanging_plugin(tmp_path: Path, answers_first: bool) -> dict[str, Any]:

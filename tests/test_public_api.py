@@ -625,6 +625,14 @@ def test_from_kubeconfig_given_a_path_that_is_not_one_says_so() -> None:
         rxkube.Client.from_kubeconfig(None, ["ctx"])  # type: ignore[arg-type]
 
 
+def test_from_kubeconfig_given_an_exec_timeout_that_is_not_a_duration_says_so() -> None:
+    with pytest.raises(TypeError, match=r"from_kubeconfig\(\): exec_timeout must be a number"):
+        rxkube.Client.from_kubeconfig(exec_timeout="30")  # type: ignore[arg-type]
+    for wrong in (-1, math.nan):
+        with pytest.raises(ValueError, match=r"from_kubeconfig\(\): exec_timeout must be 0 or"):
+            rxkube.Client.from_kubeconfig(exec_timeout=wrong)
+
+
 def test_an_async_operator_given_its_source_with_its_arguments_says_how_to_call_it() -> None:
     async def events() -> AsyncIterator[rxkube.Event]:
         yield rxkube.Init()
