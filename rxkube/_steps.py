@@ -262,8 +262,9 @@ class PredicateFilter:
     Values are remembered per name + namespace + uid, so an object deleted and
     created again passes. An entry not seen for ``ttl`` seconds is forgotten (the
     object then passes once more), which bounds the memory to the objects seen in
-    the last ``ttl`` seconds. ``Delete`` always passes and forgets its object;
-    ``Init`` and ``InitDone`` pass.
+    the last ``ttl`` seconds. An object whose predicate gives ``None`` (no such
+    property) passes and is forgotten, so the property's return passes whatever its
+    value. ``Delete`` always passes and forgets its object; ``Init`` and ``InitDone`` pass.
     """
 
     def __init__(self, predicate: Predicate, ttl: float, clock: Clock) -> None:
@@ -298,6 +299,8 @@ class PredicateFilter:
             return (event,)
         value = self._predicate(event.obj)
         if value is None:
+            # Gone from the object: whatever value comes next is a change, even the old one.
+            seen.pop(key, None)
             return (event,)
         previous = seen.pop(key, None)
         seen[key] = (value, now)

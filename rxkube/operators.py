@@ -154,7 +154,9 @@ def predicate_filter(
     and compared with ``==`` (values whose ``==`` fails are a ``TypeError``).
     An object not seen for ``ttl`` seconds is forgotten and passes again, which
     bounds memory. Unlike kube-rs, ``Delete`` events always pass (and make the
-    filter forget the object), as do ``Init`` and ``InitDone``. Put it *after*
+    filter forget the object), as do ``Init`` and ``InitDone``; so does an object
+    whose predicate gives ``None`` (no such property), and it is forgotten too: the
+    property's return passes, even with the value it had. Put it *after*
     ``reflect()``: a store fed a filtered relist would lose the filtered objects.
 
     Args:

@@ -429,3 +429,43 @@ def test_predicate_filter_passes_a_value_moving_between_values_of_equal_hashes(
     assert changes()[1:3] == [("Apply", rv[0]), ("Apply", rv[2])]  # not the label change
     assert len(changes()) == 4
     assert sink.errors == []
+
+
+def test_predicate_filter_passes_a_property_that_comes_back_with_the_value_it_had(
+    apiserver: ApiServer,
+) -> None:
+    maps = Api(apiserver.client(), "configmaps", namespace="default")
+    key = "example.com/owner"
+    maps.create({"metadata": {"name": "c", "annotations": {key: "a"}}})
+    owner = predicates.Predicate(
+        lambda obj: (obj["metadata"].get("annotations") or {}).get(key), "owner annotation"
+    )
+    sink = Sink()
+    subscription = (
+        watcher(maps).pipe(predicate_filter(owner)).subscribe(sink.on_next, sink.on_error)
+    )
+
+    def passed() -> list[str]:
+        return [
+            e.obj["metadata"]["resourceVersion"]
+            for e in sink.items
+            if isinstance(e, InitApply | Apply | Delete)
+        ]
+
+    def annotate(value: str | None, label: str) -> str:
+        patch = {"metadata": {"annotations": {key: value}, "labels": {"step": label}}}
+        return str(maps.patch("c", patch)["metadata"]["resourceVersion"])
+
+    try:
+        sink.wait(lambda _: len(passed()) == 1, "the list")
+        gone = annotate(None, "gone")
+        still_gone = annotate(None, "still-gone")  # no property: passes, as always
+        back = annotate("a", "back")  # absent -> "a" is a change, whatever it was before
+        same = annotate("a", "same")
+        changed = annotate("b", "changed")
+        maps.delete("c")
+        sink.wait(lambda _: isinstance(sink.items[-1], Delete), "the deletion")
+    finally:
+        subscription.dispose()
+    assert passed()[1:-1] == [gone, still_gone, back, changed], same
+    assert sink.errors == []
