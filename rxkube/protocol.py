@@ -11,7 +11,8 @@ States (one per class below) and their transitions::
     Listing --410 (too old rv, expired continue token)--> Listing(consistent relist)
     Listing --504 ResourceVersionTooLarge (history went back)--> Listing(consistent relist)
     StreamingList --initial-events-end bookmark--> Watching(rv)
-    StreamingList --refused (HTTP 400/422, ERROR event, ended early)--> Listing (for good)
+    StreamingList --refused by HTTP 400/422 (the server lacks the feature)--> Listing (for good)
+    StreamingList --ERROR event, ended early--> Listing (this relist only)
     Watching --clean end--> Watching(rv)  (a new watch from rv, no relist)
     Watching --ERROR 410 / HTTP 410--> Listing or StreamingList (a full relist)
     StreamingList, Watching --ResourceVersionTooLarge--> Listing or StreamingList (a full relist)
@@ -82,7 +83,9 @@ class Config:
         bookmarks: ask for BOOKMARK events, so resuming a watch rarely needs a relist.
         initial_list_strategy: ``"list_watch"`` (list pages, then watch) or
             ``"streaming_list"`` (``sendInitialEvents`` on the watch that starts each
-            relist, falling back to list+watch for good when the server refuses it).
+            relist, falling back to list+watch: for good when the server does not know
+            the parameters (HTTP 400/422), for that relist only when it fails one (an
+            ERROR event, an early end), as client-go's reflector does).
         shard: only the objects whose hash falls in this :class:`~rxkube.Shard` (or
             ``shardSelector`` string, parsed as the API server does): sent as
             ``shardSelector``, and enforced client-side wherever the server's answer
@@ -254,6 +257,9 @@ class WatchMachine:
         self._list_what = self._describe("list")
         self._watch_what = self._describe("watch")
         self._streaming = config.initial_list_strategy == "streaming_list"
+        # A streaming list that failed (not refused for good) is listed instead until
+        # the relist completes; the next relist streams again.
+        self._listing_once = False
         self._first_list = watch_from is None
         # A plain attribute, not a property: the driver reads it after every watch line.
         self.resource_version: str | None = watch_from if watch_from is not None else resume_version
@@ -433,13 +439,14 @@ class WatchMachine:
         """Feed a non-200 answer to a WatchRequest.
 
         A 410 or a 504 ``ResourceVersionTooLarge`` relists consistently; a streaming
-        list refused with 400 or 422 falls back to list+watch. Anything else raises the
-        typed ApiError.
+        list refused with 400 or 422 (a server that does not know its parameters) falls
+        back to list+watch for good. Anything else raises the typed ApiError.
         """
         if status == 410 or _is_too_large_rv(status, body):
             self._relist_consistently()
             return []
         if isinstance(self._state, _StreamingList) and status in (400, 422):
+            self._streaming = False
             self._fall_back()
             return []
         raise api_error(status, body, retry_after=retry_after, request=self._watch_what)
@@ -500,8 +507,8 @@ class WatchMachine:
         """Feed the clean end of a watch response (e.g. after ``timeoutSeconds``).
 
         A watch resumes from the last resourceVersion without a relist; a streaming
-        list that ended before its initial-events-end bookmark (a server that ignores
-        ``sendInitialEvents``) falls back to list+watch.
+        list that ended before its initial-events-end bookmark (a cut connection, a
+        server going away) is listed instead, for this relist only.
         """
         if isinstance(self._state, _StreamingList):
             self._fall_back()
@@ -529,6 +536,7 @@ class WatchMachine:
 
     def _finish_initial(self, rv: str) -> None:
         self._first_list = False
+        self._listing_once = False
         self.resource_version = rv
         self._state = _WATCHING
 
@@ -545,12 +553,17 @@ class WatchMachine:
         self._restarted = True
 
     def _fall_back(self) -> None:
-        self._streaming = False
+        # client-go's reflector lists instead of a failed watch-list for that attempt
+        # only ("making progress is better than deadlocking") and streams the next one:
+        # a busy server's ERROR 500 or a cut connection must not cost every later
+        # relist a paged LIST. Only a 400/422 (see on_watch_failed) is for good.
+        self._listing_once = True
         resume = self._state.resume if isinstance(self._state, _StreamingList) else None
         self._restart(resume)
 
     def _relist_state(self, resume: str | None) -> _State:
-        return _StreamingList(resume) if self._streaming else _Listing(resume)
+        streaming = self._streaming and not self._listing_once
+        return _StreamingList(resume) if streaming else _Listing(resume)
 
     def _describe(self, verb: str) -> str:
         return f"{verb} {self._name}" if self._name else verb

@@ -15,6 +15,7 @@ from rxkube.protocol import (
     _META_STRINGS,
     Config,
     ListRequest,
+    Request,
     WatchMachine,
     WatchRequest,
     _check_object,
@@ -383,35 +384,70 @@ def test_streaming_list_takes_its_resume_point_only_from_the_end_bookmark() -> N
     assert req.params["resourceVersion"] == "51" and "sendInitialEvents" not in req.params
 
 
-def test_streaming_list_refused_by_an_error_event_falls_back_to_list_watch_for_good() -> None:
+def relisted(machine: WatchMachine) -> Request:
+    """The request after a watch's 410, once the machine is watching."""
+    machine.next_request()
+    assert machine.on_watch_event(gone()) == []
+    return machine.next_request()
+
+
+def is_streaming(request: Request) -> bool:
+    return isinstance(request, WatchRequest) and request.params.get("sendInitialEvents") == "true"
+
+
+@pytest.mark.parametrize("code", [500, 429])
+def test_a_streaming_list_failed_by_an_error_event_is_listed_for_that_relist_only(
+    code: int,
+) -> None:
     machine = streaming()
     machine.next_request()
     machine.on_watch_opened()
-    refusal = {"kind": "Status", "code": 500, "message": "RequestWatchProgress is disabled"}
+    refusal = {"kind": "Status", "code": code, "message": "RequestWatchProgress is disabled"}
     assert machine.on_watch_event(event("ERROR", refusal)) == []
     assert machine.stream_done
-    assert isinstance(machine.next_request(), ListRequest)
+    request = machine.next_request()
+    assert isinstance(request, ListRequest) and "resourceVersion" not in request.params
     list_answer(machine, page([], "9"))
+    # As client-go's reflector: the next relist tries the streaming list again.
+    assert is_streaming(relisted(machine))
+
+
+def test_a_streaming_list_ended_early_is_listed_from_its_resume_point_for_one_relist() -> None:
+    machine = WatchMachine(Config(initial_list_strategy="streaming_list"), resume_version="7")
     machine.next_request()
-    machine.on_watch_event(gone())
-    assert isinstance(machine.next_request(), ListRequest)
+    machine.on_watch_opened()
+    machine.on_watch_event(event("ADDED", pod("a", "3")))
+    assert machine.on_watch_end() == []
+    request = machine.next_request()
+    assert isinstance(request, ListRequest)
+    assert request.params["resourceVersion"] == "7"
+    assert request.params["resourceVersionMatch"] == "NotOlderThan"
+    list_answer(machine, page([pod("a", "3")], "9"))
+    assert is_streaming(relisted(machine))
+
+
+def test_a_relist_that_fell_back_keeps_listing_until_it_completes() -> None:
+    machine = streaming()
+    machine.next_request()
+    machine.on_watch_end()
+    machine.next_request()
+    list_answer(machine, page([pod("a", "3")], "", cont="c1"))
+    machine.next_request()
+    assert machine.on_list_failed(410, {"code": 410, "reason": "Expired"}) == []
+    assert isinstance(machine.next_request(), ListRequest)  # the same relist, started again
+    list_answer(machine, page([pod("a", "3")], "9"))
+    assert is_streaming(relisted(machine))
 
 
 @pytest.mark.parametrize("status", [400, 422])
-def test_streaming_list_refused_by_http_status_falls_back(status: int) -> None:
+def test_a_streaming_list_refused_by_http_status_is_never_asked_for_again(status: int) -> None:
     machine = streaming()
     machine.next_request()
     assert machine.on_watch_failed(status, {"code": status}) == []
     assert isinstance(machine.next_request(), ListRequest)
-
-
-def test_streaming_list_that_ends_before_its_end_bookmark_falls_back() -> None:
-    machine = streaming()
-    machine.next_request()
-    machine.on_watch_opened()
-    machine.on_watch_event(event("ADDED", pod("a", "3")))
-    machine.on_watch_end()
-    assert isinstance(machine.next_request(), ListRequest)
+    list_answer(machine, page([], "9"))
+    # The server does not know the parameters: no relist asks for them again.
+    assert isinstance(relisted(machine), ListRequest)
 
 
 def test_streaming_list_relists_by_streaming_after_410() -> None:

@@ -396,6 +396,36 @@ def test_streaming_list_falls_back_to_list_watch_when_refused(
         sub.dispose()
 
 
+@pytest.mark.rxkube_apiserver(bookmark_interval=None)
+def test_a_relist_after_a_failed_streaming_list_streams_again(
+    apiserver: ApiServer, pods: Api
+) -> None:
+    apiserver.create("pods", pod("a"), namespace="default")
+    apiserver.streaming_lists = False  # its first one fails (ERROR 500), as a busy server's may
+    rec = Sink()
+    config = Config(initial_list_strategy="streaming_list")
+    sub = watcher(pods, config).subscribe(rec.on_next, rec.on_error)
+    try:
+        rec.wait(ready(rec))
+        apiserver.streaming_lists = True
+        apiserver.clear_requests()
+        # A change this watch does not see, then compaction: the watch resumed from its
+        # resourceVersion is answered 410, and the subscription relists.
+        apiserver.create("pods", pod("elsewhere"), namespace="kube-system")
+        apiserver.compact()
+        apiserver.faults.close_watches()
+        rec.wait(ready(rec, 2))
+        relists = [
+            r.query
+            for r in apiserver.requests
+            if r.verb == "list" or "sendInitialEvents" in r.query
+        ]
+        assert relists and relists[0].get("sendInitialEvents") == "true", relists
+        assert rec.names(InitApply) == ["a", "a"] and not rec.errors
+    finally:
+        sub.dispose()
+
+
 def test_resubscription_relists_and_stays_consistent(apiserver: ApiServer, pods: Api) -> None:
     apiserver.create("pods", pod("a"), namespace="default")
     source = watcher(pods)
