@@ -430,8 +430,9 @@ class ShardMember:
                         and self._own_rv in self._state.pending_rvs
                     ):
                         wake_at = now  # our view caught up with the claim while we wrote
-                    if self._state.valid_until is not None and self._state.claim:
-                        wake_at = min(wake_at, self._state.valid_until)
+                    state = self._state
+                    if state.valid_until is not None and (state.held or state.pending):
+                        wake_at = min(wake_at, state.valid_until)  # to stop at its end
                     if wake_at > now and self._failure is None:
                         self._wake.wait(min(wake_at - now, self.retry_period))
         except Exception as exc:
@@ -441,7 +442,9 @@ class ShardMember:
         with self._lock:
             failure = self._failure
             if failure is not None:
-                self._drop_all_locked()
+                # Nothing is written any more: the claim last written stands until stop()
+                # releases the Lease (once the reconciles ended) or it expires.
+                self._lose_ranges_locked()
                 self._state.valid_until = None
         if failure is not None:
             # Not retried: the Lease is renewed no more (the others take over when it
@@ -456,14 +459,19 @@ class ShardMember:
 
     def _decide_locked(self, now: float) -> None:
         state = self._state
-        if state.valid_until is not None and now >= state.valid_until and state.claim:
+        if (
+            state.valid_until is not None
+            and now >= state.valid_until
+            and (state.held or state.pending)
+        ):
             log.warning(
-                "shard member %s: could not renew within %s s; dropping every range",
+                "shard member %s: could not renew within %s s; it stops reconciling",
                 self.lease_name,
                 self.renew_deadline,
             )
-            self._drop_all_locked()
+            self._lose_ranges_locked()
         if not self._view_ready or state.valid_until is None or not self._valid_locked(now):
+            self._drained_locked()  # even cut off: a reconcile may end meanwhile
             return
         live = self._live_locked(now)
         if live != self._last_live:
@@ -476,9 +484,7 @@ class ShardMember:
             state.held = minus(state.held, dropped)
             state.draining = union(state.draining, dropped)
             log.info("shard member %s: releasing %.1f%%", self.lease_name, _pct(dropped))
-        if state.draining and not any(contains(state.draining, h) for h in state.in_flight):
-            state.draining = NOTHING  # its last reconcile ended: acknowledge at the next write
-            self._dirty = True
+        self._drained_locked()
         if state.pending and state.pending_since is not None:
             if self._own_rv is not None and self._own_rv in state.pending_rvs:
                 # Our view now contains the write that published the pending claim.
@@ -505,10 +511,23 @@ class ShardMember:
             state.pending = want
             self._dirty = True
 
-    def _drop_all_locked(self) -> None:
+    def _drained_locked(self) -> None:
+        """Forget the draining ranges once no reconcile runs in them: the next write acks them."""
         state = self._state
+        if state.draining and not any(contains(state.draining, h) for h in state.in_flight):
+            state.draining = NOTHING
+            self._dirty = True
+
+    def _lose_ranges_locked(self) -> None:
+        """Stop reconciling: what was held drains, what was being acquired is given up.
+
+        The claim keeps covering the reconciles still running (rule 2 of the handover:
+        only a write made after they ended may drop their ranges), so the others wait
+        for them, or for our Lease to expire.
+        """
+        state = self._state
+        state.draining = union(state.draining, state.held)
         state.held = NOTHING
-        state.draining = NOTHING
         state.pending = NOTHING
         state.pending_since = None
         state.pending_rvs = set()
@@ -540,8 +559,8 @@ class ShardMember:
             state = self._state
             if state.valid_until is not None and finished >= state.valid_until:
                 # The write landed after our validity ended: the others may have taken our
-                # ranges meanwhile. Start again from nothing (the claim we wrote is stale).
-                self._drop_all_locked()
+                # ranges meanwhile. Acquire again like a newcomer.
+                self._lose_ranges_locked()
                 publishing_pending = False
             state.valid_until = started + self.renew_deadline
             if publishing_pending and state.pending:

@@ -1,0 +1,311 @@
+"""Handover safety of a shard member whose Lease writes or Lease watch misbehave.
+
+Each test drives one member's clock by hand (it stands still unless the test moves it)
+and reaches the API server either directly, with ``srv.faults``, or through
+:class:`LeaseProxy`, a small HTTP proxy that can hold a Lease write on its way: a moment
+a thread race would otherwise have to hit by chance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import itertools
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from rxkube import Config, Shard, watcher
+from rxkube._shards import (
+    HASH_SPACE,
+    contains,
+    hash_key,
+    ring_assignment,
+    size,
+)
+from rxkube.client import Api, Client
+from rxkube.events import Apply, InitDone
+from rxkube.sharding import CLAIM_ANNOTATION, GROUP_LABEL, ShardMember
+from rxkube.testing import ApiServer
+from tests.waiting import TIMEOUT, Sink, eventually
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+class LeaseProxy:
+    """An HTTP proxy to an API server, for one member's client.
+
+    ``hold_next_update()`` holds the next Lease write before it is forwarded, until
+    ``release()``; ``held`` is set when the held request has arrived.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.held = threading.Event()
+        self._go = threading.Event()
+        self._hold_update = False
+        self._lock = threading.Lock()  # guards _open and the hold flags
+        self._open: set[http.client.HTTPConnection] = set()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy._handle(self)
+
+            do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def hold_next_update(self) -> None:
+        """Hold the next Lease write on its way, until ``release()``."""
+        with self._lock:
+            self.held.clear()
+            self._go.clear()
+            self._hold_update = True
+
+    def release(self) -> None:
+        """Let the held request go on."""
+        self._go.set()
+
+    def close(self) -> None:
+        """End every relayed request and stop serving."""
+        self._go.set()
+        with self._lock:
+            opened = list(self._open)
+        for connection in opened:  # a shutdown wakes the relay blocked reading it
+            with contextlib.suppress(OSError, AttributeError):  # closed meanwhile
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(TIMEOUT)
+
+    def _handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(req.path)
+        query = parse_qs(parts.query)
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else None
+        if req.command == "PUT" and parts.path.startswith(LEASES + "/"):
+            with self._lock:
+                hold, self._hold_update = self._hold_update, False
+            if hold:
+                self.held.set()
+                self._go.wait(TIMEOUT)
+        # Its own connection to the server; and uncompressed answers, to read and rewrite.
+        skipped = ("host", "connection", "accept-encoding")
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in skipped}
+        upstream = http.client.HTTPConnection(*self._upstream, timeout=TIMEOUT)
+        with self._lock:
+            self._open.add(upstream)
+        try:
+            upstream.request(req.command, req.path, body=body, headers=headers)
+            resp = upstream.getresponse()
+            if "watch" in query:
+                self._relay(req, resp)
+                return
+            self._send(req, resp.status, resp.read(), resp.getheader("Content-Type"))
+        except OSError:
+            req.close_connection = True  # cut by close()
+        finally:
+            with self._lock:
+                self._open.discard(upstream)
+            upstream.close()
+
+    def _relay(
+        self, req: http.server.BaseHTTPRequestHandler, resp: http.client.HTTPResponse
+    ) -> None:
+        req.send_response(resp.status)
+        req.send_header("Content-Type", resp.getheader("Content-Type") or "application/json")
+        req.send_header("Transfer-Encoding", "chunked")
+        req.end_headers()
+        req.close_connection = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            while chunk := resp.read1(65536):
+                req.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                req.wfile.flush()
+            req.wfile.write(b"0\r\n\r\n")
+
+    @staticmethod
+    def _send(
+        req: http.server.BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        content_type: str | None = "application/json",
+    ) -> None:
+        req.send_response(status)
+        req.send_header("Content-Type", content_type or "application/json")
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        with contextlib.suppress(OSError):
+            req.wfile.write(data)
+
+
+@contextlib.contextmanager
+def lease_history(leases: Api, name: str) -> Iterator[Sink]:
+    """Every version of one Lease written from now on, as watch events, in order."""
+    written = Sink()
+    history = watcher(leases, Config(field_selector=f"metadata.name={name}")).subscribe(
+        written.on_next, written.on_error
+    )
+    try:
+        written.wait(lambda s: any(isinstance(e, InitDone) for e in s.items), "a list")
+        yield written
+    finally:
+        history.dispose()
+
+
+def claims(written: Sink) -> list[str]:
+    """The claims of the Lease versions written (after the first list)."""
+    return [
+        e.obj["metadata"]["annotations"][CLAIM_ANNOTATION]
+        for e in list(written.items)
+        if isinstance(e, Apply)
+    ]
+
+
+def advance_until(now: list[float], step: float, done: Callable[[], object], what: str) -> None:
+    """Move a member's clock on by ``step`` until ``done()``, for a write the step makes due.
+
+    A second step is needed when the member read its clock for the due time (as its
+    previous write ended) after the first one.
+    """
+    for _ in range(3):
+        now[0] += step
+        with contextlib.suppress(AssertionError):
+            eventually(done, what, timeout=TIMEOUT / 3)
+            return
+    raise AssertionError(f"{what}: not after three steps of {step} s")
+
+
+def uid(i: int) -> dict[str, Any]:
+    return {"metadata": {"uid": f"uid-{i}"}}
+
+
+def peer_lease(group: str, identity: str) -> dict[str, Any]:
+    """A member Lease as a live peer with nothing claimed yet writes it."""
+    return {
+        "metadata": {
+            "name": f"{group}-{identity}",
+            "labels": {GROUP_LABEL: group},
+            "annotations": {CLAIM_ANNOTATION: ""},
+        },
+        "spec": {"holderIdentity": identity, "leaseDurationSeconds": 15},
+    }
+
+
+def current_claim(srv: ApiServer, name: str) -> str:
+    lease = srv.get("leases", name, namespace="default")
+    return str(lease["metadata"]["annotations"][CLAIM_ANNOTATION])
+
+
+def version(srv: ApiServer, name: str) -> str:
+    return str(srv.get("leases", name, namespace="default")["metadata"]["resourceVersion"])
+
+
+def versions(written: Sink) -> list[str]:
+    """The resourceVersions of the Lease versions written (after the first list)."""
+    return [
+        e.obj["metadata"]["resourceVersion"] for e in list(written.items) if isinstance(e, Apply)
+    ]
+
+
+def covering(claim: str, hashed: int) -> bool:
+    return bool(claim) and contains(Shard.parse(claim).ranges, hashed)
+
+
+def test_a_member_that_cannot_renew_keeps_claiming_a_range_until_its_reconcile_there_ends() -> None:
+    # It used to drop every range at once, so its first write after the outage published
+    # an empty claim: the others could take the range while the reconcile still ran.
+    with ApiServer() as srv:
+        now = [1000.0]
+        leases = Api(srv.client(), "leases", namespace="default")
+        member = ShardMember(
+            leases, "group", "a", lease_duration=15.0, renew_deadline=10.0, retry_period=0.2,
+            clock=lambda: now[0],
+        ).start()  # fmt: skip
+        ranges = Sink()
+        subscription = member.ranges().subscribe(ranges.on_next, ranges.on_error)
+        try:
+            ranges.wait(lambda s: size(s.items[-1]) == HASH_SPACE, "the lone member to hold all")
+            obj = srv.create("configmaps", {"metadata": {"name": "c"}})
+            hashed = member.hash_of(obj)
+            with member.reconciling(obj) as allowed, lease_history(leases, "group-a") as written:
+                assert allowed
+                srv.faults.fail_requests(503, count=10**6, verb="update")
+                now[0] += 11.0  # past renew_deadline since the last successful renewal
+                ranges.wait(lambda s: s.items[-1] == (), "the member to stop reconciling")
+                with member.reconciling(obj) as again:
+                    assert not again  # no reconcile starts while it is not valid
+                srv.faults.clear()
+                advance_until(now, 1.0, lambda: claims(written), "a renewal after the outage")
+                assert member.held == ()  # valid again, but it re-acquires like a newcomer
+                assert all(covering(c, hashed) for c in claims(written)), claims(written)
+            # The reconcile ended: the range is acknowledged and acquired again.
+            eventually(lambda: size(member.held) == HASH_SPACE, "the member to take all again")
+        finally:
+            subscription.dispose()
+            member.stop()
+
+
+def test_a_renewal_that_lands_late_keeps_claiming_a_released_range_until_its_reconcile_ends() -> (
+    None
+):
+    # It used to drop every range, the draining ones too: its next write claimed only what
+    # it acquired again, and the range it had released, with a reconcile still running in
+    # it, was free for the member it was released to.
+    with ApiServer() as srv:
+        proxy = LeaseProxy(srv.url)
+        client = Client(proxy.url, token=srv.token)
+        now = [1000.0]
+        leases = Api(srv.client(), "leases", namespace="default")
+        member = ShardMember(
+            Api(client, "leases", namespace="default"), "group", "a",
+            lease_duration=15.0, renew_deadline=10.0, retry_period=0.2, clock=lambda: now[0],
+        ).start()  # fmt: skip
+        split = ring_assignment(["a", "b"], member.vnodes)
+        obj = next(
+            o for i in itertools.count() if contains(split["b"], hash_key(o := uid(i), "uid"))
+        )
+        hashed = member.hash_of(obj)
+        ranges = Sink()
+        subscription = member.ranges().subscribe(ranges.on_next, ranges.on_error)
+        try:
+            ranges.wait(lambda s: size(s.items[-1]) == HASH_SPACE, "the lone member to hold all")
+            with member.reconciling(obj) as allowed, lease_history(leases, "group-a") as written:
+                assert allowed
+                srv.create("leases", peer_lease("group", "b"), namespace="default")
+                ranges.wait(lambda s: s.items[-1] == split["a"], "a to release b's share")
+                proxy.hold_next_update()
+                advance_until(now, 0.2, proxy.held.is_set, "a renewal to reach the proxy")
+                now[0] = 1010.1  # it lands after the validity it was to extend ended (1010)
+                proxy.release()
+                ranges.wait(lambda s: s.items[-1] == (), "a to stop reconciling")
+                late = version(srv, "group-a")
+                advance_until(
+                    now, 0.2, lambda: late in versions(written)[:-1], "a write after the late one"
+                )
+                assert member.held == ()  # valid, but it acquires again like a newcomer
+                assert all(covering(c, hashed) for c in claims(written)), claims(written)
+            # The reconcile ended: b's share is acknowledged, and a's share taken again.
+            ranges.wait(lambda s: s.items[-1] == split["a"], "a to take its share again")
+            eventually(
+                lambda: current_claim(srv, "group-a") == Shard(split["a"]).selector(),
+                "a to acknowledge the release of b's share",
+            )
+        finally:
+            subscription.dispose()
+            member.stop()
+            client.close()
+            proxy.close()
