@@ -394,6 +394,46 @@ def test_nulls_of_built_in_kinds_are_their_go_fields_zero_values(api: Http) -> N
     assert "managedFields" not in role["metadata"]  # as a new, empty ClusterRole has it
 
 
+def test_empty_slices_and_maps_are_left_out_where_go_fields_are_omitempty(api: Http) -> None:
+    """kube-apiserver stores a built-in object as its Go struct encodes: an empty slice or
+    map of an ``omitempty`` field is left out, and the field manager (which reads the object
+    as unstructured) owns none; another field's reads back null from etcd's protobuf but is
+    still the writer's. Validation sees them (an empty selector prints as sent)."""
+    meta = {"name": "c", "labels": {}, "annotations": {}, "finalizers": [], "ownerReferences": []}
+    status, cm = api.request("POST", CMS, {"metadata": meta, "data": {}, "binaryData": {}})[:2]
+    assert status == 201 and not {"data", "binaryData"} & cm.keys()
+    assert not {"labels", "managedFields"} & cm["metadata"].keys()
+    status, cm = api.request("PUT", f"{CMS}/c", {**cm, "data": {}})[:2]
+    assert status == 200 and "data" not in cm and "managedFields" not in cm["metadata"]
+    merge = {"data": {"k": "v"}, "binaryData": {}}
+    _, cm = api.request(
+        "PATCH", f"{CMS}/c", merge, headers={"Content-Type": "application/merge-patch+json"}
+    )[:2]
+    assert cm["data"] == {"k": "v"} and "binaryData" not in cm
+    assert "managedFields" not in cm["metadata"]  # an object without them stays so
+    container = {"name": "c", "image": "i", "env": [], "args": [], "resources": {"limits": {}}}
+    spec = {"containers": [container], "volumes": [], "nodeSelector": {}}
+    _, made = api.request("POST", PODS, {"metadata": {"name": "p"}, "spec": spec})[:2]
+    [got] = made["spec"]["containers"]
+    assert not {"env", "args"} & got.keys() and got["resources"] == {}  # a struct stays
+    assert not {"volumes", "nodeSelector"} & made["spec"].keys()
+    owned = managed(made)["f:spec"]
+    assert not {"f:volumes", "f:nodeSelector"} & owned.keys()
+    assert owned["f:containers"]['k:{"name":"c"}']["f:resources"] == {}
+    slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+    body = {"metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": [], "ports": []}
+    _, made = api.request("POST", slices, body)[:2]
+    assert (made["endpoints"], made["ports"]) == (None, None)
+    assert managed(made) == {"f:addressType": {}, "f:endpoints": {}, "f:ports": {}}
+    selector: dict[str, Any] = {"matchLabels": {}, "matchExpressions": []}
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": spec}
+    deployments = "/apis/apps/v1/namespaces/default/deployments"
+    body = {"metadata": {"name": "d"}, "spec": {"selector": selector, "template": template}}
+    status, refused = api.request("POST", deployments, body)[:2]
+    assert status == 422 and "MatchLabels:map[string]string{}, MatchExpressions:" \
+        "[]v1.LabelSelectorRequirement{}" in refused["message"]  # fmt: skip
+
+
 def test_nulls_in_a_pod_are_zero_values(api: Http) -> None:
     container = {
         "name": "c",

@@ -91,6 +91,17 @@ def _empty(value: Any, kind: Any) -> bool:
     return kind == "string" and isinstance(value, str) and not value
 
 
+def _resolve(
+    schema: Mapping[str, Any], defs: Mapping[str, Any]
+) -> tuple[str | None, Mapping[str, Any]]:
+    """The definition a schema refers to: its name (None when inline) and itself."""
+    name = None
+    while "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        schema = defs.get(name, {})
+    return name, schema
+
+
 class Pairs(dict[str, Any]):
     """A JSON object that repeated a key: its last values, and every ``(key, value)`` in order."""
 
@@ -152,11 +163,7 @@ class _Walk:
         self.findings = Findings()
 
     def _resolve(self, schema: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
-        name = None
-        while "$ref" in schema:
-            name = str(schema["$ref"]).rsplit("/", 1)[-1]
-            schema = self.defs.get(name, {})
-        return name, schema
+        return _resolve(schema, self.defs)
 
     def zero(self, schema: Mapping[str, Any]) -> Any:
         """The JSON a Go zero value of the schema's type encodes to."""
@@ -343,6 +350,92 @@ def go_encoded(served: ServedResource, obj: dict[str, Any]) -> dict[str, Any]:
     encoded: dict[str, Any] = walk.walk(
         obj, {"$ref": f"#/definitions/{name}"}, "", name.rsplit(".", 1)[-1], ""
     )
+    return encoded
+
+
+_STRUCT_EMPTIES: dict[str, dict[str, tuple[Mapping[str, Any], str]]] = {}
+"""By built-in struct definition: each field's schema and what an empty value of it
+becomes (``keep``, ``omit``, ``null``), worked out once (see :func:`_empties`)."""
+
+
+def _struct_empties(
+    name: str, resolved: Mapping[str, Any], defs: Mapping[str, Any]
+) -> dict[str, tuple[Mapping[str, Any], str]]:
+    plan = _STRUCT_EMPTIES.get(name)
+    if plan is None:
+        codes = GO_FIELDS.get(name)
+        plan = {}
+        for key, sub in (resolved.get("properties") or {}).items():
+            kind = _resolve(sub, defs)[1]
+            collection = kind.get("type") == "array" or "additionalProperties" in kind
+            code = codes.get(key) if codes is not None else "unknown"
+            # A struct is written even when empty, free-form JSON as it is; a struct with
+            # no Go type known keeps what it holds.
+            action = "omit" if code is None else "null" if code == "null" else "keep"
+            plan[key] = (sub, action if collection else "keep")
+        _STRUCT_EMPTIES[name] = plan
+    return plan
+
+
+def _empties(
+    value: Any,
+    schema: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    stored: bool,
+    path: tuple[str | int, ...],
+    found: list[tuple[tuple[str | int, ...], Any]],
+) -> None:
+    """Add to ``found`` each empty slice or map of a struct field below ``value``, with
+    what replaces it (:data:`_OMIT` or None); see :func:`as_encoded`."""
+    name, resolved = _resolve(schema, defs)
+    if isinstance(value, dict) and name is not None and "properties" in resolved:
+        plan = _struct_empties(name, resolved, defs)
+        for key, item in value.items():
+            if not isinstance(item, dict | list) or key not in plan:
+                continue
+            sub, action = plan[key]
+            if item:
+                _empties(item, sub, defs, stored, (*path, key), found)
+            elif action == "omit" and (stored or name != _OBJECT_META or key != "managedFields"):
+                found.append(((*path, key), _OMIT))  # the field manager's [] clears them
+            elif action == "null" and stored:
+                found.append(((*path, key), None))
+    elif isinstance(value, dict) and "additionalProperties" in resolved:
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                _empties(item, resolved["additionalProperties"], defs, stored, (*path, key), found)
+    elif isinstance(value, list) and resolved.get("type") == "array":
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list) and item:
+                _empties(item, resolved.get("items") or {}, defs, stored, (*path, index), found)
+
+
+def as_encoded(served: ServedResource, obj: dict[str, Any], *, stored: bool) -> dict[str, Any]:
+    """A built-in object as Go encodes its struct: an ``omitempty`` field's empty slice or
+    map is left out, as the field manager (reading the object as unstructured) sees it.
+    ``stored``: also as kube-apiserver reads it back from etcd, whose protobuf holds no
+    empty slice or map apart from none, so another field's is null.
+
+    Decoding keeps them (validation sees them, see :func:`_empty`). ``obj`` itself when
+    nothing changes, else a changed copy; other objects are as given.
+    """
+    found_kind = kind_schema(served) if served.strategic_merge else None
+    if found_kind is None:
+        return obj
+    name, defs = found_kind
+    found: list[tuple[tuple[str | int, ...], Any]] = []
+    _empties(obj, {"$ref": f"#/definitions/{name}"}, defs, stored, (), found)
+    if not found:
+        return obj
+    encoded: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    for path, replacement in found:
+        parent: Any = encoded
+        for step in path[:-1]:
+            parent = parent[step]
+        if replacement is _OMIT:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = replacement
     return encoded
 
 

@@ -39,7 +39,7 @@ from ._admission import admit_pod
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
 from ._conversion import from_storage, to_storage
-from ._fields import go_encoded
+from ._fields import as_encoded, go_encoded
 from ._schema import FieldSchema
 from ._served import ServedResource
 from ._specs import Allocator, complete, creation_status, default, validate
@@ -507,8 +507,11 @@ class Store:
             obj = served.admit(obj, None)
         if field_manager is not None:
             schema = FieldSchema.of(served, None)
+            tracked = from_storage(served, obj)
+            if built_in:
+                tracked = as_encoded(served, tracked, stored=False)
             fields = track_update(
-                schema, None, from_storage(served, obj), field_manager, now=now_timestamp(),
+                schema, None, tracked, field_manager, now=now_timestamp(),
                 zero=go_encoded(served, {}),
             )  # fmt: skip
             _set_managed_fields(obj, fields)
@@ -523,6 +526,8 @@ class Store:
             completed = creation_status(res, obj) if served.strategic_merge else None
             if completed is not None:
                 obj["status"] = {**obj.get("status", {}), **completed}
+        if built_in:
+            obj = as_encoded(self._state(served).served, obj, stored=True)
         return obj, namespace, name
 
     def _insert_locked(
@@ -886,8 +891,12 @@ class Store:
         else:
             new_meta.pop("generation", None)
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
+        built_in = via_http and served.strategic_merge
         if managed_fields is not None:
-            _set_managed_fields(new, managed_fields(old, new))
+            tracked = as_encoded(state.served, new, stored=False) if built_in else new
+            _set_managed_fields(new, managed_fields(old, tracked))
+        if built_in:
+            new = as_encoded(state.served, new, stored=True)
         if new == current.obj:
             # etcd3's GuaranteedUpdate writes nothing when the encoding is what is stored
             # (not what a read decodes: an added default is then written).
