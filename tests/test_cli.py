@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rxkube.cli import _EventPrinter, main
 from rxkube.client import Api, Client
@@ -786,6 +787,43 @@ def test_serve_with_an_impossible_setting_is_a_usage_error(option: str, value: s
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"argument {option}:" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("host", ["", " "])
+def test_serve_on_no_host_is_a_usage_error_that_says_how_to_listen_everywhere(host: str) -> None:
+    """asyncio listens on every interface for "", and the kubeconfig said http://:PORT."""
+    result = run_cli("serve", "--host", host)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"rxkube serve: error: argument --host: host {host!r} is no address to listen on:"
+        " give 0.0.0.0 (or ::) for every interface, 127.0.0.1 for this machine only"
+    )
+
+
+def test_serve_on_every_interface_writes_a_kubeconfig_naming_loopback(tmp_path: Path) -> None:
+    """A wildcard address is where to listen, not where to connect; the generated
+    certificate names loopback, so TLS is verified too."""
+    path = tmp_path / "served.yaml"
+    proc = Proc("serve", "--host", "0.0.0.0", "--tls", "--kubeconfig", str(path))
+    try:
+        line = proc.expect(r"^rxkube test API server listening at ")
+        assert re.fullmatch(
+            r"rxkube test API server listening at https://127\.0\.0\.1:\d+"
+            r" \(on every interface: 0\.0\.0\.0\)",
+            line,
+        ), line
+        proc.expect(r"^kubeconfig: ")
+        server = yaml.safe_load(path.read_text())["clusters"][0]["cluster"]["server"]
+        assert re.fullmatch(r"https://127\.0\.0\.1:\d+", server), server
+        with Client.from_kubeconfig(str(path)) as client:
+            assert "default" in [
+                o["metadata"]["name"] for o in Api(client, "namespaces").list()["items"]
+            ]
+        assert proc.interrupt() == 0
+    finally:
+        proc.kill()
+    assert "Traceback" not in "\n".join(proc.stderr_lines)
 
 
 def test_serve_on_a_port_in_use_fails_in_one_line(srv: ApiServer) -> None:

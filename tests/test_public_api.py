@@ -502,6 +502,31 @@ def test_the_test_server_refuses_a_bookmark_interval_it_cannot_keep(interval: ob
     assert server.bookmark_interval == 1.0
 
 
+@pytest.mark.parametrize(
+    ("host", "error"), [("", ValueError), ("  ", ValueError), (None, TypeError)]
+)
+def test_the_test_server_refuses_a_host_that_names_no_address(
+    host: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="ApiServer: host "):
+        ApiServer(host=host)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_the_test_server_on_every_interface_has_a_loopback_url(host: str) -> None:
+    try:
+        server = ApiServer(host=host).start()
+    except OSError:  # no IPv6 here
+        pytest.skip(f"cannot listen on {host}")
+    try:
+        loopback = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
+        assert server.url.startswith(f"http://{loopback}:")
+        with server.client() as client:
+            assert client.request("GET", "/version").status == 200
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("every", [0, -3, 2.5, True])
 def test_the_test_server_refuses_a_compaction_period_that_is_not_a_count(every: object) -> None:
     """``compact_every=-3`` used to compact at every write, silently."""

@@ -23,7 +23,7 @@ import yaml
 
 from .._arguments import whole_number
 from ..errors import ApiError, ConfigError
-from ._server import ApiServer
+from ._server import ApiServer, host_problem, listens_everywhere
 
 _TLS_MISSING = (
     "--tls needs the cryptography package, in the testing extra: pip install 'rxkube[testing]'"
@@ -39,7 +39,13 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
     parser = argparse.ArgumentParser(
         prog=prog, description="Run rxkube's in-process Kubernetes API server until Ctrl+C."
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 or :: for every interface (the kubeconfig then"
+        " names loopback)",
+    )
     parser.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
     parser.add_argument("--token", help="require this bearer token")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a generated CA")
@@ -73,6 +79,13 @@ def build_parser(prog: str = "python -m rxkube.testing") -> argparse.ArgumentPar
         help="create the objects of a JSON or YAML file (a list, a List, or documents); repeatable",
     )
     return parser
+
+
+def _host(text: str) -> str:
+    problem = host_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _port(text: str) -> int:
@@ -225,7 +238,8 @@ async def _serve(args: argparse.Namespace) -> None:
             handle, name = tempfile.mkstemp(prefix="rxkube-kubeconfig-", suffix=".yaml")
             os.close(handle)
             kubeconfig = temporary = server.write_kubeconfig(name)
-        print(f"rxkube test API server listening at {server.url}", flush=True)
+        everywhere = f" (on every interface: {args.host})" if listens_everywhere(args.host) else ""
+        print(f"rxkube test API server listening at {server.url}{everywhere}", flush=True)
         print(f"kubeconfig: {kubeconfig}", flush=True)
         print(f"export KUBECONFIG={kubeconfig}", flush=True)
         await stop.wait()

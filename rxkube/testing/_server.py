@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import math
 import os
 import shutil
@@ -69,7 +70,8 @@ class ApiServer(ServerLifecycle):
             401 ``Status``. None (the default) accepts any request.
         tls: serve HTTPS with a freshly generated certificate authority (needs the
             ``cryptography`` package); ``ca_file`` names its certificate.
-        host: the address to listen on.
+        host: the address (or host name) to listen on; ``0.0.0.0`` or ``::`` for every
+            interface, whose server :attr:`url` names loopback, as clients here reach it.
         port: the port; 0 (the default) picks a free one.
         bookmark_interval: seconds between BOOKMARK events on watches that allow them
             (more than 0); None sends none (a real server does not promise any).
@@ -88,8 +90,9 @@ class ApiServer(ServerLifecycle):
             on; False ignores the parameter, as an older server does.
 
     Raises:
-        ValueError: ``bookmark_interval`` is not a positive number of seconds, or
-            ``compact_every`` not a whole number of writes, at least 1.
+        TypeError: ``host`` is not a string.
+        ValueError: ``host`` is empty, ``bookmark_interval`` is not a positive number of
+            seconds, or ``compact_every`` not a whole number of writes, at least 1.
     """
 
     def __init__(
@@ -118,6 +121,9 @@ class ApiServer(ServerLifecycle):
                 f"ApiServer: compact_every must be a whole number of writes, at least 1, or None,"
                 f" not {compact_every!r}"
             )
+        problem = host_problem(host)
+        if problem:
+            raise (TypeError if not isinstance(host, str) else ValueError)(f"ApiServer: {problem}")
         self.token = token
         self.host = host
         self._port = port
@@ -251,7 +257,7 @@ class ApiServer(ServerLifecycle):
         self._runner = runner
         port = self._listener.sockets[0].getsockname()[1]
         self._port = port  # a restarted or re-used server keeps its address
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = _url_host(self.host)
         self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
         self._app.server_address = f"{host}:{port}"
         serve_on_loop(self.url, self._loop)
@@ -780,3 +786,37 @@ def _check_bookmark_interval(value: object) -> None:
             "ApiServer: bookmark_interval must be a positive number of seconds, or None for no"
             f" bookmarks, not {value!r}"
         )
+
+
+def host_problem(host: object) -> str:
+    """What is wrong with ``host`` as an address to listen on; ``""`` if nothing."""
+    if not isinstance(host, str):
+        return f"host must be an address to listen on, not {type(host).__name__} {host!r}"
+    if not host.strip():
+        # asyncio would listen on every interface, and the URL would name no host.
+        return (
+            f"host {host!r} is no address to listen on: give 0.0.0.0 (or ::) for every"
+            " interface, 127.0.0.1 for this machine only"
+        )
+    return ""
+
+
+def listens_everywhere(host: str) -> bool:
+    """Whether ``host`` is a wildcard address: every interface (``0.0.0.0``, ``::``)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        return False
+
+
+def _url_host(host: str) -> str:
+    """The host of the URL at which a client on this machine reaches a server listening
+    on ``host``: a wildcard address is where to listen, not where to connect, so loopback
+    (which the generated certificate names) stands for it."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a host name
+        return host
+    if address.is_unspecified:
+        address = ipaddress.ip_address("127.0.0.1" if address.version == 4 else "::1")
+    return f"[{address}]" if address.version == 6 else str(address)
