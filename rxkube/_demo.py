@@ -390,7 +390,10 @@ class _Demo:
                 server = self._server_state()
                 while True:
                     changed.clear()
-                    mine = {_display.key(o): _rv(o) for o in self.reader.state(copy=False)}
+                    mine = {
+                        _display.key(o): _display.resource_version(o)
+                        for o in self.reader.state(copy=False)
+                    }
                     if mine == server:
                         caught_up = (time.monotonic() - started) * 1000
                         text = (
@@ -408,7 +411,10 @@ class _Demo:
 
     def _server_state(self) -> dict[tuple[str, str], str]:
         # Read straight from the server's storage: injected faults do not touch it.
-        return {_display.key(o): _rv(o) for o in self.srv.list("pods", namespace=NAMESPACE)}
+        return {
+            _display.key(o): _display.resource_version(o)
+            for o in self.srv.list("pods", namespace=NAMESPACE)
+        }
 
     def _record(self, check: _Check) -> None:
         self.checks.append(check)
@@ -428,10 +434,6 @@ class _Demo:
 
 def _plural(n: int, one: str, many: str = "") -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
-
-
-def _rv(obj: Object) -> str:
-    return str(_display.meta(obj).get("resourceVersion") or "")
 
 
 def _difference(mine: dict[tuple[str, str], str], server: dict[tuple[str, str], str]) -> str:
