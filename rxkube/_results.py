@@ -202,9 +202,11 @@ class ControllerConfig:
             moment within the period (not all at once); ``None`` for never.
 
     Raises:
-        ValueError: ``debounce`` is negative, ``concurrency`` is not a whole number of at
-            least 1, or ``reconcile_timeout`` or ``resync`` is not positive (or any of them
-            is not a finite number).
+        TypeError: ``debounce``, ``reconcile_timeout`` or ``resync`` is not a number,
+            ``concurrency`` not a whole number, or ``name`` not a string.
+        ValueError: ``debounce`` is negative, ``concurrency`` less than 1, or
+            ``reconcile_timeout`` or ``resync`` not more than 0 (or any of them NaN or
+            infinite).
     """
 
     debounce: float = 0.0
@@ -214,25 +216,36 @@ class ControllerConfig:
     resync: float | None = None
 
     def __post_init__(self) -> None:
-        # Each check also refuses what is not a number (a string from a settings file),
-        # NaN, and infinity, which no timer can be set to.
-        if not (_is_number(self.debounce) and 0 <= self.debounce < math.inf):
-            raise ValueError(f"ControllerConfig.debounce must be >= 0, got {self.debounce!r}")
+        # Infinity is refused too: no timer can be set to it.
+        what = "ControllerConfig()"
+        checked_seconds(self.debounce, what, "debounce", finite=True)
         concurrency = self.concurrency
-        if concurrency is not None and not (
-            isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1
-        ):
-            raise ValueError(
-                f"ControllerConfig.concurrency must be >= 1 or None, got {self.concurrency!r}"
+        if concurrency is not None:
+            if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+                raise TypeError(
+                    f"{what}: concurrency must be a whole number or None, not"
+                    f" {type(concurrency).__name__} {concurrency!r}"
+                )
+            if concurrency < 1:
+                raise ValueError(f"{what}: concurrency must be at least 1, not {concurrency!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(
+                f"{what}: name must be a string, not {type(self.name).__name__} {self.name!r}"
             )
-        for name in ("reconcile_timeout", "resync"):
+        for name, none in (("reconcile_timeout", "no limit"), ("resync", "never")):
             value = getattr(self, name)
-            if value is not None and not (_is_number(value) and 0 < value < math.inf):
-                raise ValueError(f"ControllerConfig.{name} must be > 0 or None, got {value!r}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(
+                    f"{what}: {name} must be a number of seconds or None, not"
+                    f" {type(value).__name__} {value!r}"
+                )
+            if not 0 < value < math.inf:  # NaN too
+                raise ValueError(
+                    f"{what}: {name} must be a finite number of seconds, more than 0 (or None"
+                    f" for {none}), not {value!r}"
+                )
 
 
 @dataclass(frozen=True, slots=True)

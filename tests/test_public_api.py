@@ -538,18 +538,30 @@ def test_the_test_server_refuses_a_compaction_period_that_is_not_a_count(every: 
 
 
 @pytest.mark.parametrize(
-    "settings",
+    ("settings", "error"),
     [
-        {"concurrency": "2"},
-        {"concurrency": 2.5},
-        {"debounce": math.nan},
-        {"reconcile_timeout": math.inf},
-        {"resync": "3600"},
+        ({"concurrency": "2"}, TypeError),
+        ({"concurrency": 2.5}, TypeError),
+        ({"concurrency": True}, TypeError),
+        ({"concurrency": 0}, ValueError),
+        ({"debounce": "0.5"}, TypeError),
+        ({"debounce": math.nan}, ValueError),
+        ({"debounce": -1}, ValueError),
+        ({"name": 5}, TypeError),
+        ({"reconcile_timeout": "30"}, TypeError),
+        ({"reconcile_timeout": math.inf}, ValueError),
+        ({"reconcile_timeout": 0}, ValueError),
+        ({"resync": "3600"}, TypeError),
+        ({"resync": -1}, ValueError),
     ],
 )
-def test_controller_config_refuses_what_is_not_a_finite_number(settings: dict[str, Any]) -> None:
-    (field,) = settings
-    with pytest.raises(ValueError, match=rf"ControllerConfig\.{field} must be"):
+def test_controller_config_refuses_a_setting_of_the_wrong_type_or_value_naming_it(
+    settings: dict[str, Any], error: type[Exception]
+) -> None:
+    """A type mistake (a string from a settings file) is a TypeError, as in RateLimiter and
+    Action, not a ValueError."""
+    ((field, value),) = settings.items()
+    with pytest.raises(error, match=rf"ControllerConfig\(\): {field} must be .*, not .*{value!r}"):
         rxkube.ControllerConfig(**settings)
 
 
