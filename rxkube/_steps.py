@@ -31,6 +31,7 @@ from typing import Generic, TypeAlias, TypeVar
 from ._backoff_policy import MAX_DELAY, BackoffPolicy
 from ._cache import Store, Writer
 from ._callables import check_callable
+from ._equality import same
 from .dispatcher import SharedStore
 from .errors import RxKubeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object, ObjectFn
@@ -310,7 +311,7 @@ class PredicateFilter:
 
     def _same(self, previous: object, value: object) -> bool:
         try:
-            return bool(previous == value)
+            return same(previous, value)
         except Exception as exc:  # e.g. arrays, whose == has no single truth value
             raise TypeError(
                 f"predicate_filter(): the values of {self._predicate!r} cannot be compared"

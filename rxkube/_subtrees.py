@@ -39,12 +39,12 @@ shared, and objects in the stream after ``reflect()`` must not be mutated (a cha
 reach every object that shares the part). Values other than JSON's are never taken for
 the JSON they encode to: a part is encoded with JSON's own types only (a subclass of dict
 or str, a datetime or a dataclass makes it refuse, and the part is left as it is), and a
-twin must also compare equal (a tuple never equals the list it encodes as); a part equal
-to the previous version's is taken without encoding, as both went through the same
-``modify()`` functions, which must be pure functions of the object. The one kind
-of value that encodes as JSON and equals a JSON value while being something else is an
-enum member with a string or number value: put such members in with ``modify()`` only in
-a store made with ``share_subtrees=False``.
+twin must also compare equal (a tuple never equals the list it encodes as); a part the
+same as the previous version's (``rxkube._equality.same``: equal, with ``1``, ``1.0`` and
+``true`` told apart) is taken without a look-up. The one kind of value that encodes as
+JSON and equals a JSON value while being something else is an enum member with a string
+or number value: put such members in with ``modify()`` only in a store made with
+``share_subtrees=False``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from ._equality import same
 
 __all__ = ["SharedSubtrees"]
 
@@ -147,7 +149,7 @@ class SharedSubtrees:
                 else:
                     before = previous[key] if key < len(previous) else None
                 if type(before) is kind:
-                    if before == part:
+                    if same(before, part):
                         parent[key] = before
                         continue
                     if depth < _DEEPEST:

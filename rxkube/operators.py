@@ -151,7 +151,8 @@ def predicate_filter(
     """Drop ``InitApply``/``Apply`` events whose predicate value has not changed.
 
     Values are remembered per name + namespace + uid, so a recreated object passes,
-    and compared with ``==`` (values whose ``==`` fails are a ``TypeError``).
+    and compared with ``==`` with JSON's types told apart, so a field going from ``1``
+    to ``true`` is a change (values whose ``==`` fails are a ``TypeError``).
     An object not seen for ``ttl`` seconds is forgotten and passes again, which
     bounds memory. Unlike kube-rs, ``Delete`` events always pass (and make the
     filter forget the object), as do ``Init`` and ``InitDone``; so does an object

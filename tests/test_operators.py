@@ -180,6 +180,22 @@ def test_predicate_filter_drops_unchanged_objects_of_a_relist() -> None:
     ]
 
 
+def test_predicate_filter_passes_a_value_that_changed_only_its_json_type() -> None:
+    def sized(rv: str, size: object) -> Object:
+        return {"metadata": {"name": "a", "uid": "u1", "resourceVersion": rv}, "spec": {"n": size}}
+
+    events: list[Event] = [
+        Apply(sized("1", 1)),
+        Apply(sized("2", True)),
+        Apply(sized("3", 1.0)),
+        Apply(sized("4", 1.0)),
+        Apply(sized("5", (1, "a"))),
+        Apply(sized("6", (True, "a"))),
+    ]
+    size = predicates.Predicate(lambda obj: obj["spec"]["n"], "size")
+    assert filtered(events, size) == [events[i] for i in (0, 1, 2, 4, 5)]
+
+
 def test_predicate_filter_passes_a_recreated_object_with_the_same_generation() -> None:
     events: list[Event] = [
         Apply(pod("a", uid="u1")),

@@ -20,7 +20,7 @@ import pytest
 
 from rxkube import ObjectRef, Store, _cache, reflect, reflect_shared, store, store_shared, watcher
 from rxkube.client import Api, Client
-from rxkube.events import Apply, Delete, Event, InitApply, InitDone, Object
+from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from rxkube.operators import applied_objects, modify
 from rxkube.protocol import Config
 from rxkube.testing import ApiServer
@@ -611,6 +611,37 @@ def test_parts_that_only_encode_alike_are_not_shared() -> None:
         assert held is not None
         got = held["spec"]["value"]
         assert got == value and type(got) is type(value) and type(got[0]) is type(value[0])
+
+
+TYPE_CHANGES = [(1, True), (True, 1), (1, 1.0), (1.0, 1), (0, False)]
+"""Values ``==`` takes for one: a part holding one equals the part holding the other."""
+
+
+@pytest.mark.parametrize(("old", "new"), TYPE_CHANGES)
+def test_an_update_changing_only_a_values_json_type_is_held_as_it_came(old: Any, new: Any) -> None:
+    # Written by hand: the test server takes such a write for a no-op.
+    reader, writer = store("things", copy_on_read=False, share_subtrees=True)
+    for version, value in (("1", old), ("2", new)):
+        obj = {"metadata": {"name": "t", "resourceVersion": version}, "spec": {"n": [value]}}
+        writer.apply(Apply(obj))
+    held = reader.get("t")
+    assert held is not None
+    got = held["spec"]["n"][0]
+    assert got == new and type(got) is type(new), f"the store holds {got!r}"
+
+
+@pytest.mark.parametrize(("old", "new"), TYPE_CHANGES)
+def test_a_relist_changing_only_a_values_json_type_is_held_as_listed(old: Any, new: Any) -> None:
+    reader, writer = store("things", copy_on_read=False, share_subtrees=True)
+    for version, value in (("1", old), ("2", new)):
+        writer.apply(Init())
+        obj = {"metadata": {"name": "t", "resourceVersion": version}, "spec": {"n": [value]}}
+        writer.apply(InitApply(obj))
+        writer.apply(InitDone())
+    held = reader.get("t")
+    assert held is not None
+    got = held["spec"]["n"][0]
+    assert got == new and type(got) is type(new), f"the store holds {got!r}"
 
 
 def test_the_parts_of_deleted_objects_are_let_go() -> None:
