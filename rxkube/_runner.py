@@ -43,6 +43,7 @@ from ._results import (
     ReconcileTimeout,
     reconcile_reason,
 )
+from ._views import PARTIAL_API_VERSION, PARTIAL_KIND
 from .events import Apply, Delete, InitApply, Object
 from .leader import LeaderElector
 from .metrics import ControllerMetrics
@@ -66,6 +67,9 @@ _REASON_RECONCILE_ALL = "reconcile all requested"
 _REASON_REQUEUE = "reconciler requested retry"
 _REASON_ERROR_POLICY = "error policy requested retry"
 _REASON_RESYNC = "periodic resync"
+
+_METADATA_KIND = (PARTIAL_KIND, PARTIAL_API_VERSION.rpartition("/")[0])
+"""What a metadata-only object's ref says its kind and group are (``meta.k8s.io``)."""
 
 
 # -- triggers ---------------------------------------------------------------------------
@@ -505,11 +509,14 @@ class Run:
     def _requested(self, refs: list[ObjectRef], relation: Relation) -> list[ObjectRef]:
         """The refs of a request that name objects of the controller's kind."""
         if relation == "own":
+            if self._namespaced is None and refs:
+                self._namespaced = refs[0].namespace is not None
             if self._kind is None:
                 for ref in refs:
-                    if ref.kind:  # learned once, both together, from the first that says
-                        self._kind = (ref.kind, ref.group)
-                        self._namespaced = ref.namespace is not None
+                    # A metadata-only object names the kind of its shape, not its own: no
+                    # owner reference has it, and learning it would drop every one.
+                    if ref.kind and (ref.kind, ref.group) != _METADATA_KIND:
+                        self._kind = (ref.kind, ref.group)  # learned once
                         break
             return refs
         if relation == "owners" and self._kind is not None:
@@ -530,9 +537,17 @@ class Run:
             return ObjectRef(ref.name, (obj.get("metadata") or {}).get("namespace"))
         return ObjectRef(ref.name, ref.namespace)
 
-    def _qualified(self, key: ObjectRef) -> ObjectRef:
-        """A key with the controller's kind and group, when known, for results and logs."""
-        return key if self._kind is None else ObjectRef(key.name, key.namespace, *self._kind)
+    def _qualified(self, ref: ObjectRef) -> ObjectRef:
+        """A key or ref with the controller's kind and group, for results and logs.
+
+        Without that kind known, a metadata-only object's ``PartialObjectMetadata`` is left
+        out: it is not what the object is.
+        """
+        if self._kind is not None:
+            return ObjectRef(ref.name, ref.namespace, *self._kind)
+        if (ref.kind, ref.group) == _METADATA_KIND:
+            return ObjectRef(ref.name, ref.namespace)
+        return ref
 
     def _leading(self) -> bool:
         return self._leader is None or self._leader.is_leader
@@ -550,7 +565,7 @@ class Run:
                 log.info("controller %s: %s is gone (%s)", self._name, ref, due.reason)
                 self._emit(ObjectMissing(ref, due.reason))
                 continue
-            ref = ObjectRef.from_obj(obj)
+            ref = self._qualified(ObjectRef.from_obj(obj))
             log.debug("controller %s: reconciling %s (%s)", self._name, ref, due.reason)
             self._metrics.started()
             job = _Job(due.key, ref, due.reason, obj, self._attempts.get(due.key, 0) + 1)

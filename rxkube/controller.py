@@ -68,6 +68,7 @@ from ._results import (
 )
 from ._runner import Relation, Run, RunPlan, Trigger
 from ._shards import ShardKey, fraction
+from ._views import PARTIAL_KIND
 from ._watching import metadata_watcher, watcher
 from .events import Object
 from .leader import LeaderElector
@@ -151,6 +152,32 @@ def _owner_refs(obj: Object) -> list[ObjectRef]:
     return refs
 
 
+def _stream_kind(kind: object, group: object) -> tuple[str, str] | None:
+    """The ``(kind, group)`` given to :meth:`Controller.for_stream`, checked."""
+    where = "Controller.for_stream()"
+    if not isinstance(group, str):
+        raise TypeError(f"{where}: group must be a string, got {type(group).__name__}")
+    if kind is None:
+        if group:
+            raise ValueError(f"{where}: group={group!r} names no kind; give kind= with it")
+        return None
+    if not isinstance(kind, str):
+        raise TypeError(f"{where}: kind must be a string, got {type(kind).__name__}")
+    if not kind:
+        raise ValueError(f"{where}: kind must not be empty; leave it out to learn it")
+    if kind == PARTIAL_KIND:
+        raise ValueError(
+            f"{where}: kind={kind!r} is the shape of metadata-only objects; give the kind "
+            'they are of, e.g. kind="ConfigMap"'
+        )
+    if "/" in group:
+        raise ValueError(
+            f"{where}: group={group!r} holds a version; give the group alone, e.g. "
+            f"{group.rpartition('/')[0]!r}"
+        )
+    return (kind, group)
+
+
 # -- the controller -----------------------------------------------------------------------
 
 
@@ -180,7 +207,9 @@ class Controller:
         self._watched: tuple[Api, Config | None] | None = (api, config)
 
     @classmethod
-    def for_stream(cls, stream: Observable[Any], reader: Store) -> Controller:
+    def for_stream(
+        cls, stream: Observable[Any], reader: Store, *, kind: str | None = None, group: str = ""
+    ) -> Controller:
         """A controller triggered by a stream you reflect into ``reader`` yourself.
 
         Args:
@@ -189,13 +218,32 @@ class Controller:
                 Each subscription of :meth:`run` subscribes to it; when it completes, the
                 controller stops.
             reader: the store the stream fills; reconciles read objects from it.
+            kind: the kind of the objects, e.g. ``"ConfigMap"``: :meth:`owns` follows the
+                owner references of this kind (and ``group``). Without it, each run learns
+                the kind from the first of the stream's objects that names one; objects of
+                a ``metadata_watcher()`` say only ``PartialObjectMetadata``, so until some
+                object names its kind, every owner reference counts, whatever its kind.
+            group: the kind's API group, ``""`` for the core group (e.g.
+                ``"example.com"``, without the version).
+
+        Raises:
+            TypeError: ``kind`` or ``group`` is not a string.
+            ValueError: ``kind`` is empty or ``PartialObjectMetadata``, ``group`` holds a
+                version, or ``group`` is given without ``kind``.
+
+        Example:
+            >>> stream = metadata_watcher(configmaps).pipe(reflect(writer), default_backoff(), applied_objects())  # doctest: +SKIP
+            >>> Controller.for_stream(stream, reader, kind="ConfigMap").owns(secrets)  # doctest: +SKIP
         """
+        known = _stream_kind(kind, group)
         controller = cls.__new__(cls)
-        controller._setup(stream, reader, "controller")
+        controller._setup(stream, reader, "controller", known)
         return controller
 
     @classmethod
-    def for_shared_stream(cls, subscriber: Observable[Any], reader: Store) -> Controller:
+    def for_shared_stream(
+        cls, subscriber: Observable[Any], reader: Store, *, kind: str | None = None, group: str = ""
+    ) -> Controller:
         """A controller triggered by a shared store's subscription (one watch, many consumers).
 
         Args:
@@ -205,13 +253,18 @@ class Controller:
                 without it, objects listed before it subscribed are not reconciled until
                 they change.
             reader: that shared store.
+            kind: the kind of its objects, as for :meth:`for_stream`.
+            group: the kind's API group, as for :meth:`for_stream`.
+
+        Raises:
+            TypeError, ValueError: a bad ``kind`` or ``group``, as for :meth:`for_stream`.
 
         Example:
             >>> reader, writer = store_shared(256, name="configmaps")          # doctest: +SKIP
             >>> first = Controller.for_shared_stream(reader.subscribe(replay=True), reader)  # doctest: +SKIP
             >>> second = Controller.for_shared_stream(reader.subscribe(replay=True), reader)  # doctest: +SKIP
         """
-        return cls.for_stream(subscriber, reader)
+        return cls.for_stream(subscriber, reader, kind=kind, group=group)
 
     def _setup(
         self,

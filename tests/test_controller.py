@@ -30,7 +30,15 @@ from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.subject import Subject
 
-from rxkube import ObjectRef, reflect, reflect_shared, store, store_shared, watcher
+from rxkube import (
+    ObjectRef,
+    metadata_watcher,
+    reflect,
+    reflect_shared,
+    store,
+    store_shared,
+    watcher,
+)
 from rxkube.client import Api
 from rxkube.compact import ShareSubtrees
 from rxkube.controller import (
@@ -1277,6 +1285,91 @@ def test_owns_reconciles_the_owner_when_an_owned_object_changes(srv: ApiServer) 
         assert not any(isinstance(r, ObjectMissing) for r in items)
     finally:
         sub.dispose()
+
+
+def owned_secret(owner: Object) -> Object:
+    """A Secret ``child`` whose owner reference names ``owner`` (a ConfigMap)."""
+    reference = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+    }
+    return {"metadata": {"name": "child", "namespace": "default", "ownerReferences": [reference]}}
+
+
+@pytest.mark.parametrize("kind", [None, "ConfigMap"])
+def test_owns_reconciles_the_owner_in_a_controller_over_a_metadata_stream(
+    srv: ApiServer, kind: str | None
+) -> None:
+    # A metadata watcher's objects say PartialObjectMetadata, which no owner reference names.
+    owner = srv.create("configmaps", cm("owner"))
+    client = srv.client()
+    reader, writer = store("configmaps")
+    stream = metadata_watcher(Api(client, "configmaps", namespace="default")).pipe(
+        reflect(writer), default_backoff(), applied_objects()
+    )
+    given = {} if kind is None else {"kind": kind}
+    controller = Controller.for_stream(stream, reader, **given).owns(
+        Api(client, "secrets", namespace="default")
+    )
+    results, sub = start(controller, done)
+    try:
+        results.wait(lambda items: len(items) == 1)
+        srv.create("secrets", owned_secret(owner))
+        items = results.wait(lambda items: len(items) == 2)
+        assert items[1].reason == "owned object updated: Secret default/child"
+        # Results name the object's kind, never the shape it was watched in.
+        expected = ObjectRef("owner", "default", kind or "")
+        assert [r.ref for r in items] == [expected, expected]
+    finally:
+        sub.dispose()
+
+
+def test_a_stream_controller_given_its_kind_follows_only_owner_references_of_it(
+    srv: ApiServer,
+) -> None:
+    owner = srv.create("configmaps", cm("owner"))
+    client = srv.client()
+    reader, writer = store("configmaps")
+    stream = metadata_watcher(Api(client, "configmaps", namespace="default")).pipe(
+        reflect(writer), default_backoff(), applied_objects()
+    )
+    # A Widget of example.com named like the ConfigMap owns the first Secret: not ours.
+    foreign = owned_secret(owner)
+    foreign["metadata"]["ownerReferences"][0].update(kind="Widget", apiVersion="example.com/v1")
+    foreign["metadata"]["name"] = "foreign"
+    controller = Controller.for_stream(stream, reader, kind="ConfigMap").owns(
+        Api(client, "secrets", namespace="default")
+    )
+    results, sub = start(controller, done)
+    try:
+        results.wait(lambda items: len(items) == 1)
+        srv.create("secrets", foreign)
+        srv.create("secrets", owned_secret(owner))
+        items = results.wait(lambda items: len(items) == 2)
+        assert items[1].reason == "owned object updated: Secret default/child"
+    finally:
+        sub.dispose()
+    assert len(results.items) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "group", "error", "words"),
+    [
+        (3, "", TypeError, "kind must be a string"),
+        ("ConfigMap", None, TypeError, "group must be a string"),
+        ("", "", ValueError, "must not be empty"),
+        ("PartialObjectMetadata", "meta.k8s.io", ValueError, "shape of metadata-only"),
+        ("Widget", "example.com/v1", ValueError, "'example.com'"),
+        (None, "example.com", ValueError, "give kind="),
+    ],
+)
+def test_for_stream_refuses_a_kind_it_cannot_match_owner_references_by(
+    manual: Manual, kind: Any, group: Any, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=re.escape(words)):
+        Controller.for_stream(manual.stream, manual.reader, kind=kind, group=group)
 
 
 def test_watches_maps_related_objects_through_the_mapper(srv: ApiServer) -> None:
