@@ -38,8 +38,10 @@ them), so a coroutine reconcile never blocks its loop::
         await pods.patch("web-0", {"metadata": {"labels": {"seen": "yes"}}})
 
 Leaving an ``async for`` early (``break``), cancelling the consuming task or calling
-``aclose()`` disposes the subscription, which closes the watch's connection. As
-with async generators, a cancelled ``__anext__`` ends the iterator. ``aclose()``, and
+``aclose()`` disposes the subscription at once, through any chain of this module's
+operators: the watch's connection is closed and a ``reflect`` run ends, so its writer is
+free for the next ``async for``. As with async generators, a cancelled ``__anext__``
+ends the iterator. ``aclose()``, and
 leaving ``async with iterate(...) as items``, also wait until what the subscription runs
 on this loop (a controller's coroutine reconciles) has ended::
 
@@ -66,7 +68,7 @@ from reactivex.disposable import Disposable
 from . import _closing, _steps
 from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import RetryScope, Run, failed_run
+from ._cache import RetryScope, failed_run
 from ._delivery import End, LoopDrain, fail_consumer
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
@@ -449,44 +451,157 @@ class AsyncOperator(Generic[_A, _P, _B]):
         return f"rxkube.aio.{self.__name__}"
 
 
-async def _drive(
-    source: AsyncIterable[_A], made: _steps.Step[_A, _B] | _steps.Bound[_A, _B]
-) -> AsyncIterator[_B]:
+class _Iteration(AsyncIterator[_T]):
+    """One iteration of an operator, over one iteration of its source: ended at once when left.
+
+    Not an async generator: Python closes a dropped async generator only when the loop
+    runs the task its finalizer hook schedules, so a ``break`` would leave a store's run
+    holding its writer (the next ``async for`` of it refused with ``WriterBusy``), and
+    the watch its thread and connection, until then. Dropped, cancelled or closed, this
+    closes rxkube's own iterators below it (an ``ObservableIterator``'s subscription, a
+    ``reflect`` run) synchronously, as ``ObservableIterator`` closes itself; an async
+    generator below it (``defer(...)``) closes when ``aclose()`` or a cancellation
+    awaits it, or, dropped, when Python finalizes it.
+    """
+
+    _closed = True  # until made: __del__ of a half-made iteration has nothing to do
+    _iterator: AsyncIterator[Any] | None = None
+
+    def __aiter__(self) -> _Iteration[_T]:
+        return self
+
+    async def aclose(self) -> None:
+        """End the iteration at once, then wait for its source to close."""
+        self._close()
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            await _aclose(iterator)
+
+    def _close(self) -> None:
+        """End the iteration without waiting: what of its source can end so, ends."""
+        self._closed = True
+        if self._iterator is not None:
+            _close_now(self._iterator)
+
+    def __del__(self) -> None:
+        if not self._closed:
+            self._close()
+
+
+async def _open(source: AsyncIterable[_T]) -> AsyncIterator[_T]:
+    """Start one iteration of ``source``, entering it if it must be (aiostream's Streamer)."""
+    iterator = aiter(source)
+    if isinstance(iterator, contextlib.AbstractAsyncContextManager):
+        await iterator.__aenter__()
+    return iterator
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    """Close an iteration ``_open`` started, and wait until it has closed."""
+    if isinstance(iterator, contextlib.AbstractAsyncContextManager):
+        await iterator.__aexit__(None, None, None)
+    elif (aclose := getattr(iterator, "aclose", None)) is not None:
+        await aclose()
+
+
+def _close_now(iterator: AsyncIterator[Any]) -> None:
+    """Close ``iterator`` without waiting if it is rxkube's own; leave another to ``_aclose``."""
+    if isinstance(iterator, ObservableIterator | _Iteration):
+        iterator._close()
+
+
+class _Stepping(_Iteration[_B], Generic[_A, _B]):
     """The async face of a step: feed it each item of one iteration of ``source``.
 
-    A ``Bound`` step also runs its ``completed`` when the source ends, its ``disposed``
-    when the iteration closes however it ends, and the items ``offload`` picks on a
-    worker thread (one at a time, so the step still sees one item at a time).
+    A ``Bound`` step also runs its ``started`` at the first ``__anext__``, its
+    ``completed`` when the source ends, its ``failed`` with what the source or the step
+    raised, its ``disposed`` when the iteration ends however it ends (at once when it is
+    left), and the items ``offload`` picks on a worker thread (one at a time, so the step
+    still sees one item at a time).
     """
-    bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
-    step, offload = bound.step, bound.offload
-    disposed = False
 
-    def dispose() -> None:
-        nonlocal disposed
-        if not disposed and bound.disposed is not None:
-            disposed = True
-            bound.disposed()
+    def __init__(
+        self, source: AsyncIterable[_A], made: _steps.Step[_A, _B] | _steps.Bound[_A, _B]
+    ) -> None:
+        self._source = source
+        self._bound = made if isinstance(made, _steps.Bound) else _steps.Bound(made)
+        self._outputs: deque[_B] = deque()
+        self._started = False
+        self._running = False  # started, and not disposed yet
+        self._closed = False
 
-    if bound.started is not None:
-        bound.started()
-    try:
-        async with _iterating(source) as iterator:
-            async for item in iterator:
-                if offload is not None and offload(item):
-                    outputs = await _on_thread(step, item, dispose)
+    async def __anext__(self) -> _B:
+        bound, outputs = self._bound, self._outputs
+        while not outputs:
+            if self._closed:
+                raise StopAsyncIteration
+            if not self._started:
+                self._start()
+            try:
+                if self._iterator is None:
+                    self._iterator = await _open(self._source)
+                item = await anext(self._iterator)
+                if bound.offload is not None and bound.offload(item):
+                    outputs.extend(await _on_thread(bound.step, item, self._dispose))
                 else:
-                    outputs = step(item)
-                for output in outputs:
-                    yield output
-        if bound.completed is not None:
-            bound.completed()
-    except Exception as error:
-        if bound.failed is None:
-            raise
-        bound.failed(error, _reraise)
-    finally:
-        dispose()
+                    outputs.extend(bound.step(item))
+            except StopAsyncIteration:
+                await self._end(None)
+                raise
+            except Exception as error:
+                await self._end(error)
+                raise StopAsyncIteration from None  # ``failed`` did not pass the error on
+            except asyncio.CancelledError:
+                await self.aclose()
+                raise
+            except BaseException:  # the coroutine closed, KeyboardInterrupt: await nothing
+                self._close()
+                raise
+        return outputs.popleft()
+
+    def _start(self) -> None:
+        self._started = True
+        if self._bound.started is not None:
+            try:
+                self._bound.started()
+            except BaseException:
+                self._closed = True  # refused (a busy writer): it never ran
+                raise
+        self._running = True
+
+    async def _end(self, error: Exception | None) -> None:
+        """Close the source, then pass its end on: ``completed``, or ``failed`` with the error.
+
+        Closing or completing may fail too: then that error is passed on.
+        """
+        bound = self._bound
+        self._closed = True
+        iterator, self._iterator = self._iterator, None
+        try:
+            try:
+                if iterator is not None:
+                    await _aclose(iterator)
+                if error is None and bound.completed is not None:
+                    bound.completed()
+            except Exception as failure:
+                error = failure
+            if error is not None:
+                if bound.failed is None:
+                    raise error
+                bound.failed(error, _reraise)
+        finally:
+            self._dispose()
+
+    def _dispose(self) -> None:
+        if self._running:
+            self._running = False
+            if self._bound.disposed is not None:
+                self._bound.disposed()
+
+    def _close(self) -> None:
+        self._outputs.clear()
+        super()._close()
+        self._dispose()
 
 
 async def _on_thread(step: _steps.Step[_A, _B], item: _A, dispose: Callable[[], None]) -> Any:
@@ -520,42 +635,35 @@ def _reraise(error: Exception) -> None:
 @contextlib.asynccontextmanager
 async def _iterating(source: AsyncIterable[_T]) -> AsyncIterator[AsyncIterator[_T]]:
     """One iteration of ``source``, closed at the end however it ends."""
-    iterator = aiter(source)
-    if isinstance(iterator, contextlib.AbstractAsyncContextManager):
-        # aiostream's Streamer: its context must be entered, and closes it on exit.
-        async with iterator:
-            yield iterator
-        return
+    iterator = await _open(source)
     try:
         yield iterator
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _aclose(iterator)
 
 
 @AsyncOperator
 def applied_objects(source: AsyncIterable[Event]) -> AsyncIterator[Object]:
     """The object of every ``InitApply`` and ``Apply`` event, as ``rxkube.operators.applied_objects``."""
-    return _drive(source, _steps.applied_objects())
+    return _Stepping(source, _steps.applied_objects())
 
 
 @AsyncOperator
 def touched_objects(source: AsyncIterable[Event]) -> AsyncIterator[Object]:
     """The object of every ``InitApply``, ``Apply`` and ``Delete`` event, as ``rxkube.operators.touched_objects``."""
-    return _drive(source, _steps.touched_objects())
+    return _Stepping(source, _steps.touched_objects())
 
 
 @AsyncOperator
 def modify(source: AsyncIterable[Event], fn: ObjectFn) -> AsyncIterator[Event]:
     """Every event with ``fn`` applied to its object, as ``rxkube.operators.modify``."""
-    return _drive(source, _steps.modify(fn))
+    return _Stepping(source, _steps.modify(fn))
 
 
 @AsyncOperator
 def metadata_only(source: AsyncIterable[Event]) -> AsyncIterator[Event]:
     """Every event, its object reduced to apiVersion, kind and metadata, as ``rxkube.operators.metadata_only``."""
-    return _drive(source, _steps.metadata_only())
+    return _Stepping(source, _steps.metadata_only())
 
 
 @AsyncOperator
@@ -567,7 +675,7 @@ def predicate_filter(
     Deletions always pass; each iteration has its own memory; ``ttl`` is measured
     with ``time.monotonic``.
     """
-    return _drive(source, _steps.PredicateFilter(predicate, ttl, time.monotonic))
+    return _Stepping(source, _steps.PredicateFilter(predicate, ttl, time.monotonic))
 
 
 @AsyncOperator
@@ -577,7 +685,7 @@ def reflect(source: AsyncIterable[Event], writer: Writer) -> AsyncIterator[Event
     A relist's ``InitDone`` (the swap, which rebuilds the store's indexes) runs on a worker
     thread, so a big relist does not stall the event loop.
     """
-    return _drive(source, _steps.reflect(writer))
+    return _Stepping(source, _steps.reflect(writer))
 
 
 @AsyncOperator
@@ -592,7 +700,7 @@ def reflect_shared(source: AsyncIterable[Event], writer: Writer) -> AsyncIterato
         TypeError: the writer's store is not shared (use ``reflect``).
     """
     reader = _steps.shared_store_of(writer)
-    return _drive(source, _steps.reflect_shared(reader, writer))
+    return _Stepping(source, _steps.reflect_shared(reader, writer))
 
 
 @AsyncOperator
@@ -635,24 +743,32 @@ def _retry(
             f"backoff() needs a source it can iterate again, not the one-shot iterator {source!r}: "
             "pass a watcher or an operator's result, or wrap the factory in rxkube.aio.defer()"
         )
-    return _retrying(source, _steps.Retrier(policy, reset_after, on_retry))
+    return _Retrying(source, _steps.Retrier(policy, reset_after, on_retry))
 
 
-async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> AsyncIterator[_T]:
+class _Retrying(_Iteration[_T]):
     """The async face of ``_steps.Retrier``: iterate, and after an error sleep and iterate again."""
-    loop = asyncio.get_running_loop()
-    while True:
-        retrier.started(loop.time())
-        run: Run | None = None
-        async with _iterating(source) as iterator:
-            while True:
+
+    def __init__(self, source: AsyncIterable[_T], retrier: _steps.Retrier) -> None:
+        self._source = source
+        self._retrier = retrier
+        self._closed = False
+
+    async def __anext__(self) -> _T:
+        loop = asyncio.get_running_loop()
+        retrier = self._retrier
+        while not self._closed:
+            try:
+                if self._iterator is None:
+                    retrier.started(loop.time())
+                    self._iterator = await _open(self._source)
                 # A store's pipeline failing inside publishes its end once this has
                 # decided: "retrying", not "stopped" first (see RetryScope).
                 with RetryScope():
                     try:
-                        item = await anext(iterator)
+                        return await anext(self._iterator)
                     except StopAsyncIteration:
-                        return
+                        raise
                     except Exception as error:
                         delay = retrier.delay(error, loop.time())
                         if delay is None:
@@ -660,16 +776,21 @@ async def _retrying(source: AsyncIterable[_T], retrier: _steps.Retrier) -> Async
                         run = failed_run(error)  # a store's pipeline failed: "retrying"
                         if run is not None:
                             run.retrying(time.time() + delay)
-                        break
-                yield item
-        if run is None:
-            await asyncio.sleep(delay)
-            continue
-        try:
-            await asyncio.sleep(delay)
-        except BaseException:
-            run.retry_cancelled()
-            raise
+                iterator, self._iterator = self._iterator, None
+                await _aclose(iterator)
+                try:
+                    await asyncio.sleep(delay)
+                except BaseException:
+                    if run is not None:
+                        run.retry_cancelled()
+                    raise
+            except (Exception, asyncio.CancelledError):  # the end, or no retry: close
+                await self.aclose()
+                raise
+            except BaseException:  # the coroutine closed, KeyboardInterrupt: await nothing
+                self._close()
+                raise
+        raise StopAsyncIteration
 
 
 # --- watchers ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from reactivex.subject import Subject
 
 import rxkube.aio
 from rxkube import ExponentialBackoff, aio, operators, predicates, store, store_shared
+from rxkube._cache import Store, Writer
 from rxkube.client import Api
 from rxkube.errors import ConsumerError, NotFound, ServerError, TransportError
 from rxkube.events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -640,7 +641,7 @@ def test_async_operators_check_their_arguments_when_applied() -> None:
         source_of(events()).pipe(aio.predicate_filter(predicates.generation, ttl=-1))
 
 
-def test_breaking_out_of_an_operator_chain_disposes_the_bridge() -> None:
+def test_breaking_out_of_an_operator_chain_disposes_the_bridge_at_once() -> None:
     def send(observer: abc.ObserverBase[Any]) -> None:
         for event in events():
             observer.on_next(event)
@@ -653,7 +654,7 @@ def test_breaking_out_of_an_operator_chain_disposes_the_bridge() -> None:
         )
         async for _ in source:
             break
-        await until(tracked.disposed.is_set, "the subscription to be disposed")
+        assert tracked.disposed.is_set()  # at once: no generator is left for the loop to close
 
     run(test)
 
@@ -901,6 +902,97 @@ def test_cancelling_an_aio_watcher_consumer_closes_the_watch(apiserver: ApiServe
         await until(lambda: not watch_threads(), "the watch thread to end")
 
     run(test)
+
+
+# Leaving an iteration, however it is left, ends its store's run at once, not when the loop
+# gets round to a finalizer: the next iteration of the same writer starts, and the watch's
+# thread and connection end.
+
+Pipeline = Callable[[Api, Writer], aio.AsyncSource[Any]]
+
+PIPELINES: dict[str, tuple[Callable[[], tuple[Store, Writer]], Pipeline]] = {
+    "reflect": (lambda: store("configmaps"), lambda api, w: aio.watcher(api).pipe(aio.reflect(w))),
+    "reflect-backoff-objects": (
+        lambda: store("configmaps"),
+        lambda api, w: aio.watcher(api).pipe(
+            aio.reflect(w), aio.default_backoff(), aio.applied_objects()
+        ),
+    ),
+    "reflect_shared": (
+        lambda: store_shared(buffer_size=4, name="configmaps"),
+        lambda api, w: aio.watcher(api).pipe(aio.reflect_shared(w), aio.modify(strip_status)),
+    ),
+}
+
+
+async def leave_with_break(source: aio.AsyncSource[Any]) -> None:
+    async for _ in source:
+        break
+
+
+async def leave_with_an_error_in_the_body(source: aio.AsyncSource[Any]) -> None:
+    with pytest.raises(LookupError):  # which keeps the error, and its traceback the frame
+        async for _ in source:
+            raise LookupError("the loop's body failed")
+
+
+async def leave_by_cancelling_the_task(source: aio.AsyncSource[Any]) -> None:
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in source:
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), TIMEOUT)
+    task.cancel()  # it waits for the next event
+    await asyncio.wait([task], timeout=TIMEOUT)
+    assert task.cancelled()  # and it keeps its CancelledError, whose traceback the frames
+
+
+async def leave_by_dropping_the_iterator(source: aio.AsyncSource[Any]) -> None:
+    iterator = aiter(source)
+    await anext(iterator)
+    del iterator  # garbage: nothing holds it but this frame
+
+
+async def leave_with_aclose(source: aio.AsyncSource[Any]) -> None:
+    iterator = aiter(source)
+    await anext(iterator)
+    await iterator.aclose()  # type: ignore[attr-defined]  # an operator's, as a generator's
+
+
+@pytest.mark.parametrize(
+    "leave",
+    [
+        leave_with_break,
+        leave_with_an_error_in_the_body,
+        leave_by_cancelling_the_task,
+        leave_by_dropping_the_iterator,
+        leave_with_aclose,
+    ],
+    ids=["break", "error", "cancel", "drop", "aclose"],
+)
+@pytest.mark.parametrize("pipeline", list(PIPELINES), ids=list(PIPELINES))
+def test_leaving_a_store_pipeline_ends_its_run_at_once(
+    apiserver: ApiServer, pipeline: str, leave: Callable[[aio.AsyncSource[Any]], Awaitable[None]]
+) -> None:
+    maps = Api(apiserver.client(), "configmaps", namespace="default")
+    maps.create({"metadata": {"name": "c"}})
+    make_store, make_pipeline = PIPELINES[pipeline]
+    reader, writer = make_store()
+
+    async def test() -> list[str]:
+        states: list[str] = []
+        async with asyncio.timeout(TIMEOUT):
+            for _ in range(2):  # the second is refused while the first's run holds the writer
+                await leave(make_pipeline(maps, writer))
+                states.append(reader.writer_status().state)  # nothing awaited since it was left
+            await until(lambda: not watch_threads(), "the watch threads to end")
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no finalizer left to run
+        return states
+
+    assert asyncio.run(test()) == ["stopped", "stopped"]
 
 
 def test_a_permanent_error_is_raised_by_the_aio_watcher(apiserver: ApiServer) -> None:
