@@ -193,10 +193,13 @@ def measure_limit(p: Params, ctl: Control) -> Result:
         # memory, ~100 containers) as a store does: read, parse and replace in one pass.
         del lines
         counting(True)
+        collections = full_collections()
         start = cpu()
         stream_into_cache(http, p, str(batch[0]), p.events, cache)
         watch_cache_s = cpu() - start
+        collections = full_collections() - collections
         counting(False)
+        result["watch_full_collections"] = collections
         result.update(
             watch_read_s=watch_read_s,
             watch_parse_s=watch_parse_s,

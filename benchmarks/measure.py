@@ -278,12 +278,16 @@ def cache_figures(
     ready_cpu_s: float,
     watch_cpu_s: float | None = None,
     ready_collections: int | None = None,
+    watch_collections: int | None = None,
+    held_updated: int | None = None,
 ) -> Result:
     """The figures every cache measurement reports, named the same for every client.
 
     ``ready_s``/``watch_s`` are wall times, ``ready_cpu_s``/``watch_cpu_s`` the client's
     CPU time over the same spans (the figures that are compared); ``ready_collections``
-    the full collections during the list (see :func:`full_collections`).
+    and ``watch_collections`` the full collections during the list and during the watch
+    (see :func:`full_collections`); ``held_updated`` the memory held once ``p.events``
+    updates have replaced cached pods (a traced run that watches).
     """
     result: Result = {
         "ready_s": ready_s,
@@ -294,9 +298,13 @@ def cache_figures(
     if ready_collections is not None:
         result["ready_full_collections"] = ready_collections
     result["mem_traced_per_pod" if p.traced else "mem_rss_per_pod"] = held / p.pods
+    if held_updated is not None:
+        result["mem_traced_per_pod_updated"] = held_updated / p.pods
     if watch_s is not None and p.events:
         result["watch_s"] = watch_s
         result["events_per_s"] = p.events / watch_s
     if watch_cpu_s is not None and p.events:
         result["watch_cpu_us_per_event"] = watch_cpu_s / p.events * 1e6
+    if watch_collections is not None and p.events:
+        result["watch_full_collections"] = watch_collections
     return result

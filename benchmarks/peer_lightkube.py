@@ -42,13 +42,13 @@ def measure(p: Params, ctl: Control) -> Result:
     ready_s, ready_cpu_s = time.perf_counter() - start, cpu() - start_cpu
     collections = full_collections() - collections
     held = probe.held()
-    probe.stop()
     assert len(cache) == p.pods, f"lightkube listed {len(cache)} pods"
-    watch_s = watch_cpu_s = None
-    if p.events and not p.traced:
+    watch_s = watch_cpu_s = updated = watch_collections = None
+    if p.events:
         ctl.modify(p.events)
         seen = 0
         counting(True)
+        watch_collections = full_collections()
         start, start_cpu = time.perf_counter(), cpu()
         stream: Any = client.watch(Pod, namespace=p.namespace, resource_version=rv)
         for kind, pod in stream:
@@ -59,8 +59,13 @@ def measure(p: Params, ctl: Control) -> Result:
             if seen == p.events:
                 break
         watch_s, watch_cpu_s = time.perf_counter() - start, cpu() - start_cpu
+        watch_collections = full_collections() - watch_collections
         counting(False)
         stream.close()
+        if p.traced:
+            updated = probe.held()
+            watch_s = watch_cpu_s = watch_collections = None
+    probe.stop()
     return cache_figures(
         p,
         ready_s,
@@ -69,4 +74,6 @@ def measure(p: Params, ctl: Control) -> Result:
         ready_cpu_s=ready_cpu_s,
         watch_cpu_s=watch_cpu_s,
         ready_collections=collections,
+        watch_collections=watch_collections,
+        held_updated=updated,
     )

@@ -122,12 +122,21 @@ def measure_cache(p: Params, ctl: Control) -> Result:
             gc.enable()
         held = probe.held()
         assert len(reader) == p.pods, f"store holds {len(reader)} pods"
-        watch_s = watch_cpu_s = None
-        if p.events and not p.traced:
+        watch_s = watch_cpu_s = watch_collections = updated = None
+        if p.events and p.traced:
+            # What the store holds once the watch has replaced its pods: an update is
+            # decoded whole, so what the list shared must be shared again.
             ctl.modify(p.events)
             gate.open()
             counter.wait(_TIMEOUT)
+            updated = probe.held()
+        elif p.events:
+            ctl.modify(p.events)
+            watch_collections = full_collections()
+            gate.open()
+            counter.wait(_TIMEOUT)
             counting(False)
+            watch_collections = full_collections() - watch_collections
             watch_s = counter.done_at - gate.opened_at
             watch_cpu_s = counter.done_cpu - gate.opened_cpu
     finally:
@@ -142,6 +151,8 @@ def measure_cache(p: Params, ctl: Control) -> Result:
         ready_cpu_s=ready_cpu_s,
         watch_cpu_s=watch_cpu_s,
         ready_collections=collections,
+        watch_collections=watch_collections,
+        held_updated=updated,
     )
 
 
