@@ -792,11 +792,6 @@ class Writer:
         self._buffer: dict[Key, Any] = {}  # as the store holds them
         share = store._share_subtrees
         self._subtrees = SharedSubtrees(everything=share is True) if share else None
-        # By default a watch's update keeps its own parts: comparing its managedFields
-        # with the previous version's, to find the parts it kept, walks every field set
-        # in Python and cost a watch event 12% more on the benchmark's pods (28k
-        # instructions), 30% on a real server's; objects listed or created share theirs.
-        self._share_updates = share is True
         # Guarded by the store's lock: the running pipeline's number (None: none runs),
         # how many have started, and the error of the last failed one, kept until a
         # complete list has been applied since.
@@ -870,9 +865,7 @@ class Writer:
         if not store._kind:
             store._kind = str(obj.get("kind", ""))
         if self._subtrees is not None:
-            previous = store._objects.get(key)
-            if previous is None or self._share_updates:
-                self._subtrees.share(obj, len(store._objects), previous)
+            self._subtrees.share(obj, len(store._objects), store._objects.get(key))
         while True:
             # Index functions are user code: run them outside the lock, then retry in the
             # rare case an index was added (or its build begun) meanwhile.
@@ -1222,17 +1215,17 @@ def store(
             rebuild after a relist decodes every object once.
         share_subtrees: which parts equal across cached objects to hold once, found by
             their encoding as each object is stored. ``"managedFields"`` (the default):
-            the parts of ``metadata.managedFields`` of each object listed or created,
-            which objects written by the same managers repeat: a workload pod takes 0.7x
-            its decoded size, below lightkube's, and a list costs no more CPU than
-            without (3% more instructions, but the duplicates are freed as each object is
-            decoded, so the cyclic collector runs less often over fewer objects). A
-            watch's update of an object holds its own parts, as decoded, so the watch
-            costs what it costs unshared; the next relist shares them again. ``True``:
-            every part (the pods of one ReplicaSet share their containers, volumes and
-            conditions), updates too (an update keeps the parts equal to its previous
-            version's, found by comparing them): under a fifth of the decoded size, for
-            more list CPU and each watch event costing more. ``False``: none, each object
+            the parts of ``metadata.managedFields`` of each object stored, which objects
+            written by the same managers repeat: a workload pod takes 0.7x its decoded
+            size, below lightkube's, and a list costs no more CPU than without (3% more
+            instructions, but the duplicates are freed as each object is decoded, so the
+            cyclic collector runs less often over fewer objects). A watch's update keeps
+            the parts equal to its previous version's, found by comparing them, so the
+            store stays that size however often its objects change; the comparison costs
+            each watch event about a sixth more CPU than unshared. ``True``: every part
+            (the pods of one ReplicaSet share their containers, volumes and conditions):
+            under a fifth of the decoded size, for more list CPU and each watch event
+            costing more. ``False``: none, each object
             as decoded; what it buys is that the objects in the stream after
             ``reflect()`` share nothing with other cached objects (see
             ``docs/performance.md``). A shared part is never changed by rxkube: reads

@@ -446,14 +446,14 @@ def test_a_store_can_share_the_parts_of_managed_fields_only() -> None:
             assert a["metadata"]["labels"] is not b["metadata"]["labels"]
             assert a["spec"]["tolerations"] is not b["spec"]["tolerations"]
 
-            # A watch's update holds its own field sets, as decoded: finding the ones it
-            # kept would cost every event a walk of them. b and c keep theirs shared.
+            # A watch's update keeps the field sets it did not change: the store stays
+            # as small however often its objects change. b and c keep theirs shared.
             pods.replace(_pod("a", "nginx:1.28"))
             assert updated.wait(TIMEOUT), "the watch did not deliver the update"
             new = _held(reader, "a")
             assert new["spec"]["containers"][0]["image"] == "nginx:1.28"
             assert _field_sets(new) == fields
-            assert all(x is not y for x, y in zip(_field_sets(new), fields, strict=True))
+            assert all(x is y for x, y in zip(_field_sets(new), fields, strict=True))
             assert all(x is y for x, y in zip(_field_sets(_held(reader, "b")), fields, strict=True))
         finally:
             subscription.dispose()
@@ -479,13 +479,67 @@ def test_a_changed_field_set_is_held_as_sent_and_the_others_keep_theirs() -> Non
     assert now_a is not None and now_b is not None
     assert _field_sets(now_a) == [changed]
     assert _field_sets(now_b) == [old] and _field_sets(now_b)[0] is _field_sets(held_b)[0]
-    # Objects created with the changed set share one (an update holds its own).
+    # Objects created with the changed set share the one the update brought.
     for name in ("c", "d"):
         writer.apply(Apply(configmap(name, orjson.loads(orjson.dumps(changed)), manager="m")))
     now_c, now_d = reader.get("c"), reader.get("d")
     assert now_c is not None and now_d is not None
-    assert _field_sets(now_c)[0] is _field_sets(now_d)[0]
-    assert _field_sets(now_c)[0] is not _field_sets(now_a)[0]
+    assert _field_sets(now_c)[0] is _field_sets(now_d)[0] is _field_sets(now_a)[0]
+
+
+def test_an_update_keeps_the_entries_and_field_sets_it_did_not_change() -> None:
+    # As a real server writes them: the writer's entry gets a new time, the others stay.
+    reader, writer = store("configmaps", copy_on_read=False)
+
+    def configmap(kubelet_time: str, data: str = "v") -> Object:
+        entries = [
+            {"manager": "kubectl", "operation": "Update", "time": "t0",
+             "fieldsV1": {"f:data": {".": {}, "f:k": {}}}},
+            {"manager": "kubelet", "operation": "Update", "time": kubelet_time,
+             "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:x": {}}}}},
+        ]  # fmt: skip
+        obj = {"metadata": {"name": "a", "managedFields": entries}, "data": {"k": data}}
+        decoded: Object = orjson.loads(orjson.dumps(obj))  # decoded anew, as from the wire
+        return decoded
+
+    writer.apply(Apply(configmap("t1")))
+    first = _held(reader, "a")["metadata"]["managedFields"]
+    writer.apply(Apply(configmap("t2")))
+    second = _held(reader, "a")["metadata"]["managedFields"]
+    assert second is not first and second[1]["time"] == "t2"
+    assert second[0] is first[0], "the unchanged entry is the one held before"
+    assert second[1]["fieldsV1"] is first[1]["fieldsV1"], "and so is the unchanged field set"
+    writer.apply(Apply(configmap("t2", data="w")))
+    assert _held(reader, "a")["metadata"]["managedFields"] is second, "nothing changed there"
+    assert _held(reader, "a")["data"] == {"k": "w"}
+
+
+@pytest.mark.parametrize("relist", [False, True], ids=["watch", "relist"])
+def test_a_store_sharing_every_part_holds_true_where_one_was(relist: bool) -> None:
+    # 1 == True and 0 == False in Python: the parts kept from the previous version must
+    # also encode alike, or the store would go on holding the old values.
+    with ApiServer() as srv:
+        widgets = srv.add_resource("example.com", "v1", "Widget", "widgets")
+        api = Api(srv.client(), widgets, namespace="default")
+        reader, writer = store("widgets", share_subtrees=True)
+        srv.create(widgets, {"metadata": {"name": "w"}, "spec": {"on": 1, "n": [0], "f": 1.0}})
+        subscription = watcher(api).pipe(reflect(writer)).subscribe()
+        try:
+            reader.wait_until_ready(TIMEOUT)
+            if relist:
+                srv.faults.fail_requests(410, count=1, verb="watch")
+                srv.faults.close_watches()
+            changed = srv.patch(widgets, "w", {"spec": {"on": True, "n": [False], "f": 1}})
+            rv = changed["metadata"]["resourceVersion"]
+            eventually(
+                lambda: (reader.get("w", "default") or {})["metadata"]["resourceVersion"] == rv,
+                "the change in the store",
+            )
+            stored = reader.get("w", "default")
+            assert stored is not None
+            assert orjson.dumps(stored["spec"]) == orjson.dumps(changed["spec"]), stored
+        finally:
+            subscription.dispose()
 
 
 def test_managed_fields_of_any_shape_are_held_as_they_came() -> None:
