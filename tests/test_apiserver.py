@@ -208,6 +208,19 @@ def test_update_that_changes_nothing_writes_nothing(srv: ApiServer, api: Http) -
     assert srv.resource_version == before
 
 
+def test_an_update_from_one_to_true_is_a_change(srv: ApiServer, api: Http) -> None:
+    # Python's == takes 1 for true; the stored encodings differ, so etcd3 writes it.
+    widgets = srv.add_resource("example.com", "v1", "Widget", "widgets")
+    path = "/apis/example.com/v1/namespaces/default/widgets"
+    _, obj, _ = api.request("POST", path, {"metadata": {"name": "w"}, "spec": {"on": 1}})
+    obj["spec"] = {"on": True}
+    status, changed, _ = api.request("PUT", f"{path}/w", obj)
+    assert status == 200 and changed["spec"] == {"on": True} and changed["spec"]["on"] is True
+    assert changed["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]
+    assert changed["metadata"]["generation"] == obj["metadata"]["generation"] + 1
+    assert srv.get(widgets, "w", namespace="default")["spec"]["on"] is True
+
+
 def test_merge_patch_and_json_patch(api: Http) -> None:
     api.request("POST", PODS, pod("a", app="web", tier="x"))
     status, obj, _ = api.request(

@@ -87,19 +87,22 @@ def decode_json(data: bytes) -> Any:
     return value
 
 
-def encode_json(value: Any) -> bytes:
+def encode_json(value: Any, *, sort_keys: bool = False) -> bytes:
     """``value`` as compact JSON; orjson stops at 254 levels, so deeper values take json.
+
+    ``sort_keys``: objects' keys in order, as Go encodes maps (for comparing encodings).
 
     Raises:
         TooDeep: too deep for json's encoder too (which recurses).
     """
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except orjson.JSONEncodeError:
         try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
         except RecursionError:
             raise TooDeep() from None
+        return text.encode()
 
 
 # ------------------------------------------------------------ unstructured numbers

@@ -39,6 +39,7 @@ from ._admission import admit_pod
 from ._apply import ManagedFields, track_update
 from ._apply import apply as apply_config
 from ._conversion import from_storage, to_storage
+from ._decode import encode_json
 from ._fields import as_encoded, go_encoded
 from ._schema import FieldSchema
 from ._served import ServedResource
@@ -173,6 +174,15 @@ class ResourceVersionTooOld(Exception):
         super().__init__(f"too old resource version: {requested} ({compacted})")
         self.requested = requested
         self.compacted = compacted
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether two objects encode alike, as etcd3's store compares them (Go sorts map keys).
+
+    Not ``==``, which takes 1, 1.0 and true for one value: a change from 1 to true is a
+    change, written and watched.
+    """
+    return encode_json(a, sort_keys=True) == encode_json(b, sort_keys=True)
 
 
 def _content(obj: Mapping[str, Any], served: ServedResource) -> dict[str, Any]:
@@ -858,7 +868,7 @@ class Store:
             if (
                 served.strategic_merge
                 and subresource is None
-                and _content(new, served) != _content(old, served)
+                and not _same_json(_content(new, served), _content(old, served))
             ):
                 default(res, new)
                 complete(res, new, old, self.allocator.dry_run() if dry_run else self.allocator)
@@ -884,7 +894,9 @@ class Store:
                 raise invalid(res, name, [cause, cause])
         # rest.BeforeUpdate keeps the stored generation; tracking strategies bump it.
         generation = old_meta.get("generation", 0)
-        if served.tracks_generation and _content(new, served) != _content(old, served):
+        if served.tracks_generation and not _same_json(
+            _content(new, served), _content(old, served)
+        ):
             generation += 1
         if generation:
             new_meta["generation"] = generation
@@ -897,7 +909,7 @@ class Store:
             _set_managed_fields(new, managed_fields(old, tracked))
         if built_in:
             new = as_encoded(state.served, new, stored=True)
-        if new == current.obj:
+        if _same_json(new, current.obj):
             # etcd3's GuaranteedUpdate writes nothing when the encoding is what is stored
             # (not what a read decodes: an added default is then written).
             return self._read(state, current)
