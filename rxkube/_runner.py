@@ -550,12 +550,25 @@ class Run:
         return ref
 
     def _leading(self) -> bool:
-        return self._leader is None or self._leader.is_leader
+        return self._leader is None or self._leader._may_start()
+
+    def _hold(self) -> bool:
+        """Whether a reconcile may start under the leader's Lease; counted there if so.
+
+        A stopping elector releases its Lease only once every reconcile it counted has
+        ended (``_unhold``), also those past their timeout that the run no longer waits for.
+        """
+        return self._leader is None or self._leader._hold()
+
+    def _unhold(self) -> None:
+        if self._leader is not None:
+            self._leader._unhold()
 
     def _dispatch(self) -> None:
         if self._stopping or not self._is_ready() or not self._leading():
             return
-        for due in self._scheduler.pop_due(time.monotonic()):
+        now = time.monotonic()
+        for due in self._scheduler.pop_due(now):
             obj = self._plan.store.get(due.key)
             if obj is None:
                 self._scheduler.done(due.key)
@@ -564,6 +577,11 @@ class Run:
                 ref = self._qualified(due.key)
                 log.info("controller %s: %s is gone (%s)", self._name, ref, due.reason)
                 self._emit(ObjectMissing(ref, due.reason))
+                continue
+            if not self._hold():
+                # The elector began to stop since _leading(): the request stays queued.
+                self._scheduler.done(due.key)
+                self._scheduler.request(due.key, now, reason=due.reason)
                 continue
             ref = self._qualified(ObjectRef.from_obj(obj))
             log.debug("controller %s: reconciling %s (%s)", self._name, ref, due.reason)
@@ -647,11 +665,14 @@ class Run:
 
     def _start_task(self, job: _Job) -> None:
         if self._tasks_cancelled:
+            self._unhold()
             return  # the run has ended: nobody takes its result
         assert self._loop is not None
         task = self._loop.create_task(self._reconcile_async(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # Its end, however it comes (cancelled before it began, even): not its body's.
+        task.add_done_callback(lambda _task: self._unhold())
 
     def _cancel_tasks(self) -> None:
         if self._tasks_cancelled:
@@ -683,6 +704,7 @@ class Run:
             _run_now(self._reconciling(job, call))
         finally:
             reconcile_reason.reset(token)
+            self._unhold()
 
     async def _reconcile_async(self, job: _Job) -> None:
         reconcile_reason.set(job.reason)  # in this task's own context

@@ -21,8 +21,12 @@ How it works (client-go's algorithm):
 - Callbacks and ``leadership()`` subscribers run on a thread of their own
   (``rxkube-leader-<name>-events``), in order, never on the thread that renews: a slow
   callback delays later announcements, never a renewal.
-- On :meth:`LeaderElector.stop` a leader releases the Lease (empty holder), so another
-  replica takes over at its next retry instead of waiting for the lease to expire.
+- On :meth:`LeaderElector.stop` a leader first waits for the work its Lease guards (the
+  reconciles a ``Controller.run(..., leader=elector)`` started) to end, renewing
+  meanwhile, then releases the Lease (empty holder), so another replica takes over at its
+  next retry instead of waiting for the lease to expire. Work still running at the
+  timeout keeps the Lease from being released: it is left to expire, as client-go's
+  ``ReleaseOnCancel`` demands that all code guarded by the lease has completed first.
 
 Hand the elector to ``Controller.run(..., leader=elector)``: the controller keeps its
 watches and caches warm on every replica, and only starts reconciles while leading.
@@ -109,7 +113,7 @@ class LeaderElector:
         retry_period: seconds between attempts to acquire or renew; must be less than
             ``renew_deadline``.
         release_on_stop: on :meth:`stop`, a leader clears the holder so another replica
-            takes over at once.
+            takes over at once, once no work guarded by the Lease runs (see :meth:`stop`).
         on_started_leading: called when this replica becomes the leader.
         on_stopped_leading: called when it stops leading (deadline passed, lease lost or
             stopped).
@@ -174,13 +178,18 @@ class LeaderElector:
         self._wall_clock = wall_clock
         # Lock rules: ``_lock`` guards ``_busy``, so that one thread at a time drives the
         # election (the elector's thread, or a caller of tick() or stop() on an elector
-        # that was not started), and ``_changed`` waits for ``_leading`` to change; it is
-        # never held across a request or a callback.
+        # that was not started), and ``_changed`` waits for ``_leading`` to change; it
+        # also guards ``_closing`` and ``_holds``, and ``_drained`` waits for the holds to
+        # end. It is never held across a request or a callback.
         # Every other field is written only by the driving thread; readers (is_leader,
         # leader) read one attribute at a time.
         self._lock = threading.Lock()
         self._busy = False
         self._changed = threading.Condition(self._lock)  # notified when _leading changes
+        # The work guarded by the Lease (_hold), running now; none starts once stop() began.
+        self._holds = 0
+        self._closing = False
+        self._drained = threading.Condition(self._lock)  # notified when _holds reaches 0
         # The Lease spec as last observed and when (our clock) it last changed: the
         # basis for judging that another holder's lease expired.
         self._observed: dict[str, Any] | None = None
@@ -296,9 +305,21 @@ class LeaderElector:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop competing: a leader steps down and (with ``release_on_stop``) releases the Lease.
 
-        Waits up to ``timeout`` seconds for the elector's threads to end (a renewal in
-        flight is bounded by the renew deadline; the last announcements by the callbacks).
+        No new work guarded by the Lease starts (a controller following this elector
+        starts no reconcile); the reconciles running go on under a Lease still renewed,
+        and only once they have ended is it released. A plain reconcile past its
+        ``reconcile_timeout`` counts: a graceful stop of its controller does not wait
+        for it, this does. One still running after ``timeout`` seconds keeps the Lease
+        from being released (it is left to expire, and a warning says so), so no other
+        replica leads while it runs before the lease runs out.
+
+        Then waits up to ``timeout`` seconds more for the elector's threads to end (a
+        renewal in flight is bounded by the renew deadline; the last announcements by
+        the callbacks).
         """
+        with self._lock:
+            self._closing = True
+            self._drained.wait_for(lambda: not self._holds, timeout)
         self._stopping.set()
         thread = self._thread
         if thread is None:
@@ -363,15 +384,49 @@ class LeaderElector:
                 self._busy = False
 
     def _finish(self, error: Exception | None = None) -> None:
+        with self._lock:
+            guarded = self._holds  # stop() began: no more start (after a bug, none matters)
         # After a bug the elector's state is not to be trusted: the Lease is left to expire.
         if error is None and self.release_on_stop and self.is_leader:
-            self._release()
+            if guarded:
+                log.warning(
+                    "%s: %d reconciles guarded by Lease %s still run; it is left to expire, "
+                    "not released",
+                    self.identity,
+                    guarded,
+                    self.name,
+                )
+            else:
+                self._release()
         self._renewed_at = None
         self._announce(False)
         subject = self._subject
         self._emit(subject.on_completed if error is None else lambda: subject.on_error(error))
         if self._announcements is not None:
             self._announcements.put(None)
+
+    def _may_start(self) -> bool:
+        """Whether work guarded by the Lease may start now: leading, and not stopping."""
+        return self.is_leader and not self._closing
+
+    def _hold(self) -> bool:
+        """Count one piece of work guarded by the Lease, if it may start now.
+
+        ``True``: it may, and :meth:`_unhold` must follow once it has ended, however it
+        ends; :meth:`stop` releases no Lease before. ``False``: not leading, or stopping.
+        """
+        with self._lock:
+            if self._closing or not self.is_leader:
+                return False
+            self._holds += 1
+            return True
+
+    def _unhold(self) -> None:
+        """Record that a piece of work counted by :meth:`_hold` has ended."""
+        with self._lock:
+            self._holds -= 1
+            if not self._holds:
+                self._drained.notify_all()
 
     def tick(self) -> float:
         """Make one attempt to acquire or renew the Lease now; return seconds until the next.

@@ -6,15 +6,17 @@ import copy
 import http.server
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
+from reactivex.subject import Subject
 
 from rxkube.client import Api, Client
-from rxkube.controller import Action, Controller
+from rxkube.controller import Action, Controller, ControllerConfig
 from rxkube.errors import Conflict, ConsumerError, NotFound, TransportError
 from rxkube.leader import LeaderElector
 from rxkube.testing import ApiServer
@@ -503,6 +505,147 @@ def test_a_stopping_leader_hands_over_without_waiting_for_expiry(srv: ApiServer)
             # Far sooner than the 60 s lease: the released Lease is taken at once.
             assert b.wait_until_leading(TIMEOUT)
             assert not a.is_leader
+
+
+class Blocked:
+    """A plain reconcile that runs until the test lets it end; ``running`` while it runs."""
+
+    def __init__(self) -> None:
+        self.running = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, _obj: dict[str, Any], _ctx: Any) -> Action:
+        self.running.set()
+        try:
+            self.release.wait(TIMEOUT)
+        finally:
+            self.running.clear()
+        return Action.await_change()
+
+
+def lease_spec(srv: ApiServer) -> dict[str, Any]:
+    return cast(dict[str, Any], srv.get("leases", "lock", namespace="default")["spec"])
+
+
+def test_a_stopping_leader_keeps_its_lease_until_a_reconcile_past_its_timeout_returns(
+    srv: ApiServer,
+) -> None:
+    # docs/controller.md's graceful stop: stop the run, wait for it, then stop the elector.
+    srv.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
+    client = srv.client()
+    reconcile = Blocked()
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    ).start()
+    stop: Subject[None] = Subject()
+    completed = threading.Event()
+    controller = Controller(Api(client, "configmaps", namespace="default")).with_config(
+        ControllerConfig(reconcile_timeout=0.1)
+    )
+    run = controller.run(reconcile, None, None, stop=stop, leader=elector).subscribe(
+        on_completed=completed.set
+    )
+    stopper = threading.Thread(target=elector.stop, args=(TIMEOUT,), name="test-stop")
+    try:
+        assert reconcile.running.wait(TIMEOUT)
+        stop.on_next(None)
+        assert completed.wait(TIMEOUT)
+        assert reconcile.running.is_set()  # reported as timed out, not waited for
+        stopper.start()
+        renewed = lease_spec(srv)["renewTime"]
+        # The Lease stays held, and renewed, while the reconcile it guards runs.
+        eventually(
+            lambda: (
+                (spec := lease_spec(srv))["holderIdentity"] == "a" and spec["renewTime"] != renewed
+            ),
+            "the stopping leader to renew its Lease while its reconcile runs",
+        )
+        assert stopper.is_alive()
+        reconcile.release.set()
+        stopper.join(TIMEOUT)
+        assert not stopper.is_alive()
+        assert lease_spec(srv)["holderIdentity"] == ""  # released: a follower leads at once
+    finally:
+        reconcile.release.set()
+        run.dispose()
+        if stopper.ident is not None:
+            stopper.join(TIMEOUT)
+        elector.stop()
+        eventually(lambda: not reconcile.running.is_set(), "the reconcile to end")
+
+
+def test_a_leader_stopped_while_its_reconcile_runs_on_leaves_the_lease_to_expire(
+    srv: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
+    client = srv.client()
+    reconcile = Blocked()
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    ).start()
+    run = (
+        Controller(Api(client, "configmaps", namespace="default"))
+        .run(reconcile, None, None, leader=elector)
+        .subscribe()
+    )
+    try:
+        assert reconcile.running.wait(TIMEOUT)
+        run.dispose()  # at once: the reconcile runs on
+        with caplog.at_level(logging.WARNING, logger="rxkube.leader"):
+            elector.stop(timeout=0.2)
+        assert reconcile.running.is_set()
+        assert lease_spec(srv)["holderIdentity"] == "a"  # not released under the reconcile
+        assert not elector.is_leader
+        assert "1 reconciles guarded by Lease lock still run" in caplog.text
+    finally:
+        reconcile.release.set()
+        run.dispose()
+        elector.stop()
+        eventually(lambda: not reconcile.running.is_set(), "the reconcile to end")
+
+
+def test_a_stopping_elector_starts_no_reconcile_and_releases_once_the_running_ones_end(
+    srv: ApiServer,
+) -> None:
+    for name in ("a", "b"):
+        srv.create("configmaps", {"metadata": {"name": name, "namespace": "default"}})
+    client = srv.client()
+    started: list[str] = []
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def reconcile(obj: dict[str, Any], _ctx: Any) -> Action:
+        with lock:
+            started.append(obj["metadata"]["name"])
+        release.wait(TIMEOUT)
+        return Action.await_change()
+
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    ).start()
+    # One at a time: "b" waits queued while "a" runs.
+    controller = Controller(Api(client, "configmaps", namespace="default")).with_config(
+        ControllerConfig(concurrency=1)
+    )
+    results: list[Any] = []
+    run = controller.run(reconcile, None, None, leader=elector).subscribe(results.append)
+    stopper = threading.Thread(target=elector.stop, args=(TIMEOUT,), name="test-stop")
+    try:
+        eventually(lambda: len(started) == 1, "the first reconcile to start")
+        stopper.start()
+        eventually(lambda: not elector._may_start(), "the elector to begin stopping")
+        release.set()
+        stopper.join(TIMEOUT)
+        assert not stopper.is_alive()
+        assert lease_spec(srv)["holderIdentity"] == ""
+        eventually(lambda: len(results) == 1, "the first reconcile's result")
+        assert len(started) == 1  # the second was not started under a stopping elector
+    finally:
+        release.set()
+        run.dispose()
+        if stopper.ident is not None:
+            stopper.join(TIMEOUT)
+        elector.stop()
 
 
 def test_leader_steps_down_when_the_server_fails_its_renewals(srv: ApiServer) -> None:
