@@ -146,6 +146,24 @@ class _Job:
     reason: str
     obj: Object
     attempt: int  # this object's failures in a row so far, plus one
+    term: _Term  # its part of the leader's term
+    hold: object  # the leader's token for it (see Run._hold)
+
+
+@dataclass(slots=True, eq=False)
+class _Term:
+    """A coroutine reconcile's part of its leader's term: the asyncio loop's thread's alone.
+
+    Lost when leadership ends while it runs: its task is cancelled then, or, not yet
+    begun, ends as soon as it begins.
+    """
+
+    task: asyncio.Task[None] | None = None
+    lost: bool = False
+
+
+_UNGUARDED = object()
+"""The hold of a reconcile when no leader guards the run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,17 +570,35 @@ class Run:
     def _leading(self) -> bool:
         return self._leader is None or self._leader._may_start()
 
-    def _hold(self) -> bool:
-        """Whether a reconcile may start under the leader's Lease; counted there if so.
+    def _hold(self, lost: Callable[[], object]) -> object | None:
+        """A reconcile's hold on the leader's Lease, if it may start (``None``: it may not).
 
         A stopping elector releases its Lease only once every reconcile it counted has
-        ended (``_unhold``), also those past their timeout that the run no longer waits for.
+        ended (``_unhold``), also those past their timeout that the run no longer waits
+        for; ``lost`` is called if leadership ends while it runs.
         """
-        return self._leader is None or self._leader._hold()
+        return _UNGUARDED if self._leader is None else self._leader._hold(lost)
 
-    def _unhold(self) -> None:
+    def _unhold(self, job: _Job) -> None:
         if self._leader is not None:
-            self._leader._unhold()
+            self._leader._unhold(job.hold)
+
+    def _lost(self, ref: ObjectRef, term: _Term) -> None:
+        """Leadership ended while the reconcile of ``ref`` runs (on the elector's thread).
+
+        What its Lease guarded must stop with it, as client-go's users stop in
+        ``OnStoppedLeading``: a coroutine is cancelled; a plain function cannot be.
+        """
+        if self._loop is None:
+            log.warning(
+                "controller %s: the reconcile of %s runs on after this replica stopped leading;"
+                " a plain function cannot be interrupted, and must end within lease_duration -"
+                " renew_deadline",
+                self._name,
+                ref,
+            )
+            return
+        call_on(self._loop, self._cancel_lost, term)
 
     def _dispatch(self) -> None:
         if self._stopping or not self._is_ready() or not self._leading():
@@ -578,15 +614,18 @@ class Run:
                 log.info("controller %s: %s is gone (%s)", self._name, ref, due.reason)
                 self._emit(ObjectMissing(ref, due.reason))
                 continue
-            if not self._hold():
+            ref = self._qualified(ObjectRef.from_obj(obj))
+            term = _Term()
+            hold = self._hold(functools.partial(self._lost, ref, term))
+            if hold is None:
                 # The elector began to stop since _leading(): the request stays queued.
                 self._scheduler.done(due.key)
                 self._scheduler.request(due.key, now, reason=due.reason)
                 continue
-            ref = self._qualified(ObjectRef.from_obj(obj))
             log.debug("controller %s: reconciling %s (%s)", self._name, ref, due.reason)
             self._metrics.started()
-            job = _Job(due.key, ref, due.reason, obj, self._attempts.get(due.key, 0) + 1)
+            attempt = self._attempts.get(due.key, 0) + 1
+            job = _Job(due.key, ref, due.reason, obj, attempt, term, hold)
             timeout = self._plan.config.reconcile_timeout
             if timeout is not None and self._workers is not None:
                 self._deadlines[due.key] = (time.monotonic() + timeout, job)
@@ -665,14 +704,24 @@ class Run:
 
     def _start_task(self, job: _Job) -> None:
         if self._tasks_cancelled:
-            self._unhold()
+            self._unhold(job)
             return  # the run has ended: nobody takes its result
         assert self._loop is not None
         task = self._loop.create_task(self._reconcile_async(job))
+        job.term.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         # Its end, however it comes (cancelled before it began, even): not its body's.
-        task.add_done_callback(lambda _task: self._unhold())
+        task.add_done_callback(lambda _task: self._unhold(job))
+
+    def _cancel_lost(self, term: _Term) -> None:
+        term.lost = True
+        if term.task is not None:
+            term.task.cancel(self._stepped_down())
+
+    def _stepped_down(self) -> str:
+        assert self._leader is not None
+        return f"this replica stopped leading on Lease {self._leader.name}"
 
     def _cancel_tasks(self) -> None:
         if self._tasks_cancelled:
@@ -704,13 +753,15 @@ class Run:
             _run_now(self._reconciling(job, call))
         finally:
             reconcile_reason.reset(token)
-            self._unhold()
+            self._unhold(job)
 
     async def _reconcile_async(self, job: _Job) -> None:
         reconcile_reason.set(job.reason)  # in this task's own context
         timeout = self._plan.config.reconcile_timeout
 
         async def call() -> Any:
+            if job.term.lost:  # leadership ended before it began
+                raise asyncio.CancelledError(self._stepped_down())
             # A coroutine can be cancelled at its deadline (a plain function cannot:
             # the loop thread reports those, see _expire).
             limit = asyncio.timeout(timeout)

@@ -563,8 +563,11 @@ class Controller:
             context: passed to every call, e.g. clients and settings.
             stop: each emission asks to stop; the first gracefully, the second at once.
             leader: reconcile only while this elector leads; watches and stores stay warm
-                on every replica, so a new leader starts at once. Its ``stop()`` releases
-                the Lease only once the reconciles started under it have ended.
+                on every replica, so a new leader starts at once. When leadership ends,
+                coroutine reconciles are cancelled (``ReconcileInterrupted``, retried);
+                plain ones must end within ``lease_duration - renew_deadline``. Its
+                ``stop()`` releases the Lease only once the reconciles started under it
+                have ended.
             loop: the asyncio loop for a coroutine ``reconcile`` (see the module docs).
 
         Returns:

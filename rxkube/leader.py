@@ -29,7 +29,9 @@ How it works (client-go's algorithm):
   ``ReleaseOnCancel`` demands that all code guarded by the lease has completed first.
 
 Hand the elector to ``Controller.run(..., leader=elector)``: the controller keeps its
-watches and caches warm on every replica, and only starts reconciles while leading.
+watches and caches warm on every replica, and only starts reconciles while leading. When
+leadership ends, its coroutine reconciles are cancelled; a plain one cannot be, and must
+end within ``lease_duration - renew_deadline`` of the step-down.
 
 Example:
     >>> leases = Api(client, "leases", namespace="kube-system")     # doctest: +SKIP
@@ -186,8 +188,9 @@ class LeaderElector:
         self._lock = threading.Lock()
         self._busy = False
         self._changed = threading.Condition(self._lock)  # notified when _leading changes
-        # The work guarded by the Lease (_hold), running now; none starts once stop() began.
-        self._holds = 0
+        # The work guarded by the Lease (_hold), running now, each with what to call once
+        # if leadership ends under it (None once called); none starts once stop() began.
+        self._holds: dict[object, Callable[[], object] | None] = {}
         self._closing = False
         self._drained = threading.Condition(self._lock)  # notified when _holds reaches 0
         # The Lease spec as last observed and when (our clock) it last changed: the
@@ -385,7 +388,7 @@ class LeaderElector:
 
     def _finish(self, error: Exception | None = None) -> None:
         with self._lock:
-            guarded = self._holds  # stop() began: no more start (after a bug, none matters)
+            guarded = len(self._holds)  # stop() began: no more start (after a bug, none matters)
         # After a bug the elector's state is not to be trusted: the Lease is left to expire.
         if error is None and self.release_on_stop and self.is_leader:
             if guarded:
@@ -409,22 +412,26 @@ class LeaderElector:
         """Whether work guarded by the Lease may start now: leading, and not stopping."""
         return self.is_leader and not self._closing
 
-    def _hold(self) -> bool:
+    def _hold(self, lost: Callable[[], object]) -> object | None:
         """Count one piece of work guarded by the Lease, if it may start now.
 
-        ``True``: it may, and :meth:`_unhold` must follow once it has ended, however it
-        ends; :meth:`stop` releases no Lease before. ``False``: not leading, or stopping.
+        Returns a token for :meth:`_unhold`, which must follow once the work has ended,
+        however it ends (:meth:`stop` releases no Lease before); ``None``: not leading,
+        or stopping. ``lost`` is called once if leadership ends while the work runs, on
+        the driving thread as the end is announced: before any renewal could begin
+        another term, so the work it stops is the ending term's alone.
         """
         with self._lock:
             if self._closing or not self.is_leader:
-                return False
-            self._holds += 1
-            return True
+                return None
+            token = object()
+            self._holds[token] = lost
+            return token
 
-    def _unhold(self) -> None:
+    def _unhold(self, token: object) -> None:
         """Record that a piece of work counted by :meth:`_hold` has ended."""
         with self._lock:
-            self._holds -= 1
+            del self._holds[token]
             if not self._holds:
                 self._drained.notify_all()
 
@@ -600,6 +607,11 @@ class LeaderElector:
         with self._changed:
             self._leading = leading
             self._changed.notify_all()
+            lost = [] if leading else [call for call in self._holds.values() if call]
+            if not leading:
+                self._holds = dict.fromkeys(self._holds)
+        for call in lost:
+            self._call(call)
         if leading:
             log.info("%s: became the leader on Lease %s", self.identity, self.name)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import http.server
 import itertools
@@ -10,17 +11,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
 from reactivex.subject import Subject
 
 from rxkube.client import Api, Client
-from rxkube.controller import Action, Controller, ControllerConfig
+from rxkube.controller import (
+    Action,
+    Controller,
+    ControllerConfig,
+    ReconcileFailed,
+    ReconcileInterrupted,
+)
 from rxkube.errors import Conflict, ConsumerError, NotFound, TransportError
 from rxkube.leader import LeaderElector
 from rxkube.testing import ApiServer
-from tests.waiting import eventually
+from tests.waiting import Sink, eventually
 
 
 class Clock:
@@ -646,6 +654,82 @@ def test_a_stopping_elector_starts_no_reconcile_and_releases_once_the_running_on
         if stopper.ident is not None:
             stopper.join(TIMEOUT)
         elector.stop()
+
+
+def take_the_lease(srv: ApiServer, holder: str) -> None:
+    """Write another holder into the Lease, renewed now: as after a partition."""
+    lease = srv.get("leases", "lock", namespace="default")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    lease["spec"].update(holderIdentity=holder, renewTime=now, acquireTime=now)
+    srv.replace("leases", lease, namespace="default")
+
+
+def test_a_replica_that_loses_the_lease_cancels_its_coroutine_reconciles(srv: ApiServer) -> None:
+    srv.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
+    client = srv.client()
+    running = threading.Event()
+
+    async def reconcile(_obj: dict[str, Any], _ctx: Any) -> Action:
+        running.set()
+        try:
+            await asyncio.Event().wait()  # a long step: a wait on something external
+        finally:
+            running.clear()
+        return Action.await_change()
+
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    ).start()
+    results = Sink()
+    run = (
+        Controller(Api(client, "configmaps", namespace="default"))
+        .run(reconcile, lambda _o, _e, _c: Action.await_change(), None, leader=elector)
+        .subscribe(results.on_next, results.on_error)
+    )
+    try:
+        assert running.wait(TIMEOUT)
+        take_the_lease(srv, "b")
+        eventually(lambda: not running.is_set(), "the reconcile to end with leadership")
+        assert elector.leader == "b" and not elector.is_leader
+        results.wait_count(1)
+        (failed,) = results.items
+        assert isinstance(failed, ReconcileFailed)
+        assert isinstance(failed.error, ReconcileInterrupted)
+        assert "stopped leading on Lease lock" in str(failed.error)
+    finally:
+        run.dispose()
+        elector.stop()
+
+
+def test_a_plain_reconcile_running_on_after_the_lease_is_lost_is_logged(
+    srv: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv.create("configmaps", {"metadata": {"name": "c", "namespace": "default"}})
+    client = srv.client()
+    reconcile = Blocked()
+    elector = LeaderElector(
+        Api(client, "leases", namespace="default"), "lock", identity="a", **FAST
+    ).start()
+    run = (
+        Controller(Api(client, "configmaps", namespace="default"))
+        .run(reconcile, None, None, leader=elector)
+        .subscribe()
+    )
+    try:
+        assert reconcile.running.wait(TIMEOUT)
+        with caplog.at_level(logging.WARNING, logger="rxkube.controller"):
+            take_the_lease(srv, "b")
+            eventually(lambda: elector.leader == "b", "a to see it lost the Lease")
+            eventually(
+                lambda: "runs on after this replica stopped leading" in caplog.text,
+                "the warning that a plain reconcile runs on",
+            )
+        assert reconcile.running.is_set()  # it cannot be interrupted
+    finally:
+        reconcile.release.set()
+        run.dispose()
+        elector.stop()
+        eventually(lambda: not reconcile.running.is_set(), "the reconcile to end")
 
 
 def test_leader_steps_down_when_the_server_fails_its_renewals(srv: ApiServer) -> None:
