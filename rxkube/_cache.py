@@ -283,9 +283,12 @@ class Store:
         # Library callbacks told of the same changes (see _listen); copy-on-write.
         self._listeners: tuple[Callable[[], object], ...] = ()
         self._listed = 0  # objects buffered so far by a relist in progress, for messages
-        # Set by the writer at Init, cleared under the lock by the swap (and when a new
-        # pipeline starts): what the store holds is about to be replaced (_amid_relist).
+        # Set by the writer at Init and when a pipeline starts, cleared under the lock by
+        # the swap: what the store holds is about to be replaced (_amid_relist).
         self._relisting = False
+        # Set when a pipeline of its own starts (not a retry of the last one), cleared by
+        # the swap: what the store holds was left by an earlier pipeline, of any age.
+        self._inherited = False
         self._has_writer = False
         self._status = WriterStatus("idle", time.time())
 
@@ -610,9 +613,14 @@ class Store:
 
         A controller holds its reconciles meanwhile, so that none reads an object the
         relist is about to replace. A pipeline that stopped or waits to retry abandoned
-        its relist: the store holds what it will hold until the next one.
+        its relist: the store holds what it will hold until the next one, unless that is
+        what an earlier pipeline left (a controller run again): the pipeline's own first
+        list is waited for, also while it retries.
         """
-        return self._relisting and self._status.state in ("idle", "running")
+        state = self._status.state
+        return self._relisting and (
+            state in ("idle", "running") or (state == "retrying" and self._inherited)
+        )
 
     def _listen(self, listener: Callable[[], object]) -> Callable[[], None]:
         """Call ``listener`` at every change of readiness or status, and at every relist's
@@ -924,7 +932,7 @@ class Writer:
                     for build, index in zip(builds, rebuilt_builds, strict=True):
                         build.index = index
                     store._listed = 0
-                    store._relisting = False
+                    store._relisting = store._inherited = False
                     self._failure = None  # a complete list: up to date again
                     if store._status.error is not None and store._status.state == "running":
                         store._status = WriterStatus("running", store._status.since)
@@ -952,7 +960,11 @@ class Writer:
                 raise WriterBusy(store.describe())
             self._runs += 1
             self._run = self._runs
-            store._relisting = False  # a new pipeline lists afresh; an old relist is abandoned
+            # A new pipeline lists afresh (an old relist is abandoned): what the store holds
+            # is replaced at its first swap, and until then is not read as current.
+            store._relisting = True
+            if store._status.state != "retrying":
+                store._inherited = True
             store._status = WriterStatus("running", time.time(), self._failure)
             store._notify_locked()
         return self._runs

@@ -299,6 +299,36 @@ def test_a_controller_run_again_reconciles_what_its_new_list_brought(manual: Man
         sub.dispose()
 
 
+@pytest.mark.parametrize("first_list", ["late", "failing"])
+def test_a_controller_run_again_reconciles_nothing_from_what_its_last_run_left(
+    srv: ApiServer, first_list: str
+) -> None:
+    srv.create("configmaps", cm("c"))
+    api = Api(srv.client(), "configmaps", namespace="default")
+    requests: Subject[ObjectRef] = Subject()
+    controller = Controller(api).reconcile_on(requests)
+    results, sub = start(controller, done)
+    results.wait(lambda items: len(items) == 1)
+    sub.dispose()
+    wait_until(lambda: controller.store.writer_status().state == "stopped")
+    wait_until(lambda: not controller.health().running)
+    srv.delete("configmaps", "c")  # while no run follows the server
+    if first_list == "late":
+        srv.faults.delay_responses(2.0, count=1, verb="list")
+    else:
+        srv.faults.fail_requests(503, count=1, verb="list")
+    results, sub = start(controller, done)
+    try:
+        if first_list == "failing":
+            wait_until(lambda: controller.store.writer_status().state == "retrying")
+        # Asked before the run's own list: answered from that list, not from the last run's.
+        requests.on_next(ObjectRef("c", "default"))
+        items = results.wait(lambda items: len(items) == 1)
+        assert isinstance(items[0], ObjectMissing), items
+    finally:
+        sub.dispose()
+
+
 def test_a_relist_that_fails_midway_does_not_hold_reconciles(manual: Manual) -> None:
     seen: list[str] = []
     lock = threading.Lock()
