@@ -29,8 +29,9 @@ Change objects before they reach the store (``Event.modify`` or the ``modify()``
 operator), e.g. to drop ``managedFields``.
 
 A store also knows whether it is still followed (:class:`WriterStatus`): the pipeline
-that feeds its Writer reports here when it starts and how it ends, through
-:meth:`Writer.start_run`, and a Writer has one running pipeline at a time.
+that feeds its Writer is a :class:`Run` (``Writer.new_run``), which reports here when it
+starts, when a retrying operator upstream loses its source and gets it back, and how it
+ends; a Writer has one running pipeline at a time.
 
 Lock rules: ``Store._lock`` (with its condition ``Store._changed``) guards the map, the
 indexes (and those ``add_index`` is building), the readiness and the writer's status. It
@@ -44,6 +45,7 @@ taken inside it (for O(1) steps) as a subscriber joins; never the other way roun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import gc
 import threading
@@ -82,8 +84,9 @@ class WriterStatus:
     Attributes:
         state: ``"idle"``: no ``reflect`` pipeline has fed the store yet.
             ``"running"``: one is subscribed (listing or watching).
-            ``"retrying"``: it failed with ``error`` and ``backoff()`` resubscribes it
-            at ``retry_at``; until then the store is not followed.
+            ``"retrying"``: it failed with ``error`` (or its source did, upstream of a
+            ``backoff()`` before ``reflect``) and ``backoff()`` resubscribes it at
+            ``retry_at``; until then the store is not followed.
             ``"stopped"``: it ended (completed, disposed, or failed with ``error`` and
             nothing retries it): the store will not change any more, a stale cache.
         since: when the state began (``time.time()``).
@@ -978,6 +981,17 @@ class Writer:
             self._failure = error
         return True
 
+    def _publish_locked(self, run: Run) -> None:
+        """Publish the state of the running ``run``: retrying while a source upstream of it
+        waits to be resubscribed (the last one lost), else running; lock held."""
+        store = self._store
+        if run._waiting:
+            error, at = next(reversed(run._waiting.values()))
+            store._status = WriterStatus("retrying", time.time(), error, at)
+        else:
+            store._status = WriterStatus("running", time.time(), self._failure)
+        store._notify_locked()
+
     def _settle(
         self,
         run: int,
@@ -1002,12 +1016,14 @@ class Run:
 
     The pipeline ends it once, whichever comes first: :meth:`failed` (the error goes
     downstream inside it), :meth:`completed`, or :meth:`disposed`. A retrying operator
-    downstream (``backoff()``) that will resubscribe finds the run by the error it
-    handles (:func:`failed_run`) and says so, and the store shows ``"retrying"``, not
-    ``"stopped"``.
+    (``backoff()``) that will resubscribe tells the store, which then shows
+    ``"retrying"``: one downstream of the run finds it by the error it handles
+    (:func:`failed_run`) and calls :meth:`retrying`, and the run ends; one upstream, which
+    loses its source while the run goes on, was subscribed inside :meth:`upstream` and
+    calls :meth:`source_retrying`, then :meth:`source_resumed` as it resubscribes.
     """
 
-    __slots__ = ("_error", "_number", "_retry_at", "_settled", "_writer", "ended")
+    __slots__ = ("_error", "_number", "_retry_at", "_settled", "_waiting", "_writer", "ended")
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
@@ -1015,6 +1031,9 @@ class Run:
         self._error: BaseException | None = None
         self._retry_at: float | None = None
         self._settled = False
+        # The sources lost upstream, by who resubscribes them (its error and when);
+        # guarded by the store's lock.
+        self._waiting: dict[object, tuple[BaseException, float]] = {}
         self.ended = False
         """Whether the run has ended: events arriving after that are not applied."""
 
@@ -1066,6 +1085,31 @@ class Run:
         """The promised retry will not happen (disposed while waiting): ``"stopped"``."""
         _failing.forget(self._error)
         self._writer._settle(self._number, "stopped", self._error)
+
+    def upstream(self) -> contextlib.AbstractContextManager[None]:
+        """Where the pipeline subscribes its source: a retrying operator subscribed inside
+        it (directly or through other operators) tells the run when it loses that source
+        and when it resubscribes it (see :func:`downstream_runs`).
+        """
+        return feeding((*_downstream.get(), self))
+
+    def source_retrying(self, source: object, error: BaseException, at: float) -> None:
+        """``source`` (a retrying operator upstream) failed with ``error`` and resubscribes
+        at ``at`` (``time.time()``): the run goes on, and the store shows ``"retrying"``."""
+        writer = self._writer
+        with writer._store._lock:
+            if writer._run == self._number:
+                self._waiting[source] = (error, at)
+                writer._failure = error
+                writer._publish_locked(self)
+
+    def source_resumed(self, source: object) -> None:
+        """``source`` resubscribed: the store is followed again, unless another source of
+        the run still waits (``"running"``, its error kept until a complete list)."""
+        writer = self._writer
+        with writer._store._lock:
+            if writer._run == self._number and self._waiting.pop(source, None) is not None:
+                writer._publish_locked(self)
 
     def _stop(self) -> None:
         writer = self._writer
@@ -1132,6 +1176,36 @@ _retry_scope: contextvars.ContextVar[RetryScope | None] = contextvars.ContextVar
     "rxkube_retry_scope", default=None
 )
 """The innermost :class:`RetryScope` of the running task, if a retrier waits in it."""
+
+_downstream: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar(
+    "rxkube_downstream_runs", default=()
+)
+"""The runs whose pipelines are subscribing their sources now (see :meth:`Run.upstream`)."""
+
+
+@contextlib.contextmanager
+def feeding(runs: tuple[Run, ...]) -> Iterator[None]:
+    """Subscribe sources inside it as upstream of ``runs`` (see :func:`downstream_runs`).
+
+    A retrying operator resubscribes its source inside it, so that retrying operators
+    further upstream learn the same runs on every subscription, not only the first.
+    """
+    token = _downstream.set(runs)
+    try:
+        yield
+    finally:
+        _downstream.reset(token)
+
+
+def downstream_runs() -> tuple[Run, ...]:
+    """The runs fed by the pipeline subscribing now, downstream of the caller.
+
+    A retrying operator reads them as it is subscribed, and tells each one when it loses
+    its source (:meth:`Run.source_retrying`) and when it resubscribes it
+    (:meth:`Run.source_resumed`): with ``backoff()`` before ``reflect()``, the order
+    kube-rs writes, the store shows ``"retrying"`` while its watch is down.
+    """
+    return _downstream.get()
 
 
 class _Failing:

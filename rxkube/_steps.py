@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from ._backoff_policy import MAX_DELAY, BackoffPolicy
-from ._cache import Store, Writer
+from ._cache import Run, Store, Writer
 from ._callables import check_callable
 from ._equality import same
 from .dispatcher import SharedStore
@@ -76,6 +76,8 @@ class Bound(Generic[_A, _B]):
             subscribed; what it raises refuses the subscription.
         failed: passes an error (the source's, or the step's) on: called as
             ``failed(error, forward)`` instead of ``forward(error)``.
+        feeds: the writer's run the subscription is: the source is subscribed inside
+            its ``upstream()``, so that a retrying operator there tells the store.
     """
 
     step: Step[_A, _B]
@@ -84,6 +86,7 @@ class Bound(Generic[_A, _B]):
     offload: Callable[[_A], bool] | None = None
     started: Callable[[], None] | None = None
     failed: Callable[[Exception, Callable[[Exception], None]], None] | None = None
+    feeds: Run | None = None
 
 
 def not_an_event(item: object, operator: str) -> TypeError:
@@ -184,7 +187,7 @@ def _feeding(
             disposed()
         run.disposed()
 
-    return Bound(step, on_completed, on_disposed, offload, run.start, on_failed)
+    return Bound(step, on_completed, on_disposed, offload, run.start, on_failed, run)
 
 
 def _is_relist_end(event: Event) -> bool:

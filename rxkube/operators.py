@@ -14,6 +14,7 @@ raised by user functions (``modify``'s ``fn``, a predicate) go to ``on_error``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from reactivex.scheduler import TimeoutScheduler
 
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import Writer, failed_run
+from ._cache import Writer, downstream_runs, failed_run, feeding
 from ._callables import check_callable
 from ._delivery import End, ScheduledDrain, fail_consumer
 from .events import Event, Object, ObjectFn
@@ -259,8 +260,10 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
 
     Errors pass through untouched, and the store keeps serving its last good state while
     the source is retried (a resubscribed watcher relists, and the swap at ``InitDone``
-    brings the store up to date). The events are applied on the thread that emits them,
-    i.e. the watch's own thread.
+    brings the store up to date). ``backoff()`` may come after it or before it (kube-rs's
+    order): either way the store's ``writer_status()`` says ``"retrying"`` while the
+    source is down. The events are applied on the thread that emits them, i.e. the
+    watch's own thread.
 
     Args:
         writer: the writer from :func:`rxkube.store`.
@@ -470,9 +473,10 @@ def _step_operator(
                     completed()
                 observer.on_completed()
 
-            subscription.disposable = source.subscribe(
-                on_next, on_error, on_completed, scheduler=scheduler
-            )
+            with contextlib.nullcontext() if bound.feeds is None else bound.feeds.upstream():
+                subscription.disposable = source.subscribe(
+                    on_next, on_error, on_completed, scheduler=scheduler
+                )
             if bound.disposed is None:
                 return subscription
             return CompositeDisposable(Disposable(bound.disposed), subscription)
@@ -502,6 +506,9 @@ def _retrying(
             timers = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             now = _clock_of(timers)
             retrier = _steps.Retrier(make_policy(), reset_after, on_retry)
+            # The stores fed downstream (backoff() before reflect()): their runs go on
+            # while the source is lost, and they are told so, and when it is back.
+            runs = downstream_runs()
             # Two slots: a source that fails while being subscribed schedules its
             # retry timer before its own subscription is stored; keeping the timer
             # in a slot of its own means storing that subscription cannot cancel it.
@@ -512,9 +519,18 @@ def _retrying(
                 inner = SingleAssignmentDisposable()
                 subscription.disposable = inner
                 retrier.started(now())
-                inner.disposable = source.subscribe(
-                    observer.on_next, on_error, observer.on_completed, scheduler=subscribe_scheduler
-                )
+                with feeding(runs):
+                    inner.disposable = source.subscribe(
+                        observer.on_next,
+                        on_error,
+                        observer.on_completed,
+                        scheduler=subscribe_scheduler,
+                    )
+
+            def resume(scheduler: abc.SchedulerBase | None = None, state: object = None) -> None:
+                for run in runs:
+                    run.source_resumed(retrier)
+                attach(scheduler, state)
 
             def on_error(error: Exception) -> None:
                 try:
@@ -525,12 +541,15 @@ def _retrying(
                 if delay is None:
                     observer.on_error(error)
                     return
-                retry = timers.schedule_relative(delay, attach)
+                at = time.time() + delay
+                for downstream in runs:  # before the timer, which may resume at once
+                    downstream.source_retrying(retrier, error, at)
+                retry = timers.schedule_relative(delay, resume)
                 run = failed_run(error)  # a store's pipeline failed: it shows "retrying"
                 if run is None:
                     timer.disposable = retry
                     return
-                run.retrying(time.time() + delay)
+                run.retrying(at)
                 timer.disposable = CompositeDisposable(retry, Disposable(run.retry_cancelled))
 
             attach()

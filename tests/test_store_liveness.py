@@ -20,7 +20,16 @@ from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.subject import Subject
 
-from rxkube import Store, Writer, default_backoff, reflect, reflect_shared, store, watcher
+from rxkube import (
+    Store,
+    Writer,
+    WriterStatus,
+    default_backoff,
+    reflect,
+    reflect_shared,
+    store,
+    watcher,
+)
 from rxkube.client import Api
 from rxkube.dispatcher import store_shared
 from rxkube.errors import BadRequest, ServerError, WriterBusy, WriterStopped
@@ -131,6 +140,38 @@ def test_default_backoff_resubscribes_the_writer_and_the_store_shows_it_retrying
         assert reader.writer_status().state == "running"
     finally:
         subscription.dispose()
+
+
+def test_backoff_before_reflect_shows_the_store_retrying_while_its_watch_is_down(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    srv.create("configmaps", configmap("a"), namespace="default")
+    reader, writer = store("configmaps")
+    # kube-rs's order: the retrier upstream keeps the reflect run alive across retries.
+    subscription = watcher(configmaps).pipe(default_backoff(), reflect(writer)).subscribe()
+    try:
+        reader.wait_until_ready(TIMEOUT)
+        srv.faults.fail_requests(503, count=10**6, verb="watch")
+        srv.faults.fail_requests(503, count=10**6, verb="list")
+        srv.faults.close_watches(abrupt=True)
+
+        def refused() -> bool:
+            status = reader.writer_status()
+            return status.state == "retrying" and isinstance(status.error, ServerError)
+
+        eventually(refused, lambda: f"the store to say its watch is down: {reader.writer_status()}")
+        status = reader.writer_status()
+        assert status.retry_at is not None and status.since <= status.retry_at
+        srv.faults.clear()
+        srv.create("configmaps", configmap("b"), namespace="default")
+        eventually(lambda: reader.get("b", "default") is not None, "the watch back")
+        eventually(
+            lambda: reader.writer_status() == WriterStatus("running", reader.writer_status().since),
+            lambda: f"running, the error cleared by a list: {reader.writer_status()}",
+        )
+    finally:
+        subscription.dispose()
+    assert reader.writer_status().state == "stopped"
 
 
 # -- a pipeline that died --------------------------------------------------------------
