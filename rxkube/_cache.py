@@ -1116,8 +1116,10 @@ class Run:
         self.ended = True
         with writer._store._lock:
             ended = writer._end_run(self._number, None)
+            # Ended while a source upstream waited to be retried: stale since that error.
+            waited = next(reversed(self._waiting.values()))[0] if self._waiting else None
         if ended:
-            writer._settle(self._number, "stopped", None)
+            writer._settle(self._number, "stopped", waited)
 
 
 class RetryScope:

@@ -222,43 +222,39 @@ class _View:
         # Whichever thread finds it idle delivers them, once it has released every lock
         # (at the end of its burst): the watch's thread for live events, no thread switch.
         self.handover: Handover[_Item] = Handover(_VIEW_BACKLOG, self._wake, on_stall=self._stalled)
-        # The store's writer status follows the watch serving the view: one Run while a
-        # watch subscription feeds it; the failed one while a retry is promised.
+        # The store's writer status follows the watch serving the view: one Run while
+        # watches feed it, told whenever the serving watch waits to resubscribe.
         self._run: Run | None = None
-        self._failed: Run | None = None
         # What ended the view itself (its store could not apply an event): set on its
         # delivering thread, never cleared; a watch arriving later starts no run for it.
         self.error: Exception | None = None
         self._on_failed = failed
 
     def follow(self) -> None:
-        """A watch subscription feeds the view from now on (its store is "running")."""
-        if self._run is None and self.error is None:
-            self._failed = None
+        """Follow the state of the watch serving the view, now ``self.watch``; its lock held.
+
+        The store is "running" while that watch is subscribed, "retrying" while it waits
+        to resubscribe: a view that joins a retrying watch, or is moved onto one, too.
+        """
+        if self.error is not None:
+            return
+        if self._run is None:
             self._run = self._writer.new_run()
             self._run.start()
-
-    def retrying(self, error: BaseException, at: float) -> None:
-        """The watch failed and resubscribes at ``at``: the store shows "retrying"."""
-        run, self._run = self._run, None
-        if run is not None:
-            run.failed(_as_exception(error), _ignore)
-            run.retrying(at)
-            self._failed = run
+        retry = self.watch.retry
+        if retry is None:
+            self._run.source_resumed(self)
+        else:
+            self._run.source_retrying(self, *retry)
 
     def stopped(self, error: Exception | None = None) -> None:
         """Nothing feeds the view any more: the store shows "stopped" (with ``error``)."""
         run, self._run = self._run, None
         if run is not None and error is None:
             run.disposed()
-            return
-        if run is not None:
+        elif run is not None:
             assert error is not None
             run.failed(error, _ignore)
-            self._failed = run
-        if self._failed is not None:
-            self._failed.retry_cancelled()
-            self._failed = None
 
     @property
     def refs(self) -> int:
@@ -368,6 +364,8 @@ class _Watch:
         self.subscription: abc.DisposableBase | None = None
         # The hand-over of a view whose room the watch thread waits for, if it does.
         self.stalled: Handover[_Item] | None = None
+        # While it waits to resubscribe: the error and when (time.time()); under its lock.
+        self.retry: tuple[BaseException, float] | None = None
 
     def is_closed(self) -> bool:
         """Whether the watch is closed: its thread stops waiting for a view's room."""
@@ -690,15 +688,16 @@ class SharedWatches:
 
         def subscribed(_scheduler: abc.SchedulerBase | None) -> Observable[Event]:
             with watch.lock:
+                watch.retry = None
                 for view in watch.views:
                     view.follow()
             return inner
 
         def on_retry(error: BaseException, delay: float) -> None:
-            at = time.time() + delay
             with watch.lock:
+                watch.retry = (error, time.time() + delay)
                 for view in watch.views:
-                    view.retrying(error, at)
+                    view.follow()
 
         source = reactivex.defer(subscribed).pipe(default_backoff(on_retry=on_retry))
 
@@ -808,7 +807,7 @@ class SharedWatches:
                 view.filter.retarget(watch.key, view.key)
                 view.watch = watch
                 watch.views.append(view)
-                view.follow()  # a run of a retrying watch ended: the new watch starts one
+                view.follow()  # the new watch's state, not the closed one's
             self._watches.append(watch)
             starting.append(watch)
 
@@ -987,7 +986,3 @@ def _dispose(watches: list[_Watch]) -> None:
 
 def _ignore(_error: Exception) -> None:
     """Where a view's failed run sends its error: the views' streams get it otherwise."""
-
-
-def _as_exception(error: BaseException) -> Exception:
-    return error if isinstance(error, Exception) else RuntimeError(str(error))

@@ -1113,6 +1113,26 @@ def test_view_stores_show_whether_their_watch_still_follows_the_server(
     assert {s.writer_status().state for s in (wide, narrow)} == {"stopped"}
 
 
+def test_a_view_joining_a_retrying_watch_says_retrying_too(srv: ApiServer, client: Client) -> None:
+    srv.create("configmaps", cm("c0", "a", app="web"))
+    with SharedWatches(client, linger=0) as watches:
+        wide = watches.store("configmaps")
+        wide.wait_until_ready(TIMEOUT)
+        srv.faults.fail_requests(503, count=10**6, verb="watch")
+        srv.faults.fail_requests(503, count=10**6, verb="list")
+        srv.faults.close_watches(abrupt=True)
+        eventually(lambda: wide.writer_status().state == "retrying", "the watch to retry")
+        narrow = watches.store("configmaps", label_selector="app=web")
+        assert len(watches.stats()) == 1  # served by the retrying watch
+        status, served = narrow.writer_status(), wide.writer_status()
+        assert status.state == "retrying", status
+        assert (status.error, status.retry_at) == (served.error, served.retry_at)
+        srv.faults.clear()
+        srv.create("configmaps", cm("c1", "a", app="web"))
+        eventually(lambda: len(narrow) == 2, "the retried watch to catch up")
+        assert {s.writer_status().state for s in (wide, narrow)} == {"running"}
+
+
 def test_a_store_of_a_refused_watch_stops_instead_of_waiting_out_its_timeout(
     client: Client,
 ) -> None:
