@@ -1104,8 +1104,9 @@ class Run:
                 writer._publish_locked(self)
 
     def source_resumed(self, source: object) -> None:
-        """``source`` resubscribed: the store is followed again, unless another source of
-        the run still waits (``"running"``, its error kept until a complete list)."""
+        """``source`` no longer waits (it resubscribed, or was disposed): the store is
+        followed again, unless another source of the run still waits (``"running"``, its
+        error kept until a complete list)."""
         writer = self._writer
         with writer._store._lock:
             if writer._run == self._number and self._waiting.pop(source, None) is not None:

@@ -552,8 +552,12 @@ def _retrying(
                 run.retrying(at)
                 timer.disposable = CompositeDisposable(retry, Disposable(run.retry_cancelled))
 
+            def forget() -> None:  # disposed: nothing waits for this source any more
+                for run in runs:
+                    run.source_resumed(retrier)
+
             attach()
-            return CompositeDisposable(subscription, timer)
+            return CompositeDisposable(subscription, timer, Disposable(forget))
 
         return Observable(subscribe)
 

@@ -656,6 +656,9 @@ class ShardedSource:
         self.member = member
         self._name = name
         self.reader, self._writer = store(name)
+        # Its watches feed the store as one run, from start() to stop() or a failure: the
+        # store's writer_status() says whether they follow the server.
+        self._run = self._writer.new_run()
         self.updated: Subject[Object] = Subject()
         """Objects added or changed in a held range (the controller's usual trigger)."""
         self.acquired: Subject[Object] = Subject()
@@ -669,6 +672,7 @@ class ShardedSource:
 
     def start(self) -> None:
         """Follow the member's ranges (call before the member starts, or any time after)."""
+        self._run.start()
         name = self._name
         self._scheduler = EventLoopScheduler(
             thread_factory=lambda target: threading.Thread(
@@ -701,6 +705,7 @@ class ShardedSource:
 
         if self._schedule(finish):
             done.wait(10.0)
+        self._run.disposed()
         self._closed = True
         if self._scheduler is not None:
             self._scheduler.dispose()
@@ -746,14 +751,15 @@ class ShardedSource:
             # events must reach _on_event on the scheduler thread, where _reshard changes
             # the same feeds and every watch applies to the one writer.
             assert self._scheduler is not None
-            feed.subscription = (
-                watcher(self.api, config)
-                .pipe(default_backoff(), observe_on(self._scheduler))
-                .subscribe(lambda event: self._on_event(feed, event), self._on_error)
-            )
+            with self._run.upstream():  # the store says "retrying" while a watch waits
+                feed.subscription = (
+                    watcher(self.api, config)
+                    .pipe(default_backoff(), observe_on(self._scheduler))
+                    .subscribe(lambda event: self._on_event(feed, event), self._on_error)
+                )
 
     def _on_error(self, error: Exception) -> None:
-        self.updated.on_error(error)
+        self._run.failed(error, self.updated.on_error)
 
     def _on_event(self, feed: _Feed, event: Event) -> None:
         if feed not in self._feeds:

@@ -30,11 +30,11 @@ from benchmarks.sharding import Replica, covering, reconciled_since, wait_for
 from rxkube import Action, Controller, Shard, ShardSelectorError
 from rxkube._shards import HASH_SPACE, contains, hash_key, normalize, size
 from rxkube.client import Api
-from rxkube.errors import NotFound
+from rxkube.errors import NotFound, ServerError
 from rxkube.probes import serve
 from rxkube.sharding import CLAIM_ANNOTATION, ShardMember, fraction
 from rxkube.testing import ApiServer
-from tests.waiting import Sink
+from tests.waiting import Sink, eventually
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_controller.py"
 NS = "shards"
@@ -251,6 +251,44 @@ def test_every_watch_of_a_sharded_source_is_applied_on_its_scheduler_thread() ->
             first.stop()
             source.stop()
     assert threads == {"rxkube-shards-threads"}, threads
+
+
+def test_a_sharded_controllers_store_says_whether_its_watches_follow_the_server() -> None:
+    # The Leases on a server of their own, so that only the store's watch meets the faults.
+    with ApiServer() as objects, ApiServer() as srv:
+        objects.create("configmaps", {"metadata": {"name": "c"}}, namespace="default")
+        controller = Controller(Api(objects.client(), "configmaps", namespace="default"))
+        controller.sharded(
+            "a",
+            Api(srv.client(), "leases", namespace="default"),
+            lease_duration=3.0,
+            renew_deadline=2.0,
+            retry_period=0.5,
+        )
+        cache = controller.store
+        assert cache.writer_status().state == "idle"
+        run = controller.run(
+            lambda *_: Action.await_change(), lambda *_: Action.await_change(), None
+        ).subscribe()
+        try:
+            cache.wait_until_ready(30.0)
+            assert len(cache) == 1 and cache.writer_status().state == "running"
+            objects.faults.fail_requests(503, count=10**6, verb="watch")
+            objects.faults.fail_requests(503, count=10**6, verb="list")
+            objects.faults.close_watches(abrupt=True)
+
+            def refused() -> bool:
+                status = cache.writer_status()
+                return status.state == "retrying" and isinstance(status.error, ServerError)
+
+            eventually(refused, lambda: f"the store to say so: {cache.writer_status()}")
+            objects.faults.clear()
+            objects.create("configmaps", {"metadata": {"name": "d"}}, namespace="default")
+            eventually(lambda: len(cache) == 2, "the retried watch to catch up")
+            assert cache.writer_status().state == "running"
+        finally:
+            run.dispose()
+        assert cache.writer_status().state == "stopped"
 
 
 def livez(url: str) -> tuple[int, str]:
