@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+import orjson
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -48,7 +49,7 @@ from ._timeouts import checked_seconds
 from ._views import ViewFilter, ViewKey, absorbs, breadth, covers
 from ._watching import _watch
 from .client import Api
-from .events import Event, Init, InitApply
+from .events import Event, Init, InitApply, Object
 from .operators import default_backoff
 from .protocol import Config
 from .resource import Resource
@@ -331,7 +332,7 @@ class _View:
             if not sub.active:
                 return False
             try:
-                on_next(event)
+                on_next(event.modify(_own))
             except Exception as exc:
                 # The policy of every seam: dispose the upstream (this subscription
                 # alone: the shared watch and the other subscribers go on), then tell it.
@@ -536,7 +537,10 @@ class SharedWatches:
         the watch's thread for live events (a subscribing thread that is delivering them
         gives way as soon as the watch waits); a scheduler given to ``subscribe`` is, as in
         RxPY, only the subscription's default and does not move them (``observe_on`` does).
-        A slow subscriber slows its watch (nothing is dropped). A callback that raises ends that subscription alone: it is disposed,
+        A slow subscriber slows its watch (nothing is dropped). Each subscriber's objects
+        are its own, as a private watcher's are: copies of what the view's store holds
+        (and every view of the watch, by reference), so changing them changes nothing
+        else; a copy costs about a decoding of the object, per subscriber and event. A callback that raises ends that subscription alone: it is disposed,
         then its ``on_error`` gets a :class:`~rxkube.errors.ConsumerError` naming it,
         chained to the exception. Each subscription holds a reference to the view;
         ``close()`` completes every subscription.
@@ -982,6 +986,23 @@ def _dispose(watches: list[_Watch]) -> None:
         stalled = watch.stalled
         if stalled is not None:
             stalled.wake_producers()
+
+
+def _own(obj: Object) -> Object:
+    """A subscriber's own copy of an object of a view.
+
+    A private ``watcher()`` gives each subscriber objects nothing else holds (decoded
+    from the server's line), and ``events()`` promises what it would emit; a view's
+    objects are its store's, its filter's and, by reference, every view's of its watch, so
+    a subscriber that changed one (trimmed what it received, say) would change them
+    all. So each subscriber gets a copy, made as it is delivered to: nothing for views
+    without subscribers. Objects here are what orjson decoded (JSON's own types), so
+    decoding their encoding again gives what decoding the server's line did, in C: on
+    the benchmark's pods 21 us per subscriber and event against 27 for ``copy_object``
+    (which walks each container in Python), about the same on small objects.
+    """
+    copied: Object = orjson.loads(orjson.dumps(obj))
+    return copied
 
 
 def _ignore(_error: Exception) -> None:

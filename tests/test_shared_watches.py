@@ -573,6 +573,58 @@ def test_views_emit_exactly_what_private_watchers_receive(srv: ApiServer, client
             sub.dispose()
 
 
+def _trim(event: Event) -> None:
+    """What a subscriber of a private watcher may do with what it received: change it."""
+    if isinstance(event, InitApply | Apply | Delete):
+        event.obj["metadata"]["labels"]["app"] = "trimmed"
+        event.obj.get("data", {})["secret"] = "trimmed"
+
+
+def test_a_subscriber_changing_its_objects_changes_no_store_and_no_other_stream(
+    srv: ApiServer, client: Client
+) -> None:
+    srv.create("configmaps", {**cm("c", "a", app="web"), "data": {"secret": "s3cret"}})
+    with SharedWatches(client, linger=0) as watches:
+        everything = watches.store("configmaps", namespace="a")
+        web = watches.store("configmaps", namespace="a", label_selector="app=web")
+        everything.wait_until_ready(TIMEOUT)
+        web.wait_until_ready(TIMEOUT)
+        streams = [
+            watches.events("configmaps", namespace="a"),
+            watches.events("configmaps", namespace="a", label_selector="app=web"),
+            watches.events("configmaps", namespace="a", metadata_only=True),
+        ]
+        trimmers = [Sink(_trim) for _ in streams]
+        subs = [
+            stream.subscribe(sink.on_next, sink.on_error)
+            for stream, sink in zip(streams, trimmers, strict=True)
+        ]
+        other = Sink()  # after the trimmers: it would see what they did to shared objects
+        subs.append(streams[0].subscribe(other.on_next, other.on_error))
+        try:
+            srv.patch("configmaps", "c", {"data": {"more": "1"}}, namespace="a")
+            other.wait(lambda s: s.count(Apply) == 1, "the change")
+            for store in (everything, web):
+                stored = store.get("c", "a")
+                assert stored is not None
+                assert stored["data"]["secret"] == "s3cret", (store.name, stored)
+                assert stored["metadata"]["labels"] == {"app": "web"}, (store.name, stored)
+            # The web view's Delete carries the state it held: trimmed by its subscriber.
+            srv.patch("configmaps", "c", {"metadata": {"labels": {"app": "db"}}}, namespace="a")
+            trimmers[1].wait(lambda s: s.count(Delete) == 1, "the web view's Delete")
+            other.wait(lambda s: s.count(Apply) == 2, "the relabelling")
+            stored = everything.get("c", "a")
+            assert stored is not None and stored["data"]["secret"] == "s3cret", stored
+            assert stored["metadata"]["labels"] == {"app": "db"}, stored
+            seen = [e.obj for e in other.items if isinstance(e, InitApply | Apply)]
+            assert [o["data"]["secret"] for o in seen] == ["s3cret"] * 3, seen
+            assert [o["metadata"]["labels"]["app"] for o in seen] == ["web", "web", "db"], seen
+            assert all(not sink.errors for sink in [*trimmers, other])
+        finally:
+            for sub in subs:
+                sub.dispose()
+
+
 def test_a_relist_of_the_wide_watch_is_one_list_and_a_relist_of_every_view(
     srv: ApiServer, client: Client
 ) -> None:
