@@ -561,10 +561,39 @@ def test_writes_start_from_the_object_as_read(defined: Http) -> None:
     _set_size_default(api, 6)
     with api.watch(WIDGETS) as watch:
         watch.events(2)
-        status, gone, _ = api.request("DELETE", f"{WIDGETS}/old")
-        assert status == 200 and gone["spec"]["size"] == 6
+        assert api.request("DELETE", f"{WIDGETS}/old")[0] == 200
         event = watch.next()
         assert (event["type"], event["object"]["spec"]["size"]) == ("DELETED", 6)
+
+
+def test_a_deleted_custom_resource_is_answered_with_a_status(defined: Http) -> None:
+    """registry/customresource/etcd.go sets no ``ReturnDeletedObject``: a delete that
+    removes the object answers a ``Status`` (and the published API says so); one that
+    leaves it marked, for its finalizers, answers the object."""
+    api = defined
+    _, created, _ = api.request("POST", WIDGETS, widget())
+    status, body, _ = api.request("DELETE", f"{WIDGETS}/w")
+    assert status == 200 and body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": "w",
+            "group": "example.com",
+            "kind": "widgets",
+            "uid": created["metadata"]["uid"],
+        },
+    }
+    held = widget("h")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    api.request("POST", WIDGETS, held)
+    status, body, _ = api.request("DELETE", f"{WIDGETS}/h")
+    assert status == 200 and body["kind"] == "Widget" and body["metadata"]["deletionTimestamp"]
+    _, published = api.get("/openapi/v3/apis/example.com/v1")
+    delete = published["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]
+    schema = delete["delete"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Status"}
 
 
 def test_status_subresource_splits_spec_and_status(defined: Http) -> None:

@@ -747,7 +747,6 @@ class Definitions:
                 str(_dict(f).get("jsonPath", "")).lstrip(".")
                 for f in _list(version.get("selectableFields"))
             ),
-            returns_deleted_object=True,
             strategic_merge=False,
             scale=scale,
             openapi_schema=schema,
