@@ -394,6 +394,41 @@ def test_nulls_of_built_in_kinds_are_their_go_fields_zero_values(api: Http) -> N
     assert "managedFields" not in role["metadata"]  # as a new, empty ClusterRole has it
 
 
+def test_a_put_creates_the_kinds_whose_strategy_allows_it(api: Http) -> None:
+    """``AllowCreateOnUpdate`` (pkg/registry/coordination/lease/strategy.go, the RBAC,
+    Service, Endpoints, Event and LimitRange strategies): a PUT of a missing object creates
+    it, a 201; of a kind whose strategy does not allow it, a 404."""
+    lease = {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}
+    status, made = api.request("PUT", f"{LEASES}/l", lease)[:2]
+    assert status == 201 and made["spec"] == {"holderIdentity": "a"}
+    assert api.get(f"{LEASES}/l")[1]["metadata"]["uid"] == made["metadata"]["uid"]
+    roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles"
+    assert api.request("PUT", f"{roles}/r", {"metadata": {"name": "r"}})[0] == 201
+    assert api.request("PUT", f"{CMS}/c", {"metadata": {"name": "c"}})[0] == 404
+    assert api.request("PUT", f"{LEASES}/m", {"metadata": {"name": "x"}})[0] == 400  # the URL's
+
+
+def test_leases_and_some_other_kinds_refuse_updates_without_a_resource_version(api: Http) -> None:
+    """``AllowUnconditionalUpdate`` false (the Lease, PodDisruptionBudget, webhook
+    configuration, RuntimeClass, CSIDriver and APIService strategies): a PUT without
+    ``metadata.resourceVersion`` is the registry's 422; built-in kinds mostly allow it."""
+    _, lease = api.request("POST", LEASES, {"metadata": {"name": "l"}})[:2]
+    del lease["metadata"]["resourceVersion"]
+    status, body = api.request("PUT", f"{LEASES}/l", lease)[:2]
+    assert status == 422 and body["message"] == (
+        'leases.coordination.k8s.io "l" is invalid: metadata.resourceVersion: Invalid '
+        "value: 0x0: must be specified for an update"
+    )
+    assert body["details"]["causes"][0]["field"] == "metadata.resourceVersion"
+    budgets = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
+    _, pdb = api.request("POST", budgets, {"metadata": {"name": "b"}})[:2]
+    del pdb["metadata"]["resourceVersion"]
+    assert api.request("PUT", f"{budgets}/b", pdb)[0] == 422
+    _, cm = api.request("POST", CMS, {"metadata": {"name": "c"}})[:2]
+    del cm["metadata"]["resourceVersion"]
+    assert api.request("PUT", f"{CMS}/c", cm)[0] == 200
+
+
 def test_empty_slices_and_maps_are_left_out_where_go_fields_are_omitempty(api: Http) -> None:
     """kube-apiserver stores a built-in object as its Go struct encodes: an empty slice or
     map of an ``omitempty`` field is left out, and the field manager (which reads the object

@@ -842,12 +842,23 @@ class ApiApp:
             assert route.name is not None
             options = write_options(request, "UpdateOptions")
             obj = await _read_object(request, route.served, options, warnings)
-            stored = await _off_loop(
-                len(await _read_body(request)), self.store.update,
-                route.served, route.namespace, route.name, obj,
-                subresource=route.subresource, via_http=True,
-                field_manager=options.field_manager, dry_run=options.dry_run,
-            )  # fmt: skip
+            size = len(await _read_body(request))
+            try:
+                stored = await _off_loop(
+                    size, self.store.update,
+                    route.served, route.namespace, route.name, obj,
+                    subresource=route.subresource, via_http=True,
+                    field_manager=options.field_manager, dry_run=options.dry_run,
+                )  # fmt: skip
+            except StatusError as exc:
+                if exc.code != 404 or route.subresource or not route.served.create_on_update:
+                    raise
+                stored = await _off_loop(
+                    size, self.store.create,
+                    route.served, obj, route.namespace, via_http=True,
+                    field_manager=options.field_manager, dry_run=options.dry_run,
+                )  # fmt: skip
+                return _warned(_json_response(stored.encoded(meta, version), 201), warnings)
             return _warned(_json_response(stored.encoded(meta, version)), warnings)
         if verb == "patch":
             return _warned(await self._patch(request, route, meta, warnings), warnings)

@@ -748,6 +748,7 @@ class Definitions:
                 for f in _list(version.get("selectableFields"))
             ),
             strategic_merge=False,
+            unconditional_update=False,
             scale=scale,
             openapi_schema=schema,
             printer_columns=tuple(

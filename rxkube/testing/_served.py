@@ -104,6 +104,10 @@ class ServedResource:
         tracks_generation: ``metadata.generation`` is 1 on create and grows with each
             change of the content (custom resources and :data:`GENERATION_TRACKED`);
             otherwise it stays what the create gave (usually none).
+        create_on_update: a PUT of a missing object creates it (the registry strategy's
+            ``AllowCreateOnUpdate``).
+        unconditional_update: a PUT without ``metadata.resourceVersion`` is accepted
+            (``AllowUnconditionalUpdate``); otherwise it is a 422.
     """
 
     resource: Resource
@@ -127,6 +131,8 @@ class ServedResource:
     categories: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = ()
     tracks_generation: bool = True
+    create_on_update: bool = False
+    unconditional_update: bool = True
 
     @property
     def stored_api_version(self) -> str:
@@ -277,6 +283,40 @@ _JOB_REFUSAL = "field label {quoted} not supported for batchv1.Job"
 refuses (its value is ``status.succeeded`` as a string, not a path of the object)."""
 
 
+_CREATE_ON_UPDATE = frozenset(
+    {
+        ("", "endpoints"),
+        ("", "events"),
+        ("", "limitranges"),
+        ("", "services"),
+        ("coordination.k8s.io", "leases"),
+        ("events.k8s.io", "events"),
+        ("node.k8s.io", "runtimeclasses"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("rbac.authorization.k8s.io", "roles"),
+    }
+)
+"""The built-in kinds whose strategy's ``AllowCreateOnUpdate`` is true
+(pkg/registry/coordination/lease/strategy.go and its siblings), as a v1.36 kube-apiserver
+answers a PUT of a missing object of each kind: the others' is a 404."""
+
+_CONDITIONAL_UPDATE = frozenset(
+    {
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("apiregistration.k8s.io", "apiservices"),
+        ("coordination.k8s.io", "leases"),
+        ("node.k8s.io", "runtimeclasses"),
+        ("policy", "poddisruptionbudgets"),
+        ("storage.k8s.io", "csidrivers"),
+    }
+)
+"""The built-in kinds whose strategy's ``AllowUnconditionalUpdate`` is false, as a v1.36
+kube-apiserver answers a PUT without resourceVersion (of the kinds it was asked for)."""
+
+
 def _field_labels(plural: str) -> tuple[frozenset[str], str]:
     """A built-in kind's selectable fields beyond name (and namespace), and its refusal."""
     if plural in _FIELDS:
@@ -309,6 +349,8 @@ def builtin_served(kind: BuiltinKind) -> ServedResource:
         in ("pods", "persistentvolumes", "persistentvolumeclaims", "podtemplates"),
         scale=_SCALE_EXCEPTIONS.get(plural, ScalePaths()) if "scale" in kind.subresources else None,
         tracks_generation=plural in GENERATION_TRACKED,
+        create_on_update=(resource.group, plural) in _CREATE_ON_UPDATE,
+        unconditional_update=(resource.group, plural) not in _CONDITIONAL_UPDATE,
         # What kube-apiserver's create strategies set: a pod starts Pending, a namespace Active.
         create_status={"pods": {"phase": "Pending"}, "namespaces": {"phase": "Active"}}.get(plural),
         verbs=kind.verbs,

@@ -803,11 +803,13 @@ class Store:
         if res.namespaced:
             self._resolve_namespace(meta, namespace, default=None)
         wanted_rv = meta.get("resourceVersion")
-        if wanted_rv in (None, "") and via_http and not served.strategic_merge:
-            # Custom resources do not allow unconditional updates (built-in kinds do).
+        if wanted_rv in (None, "") and via_http and not served.unconditional_update:
+            # The registry's own Invalid, naming the resource (v1.32 prints the uint64 0
+            # with %#v).
+            qualified = f"{res.plural}.{res.group}" if res.group else res.plural
             raise StatusError(
                 422,
-                f'{res.plural}.{res.group} "{name}" is invalid: metadata.resourceVersion: '
+                f'{qualified} "{name}" is invalid: metadata.resourceVersion: '
                 "Invalid value: 0x0: must be specified for an update",
                 details={
                     "name": name,
