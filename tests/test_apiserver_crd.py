@@ -596,6 +596,33 @@ def test_a_deleted_custom_resource_is_answered_with_a_status(defined: Http) -> N
     assert schema == {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Status"}
 
 
+def test_finalizers_a_write_adds_are_warned_of_unless_qualified(defined: Http) -> None:
+    """registry/customresource/strategy.go ``generateWarningsFromObj``: each finalizer a
+    create or an update adds, in order, is warned of when it has no ``/`` and is not a
+    standard one; one that was there already is not."""
+    api = defined
+    prefer = (
+        "prefer a domain-qualified finalizer name to avoid accidental conflicts with other "
+        "finalizer writers"
+    )
+    body = widget()
+    body["metadata"]["finalizers"] = ["x", "example.com/y", "orphan"]
+    status, created, response = api.request("POST", WIDGETS, body)
+    assert status == 201
+    assert response.msg.get_all("Warning") == [f'299 - "metadata.finalizers: \\"x\\": {prefer}"']
+    created["metadata"]["finalizers"] += ["z", "w"]
+    status, _, response = api.request("PUT", f"{WIDGETS}/w", created)
+    assert status == 200
+    assert response.msg.get_all("Warning") == [
+        f'299 - "metadata.finalizers: \\"{name}\\": {prefer}"' for name in ("w", "z")
+    ]
+    status, _, response = api.request(
+        "PATCH", f"{WIDGETS}/w", {"spec": {"size": 4}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )  # fmt: skip
+    assert status == 200 and response.msg.get_all("Warning") is None
+
+
 def test_status_subresource_splits_spec_and_status(defined: Http) -> None:
     """With a status subresource the main endpoint ignores status and ``/status`` ignores
     everything else (registry/customresource/strategy.go ``PrepareForUpdate``,

@@ -835,7 +835,7 @@ class ApiApp:
             stored = await _off_loop(
                 len(await _read_body(request)), self.store.create,
                 route.served, obj, route.namespace, via_http=True,
-                field_manager=options.field_manager, dry_run=options.dry_run,
+                field_manager=options.field_manager, dry_run=options.dry_run, warnings=warnings,
             )  # fmt: skip
             return _warned(_json_response(stored.encoded(meta, version), 201), warnings)
         if verb == "update":
@@ -849,6 +849,7 @@ class ApiApp:
                     route.served, route.namespace, route.name, obj,
                     subresource=route.subresource, via_http=True,
                     field_manager=options.field_manager, dry_run=options.dry_run,
+                    warnings=warnings,
                 )  # fmt: skip
             except StatusError as exc:
                 if exc.code != 404 or route.subresource or not route.served.create_on_update:
@@ -857,6 +858,7 @@ class ApiApp:
                     size, self.store.create,
                     route.served, obj, route.namespace, via_http=True,
                     field_manager=options.field_manager, dry_run=options.dry_run,
+                    warnings=warnings,
                 )  # fmt: skip
                 return _warned(_json_response(stored.encoded(meta, version), 201), warnings)
             return _warned(_json_response(stored.encoded(meta, version)), warnings)
@@ -1358,6 +1360,7 @@ class ApiApp:
                 field_manager=options.field_manager,
                 force=bool(_bool_param(request.query, "force")),
                 subresource=route.subresource, via_http=True, dry_run=options.dry_run,
+                warnings=warnings,
             )  # fmt: skip
             raw = stored.encoded(metadata_only, route.served.resource.api_version)
             return _json_response(raw, 201 if created else 200)
@@ -1380,7 +1383,7 @@ class ApiApp:
             len(data), self.store.patch,
             route.served, route.namespace, route.name, change,
             subresource=route.subresource, via_http=True,
-            field_manager=options.field_manager, dry_run=options.dry_run,
+            field_manager=options.field_manager, dry_run=options.dry_run, warnings=warnings,
         )  # fmt: skip
         return _json_response(stored.encoded(metadata_only, route.served.resource.api_version))
 

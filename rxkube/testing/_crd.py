@@ -29,6 +29,7 @@ from ._served import PrinterColumn, ScalePaths, ServedResource
 from ._status import StatusError, invalid
 from ._store import Store, now_timestamp
 from ._stored import Object, WatchFilter, deep_copy
+from ._validation import finalizer_warnings
 
 log = logging.getLogger("rxkube.testing")
 
@@ -758,6 +759,7 @@ class Definitions:
             definition=name,
             admit=_CustomAdmission(resource, schema, scale, lambda: name in self._terminating),
             decode=decode,
+            warn=finalizer_warnings,
             committed=lambda _object: self._on_custom_write(name),
         )
 

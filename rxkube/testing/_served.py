@@ -92,6 +92,8 @@ class ServedResource:
             returned as read (itself when that changes nothing): a custom resource's
             schema defaults what was stored before its defaults. None: read as stored.
             The store uses the storage version's.
+        warn: the warnings a write of an object sends, from (new, old or None), after
+            its validation (the strategy's ``WarningsOnCreate`` and ``WarningsOnUpdate``).
         committed: called with an object's name after each write, once the store's lock
             is released (a CustomResourceDefinition is then served).
         deleting: what a delete request changes in an object before its finalizers are
@@ -125,6 +127,9 @@ class ServedResource:
     definition: str = ""
     admit: Admit | None = field(default=None, compare=False)
     decode: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
+    warn: Callable[[dict[str, Any], dict[str, Any] | None], list[str]] | None = field(
+        default=None, compare=False
+    )
     committed: Callable[[str], None] | None = field(default=None, compare=False)
     deleting: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
     verbs: tuple[str, ...] = STORED_VERBS

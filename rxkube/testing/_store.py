@@ -437,6 +437,7 @@ class Store:
         via_http: bool,
         field_manager: str | None = None,
         dry_run: bool = False,
+        warnings: list[str] | None = None,
     ) -> Stored:
         """Create an object; ``obj`` is owned by the store from now on.
 
@@ -445,14 +446,16 @@ class Store:
         test-side API writes the object as given (status included), like a direct etcd write.
         With a ``field_manager``, ``managedFields`` record that it created every field.
         A ``dry_run`` checks everything and returns what would be stored, storing nothing.
+        The strategy's warnings about the write (``ServedResource.warn``) go to ``warnings``.
 
         Raises:
             StatusError: 400 for a namespace mismatch, 404 for a missing namespace,
                 409 AlreadyExists, 422 for an invalid name.
         """
         obj, namespace, name = self._prepared(
-            served, obj, namespace, via_http=via_http, dry_run=dry_run, field_manager=field_manager
-        )
+            served, obj, namespace, via_http=via_http, dry_run=dry_run,
+            field_manager=field_manager, warnings=warnings,
+        )  # fmt: skip
         with self.lock:
             return self._insert_locked(
                 served, obj, namespace, name, via_http=via_http, dry_run=dry_run
@@ -467,6 +470,7 @@ class Store:
         via_http: bool,
         dry_run: bool = False,
         field_manager: str | None = None,
+        warnings: list[str] | None = None,
     ) -> tuple[Object, str | None, str]:
         """An object to create with its system fields set; with its namespace and name.
 
@@ -538,6 +542,8 @@ class Store:
                 obj["status"] = {**obj.get("status", {}), **completed}
         if built_in:
             obj = as_encoded(self._state(served).served, obj, stored=True)
+        if warnings is not None and served.warn is not None:
+            warnings.extend(served.warn(obj, None))
         return obj, namespace, name
 
     def _insert_locked(
@@ -616,6 +622,7 @@ class Store:
         via_http: bool,
         field_manager: str | None = None,
         dry_run: bool = False,
+        warnings: list[str] | None = None,
     ) -> Stored:
         """Replace an object (PUT), or only its status with ``subresource="status"``.
 
@@ -623,15 +630,17 @@ class Store:
         Through HTTP the main endpoint keeps the stored status of a resource that has a
         status subresource. An update that changes nothing writes nothing. Removing the
         last finalizer of an object being deleted deletes it. With a ``field_manager``,
-        ``managedFields`` record what it changed.
+        ``managedFields`` record what it changed. Warnings go to ``warnings``, as for
+        :meth:`create`.
         """
         self._check_kind(served, obj)
         obj = to_storage(served, obj)
         fields = self._tracker(served, subresource, field_manager)
         with self.lock:
             return self._update_locked(
-                served, namespace, name, obj, subresource, via_http, fields, dry_run=dry_run
-            )
+                served, namespace, name, obj, subresource, via_http, fields,
+                dry_run=dry_run, warnings=warnings,
+            )  # fmt: skip
 
     def patch(
         self,
@@ -644,10 +653,12 @@ class Store:
         via_http: bool,
         field_manager: str | None = None,
         dry_run: bool = False,
+        warnings: list[str] | None = None,
     ) -> Stored:
         """Patch an object: ``apply`` gets a copy of the current object and returns the new one.
 
-        With a ``field_manager``, ``managedFields`` record what it changed.
+        With a ``field_manager``, ``managedFields`` record what it changed. Warnings go to
+        ``warnings``, as for :meth:`create`.
         """
         fields = self._tracker(served, subresource, field_manager)
         with self.lock:
@@ -676,7 +687,7 @@ class Store:
             self._check_kind(served, patched)
             return self._update_locked(
                 served, namespace, name, to_storage(served, patched), subresource, via_http,
-                fields, dry_run=dry_run,
+                fields, dry_run=dry_run, warnings=warnings,
             )  # fmt: skip
 
     def apply(
@@ -691,10 +702,12 @@ class Store:
         subresource: str | None = None,
         via_http: bool,
         dry_run: bool = False,
+        warnings: list[str] | None = None,
     ) -> tuple[Stored, bool]:
         """Server-side apply ``config`` as ``field_manager``; creates a missing object.
 
-        Returns the object as stored and whether it was created.
+        Returns the object as stored and whether it was created. Warnings go to
+        ``warnings``, as for :meth:`create`.
 
         Raises:
             StatusError: 400 for a configuration of another kind, version, name or
@@ -740,7 +753,7 @@ class Store:
                 obj = go_encoded(served, obj)
                 _set_managed_fields(obj, fields)
                 obj, namespace, name = self._prepared(
-                    served, obj, namespace, via_http=via_http, dry_run=dry_run
+                    served, obj, namespace, via_http=via_http, dry_run=dry_run, warnings=warnings
                 )
                 stored = self._insert_locked(
                     served, obj, namespace, name, via_http=via_http, dry_run=dry_run
@@ -755,7 +768,7 @@ class Store:
                 served, namespace, name, to_storage(served, go_encoded(served, obj)),
                 subresource, via_http,
                 lambda _old, _new: fields,
-                dry_run=dry_run,
+                dry_run=dry_run, warnings=warnings,
             )  # fmt: skip
             return stored, False
 
@@ -784,6 +797,7 @@ class Store:
         managed_fields: ManagedFieldsOf | None = None,
         *,
         dry_run: bool = False,
+        warnings: list[str] | None = None,
     ) -> Stored:
         res = served.resource
         state = self._state(served)
@@ -894,6 +908,8 @@ class Store:
                     f"deleted, found new finalizers {go_strings(sorted(added))}",
                 )
                 raise invalid(res, name, [cause, cause])
+        if warnings is not None and served.warn is not None:
+            warnings.extend(served.warn(new, old))
         # rest.BeforeUpdate keeps the stored generation; tracking strategies bump it.
         generation = old_meta.get("generation", 0)
         if served.tracks_generation and not _same_json(

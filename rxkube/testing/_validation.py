@@ -255,6 +255,28 @@ def _kube_finalizer_causes(resource: Resource, finalizers: list[str]) -> list[Ca
     ]
 
 
+def finalizer_warnings(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[str]:
+    """The warnings a custom resource's write sends about each finalizer it adds, in
+    order (apiextensions-apiserver registry/customresource/strategy.go
+    ``generateWarningsFromObj``): one that is no qualified name, one without a ``/`` that
+    is not standard."""
+
+    def finalizers(obj: Mapping[str, Any] | None) -> set[str]:
+        meta = (obj or {}).get("metadata")
+        return {str(f) for f in (meta.get("finalizers") or ()) if f} if meta else set()
+
+    warnings: list[str] = []
+    for finalizer in sorted(finalizers(new) - finalizers(old)):
+        shown = f"metadata.finalizers: {quote(finalizer)}"
+        warnings.extend(f"{shown}: {message}" for message in qualified_name(finalizer))
+        if "/" not in finalizer and finalizer not in _STANDARD_FINALIZERS:
+            warnings.append(
+                f"{shown}: prefer a domain-qualified finalizer name to avoid accidental "
+                "conflicts with other finalizer writers"
+            )
+    return warnings
+
+
 def validate_metadata(
     resource: Resource, meta: Mapping[str, Any], old: Mapping[str, Any] | None = None
 ) -> list[Cause]:
