@@ -58,6 +58,7 @@ import orjson
 
 from . import _display
 from ._callables import check_callable
+from ._equality import JSON_ONLY
 from ._futures import resolve_soon
 from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
@@ -164,13 +165,6 @@ def _copy_list(value: list[Any]) -> list[Any]:
 _is_tracked = gc.is_tracked
 
 _decode = orjson.loads
-# Values that are not JSON go to _not_json (and fail) instead of being silently encoded
-# as something else (a datetime as a string, a dataclass as a dict).
-_ENCODE_OPTIONS = (
-    orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
 
 
 def _not_json(value: Any) -> Any:
@@ -188,7 +182,9 @@ def _encode(obj: Object) -> bytes:
         TypeError: ``obj`` holds a value that is not JSON; the message names the object.
     """
     try:
-        encoded = orjson.dumps(obj, default=_not_json, option=_ENCODE_OPTIONS)
+        # What is not JSON fails in _not_json, not encoded as something else (a datetime
+        # as a string, a dataclass as a dict).
+        encoded = orjson.dumps(obj, default=_not_json, option=JSON_ONLY)
     except orjson.JSONEncodeError as exc:
         raise TypeError(
             f"cannot keep object {ObjectRef.from_obj(obj)} in a compact store, which keeps "

@@ -17,12 +17,14 @@ __all__ = ["same"]
 
 _JSON = (dict, list, str, int, float, bool, type(None))
 _SCALARS = (str, int, float, bool, type(None))
-_EXACT = (
+JSON_ONLY = (
     orjson.OPT_PASSTHROUGH_SUBCLASS
     | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
-"""Encode JSON's own types only: anything else is left to the walk."""
+"""``orjson.dumps`` options to encode JSON's own types only: a subclass (of dict, str...), a
+datetime or a dataclass is refused (or handed to ``default=``), never encoded as the JSON
+it resembles. Here what is refused is left to the walk."""
 _dumps = orjson.dumps
 
 
@@ -52,7 +54,7 @@ def same(a: object, b: object) -> bool:
     # Equal encodings of equal values are the same JSON; different ones may still be
     # the same values, with keys in another order or a zero's sign, which the walk sees.
     try:
-        if _dumps(a, option=_EXACT) == _dumps(b, option=_EXACT):
+        if _dumps(a, option=JSON_ONLY) == _dumps(b, option=JSON_ONLY):
             return True
     except TypeError:  # a value JSON has no type for
         pass

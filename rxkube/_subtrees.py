@@ -62,7 +62,7 @@ from typing import Any
 
 import orjson
 
-from ._equality import same
+from ._equality import JSON_ONLY, same
 
 __all__ = ["SharedSubtrees"]
 
@@ -70,14 +70,6 @@ _DEEPEST = 4
 """How deep parts are tried: ``obj[a][b][c][d]`` (a part of ``spec.containers[0]``)."""
 
 _MIN_GENERATION = 1024
-
-_EXACT = (
-    orjson.OPT_PASSTHROUGH_SUBCLASS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-)
-"""Encode JSON's own types only: a subclass (of dict, str...), a datetime or a dataclass is
-refused, so a part holding one, which could equal a plain twin, is left as it is."""
 
 _dumps = orjson.dumps
 
@@ -186,7 +178,7 @@ class SharedSubtrees:
                         continue
             kept = False
             try:
-                digest = hash(_dumps(part, option=_EXACT))
+                digest = hash(_dumps(part, option=JSON_ONLY))
             except TypeError:  # not JSON (a set, a subclass, a datetime): left as it is
                 continue
             twin = young.get(digest)
