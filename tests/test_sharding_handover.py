@@ -248,8 +248,16 @@ def test_a_member_that_cannot_renew_keeps_claiming_a_range_until_its_reconcile_t
                 ranges.wait(lambda s: s.items[-1] == (), "the member to stop reconciling")
                 with member.reconciling(obj) as again:
                     assert not again  # no reconcile starts while it is not valid
+                before = version(srv, "group-a")  # what it wrote last: updates fail now
                 srv.faults.clear()
-                advance_until(now, 1.0, lambda: claims(written), "a renewal after the outage")
+                advance_until(
+                    now,
+                    1.0,
+                    lambda: version(srv, "group-a") != before,
+                    "a renewal after the outage",
+                )
+                after = version(srv, "group-a")
+                written.wait(lambda s: after in versions(s), "the history to show it")
                 assert member.held == ()  # valid again, but it re-acquires like a newcomer
                 assert all(covering(c, hashed) for c in claims(written)), claims(written)
             # The reconcile ended: the range is acknowledged and acquired again.
