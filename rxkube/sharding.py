@@ -338,17 +338,24 @@ class ShardMember:
     # -- the Lease watch (its thread) -------------------------------------------------------
 
     def _on_lease_event(self, event: Event) -> None:
-        if isinstance(event, Init):
+        # A list is taken in whole, at its end, from the store it has just filled: between
+        # two of its items, our own Lease could be listed (confirming a pending claim) while
+        # a peer listed later still showed what it was before the watch broke, and so
+        # looked expired although it kept renewing.
+        if isinstance(event, Init | InitApply):
             return
         now = self._clock()
         with self._lock:
             if isinstance(event, InitDone):
-                listed = {str(o["metadata"]["name"]) for o in self._store.state()}
+                listed = self._store.state(copy=False)
+                for lease in listed:
+                    self._observe_locked(lease, now)
+                names = {str(lease["metadata"]["name"]) for lease in listed}
                 for name, peer in self._peers.items():
-                    if name not in listed:
+                    if name not in names:
                         peer.deleted = True
                 self._view_ready = True
-            elif isinstance(event, Apply | InitApply):
+            elif isinstance(event, Apply):
                 self._observe_locked(event.obj, now)
             elif isinstance(event, Delete):
                 name = str(event.obj["metadata"]["name"])

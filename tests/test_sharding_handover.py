@@ -2,8 +2,9 @@
 
 Each test drives one member's clock by hand (it stands still unless the test moves it)
 and reaches the API server either directly, with ``srv.faults``, or through
-:class:`LeaseProxy`, a small HTTP proxy that can hold a Lease write on its way: a moment
-a thread race would otherwise have to hit by chance.
+:class:`LeaseProxy`, a small HTTP proxy that can hold a Lease write on its way, refuse
+Lease reads, and serve a Lease list as two pages: the moments a thread race would
+otherwise have to hit by chance.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import http.client
 import http.server
 import itertools
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -21,10 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 from rxkube import Config, Shard, watcher
 from rxkube._shards import (
     HASH_SPACE,
+    Ranges,
     contains,
     hash_key,
+    intersect,
     ring_assignment,
     size,
+    union,
 )
 from rxkube.client import Api, Client
 from rxkube.events import Apply, InitDone
@@ -33,23 +38,32 @@ from rxkube.testing import ApiServer
 from tests.waiting import TIMEOUT, Sink, eventually
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+EVERYTHING = "shardRange(object.metadata.uid, '0x0000000000000000', '0x10000000000000000')"
+_SECOND_PAGE = "second-page"
 
 
 class LeaseProxy:
     """An HTTP proxy to an API server, for one member's client.
 
     ``hold_next_update()`` holds the next Lease write before it is forwarded, until
-    ``release()``; ``held`` is set when the held request has arrived.
+    ``release()``; ``refuse_reads`` answers Lease lists and watches with 503 (and
+    ``refuse_reads_now()`` also ends the watches open); ``split_next_list()`` serves the
+    next Lease list of two or more Leases as two pages (sorted by name, one Lease on the
+    first), holding the second until ``release()``. ``held`` is set when a held request
+    has arrived.
     """
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.refuse_reads = False
         self.held = threading.Event()
         self._go = threading.Event()
         self._hold_update = False
-        self._lock = threading.Lock()  # guards _open and the hold flags
-        self._open: set[http.client.HTTPConnection] = set()
+        self._split = False
+        self._second_page: bytes | None = None
+        self._lock = threading.Lock()  # guards _watches and the hold flags
+        self._watches: set[http.client.HTTPConnection] = set()  # upstream, being relayed
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -76,18 +90,30 @@ class LeaseProxy:
             self._go.clear()
             self._hold_update = True
 
+    def split_next_list(self) -> None:
+        """Serve the next Lease list as two pages, holding the second until ``release()``."""
+        with self._lock:
+            self.held.clear()
+            self._go.clear()
+            self._split = True
+
     def release(self) -> None:
         """Let the held request go on."""
         self._go.set()
 
+    def refuse_reads_now(self) -> None:
+        """Refuse Lease lists and watches from now on, and end the open watches."""
+        self.refuse_reads = True
+        with self._lock:
+            watches = list(self._watches)
+        for connection in watches:  # a shutdown wakes the relay blocked reading it
+            with contextlib.suppress(OSError, AttributeError):  # closed meanwhile
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """End every relayed request and stop serving."""
         self._go.set()
-        with self._lock:
-            opened = list(self._open)
-        for connection in opened:  # a shutdown wakes the relay blocked reading it
-            with contextlib.suppress(OSError, AttributeError):  # closed meanwhile
-                connection.sock.shutdown(socket.SHUT_RDWR)
+        self.refuse_reads_now()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(TIMEOUT)
@@ -95,6 +121,17 @@ class LeaseProxy:
     def _handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         query = parse_qs(parts.query)
+        lease_read = req.command == "GET" and parts.path == LEASES
+        if lease_read and self.refuse_reads:
+            self._send(req, 503, b'{"kind":"Status","apiVersion":"v1","status":"Failure",'
+                       b'"reason":"ServiceUnavailable","code":503}')  # fmt: skip
+            return
+        if lease_read and query.get("continue") == [_SECOND_PAGE]:
+            self.held.set()
+            self._go.wait(TIMEOUT)
+            assert self._second_page is not None
+            self._send(req, 200, self._second_page)
+            return
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else None
         if req.command == "PUT" and parts.path.startswith(LEASES + "/"):
@@ -107,21 +144,35 @@ class LeaseProxy:
         skipped = ("host", "connection", "accept-encoding")
         headers = {k: v for k, v in req.headers.items() if k.lower() not in skipped}
         upstream = http.client.HTTPConnection(*self._upstream, timeout=TIMEOUT)
-        with self._lock:
-            self._open.add(upstream)
         try:
             upstream.request(req.command, req.path, body=body, headers=headers)
             resp = upstream.getresponse()
             if "watch" in query:
+                with self._lock:
+                    self._watches.add(upstream)
                 self._relay(req, resp)
                 return
-            self._send(req, resp.status, resp.read(), resp.getheader("Content-Type"))
+            data = resp.read()
+            if lease_read and resp.status == 200:
+                data = self._maybe_split(data)
+            self._send(req, resp.status, data, resp.getheader("Content-Type"))
         except OSError:
-            req.close_connection = True  # cut by close()
+            req.close_connection = True  # the server went away: the test is ending
         finally:
             with self._lock:
-                self._open.discard(upstream)
+                self._watches.discard(upstream)
             upstream.close()
+
+    def _maybe_split(self, data: bytes) -> bytes:
+        page = json.loads(data)
+        items = sorted(page["items"], key=lambda o: o["metadata"]["name"])
+        with self._lock:
+            if not self._split or len(items) < 2:
+                return data
+            self._split = False
+        self._second_page = json.dumps({**page, "items": items[1:]}).encode()
+        first = {**page, "metadata": {"continue": _SECOND_PAGE}, "items": items[:1]}
+        return json.dumps(first).encode()
 
     def _relay(
         self, req: http.server.BaseHTTPRequestHandler, resp: http.client.HTTPResponse
@@ -131,7 +182,7 @@ class LeaseProxy:
         req.send_header("Transfer-Encoding", "chunked")
         req.end_headers()
         req.close_connection = True
-        with contextlib.suppress(OSError, ValueError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
             while chunk := resp.read1(65536):
                 req.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 req.wfile.flush()
@@ -316,4 +367,72 @@ def test_a_renewal_that_lands_late_keeps_claiming_a_released_range_until_its_rec
             subscription.dispose()
             member.stop()
             client.close()
+            proxy.close()
+
+
+def test_no_range_is_held_by_two_members_when_a_lease_watch_relists_in_pages() -> None:
+    # A member used to take in a relist item by item: with its own Lease listed, its
+    # pending claim counted as seen, while the peers listed after it still looked as they
+    # did before the watch broke; a peer that had kept renewing looked expired.
+    with ApiServer() as srv:
+        proxy = LeaseProxy(srv.url)
+        a_client = Client(proxy.url, token=srv.token)
+        now = [1000.0]
+        b = ShardMember(
+            Api(srv.client(), "leases", namespace="default"), "g", "b",
+            lease_duration=60.0, renew_deadline=40.0, retry_period=1.0,
+        )  # fmt: skip
+        a = ShardMember(
+            Api(a_client, "leases", namespace="default"), "g", "a",
+            lease_duration=60.0, renew_deadline=40.0, retry_period=1.0, clock=lambda: now[0],
+        )  # fmt: skip
+        overlaps: list[str] = []
+
+        def check(held: Ranges) -> None:
+            both = intersect(held, b.held)
+            if both:
+                overlaps.append(f"a took {size(both) / HASH_SPACE:.0%} of the space b holds")
+
+        def split() -> bool:
+            return bool(
+                a.held and b.held
+                and size(union(a.held, b.held)) == HASH_SPACE
+                and not intersect(a.held, b.held)
+            )  # fmt: skip
+
+        watching = a.ranges().subscribe(check)
+        try:
+            b.start()
+            eventually(lambda: size(b.held) == HASH_SPACE, "b to hold everything")
+            a.start()
+            eventually(split, "a and b to split the space")
+            # a's Lease watch breaks; on a's clock more than b's lease duration passes.
+            proxy.refuse_reads_now()
+            renewed = version(srv, "g-b")
+            now[0] += 61.0
+            eventually(
+                lambda: srv.get("leases", "g-a", namespace="default")["metadata"][
+                    "annotations"
+                ][CLAIM_ANNOTATION] == EVERYTHING,
+                "a to claim everything as pending (b looks expired to it)",
+            )  # fmt: skip
+            # b renews meanwhile (a sees that only through the relist): a clock 60 times as
+            # fast as b's is no lag that a Lease's margin can cover.
+            eventually(lambda: version(srv, "g-b") != renewed, "b to renew meanwhile")
+            # The watch comes back: its relist lists a's own Lease first, then b's, held.
+            proxy.split_next_list()
+            proxy.refuse_reads = False
+            eventually(proxy.held.is_set, "a's relist to ask for its second page")
+            # a's view now has its own write and b as it was: a decision on it would come
+            # at once. Nothing signals its absence, so this waits a bounded time for it.
+            with contextlib.suppress(AssertionError):
+                eventually(lambda: overlaps, "a decision on half a relist", timeout=2.0)
+            proxy.release()
+            eventually(split, "a and b to split the space again")
+            assert overlaps == [], overlaps
+        finally:
+            watching.dispose()
+            a.stop()
+            b.stop()
+            a_client.close()
             proxy.close()
