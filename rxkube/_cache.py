@@ -1072,15 +1072,20 @@ class Run:
         self._stop()
 
     def retrying(self, at: float) -> None:
-        """A retrying operator will resubscribe the pipeline at ``at`` (``time.time()``)."""
-        self._retry_at = at
-        if self._settled:
-            self._writer._settle(self._number, "retrying", self._error, at)
+        """A retrying operator will resubscribe the pipeline at ``at`` (``time.time()``),
+        and so every run its error failed on the way (several ``reflect`` in one pipeline).
+        """
+        for run in _failing.find(self._error) or (self,):
+            run._retry_at = at
+            if run._settled:
+                run._writer._settle(run._number, "retrying", run._error, at)
 
     def retry_cancelled(self) -> None:
         """The promised retry will not happen (disposed while waiting): ``"stopped"``."""
+        runs = _failing.find(self._error) or (self,)
         _failing.forget(self._error)
-        self._writer._settle(self._number, "stopped", self._error)
+        for run in runs:
+            run._writer._settle(run._number, "stopped", run._error)
 
     def upstream(self) -> contextlib.AbstractContextManager[None]:
         """Where the pipeline subscribes its source: a retrying operator subscribed inside
@@ -1209,32 +1214,47 @@ def downstream_runs() -> tuple[Run, ...]:
 
 class _Failing:
     """Runs whose error is on its way downstream, by that error (exceptions take no weak
-    references): one entry per failed run, dropped when the retry is called off or a
-    newer error replaces it."""
+    references): every run one error failed (several ``reflect`` in one pipeline), in the
+    order it reached them; a writer's run is dropped when the retry is called off or a
+    newer error of that writer replaces it."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards _runs alone; nothing is called under it
-        self._runs: dict[int, tuple[BaseException, Run]] = {}
-        self._by_writer: dict[int, int] = {}
+        self._lock = threading.Lock()  # guards both dicts; nothing is called under it
+        self._runs: dict[int, tuple[BaseException, tuple[Run, ...]]] = {}
+        # Each writer's last error, held: while it is, its id names that error alone.
+        self._by_writer: dict[int, BaseException] = {}
 
     def add(self, error: BaseException, run: Run) -> None:
         with self._lock:
             previous = self._by_writer.get(id(run._writer))
-            if previous is not None:
-                self._runs.pop(previous, None)
-            self._runs[id(error)] = (error, run)
-            self._by_writer[id(run._writer)] = id(error)
+            if previous is not None and previous is not error:
+                self._drop_locked(previous, run._writer)
+            self._runs[id(error)] = (error, (*self._find_locked(error), run))
+            self._by_writer[id(run._writer)] = error
 
-    def find(self, error: BaseException) -> Run | None:
+    def find(self, error: BaseException | None) -> tuple[Run, ...]:
         with self._lock:
-            entry = self._runs.get(id(error))
-        return entry[1] if entry is not None and entry[0] is error else None
+            return self._find_locked(error)
 
     def forget(self, error: BaseException | None) -> None:
         with self._lock:
-            entry = self._runs.pop(id(error), None)
-            if entry is not None:
-                self._by_writer.pop(id(entry[1]._writer), None)
+            runs = self._find_locked(error)
+            if runs:
+                del self._runs[id(error)]
+            for run in runs:
+                if self._by_writer.get(id(run._writer)) is error:
+                    del self._by_writer[id(run._writer)]
+
+    def _find_locked(self, error: BaseException | None) -> tuple[Run, ...]:
+        entry = self._runs.get(id(error))
+        return entry[1] if entry is not None and entry[0] is error else ()
+
+    def _drop_locked(self, error: BaseException, writer: Writer) -> None:
+        runs = tuple(run for run in self._find_locked(error) if run._writer is not writer)
+        if runs:
+            self._runs[id(error)] = (error, runs)
+        else:
+            self._runs.pop(id(error), None)
 
 
 _failing = _Failing()
@@ -1244,9 +1264,11 @@ def failed_run(error: BaseException) -> Run | None:
     """The run that failed with ``error``, if a store's pipeline did.
 
     A retrying operator calls it when it decides to resubscribe after ``error``, to tell
-    the store (:meth:`Run.retrying`) and, if that is called off, :meth:`Run.retry_cancelled`.
+    the store (:meth:`Run.retrying`) and, if that is called off, :meth:`Run.retry_cancelled`;
+    both reach every run ``error`` failed.
     """
-    return _failing.find(error)
+    runs = _failing.find(error)
+    return runs[-1] if runs else None
 
 
 def _unchanged(cached: Object | None, listed: Object) -> Object:

@@ -174,6 +174,38 @@ def test_backoff_before_reflect_shows_the_store_retrying_while_its_watch_is_down
     assert reader.writer_status().state == "stopped"
 
 
+def test_every_store_of_one_retried_pipeline_shows_it_retrying(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    srv.create("configmaps", configmap("a"), namespace="default")
+    (first, first_writer), (second, second_writer) = store("first"), store("second")
+    # One error fails both runs on its way to the one retrier downstream.
+    pipeline = watcher(configmaps).pipe(
+        reflect(first_writer), reflect(second_writer), default_backoff()
+    )
+    subscription = pipeline.subscribe()
+    try:
+        second.wait_until_ready(TIMEOUT)
+        srv.faults.fail_requests(503, count=10**6, verb="watch")
+        srv.faults.fail_requests(503, count=10**6, verb="list")
+        srv.faults.close_watches(abrupt=True)
+        eventually(
+            lambda: {s.writer_status().state for s in (first, second)} == {"retrying"},
+            lambda: f"both retrying: {first.writer_status()}, {second.writer_status()}",
+        )
+        assert first.writer_status().error is second.writer_status().error
+        srv.faults.clear()
+        eventually(
+            lambda: all(
+                s.writer_status() == WriterStatus("running", s.writer_status().since)
+                for s in (first, second)
+            ),
+            lambda: f"both running again: {first.writer_status()}, {second.writer_status()}",
+        )
+    finally:
+        subscription.dispose()
+
+
 # -- a pipeline that died --------------------------------------------------------------
 
 
