@@ -68,7 +68,7 @@ from reactivex.disposable import Disposable
 from . import _closing, _steps
 from ._async_api import AsyncApi, AsyncClient
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import RetryScope, failed_run
+from ._cache import RetryScope, downstream_runs, failed_run
 from ._delivery import End, LoopDrain, fail_consumer
 from ._watching import metadata_watcher as _rx_metadata_watcher
 from ._watching import watcher as _rx_watcher
@@ -538,9 +538,11 @@ class _Stepping(_Iteration[_B], Generic[_A, _B]):
             if not self._started:
                 self._start()
             try:
-                if self._iterator is None:
-                    self._iterator = await _open(self._source)
-                item = await anext(self._iterator)
+                # A retrying operator upstream reads there the store it feeds (see _Retrying).
+                with contextlib.nullcontext() if bound.feeds is None else bound.feeds.upstream():
+                    if self._iterator is None:
+                        self._iterator = await _open(self._source)
+                    item = await anext(self._iterator)
                 if bound.offload is not None and bound.offload(item):
                     outputs.extend(await _on_thread(bound.step, item, self._dispose))
                 else:
@@ -773,9 +775,15 @@ class _Retrying(_Iteration[_T]):
                         delay = retrier.delay(error, loop.time())
                         if delay is None:
                             raise
+                        at = time.time() + delay
                         run = failed_run(error)  # a store's pipeline failed: "retrying"
                         if run is not None:
-                            run.retrying(time.time() + delay)
+                            run.retrying(at)
+                        # The stores fed downstream (backoff() before reflect()): their
+                        # runs go on while the source is lost, and are told so.
+                        lost = downstream_runs()
+                        for downstream in lost:
+                            downstream.source_retrying(self, error, at)
                 iterator, self._iterator = self._iterator, None
                 await _aclose(iterator)
                 try:
@@ -784,6 +792,8 @@ class _Retrying(_Iteration[_T]):
                     if run is not None:
                         run.retry_cancelled()
                     raise
+                for downstream in lost:
+                    downstream.source_resumed(self)
             except (Exception, asyncio.CancelledError):  # the end, or no retry: close
                 await self.aclose()
                 raise

@@ -174,6 +174,49 @@ def test_backoff_before_reflect_shows_the_store_retrying_while_its_watch_is_down
     assert reader.writer_status().state == "stopped"
 
 
+def test_the_async_face_with_backoff_before_reflect_shows_the_store_retrying(
+    srv: ApiServer, configmaps: Api
+) -> None:
+    from rxkube import aio
+
+    srv.create("configmaps", configmap("a"), namespace="default")
+    reader, writer = store("configmaps")
+
+    def refused() -> bool:
+        status = reader.writer_status()
+        return status.state == "retrying" and isinstance(status.error, ServerError)
+
+    async def main() -> None:
+        pipeline = aio.watcher(configmaps).pipe(aio.default_backoff(), aio.reflect(writer))
+
+        async def follow() -> None:
+            async for _event in pipeline:
+                pass
+
+        task = asyncio.ensure_future(follow())
+        try:
+            await reader.wait_ready(TIMEOUT)
+            srv.faults.fail_requests(503, count=10**6, verb="watch")
+            srv.faults.fail_requests(503, count=10**6, verb="list")
+            srv.faults.close_watches(abrupt=True)
+            await asyncio.to_thread(
+                eventually, refused, lambda: f"retrying: {reader.writer_status()}"
+            )
+            srv.faults.clear()
+            srv.create("configmaps", configmap("b"), namespace="default")
+            await asyncio.to_thread(
+                eventually, lambda: reader.get("b", "default") is not None, "the watch back"
+            )
+            assert reader.writer_status().state == "running"
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    assert reader.writer_status().state == "stopped"
+
+
 def test_every_store_of_one_retried_pipeline_shows_it_retrying(
     srv: ApiServer, configmaps: Api
 ) -> None:
