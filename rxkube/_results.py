@@ -145,8 +145,13 @@ class ReconcileInterrupted(RuntimeError):
     async code) they then go on up, out of its ``asyncio.run``. On a worker thread, or
     on the loop a controller makes for coroutines, nothing above would take them.
 
+    A coroutine reconcile the controller cancels because its replica stopped leading ends
+    as one too: its ``__cause__`` is the ``CancelledError``, whose message (``args``) says
+    "this replica stopped leading on Lease <name>".
+
     It is reported as the error of a :class:`ReconcileFailed` and handed to the error
-    policy, as any failure is.
+    policy, as any failure is (so an attempt cut short by a step-down counts as failed,
+    and is retried as the policy says once the replica leads again).
     """
 
 
