@@ -288,6 +288,10 @@ class _Walk:
                 # A missing field is its zero value, which only a pointer leaves out.
                 if key not in kept and key in properties and code != "pointer":
                     kept[key] = self._field(None, code, properties[key])
+            if self.sort_keys and type(value) is dict:
+                # Walked in Go's sorted order for the findings, but a struct's fields keep
+                # their one order: that of the object as it was stored and listed.
+                kept = {**{key: kept[key] for key in value if key in kept}, **kept}
             return kept
         if kind == "array":
             if not isinstance(value, list):
