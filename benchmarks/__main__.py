@@ -129,6 +129,7 @@ def _measurements(
     runs = _cache_measurements(plan, counted)
     count = {"counted": True, "events": plan.counted_events}
     for lever in (
+        "whole_lines",
         "unshared",
         "shared_parts",
         "gc_freeze",

@@ -26,6 +26,7 @@ PEERS: dict[str, str] = {
 
 LEVERS: dict[str, str] = {
     "rxkube": "rxkube: full objects (default store)",
+    "rxkube:whole_lines": "rxkube: an operator before reflect() (no spec reuse)",
     "rxkube:unshared": "rxkube: store(share_subtrees=False)",
     "rxkube:shared_parts": "rxkube: store(share_subtrees=True)",
     "rxkube:gc_freeze": "rxkube: full, gc off in list, gc.freeze() at ready",

@@ -60,6 +60,10 @@ def _drop_managed_fields(obj: dict[str, Any]) -> None:
     obj["metadata"].pop("managedFields", None)
 
 
+def _unchanged(event: Any) -> Any:
+    return event
+
+
 def _gated_api(p: Params, gate: Gate) -> Any:
     """The pods ``Api`` of the benchmark server, from its kubeconfig, behind ``gate``."""
     from rxkube.client import Api, Client
@@ -69,6 +73,8 @@ def _gated_api(p: Params, gate: Gate) -> Any:
 
 def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
     """The source Observable for ``p.option`` and the store reader/writer pair."""
+    from reactivex.operators import map as rx_map
+
     from rxkube import metadata_watcher, store, watcher
     from rxkube.operators import metadata_only, modify
     from rxkube.protocol import Config
@@ -77,6 +83,9 @@ def _pipeline(p: Params, gate: Gate) -> tuple[Any, Any]:
     config = Config(page_size=p.page_size)
     levers: dict[str, Callable[[], list[Any]]] = {
         "full": list,
+        # Any operator between the watcher and reflect() (here one passing events on as they
+        # are) makes the watcher decode every line whole, spec and all.
+        "whole_lines": lambda: [rx_map(_unchanged)],
         "gc_freeze": list,
         "drop_managed_fields": lambda: [modify(_drop_managed_fields)],
         "metadata_only": lambda: [metadata_only()],

@@ -572,6 +572,11 @@ class Store:
         return self._name
 
     @property
+    def compact(self) -> bool:
+        """Whether the store keeps its objects encoded (``store(compact=True)``)."""
+        return self._compact
+
+    @property
     def kind(self) -> str:
         """The kind of the first object applied (``""`` until then, or when it has none)."""
         return self._kind

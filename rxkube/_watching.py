@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -32,6 +32,7 @@ from reactivex.disposable import Disposable
 
 from ._delivery import burst, fail_consumer, flush
 from ._http import Cancellation
+from ._spec_reuse import SpecReuse
 from ._telemetry import EventTally, WatchStats
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -42,7 +43,7 @@ from .selectors import FieldRequirement
 if TYPE_CHECKING:
     from .client import Api, WatchStream
 
-__all__ = ["metadata_watcher", "watch", "watch_object", "watcher"]
+__all__ = ["for_store", "metadata_watcher", "watch", "watch_object", "watcher"]
 
 log = logging.getLogger(__name__)
 
@@ -189,18 +190,50 @@ def _watch(
         _describe(api, config), api.resource.full_name, api.namespace, config.idle_timeout
     )
 
-    def subscribe(
-        observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
+    def subscribe(observer: abc.ObserverBase[Event], reuse: bool) -> abc.DisposableBase:
         start, first[0] = first[0], None
-        run = _WatchRun(api, config, metadata_only, observer, cell, stats, start)
+        # A metadata watch has no spec, and a client-side shard would remember the specs
+        # of the objects it drops.
+        specs = SpecReuse() if reuse and not metadata_only and config.shard is None else None
+        run = _WatchRun(api, config, metadata_only, observer, cell, stats, start, specs)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
         )
         thread.start()
         return Disposable(run.stop)
 
-    return reactivex.create(subscribe)
+    return _Watcher(subscribe)
+
+
+class _Watcher(Observable[Event]):
+    """A watcher's Observable, which a store's operator can subscribe to for itself."""
+
+    def __init__(
+        self, subscribe: Callable[[abc.ObserverBase[Event], bool], abc.DisposableBase]
+    ) -> None:
+        super().__init__(_subscriber(subscribe, False))
+        self._subscribe_reusing = subscribe
+
+    def _for_store(self) -> Observable[Event]:
+        return Observable(_subscriber(self._subscribe_reusing, True))
+
+
+def _subscriber(
+    subscribe: Callable[[abc.ObserverBase[Event], bool], abc.DisposableBase], reuse: bool
+) -> Callable[[abc.ObserverBase[Event], abc.SchedulerBase | None], abc.DisposableBase]:
+    def subscribed(
+        observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return subscribe(observer, reuse)
+
+    return subscribed
+
+
+def for_store(source: Observable[Event]) -> Observable[Event]:
+    """``source`` as an operator that caches its objects and passes them on unchanged
+    subscribes to it: a ``watcher()`` then decodes each line reusing the spec its object
+    had (see ``rxkube._spec_reuse``), anything else is ``source`` itself."""
+    return source._for_store() if isinstance(source, _Watcher) else source
 
 
 def _describe(api: Api, config: Config) -> str:
@@ -246,8 +279,10 @@ class _WatchRun:
         resume: list[str | None],
         stats: WatchStats,
         watch_from: str | None = None,
+        specs: SpecReuse | None = None,
     ) -> None:
         self._api = api
+        self._specs = specs
         self._watch_from = watch_from
         self._config = config
         self._metadata_only = metadata_only
@@ -306,9 +341,12 @@ class _WatchRun:
         stats = self._stats
         while not self._stopped.is_set():
             request = machine.next_request()
-            if self._list_started is None and _starts_list(request):
-                stats.relist(self._relist_cause)
-                self._list_started = time.monotonic()
+            if _starts_list(request):
+                if self._specs is not None:
+                    self._specs.relisting()
+                if self._list_started is None:
+                    stats.relist(self._relist_cause)
+                    self._list_started = time.monotonic()
             stats.progressed()
             if isinstance(request, ListRequest):
                 self._list_page(machine, request, resume)
@@ -347,7 +385,7 @@ class _WatchRun:
         # then freed at once, and a relist never holds a page of decoded objects.
         on_next = self._observer.on_next
         with burst():
-            for event in machine.on_list(response.data):
+            for event in machine.on_list(response.data, self._specs):
                 if isinstance(event, InitDone):
                     # The resume point has moved: published before the event, as always.
                     resume[0] = machine.resource_version
@@ -384,7 +422,9 @@ class _WatchRun:
         """Feed the stream's lines to the machine; True if a line made it start over."""
         # The caller holds this watch's burst open: each line's events are sent without
         # opening one of their own (a burst per event cost more than the machine's step).
-        loads, on_event, send = orjson.loads, machine.on_watch_event, self._send
+        specs = self._specs
+        loads = orjson.loads if specs is None else specs.decode
+        on_event, send = machine.on_watch_event, self._send
         on_next = self._observer.on_next
         # This thread's own tally (see EventTally), counted inline: each line before its
         # events go out, the arrival time once per read, as its lines arrive together.
@@ -440,6 +480,8 @@ class _WatchRun:
 
     def _listed(self) -> None:
         """A list or relist is complete (its InitDone goes out next): count its time."""
+        if self._specs is not None:
+            self._specs.listed()
         if self._list_started is not None:
             self._stats.listed(time.monotonic() - self._list_started)
             self._list_started = None

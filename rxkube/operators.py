@@ -34,6 +34,7 @@ from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
 from ._cache import Writer, downstream_runs, failed_run, feeding
 from ._callables import check_callable
 from ._delivery import End, ScheduledDrain, fail_consumer
+from ._watching import for_store
 from .events import Event, Object, ObjectFn
 from .predicates import Predicate
 
@@ -263,7 +264,10 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
     brings the store up to date). ``backoff()`` may come after it or before it (kube-rs's
     order): either way the store's ``writer_status()`` says ``"retrying"`` while the
     source is down. The events are applied on the thread that emits them, i.e. the
-    watch's own thread.
+    watch's own thread. Piped straight after a ``watcher()`` (and into a store that is
+    not compact), it has the watcher decode a line whose spec is byte for byte the one
+    its object had without decoding that spec: the new version holds the same spec dict
+    as the cached one, so objects after ``reflect()`` must not be mutated.
 
     Args:
         writer: the writer from :func:`rxkube.store`.
@@ -282,7 +286,7 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
         (True, 1)
     """
     _steps.checked_writer(writer, "reflect()")  # here, not at subscription
-    return _step_operator("reflect()", lambda: _steps.reflect(writer))
+    return _storing(writer, _step_operator("reflect()", lambda: _steps.reflect(writer)))
 
 
 def reflector(writer: Writer, source: Observable[Event]) -> Observable[Event]:
@@ -325,7 +329,20 @@ def reflect_shared(writer: Writer) -> Callable[[Observable[Event]], Observable[E
         1
     """
     reader = _steps.shared_store_of(writer)
-    return _step_operator("reflect_shared()", lambda: _steps.reflect_shared(reader, writer))
+    return _storing(
+        writer, _step_operator("reflect_shared()", lambda: _steps.reflect_shared(reader, writer))
+    )
+
+
+def _storing(
+    writer: Writer, operator: Callable[[Observable[Event]], Observable[Event]]
+) -> Callable[[Observable[Event]], Observable[Event]]:
+    """``operator``, caching into ``writer``'s store, subscribed to a ``watcher()`` as the
+    one consumer of its objects: the watcher then decodes each line reusing the spec the
+    object had, which the store holds unchanged (see ``rxkube._spec_reuse``)."""
+    if writer.store.compact:  # it holds no decoded specs: reusing them would keep them
+        return operator
+    return lambda source: operator(for_store(source))
 
 
 def observe_on(

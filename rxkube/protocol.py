@@ -40,6 +40,7 @@ from typing import Any, Literal
 import orjson
 
 from ._shards import Shard, ShardSelectorError
+from ._spec_reuse import SpecReuse
 from .errors import DecodeError, api_error, failure_status
 from .events import Apply, Delete, Event, Init, InitApply, InitDone
 
@@ -328,7 +329,7 @@ class WatchMachine:
 
     # -- answers to a ListRequest ------------------------------------------------------
 
-    def on_list(self, data: bytes) -> Iterator[Event]:
+    def on_list(self, data: bytes, specs: SpecReuse | None = None) -> Iterator[Event]:
         """Feed a 200 answer to a ListRequest: its body, as the server sent it.
 
         Returns the page's events as they are taken: ``Init`` with the first page,
@@ -347,6 +348,9 @@ class WatchMachine:
         before it, which a store only buffers until ``InitDone``, as it does the pages of
         a list that fails midway: what it serves never holds part of a list.
 
+        ``specs``, if given, learns each item's spec, so that the watch lines repeating it
+        decode without it.
+
         Raises:
             DecodeError: a body that is not a Kubernetes list, or a malformed item.
         """
@@ -354,7 +358,7 @@ class WatchMachine:
         if not isinstance(state, _Listing):
             raise RuntimeError(f"on_list called in state {state!r}")
         what = self._list_what
-        page = _ListPage(data, what)
+        page = _ListPage(data, what, specs)
         meta = page.metadata
         cont = meta.get("continue")
         if cont and not isinstance(cont, str):
@@ -757,6 +761,7 @@ class _ListPage:
     __slots__ = (
         "_data",
         "_end",
+        "_specs",
         "_start",
         "_what",
         "_whole",
@@ -765,14 +770,16 @@ class _ListPage:
         "metadata",
     )
 
-    def __init__(self, data: bytes, what: str) -> None:
+    def __init__(self, data: bytes, what: str, specs: SpecReuse | None = None) -> None:
         """Check the envelope of ``data``, the body of a list answer, and cut it into its
-        items, decoded as they are taken (a body not cut is decoded whole at once).
+        items, decoded as they are taken (a body not cut is decoded whole at once); each
+        item cut is shown to ``specs``, if given.
 
         Raises:
             DecodeError: a body that is not JSON or not a Kubernetes list.
         """
         self._data = data
+        self._specs = specs
         self._what = what
         self._whole: list[Any] | None = None
         self._start = self._end = 0
@@ -810,6 +817,7 @@ class _ListPage:
         # What opens the first item and its first key: what opens every item.
         separator = b"}," + data[start : key + 2]
         view, loads, find = memoryview(data), orjson.loads, data.find
+        learn = None if self._specs is None else self._specs.learn
         taken = 0
         while True:
             cut = find(separator, start, end)
@@ -818,6 +826,8 @@ class _ListPage:
                 item = loads(view[start:stop])
             except orjson.JSONDecodeError:
                 break
+            if learn is not None:
+                learn(data, start, stop, item)
             yield item
             taken += 1
             if cut < 0:

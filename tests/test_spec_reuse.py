@@ -1,0 +1,340 @@
+"""A watch line decoded with the spec its object had: always what ``orjson.loads`` gives.
+
+``SpecReuse`` is fed hostile lines (``"spec":{`` in strings, nested and repeated ``spec``
+keys, other encodings, a remembered spec changed since) and random histories, and each
+decode is compared with ``orjson.loads`` of the same line; the tests over HTTP show which
+pipelines reuse (``reflect()`` straight after a ``watcher()``) and which do not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from reactivex import Observable
+
+from benchmarks.workload import make_pod, modified
+from rxkube import applied_objects, modify, reflect, reflect_shared, store, watcher
+from rxkube._spec_reuse import SpecReuse
+from rxkube.client import Api, Client
+from rxkube.dispatcher import store_shared
+from rxkube.events import Apply, InitApply
+from rxkube.protocol import Config, WatchMachine
+from rxkube.testing import ApiServer
+from tests.waiting import Sink
+
+
+def line(kind: str, obj: Any) -> bytes:
+    return orjson.dumps({"type": kind, "object": obj})
+
+
+def decoded_as_loads(reuse: SpecReuse, data: bytes) -> Any:
+    """``reuse.decode(data)``, checked against ``orjson.loads`` (values and their types)."""
+    got = reuse.decode(data)
+    expected = orjson.loads(data)
+    assert got == expected
+    assert orjson.dumps(got) == orjson.dumps(expected)
+    return got
+
+
+def pod(name: str = "p", uid: str = "u-1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": uid, "resourceVersion": "1"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}], **spec},
+        "status": {"phase": "Pending"},
+    }
+
+
+def test_an_unchanged_spec_is_the_dict_decoded_before_and_a_changed_one_is_new() -> None:
+    reuse = SpecReuse()
+    first = decoded_as_loads(reuse, line("ADDED", pod()))
+    later = pod()
+    later["status"]["phase"] = "Running"
+    second = decoded_as_loads(reuse, line("MODIFIED", later))
+    assert second["object"]["spec"] is first["object"]["spec"]
+    assert second["object"]["status"] == {"phase": "Running"}
+    changed = decoded_as_loads(reuse, line("MODIFIED", pod(nodeName="n1")))
+    assert changed["object"]["spec"] is not first["object"]["spec"]
+    again = decoded_as_loads(reuse, line("MODIFIED", pod(nodeName="n1")))
+    assert again["object"]["spec"] is changed["object"]["spec"]
+
+
+def test_each_object_is_given_its_own_spec() -> None:
+    reuse = SpecReuse()
+    a = decoded_as_loads(reuse, line("ADDED", pod("a", "u-a")))
+    b = decoded_as_loads(reuse, line("ADDED", pod("b", "u-b", nodeName="n")))
+    assert (
+        decoded_as_loads(reuse, line("MODIFIED", pod("a", "u-a")))["object"]["spec"]
+        is (a["object"]["spec"])
+    )
+    assert (
+        decoded_as_loads(reuse, line("MODIFIED", pod("b", "u-b", nodeName="n")))["object"]["spec"]
+        is (b["object"]["spec"])
+    )
+    assert len(reuse) == 2
+
+
+def test_a_deleted_object_is_forgotten_and_a_recreated_one_decoded_anew() -> None:
+    reuse = SpecReuse()
+    decoded_as_loads(reuse, line("ADDED", pod()))
+    decoded_as_loads(reuse, line("DELETED", pod()))
+    assert len(reuse) == 0
+    first = decoded_as_loads(reuse, line("ADDED", pod(uid="u-2")))
+    assert len(reuse) == 1
+    reuse.relisting()
+    reuse.listed()  # a relist that did not return it: deleted meanwhile
+    assert len(reuse) == 0
+    again = decoded_as_loads(reuse, line("MODIFIED", pod(uid="u-2")))
+    assert again["object"]["spec"] is not first["object"]["spec"]
+
+
+def test_a_streamed_relist_gives_unchanged_objects_the_specs_they_had() -> None:
+    reuse = SpecReuse()
+    a = decoded_as_loads(reuse, line("ADDED", pod("a", "u-a")))
+    b = decoded_as_loads(reuse, line("ADDED", pod("b", "u-b")))
+    reuse.relisting()
+    again = decoded_as_loads(reuse, line("ADDED", pod("a", "u-a")))
+    changed = decoded_as_loads(reuse, line("ADDED", pod("b", "u-b", nodeName="n")))
+    assert again["object"]["spec"] is a["object"]["spec"]
+    assert changed["object"]["spec"] is not b["object"]["spec"]
+    reuse.listed()
+    assert len(reuse) == 2
+
+
+def test_a_spec_changed_after_it_was_handed_out_is_not_handed_out_again() -> None:
+    reuse = SpecReuse()
+    first = decoded_as_loads(reuse, line("ADDED", pod()))
+    first["object"]["spec"]["containers"][0]["image"] = "changed"
+    second = decoded_as_loads(reuse, line("MODIFIED", pod()))
+    assert second["object"]["spec"]["containers"][0]["image"] == "nginx"
+    first = second
+    first["object"]["spec"]["when"] = object()  # not JSON at all
+    assert decoded_as_loads(reuse, line("MODIFIED", pod()))["object"]["spec"] == (pod()["spec"])
+
+
+HOSTILE: list[bytes] = [
+    # "spec":{ inside a string, after an escaped quote
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1","annotations":'
+    b'{"a":"x\\"spec\\":{\\"containers\\":[]}"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}}',
+    # a key ending in spec, whose value is an object, before the real spec
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1","labels":{}},'
+    b'"x\\"spec":{"containers":[{"name":"c","image":"nginx"}]},"spec":{"other":1}}}',
+    # a nested spec before the object's own
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},"status":'
+    b'{"spec":{"containers":[{"name":"c","image":"nginx"}]}},"spec":{"containers":[]}}}',
+    # two spec keys: the last one counts
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}]},"spec":{"nodeName":"n"}}}',
+    # the spec of another member than "object"
+    b'{"type":"MODIFIED","other":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}]}},"object":{"spec":{}}}',
+    # two objects: the last one counts
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}]}},"object":{"spec":{"a":1}}}',
+    # the same spec, encoded otherwise
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"ngin\\u0078"}]}}}',
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}] }}}',
+    # the same bytes, then more members of the spec's object... as a longer spec
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}],"nodeName":"n"}}}',
+    # a spec that is not an object, and a line that is not one
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},"spec":"x"}}',
+    b'[{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}]}}}]',
+    b'{"type":"MODIFIED","object":[{"metadata":{"name":"p","uid":"u-1"},'
+    b'"spec":{"containers":[{"name":"c","image":"nginx"}]}}]}',
+    # no name, no uid, non-ASCII around the spec
+    b'{"type":"MODIFIED","object":{"spec":{"containers":[{"name":"c","image":"nginx"}]}}}',
+    '{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1","annotations":{"é":"ü"}},'
+    '"spec":{"containers":[{"name":"c","image":"nginx"}]},"status":{"m":"ñ"}}}'.encode(),
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_hostile_line_after_a_remembered_spec_decodes_as_loads_does(hostile: bytes) -> None:
+    reuse = SpecReuse()
+    decoded_as_loads(reuse, line("ADDED", pod()))
+    decoded_as_loads(reuse, hostile)
+    decoded_as_loads(reuse, line("MODIFIED", pod()))
+    decoded_as_loads(reuse, hostile)
+
+
+def test_a_line_that_is_not_json_is_refused_as_loads_refuses_it() -> None:
+    reuse = SpecReuse()
+    decoded_as_loads(reuse, line("ADDED", pod()))
+    good = line("MODIFIED", pod())
+    for bad in (good[:-1], good + b"x", good.replace(b'"status"', b'"status'), b""):
+        with pytest.raises(orjson.JSONDecodeError):
+            reuse.decode(bad)
+
+
+def histories(seed: int) -> Iterator[bytes]:
+    """Watch lines of a few objects changing at random: spec, status, deletes, recreation
+    under the same name, specs turned into other values and lines given other spacing."""
+    rng = random.Random(seed)
+    objects: dict[str, dict[str, Any]] = {}
+    for step in range(400):
+        name = f"p{rng.randrange(6)}"
+        obj = objects.get(name)
+        if obj is None:
+            obj = objects[name] = pod(name, f"u-{step}", nodeName=rng.choice(["a", "b"]))
+            yield line("ADDED", obj)
+            continue
+        roll = rng.random()
+        if roll < 0.1:
+            del objects[name]
+            yield line("DELETED", obj)
+            continue
+        if roll < 0.3 and isinstance(obj["spec"], dict):
+            obj["spec"]["nodeName"] = rng.choice(["a", "b", "ü", 'q"uote'])
+        elif roll < 0.35:
+            obj["spec"] = rng.choice([None, "x", [], {}, {"spec": {"a": 1}}])
+        elif roll < 0.4 and not isinstance(obj["spec"], dict):
+            obj["spec"] = {"containers": []}
+        obj["status"]["phase"] = rng.choice(["Pending", "Running"])
+        data = line("MODIFIED", obj)
+        if rng.random() < 0.1:
+            data = data.replace(b'"spec":', b'"spec": ')
+        yield data
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_histories_decode_as_loads_does_and_reuse_the_unchanged(seed: int) -> None:
+    reuse = SpecReuse()
+    last: dict[str, Any] = {}
+    reused = 0
+    for data in histories(seed):
+        got = decoded_as_loads(reuse, data)
+        obj = got["object"]
+        name = obj["metadata"]["name"]
+        before = last.get(name)
+        if before is not None and before is obj["spec"]:
+            reused += 1
+        last[name] = obj["spec"]
+        if got["type"] == "DELETED":
+            del last[name]
+    assert reused > 50
+
+
+def page(items: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps(
+        {
+            "kind": "PodList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": "9"},
+            "items": items,
+        }
+    )
+
+
+def listed(machine: WatchMachine, body: bytes, reuse: SpecReuse) -> list[dict[str, Any]]:
+    machine.next_request()
+    reuse.relisting()
+    objects = [e.obj for e in machine.on_list(body, reuse) if isinstance(e, InitApply)]
+    reuse.listed()
+    return objects
+
+
+def test_a_relisted_page_gives_unchanged_objects_the_specs_they_had() -> None:
+    items = [make_pod(i) for i in range(4)]
+    reuse = SpecReuse()
+    machine = WatchMachine(Config(), name="pods")
+    first = listed(machine, page(items), reuse)
+    items[1] = modified(items[1], 1)
+    items[2]["spec"]["nodeName"] = "elsewhere"
+    del items[3]
+    machine = WatchMachine(Config(), name="pods")
+    second = listed(machine, page(items), reuse)
+    assert [a["spec"] is b["spec"] for a, b in zip(first, second, strict=False)] == [
+        True,
+        True,
+        False,
+    ]
+    assert second == [{**item, "kind": "Pod", "apiVersion": "v1"} for item in items]
+    assert len(reuse) == 3
+
+
+def test_a_listed_page_teaches_the_specs_of_its_items() -> None:
+    reuse = SpecReuse()
+    objects = listed(
+        WatchMachine(Config(), name="pods"), page([make_pod(i) for i in range(5)]), reuse
+    )
+    assert len(reuse) == 5
+    for obj in objects:
+        got = decoded_as_loads(reuse, line("MODIFIED", modified(obj, 1)))
+        assert got["object"]["spec"] is obj["spec"]
+
+
+# -- over HTTP: which pipelines reuse -------------------------------------------------------
+
+
+@pytest.fixture
+def pods(srv: ApiServer) -> Iterator[Api]:
+    with Client(srv.url) as client:
+        api = Api(client, "pods", namespace="default")
+        api.create({"metadata": {"name": "a"}, "spec": pod()["spec"]})
+        yield api
+
+
+_relabels = itertools.count()
+
+
+def specs_seen(source: Observable[Any], api: Api) -> list[Any]:
+    """The spec objects of pod ``a``'s first two objects through ``source``: listed, then
+    relabelled (its spec unchanged)."""
+    sink = Sink()
+    subscription = source.subscribe(sink.on_next, sink.on_error)
+    label = str(next(_relabels))
+    try:
+        sink.wait_count(1)
+        api.patch("a", {"metadata": {"labels": {"seen": label}}})
+        sink.wait_count(2)
+    finally:
+        subscription.dispose()
+    objects = [item.obj if isinstance(item, Apply | InitApply) else item for item in sink.items]
+    assert objects[1]["metadata"]["labels"] == {"seen": label}
+    assert objects[0]["spec"] == objects[1]["spec"]
+    return [objects[0]["spec"], objects[1]["spec"]]
+
+
+def test_reflect_straight_after_a_watcher_reuses_the_spec(pods: Api) -> None:
+    reader, writer = store()
+    first, second = specs_seen(watcher(pods).pipe(reflect(writer), applied_objects()), pods)
+    assert first is second
+    cached = reader.get("a", namespace="default")
+    assert cached is not None and cached["spec"] == second
+
+
+def test_reflect_shared_straight_after_a_watcher_reuses_the_spec(pods: Api) -> None:
+    _, writer = store_shared(buffer_size=8)
+    first, second = specs_seen(watcher(pods).pipe(reflect_shared(writer), applied_objects()), pods)
+    assert first is second
+
+
+def test_an_operator_between_the_watcher_and_reflect_gets_specs_of_its_own(pods: Api) -> None:
+    _, writer = store()
+
+    def touch(obj: dict[str, Any]) -> None:
+        obj["spec"].setdefault("touched", 0)
+        obj["spec"]["touched"] += 1
+
+    source = watcher(pods).pipe(modify(touch), reflect(writer), applied_objects())
+    first, second = specs_seen(source, pods)
+    assert first is not second
+    assert first["touched"] == second["touched"] == 1
+
+
+def test_a_compact_store_and_a_bare_watcher_get_specs_of_their_own(pods: Api) -> None:
+    _, writer = store(compact=True)
+    first, second = specs_seen(watcher(pods).pipe(reflect(writer), applied_objects()), pods)
+    assert first is not second
+    first, second = specs_seen(watcher(pods).pipe(applied_objects()), pods)
+    assert first is not second
