@@ -572,11 +572,6 @@ class Store:
         return self._name
 
     @property
-    def compact(self) -> bool:
-        """Whether the store keeps its objects encoded (``store(compact=True)``)."""
-        return self._compact
-
-    @property
     def kind(self) -> str:
         """The kind of the first object applied (``""`` until then, or when it has none)."""
         return self._kind
@@ -1263,6 +1258,15 @@ class _Failing:
 
 
 _failing = _Failing()
+
+
+def keeps_given_parts(writer: Writer) -> bool:
+    """Whether the store of ``writer`` holds each object's spec as it is given: neither
+    encoded (``compact=True``) nor replaced by an equal one of another object
+    (``share_subtrees=True``). A watcher reuses the specs it decoded only for such a
+    store, or what it remembers would not be what the store holds."""
+    store = writer.store
+    return not store._compact and store._share_subtrees is not True
 
 
 def failed_run(error: BaseException) -> Run | None:

@@ -20,8 +20,9 @@ The dict is handed on unchanged, a second time, so it relies on what the store r
 objects in the stream after ``reflect()`` are not mutated. That is why only ``reflect()``
 and ``reflect_shared()`` subscribed straight to a ``watcher()`` decode this way (an operator
 in between, such as ``modify()``, may change the objects it is given, and the spec it
-changed would be the one the store still serves), and only for a store that keeps its
-objects decoded (a compact store's specs would otherwise be held here).
+changed would be the one the store still serves), and only for a store that holds each
+spec as given: a compact store holds none, and one sharing every part swaps a spec for an
+equal one of another object, so the dict remembered here would be held twice.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ class SpecReuse:
 
     def learn(self, data: bytes, start: int, stop: int, item: Any) -> None:
         """Remember the spec of ``item``, a listed object decoded from ``data[start:stop]``;
-        if its bytes encode the spec remembered from before the relist, ``item`` is given
-        that one instead."""
+        if it encodes as the spec remembered from before the relist, ``item`` is given that
+        one instead."""
         begin = _spec_at(data, start, stop)
         if begin < 0 or type(item) is not dict:
             return
@@ -125,7 +126,9 @@ class SpecReuse:
             return
         key = _key_of(data, start, begin)
         before = self._before.pop(key, None)
-        if before is not None and _encoded_at(before, data, begin) > 0:
+        # The item's own spec is compared, not the bytes at ``begin``: decoded already, it
+        # tells its spec from a nested one, which nothing in the bytes does without a splice.
+        if before is not None and _encoding(spec) == _encoding(before):
             item["spec"] = spec = before
         self._known[key] = spec
 
@@ -157,13 +160,18 @@ class SpecReuse:
         return decoded
 
 
+def _encoding(spec: dict[str, Any]) -> bytes:
+    """``spec`` as JSON; b"" if it holds what JSON does not (changed since it was decoded)."""
+    try:
+        return _dumps(spec, option=JSON_ONLY)
+    except TypeError:
+        return b""
+
+
 def _encoded_at(spec: dict[str, Any], data: bytes, begin: int) -> int:
     """Where the encoding of ``spec`` ends if ``data`` holds it at ``begin``, else 0."""
-    try:
-        encoded = _dumps(spec, option=JSON_ONLY)
-    except TypeError:  # changed since, to hold what JSON does not
-        return 0
-    return begin + len(encoded) if data.startswith(encoded, begin) else 0
+    encoded = _encoding(spec)
+    return begin + len(encoded) if encoded and data.startswith(encoded, begin) else 0
 
 
 def _spec_at(data: bytes, start: int, stop: int) -> int:

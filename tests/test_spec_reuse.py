@@ -19,6 +19,7 @@ from reactivex import Observable
 
 from benchmarks.workload import make_pod, modified
 from rxkube import applied_objects, modify, reflect, reflect_shared, store, watcher
+from rxkube._cache import keeps_given_parts
 from rxkube._spec_reuse import SpecReuse
 from rxkube.client import Api, Client
 from rxkube.dispatcher import store_shared
@@ -338,3 +339,39 @@ def test_a_compact_store_and_a_bare_watcher_get_specs_of_their_own(pods: Api) ->
     assert first is not second
     first, second = specs_seen(watcher(pods).pipe(applied_objects()), pods)
     assert first is not second
+
+
+@pytest.mark.parametrize(
+    ("options", "reused"),
+    [
+        ({}, True),
+        ({"share_subtrees": False}, True),
+        ({"share_subtrees": "managedFields"}, True),
+        # Swaps a spec for an equal one of another object: the one remembered would be a
+        # second copy.
+        ({"share_subtrees": True}, False),
+        ({"compact": True}, False),  # holds no decoded spec
+    ],
+)
+def test_only_a_store_holding_specs_as_given_has_them_reused(
+    options: dict[str, Any], reused: bool
+) -> None:
+    _, writer = store(**options)
+    assert keeps_given_parts(writer) is reused
+
+
+def test_a_relisted_item_is_given_the_spec_it_had_only_where_its_own_spec_encodes_it() -> None:
+    # The first "spec" of the item's bytes is a nested one that encodes the spec it had:
+    # the item's own spec, another one, is kept.
+    reuse = SpecReuse()
+    machine = WatchMachine(Config(), name="pods")
+    [first] = listed(machine, page([pod()]), reuse)
+    hostile = {
+        "metadata": pod()["metadata"],
+        "status": {"spec": first["spec"]},
+        "spec": {"containers": []},
+    }
+    body = page([hostile])
+    assert body.index(b'"status":{"spec"') < body.index(b'"spec":{"containers":[]}')
+    [second] = listed(WatchMachine(Config(), name="pods"), body, reuse)
+    assert second["spec"] == {"containers": []}
