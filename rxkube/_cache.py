@@ -63,6 +63,7 @@ from ._futures import resolve_soon
 from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
 from ._snapshot import Snapshot
+from ._spec_reuse import SpecOf
 from ._subtrees import SharedSubtrees
 from ._timeouts import checked_timeout
 from .errors import WriterBusy, WriterStopped
@@ -1260,13 +1261,21 @@ class _Failing:
 _failing = _Failing()
 
 
-def keeps_given_parts(writer: Writer) -> bool:
-    """Whether the store of ``writer`` holds each object's spec as it is given: neither
-    encoded (``compact=True``) nor replaced by an equal one of another object
-    (``share_subtrees=True``). A watcher reuses the specs it decoded only for such a
-    store, or what it remembers would not be what the store holds."""
+def held_specs(writer: Writer) -> SpecOf | None:
+    """What the store of ``writer`` holds as the spec of each key, for the watcher feeding
+    it to reuse (``rxkube._spec_reuse``); None for a compact store, which holds encodings.
+
+    Read without the lock: it is called on the writer's thread, the one that changes it.
+    """
     store = writer.store
-    return not store._compact and store._share_subtrees is not True
+    if store._compact:
+        return None
+
+    def spec_of(key: Key) -> Any:
+        obj = store._objects.get(key)
+        return obj.get("spec") if type(obj) is dict else None
+
+    return spec_of
 
 
 def failed_run(error: BaseException) -> Run | None:

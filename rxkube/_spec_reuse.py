@@ -1,145 +1,108 @@
-"""Decoding a watch line without decoding the spec it repeats from the object's last version.
+"""Decoding a watch line without decoding the spec the store already holds for its object.
 
 Most watch events of a busy cluster are status updates: a pod's ``MODIFIED`` lines repeat its
-``spec`` byte for byte (a third of a pod's JSON, and a third of the cost of decoding it).
-:class:`SpecReuse` remembers, per object, the spec dict it was last decoded with (the one the
-store holds). A line whose bytes at the spec's place are exactly that dict's encoding is
-decoded with a marker string spliced in place of them, and the marker is swapped for the
-dict. Encoding the dict again costs a tenth of decoding it, and compares with the line
-itself, so the dict handed on is always what the line says: one changed since (which no one
-should do) is not taken for the line's spec.
+``spec`` byte for byte (a third of a pod's JSON). :class:`SpecReuse` looks up the spec the
+store holds for the line's object (by the namespace and name in its bytes). If the line's
+bytes at its spec are exactly that dict's encoding, the line is decoded with a marker string
+spliced in place of them, and the marker is swapped for the store's dict. The bytes are
+compared with an encoding of the dict, so the dict handed on is what the line says (one
+changed since to other JSON values, which no one should do, is not taken for the line's).
+Nothing is remembered here: what is reused is always what the store holds, so a relist, a
+second subscription or a store that swaps parts for their twins never holds a spec twice.
 
 Nothing here trusts the line's shape: the splice is taken only if the marker comes out as
 the event object's ``spec`` (not inside a string, a nested ``spec``, or the first of two
 ``spec`` keys); a line it does not fit is decoded whole. A server whose encoding of a spec
 differs from orjson's (Go writes ``&`` as ``\\u0026``) costs that encoding per event and
-is decoded whole. The object is found by the first ``"name"`` and ``"uid"`` in its bytes,
-which decides only which remembered spec is compared, never what an object is given.
+is decoded whole. Which object the line is about is read from its bytes (the first
+``"namespace"`` and ``"name"``); that decides only which spec is compared, never what an
+object is given.
 
-The dict is handed on unchanged, a second time, so it relies on what the store relies on:
-objects in the stream after ``reflect()`` are not mutated. That is why only ``reflect()``
-and ``reflect_shared()`` subscribed straight to a ``watcher()`` decode this way (an operator
-in between, such as ``modify()``, may change the objects it is given, and the spec it
-changed would be the one the store still serves), and only for a store that holds each
-spec as given: a compact store holds none, and one sharing every part swaps a spec for an
-equal one of another object, so the dict remembered here would be held twice.
+The store's dict is handed on, so this relies on what the store relies on: objects in the
+stream after ``reflect()`` are not mutated. That is why only ``reflect()`` and
+``reflect_shared()`` subscribed straight to a ``watcher()`` decode this way (an operator in
+between, such as ``modify()``, may change the objects it is given, and the spec it changed
+would be the one the store still serves), and only for a store that keeps objects decoded.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from ._equality import JSON_ONLY
 
-__all__ = ["SpecReuse"]
+__all__ = ["Key", "SpecOf", "SpecReuse"]
 
 _SPEC = b'"spec":{'
 _NAME = b'"name":"'
-_UID = b'"uid":"'
+_NAMESPACE = b'"namespace":"'
 _KEY_OPENERS = (ord(","), ord("{"))
 
 _loads = orjson.loads
 _dumps = orjson.dumps
 
 
-class SpecReuse:
-    """The spec each object was last decoded with, to decode its next line without it.
+Key = tuple[str | None, str]
+"""A store's key of an object: its namespace (None if cluster-scoped) and name."""
 
-    One per watch subscription, used by its thread only. It holds one dict per object
-    listed or watched since the last relist began, less those deleted: the dicts the store
-    holds too. A relist's items (listed, or streamed as watch lines) are given the spec
-    remembered from before it when their bytes encode it, so a relist of unchanged objects
-    decodes no spec twice and holds none twice; what the relist did not return is
-    forgotten when it ends.
+SpecOf = Callable[[Key], Any]
+"""What the store holds as the spec of the object of a key (anything: it is checked)."""
+
+
+class SpecReuse:
+    """Decodes the watch lines of one subscription, reusing the specs its store holds.
+
+    Args:
+        spec_of: the spec the store holds for a key, called on the thread that decodes
+            (the watch's, which is also the store's writer).
     """
 
-    __slots__ = ("_before", "_known", "_marker", "_token")
+    __slots__ = ("_marker", "_spec_of", "_token")
 
-    def __init__(self) -> None:
-        self._known: dict[int, dict[str, Any]] = {}
-        # What was known when the relist under way began, until it ends.
-        self._before: dict[int, dict[str, Any]] = {}
+    def __init__(self, spec_of: SpecOf) -> None:
+        self._spec_of = spec_of
         # Random per instance: no server can send it, so finding it at the object's spec
         # proves the splice landed there.
         self._token = "rxkube-spec-" + os.urandom(12).hex()
         self._marker = b'"' + self._token.encode() + b'"'
 
-    def __len__(self) -> int:
-        """How many objects' specs are remembered."""
-        return len(self._known) + len(self._before)
-
-    def relisting(self) -> None:
-        """A relist begins: what it returns is learnt anew, from what was known."""
-        if self._known:
-            self._before = self._known
-            self._known = {}
-
-    def listed(self) -> None:
-        """The relist has ended: forget the objects it did not return (deleted since)."""
-        self._before = {}
-
     def decode(self, line: bytes) -> Any:
-        """``orjson.loads(line)`` for a watch line, reusing the object's remembered spec.
-
-        Remembers the spec of an object the line adds or modifies, forgets that of one it
-        deletes.
+        """``orjson.loads(line)`` for a watch line, reusing the spec the store holds.
 
         Raises:
             orjson.JSONDecodeError: the line is not JSON.
         """
         begin = _spec_at(line, 0, len(line))
-        if begin < 0:
-            return _loads(line)
-        key = _key_of(line, 0, begin)
-        spec = self._remembered(key)
-        if spec is not None:
-            stop = _encoded_at(spec, line, begin)
-            if stop > 0:
-                decoded = self._spliced(line, begin, stop, spec)
-                if decoded is not None:
-                    if decoded.get("type") == "DELETED":
-                        del self._known[key]
-                    return decoded
-        decoded = _loads(line)
-        if type(decoded) is dict:
-            obj = decoded.get("object")
-            if type(obj) is dict:
-                spec = obj.get("spec")
-                if decoded.get("type") == "DELETED" or type(spec) is not dict:
-                    self._known.pop(key, None)
-                else:
-                    self._known[key] = spec
-        return decoded
+        if begin >= 0:
+            key = _key_in(line, begin)
+            spec = None if key is None else self._spec_of(key)
+            if type(spec) is dict:
+                stop = _encoded_at(spec, line, begin)
+                if stop:
+                    decoded = self._spliced(line, begin, stop, spec)
+                    if decoded is not None:
+                        return decoded
+        return _loads(line)
 
-    def learn(self, data: bytes, start: int, stop: int, item: Any) -> None:
-        """Remember the spec of ``item``, a listed object decoded from ``data[start:stop]``;
-        if it encodes as the spec remembered from before the relist, ``item`` is given that
-        one instead."""
-        begin = _spec_at(data, start, stop)
-        if begin < 0 or type(item) is not dict:
+    def adopt(self, item: Any) -> None:
+        """Give ``item``, a listed object, the spec the store holds for it if its own
+        encodes as that one: a relist of unchanged objects then holds no spec twice."""
+        if type(item) is not dict:
             return
         spec = item.get("spec")
-        if type(spec) is not dict:
+        meta = item.get("metadata")
+        if type(spec) is not dict or type(meta) is not dict:
             return
-        key = _key_of(data, start, begin)
-        before = self._before.pop(key, None)
-        # The item's own spec is compared, not the bytes at ``begin``: decoded already, it
-        # tells its spec from a nested one, which nothing in the bytes does without a splice.
-        if before is not None and _encoding(spec) == _encoding(before):
-            item["spec"] = spec = before
-        self._known[key] = spec
-
-    def _remembered(self, key: int) -> dict[str, Any] | None:
-        """The spec remembered for ``key``, moved out of what a relist began with."""
-        spec = self._known.get(key)
-        if spec is None and self._before:
-            spec = self._before.pop(key, None)
-            if spec is not None:
-                self._known[key] = spec
-        return spec
+        name = meta.get("name")
+        if type(name) is not str:
+            return
+        held = self._spec_of((meta.get("namespace") or None, name))
+        if type(held) is dict and held is not spec and _encoding(held) == _encoding(spec):
+            item["spec"] = held
 
     def _spliced(
         self, line: bytes, begin: int, stop: int, spec: dict[str, Any]
@@ -183,9 +146,21 @@ def _spec_at(data: bytes, start: int, stop: int) -> int:
     return at + len(_SPEC) - 1 if at > start else -1
 
 
-def _key_of(data: bytes, start: int, stop: int) -> int:
-    """Which object ``data[start:stop]`` opens, by its first name and uid (a mistake costs
-    a decode, never a wrong spec)."""
-    name = data.find(_NAME, start, stop) + len(_NAME)
-    uid = data.find(_UID, start, stop) + len(_UID)
-    return hash((data[name : data.find(b'"', name, stop)], data[uid : data.find(b'"', uid, stop)]))
+def _key_in(line: bytes, stop: int) -> Key | None:
+    """The store key of the object a watch line is about, read from its first
+    ``"namespace"`` and ``"name"`` before ``stop``; None if none is found."""
+    at = line.find(_NAME, 0, stop)
+    if at < 0:
+        return None
+    at += len(_NAME)
+    end = line.find(b'"', at, stop)
+    namespace: str | None = None
+    found = line.find(_NAMESPACE, 0, stop)
+    try:
+        name = line[at:end].decode()
+        if found >= 0:
+            found += len(_NAMESPACE)
+            namespace = line[found : line.find(b'"', found, stop)].decode() or None
+    except UnicodeDecodeError:
+        return None
+    return namespace, name

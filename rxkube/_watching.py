@@ -32,7 +32,7 @@ from reactivex.disposable import Disposable
 
 from ._delivery import burst, fail_consumer, flush
 from ._http import Cancellation
-from ._spec_reuse import SpecReuse
+from ._spec_reuse import SpecOf, SpecReuse
 from ._telemetry import EventTally, WatchStats
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
@@ -190,11 +190,10 @@ def _watch(
         _describe(api, config), api.resource.full_name, api.namespace, config.idle_timeout
     )
 
-    def subscribe(observer: abc.ObserverBase[Event], reuse: bool) -> abc.DisposableBase:
+    def subscribe(observer: abc.ObserverBase[Event], spec_of: SpecOf | None) -> abc.DisposableBase:
         start, first[0] = first[0], None
-        # A metadata watch has no spec, and a client-side shard would remember the specs
-        # of the objects it drops.
-        specs = SpecReuse() if reuse and not metadata_only and config.shard is None else None
+        # A metadata watch has no spec.
+        specs = SpecReuse(spec_of) if spec_of is not None and not metadata_only else None
         run = _WatchRun(api, config, metadata_only, observer, cell, stats, start, specs)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
@@ -209,31 +208,33 @@ class _Watcher(Observable[Event]):
     """A watcher's Observable, which a store's operator can subscribe to for itself."""
 
     def __init__(
-        self, subscribe: Callable[[abc.ObserverBase[Event], bool], abc.DisposableBase]
+        self, subscribe: Callable[[abc.ObserverBase[Event], SpecOf | None], abc.DisposableBase]
     ) -> None:
-        super().__init__(_subscriber(subscribe, False))
+        super().__init__(_subscriber(subscribe, None))
         self._subscribe_reusing = subscribe
 
-    def _for_store(self) -> Observable[Event]:
-        return Observable(_subscriber(self._subscribe_reusing, True))
+    def _for_store(self, spec_of: SpecOf) -> Observable[Event]:
+        return Observable(_subscriber(self._subscribe_reusing, spec_of))
 
 
 def _subscriber(
-    subscribe: Callable[[abc.ObserverBase[Event], bool], abc.DisposableBase], reuse: bool
+    subscribe: Callable[[abc.ObserverBase[Event], SpecOf | None], abc.DisposableBase],
+    spec_of: SpecOf | None,
 ) -> Callable[[abc.ObserverBase[Event], abc.SchedulerBase | None], abc.DisposableBase]:
     def subscribed(
         observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        return subscribe(observer, reuse)
+        return subscribe(observer, spec_of)
 
     return subscribed
 
 
-def for_store(source: Observable[Event]) -> Observable[Event]:
+def for_store(source: Observable[Event], spec_of: SpecOf) -> Observable[Event]:
     """``source`` as an operator that caches its objects and passes them on unchanged
-    subscribes to it: a ``watcher()`` then decodes each line reusing the spec its object
-    had (see ``rxkube._spec_reuse``), anything else is ``source`` itself."""
-    return source._for_store() if isinstance(source, _Watcher) else source
+    subscribes to it: a ``watcher()`` then decodes each line reusing the spec ``spec_of``
+    says its store holds for the object (see ``rxkube._spec_reuse``); anything else is
+    ``source`` itself."""
+    return source._for_store(spec_of) if isinstance(source, _Watcher) else source
 
 
 def _describe(api: Api, config: Config) -> str:
@@ -341,12 +342,9 @@ class _WatchRun:
         stats = self._stats
         while not self._stopped.is_set():
             request = machine.next_request()
-            if _starts_list(request):
-                if self._specs is not None:
-                    self._specs.relisting()
-                if self._list_started is None:
-                    stats.relist(self._relist_cause)
-                    self._list_started = time.monotonic()
+            if self._list_started is None and _starts_list(request):
+                stats.relist(self._relist_cause)
+                self._list_started = time.monotonic()
             stats.progressed()
             if isinstance(request, ListRequest):
                 self._list_page(machine, request, resume)
@@ -480,8 +478,6 @@ class _WatchRun:
 
     def _listed(self) -> None:
         """A list or relist is complete (its InitDone goes out next): count its time."""
-        if self._specs is not None:
-            self._specs.listed()
         if self._list_started is not None:
             self._stats.listed(time.monotonic() - self._list_started)
             self._list_started = None

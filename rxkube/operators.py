@@ -31,7 +31,7 @@ from reactivex.scheduler import TimeoutScheduler
 
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import Writer, downstream_runs, failed_run, feeding, keeps_given_parts
+from ._cache import Writer, downstream_runs, failed_run, feeding, held_specs
 from ._callables import check_callable
 from ._delivery import End, ScheduledDrain, fail_consumer
 from ._watching import for_store
@@ -264,8 +264,8 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
     brings the store up to date). ``backoff()`` may come after it or before it (kube-rs's
     order): either way the store's ``writer_status()`` says ``"retrying"`` while the
     source is down. The events are applied on the thread that emits them, i.e. the
-    watch's own thread. Piped straight after a ``watcher()`` (into a store neither
-    compact nor sharing every part), it has the watcher decode a line whose spec is byte for byte the one
+    watch's own thread. Piped straight after a ``watcher()`` (into a store that is not
+    compact), it has the watcher decode a line whose spec is byte for byte the one
     its object had without decoding that spec: the new version holds the same spec dict
     as the cached one, so objects after ``reflect()`` must not be mutated.
 
@@ -339,10 +339,11 @@ def _storing(
 ) -> Callable[[Observable[Event]], Observable[Event]]:
     """``operator``, caching into ``writer``'s store, subscribed to a ``watcher()`` as the
     one consumer of its objects: the watcher then decodes each line reusing the spec the
-    object had, which the store holds unchanged (see ``rxkube._spec_reuse``)."""
-    if not keeps_given_parts(writer):
+    store holds for its object (see ``rxkube._spec_reuse``)."""
+    spec_of = held_specs(writer)
+    if spec_of is None:
         return operator
-    return lambda source: operator(for_store(source))
+    return lambda source: operator(for_store(source, spec_of))
 
 
 def observe_on(

@@ -348,8 +348,8 @@ class WatchMachine:
         before it, which a store only buffers until ``InitDone``, as it does the pages of
         a list that fails midway: what it serves never holds part of a list.
 
-        ``specs``, if given, learns each item's spec, so that the watch lines repeating it
-        decode without it.
+        ``specs``, if given, gives each item the spec its store holds for it where the two
+        encode alike.
 
         Raises:
             DecodeError: a body that is not a Kubernetes list, or a malformed item.
@@ -817,7 +817,7 @@ class _ListPage:
         # What opens the first item and its first key: what opens every item.
         separator = b"}," + data[start : key + 2]
         view, loads, find = memoryview(data), orjson.loads, data.find
-        learn = None if self._specs is None else self._specs.learn
+        adopt = None if self._specs is None else self._specs.adopt
         taken = 0
         while True:
             cut = find(separator, start, end)
@@ -826,8 +826,8 @@ class _ListPage:
                 item = loads(view[start:stop])
             except orjson.JSONDecodeError:
                 break
-            if learn is not None:
-                learn(data, start, stop, item)
+            if adopt is not None:
+                adopt(item)
             yield item
             taken += 1
             if cut < 0:

@@ -1,9 +1,10 @@
-"""A watch line decoded with the spec its object had: always what ``orjson.loads`` gives.
+"""A watch line decoded with the spec its store holds: always what ``orjson.loads`` gives.
 
 ``SpecReuse`` is fed hostile lines (``"spec":{`` in strings, nested and repeated ``spec``
-keys, other encodings, a remembered spec changed since) and random histories, and each
-decode is compared with ``orjson.loads`` of the same line; the tests over HTTP show which
-pipelines reuse (``reflect()`` straight after a ``watcher()``) and which do not.
+keys, other encodings, a held spec changed since) and random histories, and each decode is
+compared with ``orjson.loads`` of the same line, over a dict standing for the store's
+objects; the tests over HTTP show which pipelines reuse (``reflect()`` straight after a
+``watcher()``) and which do not, with real stores.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from reactivex import Observable
 
 from benchmarks.workload import make_pod, modified
 from rxkube import applied_objects, modify, reflect, reflect_shared, store, watcher
-from rxkube._cache import keeps_given_parts
-from rxkube._spec_reuse import SpecReuse
+from rxkube._spec_reuse import Key, SpecReuse
 from rxkube.client import Api, Client
 from rxkube.dispatcher import store_shared
 from rxkube.events import Apply, InitApply
@@ -29,94 +29,92 @@ from rxkube.testing import ApiServer
 from tests.waiting import Sink
 
 
+class Held:
+    """What a store holds, by key, as a watch line's decoding changes it."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, Any] = {}
+        self.reuse = SpecReuse(self.spec_of)
+
+    def spec_of(self, key: Key) -> Any:
+        obj = self.objects.get(key)
+        return obj.get("spec") if isinstance(obj, dict) else None
+
+    def decode(self, data: bytes) -> Any:
+        """``decode(data)``, checked against ``orjson.loads`` (values and their types),
+        then applied as a store applies it."""
+        got = self.reuse.decode(data)
+        expected = orjson.loads(data)
+        assert got == expected
+        assert orjson.dumps(got) == orjson.dumps(expected)
+        obj = got.get("object") if isinstance(got, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            key = (meta.get("namespace") or None, meta["name"])
+            if got.get("type") == "DELETED":
+                self.objects.pop(key, None)
+            else:
+                self.objects[key] = obj
+        return got
+
+
 def line(kind: str, obj: Any) -> bytes:
     return orjson.dumps({"type": kind, "object": obj})
 
 
-def decoded_as_loads(reuse: SpecReuse, data: bytes) -> Any:
-    """``reuse.decode(data)``, checked against ``orjson.loads`` (values and their types)."""
-    got = reuse.decode(data)
-    expected = orjson.loads(data)
-    assert got == expected
-    assert orjson.dumps(got) == orjson.dumps(expected)
-    return got
-
-
-def pod(name: str = "p", uid: str = "u-1", **spec: Any) -> dict[str, Any]:
+def pod(name: str = "p", namespace: str = "default", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "uid": uid, "resourceVersion": "1"},
+        "metadata": {"name": name, "namespace": namespace, "uid": "u", "resourceVersion": "1"},
         "spec": {"containers": [{"name": "c", "image": "nginx"}], **spec},
         "status": {"phase": "Pending"},
     }
 
 
-def test_an_unchanged_spec_is_the_dict_decoded_before_and_a_changed_one_is_new() -> None:
-    reuse = SpecReuse()
-    first = decoded_as_loads(reuse, line("ADDED", pod()))
+def test_an_unchanged_spec_is_the_one_held_and_a_changed_one_is_new() -> None:
+    held = Held()
+    first = held.decode(line("ADDED", pod()))
     later = pod()
     later["status"]["phase"] = "Running"
-    second = decoded_as_loads(reuse, line("MODIFIED", later))
+    second = held.decode(line("MODIFIED", later))
     assert second["object"]["spec"] is first["object"]["spec"]
     assert second["object"]["status"] == {"phase": "Running"}
-    changed = decoded_as_loads(reuse, line("MODIFIED", pod(nodeName="n1")))
+    changed = held.decode(line("MODIFIED", pod(nodeName="n1")))
     assert changed["object"]["spec"] is not first["object"]["spec"]
-    again = decoded_as_loads(reuse, line("MODIFIED", pod(nodeName="n1")))
+    again = held.decode(line("MODIFIED", pod(nodeName="n1")))
     assert again["object"]["spec"] is changed["object"]["spec"]
 
 
-def test_each_object_is_given_its_own_spec() -> None:
-    reuse = SpecReuse()
-    a = decoded_as_loads(reuse, line("ADDED", pod("a", "u-a")))
-    b = decoded_as_loads(reuse, line("ADDED", pod("b", "u-b", nodeName="n")))
-    assert (
-        decoded_as_loads(reuse, line("MODIFIED", pod("a", "u-a")))["object"]["spec"]
-        is (a["object"]["spec"])
-    )
-    assert (
-        decoded_as_loads(reuse, line("MODIFIED", pod("b", "u-b", nodeName="n")))["object"]["spec"]
-        is (b["object"]["spec"])
-    )
-    assert len(reuse) == 2
+def test_each_object_is_given_the_spec_held_for_it() -> None:
+    held = Held()
+    a = held.decode(line("ADDED", pod("a")))
+    b = held.decode(line("ADDED", pod("a", "other", nodeName="n")))
+    cluster = pod("a")
+    del cluster["metadata"]["namespace"]
+    c = held.decode(line("ADDED", cluster))
+    assert held.decode(line("MODIFIED", pod("a")))["object"]["spec"] is a["object"]["spec"]
+    again = held.decode(line("MODIFIED", pod("a", "other", nodeName="n")))
+    assert again["object"]["spec"] is b["object"]["spec"]
+    assert held.decode(line("MODIFIED", cluster))["object"]["spec"] is c["object"]["spec"]
 
 
-def test_a_deleted_object_is_forgotten_and_a_recreated_one_decoded_anew() -> None:
-    reuse = SpecReuse()
-    decoded_as_loads(reuse, line("ADDED", pod()))
-    decoded_as_loads(reuse, line("DELETED", pod()))
-    assert len(reuse) == 0
-    first = decoded_as_loads(reuse, line("ADDED", pod(uid="u-2")))
-    assert len(reuse) == 1
-    reuse.relisting()
-    reuse.listed()  # a relist that did not return it: deleted meanwhile
-    assert len(reuse) == 0
-    again = decoded_as_loads(reuse, line("MODIFIED", pod(uid="u-2")))
+def test_an_object_no_longer_held_is_decoded_anew() -> None:
+    held = Held()
+    first = held.decode(line("ADDED", pod()))
+    held.decode(line("DELETED", pod()))
+    again = held.decode(line("ADDED", pod()))
     assert again["object"]["spec"] is not first["object"]["spec"]
 
 
-def test_a_streamed_relist_gives_unchanged_objects_the_specs_they_had() -> None:
-    reuse = SpecReuse()
-    a = decoded_as_loads(reuse, line("ADDED", pod("a", "u-a")))
-    b = decoded_as_loads(reuse, line("ADDED", pod("b", "u-b")))
-    reuse.relisting()
-    again = decoded_as_loads(reuse, line("ADDED", pod("a", "u-a")))
-    changed = decoded_as_loads(reuse, line("ADDED", pod("b", "u-b", nodeName="n")))
-    assert again["object"]["spec"] is a["object"]["spec"]
-    assert changed["object"]["spec"] is not b["object"]["spec"]
-    reuse.listed()
-    assert len(reuse) == 2
-
-
-def test_a_spec_changed_after_it_was_handed_out_is_not_handed_out_again() -> None:
-    reuse = SpecReuse()
-    first = decoded_as_loads(reuse, line("ADDED", pod()))
+def test_a_held_spec_changed_since_is_not_handed_out() -> None:
+    held = Held()
+    first = held.decode(line("ADDED", pod()))
     first["object"]["spec"]["containers"][0]["image"] = "changed"
-    second = decoded_as_loads(reuse, line("MODIFIED", pod()))
+    second = held.decode(line("MODIFIED", pod()))
     assert second["object"]["spec"]["containers"][0]["image"] == "nginx"
-    first = second
-    first["object"]["spec"]["when"] = object()  # not JSON at all
-    assert decoded_as_loads(reuse, line("MODIFIED", pod()))["object"]["spec"] == (pod()["spec"])
+    second["object"]["spec"]["when"] = object()  # not JSON at all
+    assert held.decode(line("MODIFIED", pod()))["object"]["spec"] == pod()["spec"]
 
 
 HOSTILE: list[bytes] = [
@@ -160,21 +158,23 @@ HOSTILE: list[bytes] = [
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
-def test_a_hostile_line_after_a_remembered_spec_decodes_as_loads_does(hostile: bytes) -> None:
-    reuse = SpecReuse()
-    decoded_as_loads(reuse, line("ADDED", pod()))
-    decoded_as_loads(reuse, hostile)
-    decoded_as_loads(reuse, line("MODIFIED", pod()))
-    decoded_as_loads(reuse, hostile)
+def test_a_hostile_line_after_a_held_spec_decodes_as_loads_does(hostile: bytes) -> None:
+    held = Held()
+    plain = pod()
+    del plain["metadata"]["namespace"]  # as the hostile lines' object: the same key
+    held.decode(line("ADDED", plain))
+    held.decode(hostile)
+    held.decode(line("MODIFIED", plain))
+    held.decode(hostile)
 
 
 def test_a_line_that_is_not_json_is_refused_as_loads_refuses_it() -> None:
-    reuse = SpecReuse()
-    decoded_as_loads(reuse, line("ADDED", pod()))
+    held = Held()
+    held.decode(line("ADDED", pod()))
     good = line("MODIFIED", pod())
     for bad in (good[:-1], good + b"x", good.replace(b'"status"', b'"status'), b""):
         with pytest.raises(orjson.JSONDecodeError):
-            reuse.decode(bad)
+            held.reuse.decode(bad)
 
 
 def histories(seed: int) -> Iterator[bytes]:
@@ -182,11 +182,11 @@ def histories(seed: int) -> Iterator[bytes]:
     under the same name, specs turned into other values and lines given other spacing."""
     rng = random.Random(seed)
     objects: dict[str, dict[str, Any]] = {}
-    for step in range(400):
+    for _ in range(400):
         name = f"p{rng.randrange(6)}"
         obj = objects.get(name)
         if obj is None:
-            obj = objects[name] = pod(name, f"u-{step}", nodeName=rng.choice(["a", "b"]))
+            obj = objects[name] = pod(name, nodeName=rng.choice(["a", "b"]))
             yield line("ADDED", obj)
             continue
         roll = rng.random()
@@ -209,11 +209,11 @@ def histories(seed: int) -> Iterator[bytes]:
 
 @pytest.mark.parametrize("seed", range(8))
 def test_random_histories_decode_as_loads_does_and_reuse_the_unchanged(seed: int) -> None:
-    reuse = SpecReuse()
+    held = Held()
     last: dict[str, Any] = {}
     reused = 0
     for data in histories(seed):
-        got = decoded_as_loads(reuse, data)
+        got = held.decode(data)
         obj = got["object"]
         name = obj["metadata"]["name"]
         before = last.get(name)
@@ -236,42 +236,46 @@ def page(items: list[dict[str, Any]]) -> bytes:
     )
 
 
-def listed(machine: WatchMachine, body: bytes, reuse: SpecReuse) -> list[dict[str, Any]]:
-    machine.next_request()
-    reuse.relisting()
-    objects = [e.obj for e in machine.on_list(body, reuse) if isinstance(e, InitApply)]
-    reuse.listed()
-    return objects
-
-
-def test_a_relisted_page_gives_unchanged_objects_the_specs_they_had() -> None:
-    items = [make_pod(i) for i in range(4)]
-    reuse = SpecReuse()
+def listed(held: Held, body: bytes) -> list[dict[str, Any]]:
+    """The objects of a list page, decoded as a watcher feeding ``held`` decodes it."""
     machine = WatchMachine(Config(), name="pods")
-    first = listed(machine, page(items), reuse)
+    machine.next_request()
+    return [e.obj for e in machine.on_list(body, held.reuse) if isinstance(e, InitApply)]
+
+
+def test_a_relisted_page_gives_unchanged_objects_the_specs_held_for_them() -> None:
+    items = [make_pod(i) for i in range(4)]
+    held = Held()
+    first = listed(held, page(items))
+    held.objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in first}
     items[1] = modified(items[1], 1)
     items[2]["spec"]["nodeName"] = "elsewhere"
-    del items[3]
-    machine = WatchMachine(Config(), name="pods")
-    second = listed(machine, page(items), reuse)
+    second = listed(held, page(items[:3]))
     assert [a["spec"] is b["spec"] for a, b in zip(first, second, strict=False)] == [
         True,
         True,
         False,
     ]
-    assert second == [{**item, "kind": "Pod", "apiVersion": "v1"} for item in items]
-    assert len(reuse) == 3
+    assert second == items[:3]
+    held.objects = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in second}
+    for obj in second:  # and the watch lines after the swap reuse them
+        assert held.decode(line("MODIFIED", modified(obj, 2)))["object"]["spec"] is obj["spec"]
 
 
-def test_a_listed_page_teaches_the_specs_of_its_items() -> None:
-    reuse = SpecReuse()
-    objects = listed(
-        WatchMachine(Config(), name="pods"), page([make_pod(i) for i in range(5)]), reuse
-    )
-    assert len(reuse) == 5
-    for obj in objects:
-        got = decoded_as_loads(reuse, line("MODIFIED", modified(obj, 1)))
-        assert got["object"]["spec"] is obj["spec"]
+def test_a_relisted_item_is_given_the_held_spec_only_where_its_own_spec_encodes_it() -> None:
+    # The first "spec" of the item's bytes is a nested one that encodes the held spec:
+    # the item's own spec, another one, is kept.
+    held = Held()
+    held.decode(line("ADDED", pod()))
+    hostile = {
+        "metadata": pod()["metadata"],
+        "status": {"spec": pod()["spec"]},
+        "spec": {"containers": []},
+    }
+    body = page([hostile])
+    assert body.index(b'"status":{"spec"') < body.index(b'"spec":{"containers":[]}')
+    [item] = listed(held, body)
+    assert item["spec"] == {"containers": []}
 
 
 # -- over HTTP: which pipelines reuse -------------------------------------------------------
@@ -341,37 +345,11 @@ def test_a_compact_store_and_a_bare_watcher_get_specs_of_their_own(pods: Api) ->
     assert first is not second
 
 
-@pytest.mark.parametrize(
-    ("options", "reused"),
-    [
-        ({}, True),
-        ({"share_subtrees": False}, True),
-        ({"share_subtrees": "managedFields"}, True),
-        # Swaps a spec for an equal one of another object: the one remembered would be a
-        # second copy.
-        ({"share_subtrees": True}, False),
-        ({"compact": True}, False),  # holds no decoded spec
-    ],
-)
-def test_only_a_store_holding_specs_as_given_has_them_reused(
-    options: dict[str, Any], reused: bool
-) -> None:
-    _, writer = store(**options)
-    assert keeps_given_parts(writer) is reused
-
-
-def test_a_relisted_item_is_given_the_spec_it_had_only_where_its_own_spec_encodes_it() -> None:
-    # The first "spec" of the item's bytes is a nested one that encodes the spec it had:
-    # the item's own spec, another one, is kept.
-    reuse = SpecReuse()
-    machine = WatchMachine(Config(), name="pods")
-    [first] = listed(machine, page([pod()]), reuse)
-    hostile = {
-        "metadata": pod()["metadata"],
-        "status": {"spec": first["spec"]},
-        "spec": {"containers": []},
-    }
-    body = page([hostile])
-    assert body.index(b'"status":{"spec"') < body.index(b'"spec":{"containers":[]}')
-    [second] = listed(WatchMachine(Config(), name="pods"), body, reuse)
-    assert second["spec"] == {"containers": []}
+def test_a_second_subscription_relisting_into_the_store_reuses_what_it_holds(pods: Api) -> None:
+    _, writer = store()
+    first, _ = specs_seen(watcher(pods).pipe(reflect(writer), applied_objects()), pods)
+    listed_again, relabelled = specs_seen(
+        watcher(pods).pipe(reflect(writer), applied_objects()), pods
+    )
+    assert listed_again is first  # the relist's item was given the store's spec
+    assert relabelled is first
