@@ -63,9 +63,9 @@ from ._futures import resolve_soon
 from ._indexes import Index, IndexFn
 from ._object_ref import Key, ObjectRef, key_of, matches_ref
 from ._snapshot import Snapshot
-from ._spec_reuse import SpecOf
 from ._subtrees import SharedSubtrees
 from ._timeouts import checked_timeout
+from ._unchanged_parts import HeldOf
 from .errors import WriterBusy, WriterStopped
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .selectors import LabelSelector
@@ -1261,9 +1261,10 @@ class _Failing:
 _failing = _Failing()
 
 
-def held_specs(writer: Writer) -> SpecOf | None:
-    """What the store of ``writer`` holds as the spec of each key, for the watcher feeding
-    it to reuse (``rxkube._spec_reuse``); None for a compact store, which holds encodings.
+def held_objects(writer: Writer) -> HeldOf | None:
+    """The object the store of ``writer`` holds for each key, for the watcher feeding it to
+    reuse its parts (``rxkube._unchanged_parts``); None for a compact store, which holds
+    encodings.
 
     Read without the lock: it is called on the writer's thread, the one that changes it.
     """
@@ -1271,11 +1272,10 @@ def held_specs(writer: Writer) -> SpecOf | None:
     if store._compact:
         return None
 
-    def spec_of(key: Key) -> Any:
-        obj = store._objects.get(key)
-        return obj.get("spec") if type(obj) is dict else None
+    def held_of(key: Key) -> Any:
+        return store._objects.get(key)  # looked up each time: a relist swaps the dict
 
-    return spec_of
+    return held_of
 
 
 def failed_run(error: BaseException) -> Run | None:

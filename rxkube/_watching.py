@@ -32,8 +32,8 @@ from reactivex.disposable import Disposable
 
 from ._delivery import burst, fail_consumer, flush
 from ._http import Cancellation
-from ._spec_reuse import SpecOf, SpecReuse
 from ._telemetry import EventTally, WatchStats
+from ._unchanged_parts import HeldOf, UnchangedParts
 from .errors import DecodeError
 from .events import Apply, Delete, Event, Init, InitApply, InitDone, Object
 from .protocol import Config, ListRequest, Request, WatchMachine
@@ -190,10 +190,9 @@ def _watch(
         _describe(api, config), api.resource.full_name, api.namespace, config.idle_timeout
     )
 
-    def subscribe(observer: abc.ObserverBase[Event], spec_of: SpecOf | None) -> abc.DisposableBase:
+    def subscribe(observer: abc.ObserverBase[Event], held_of: HeldOf | None) -> abc.DisposableBase:
         start, first[0] = first[0], None
-        # A metadata watch has no spec.
-        specs = SpecReuse(spec_of) if spec_of is not None and not metadata_only else None
+        specs = None if held_of is None else UnchangedParts(held_of)
         run = _WatchRun(api, config, metadata_only, observer, cell, stats, start, specs)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
@@ -208,33 +207,33 @@ class _Watcher(Observable[Event]):
     """A watcher's Observable, which a store's operator can subscribe to for itself."""
 
     def __init__(
-        self, subscribe: Callable[[abc.ObserverBase[Event], SpecOf | None], abc.DisposableBase]
+        self, subscribe: Callable[[abc.ObserverBase[Event], HeldOf | None], abc.DisposableBase]
     ) -> None:
         super().__init__(_subscriber(subscribe, None))
         self._subscribe_reusing = subscribe
 
-    def _for_store(self, spec_of: SpecOf) -> Observable[Event]:
-        return Observable(_subscriber(self._subscribe_reusing, spec_of))
+    def _for_store(self, held_of: HeldOf) -> Observable[Event]:
+        return Observable(_subscriber(self._subscribe_reusing, held_of))
 
 
 def _subscriber(
-    subscribe: Callable[[abc.ObserverBase[Event], SpecOf | None], abc.DisposableBase],
-    spec_of: SpecOf | None,
+    subscribe: Callable[[abc.ObserverBase[Event], HeldOf | None], abc.DisposableBase],
+    held_of: HeldOf | None,
 ) -> Callable[[abc.ObserverBase[Event], abc.SchedulerBase | None], abc.DisposableBase]:
     def subscribed(
         observer: abc.ObserverBase[Event], _scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        return subscribe(observer, spec_of)
+        return subscribe(observer, held_of)
 
     return subscribed
 
 
-def for_store(source: Observable[Event], spec_of: SpecOf) -> Observable[Event]:
+def for_store(source: Observable[Event], held_of: HeldOf) -> Observable[Event]:
     """``source`` as an operator that caches its objects and passes them on unchanged
-    subscribes to it: a ``watcher()`` then decodes each line reusing the spec ``spec_of``
-    says its store holds for the object (see ``rxkube._spec_reuse``); anything else is
-    ``source`` itself."""
-    return source._for_store(spec_of) if isinstance(source, _Watcher) else source
+    subscribes to it: a ``watcher()`` then decodes each line reusing the parts of the
+    object ``held_of`` gives, the one its store holds (see ``rxkube._unchanged_parts``);
+    anything else is ``source`` itself."""
+    return source._for_store(held_of) if isinstance(source, _Watcher) else source
 
 
 def _describe(api: Api, config: Config) -> str:
@@ -280,7 +279,7 @@ class _WatchRun:
         resume: list[str | None],
         stats: WatchStats,
         watch_from: str | None = None,
-        specs: SpecReuse | None = None,
+        specs: UnchangedParts | None = None,
     ) -> None:
         self._api = api
         self._specs = specs

@@ -31,7 +31,7 @@ from reactivex.scheduler import TimeoutScheduler
 
 from . import _steps
 from ._backoff_policy import RESET_AFTER, BackoffPolicy, ExponentialBackoff
-from ._cache import Writer, downstream_runs, failed_run, feeding, held_specs
+from ._cache import Writer, downstream_runs, failed_run, feeding, held_objects
 from ._callables import check_callable
 from ._delivery import End, ScheduledDrain, fail_consumer
 from ._watching import for_store
@@ -265,9 +265,10 @@ def reflect(writer: Writer) -> Callable[[Observable[Event]], Observable[Event]]:
     order): either way the store's ``writer_status()`` says ``"retrying"`` while the
     source is down. The events are applied on the thread that emits them, i.e. the
     watch's own thread. Piped straight after a ``watcher()`` (into a store that is not
-    compact), it has the watcher decode a line whose spec is byte for byte the one
-    its object had without decoding that spec: the new version holds the same spec dict
-    as the cached one, so objects after ``reflect()`` must not be mutated.
+    compact), it has the watcher decode a line without the parts (the spec, the field
+    sets of ``managedFields``) that are byte for byte those of the object the store
+    holds: the new version holds the store's dicts, so objects after ``reflect()`` must
+    not be mutated.
 
     Args:
         writer: the writer from :func:`rxkube.store`.
@@ -338,12 +339,12 @@ def _storing(
     writer: Writer, operator: Callable[[Observable[Event]], Observable[Event]]
 ) -> Callable[[Observable[Event]], Observable[Event]]:
     """``operator``, caching into ``writer``'s store, subscribed to a ``watcher()`` as the
-    one consumer of its objects: the watcher then decodes each line reusing the spec the
-    store holds for its object (see ``rxkube._spec_reuse``)."""
-    spec_of = held_specs(writer)
-    if spec_of is None:
+    one consumer of its objects: the watcher then decodes each line reusing the parts of
+    the object the store holds (see ``rxkube._unchanged_parts``)."""
+    held_of = held_objects(writer)
+    if held_of is None:
         return operator
-    return lambda source: operator(for_store(source, spec_of))
+    return lambda source: operator(for_store(source, held_of))
 
 
 def observe_on(

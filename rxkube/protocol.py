@@ -40,7 +40,7 @@ from typing import Any, Literal
 import orjson
 
 from ._shards import Shard, ShardSelectorError
-from ._spec_reuse import SpecReuse
+from ._unchanged_parts import UnchangedParts
 from .errors import DecodeError, api_error, failure_status
 from .events import Apply, Delete, Event, Init, InitApply, InitDone
 
@@ -329,7 +329,7 @@ class WatchMachine:
 
     # -- answers to a ListRequest ------------------------------------------------------
 
-    def on_list(self, data: bytes, specs: SpecReuse | None = None) -> Iterator[Event]:
+    def on_list(self, data: bytes, specs: UnchangedParts | None = None) -> Iterator[Event]:
         """Feed a 200 answer to a ListRequest: its body, as the server sent it.
 
         Returns the page's events as they are taken: ``Init`` with the first page,
@@ -770,7 +770,7 @@ class _ListPage:
         "metadata",
     )
 
-    def __init__(self, data: bytes, what: str, specs: SpecReuse | None = None) -> None:
+    def __init__(self, data: bytes, what: str, specs: UnchangedParts | None = None) -> None:
         """Check the envelope of ``data``, the body of a list answer, and cut it into its
         items, decoded as they are taken (a body not cut is decoded whole at once); each
         item cut is shown to ``specs``, if given.

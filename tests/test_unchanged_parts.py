@@ -1,7 +1,8 @@
-"""A watch line decoded with the spec its store holds: always what ``orjson.loads`` gives.
+"""A watch line decoded with the parts its store holds: always what ``orjson.loads`` gives.
 
-``SpecReuse`` is fed hostile lines (``"spec":{`` in strings, nested and repeated ``spec``
-keys, other encodings, a held spec changed since) and random histories, and each decode is
+``UnchangedParts`` is fed hostile lines (``"spec":{`` in strings, nested and repeated ``spec``
+keys, field sets inside a spec, other encodings, a held spec changed since) and random
+histories, and each decode is
 compared with ``orjson.loads`` of the same line, over a dict standing for the store's
 objects; the tests over HTTP show which pipelines reuse (``reflect()`` straight after a
 ``watcher()``) and which do not, with real stores.
@@ -20,7 +21,7 @@ from reactivex import Observable
 
 from benchmarks.workload import make_pod, modified
 from rxkube import applied_objects, modify, reflect, reflect_shared, store, watcher
-from rxkube._spec_reuse import Key, SpecReuse
+from rxkube._unchanged_parts import Key, UnchangedParts
 from rxkube.client import Api, Client
 from rxkube.dispatcher import store_shared
 from rxkube.events import Apply, InitApply
@@ -34,11 +35,10 @@ class Held:
 
     def __init__(self) -> None:
         self.objects: dict[Key, Any] = {}
-        self.reuse = SpecReuse(self.spec_of)
+        self.reuse = UnchangedParts(self.held_of)
 
-    def spec_of(self, key: Key) -> Any:
-        obj = self.objects.get(key)
-        return obj.get("spec") if isinstance(obj, dict) else None
+    def held_of(self, key: Key) -> Any:
+        return self.objects.get(key)
 
     def decode(self, data: bytes) -> Any:
         """``decode(data)``, checked against ``orjson.loads`` (values and their types),
@@ -62,14 +62,51 @@ def line(kind: str, obj: Any) -> bytes:
     return orjson.dumps({"type": kind, "object": obj})
 
 
+def entry(manager: str, time: str, *fields: str) -> dict[str, Any]:
+    return {
+        "manager": manager,
+        "operation": "Update",
+        "time": time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {f"f:{field}": {} for field in fields}},
+    }
+
+
 def pod(name: str = "p", namespace: str = "default", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "uid": "u", "resourceVersion": "1"},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "u",
+            "resourceVersion": "1",
+            "managedFields": [entry("kubectl", "t0", "containers"), entry("kubelet", "t0", "x")],
+        },
         "spec": {"containers": [{"name": "c", "image": "nginx"}], **spec},
         "status": {"phase": "Pending"},
     }
+
+
+def field_sets(decoded: Any) -> list[Any]:
+    return [e["fieldsV1"] for e in decoded["object"]["metadata"]["managedFields"]]
+
+
+def test_the_field_sets_held_are_reused_whatever_else_their_entries_changed() -> None:
+    held = Held()
+    first = field_sets(held.decode(line("ADDED", pod())))
+    later = pod()
+    later["metadata"]["managedFields"][1]["time"] = "t1"  # the writer's entry, rewritten
+    second = field_sets(held.decode(line("MODIFIED", later)))
+    assert second[0] is first[0] and second[1] is first[1]
+    later["metadata"]["managedFields"][1] = entry("kubelet", "t2", "x", "y")
+    third = field_sets(held.decode(line("MODIFIED", later)))
+    assert third[0] is first[0] and third[1] is not first[1]
+    later["metadata"]["managedFields"].insert(0, entry("other", "t3", "z"))
+    # A new writer's entry first: the others moved (kube-apiserver orders them by time).
+    fourth = field_sets(held.decode(line("MODIFIED", later)))
+    assert fourth[1] is first[0] and fourth[2] is third[1]
+    assert fourth[0] == {"f:spec": {"f:z": {}}}
 
 
 def test_an_unchanged_spec_is_the_one_held_and_a_changed_one_is_new() -> None:
@@ -118,6 +155,12 @@ def test_a_held_spec_changed_since_is_not_handed_out() -> None:
 
 
 HOSTILE: list[bytes] = [
+    # a field set's bytes inside the spec, and a "fieldsV1" in a string
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p","managedFields":[{"manager":"kubectl",'
+    b'"fieldsV1":{"f:spec":{"f:containers":{}}}}],"annotations":{"a":"\\"fieldsV1\\":{"}},'
+    b'"spec":{"fieldsV1":{"f:spec":{"f:containers":{}}}}}}',
+    b'{"type":"MODIFIED","object":{"metadata":{"name":"p"},"spec":{"x":1,'
+    b'"fieldsV1":{"f:spec":{"f:containers":{}}}}}}',
     # "spec":{ inside a string, after an escaped quote
     b'{"type":"MODIFIED","object":{"metadata":{"name":"p","uid":"u-1","annotations":'
     b'{"a":"x\\"spec\\":{\\"containers\\":[]}"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}}',
