@@ -9,8 +9,11 @@ the line's bytes). Where the line's bytes at one of those parts are exactly the 
 the store's dict, a marker string is spliced in place of them before decoding, and the
 marker is swapped for the store's dict. The spec is encoded again for each line (a tenth
 of the cost of decoding it; one changed since to other JSON values, which no one should
-do, is then not taken for the line's); a field set, which the store holds once for all the
-objects its writer wrote alike, is encoded once and the encoding kept with the dict.
+do, is then not taken for the line's); a field set, which the store holds once for the
+objects its writer wrote alike, is encoded once and the encoding kept with the dict (for
+the last 1,024 field sets). Values the store was given that are not JSON's own but encode
+as JSON (a tuple, an enum member, put in with ``writer.apply()``) are taken for the JSON
+they encode to, as the store's own comparison of a relisted object takes them.
 Nothing is remembered of objects: what is reused is always what the store holds, so a
 relist, a second subscription or a store that swaps parts for their twins never holds a
 part twice.
@@ -20,8 +23,8 @@ it was meant to (the event object's ``spec``, the ``fieldsV1`` of its n-th ``man
 entry), not inside a string, a nested ``spec``, or the first of two keys; a line it does not
 fit is decoded whole. A server whose encoding differs from orjson's (Go writes ``&`` as
 ``\\u0026``) costs that encoding per event and is decoded whole. Which object the line is
-about is read from its bytes (the first ``"namespace"`` and ``"name"``); that decides only
-which parts are compared, never what an object is given.
+about is read from its bytes (the first ``"namespace"`` and ``"name"`` before its spec) and
+checked once decoded; a line about another object is decoded whole.
 
 The store's dicts are handed on, so this relies on what the store relies on: objects in the
 stream after ``reflect()`` are not mutated. That is why only ``reflect()`` and
@@ -96,14 +99,15 @@ class UnchangedParts:
             orjson.JSONDecodeError: the line is not JSON.
         """
         spec_at, fields_at = _places(line)
-        first = fields_at[0] if fields_at else spec_at
-        if first >= 0:
-            key = _key_in(line, first)
+        if spec_at >= 0 or fields_at:
+            # Metadata comes before the spec, its keys sorted for a custom resource (so
+            # its field sets may come before its name).
+            key = _key_in(line, spec_at if spec_at > 0 else len(line))
             held = None if key is None else self._held_of(key)
-            if type(held) is dict:
+            if key is not None and type(held) is dict:
                 cuts = self._cuts(held, line, spec_at, fields_at)
                 if cuts:
-                    decoded = self._spliced(line, cuts)
+                    decoded = self._spliced(line, cuts, key)
                     if decoded is not None:
                         return decoded
         return _loads(line)
@@ -172,9 +176,10 @@ class UnchangedParts:
         self._encoded[id(part)] = (part, encoded)
         return encoded
 
-    def _spliced(self, line: bytes, cuts: list[_Cut]) -> dict[str, Any] | None:
+    def _spliced(self, line: bytes, cuts: list[_Cut], key: Key) -> dict[str, Any] | None:
         """The line decoded with each cut's dict in place of its bytes; None if a marker
-        put there does not come out where it was meant to."""
+        put there does not come out where it was meant to, or the object is not the one
+        of ``key`` (whose parts were looked up: a label called ``name`` came first)."""
         view = memoryview(line)
         markers = self._markers
         pieces: list[Any] = []
@@ -194,7 +199,9 @@ class UnchangedParts:
         if type(obj) is not dict:
             return None
         meta = obj.get("metadata")
-        entries = meta.get("managedFields") if type(meta) is dict else None
+        if type(meta) is not dict or (meta.get("namespace") or None, meta.get("name")) != key:
+            return None
+        entries = meta.get("managedFields")
         if type(entries) is not list:
             entries = []
         tokens = self._tokens

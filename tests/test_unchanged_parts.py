@@ -396,3 +396,34 @@ def test_a_second_subscription_relisting_into_the_store_reuses_what_it_holds(pod
     )
     assert listed_again is first  # the relist's item was given the store's spec
     assert relabelled is first
+
+
+def test_a_line_is_given_the_parts_of_its_own_object_only() -> None:
+    # A label called "name" before the object's own name points the look-up elsewhere.
+    held = Held()
+    other = held.decode(line("ADDED", pod("y")))
+    mislead = {"metadata": {"labels": {"name": "y"}, **pod("x")["metadata"]}, "spec": pod()["spec"]}
+    got = held.decode(line("ADDED", mislead))
+    assert got["object"]["spec"] is not other["object"]["spec"]
+    again = held.decode(line("MODIFIED", mislead))
+    assert again["object"]["spec"] is not other["object"]["spec"]
+
+
+def test_a_custom_resource_with_its_keys_sorted_has_its_parts_reused() -> None:
+    # As Go encodes an unstructured object: managedFields (and apiVersion) before name.
+    held = Held()
+    widget: dict[str, Any] = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {
+            "managedFields": [entry("kubectl", "t0", "size")],
+            "name": "w",
+            "namespace": "default",
+        },
+        "spec": {"size": 1},
+    }
+    first = held.decode(line("ADDED", widget))
+    widget["metadata"]["managedFields"][0]["time"] = "t1"
+    second = held.decode(line("MODIFIED", widget))
+    assert second["object"]["spec"] is first["object"]["spec"]
+    assert field_sets(second)[0] is field_sets(first)[0]
