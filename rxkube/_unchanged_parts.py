@@ -43,8 +43,9 @@ from typing import Any
 import orjson
 
 from ._equality import JSON_ONLY
+from ._object_ref import Key
 
-__all__ = ["HeldOf", "Key", "UnchangedParts"]
+__all__ = ["HeldOf", "UnchangedParts"]
 
 _SPEC = b'"spec":{'
 _FIELDS = b'"fieldsV1":{'
@@ -59,9 +60,6 @@ _KEY_OPENERS = (ord(","), ord("{"))
 _loads = orjson.loads
 _dumps = orjson.dumps
 
-
-Key = tuple[str | None, str]
-"""A store's key of an object: its namespace (None if cluster-scoped) and name."""
 
 HeldOf = Callable[[Key], Any]
 """The object the store holds for a key, if any (anything: it is checked)."""

@@ -21,7 +21,8 @@ from reactivex import Observable
 
 from benchmarks.workload import make_pod, modified
 from rxkube import applied_objects, modify, reflect, reflect_shared, store, watcher
-from rxkube._unchanged_parts import Key, UnchangedParts
+from rxkube._object_ref import Key
+from rxkube._unchanged_parts import UnchangedParts
 from rxkube.client import Api, Client
 from rxkube.dispatcher import store_shared
 from rxkube.events import Apply, InitApply
