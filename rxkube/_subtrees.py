@@ -122,8 +122,8 @@ class SharedSubtrees:
 
     def _update(self, meta: dict[str, Any], before: dict[str, Any]) -> bool:
         """Share the ``managedFields`` of an update, entry by entry, with those of the
-        version ``before`` it; False if they are not two lists of as many entries (the
-        general walk then takes them).
+        version ``before`` it; False if they are not two lists of as many entries, each a
+        dict (the general walk then takes them).
 
         What :meth:`_parts` does for them, without its steps for every other shape: an
         update changes its writer's entry only, so this is the path of nearly every

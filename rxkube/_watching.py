@@ -192,8 +192,8 @@ def _watch(
 
     def subscribe(observer: abc.ObserverBase[Event], held_of: HeldOf | None) -> abc.DisposableBase:
         start, first[0] = first[0], None
-        specs = None if held_of is None else UnchangedParts(held_of)
-        run = _WatchRun(api, config, metadata_only, observer, cell, stats, start, specs)
+        parts = None if held_of is None else UnchangedParts(held_of)
+        run = _WatchRun(api, config, metadata_only, observer, cell, stats, start, parts)
         thread = threading.Thread(
             target=run.run, name=f"rxkube-watch-{api.resource.plural}", daemon=True
         )
@@ -279,10 +279,10 @@ class _WatchRun:
         resume: list[str | None],
         stats: WatchStats,
         watch_from: str | None = None,
-        specs: UnchangedParts | None = None,
+        parts: UnchangedParts | None = None,
     ) -> None:
         self._api = api
-        self._specs = specs
+        self._parts = parts
         self._watch_from = watch_from
         self._config = config
         self._metadata_only = metadata_only
@@ -382,7 +382,7 @@ class _WatchRun:
         # then freed at once, and a relist never holds a page of decoded objects.
         on_next = self._observer.on_next
         with burst():
-            for event in machine.on_list(response.data, self._specs):
+            for event in machine.on_list(response.data, self._parts):
                 if isinstance(event, InitDone):
                     # The resume point has moved: published before the event, as always.
                     resume[0] = machine.resource_version
@@ -419,8 +419,8 @@ class _WatchRun:
         """Feed the stream's lines to the machine; True if a line made it start over."""
         # The caller holds this watch's burst open: each line's events are sent without
         # opening one of their own (a burst per event cost more than the machine's step).
-        specs = self._specs
-        loads = orjson.loads if specs is None else specs.decode
+        parts = self._parts
+        loads = orjson.loads if parts is None else parts.decode
         on_event, send = machine.on_watch_event, self._send
         on_next = self._observer.on_next
         # This thread's own tally (see EventTally), counted inline: each line before its

@@ -329,7 +329,7 @@ class WatchMachine:
 
     # -- answers to a ListRequest ------------------------------------------------------
 
-    def on_list(self, data: bytes, specs: UnchangedParts | None = None) -> Iterator[Event]:
+    def on_list(self, data: bytes, parts: UnchangedParts | None = None) -> Iterator[Event]:
         """Feed a 200 answer to a ListRequest: its body, as the server sent it.
 
         Returns the page's events as they are taken: ``Init`` with the first page,
@@ -348,7 +348,7 @@ class WatchMachine:
         before it, which a store only buffers until ``InitDone``, as it does the pages of
         a list that fails midway: what it serves never holds part of a list.
 
-        ``specs``, if given, gives each item the spec its store holds for it where the two
+        ``parts``, if given, gives each item the spec its store holds for it where the two
         encode alike.
 
         Raises:
@@ -358,7 +358,7 @@ class WatchMachine:
         if not isinstance(state, _Listing):
             raise RuntimeError(f"on_list called in state {state!r}")
         what = self._list_what
-        page = _ListPage(data, what, specs)
+        page = _ListPage(data, what, parts)
         meta = page.metadata
         cont = meta.get("continue")
         if cont and not isinstance(cont, str):
@@ -761,7 +761,7 @@ class _ListPage:
     __slots__ = (
         "_data",
         "_end",
-        "_specs",
+        "_parts",
         "_start",
         "_what",
         "_whole",
@@ -770,16 +770,16 @@ class _ListPage:
         "metadata",
     )
 
-    def __init__(self, data: bytes, what: str, specs: UnchangedParts | None = None) -> None:
+    def __init__(self, data: bytes, what: str, parts: UnchangedParts | None = None) -> None:
         """Check the envelope of ``data``, the body of a list answer, and cut it into its
         items, decoded as they are taken (a body not cut is decoded whole at once); each
-        item cut is shown to ``specs``, if given.
+        item cut is shown to ``parts``, if given.
 
         Raises:
             DecodeError: a body that is not JSON or not a Kubernetes list.
         """
         self._data = data
-        self._specs = specs
+        self._parts = parts
         self._what = what
         self._whole: list[Any] | None = None
         self._start = self._end = 0
@@ -817,7 +817,7 @@ class _ListPage:
         # What opens the first item and its first key: what opens every item.
         separator = b"}," + data[start : key + 2]
         view, loads, find = memoryview(data), orjson.loads, data.find
-        adopt = None if self._specs is None else self._specs.adopt
+        adopt = None if self._parts is None else self._parts.adopt
         taken = 0
         while True:
             cut = find(separator, start, end)
