@@ -35,7 +35,6 @@ would be the one the store still serves), and only for a store that keeps object
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +52,8 @@ _MOST_ENTRIES = 16
 """Field sets looked at per line (an object has one ``managedFields`` entry per writer)."""
 _MOST_ENCODED = 1024
 """Field set encodings kept: a store shares one dict among the objects written alike."""
+_OPENS_AT = len(_SPEC) - 1
+_OPENS_AT_FIELDS = len(_FIELDS) - 1
 _NAME = b'"name":"'
 _NAMESPACE = b'"namespace":"'
 _KEY_OPENERS = (ord(","), ord("{"))
@@ -96,14 +97,19 @@ class UnchangedParts:
         Raises:
             orjson.JSONDecodeError: the line is not JSON.
         """
-        spec_at, fields_at = _places(line)
-        if spec_at >= 0 or fields_at:
-            # Metadata comes before the spec, its keys sorted for a custom resource (so
-            # its field sets may come before its name).
-            key = _key_in(line, spec_at if spec_at > 0 else len(line))
-            held = None if key is None else self._held_of(key)
-            if key is not None and type(held) is dict:
-                cuts = self._cuts(held, line, spec_at, fields_at)
+        find = line.find
+        at = find(_SPEC)
+        while at > 0 and line[at - 1] not in _KEY_OPENERS:  # inside a string
+            at = find(_SPEC, at + 1)
+        # Metadata comes before the spec, its keys sorted for a custom resource (so its
+        # field sets may come before its name): nothing of it is looked for past the spec.
+        spec_at = at + _OPENS_AT if at > 0 else -1
+        stop = spec_at if at > 0 else len(line)
+        key = _key_in(line, stop)
+        if key is not None:
+            held = self._held_of(key)
+            if type(held) is dict:
+                cuts = self._cuts(held, line, spec_at, stop)
                 if cuts:
                     decoded = self._spliced(line, cuts, key)
                     if decoded is not None:
@@ -128,46 +134,57 @@ class UnchangedParts:
         if type(kept) is dict and kept is not spec and _encoding(kept) == _encoding(spec):
             item["spec"] = kept
 
-    def _cuts(
-        self, held: dict[str, Any], line: bytes, spec_at: int, fields_at: list[int]
-    ) -> list[_Cut]:
+    def _cuts(self, held: dict[str, Any], line: bytes, spec_at: int, stop: int) -> list[_Cut]:
         """The parts of ``held`` that ``line`` encodes in their places, in the order of
-        its bytes."""
+        its bytes (the field sets before ``stop``, the spec at ``spec_at`` if not -1)."""
         cuts: list[_Cut] = []
         meta = held.get("metadata")
         entries = meta.get("managedFields") if type(meta) is dict else None
-        if fields_at and type(entries) is list:
-            # The held sets, each with its encoding: an entry may have moved (kube-apiserver
-            # keeps them in time order, and a writer's update makes its entry the newest).
+        if type(entries) is list:
+            kept_of = self._encoded.get
             held_sets = []
             for entry in entries[:_MOST_ENTRIES]:
                 part = entry.get("fieldsV1") if type(entry) is dict else None
                 if type(part) is dict:
-                    encoded = self._encoding_of(part)
+                    kept = kept_of(id(part))
+                    encoded = (
+                        kept[1] if kept is not None and kept[0] is part else self._encode(part)
+                    )
                     if encoded:
                         held_sets.append((encoded, part))
-            for index, begin in enumerate(fields_at):
-                for encoded, part in held_sets:
-                    if line.startswith(encoded, begin):
-                        cuts.append((begin, begin + len(encoded), index, part))
-                        break
+            find = line.find
+            at = index = 0
+            unmatched = len(held_sets)
+            # Until each held set is matched: an entry may have moved (kube-apiserver keeps
+            # them in time order, and a writer's update makes its entry the newest), so
+            # each field set is compared with the one held in its place first, then all.
+            while unmatched and index < _MOST_ENTRIES:
+                at = find(_FIELDS, at, stop)
+                while at > 0 and line[at - 1] not in _KEY_OPENERS:
+                    at = find(_FIELDS, at + 1, stop)
+                if at < 0:
+                    break
+                at += _OPENS_AT_FIELDS
+                found = held_sets[index] if index < len(held_sets) else None
+                if found is None or not line.startswith(found[0], at):
+                    found = next((held for held in held_sets if line.startswith(held[0], at)), None)
+                if found is not None:
+                    encoded, part = found
+                    cuts.append((at, at + len(encoded), index, part))
+                    at += len(encoded)
+                    unmatched -= 1
+                index += 1
         spec = held.get("spec")
-        if spec_at >= 0 and type(spec) is dict:
+        if spec_at > 0 and type(spec) is dict:
             encoded = _encoding(spec)
             if encoded and line.startswith(encoded, spec_at):
+                if cuts and cuts[-1][1] > spec_at:  # a "spec" key inside a field set: none
+                    return []
                 cuts.append((spec_at, spec_at + len(encoded), -1, spec))
-                if len(cuts) > 1 and spec_at < cuts[-2][0]:
-                    cuts.sort()  # begins differ: the dicts are never compared
-        for (_, end, _, _), (begin, _, _, _) in itertools.pairwise(cuts):
-            if begin < end:  # one inside another (a "fieldsV1" key in a spec): none
-                return []
         return cuts
 
-    def _encoding_of(self, part: dict[str, Any]) -> bytes:
-        """The encoding of the field set ``part``, kept while the dict is (b"" if not JSON)."""
-        kept = self._encoded.get(id(part))
-        if kept is not None and kept[0] is part:
-            return kept[1]
+    def _encode(self, part: dict[str, Any]) -> bytes:
+        """The encoding of the field set ``part`` (b"" if not JSON), kept while the dict is."""
         encoded = _encoding(part)
         if len(self._encoded) >= _MOST_ENCODED:
             self._encoded.clear()
@@ -178,47 +195,39 @@ class UnchangedParts:
         """The line decoded with each cut's dict in place of its bytes; None if a marker
         put there does not come out where it was meant to, or the object is not the one
         of ``key`` (whose parts were looked up: a label called ``name`` came first)."""
-        view = memoryview(line)
         markers = self._markers
-        pieces: list[Any] = []
+        pieces: list[bytes] = []
         at = 0
         for number, (begin, end, _, _) in enumerate(cuts):
-            pieces.append(view[at:begin])
+            pieces.append(line[at:begin])
             pieces.append(markers[number])
             at = end
-        pieces.append(view[at:])
+        pieces.append(line[at:])
         try:
             decoded: Any = _loads(b"".join(pieces))
         except orjson.JSONDecodeError:
             return None
-        if type(decoded) is not dict:
-            return None
-        obj = decoded.get("object")
-        if type(obj) is not dict:
-            return None
-        meta = obj.get("metadata")
+        obj: Any = decoded.get("object") if type(decoded) is dict else None
+        meta: Any = obj.get("metadata") if type(obj) is dict else None
         if type(meta) is not dict or (meta.get("namespace") or None, meta.get("name")) != key:
             return None
         entries = meta.get("managedFields")
         if type(entries) is not list:
             entries = []
         tokens = self._tokens
-        for number, (_, _, where, _) in enumerate(cuts):
+        # Swapped as checked: a line that fails a check is dropped, swaps and all.
+        for number, (_, _, where, part) in enumerate(cuts):
             if where < 0:
                 if obj.get("spec") != tokens[number]:
                     return None
-            elif (
-                where >= len(entries)
-                or type(entries[where]) is not dict
-                or entries[where].get("fieldsV1") != tokens[number]
-            ):
-                return None
-        for _, _, where, part in cuts:
-            if where < 0:
                 obj["spec"] = part
             else:
-                entries[where]["fieldsV1"] = part
-        return decoded
+                entry = entries[where] if where < len(entries) else None
+                if type(entry) is not dict or entry.get("fieldsV1") != tokens[number]:
+                    return None
+                entry["fieldsV1"] = part
+        spliced: dict[str, Any] = decoded
+        return spliced
 
 
 def _encoding(part: Any) -> bytes:
@@ -227,27 +236,6 @@ def _encoding(part: Any) -> bytes:
         return _dumps(part, option=JSON_ONLY)
     except TypeError:
         return b""
-
-
-def _places(line: bytes) -> tuple[int, list[int]]:
-    """Where the value of the first ``"spec"`` key of ``line`` opens (its ``{``, or -1), and
-    where each ``"fieldsV1"`` value before it does; a key not after ``{`` or ``,`` is
-    inside a string."""
-    find = line.find
-    stop = len(line)
-    at = find(_SPEC)
-    while at > 0 and line[at - 1] not in _KEY_OPENERS:
-        at = find(_SPEC, at + 1)
-    spec_at = at + len(_SPEC) - 1 if at > 0 else -1
-    if spec_at > 0:
-        stop = spec_at  # metadata comes first: no field set is looked for past the spec
-    fields_at: list[int] = []
-    at = find(_FIELDS, 0, stop)
-    while at > 0 and len(fields_at) < _MOST_ENTRIES:
-        if line[at - 1] in _KEY_OPENERS:
-            fields_at.append(at + len(_FIELDS) - 1)
-        at = find(_FIELDS, at + 1, stop)
-    return spec_at, fields_at
 
 
 def _key_in(line: bytes, stop: int) -> Key | None:

@@ -110,6 +110,29 @@ def test_the_field_sets_held_are_reused_whatever_else_their_entries_changed() ->
     assert fourth[0] == {"f:spec": {"f:z": {}}}
 
 
+def test_a_new_writers_entry_last_leaves_the_others_reused() -> None:
+    held = Held()
+    first = field_sets(held.decode(line("ADDED", pod())))
+    later = pod()
+    later["metadata"]["managedFields"].append(entry("scheduler", "t1", "nodeName"))
+    second = field_sets(held.decode(line("MODIFIED", later)))
+    assert second[0] is first[0] and second[1] is first[1]
+    assert second[2] == {"f:spec": {"f:nodeName": {}}}
+    third = field_sets(held.decode(line("MODIFIED", later)))
+    assert [a is b for a, b in zip(third, second, strict=True)] == [True, True, True]
+
+
+def test_a_spec_key_inside_a_field_set_is_not_taken_for_the_spec() -> None:
+    """The first ``"spec":{`` of the line is inside a held field set that encodes the held
+    spec too: each would be reused, one inside the other, so the line is decoded whole."""
+    held = Held()
+    obj = pod()
+    obj["metadata"]["managedFields"][0]["fieldsV1"] = {"spec": obj["spec"]}
+    held.decode(line("ADDED", obj))
+    again = held.decode(line("MODIFIED", obj))
+    assert again["object"]["metadata"]["managedFields"][0]["fieldsV1"] == {"spec": obj["spec"]}
+
+
 def test_an_unchanged_spec_is_the_one_held_and_a_changed_one_is_new() -> None:
     held = Held()
     first = held.decode(line("ADDED", pod()))
