@@ -141,6 +141,8 @@ class UnchangedParts:
         meta = held.get("metadata")
         entries = meta.get("managedFields") if type(meta) is dict else None
         if type(entries) is list:
+            # The kept encoding is looked up here, not in a call per entry (a call costs
+            # about what the look-up does); _encode keeps a new one.
             kept_of = self._encoded.get
             held_sets = []
             for entry in entries[:_MOST_ENTRIES]:
