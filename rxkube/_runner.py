@@ -502,7 +502,7 @@ class Run:
                 self._stop_requests += 1
                 if error is not None and self._error is None:
                     self._error = error
-                    log.error("controller %s: a trigger stream failed: %s", self._name, error)
+                    log.error("controller %s: a trigger stream failed: %s", self._name, str(error))
                 if not self._stopping:
                     how = "its stream completed" if completed else "asked to"
                     log.info("controller %s stopping (%s)", self._name, how)

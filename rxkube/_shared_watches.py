@@ -893,7 +893,7 @@ class SharedWatches:
         and it leaves the registry: its watch goes on for the other views, and a later
         request for the same view gets a new one.
         """
-        log.error("the store of the shared view %s failed; the view ends: %s", view.key, exc)
+        log.error("the store of the shared view %s failed; the view ends: %s", view.key, str(exc))
         starting: list[_Watch] = []
         closing: list[_Watch] = []
         with burst(), self._lock:  # the streams fail at the burst's end, outside the locks
@@ -907,7 +907,7 @@ class SharedWatches:
 
     def _on_failed(self, watch: _Watch, exc: Exception) -> None:
         """The watch gave up (an error backoff does not retry): its views fail with it."""
-        log.error("the shared watch of %s failed: %s", watch.key, exc)
+        log.error("the shared watch of %s failed: %s", watch.key, str(exc))
         with burst(), self._lock:  # the streams fail at the burst's end, outside the locks
             with watch.lock:
                 watch.closed = True

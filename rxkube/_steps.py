@@ -381,8 +381,11 @@ class Retrier:
         ):
             self._policy.reset()
         delay = self._policy.next_delay()
+        # The logs take the error's text, not the error: a handler that keeps records (a
+        # MemoryHandler, pytest's) would keep its traceback, whose frames hold the failed
+        # watch run, its client and its store, long after they were disposed.
         if delay is None:
-            log.warning("giving up after %s: the backoff policy allows no more retries", error)
+            log.warning("giving up after %s: the backoff policy allows no more retries", str(error))
             return None
         if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
             raise ValueError(
@@ -395,7 +398,7 @@ class Retrier:
             # Retry-After of a day must not stop the stream for a day.
             cap = getattr(self._policy, "max_delay", MAX_DELAY)
             delay = max(delay, min(float(retry_after), float(cap)))
-        log.warning("retrying in %.2f s after %s: %s", delay, type(error).__name__, error)
+        log.warning("retrying in %.2f s after %s: %s", delay, type(error).__name__, str(error))
         if self._on_retry is not None:
             self._on_retry(error, delay)
         return delay

@@ -625,7 +625,7 @@ async def _on_thread(step: _steps.Step[_A, _B], item: _A, dispose: Callable[[], 
             with contextlib.suppress(asyncio.CancelledError):  # cancelled again: still wait
                 await asyncio.wait({thread})
         if not thread.cancelled() and (error := thread.exception()) is not None:
-            log.warning("a step of a cancelled iteration failed: %r", error)
+            log.warning("a step of a cancelled iteration failed: %s", repr(error))
         raise
 
 

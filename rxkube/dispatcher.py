@@ -753,7 +753,7 @@ class _Subscriber:
             try:
                 self.observer.on_error(error)
             except Exception:
-                log.warning("%s", error)
+                log.warning("%s", str(error))
 
 
 def _as_exception(error: BaseException | None) -> Exception | None:

@@ -465,7 +465,9 @@ class LeaderElector:
         try:
             won = self._try_acquire_or_renew(started, deadline)
         except RxKubeError as exc:
-            log.warning("%s: Lease %s: acquire or renew failed: %s", self.identity, self.name, exc)
+            log.warning(
+                "%s: Lease %s: acquire or renew failed: %s", self.identity, self.name, str(exc)
+            )
             won = False
         if won:
             self._renewed_at = started
@@ -599,7 +601,7 @@ class LeaderElector:
         try:
             self._write(self._lease, spec, now, now + self.renew_deadline)
         except RxKubeError as exc:
-            log.warning("%s: could not release Lease %s: %s", self.identity, self.name, exc)
+            log.warning("%s: could not release Lease %s: %s", self.identity, self.name, str(exc))
 
     def _announce(self, leading: bool) -> None:
         if leading == self._leading:

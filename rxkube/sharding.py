@@ -556,7 +556,7 @@ class ShardMember:
         try:
             written = self._write(spec, _claim_text(claim, self.key), wall)
         except RxKubeError as exc:
-            log.warning("shard member %s: renewing its Lease failed: %s", self.lease_name, exc)
+            log.warning("shard member %s: renewing its Lease failed: %s", self.lease_name, str(exc))
             with self._lock:
                 self._dirty = self._dirty or publishing_pending
             return False
@@ -612,7 +612,9 @@ class ShardMember:
         try:
             self._write(spec, "", wall)
         except RxKubeError as exc:
-            log.warning("shard member %s: could not release its Lease: %s", self.lease_name, exc)
+            log.warning(
+                "shard member %s: could not release its Lease: %s", self.lease_name, str(exc)
+            )
 
     def _publish(self, held: Ranges) -> None:
         if held != self._emitted:

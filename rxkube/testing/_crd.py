@@ -586,7 +586,7 @@ class Definitions:
             self._sync(name)
         except StatusError as exc:
             # A concurrent write got there first: its own sync follows.
-            log.debug("rxkube test API server: syncing %s: %s", name, exc)
+            log.debug("rxkube test API server: syncing %s: %s", name, str(exc))
 
     def _current(self, name: str) -> Object | None:
         try:
