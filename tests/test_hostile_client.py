@@ -262,10 +262,8 @@ MALFORMED_LISTS: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize("bad", MALFORMED_LISTS)
-def test_a_malformed_list_is_a_decode_error_and_the_watch_retries(
-    serve: Callable[[Handler], RawHttpServer], bad: Any
-) -> None:
+def bad_then_good(bad: Any) -> Handler:
+    """Answers the first list with ``bad``, later ones with one pod; holds every watch."""
     lists = 0
 
     def handler(request: Request, conn: socket.socket) -> bool:
@@ -275,7 +273,14 @@ def test_a_malformed_list_is_a_decode_error_and_the_watch_retries(
         lists += 1
         return answer(conn, bad if lists == 1 else pod_list([pod("web", "5")]))
 
-    server = serve(handler)
+    return handler
+
+
+@pytest.mark.parametrize("bad", MALFORMED_LISTS)
+def test_a_malformed_list_is_a_decode_error_and_the_watch_retries(
+    serve: Callable[[Handler], RawHttpServer], bad: Any
+) -> None:
+    server = serve(bad_then_good(bad))
     retries: list[BaseException] = []
     objects = run_until_ready(pods_api(server), retries)
     assert list(objects) == ["web"]
@@ -286,16 +291,7 @@ def test_a_malformed_list_is_a_decode_error_and_the_watch_retries(
 def test_a_kept_log_record_of_a_retry_does_not_keep_the_disposed_watch(
     serve: Callable[[Handler], RawHttpServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    lists = 0
-
-    def handler(request: Request, conn: socket.socket) -> bool:
-        nonlocal lists
-        if request.is_watch:
-            return hold(conn)
-        lists += 1
-        return answer(conn, MALFORMED_LISTS[3] if lists == 1 else pod_list([pod("web", "5")]))
-
-    server = serve(handler)
+    server = serve(bad_then_good(MALFORMED_LISTS[3]))
     retries: list[BaseException] = []
     reader, writer = store("pods")
     subscription = (
